@@ -1,0 +1,186 @@
+/* store.h - the public interface of rwgate's storage layer.
+ *
+ * The store holds float samples of many series in N shards. A series belongs
+ * to the shard `hash % nshards` where hash is rw_labels_hash() of its full
+ * label set. Each shard owns one SQLite database file `<dir>/shard-<k>.db`
+ * holding its series, its completed compressed chunks (delta-of-delta
+ * timestamps, XOR floats) and its write-ahead records; in memory it has a
+ * postings index (label name -> value -> series) and one open head chunk per
+ * series. See store/FORMAT.md for the on-disk format.
+ *
+ * Threading: every function may be called from any thread concurrently.
+ * Appends to one shard are serialised by the shard's lock; readers see a
+ * consistent snapshot per shard.
+ *
+ * Durability: rw_store_append() returns RW_OK only once every sample it
+ * accepted (and everything appended to the same shards before it) is
+ * committed to disk: a 2xx reply built on RW_OK survives kill -9. Commits of
+ * concurrent appends to one shard are grouped into one SQLite transaction. */
+#ifndef RW_STORE_H
+#define RW_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "core/arena.h"
+#include "core/err.h"
+#include "core/labels.h"
+#include "core/matcher.h"
+#include "core/metrics.h"
+
+typedef struct rw_store rw_store;
+
+typedef struct rw_store_opts {
+    const char *dir;            /* data directory, created if missing */
+    int nshards;                /* >= 1; fixed for a data directory (stored in it) */
+    int64_t retention_ms;       /* chunks whose newest sample is older than
+                                   (newest sample in the store - retention) are
+                                   dropped; 0 = keep forever */
+    int busy_timeout_ms;        /* SQLite busy timeout; past it appends fail RW_AGAIN */
+    size_t max_pending_bytes;   /* per shard: unsynced WAL bytes before appends
+                                   fail RW_AGAIN (disk trouble); 0 = 64 MiB */
+    int64_t checkpoint_interval_ms; /* how often head state is checkpointed and
+                                   the WAL trimmed; 0 = 5 minutes */
+    rw_metrics *metrics;        /* may be NULL */
+} rw_store_opts;
+
+/* Opens (creating or recovering) every shard. Logs what it does: shards opened,
+ * WAL records replayed (with progress on long replays), series and chunks
+ * loaded, time taken. A torn or corrupt WAL tail is truncated and logged. */
+rw_store *rw_store_open(const rw_store_opts *opts, rw_err *err);
+/* Checkpoints every shard (so the next open replays nothing), logs what it
+ * persisted, closes. Callers must have stopped appending. */
+void rw_store_close(rw_store *s);
+
+int rw_store_nshards(const rw_store *s);
+
+/* ---- write path ---- */
+
+typedef struct rw_sample {
+    int64_t t; /* ms since epoch */
+    double v;  /* the stale marker is the NaN with bits 0x7ff0000000000002 */
+} rw_sample;
+
+#define RW_STALE_NAN_BITS 0x7ff0000000000002ULL
+int rw_is_stale_nan(double v);
+double rw_stale_nan(void);
+
+typedef struct rw_append_series {
+    const rw_label *labels;  /* validated, sorted (rw_labels_validate) */
+    size_t nlabels;
+    uint64_t hash;           /* rw_labels_hash(labels, nlabels) */
+    const rw_sample *samples;
+    size_t nsamples;         /* in the order the sender sent them */
+} rw_append_series;
+
+/* Why one sample was not stored. */
+typedef enum {
+    RW_REJ_OUT_OF_ORDER,  /* older than the series' newest sample */
+    RW_REJ_DUPLICATE,     /* same timestamp as the newest, different value */
+    RW_REJ_TOO_OLD,       /* older than the retention window */
+    RW_REJ__COUNT
+} rw_reject_reason;
+
+const char *rw_reject_reason_str(rw_reject_reason r);
+
+typedef void (*rw_reject_fn)(void *ctx, const rw_append_series *series, size_t sample_index,
+                             rw_reject_reason reason);
+
+typedef struct rw_append_result {
+    uint64_t samples_written;   /* accepted, including identical resends */
+    uint64_t rejected[RW_REJ__COUNT];
+    uint64_t series_created;
+    rw_reject_fn on_reject;     /* optional, called for every rejected sample */
+    void *on_reject_ctx;
+} rw_append_result;
+
+/* Appends a batch. Per-sample rejections are counted in *res and do not fail
+ * the call (the very same sample sent again - same timestamp and value - is
+ * accepted silently and counted as written). Returns RW_OK once everything
+ * accepted is durable; RW_AGAIN (busy, too much unsynced data) or RW_IO
+ * (disk full, fsync failed) when it could not be made durable, in which case
+ * the caller answers 503 and the sender retries. */
+rw_rc rw_store_append(rw_store *s, const rw_append_series *series, size_t n,
+                      rw_append_result *res, rw_err *err);
+
+/* Metric metadata (type, help, unit per metric family), last write wins. */
+typedef struct rw_metadata {
+    const char *metric;
+    const char *type;   /* "counter", "gauge", "histogram", "gaugehistogram",
+                           "summary", "info", "stateset", "unknown" */
+    const char *help;
+    const char *unit;
+} rw_metadata;
+
+rw_rc rw_store_put_metadata(rw_store *s, const rw_metadata *md, size_t n, rw_err *err);
+/* All metadata (or only `metric` when not NULL), strings in arena, sorted by
+ * metric name; at most `limit` entries when limit > 0. */
+rw_rc rw_store_get_metadata(rw_store *s, const char *metric, size_t limit, rw_arena *a,
+                            rw_metadata **out, size_t *nout, rw_err *err);
+
+/* ---- read path ---- */
+
+typedef struct rw_series_data {
+    rw_label *labels;   /* sorted; strings in the caller's arena */
+    size_t nlabels;
+    int64_t *t;         /* ascending; in the caller's arena */
+    double *v;
+    size_t n;           /* samples in [mint, maxt] (stale markers included) */
+} rw_series_data;
+
+enum {
+    RW_SELECT_LABELS_ONLY = 1, /* no samples: t/v NULL, n 0; a series is
+                                  returned if it has any sample in range */
+};
+
+/* Every series that matches all matchers and has at least one sample in
+ * [mint, maxt] (inclusive), sorted by label set. At least one matcher must
+ * not match the empty string (like Prometheus) or RW_BADREQ is returned.
+ * max_samples > 0 caps the total samples returned (RW_LIMIT when exceeded). */
+rw_rc rw_store_select(rw_store *s, const rw_matcher *ms, size_t nms, int64_t mint, int64_t maxt,
+                      int flags, size_t max_samples, rw_arena *a, rw_series_data **out,
+                      size_t *nout, rw_err *err);
+
+/* Sorted, unique label names / values of `name` over series that match all
+ * matchers (nms may be 0: all series) and have samples in [mint, maxt].
+ * Strings in the arena. */
+rw_rc rw_store_label_names(rw_store *s, const rw_matcher *ms, size_t nms, int64_t mint,
+                           int64_t maxt, rw_arena *a, char ***out, size_t *nout, rw_err *err);
+rw_rc rw_store_label_values(rw_store *s, const char *name, const rw_matcher *ms, size_t nms,
+                            int64_t mint, int64_t maxt, rw_arena *a, char ***out, size_t *nout,
+                            rw_err *err);
+
+/* ---- status ---- */
+
+typedef struct rw_store_stats {
+    uint64_t series;
+    uint64_t head_chunks;      /* open chunks in memory */
+    uint64_t persisted_chunks; /* completed chunks in SQLite */
+    uint64_t samples_in_head;
+    int64_t min_time, max_time; /* over all data; INT64_MAX/INT64_MIN when empty */
+    uint64_t db_bytes;         /* size of all database files */
+} rw_store_stats;
+
+void rw_store_get_stats(rw_store *s, rw_store_stats *st);
+
+/* Cardinality for /api/v1/status/tsdb: top `limit` metric names by series
+ * count, label names by number of values, label=value pairs by series count. */
+typedef struct rw_stat_entry {
+    char *name;
+    uint64_t value;
+} rw_stat_entry;
+
+typedef struct rw_store_cardinality {
+    rw_stat_entry *by_metric;      size_t n_by_metric;
+    rw_stat_entry *label_values;   size_t n_label_values;   /* label name -> #values */
+    rw_stat_entry *by_label_pair;  size_t n_by_label_pair;  /* "name=value" -> #series */
+    rw_stat_entry *memory_by_label;size_t n_memory_by_label;/* label name -> bytes of values */
+} rw_store_cardinality;
+
+rw_rc rw_store_cardinality_top(rw_store *s, size_t limit, rw_arena *a,
+                               rw_store_cardinality *out, rw_err *err);
+
+/* Runs retention and checkpoints now (they also run on their own in a
+ * background thread). For tests and operations. */
+rw_rc rw_store_maintain(rw_store *s, rw_err *err);
+
+#endif

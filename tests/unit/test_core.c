@@ -1,0 +1,183 @@
+/* test_core.c - unit tests of core/: float formatting as Prometheus writes it,
+ * durations, API times, labels (hash, validation, ordering), matchers, the
+ * arena and the capped buffer. */
+#include <float.h>
+#include <stdlib.h>
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/json.h"
+#include "core/labels.h"
+#include "core/matcher.h"
+#include "core/timeutil.h"
+#include "test.h"
+
+static void test_float_format(void)
+{
+    char b[64];
+    struct { double v; const char *json, *g; } cases[] = {
+        {0, "0", "0"},
+        {1, "1", "1"},
+        {-2.5, "-2.5", "-2.5"},
+        {0.1, "0.1", "0.1"},
+        {1e6, "1000000", "1e+06"},
+        {123456789, "123456789", "1.23456789e+08"},
+        {1e-7, "1e-07", "1e-07"},
+        {0.0001, "0.0001", "0.0001"},
+        {0.00001, "0.00001", "1e-05"},
+        {1e21, "1e+21", "1e+21"},
+        {1.7976931348623157e308, "1.7976931348623157e+308", "1.7976931348623157e+308"},
+        {3.0e20, "300000000000000000000", "3e+20"},
+        {1.0 / 3, "0.3333333333333333", "0.3333333333333333"},
+        {NAN, "NaN", "NaN"},
+        {INFINITY, "+Inf", "+Inf"},
+        {-INFINITY, "-Inf", "-Inf"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rw_fmt_float_json(cases[i].v, b);
+        CHECK_STR(b, cases[i].json);
+        rw_fmt_float_g(cases[i].v, b);
+        CHECK_STR(b, cases[i].g);
+    }
+}
+
+static void test_json_point(void)
+{
+    rw_buf b;
+    rw_buf_init(&b, 0);
+    rw_json_point(&b, 1500, 2);
+    rw_json_point(&b, -1500, 0.5);
+    rw_json_point(&b, 3000, 1e-9);
+    CHECK_STR(b.p, "[1.5,\"2\"][-1.5,\"0.5\"][3,\"1e-09\"]");
+    rw_buf_reset(&b);
+    rw_json_str(&b, "a\"b\\c\n<");
+    CHECK_STR(b.p, "\"a\\\"b\\\\c\\n\\u003c\"");
+    rw_buf_free(&b);
+}
+
+static void test_durations(void)
+{
+    int64_t ms;
+    rw_err e;
+    rw_err_init(&e);
+    CHECK(rw_parse_duration("1h30m", 5, &ms, &e) == RW_OK && ms == 5400000);
+    CHECK(rw_parse_duration("5m", 2, &ms, &e) == RW_OK && ms == 300000);
+    CHECK(rw_parse_duration("100ms", 5, &ms, &e) == RW_OK && ms == 100);
+    CHECK(rw_parse_duration("1y2w3d", 6, &ms, &e) == RW_OK &&
+          ms == (365LL + 14 + 3) * 86400000);
+    CHECK(rw_parse_duration("1m1h", 4, &ms, &e) == RW_BADREQ);
+    CHECK(rw_parse_duration("5", 1, &ms, &e) == RW_BADREQ);
+    CHECK(rw_parse_duration("", 0, &ms, &e) == RW_BADREQ);
+    CHECK(rw_parse_duration("1.5h", 4, &ms, &e) == RW_BADREQ);
+    char b[32];
+    rw_format_duration(5400000, b, sizeof b);
+    CHECK_STR(b, "1h30m");
+    rw_format_duration(0, b, sizeof b);
+    CHECK_STR(b, "0s");
+    CHECK(rw_parse_api_time("1.5", &ms, &e) == RW_OK && ms == 1500);
+    CHECK(rw_parse_api_time("2015-07-01T20:10:51.781Z", &ms, &e) == RW_OK &&
+          ms == 1435781451781LL);
+    CHECK(rw_parse_api_time("2015-07-01T22:10:51+02:00", &ms, &e) == RW_OK &&
+          ms == 1435781451000LL);
+    CHECK(rw_parse_api_time("yesterday", &ms, &e) == RW_BADREQ);
+    CHECK(rw_parse_api_duration("15s", &ms, &e) == RW_OK && ms == 15000);
+    CHECK(rw_parse_api_duration("0.5", &ms, &e) == RW_OK && ms == 500);
+    CHECK(rw_parse_api_duration("x", &ms, &e) == RW_BADREQ);
+}
+
+static void test_labels(void)
+{
+    rw_label a[] = {{"__name__", "up"}, {"instance", "x:1"}, {"job", "etcd"}};
+    rw_label b[] = {{"__name__", "up"}, {"instance", "x:1"}, {"job", "etcd2"}};
+    rw_err e;
+    rw_err_init(&e);
+    CHECK(rw_labels_hash(a, 3) != rw_labels_hash(b, 3));
+    CHECK(rw_labels_hash(a, 3) == rw_labels_hash(a, 3));
+    CHECK(rw_labels_cmp(a, 3, b, 3) < 0);
+    CHECK(rw_labels_cmp(a, 2, a, 3) < 0);
+    CHECK_STR(rw_labels_get(a, 3, "job"), "etcd");
+    CHECK(rw_labels_get(a, 3, "nope") == NULL);
+    CHECK(rw_labels_validate(a, 3, &e) == RW_OK);
+    rw_label unsorted[] = {{"__name__", "up"}, {"job", "a"}, {"instance", "b"}};
+    CHECK(rw_labels_validate(unsorted, 3, &e) == RW_BADREQ && strstr(e.msg, "sorted"));
+    rw_label dup[] = {{"__name__", "up"}, {"job", "a"}, {"job", "b"}};
+    CHECK(rw_labels_validate(dup, 3, &e) == RW_BADREQ && strstr(e.msg, "duplicate"));
+    rw_label noname[] = {{"job", "a"}};
+    CHECK(rw_labels_validate(noname, 1, &e) == RW_BADREQ && strstr(e.msg, "__name__"));
+    rw_label empty[] = {{"__name__", "up"}, {"job", ""}};
+    CHECK(rw_labels_validate(empty, 2, &e) == RW_BADREQ && strstr(e.msg, "empty value"));
+    rw_label badutf[] = {{"__name__", "up"}, {"job", "\xc3\x28"}};
+    CHECK(rw_labels_validate(badutf, 2, &e) == RW_BADREQ && strstr(e.msg, "UTF-8"));
+    CHECK(rw_utf8_valid("h\xc3\xa9llo", 6));
+    CHECK(!rw_utf8_valid("\xed\xa0\x80", 3)); /* surrogate */
+    CHECK(!rw_utf8_valid("\xc0\xaf", 2));     /* overlong */
+    rw_label sub[] = {{"a", "1"}, {"b", "2"}, {"c", "3"}};
+    const char *only_b[] = {"b"};
+    rw_label just_b[] = {{"b", "2"}};
+    CHECK(rw_labels_hash_subset(sub, 3, only_b, 1, 1) == rw_labels_hash(just_b, 1));
+    rw_label ac[] = {{"a", "1"}, {"c", "3"}};
+    CHECK(rw_labels_hash_subset(sub, 3, only_b, 1, 0) == rw_labels_hash(ac, 2));
+    char out[128];
+    rw_labels_format(a, 3, out, sizeof out);
+    CHECK_STR(out, "up{instance=\"x:1\", job=\"etcd\"}");
+}
+
+static void test_matchers(void)
+{
+    rw_matcher m;
+    rw_err e;
+    rw_err_init(&e);
+    CHECK(rw_matcher_init(&m, RW_MATCH_RE, "job", "etcd|kube.*", &e) == RW_OK);
+    CHECK(rw_matcher_matches(&m, "etcd"));
+    CHECK(rw_matcher_matches(&m, "kubelet"));
+    CHECK(!rw_matcher_matches(&m, "xetcd"));   /* anchored at start */
+    CHECK(!rw_matcher_matches(&m, "etcdx"));   /* anchored at end */
+    rw_matcher_free(&m);
+    CHECK(rw_matcher_init(&m, RW_MATCH_RE, "a", "foo|bar", &e) == RW_OK);
+    CHECK(rw_matcher_matches(&m, "bar") && !rw_matcher_matches(&m, "foobar"));
+    rw_matcher_free(&m);
+    CHECK(rw_matcher_init(&m, RW_MATCH_NRE, "a", ".+", &e) == RW_OK);
+    CHECK(rw_matcher_matches_empty(&m) && !rw_matcher_matches(&m, "x"));
+    rw_matcher_free(&m);
+    CHECK(rw_matcher_init(&m, RW_MATCH_RE, "a", "a.b", &e) == RW_OK);
+    CHECK(rw_matcher_matches(&m, "a\nb")); /* (?s) as in Prometheus */
+    rw_matcher_free(&m);
+    CHECK(rw_matcher_init(&m, RW_MATCH_NEQ, "a", "x", &e) == RW_OK);
+    CHECK(rw_matcher_matches(&m, NULL) && !rw_matcher_matches(&m, "x"));
+    rw_matcher_free(&m);
+    CHECK(rw_matcher_init(&m, RW_MATCH_RE, "a", "(unclosed", &e) == RW_BADREQ);
+    CHECK(strstr(e.msg, "invalid regular expression") != NULL);
+}
+
+static void test_arena_buf(void)
+{
+    rw_arena *a = rw_arena_new(1024, 8192);
+    char *s = rw_arena_strdup(a, "hello");
+    CHECK_STR(s, "hello");
+    void *big = rw_arena_alloc(a, 4000);
+    CHECK(big != NULL);
+    CHECK(rw_arena_alloc(a, 100000) == NULL); /* over the cap */
+    char *p = rw_arena_alloc(a, 10);
+    char *q = rw_arena_realloc(a, p, 10, 20);
+    CHECK(p == q); /* grown in place */
+    rw_arena_reset(a);
+    CHECK(rw_arena_alloc(a, 100) != NULL);
+    rw_arena_free(a);
+
+    rw_buf b;
+    rw_buf_init(&b, 8);
+    CHECK(rw_buf_puts(&b, "12345678") == RW_OK);
+    CHECK(rw_buf_puts(&b, "9") == RW_LIMIT);
+    CHECK(b.failed);
+    rw_buf_free(&b);
+}
+
+int main(void)
+{
+    RUN(test_float_format);
+    RUN(test_json_point);
+    RUN(test_durations);
+    RUN(test_labels);
+    RUN(test_matchers);
+    RUN(test_arena_buf);
+    TEST_DONE();
+}
