@@ -10,6 +10,8 @@
 
 #define RW_FUNC_MAX_ARGS 6
 
+typedef struct rw_func rw_func;
+
 struct rw_eval_ctx;      /* query/eval_int.h */
 struct rw_eval_value;    /* query/eval_int.h */
 struct rw_node;
