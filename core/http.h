@@ -43,6 +43,7 @@ typedef struct rw_http_route {
 typedef struct rw_http_opts {
     unsigned max_connections;   /* default 1024 */
     unsigned timeout_s;         /* idle connection timeout, default 120 */
+    struct rw_metrics *metrics; /* request counts and durations per route; may be NULL */
 } rw_http_opts;
 
 typedef struct rw_http_server rw_http_server;
