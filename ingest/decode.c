@@ -1,0 +1,181 @@
+/* decode.c - from a remote-write body to a batch of series (first step of
+ * the write path, after content negotiation).
+ *
+ * Snappy's declared uncompressed length is read and checked against the
+ * limit before anything is allocated; the protobuf is unpacked by protobuf-c
+ * with an allocator that draws from the request arena (capped, so a hostile
+ * message that expands into millions of tiny objects fails instead of
+ * exhausting memory). Remote-write 2.0 label references are resolved against
+ * the symbol table with bounds checks. Nothing here validates label sets:
+ * that is validate.c's job, per series, so one bad series does not fail the
+ * request. */
+#include <snappy-c.h>
+#include <string.h>
+#include "ingest_int.h"
+#include "proto/remote.pb-c.h"
+#include "proto/write_v2.pb-c.h"
+
+static void *arena_alloc(void *ctx, size_t n) { return rw_arena_alloc(ctx, n); }
+static void arena_free(void *ctx, void *p) { (void)ctx; (void)p; }
+
+static const char *const metric_types[] = {"unknown", "counter", "gauge", "histogram",
+                                           "gaugehistogram", "summary", "info", "stateset"};
+
+static const char *type_name(int t)
+{
+    return t >= 0 && t < 8 ? metric_types[t] : "unknown";
+}
+
+static rw_rc copy_samples(rw_arena *a, rw_in_series *s, size_t n, void **src, int v2)
+{
+    s->nsamples = n;
+    s->samples = n ? rw_arena_alloc(a, n * sizeof *s->samples) : NULL;
+    if (n && !s->samples)
+        return RW_LIMIT;
+    for (size_t i = 0; i < n; i++) {
+        if (v2) {
+            const Io__Prometheus__Write__V2__Sample *x = src[i];
+            s->samples[i].t = x->timestamp;
+            s->samples[i].v = x->value;
+        } else {
+            const Prometheus__Sample *x = src[i];
+            s->samples[i].t = x->timestamp;
+            s->samples[i].v = x->value;
+        }
+    }
+    return RW_OK;
+}
+
+static rw_rc decode_v1(const uint8_t *raw, size_t n, rw_arena *a, ProtobufCAllocator *pa,
+                       rw_in_batch *out, rw_err *err)
+{
+    Prometheus__WriteRequest *wr = prometheus__write_request__unpack(pa, n, raw);
+    if (!wr)
+        return RW_BADREQ;
+    out->nseries = wr->n_timeseries;
+    out->series = rw_arena_calloc(a, wr->n_timeseries ? wr->n_timeseries : 1, sizeof *out->series);
+    if (!out->series)
+        return RW_LIMIT;
+    for (size_t i = 0; i < wr->n_timeseries; i++) {
+        const Prometheus__TimeSeries *ts = wr->timeseries[i];
+        rw_in_series *s = &out->series[i];
+        s->nlabels = ts->n_labels;
+        s->labels = rw_arena_alloc(a, (ts->n_labels ? ts->n_labels : 1) * sizeof *s->labels);
+        if (!s->labels)
+            return RW_LIMIT;
+        for (size_t k = 0; k < ts->n_labels; k++) {
+            s->labels[k].name = ts->labels[k]->name ? ts->labels[k]->name : "";
+            s->labels[k].value = ts->labels[k]->value ? ts->labels[k]->value : "";
+        }
+        if (copy_samples(a, s, ts->n_samples, (void **)ts->samples, 0) != RW_OK)
+            return RW_LIMIT;
+        s->nhistograms = ts->n_histograms;
+        s->nexemplars = ts->n_exemplars;
+    }
+    out->nmetadata = wr->n_metadata;
+    out->metadata = rw_arena_calloc(a, wr->n_metadata ? wr->n_metadata : 1, sizeof *out->metadata);
+    if (!out->metadata)
+        return RW_LIMIT;
+    for (size_t i = 0; i < wr->n_metadata; i++) {
+        const Prometheus__MetricMetadata *m = wr->metadata[i];
+        out->metadata[i].metric = m->metric_family_name ? m->metric_family_name : "";
+        out->metadata[i].type = type_name(m->type);
+        out->metadata[i].help = m->help ? m->help : "";
+        out->metadata[i].unit = m->unit ? m->unit : "";
+    }
+    return RW_OK;
+}
+
+static rw_rc decode_v2(const uint8_t *raw, size_t n, rw_arena *a, ProtobufCAllocator *pa,
+                       rw_in_batch *out, rw_err *err)
+{
+    Io__Prometheus__Write__V2__Request *rq = io__prometheus__write__v2__request__unpack(pa, n, raw);
+    if (!rq)
+        return RW_BADREQ;
+    if (rq->n_timeseries && (rq->n_symbols == 0 || rq->symbols[0][0] != '\0'))
+        return rw_err_set(err, RW_BADREQ, "remote-write 2.0: symbols[0] must be the empty string");
+    out->nseries = rq->n_timeseries;
+    out->series = rw_arena_calloc(a, rq->n_timeseries ? rq->n_timeseries : 1, sizeof *out->series);
+    out->metadata = rw_arena_calloc(a, rq->n_timeseries ? rq->n_timeseries : 1,
+                                    sizeof *out->metadata);
+    if (!out->series || !out->metadata)
+        return RW_LIMIT;
+    for (size_t i = 0; i < rq->n_timeseries; i++) {
+        const Io__Prometheus__Write__V2__TimeSeries *ts = rq->timeseries[i];
+        rw_in_series *s = &out->series[i];
+        if (ts->n_labels_refs % 2)
+            return rw_err_set(err, RW_BADREQ,
+                              "remote-write 2.0: series %zu has an odd number of labels_refs (%zu)",
+                              i, ts->n_labels_refs);
+        s->nlabels = ts->n_labels_refs / 2;
+        s->labels = rw_arena_alloc(a, (s->nlabels ? s->nlabels : 1) * sizeof *s->labels);
+        if (!s->labels)
+            return RW_LIMIT;
+        for (size_t k = 0; k < s->nlabels; k++) {
+            uint32_t nr = ts->labels_refs[2 * k], vr = ts->labels_refs[2 * k + 1];
+            if (nr >= rq->n_symbols || vr >= rq->n_symbols)
+                return rw_err_set(err, RW_BADREQ,
+                                  "remote-write 2.0: series %zu: label reference %u out of range "
+                                  "(%zu symbols)",
+                                  i, nr >= rq->n_symbols ? nr : vr, rq->n_symbols);
+            s->labels[k].name = rq->symbols[nr];
+            s->labels[k].value = rq->symbols[vr];
+        }
+        if (copy_samples(a, s, ts->n_samples, (void **)ts->samples, 1) != RW_OK)
+            return RW_LIMIT;
+        s->nhistograms = ts->n_histograms;
+        s->nexemplars = ts->n_exemplars;
+        const Io__Prometheus__Write__V2__Metadata *md = ts->metadata;
+        if (md && (md->type != 0 || md->help_ref || md->unit_ref)) {
+            const char *metric = rw_labels_get(s->labels, s->nlabels, RW_METRIC_NAME);
+            if (!metric || md->help_ref >= rq->n_symbols || md->unit_ref >= rq->n_symbols)
+                continue; /* unusable metadata is ignored, never fatal */
+            rw_metadata *m = &out->metadata[out->nmetadata++];
+            m->metric = metric;
+            m->type = type_name(md->type);
+            m->help = rq->symbols[md->help_ref];
+            m->unit = rq->symbols[md->unit_ref];
+        }
+    }
+    return RW_OK;
+}
+
+rw_rc rw_in_decode_peek_len(const void *body, size_t len, size_t *ulen)
+{
+    return snappy_uncompressed_length(body, len, ulen) == SNAPPY_OK ? RW_OK : RW_BADREQ;
+}
+
+rw_rc rw_in_decode(const rw_ingest *ig, rw_proto_version v, const void *body, size_t len,
+                   rw_arena *a, rw_in_batch *out, rw_err *err)
+{
+    memset(out, 0, sizeof *out);
+    size_t ulen = 0;
+    if (snappy_uncompressed_length(body, len, &ulen) != SNAPPY_OK)
+        return rw_err_set(err, RW_BADREQ, "snappy: corrupt input (bad length header)");
+    if (ulen > ig->lim.max_decoded_bytes)
+        return rw_err_set(err, RW_LIMIT,
+                          "snappy: decoded size %zu bytes exceeds the limit of %zu bytes", ulen,
+                          ig->lim.max_decoded_bytes);
+    char *raw = rw_arena_alloc(a, ulen ? ulen : 1);
+    if (!raw)
+        return rw_err_set(err, RW_AGAIN, "out of memory for a %zu-byte body", ulen);
+    size_t got = ulen;
+    if (snappy_uncompress(body, len, raw, &got) != SNAPPY_OK || got != ulen)
+        return rw_err_set(err, RW_BADREQ, "snappy: corrupt input");
+    ProtobufCAllocator pa = {arena_alloc, arena_free, a};
+    rw_rc rc = v == RW_PROTO_V2 ? decode_v2((uint8_t *)raw, ulen, a, &pa, out, err)
+                                : decode_v1((uint8_t *)raw, ulen, a, &pa, out, err);
+    if (rc == RW_BADREQ && rw_arena_used(a) + (1u << 20) >= ig_arena_cap(ulen))
+        rc = RW_LIMIT; /* protobuf-c ran out of the arena, the message is fine */
+    if (rc == RW_LIMIT)
+        return rw_err_set(err, RW_LIMIT,
+                          "request too complex: decoding needs more memory than allowed");
+    if (rc == RW_BADREQ && (!err || err->code != RW_BADREQ))
+        return rw_err_set(err, RW_BADREQ, "cannot decode protobuf %s",
+                          v == RW_PROTO_V2 ? "io.prometheus.write.v2.Request"
+                                           : "prometheus.WriteRequest");
+    if (rc == RW_OK && out->nseries > ig->lim.max_series_per_request)
+        return rw_err_set(err, RW_LIMIT, "request has %zu series, limit is %zu per request",
+                          out->nseries, ig->lim.max_series_per_request);
+    return rc;
+}

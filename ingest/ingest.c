@@ -1,0 +1,220 @@
+/* ingest.c - the write path's core: decode a body into a batch, validate
+ * each series, add the tenant label, append everything valid to the store in
+ * one call (one lock per shard, one group commit), and account for what was
+ * written and rejected. The HTTP side (negotiation, status codes, headers) is
+ * write_handler.c. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/log.h"
+#include "ingest_int.h"
+
+#define MAX_REASONS 5
+
+static char *dup_or(const char *s, const char *def)
+{
+    return strdup(s ? s : def);
+}
+
+rw_ingest *rw_ingest_new(const rw_ingest_opts *o, rw_err *err)
+{
+    rw_ingest *ig = calloc(1, sizeof *ig);
+    if (!ig) {
+        rw_err_set(err, RW_NOMEM, "out of memory");
+        return NULL;
+    }
+    ig->store = o->store;
+    ig->lim = o->limits;
+#define DEF(f, d) if (!ig->lim.f) ig->lim.f = (d)
+    DEF(max_body_bytes, RW_INGEST_DEFAULT_MAX_BODY);
+    DEF(max_decoded_bytes, RW_INGEST_DEFAULT_MAX_DECODED);
+    DEF(max_series_per_request, RW_INGEST_DEFAULT_MAX_SERIES);
+    DEF(max_labels_per_series, RW_INGEST_DEFAULT_MAX_LABELS);
+    DEF(max_label_name_len, RW_INGEST_DEFAULT_MAX_NAME_LEN);
+    DEF(max_label_value_len, RW_INGEST_DEFAULT_MAX_VALUE_LEN);
+#undef DEF
+    ig->tenant_header = dup_or(o->tenant_header, "X-Scope-OrgID");
+    ig->tenant_label = dup_or(o->tenant_label, "tenant_id");
+    ig->default_tenant = dup_or(o->default_tenant, "");
+    rw_metrics *m = o->metrics;
+    const char *rh = "Remote-write requests received by protocol version.";
+    ig->req_v1 = rw_metrics_counter(m, "rwgate_ingest_requests_total", "version=\"1\"", rh);
+    ig->req_v2 = rw_metrics_counter(m, "rwgate_ingest_requests_total", "version=\"2\"", rh);
+    const char *fh = "Remote-write requests that failed as a whole, by kind.";
+    ig->req_bad = rw_metrics_counter(m, "rwgate_ingest_requests_failed_total",
+                                     "reason=\"bad_request\"", fh);
+    ig->req_unavailable = rw_metrics_counter(m, "rwgate_ingest_requests_failed_total",
+                                             "reason=\"unavailable\"", fh);
+    ig->samples_written = rw_metrics_counter(m, "rwgate_ingest_samples_written_total", NULL,
+                                             "Samples stored (including identical resends).");
+    const char *sh = "Samples rejected, by reason.";
+    for (int r = 0; r < RW_REJ__COUNT; r++) {
+        char lbl[64];
+        snprintf(lbl, sizeof lbl, "reason=\"%s\"", rw_reject_reason_str((rw_reject_reason)r));
+        ig->samples_rejected[r] = rw_metrics_counter(m, "rwgate_ingest_samples_rejected_total",
+                                                     lbl, sh);
+    }
+    ig->series_invalid = rw_metrics_counter(m, "rwgate_ingest_series_rejected_total",
+                                            "reason=\"invalid\"",
+                                            "Series rejected whole (invalid labels, limits).");
+    ig->histograms_rejected = rw_metrics_counter(
+        m, "rwgate_ingest_histograms_rejected_total", NULL,
+        "Native histogram samples rejected (not stored by this version).");
+    ig->exemplars_dropped = rw_metrics_counter(m, "rwgate_ingest_exemplars_dropped_total", NULL,
+                                               "Exemplars received and not stored.");
+    ig->metadata_written = rw_metrics_counter(m, "rwgate_ingest_metadata_written_total", NULL,
+                                              "Metric metadata entries stored.");
+    ig->bytes_received = rw_metrics_counter(m, "rwgate_ingest_bytes_received_total", NULL,
+                                            "Compressed remote-write body bytes received.");
+    if (!ig->tenant_header || !ig->tenant_label || !ig->default_tenant) {
+        rw_ingest_free(ig);
+        rw_err_set(err, RW_NOMEM, "out of memory");
+        return NULL;
+    }
+    return ig;
+}
+
+void rw_ingest_free(rw_ingest *ig)
+{
+    if (!ig)
+        return;
+    free(ig->tenant_header);
+    free(ig->tenant_label);
+    free(ig->default_tenant);
+    free(ig);
+}
+
+const rw_ingest_limits *rw_ingest_get_limits(const rw_ingest *ig)
+{
+    return &ig->lim;
+}
+
+static void add_reason(rw_write_stats *st, int *nreasons, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void add_reason(rw_write_stats *st, int *nreasons, const char *fmt, ...)
+{
+    if (*nreasons >= MAX_REASONS)
+        return;
+    size_t len = strlen(st->reasons);
+    if (len + 8 >= sizeof st->reasons)
+        return;
+    if (len)
+        len += (size_t)snprintf(st->reasons + len, sizeof st->reasons - len, "; ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->reasons + len, sizeof st->reasons - len, fmt, ap);
+    va_end(ap);
+    (*nreasons)++;
+}
+
+typedef struct reject_ctx {
+    rw_write_stats *st;
+    int *nreasons;
+} reject_ctx;
+
+static void on_reject(void *ctx, const rw_append_series *s, size_t i, rw_reject_reason r)
+{
+    reject_ctx *rc = ctx;
+    char lbl[256];
+    rw_labels_format(s->labels, s->nlabels, lbl, sizeof lbl);
+    add_reason(rc->st, rc->nreasons, "%s: sample at %lld: %s", lbl, (long long)s->samples[i].t,
+               rw_reject_reason_str(r));
+}
+
+rw_rc rw_ingest_write(rw_ingest *ig, rw_proto_version v, const char *tenant, const void *body,
+                      size_t len, rw_write_stats *st, rw_err *err)
+{
+    memset(st, 0, sizeof *st);
+    int nreasons = 0;
+    rw_counter_add(v == RW_PROTO_V2 ? ig->req_v2 : ig->req_v1, 1);
+    rw_counter_add(ig->bytes_received, len);
+    if (!tenant || !*tenant)
+        tenant = ig->default_tenant;
+    size_t ulen = 0;
+    /* the arena is sized from the declared length once decode.c has checked
+       it; a bad header is reported by decode.c */
+    if (rw_in_decode_peek_len(body, len, &ulen) != RW_OK || ulen > ig->lim.max_decoded_bytes)
+        ulen = 0;
+    rw_arena *a = rw_arena_new(ulen > (1u << 20) ? (1u << 20) : 0, ig_arena_cap(ulen));
+    if (!a)
+        return rw_err_set(err, RW_AGAIN, "out of memory");
+    rw_in_batch b;
+    rw_rc rc = rw_in_decode(ig, v, body, len, a, &b, err);
+    if (rc != RW_OK) {
+        rw_arena_free(a);
+        rw_counter_add(ig->req_bad, 1);
+        return rc;
+    }
+    rw_append_series *as = rw_arena_alloc(a, (b.nseries ? b.nseries : 1) * sizeof *as);
+    if (!as) {
+        rw_arena_free(a);
+        return rw_err_set(err, RW_LIMIT, "request too complex");
+    }
+    size_t nas = 0;
+    int add_tenant = ig->tenant_label[0] && tenant[0];
+    for (size_t i = 0; i < b.nseries; i++) {
+        rw_in_series *s = &b.series[i];
+        st->histograms_rejected += s->nhistograms;
+        st->exemplars_dropped += s->nexemplars;
+        if (s->nhistograms)
+            add_reason(st, &nreasons, "series %zu: %llu native histogram samples not supported",
+                       i, (unsigned long long)s->nhistograms);
+        if (s->nsamples == 0)
+            continue;
+        rw_err verr;
+        rw_err_init(&verr);
+        if (rw_in_validate_series(ig, s, &verr) != RW_OK) {
+            char lbl[200];
+            rw_labels_format(s->labels, s->nlabels < 16 ? s->nlabels : 16, lbl, sizeof lbl);
+            add_reason(st, &nreasons, "series %s: %s", lbl, verr.msg);
+            st->series_rejected++;
+            st->samples_rejected += s->nsamples;
+            continue;
+        }
+        if (add_tenant && rw_in_set_label(a, s, ig->tenant_label, tenant) != RW_OK) {
+            rw_arena_free(a);
+            return rw_err_set(err, RW_LIMIT, "request too complex");
+        }
+        as[nas].labels = s->labels;
+        as[nas].nlabels = s->nlabels;
+        as[nas].hash = rw_labels_hash(s->labels, s->nlabels);
+        as[nas].samples = s->samples;
+        as[nas].nsamples = s->nsamples;
+        nas++;
+    }
+    reject_ctx rctx = {st, &nreasons};
+    rw_append_result res;
+    memset(&res, 0, sizeof res);
+    res.on_reject = on_reject;
+    res.on_reject_ctx = &rctx;
+    if (nas) {
+        rc = rw_store_append(ig->store, as, nas, &res, err);
+        if (rc != RW_OK) {
+            rw_counter_add(ig->req_unavailable, 1);
+            rw_arena_free(a);
+            return rc;
+        }
+    }
+    if (b.nmetadata) {
+        rw_err merr;
+        rw_err_init(&merr);
+        if (rw_store_put_metadata(ig->store, b.metadata, b.nmetadata, &merr) == RW_OK)
+            st->metadata_written = b.nmetadata;
+        else
+            rw_warn("ingest: storing %zu metadata entries failed: %s", b.nmetadata, merr.msg);
+    }
+    st->samples_written = res.samples_written;
+    for (int r = 0; r < RW_REJ__COUNT; r++) {
+        st->samples_rejected += res.rejected[r];
+        rw_counter_add(ig->samples_rejected[r], res.rejected[r]);
+    }
+    rw_counter_add(ig->samples_written, st->samples_written);
+    rw_counter_add(ig->series_invalid, st->series_rejected);
+    rw_counter_add(ig->histograms_rejected, st->histograms_rejected);
+    rw_counter_add(ig->exemplars_dropped, st->exemplars_dropped);
+    rw_counter_add(ig->metadata_written, st->metadata_written);
+    rw_arena_free(a);
+    return RW_OK;
+}

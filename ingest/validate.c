@@ -1,0 +1,46 @@
+/* validate.c - per-series checks on the write path, after decoding and
+ * before the store: the configured limits (labels per series, name and value
+ * lengths) and the label rules (sorted, no duplicates, no empty names or
+ * values, valid UTF-8, a metric name). A failing series is rejected alone;
+ * its siblings in the request are still written. Also the label insertion
+ * used for the tenant label. */
+#include <string.h>
+#include "ingest_int.h"
+
+rw_rc rw_in_validate_series(const rw_ingest *ig, const rw_in_series *s, rw_err *err)
+{
+    if (s->nlabels > ig->lim.max_labels_per_series)
+        return rw_err_set(err, RW_LIMIT, "series has %zu labels, limit is %zu", s->nlabels,
+                          ig->lim.max_labels_per_series);
+    for (size_t i = 0; i < s->nlabels; i++) {
+        size_t nl = strlen(s->labels[i].name), vl = strlen(s->labels[i].value);
+        if (nl > ig->lim.max_label_name_len)
+            return rw_err_set(err, RW_LIMIT, "label name \"%.40s...\" is %zu bytes, limit is %zu",
+                              s->labels[i].name, nl, ig->lim.max_label_name_len);
+        if (vl > ig->lim.max_label_value_len)
+            return rw_err_set(err, RW_LIMIT, "label %.64s: value is %zu bytes, limit is %zu",
+                              s->labels[i].name, vl, ig->lim.max_label_value_len);
+    }
+    return rw_labels_validate(s->labels, s->nlabels, err);
+}
+
+rw_rc rw_in_set_label(rw_arena *a, rw_in_series *s, const char *name, const char *value)
+{
+    size_t pos = 0;
+    while (pos < s->nlabels && strcmp(s->labels[pos].name, name) < 0)
+        pos++;
+    if (pos < s->nlabels && strcmp(s->labels[pos].name, name) == 0) {
+        s->labels[pos].value = value;
+        return RW_OK;
+    }
+    rw_label *nl = rw_arena_alloc(a, (s->nlabels + 1) * sizeof *nl);
+    if (!nl)
+        return RW_NOMEM;
+    memcpy(nl, s->labels, pos * sizeof *nl);
+    nl[pos].name = name;
+    nl[pos].value = value;
+    memcpy(nl + pos + 1, s->labels + pos, (s->nlabels - pos) * sizeof *nl);
+    s->labels = nl;
+    s->nlabels++;
+    return RW_OK;
+}
