@@ -1,0 +1,656 @@
+/* api.c - the Prometheus HTTP API's query endpoints (/api/v1/query and
+ * /api/v1/query_range) and what every endpoint of the read side shares: the
+ * module handle and its route rows, the {"status":...} JSON envelope with
+ * Prometheus' error types and statuses, and the parsing of time, limit and
+ * match[] parameters with Prometheus' error messages. Requests arrive from
+ * core/http.c; queries go to the PromQL engine (query/promql.h), whose
+ * rw_result is written out exactly as Prometheus' JSON encoder writes it so
+ * that Grafana and promtool see the same bytes. */
+#include "api_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/json.h"
+#include "core/timeutil.h"
+
+#define DEFAULT_LOOKBACK_MS (5 * 60 * 1000)
+#define DEFAULT_TIMEOUT_MS (2 * 60 * 1000)
+#define DEFAULT_REMOTE_READ_SAMPLES 50000000
+#define QUERY_MAX_BODY (8u << 20)      /* long PromQL / many match[] in a form */
+#define READ_MAX_BODY (32u << 20)      /* compressed remote-read request, as Prometheus */
+#define MAX_POINTS_PER_SERIES 11000
+
+/* Prometheus' printable forms of its minimum and maximum API times, which
+ * clients echo back as start/end. */
+#define PROM_MIN_TIME "-292273086-05-16T16:47:06Z"
+#define PROM_MAX_TIME "292277025-08-18T07:12:54.999999999Z"
+
+static const char *const endpoint_names[QAPI_EP__COUNT] = {
+    "query", "query_range", "series", "labels", "label_values",
+    "metadata", "buildinfo", "tsdb", "federate", "read",
+};
+
+/* ---- handle ---- */
+
+/* One malloc'd block: the sorted array followed by the strings. */
+static rw_label *copy_labels(const rw_label *l, size_t n)
+{
+    size_t bytes = n * sizeof(rw_label);
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(l[i].name) + strlen(l[i].value) + 2;
+    rw_label *out = malloc(bytes ? bytes : 1);
+    if (!out)
+        return NULL;
+    char *p = (char *)(out + n);
+    for (size_t i = 0; i < n; i++) {
+        size_t a = strlen(l[i].name) + 1, b = strlen(l[i].value) + 1;
+        memcpy(p, l[i].name, a);
+        out[i].name = p;
+        p += a;
+        memcpy(p, l[i].value, b);
+        out[i].value = p;
+        p += b;
+    }
+    rw_labels_sort(out, n);
+    return out;
+}
+
+rw_query_api *rw_query_api_new(const rw_query_api_opts *opts)
+{
+    rw_query_api *api = calloc(1, sizeof *api);
+    if (!api)
+        return NULL;
+    api->store = opts->store;
+    api->engine = opts->engine;
+    api->lookback_ms = opts->lookback_ms > 0 ? opts->lookback_ms : DEFAULT_LOOKBACK_MS;
+    api->default_timeout_ms =
+        opts->default_timeout_ms > 0 ? opts->default_timeout_ms : DEFAULT_TIMEOUT_MS;
+    api->max_remote_read_samples =
+        opts->max_remote_read_samples ? opts->max_remote_read_samples : DEFAULT_REMOTE_READ_SAMPLES;
+    api->version = strdup(opts->version ? opts->version : "unknown");
+    api->revision = strdup(opts->revision ? opts->revision : "unknown");
+    pthread_mutex_init(&api->ext_mu, NULL);
+    if (!api->version || !api->revision ||
+        rw_query_api_set_external_labels(api, opts->external_labels, opts->nexternal) != RW_OK) {
+        rw_query_api_free(api);
+        return NULL;
+    }
+    for (int i = 0; i < QAPI_EP__COUNT; i++) {
+        char lbl[64];
+        snprintf(lbl, sizeof lbl, "endpoint=\"%s\"", endpoint_names[i]);
+        api->duration[i] = rw_metrics_histogram(
+            opts->metrics, "rwgate_query_duration_seconds", lbl,
+            "Time spent answering read-side API requests, by endpoint.", rw_latency_buckets,
+            rw_latency_nbuckets);
+    }
+    return api;
+}
+
+void rw_query_api_free(rw_query_api *api)
+{
+    if (!api)
+        return;
+    pthread_mutex_destroy(&api->ext_mu);
+    free(api->ext);
+    free(api->version);
+    free(api->revision);
+    free(api);
+}
+
+rw_rc rw_query_api_set_external_labels(rw_query_api *api, const rw_label *labels, size_t n)
+{
+    rw_label *copy = NULL;
+    if (n) {
+        copy = copy_labels(labels, n);
+        if (!copy)
+            return RW_NOMEM;
+    }
+    pthread_mutex_lock(&api->ext_mu);
+    rw_label *old = api->ext;
+    api->ext = copy;
+    api->next = n;
+    pthread_mutex_unlock(&api->ext_mu);
+    free(old);
+    return RW_OK;
+}
+
+size_t rw_qapi_ext_labels(rw_query_api *api, rw_arena *a, rw_label **out)
+{
+    *out = NULL;
+    pthread_mutex_lock(&api->ext_mu);
+    size_t n = api->next;
+    rw_label *l = n ? rw_arena_alloc(a, n * sizeof *l) : NULL;
+    if (l) {
+        for (size_t i = 0; i < n; i++) {
+            l[i].name = rw_arena_strdup(a, api->ext[i].name);
+            l[i].value = rw_arena_strdup(a, api->ext[i].value);
+            if (!l[i].name || !l[i].value) {
+                l = NULL;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&api->ext_mu);
+    if (!l)
+        return 0;
+    *out = l;
+    return n;
+}
+
+size_t rw_query_api_routes(rw_query_api *api, rw_http_route *out, size_t max)
+{
+    const unsigned GP = RW_HTTP_GET | RW_HTTP_POST;
+    const rw_http_route rows[RW_QUERY_API_NROUTES] = {
+        {"/api/v1/query", GP, QUERY_MAX_BODY, rw_qapi_query, api},
+        {"/api/v1/query_range", GP, QUERY_MAX_BODY, rw_qapi_query_range, api},
+        {"/api/v1/series", GP, QUERY_MAX_BODY, rw_qapi_series, api},
+        {"/api/v1/labels", GP, QUERY_MAX_BODY, rw_qapi_labels, api},
+        {"/api/v1/label/*", RW_HTTP_GET, 0, rw_qapi_label_values, api},
+        {"/api/v1/metadata", RW_HTTP_GET, 0, rw_qapi_metadata, api},
+        {"/api/v1/status/buildinfo", RW_HTTP_GET, 0, rw_qapi_buildinfo, api},
+        {"/api/v1/status/tsdb", RW_HTTP_GET, 0, rw_qapi_tsdb, api},
+        {"/federate", RW_HTTP_GET, 0, rw_qapi_federate, api},
+        {"/api/v1/read", RW_HTTP_POST, READ_MAX_BODY, rw_qapi_remote_read, api},
+    };
+    for (size_t i = 0; i < RW_QUERY_API_NROUTES && i < max; i++)
+        out[i] = rows[i];
+    return RW_QUERY_API_NROUTES;
+}
+
+void rw_qapi_observe(rw_query_api *api, qapi_endpoint ep, int64_t start_ns)
+{
+    rw_histogram_observe(api->duration[ep], (double)(rw_mono_ns() - start_ns) / 1e9);
+}
+
+/* ---- envelope ---- */
+
+void rw_qapi_error(rw_http_resp *resp, int status, const char *type, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    resp->status = status;
+    resp->content_type = "application/json";
+    rw_buf_reset(&resp->body);
+    rw_buf_puts(&resp->body, "{\"status\":\"error\",\"errorType\":");
+    rw_json_str(&resp->body, type);
+    rw_buf_puts(&resp->body, ",\"error\":");
+    rw_json_str(&resp->body, msg);
+    rw_buf_putc(&resp->body, '}');
+}
+
+void rw_qapi_error_rc(rw_http_resp *resp, rw_rc rc, const char *msg)
+{
+    const char *type;
+    int status;
+    switch (rc) {
+    case RW_BADREQ:
+    case RW_TOOLARGE:
+    case RW_UNSUPPORTED:
+        type = QAPI_BAD_DATA;
+        status = rw_rc_http_status(rc);
+        break;
+    case RW_EXEC:
+    case RW_LIMIT: /* e.g. the engine's max samples: Prometheus says "execution" */
+        type = QAPI_EXEC;
+        status = 422;
+        break;
+    case RW_TIMEOUT: type = "timeout"; status = 503; break;
+    case RW_CANCELED: type = "canceled"; status = 503; break;
+    case RW_NOTFOUND: type = "not_found"; status = 404; break;
+    case RW_AGAIN:
+    case RW_NOMEM:
+    case RW_IO:
+        type = "unavailable";
+        status = 503;
+        break;
+    default:
+        type = QAPI_INTERNAL;
+        status = 500;
+        break;
+    }
+    rw_qapi_error(resp, status, type, "%s", msg);
+}
+
+void rw_qapi_bad_param(rw_http_resp *resp, const char *param, const char *msg)
+{
+    rw_qapi_error(resp, 400, QAPI_BAD_DATA, "invalid parameter \"%s\": %s", param, msg);
+}
+
+void rw_qapi_begin(rw_http_resp *resp)
+{
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->gzip_ok = 1;
+    rw_buf_reset(&resp->body);
+    rw_buf_puts(&resp->body, "{\"status\":\"success\",\"data\":");
+}
+
+static void str_array(rw_buf *b, const char *key, const char *const *s, size_t n)
+{
+    if (!n)
+        return;
+    rw_buf_printf(b, ",\"%s\":[", key);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            rw_buf_putc(b, ',');
+        rw_json_str(b, s[i] ? s[i] : "");
+    }
+    rw_buf_putc(b, ']');
+}
+
+void rw_qapi_end(rw_http_resp *resp, const char *const *warnings, size_t nwarnings,
+                 const char *const *infos, size_t ninfos)
+{
+    str_array(&resp->body, "warnings", warnings, nwarnings);
+    str_array(&resp->body, "infos", infos, ninfos);
+    rw_buf_putc(&resp->body, '}');
+    if (resp->body.failed)
+        rw_qapi_error(resp, 503, "unavailable", "out of memory writing the response");
+}
+
+void rw_qapi_labels_json(rw_buf *b, const rw_label *l, size_t n)
+{
+    rw_buf_putc(b, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            rw_buf_putc(b, ',');
+        rw_json_str(b, l[i].name);
+        rw_buf_putc(b, ':');
+        rw_json_str(b, l[i].value);
+    }
+    rw_buf_putc(b, '}');
+}
+
+/* ---- parameters ---- */
+
+/* Prometheus reads an empty parameter as an absent one (r.FormValue). */
+static const char *param(rw_http_req *req, const char *name)
+{
+    const char *v = rw_http_param(req, name);
+    return v && *v ? v : NULL;
+}
+
+static rw_rc parse_time(const char *s, int64_t *ms, rw_err *err)
+{
+    if (strcmp(s, PROM_MIN_TIME) == 0) {
+        *ms = INT64_MIN;
+        return RW_OK;
+    }
+    if (strcmp(s, PROM_MAX_TIME) == 0) {
+        *ms = INT64_MAX;
+        return RW_OK;
+    }
+    return rw_parse_api_time(s, ms, err);
+}
+
+int rw_qapi_time_param(rw_http_req *req, rw_http_resp *resp, const char *name, int64_t def,
+                       int64_t *ms)
+{
+    const char *v = param(req, name);
+    if (!v) {
+        *ms = def;
+        return 1;
+    }
+    rw_err e;
+    rw_err_init(&e);
+    if (parse_time(v, ms, &e) != RW_OK) {
+        rw_qapi_error(resp, 400, QAPI_BAD_DATA,
+                      "invalid parameter \"%s\": Invalid time value for '%s': %s", name, name,
+                      e.msg);
+        return 0;
+    }
+    return 1;
+}
+
+int rw_qapi_limit_param(rw_http_req *req, rw_http_resp *resp, size_t *limit)
+{
+    *limit = 0;
+    const char *v = param(req, "limit");
+    if (!v)
+        return 1;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    char msg[256];
+    if (*end || end == v || v[0] == ' ') {
+        snprintf(msg, sizeof msg, "strconv.Atoi: parsing \"%.64s\": invalid syntax", v);
+        rw_qapi_bad_param(resp, "limit", msg);
+        return 0;
+    }
+    if (errno == ERANGE) {
+        snprintf(msg, sizeof msg, "strconv.Atoi: parsing \"%.64s\": value out of range", v);
+        rw_qapi_bad_param(resp, "limit", msg);
+        return 0;
+    }
+    if (n < 0) {
+        rw_qapi_bad_param(resp, "limit", "limit must be non-negative");
+        return 0;
+    }
+    *limit = (size_t)n;
+    return 1;
+}
+
+void rw_qapi_msets_free(qapi_msets *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        for (size_t j = 0; j < m->lens[i]; j++)
+            rw_matcher_free(&m->sets[i][j]);
+        free(m->sets[i]);
+    }
+    free(m->sets);
+    free(m->lens);
+    memset(m, 0, sizeof *m);
+}
+
+int rw_qapi_parse_matches(rw_http_req *req, rw_http_resp *resp, qapi_msets *out)
+{
+    memset(out, 0, sizeof *out);
+    const char **vals;
+    size_t n = rw_http_params(req, "match[]", &vals);
+    if (!n)
+        return 1;
+    out->sets = calloc(n, sizeof *out->sets);
+    out->lens = calloc(n, sizeof *out->lens);
+    if (!out->sets || !out->lens) {
+        rw_qapi_msets_free(out);
+        rw_qapi_error(resp, 503, "unavailable", "out of memory");
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rw_err e;
+        rw_err_init(&e);
+        rw_matcher *ms = NULL;
+        size_t nms = 0;
+        if (rw_promql_parse_selector(vals[i], &ms, &nms, &e) != RW_OK) {
+            rw_qapi_msets_free(out);
+            rw_qapi_bad_param(resp, "match[]", e.msg);
+            return 0;
+        }
+        out->sets[i] = ms;
+        out->lens[i] = nms;
+        out->n = i + 1;
+        int nonempty = 0;
+        for (size_t j = 0; j < nms && !nonempty; j++)
+            nonempty = !rw_matcher_matches_empty(&ms[j]);
+        if (!nonempty) {
+            rw_qapi_msets_free(out);
+            rw_qapi_bad_param(resp, "match[]",
+                              "match[] must contain at least one non-empty matcher");
+            return 0;
+        }
+    }
+    return 1;
+}
+
+size_t rw_qapi_merge_strings(rw_arena *a, char ***lists, const size_t *lens, size_t nlists,
+                             char ***out)
+{
+    if (nlists == 1) {
+        *out = lists[0];
+        return lens[0];
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < nlists; i++)
+        total += lens[i];
+    char **res = rw_arena_alloc(a, (total ? total : 1) * sizeof *res);
+    size_t *pos = rw_arena_calloc(a, nlists ? nlists : 1, sizeof *pos);
+    size_t n = 0;
+    if (!res || !pos) {
+        *out = NULL;
+        return 0;
+    }
+    /* k-way merge: k is the number of match[] parameters, small */
+    for (;;) {
+        const char *min = NULL;
+        for (size_t i = 0; i < nlists; i++)
+            if (pos[i] < lens[i] && (!min || strcmp(lists[i][pos[i]], min) < 0))
+                min = lists[i][pos[i]];
+        if (!min)
+            break;
+        res[n++] = (char *)min;
+        for (size_t i = 0; i < nlists; i++)
+            while (pos[i] < lens[i] && strcmp(lists[i][pos[i]], min) == 0)
+                pos[i]++;
+    }
+    *out = res;
+    return n;
+}
+
+/* ---- query and query_range ---- */
+
+static void write_time(rw_buf *b, int64_t t_ms)
+{
+    /* the same seconds notation rw_json_point uses */
+    const char *sign = t_ms < 0 ? "-" : "";
+    uint64_t a = t_ms < 0 ? (uint64_t)0 - (uint64_t)t_ms : (uint64_t)t_ms;
+    unsigned long long sec = a / 1000, frac = a % 1000;
+    if (!frac) {
+        rw_buf_printf(b, "%s%llu", sign, sec);
+        return;
+    }
+    char f[8];
+    snprintf(f, sizeof f, "%03llu", frac);
+    int k = 3;
+    while (k > 0 && f[k - 1] == '0')
+        f[--k] = '\0';
+    rw_buf_printf(b, "%s%llu.%s", sign, sec, f);
+}
+
+/* data of a query answer; *truncated set when limit cut series off */
+static void write_result(rw_buf *b, const rw_result *r, size_t limit, int *truncated)
+{
+    *truncated = 0;
+    rw_buf_puts(b, "{\"resultType\":");
+    rw_json_str(b, rw_val_type_name(r->type));
+    rw_buf_puts(b, ",\"result\":");
+    switch (r->type) {
+    case RW_VAL_SCALAR:
+        rw_json_point(b, r->t, r->scalar);
+        break;
+    case RW_VAL_STRING:
+        rw_buf_putc(b, '[');
+        write_time(b, r->t);
+        rw_buf_putc(b, ',');
+        rw_json_str(b, r->string ? r->string : "");
+        rw_buf_putc(b, ']');
+        break;
+    case RW_VAL_VECTOR:
+    case RW_VAL_MATRIX: {
+        size_t n = r->nseries;
+        if (limit && n > limit) {
+            n = limit;
+            *truncated = 1;
+        }
+        int vec = r->type == RW_VAL_VECTOR;
+        rw_buf_putc(b, '[');
+        for (size_t i = 0; i < n; i++) {
+            const rw_result_series *s = &r->series[i];
+            if (i)
+                rw_buf_putc(b, ',');
+            rw_buf_puts(b, "{\"metric\":");
+            rw_qapi_labels_json(b, s->labels, s->nlabels);
+            if (vec) {
+                rw_buf_puts(b, ",\"value\":");
+                if (s->npoints)
+                    rw_json_point(b, s->points[0].t, s->points[0].v);
+                else
+                    rw_buf_puts(b, "null");
+            } else {
+                rw_buf_puts(b, ",\"values\":[");
+                for (size_t j = 0; j < s->npoints; j++) {
+                    if (j)
+                        rw_buf_putc(b, ',');
+                    rw_json_point(b, s->points[j].t, s->points[j].v);
+                }
+                rw_buf_putc(b, ']');
+            }
+            rw_buf_putc(b, '}');
+        }
+        rw_buf_putc(b, ']');
+        break;
+    }
+    default:
+        rw_buf_puts(b, "null");
+        break;
+    }
+    rw_buf_putc(b, '}');
+}
+
+/* Answers with the result or the engine's error. */
+static void answer(rw_http_req *req, rw_http_resp *resp, rw_rc rc, const rw_result *res,
+                   const rw_err *e, size_t limit)
+{
+    if (rc != RW_OK) {
+        if (rc == RW_BADREQ) /* the engine's parse errors */
+            rw_qapi_bad_param(resp, "query", e->msg);
+        else
+            rw_qapi_error_rc(resp, rc, e->msg);
+        return;
+    }
+    rw_qapi_begin(resp);
+    int truncated;
+    write_result(&resp->body, res, limit, &truncated);
+    const char *const *w = res->warnings;
+    size_t nw = res->nwarnings;
+    if (truncated) {
+        const char **w2 = rw_arena_alloc(rw_http_arena(req), (nw + 1) * sizeof *w2);
+        if (w2) {
+            if (nw)
+                memcpy(w2, w, nw * sizeof *w2);
+            w2[nw++] = "results truncated due to limit";
+            w = w2;
+        }
+    }
+    rw_qapi_end(resp, w, nw, res->infos, res->ninfos);
+}
+
+/* `timeout`: the smaller of the parameter and the configured default. */
+static int timeout_param(rw_query_api *api, rw_http_req *req, rw_http_resp *resp, int64_t *ms)
+{
+    *ms = api->default_timeout_ms;
+    const char *v = param(req, "timeout");
+    if (!v)
+        return 1;
+    rw_err e;
+    rw_err_init(&e);
+    int64_t t;
+    if (rw_parse_api_duration(v, &t, &e) != RW_OK) {
+        rw_qapi_bad_param(resp, "timeout", e.msg);
+        return 0;
+    }
+    if (t < 1)
+        t = 1; /* an already expired deadline: the query times out */
+    if (t < *ms)
+        *ms = t;
+    return 1;
+}
+
+/* `lookback_delta` is validated like Prometheus does; the engine applies
+ * its configured lookback (a per-query lookback is not in its contract). */
+static int lookback_param(rw_http_req *req, rw_http_resp *resp)
+{
+    const char *v = param(req, "lookback_delta");
+    if (!v)
+        return 1;
+    rw_err e;
+    rw_err_init(&e);
+    int64_t t;
+    if (rw_parse_api_duration(v, &t, &e) != RW_OK) {
+        rw_qapi_bad_param(resp, "lookback_delta", e.msg);
+        return 0;
+    }
+    return 1;
+}
+
+static int engine_ready(rw_query_api *api, rw_http_resp *resp)
+{
+    if (api->engine)
+        return 1;
+    rw_qapi_error(resp, 503, "unavailable", "query engine not available");
+    return 0;
+}
+
+void rw_qapi_query(void *ctx, rw_http_req *req, rw_http_resp *resp)
+{
+    rw_query_api *api = ctx;
+    int64_t start_ns = rw_mono_ns();
+    size_t limit;
+    int64_t t, timeout;
+    if (!rw_qapi_limit_param(req, resp, &limit) ||
+        !rw_qapi_time_param(req, resp, "time", rw_now_ms(), &t) ||
+        !timeout_param(api, req, resp, &timeout) || !lookback_param(req, resp) ||
+        !engine_ready(api, resp))
+        goto out;
+    const char *q = rw_http_param(req, "query");
+    rw_result res;
+    memset(&res, 0, sizeof res);
+    rw_err e;
+    rw_err_init(&e);
+    rw_rc rc = rw_engine_instant(api->engine, q ? q : "", t, timeout, rw_http_arena(req), &res, &e);
+    answer(req, resp, rc, &res, &e, limit);
+out:
+    rw_qapi_observe(api, QAPI_EP_QUERY, start_ns);
+}
+
+void rw_qapi_query_range(void *ctx, rw_http_req *req, rw_http_resp *resp)
+{
+    rw_query_api *api = ctx;
+    int64_t start_ns = rw_mono_ns();
+    size_t limit;
+    int64_t start, end, step, timeout;
+    rw_err e;
+    rw_err_init(&e);
+    if (!rw_qapi_limit_param(req, resp, &limit))
+        goto out;
+    const char *v = rw_http_param(req, "start");
+    if (parse_time(v ? v : "", &start, &e) != RW_OK) {
+        rw_qapi_bad_param(resp, "start", e.msg);
+        goto out;
+    }
+    v = rw_http_param(req, "end");
+    if (parse_time(v ? v : "", &end, &e) != RW_OK) {
+        rw_qapi_bad_param(resp, "end", e.msg);
+        goto out;
+    }
+    if (end < start) {
+        rw_qapi_error(resp, 400, QAPI_BAD_DATA, "end timestamp must not be before start time");
+        goto out;
+    }
+    v = rw_http_param(req, "step");
+    if (rw_parse_api_duration(v ? v : "", &step, &e) != RW_OK) {
+        rw_qapi_bad_param(resp, "step", e.msg);
+        goto out;
+    }
+    if (step <= 0) {
+        rw_qapi_error(resp, 400, QAPI_BAD_DATA,
+                      "zero or negative query resolution step widths are not accepted. "
+                      "Try a positive integer");
+        goto out;
+    }
+    /* for safety, as Prometheus: at most 11,000 points per series; computed
+       in unsigned arithmetic since end - start may not fit int64 */
+    if (((uint64_t)end - (uint64_t)start) / (uint64_t)step > MAX_POINTS_PER_SERIES) {
+        rw_qapi_error(resp, 400, QAPI_BAD_DATA,
+                      "exceeded maximum resolution of 11,000 points per timeseries. "
+                      "Try decreasing the query resolution (?step=XX)");
+        goto out;
+    }
+    if (!timeout_param(api, req, resp, &timeout) || !lookback_param(req, resp) ||
+        !engine_ready(api, resp))
+        goto out;
+    const char *q = rw_http_param(req, "query");
+    rw_result res;
+    memset(&res, 0, sizeof res);
+    rw_rc rc = rw_engine_range(api->engine, q ? q : "", start, end, step, timeout,
+                               rw_http_arena(req), &res, &e);
+    answer(req, resp, rc, &res, &e, limit);
+out:
+    rw_qapi_observe(api, QAPI_EP_QUERY_RANGE, start_ns);
+}
