@@ -1,0 +1,411 @@
+"""rwlib - shared helpers for rwgate's end-to-end tests (Python standard
+library only): run rwgate and real peers on free 127.0.0.1 ports, encode
+remote-write 1.0/2.0 and remote-read messages by hand (protobuf wire format +
+snappy), decode remote-read responses, and count checks the way the suite
+reports them ("N passed, N failed")."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+
+
+# ---------------------------------------------------------------- results
+
+class Checks:
+    """Counts checks; prints failures as they happen and a closing line."""
+
+    def __init__(self, name):
+        self.name = name
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, cond, what, detail=""):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print("FAIL: %s %s" % (what, detail), flush=True)
+        return cond
+
+    def eq(self, got, want, what):
+        return self.check(got == want, what, "\n  got:  %r\n  want: %r" % (got, want))
+
+    def done(self):
+        print("%s: %d passed, %d failed" % (self.name, self.passed, self.failed), flush=True)
+        sys.exit(1 if self.failed or not self.passed else 0)
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def rwgate_path():
+    for i, a in enumerate(sys.argv):
+        if a == "--rwgate" and i + 1 < len(sys.argv):
+            return os.path.abspath(sys.argv[i + 1])
+    return os.path.abspath("build/rwgate")
+
+
+# ---------------------------------------------------------------- protobuf
+
+def varint(n):
+    if n < 0:
+        n += 1 << 64
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def key(num, wt):
+    return varint((num << 3) | wt)
+
+
+def f_bytes(num, b):
+    if isinstance(b, str):
+        b = b.encode()
+    return key(num, 2) + varint(len(b)) + b
+
+
+def f_varint(num, v):
+    return key(num, 0) + varint(v)
+
+
+def f_double(num, v):
+    return key(num, 1) + struct.pack("<d", v)
+
+
+def enc_labels_v1(labels):
+    return b"".join(f_bytes(1, f_bytes(1, k) + f_bytes(2, v)) for k, v in labels)
+
+
+def enc_series_v1(labels, samples, histograms=0, exemplars=()):
+    """labels: list of (name, value) in the order to send; samples: [(t_ms, v)]"""
+    b = enc_labels_v1(labels)
+    for t, v in samples:
+        b += f_bytes(2, f_double(1, v) + f_varint(2, t))
+    for (t, v) in exemplars:
+        b += f_bytes(3, f_bytes(1, f_bytes(1, "trace_id") + f_bytes(2, "abc")) +
+                     f_double(2, v) + f_varint(3, t))
+    for i in range(histograms):
+        # a minimal native histogram: count_int=1, sum=1, schema=0, timestamp
+        b += f_bytes(4, f_varint(1, 1) + f_double(3, 1.0) + f_varint(15, 1000 + i))
+    return b
+
+
+def write_request_v1(series, metadata=()):
+    """series: list of (labels, samples[, histograms]); metadata: (type, name, help, unit)"""
+    b = b""
+    for s in series:
+        b += f_bytes(1, enc_series_v1(*s))
+    for typ, name, help_, unit in metadata:
+        b += f_bytes(3, f_varint(1, typ) + f_bytes(2, name) + f_bytes(4, help_) + f_bytes(5, unit))
+    return b
+
+
+def write_request_v2(series, symbols=None, metadata=None):
+    """series: list of (labels, samples); builds the symbol table unless given
+    explicitly (then labels are lists of (name_ref, value_ref) ints)."""
+    if symbols is None:
+        symbols = [""]
+        idx = {"": 0}
+
+        def ref(s):
+            if s not in idx:
+                idx[s] = len(symbols)
+                symbols.append(s)
+            return idx[s]
+        enc = []
+        for labels, samples in series:
+            enc.append(([(ref(k), ref(v)) for k, v in labels], samples))
+        series = enc
+        if metadata:
+            metadata = {i: (t, ref(h), ref(u)) for i, (t, h, u) in metadata.items()}
+    b = b"".join(f_bytes(4, s) for s in symbols)
+    for i, (refs, samples) in enumerate(series):
+        flat = b"".join(varint(r) for pair in refs for r in pair)
+        ts = f_bytes(1, flat)
+        for t, v in samples:
+            ts += f_bytes(2, f_double(1, v) + f_varint(2, t))
+        if metadata and i in metadata:
+            typ, h, u = metadata[i]
+            ts += f_bytes(5, f_varint(1, typ) + f_varint(3, h) + f_varint(4, u))
+        b += f_bytes(5, ts)
+    return b
+
+
+def read_request(queries):
+    """queries: list of (start_ms, end_ms, [(type, name, value)]) type 0 EQ 1 NEQ 2 RE 3 NRE"""
+    b = b""
+    for start, end, matchers in queries:
+        q = f_varint(1, start) + f_varint(2, end)
+        for typ, name, value in matchers:
+            q += f_bytes(3, f_varint(1, typ) + f_bytes(2, name) + f_bytes(3, value))
+        b += f_bytes(1, q)
+    b += f_bytes(2, varint(0))  # accepted_response_types: [SAMPLES]
+    return b
+
+
+def pb_fields(buf):
+    """Yields (field number, wire type, value) of one message."""
+    i = 0
+    n = len(buf)
+    while i < n:
+        k, i = _uvarint(buf, i)
+        num, wt = k >> 3, k & 7
+        if wt == 0:
+            v, i = _uvarint(buf, i)
+        elif wt == 1:
+            v = buf[i:i + 8]
+            i += 8
+        elif wt == 2:
+            ln, i = _uvarint(buf, i)
+            v = buf[i:i + ln]
+            i += ln
+        elif wt == 5:
+            v = buf[i:i + 4]
+            i += 4
+        else:
+            raise ValueError("bad wire type %d" % wt)
+        yield num, wt, v
+
+
+def _uvarint(b, i):
+    shift = 0
+    out = 0
+    while True:
+        c = b[i]
+        i += 1
+        out |= (c & 0x7F) << shift
+        if not c & 0x80:
+            return out, i
+        shift += 7
+
+
+def _sint64(u):
+    return u - (1 << 64) if u >= 1 << 63 else u
+
+
+def decode_read_response(buf):
+    """-> list (one per query) of {labels tuple: [(t, v)]}"""
+    results = []
+    for num, _, qr in pb_fields(buf):
+        if num != 1:
+            continue
+        series = {}
+        for n2, _, ts in pb_fields(qr):
+            if n2 != 1:
+                continue
+            labels = []
+            samples = []
+            for n3, _, v in pb_fields(ts):
+                if n3 == 1:
+                    kv = {n4: val.decode() for n4, _, val in pb_fields(v)}
+                    labels.append((kv.get(1, ""), kv.get(2, "")))
+                elif n3 == 2:
+                    val, t = 0.0, 0
+                    for n4, _, x in pb_fields(v):
+                        if n4 == 1:
+                            val = struct.unpack("<d", x)[0]
+                        elif n4 == 2:
+                            t = _sint64(x)
+                    samples.append((t, val))
+            series[tuple(sorted(labels))] = samples
+        results.append(series)
+    return results
+
+
+# ---------------------------------------------------------------- snappy
+
+def snappy_compress(data):
+    """Valid snappy block format using literals only (the server must accept
+    any valid encoding; compression ratio does not matter here)."""
+    out = bytearray(varint(len(data)))
+    i = 0
+    while i < len(data):
+        chunk = data[i:i + 65536]
+        n = len(chunk) - 1
+        if n < 60:
+            out.append(n << 2)
+        elif n < 256:
+            out += bytes([60 << 2, n])
+        else:
+            out += bytes([61 << 2]) + struct.pack("<H", n)
+        out += chunk
+        i += len(chunk)
+    return bytes(out)
+
+
+def snappy_decompress(b):
+    n, i = _uvarint(b, 0)
+    out = bytearray()
+    while i < len(b):
+        tag = b[i]
+        i += 1
+        t = tag & 3
+        if t == 0:
+            ln = tag >> 2
+            if ln >= 60:
+                nb = ln - 59
+                ln = int.from_bytes(b[i:i + nb], "little")
+                i += nb
+            ln += 1
+            out += b[i:i + ln]
+            i += ln
+            continue
+        if t == 1:
+            ln = ((tag >> 2) & 7) + 4
+            off = ((tag >> 5) << 8) | b[i]
+            i += 1
+        elif t == 2:
+            ln = (tag >> 2) + 1
+            off = int.from_bytes(b[i:i + 2], "little")
+            i += 2
+        else:
+            ln = (tag >> 2) + 1
+            off = int.from_bytes(b[i:i + 4], "little")
+            i += 4
+        for _ in range(ln):
+            out.append(out[-off])
+    if len(out) != n:
+        raise ValueError("snappy: length mismatch")
+    return bytes(out)
+
+
+# ---------------------------------------------------------------- HTTP
+
+def http(method, url, body=None, headers=None, timeout=30):
+    """-> (status, headers dict (lower-case names), body bytes); never raises on HTTP errors"""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+V1_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+              "X-Prometheus-Remote-Write-Version": "0.1.0"}
+V2_HEADERS = {"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+              "Content-Encoding": "snappy", "X-Prometheus-Remote-Write-Version": "2.0.0"}
+
+
+# ---------------------------------------------------------------- processes
+
+class Rwgate:
+    """One rwgate process on a free port with its own data directory."""
+
+    def __init__(self, binary=None, data=None, extra=(), port=None):
+        self.binary = binary or rwgate_path()
+        self.own_data = data is None
+        self.data = data or tempfile.mkdtemp(prefix="rwgate-e2e-")
+        self.extra = list(extra)
+        self.port = port or free_port()
+        self.proc = None
+        self.logf = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self, timeout=60):
+        self.logf = open(os.path.join(self.data, "..", os.path.basename(self.data) + ".log"), "ab")
+        cmd = [self.binary, "--listen", "127.0.0.1:%d" % self.port, "--data", self.data] + self.extra
+        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("rwgate exited with %s; log: %s" % (self.proc.returncode, self.log_tail()))
+            try:
+                st, _, _ = http("GET", self.url + "/-/ready", timeout=2)
+                if st == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("rwgate not ready in %ss; log: %s" % (timeout, self.log_tail()))
+
+    def log_tail(self, n=3000):
+        try:
+            with open(self.logf.name, "rb") as f:
+                return f.read()[-n:].decode(errors="replace")
+        except (OSError, AttributeError):
+            return ""
+
+    def stop(self, timeout=60):
+        """SIGTERM; returns the exit code."""
+        if not self.proc:
+            return None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc = None
+        return rc
+
+    def kill9(self):
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def cleanup(self):
+        if self.proc:
+            self.kill9()
+        if self.logf:
+            self.logf.close()
+        if self.own_data and not os.environ.get("RWGATE_KEEP"):
+            shutil.rmtree(self.data, ignore_errors=True)
+            try:
+                os.unlink(self.logf.name)
+            except (OSError, AttributeError):
+                pass
+
+    # --- client helpers
+    def write(self, body_pb, headers=None, raw=False):
+        body = body_pb if raw else snappy_compress(body_pb)
+        return http("POST", self.url + "/api/v1/write", body, headers or V1_HEADERS)
+
+    def read(self, queries):
+        body = snappy_compress(read_request(queries))
+        st, hd, b = http("POST", self.url + "/api/v1/read", body,
+                         {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+                          "X-Prometheus-Remote-Read-Version": "0.1.0"})
+        if st != 200:
+            raise RuntimeError("remote read: HTTP %d %s" % (st, b[:300]))
+        return decode_read_response(snappy_decompress(b))
+
+    def api(self, path, **params):
+        q = urllib.parse.urlencode(params, doseq=True)
+        st, _, b = http("GET", self.url + path + ("?" + q if q else ""))
+        try:
+            return st, json.loads(b)
+        except ValueError:
+            return st, {"raw": b.decode(errors="replace")}

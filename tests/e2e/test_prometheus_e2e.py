@@ -1,0 +1,135 @@
+"""End to end with real Prometheus servers (Debian package): Prometheus A
+scrapes itself every second and remote-writes to rwgate; Prometheus B has no
+data of its own and a remote_read pointing at rwgate. After some scrapes the
+raw samples of `up` and a few other series must be identical in A's local
+storage, in rwgate (remote-read decoded here, and rwgate's own query API),
+and in B (reading rwgate through Prometheus' remote-read client)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(__file__))
+from rwlib import Checks, Rwgate, free_port, http, log
+
+c = Checks("test_prometheus_e2e")
+PROM = shutil.which("prometheus")
+if not PROM:
+    print("prometheus binary not found (deploy/install-deps.sh installs it)")
+    c.check(False, "prometheus is installed")
+    c.done()
+
+SERIES = ['up{job="prometheus"}', 'prometheus_tsdb_head_series', 'scrape_samples_scraped',
+          'prometheus_http_requests_total{handler="/metrics"}']
+
+
+def start_prometheus(name, cfg):
+    d = tempfile.mkdtemp(prefix="rwgate-e2e-%s-" % name)
+    port = free_port()
+    with open(os.path.join(d, "prometheus.yml"), "w") as f:
+        f.write(cfg.replace("SELF_PORT", str(port)))
+    logf = open(os.path.join(d, "log"), "wb")
+    p = subprocess.Popen([PROM, "--config.file=" + os.path.join(d, "prometheus.yml"),
+                          "--storage.tsdb.path=" + os.path.join(d, "data"),
+                          "--web.listen-address=127.0.0.1:%d" % port], stdout=logf, stderr=subprocess.STDOUT)
+    url = "http://127.0.0.1:%d" % port
+    for _ in range(300):
+        try:
+            if http("GET", url + "/-/ready", timeout=2)[0] == 200:
+                return p, url, d
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("prometheus %s did not start: %s" % (name, open(os.path.join(d, "log")).read()[-2000:]))
+
+
+def prom_matrix(url, expr, t):
+    q = urllib.parse.urlencode({"query": expr, "time": "%.3f" % t})
+    st, _, b = http("GET", url + "/api/v1/query?" + q)
+    d = json.loads(b)
+    if d.get("status") != "success":
+        raise RuntimeError("%s: %s" % (expr, d))
+    out = {}
+    for s in d["data"]["result"]:
+        key = tuple(sorted(s["metric"].items()))
+        out[key] = [(int(round(float(t) * 1000)), float(v)) for t, v in s["values"]]
+    return out
+
+
+g = Rwgate(extra=["--shards", "2"]).start()
+procs = []
+try:
+    pa, ua, da = start_prometheus("a", """
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: prometheus
+    static_configs: [{targets: ['127.0.0.1:SELF_PORT']}]
+remote_write:
+  - url: %s/api/v1/write
+    queue_config: {batch_send_deadline: 1s, max_shards: 2, min_backoff: 50ms, max_backoff: 1s}
+    metadata_config: {send: true, send_interval: 2s}
+""" % g.url)
+    procs.append((pa, da))
+    pb, ub, db = start_prometheus("b", """
+global: {scrape_interval: 1h}
+remote_read:
+  - url: %s/api/v1/read
+    read_recent: true
+""" % g.url)
+    procs.append((pb, db))
+    log("prometheus A %s, B %s, rwgate %s; scraping for 20s" % (ua, ub, g.url))
+    time.sleep(20)
+    t = time.time() - 6.0   # leave time for the last remote-write batches to arrive
+    for expr in SERIES:
+        local = prom_matrix(ua, expr + "[15s]", t)
+        c.check(len(local) >= 1 and all(len(v) >= 10 for v in local.values()),
+                "Prometheus A has scraped %s" % expr, repr(local)[:200])
+        # rwgate, raw samples through remote-read
+        name = expr.split("{")[0]
+        ms = [(0, "__name__", name)]
+        if "{" in expr:
+            k, v = expr.split("{")[1].rstrip("}").split("=")
+            ms.append((0, k, v.strip('"')))
+        start_ms, end_ms = int(round((t - 15) * 1000)), int(round(t * 1000))
+        rr = g.read([(start_ms, end_ms, ms)])[0]
+        rr = {k: [(ts, v) for ts, v in s if start_ms <= ts <= end_ms] for k, s in rr.items()}
+        c.eq(rr, local, "rwgate holds exactly A's samples of %s (remote-read)" % expr)
+        # Prometheus B reads rwgate
+        remote = prom_matrix(ub, expr + "[15s]", t)
+        c.eq(remote, local, "Prometheus B via remote_read returns A's samples of %s" % expr)
+        # rwgate's own PromQL
+        own = prom_matrix(g.url, expr + "[15s]", t)
+        c.eq(own, local, "rwgate /api/v1/query returns A's samples of %s" % expr)
+    # metadata sent by Prometheus is served back
+    st, md = g.api("/api/v1/metadata", metric="prometheus_tsdb_head_series")
+    c.check(st == 200 and md.get("data", {}).get("prometheus_tsdb_head_series", [{}])[0].get("type") == "gauge",
+            "metadata from Prometheus' metadata-only requests is stored", repr(md)[:300])
+    st, lab = g.api("/api/v1/label/job/values")
+    c.check(st == 200 and "prometheus" in lab.get("data", []), "label values API sees job=prometheus", repr(lab)[:200])
+    st, ser = g.api("/api/v1/series", **{"match[]": 'up{job=~"prom.*"}'})
+    c.check(st == 200 and len(ser.get("data", [])) == 1, "series API with a regex matcher", repr(ser)[:300])
+    # rwgate's counters agree that samples flowed and none were rejected
+    st, _, m = http("GET", g.url + "/metrics")
+    text = m.decode()
+    written = [l for l in text.splitlines() if l.startswith("rwgate_ingest_samples_written_total")]
+    c.check(written and float(written[0].split()[-1]) > 100, "rwgate counted written samples", repr(written))
+    c.eq(g.stop(), 0, "rwgate stops cleanly while Prometheus is still sending")
+finally:
+    for p, d in procs:
+        p.terminate()
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        if c.failed:
+            log("prometheus log (%s):\n%s" % (d, open(os.path.join(d, "log"), errors="replace").read()[-1500:]))
+        shutil.rmtree(d, ignore_errors=True)
+    if c.failed:
+        log("rwgate log tail:\n" + g.log_tail())
+    g.cleanup()
+c.done()

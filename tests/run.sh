@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# run.sh - install dependencies, build, and run every test of rwgate through
+# ctest: unit tests, the in-process PromQL conformance runner, and the
+# end-to-end tests against real Prometheus / promtool on 127.0.0.1.
+# Exits non-zero on any failure.
+#   RWGATE_TEST_FILTER=regex   run only matching tests (ctest -R)
+#   RWGATE_SKIP_ASAN=1         skip the AddressSanitizer pass of the unit tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./deploy/install-deps.sh
+jobs=$(nproc)
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs"
+
+filter=()
+if [ -n "${RWGATE_TEST_FILTER:-}" ]; then
+  filter=(-R "$RWGATE_TEST_FILTER")
+fi
+status=0
+(cd build && ctest --output-on-failure --timeout 900 "${filter[@]}") || status=1
+
+# The unit tests once more under AddressSanitizer + UBSan: memory errors in
+# decoders and the store must fail the suite, not just crash in production.
+if [ -z "${RWGATE_SKIP_ASAN:-}" ]; then
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRWGATE_SANITIZE=ON >/dev/null
+  cmake --build build-asan -j"$jobs"
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -L unit "${filter[@]}") || status=1
+fi
+
+exit $status
