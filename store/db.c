@@ -1,0 +1,227 @@
+/* db.c - SQLite underneath a shard: opening the shard's file with the
+ * durability settings (WAL journal, synchronous=FULL, incremental
+ * auto-vacuum), the schema, the prepared statements of the write and read
+ * connections, transactions and error mapping. Everything above talks to
+ * SQLite through the statements prepared here; see FORMAT.md "Tables". */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "core/log.h"
+#include "store_int.h"
+
+#define FORMAT_VERSION 1
+
+rw_rc db_rc(sqlite3 *db, int rc, const char *what, rw_err *err)
+{
+    int prim = rc & 0xff;
+    rw_rc code;
+    switch (prim) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return RW_OK;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: code = RW_AGAIN; break;
+    case SQLITE_NOMEM: code = RW_NOMEM; break;
+    default: code = RW_IO; break;
+    }
+    return rw_err_set(err, code, "sqlite: %s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+rw_rc db_exec(sqlite3 *db, const char *sql, rw_err *err)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        rw_rc r = db_rc(db, rc, sql, err);
+        if (msg)
+            rw_err_set(err, r, "sqlite: %.60s: %s", sql, msg);
+        sqlite3_free(msg);
+        return r;
+    }
+    return RW_OK;
+}
+
+rw_rc db_step_done(rw_shard *sh, sqlite3_stmt *st, const char *what, rw_err *err)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return db_rc(sh->wdb, rc, what, err);
+    return RW_OK;
+}
+
+rw_rc db_begin(rw_shard *sh, rw_err *err)
+{
+    return db_exec(sh->wdb, "BEGIN IMMEDIATE", err);
+}
+
+rw_rc db_commit(rw_shard *sh, rw_err *err)
+{
+    rw_rc rc = db_exec(sh->wdb, "COMMIT", err);
+    if (rc != RW_OK)
+        db_rollback(sh);
+    return rc;
+}
+
+void db_rollback(rw_shard *sh)
+{
+    if (!sqlite3_get_autocommit(sh->wdb))
+        sqlite3_exec(sh->wdb, "ROLLBACK", NULL, NULL, NULL);
+}
+
+rw_rc db_chunk_insert(rw_shard *sh, uint32_t sid, int64_t mint, int64_t maxt,
+                      const uint8_t *data, size_t len, int64_t *rowid, rw_err *err)
+{
+    sqlite3_stmt *st = sh->st_chunk_ins;
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, mint);
+    sqlite3_bind_int64(st, 3, maxt);
+    sqlite3_bind_blob(st, 4, data, (int)len, SQLITE_STATIC);
+    rw_rc rc = db_step_done(sh, st, "insert chunk", err);
+    if (rc == RW_OK)
+        *rowid = sqlite3_last_insert_rowid(sh->wdb);
+    return rc;
+}
+
+uint64_t db_file_bytes(const rw_shard *sh)
+{
+    struct stat st;
+    uint64_t n = 0;
+    char p[4096];
+    if (stat(sh->path, &st) == 0)
+        n += (uint64_t)st.st_size;
+    snprintf(p, sizeof p, "%s-wal", sh->path);
+    if (stat(p, &st) == 0)
+        n += (uint64_t)st.st_size;
+    return n;
+}
+
+static const char *schema =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, labels BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS chunks(id INTEGER PRIMARY KEY, sid INTEGER NOT NULL,"
+    " mint INTEGER NOT NULL, maxt INTEGER NOT NULL, data BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS head(sid INTEGER PRIMARY KEY, data BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS wal(seq INTEGER PRIMARY KEY, data BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS metadata(metric TEXT PRIMARY KEY, type TEXT NOT NULL,"
+    " help TEXT NOT NULL, unit TEXT NOT NULL);";
+
+static int meta_get(sqlite3 *db, const char *key, int64_t *v)
+{
+    sqlite3_stmt *st;
+    int found = 0;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key=?", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *v = sqlite3_column_int64(st, 0);
+        found = 1;
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+static rw_rc prep(rw_shard *sh, sqlite3 *db, const char *sql, sqlite3_stmt **st, rw_err *err)
+{
+    int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    if (rc != SQLITE_OK)
+        return db_rc(db, rc, sql, err);
+    return RW_OK;
+}
+
+rw_rc db_open_shard(rw_shard *sh, rw_err *err)
+{
+    rw_rc rc;
+    int src;
+    int nshards = sh->store->nshards;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if ((src = sqlite3_open_v2(sh->path, &sh->wdb, flags, NULL)) != SQLITE_OK) {
+        rc = rw_err_set(err, RW_IO, "open %s: %s", sh->path,
+                        sh->wdb ? sqlite3_errmsg(sh->wdb) : sqlite3_errstr(src));
+        return rc;
+    }
+    sqlite3_busy_timeout(sh->wdb, sh->store->opts.busy_timeout_ms);
+    /* auto_vacuum only takes effect before the first table is created */
+    if ((rc = db_exec(sh->wdb, "PRAGMA auto_vacuum=INCREMENTAL", err)) != RW_OK ||
+        (rc = db_exec(sh->wdb, "PRAGMA journal_mode=WAL", err)) != RW_OK ||
+        (rc = db_exec(sh->wdb, "PRAGMA synchronous=FULL", err)) != RW_OK ||
+        (rc = db_exec(sh->wdb, schema, err)) != RW_OK)
+        goto fail;
+    int64_t v;
+    int got = meta_get(sh->wdb, "nshards", &v);
+    if (got < 0) {
+        rc = db_rc(sh->wdb, SQLITE_ERROR, "read meta", err);
+        goto fail;
+    }
+    if (got && v != nshards) {
+        rc = rw_err_set(err, RW_BADREQ,
+                        "data directory %s was created with %lld shards, cannot open it with %d "
+                        "(the shard count of a data directory is fixed)",
+                        sh->store->opts.dir, (long long)v, nshards);
+        goto fail;
+    }
+    if (meta_get(sh->wdb, "format", &v) == 1 && v != FORMAT_VERSION) {
+        rc = rw_err_set(err, RW_BADREQ, "%s: unsupported format version %lld", sh->path,
+                        (long long)v);
+        goto fail;
+    }
+    if (!got) {
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "INSERT OR REPLACE INTO meta(key,value) VALUES('nshards',%d),('shard',%d),"
+                 "('format',%d)",
+                 nshards, sh->idx, FORMAT_VERSION);
+        if ((rc = db_exec(sh->wdb, sql, err)) != RW_OK)
+            goto fail;
+    }
+    if ((rc = prep(sh, sh->wdb, "INSERT INTO wal(data) VALUES(?)", &sh->st_wal_ins, err)) ||
+        (rc = prep(sh, sh->wdb, "INSERT INTO chunks(sid,mint,maxt,data) VALUES(?,?,?,?)",
+                   &sh->st_chunk_ins, err)) ||
+        (rc = prep(sh, sh->wdb, "DELETE FROM head WHERE sid=?", &sh->st_head_del, err)) ||
+        (rc = prep(sh, sh->wdb, "INSERT OR REPLACE INTO head(sid,data) VALUES(?,?)",
+                   &sh->st_head_put, err)) ||
+        (rc = prep(sh, sh->wdb, "INSERT OR REPLACE INTO series(id,labels) VALUES(?,?)",
+                   &sh->st_series_put, err)) ||
+        (rc = prep(sh, sh->wdb, "DELETE FROM series WHERE id=?", &sh->st_series_del, err)) ||
+        (rc = prep(sh, sh->wdb, "DELETE FROM chunks WHERE id=?", &sh->st_chunk_del, err)) ||
+        (rc = prep(sh, sh->wdb, "DELETE FROM wal", &sh->st_wal_clear, err)) ||
+        (rc = prep(sh, sh->wdb, "INSERT OR REPLACE INTO meta(key,value) VALUES(?,?)",
+                   &sh->st_meta_put, err)))
+        goto fail;
+
+    if ((src = sqlite3_open_v2(sh->path, &sh->rdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                               NULL)) != SQLITE_OK) {
+        rc = rw_err_set(err, RW_IO, "open %s (reader): %s", sh->path,
+                        sh->rdb ? sqlite3_errmsg(sh->rdb) : sqlite3_errstr(src));
+        goto fail;
+    }
+    sqlite3_busy_timeout(sh->rdb, sh->store->opts.busy_timeout_ms);
+    if ((rc = db_exec(sh->rdb, "PRAGMA query_only=1", err)) != RW_OK ||
+        (rc = prep(sh, sh->rdb, "SELECT data FROM chunks WHERE id=?", &sh->st_chunk_get, err)))
+        goto fail;
+    return RW_OK;
+fail:
+    rw_err_prefix(err, "shard %d", sh->idx);
+    db_close_shard(sh);
+    return rc;
+}
+
+void db_close_shard(rw_shard *sh)
+{
+    sqlite3_stmt **sts[] = {&sh->st_wal_ins,    &sh->st_chunk_ins, &sh->st_head_del,
+                            &sh->st_head_put,   &sh->st_series_put, &sh->st_series_del,
+                            &sh->st_chunk_del,  &sh->st_wal_clear, &sh->st_meta_put,
+                            &sh->st_chunk_get};
+    for (size_t i = 0; i < sizeof sts / sizeof sts[0]; i++) {
+        sqlite3_finalize(*sts[i]);
+        *sts[i] = NULL;
+    }
+    if (sh->rdb)
+        sqlite3_close(sh->rdb);
+    if (sh->wdb)
+        sqlite3_close(sh->wdb);
+    sh->rdb = sh->wdb = NULL;
+}

@@ -1,0 +1,584 @@
+/* shard_read.c - the read path: rw_store_select(), rw_store_label_names()
+ * and rw_store_label_values(). Under each shard's lock it resolves matchers
+ * through the postings (exact lookups for =, a scan of one label's values for
+ * regexes and !=), filters by the matchers that also match the empty string,
+ * and copies what it needs - labels, the open head chunk, completed chunks not
+ * yet committed - into the caller's arena; persisted chunks are then read
+ * through the shard's read connection without the shard lock held (SQLite WAL
+ * mode lets readers run beside the committing writer). Results of all shards
+ * are merged and sorted by label set. */
+#include <stdlib.h>
+#include <string.h>
+#include "store_int.h"
+
+/* sorted id set */
+typedef struct idset {
+    uint32_t *ids;
+    size_t n;
+    int owned;
+} idset;
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ids of series whose label `m->name` has a value matching m (m does not
+ * match ""). */
+static int matcher_ids(const rw_shard *sh, const rw_matcher *m, idset *out)
+{
+    out->ids = NULL;
+    out->n = 0;
+    out->owned = 0;
+    if (m->op == RW_MATCH_EQ) {
+        const plist *p = postings_get(sh, m->name, m->value);
+        if (p) {
+            out->ids = p->ids;
+            out->n = p->n;
+        }
+        return 0;
+    }
+    const lname *ln = postings_name(sh, m->name);
+    if (!ln)
+        return 0;
+    size_t total = 0, nmatch = 0;
+    const plist *one = NULL;
+    STRMAP_EACH(&ln->values, s) {
+        if (rw_matcher_matches(m, s->key)) {
+            const plist *p = s->val;
+            total += p->n;
+            nmatch++;
+            one = p;
+        }
+    }
+    if (nmatch == 1) {
+        out->ids = one->ids;
+        out->n = one->n;
+        return 0;
+    }
+    if (!total)
+        return 0;
+    uint32_t *ids = malloc(total * sizeof *ids);
+    if (!ids)
+        return -1;
+    size_t k = 0;
+    STRMAP_EACH(&ln->values, s) {
+        if (rw_matcher_matches(m, s->key)) {
+            const plist *p = s->val;
+            memcpy(ids + k, p->ids, p->n * sizeof *ids);
+            k += p->n;
+        }
+    }
+    /* a series has one value per name, so the union has no duplicates */
+    qsort(ids, k, sizeof *ids, cmp_u32);
+    out->ids = ids;
+    out->n = k;
+    out->owned = 1;
+    return 0;
+}
+
+static void idset_free(idset *s)
+{
+    if (s->owned)
+        free(s->ids);
+    s->ids = NULL;
+    s->n = 0;
+}
+
+/* Candidate series of one shard (mu held): a malloc'd array of series
+ * pointers, valid while mu is held. With no positive matcher, all series. */
+static int shard_candidates(rw_shard *sh, const rw_matcher *ms, size_t nms, series ***out,
+                            size_t *nout)
+{
+    idset acc = {0};
+    int have = 0;
+    for (size_t i = 0; i < nms; i++) {
+        if (rw_matcher_matches_empty(&ms[i]))
+            continue;
+        idset cur;
+        if (matcher_ids(sh, &ms[i], &cur) < 0) {
+            idset_free(&acc);
+            return -1;
+        }
+        if (!have) {
+            acc = cur;
+            have = 1;
+        } else {
+            /* intersect into a new owned array */
+            size_t cap = acc.n < cur.n ? acc.n : cur.n;
+            uint32_t *r = malloc((cap ? cap : 1) * sizeof *r);
+            if (!r) {
+                idset_free(&acc);
+                idset_free(&cur);
+                return -1;
+            }
+            size_t a = 0, b = 0, k = 0;
+            while (a < acc.n && b < cur.n) {
+                if (acc.ids[a] < cur.ids[b])
+                    a++;
+                else if (acc.ids[a] > cur.ids[b])
+                    b++;
+                else {
+                    r[k++] = acc.ids[a];
+                    a++;
+                    b++;
+                }
+            }
+            idset_free(&acc);
+            idset_free(&cur);
+            acc.ids = r;
+            acc.n = k;
+            acc.owned = 1;
+        }
+        if (acc.n == 0)
+            break;
+    }
+    size_t cap = have ? acc.n : sh->nseries;
+    series **res = malloc((cap ? cap : 1) * sizeof *res);
+    if (!res) {
+        idset_free(&acc);
+        return -1;
+    }
+    size_t k = 0;
+    if (have) {
+        for (size_t i = 0; i < acc.n; i++)
+            if (acc.ids[i] < sh->cap_id && sh->by_id[acc.ids[i]])
+                res[k++] = sh->by_id[acc.ids[i]];
+    } else {
+        for (uint32_t i = 0; i < sh->cap_id && k < cap; i++)
+            if (sh->by_id[i])
+                res[k++] = sh->by_id[i];
+    }
+    idset_free(&acc);
+    /* filter by the matchers that match "" (absent label = "") */
+    size_t w = 0;
+    for (size_t i = 0; i < k; i++) {
+        series *s = res[i];
+        int ok = 1;
+        for (size_t j = 0; j < nms && ok; j++) {
+            if (!rw_matcher_matches_empty(&ms[j]))
+                continue;
+            ok = rw_matcher_matches(&ms[j], rw_labels_get(s->labels, s->nlabels, ms[j].name));
+        }
+        if (ok)
+            res[w++] = s;
+    }
+    *out = res;
+    *nout = w;
+    return 0;
+}
+
+static int overlaps(const series *s, int64_t mint, int64_t maxt)
+{
+    return series_mint(s) <= maxt && series_maxt(s) >= mint;
+}
+
+static rw_rc check_matchers(const rw_matcher *ms, size_t nms, rw_err *err)
+{
+    for (size_t i = 0; i < nms; i++)
+        if (!rw_matcher_matches_empty(&ms[i]))
+            return RW_OK;
+    return rw_err_set(err, RW_BADREQ, "match[] must contain at least one non-empty matcher");
+}
+
+/* ---- select ---- */
+
+typedef struct piece {
+    int64_t rowid;        /* persisted chunk, or 0 */
+    const uint8_t *data;  /* arena copy when rowid == 0 */
+    uint32_t len;
+    uint16_t n;
+} piece;
+
+typedef struct sel_item {
+    rw_label *labels;
+    size_t nlabels;
+    int shard;
+    piece *pieces;
+    size_t npieces;
+    size_t maxn;          /* samples in all pieces */
+} sel_item;
+
+static rw_label *copy_labels(rw_arena *a, const series *s)
+{
+    rw_label *l = rw_arena_alloc(a, (s->nlabels ? s->nlabels : 1) * sizeof *l);
+    if (!l)
+        return NULL;
+    for (uint32_t i = 0; i < s->nlabels; i++) {
+        l[i].name = rw_arena_strdup(a, s->labels[i].name);
+        l[i].value = rw_arena_strdup(a, s->labels[i].value);
+        if (!l[i].name || !l[i].value)
+            return NULL;
+    }
+    return l;
+}
+
+static int item_cmp(const void *a, const void *b)
+{
+    const sel_item *x = a, *y = b;
+    return rw_labels_cmp(x->labels, x->nlabels, y->labels, y->nlabels);
+}
+
+/* Decodes one chunk's samples within [mint, maxt] into t/v at *n. */
+static int decode_into(const uint8_t *b, size_t len, int64_t mint, int64_t maxt, int64_t *t,
+                       double *v, size_t *n, size_t cap)
+{
+    chunk_it it;
+    if (chunk_it_init(&it, b, len) < 0)
+        return -1;
+    int64_t ts;
+    double vs;
+    int r;
+    while ((r = chunk_it_next(&it, &ts, &vs)) == 1) {
+        if (ts < mint)
+            continue;
+        if (ts > maxt)
+            break;
+        if (*n >= cap)
+            return -1;
+        t[*n] = ts;
+        v[*n] = vs;
+        (*n)++;
+    }
+    return r < 0 ? -1 : 0;
+}
+
+static rw_rc select_shard(rw_shard *sh, const rw_matcher *ms, size_t nms, int64_t mint,
+                          int64_t maxt, int flags, rw_arena *a, sel_item **items, size_t *nitems,
+                          size_t *capitems, rw_err *err)
+{
+    series **cand;
+    size_t ncand;
+    rw_rc rc = RW_OK;
+    pthread_mutex_lock(&sh->mu);
+    if (shard_candidates(sh, ms, nms, &cand, &ncand) < 0) {
+        pthread_mutex_unlock(&sh->mu);
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < ncand; i++) {
+        series *s = cand[i];
+        if (!overlaps(s, mint, maxt))
+            continue;
+        if (*nitems == *capitems) {
+            size_t nc = *capitems ? *capitems * 2 : 64;
+            sel_item *n = realloc(*items, nc * sizeof *n);
+            if (!n) {
+                rc = rw_err_set(err, RW_NOMEM, "out of memory");
+                break;
+            }
+            *items = n;
+            *capitems = nc;
+        }
+        sel_item *it = &(*items)[*nitems];
+        memset(it, 0, sizeof *it);
+        it->shard = sh->idx;
+        it->nlabels = s->nlabels;
+        it->labels = copy_labels(a, s);
+        if (!it->labels) {
+            rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+            break;
+        }
+        if (!(flags & RW_SELECT_LABELS_ONLY)) {
+            it->pieces = rw_arena_alloc(a, (s->nchunks + 1) * sizeof *it->pieces);
+            if (!it->pieces) {
+                rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+                break;
+            }
+            for (uint32_t c = 0; c < s->nchunks; c++) {
+                const chunk_meta *cm = &s->chunks[c];
+                if (cm->mint > maxt || cm->maxt < mint)
+                    continue;
+                piece *p = &it->pieces[it->npieces++];
+                p->n = cm->n;
+                p->rowid = cm->rowid;
+                p->data = NULL;
+                p->len = cm->len;
+                if (!cm->rowid) {
+                    uint8_t *d = rw_arena_alloc(a, cm->len);
+                    if (!d) {
+                        rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+                        break;
+                    }
+                    memcpy(d, cm->data, cm->len);
+                    p->data = d;
+                }
+                it->maxn += cm->n;
+            }
+            if (rc != RW_OK)
+                break;
+            if (s->head.n && s->head.t0 <= maxt && s->head.t >= mint) {
+                size_t len = chunk_enc_len(&s->head);
+                uint8_t *d = rw_arena_alloc(a, len);
+                if (!d) {
+                    rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+                    break;
+                }
+                memcpy(d, s->head.b, len);
+                piece *p = &it->pieces[it->npieces++];
+                p->rowid = 0;
+                p->data = d;
+                p->len = (uint32_t)len;
+                p->n = s->head.n;
+                it->maxn += s->head.n;
+            }
+        }
+        (*nitems)++;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    free(cand);
+    return rc;
+}
+
+/* Decodes the pieces of the items of one shard; persisted chunks come from
+ * the read connection. */
+static rw_rc decode_items(rw_shard *sh, sel_item *items, size_t nitems, int64_t mint,
+                          int64_t maxt, rw_arena *a, rw_series_data *out, size_t max_samples,
+                          size_t *total, rw_err *err)
+{
+    rw_rc rc = RW_OK;
+    int locked = 0;
+    for (size_t i = 0; i < nitems && rc == RW_OK; i++) {
+        sel_item *it = &items[i];
+        if (it->shard != sh->idx)
+            continue;
+        int64_t *t = rw_arena_alloc(a, (it->maxn ? it->maxn : 1) * sizeof *t);
+        double *v = rw_arena_alloc(a, (it->maxn ? it->maxn : 1) * sizeof *v);
+        if (!t || !v)
+            return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+        size_t n = 0;
+        for (size_t p = 0; p < it->npieces; p++) {
+            piece *pc = &it->pieces[p];
+            if (pc->rowid) {
+                if (!locked) {
+                    pthread_mutex_lock(&sh->rd_mu);
+                    db_exec(sh->rdb, "BEGIN", NULL); /* one snapshot per shard */
+                    locked = 1;
+                }
+                sqlite3_stmt *st = sh->st_chunk_get;
+                sqlite3_bind_int64(st, 1, pc->rowid);
+                int r = sqlite3_step(st);
+                if (r == SQLITE_ROW) {
+                    const uint8_t *b = sqlite3_column_blob(st, 0);
+                    int len = sqlite3_column_bytes(st, 0);
+                    if (decode_into(b, (size_t)len, mint, maxt, t, v, &n, it->maxn) < 0)
+                        rc = rw_err_set(err, RW_INTERNAL, "shard %d: chunk %lld is corrupt",
+                                        sh->idx, (long long)pc->rowid);
+                } else if (r != SQLITE_DONE) {
+                    rc = db_rc(sh->rdb, r, "read chunk", err);
+                } /* DONE: dropped by retention meanwhile */
+                sqlite3_reset(st);
+            } else if (decode_into(pc->data, pc->len, mint, maxt, t, v, &n, it->maxn) < 0) {
+                rc = rw_err_set(err, RW_INTERNAL, "shard %d: head chunk is corrupt", sh->idx);
+            }
+            if (rc != RW_OK)
+                break;
+        }
+        if (rc != RW_OK || n == 0)
+            continue;
+        *total += n;
+        if (max_samples && *total > max_samples) {
+            rc = rw_err_set(err, RW_LIMIT, "query would return more than %zu samples",
+                            max_samples);
+            break;
+        }
+        /* out[] is parallel to items[]; rw_store_select compacts it */
+        out[i].t = t;
+        out[i].v = v;
+        out[i].n = n;
+    }
+    if (locked) {
+        db_exec(sh->rdb, "COMMIT", NULL);
+        pthread_mutex_unlock(&sh->rd_mu);
+    }
+    return rc;
+}
+
+rw_rc rw_store_select(rw_store *st, const rw_matcher *ms, size_t nms, int64_t mint, int64_t maxt,
+                      int flags, size_t max_samples, rw_arena *a, rw_series_data **out,
+                      size_t *nout, rw_err *err)
+{
+    *out = NULL;
+    *nout = 0;
+    rw_rc rc = check_matchers(ms, nms, err);
+    if (rc != RW_OK)
+        return rc;
+    sel_item *items = NULL;
+    size_t nitems = 0, cap = 0;
+    for (int k = 0; k < st->nshards && rc == RW_OK; k++)
+        rc = select_shard(&st->shards[k], ms, nms, mint, maxt, flags, a, &items, &nitems, &cap,
+                          err);
+    if (rc != RW_OK) {
+        free(items);
+        return rc;
+    }
+    qsort(items, nitems, sizeof *items, item_cmp);
+    rw_series_data *res = rw_arena_calloc(a, nitems ? nitems : 1, sizeof *res);
+    if (!res) {
+        free(items);
+        return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+    }
+    if (flags & RW_SELECT_LABELS_ONLY) {
+        for (size_t i = 0; i < nitems; i++) {
+            res[i].labels = items[i].labels;
+            res[i].nlabels = items[i].nlabels;
+        }
+        *out = res;
+        *nout = nitems;
+        free(items);
+        return RW_OK;
+    }
+    size_t total = 0;
+    for (int k = 0; k < st->nshards && rc == RW_OK; k++)
+        rc = decode_items(&st->shards[k], items, nitems, mint, maxt, a, res, max_samples, &total,
+                          err);
+    if (rc != RW_OK) {
+        free(items);
+        return rc;
+    }
+    /* compact: drop series without samples in range */
+    size_t w = 0;
+    for (size_t i = 0; i < nitems; i++) {
+        if (res[i].n == 0)
+            continue;
+        res[w].labels = items[i].labels;
+        res[w].nlabels = items[i].nlabels;
+        res[w].t = res[i].t;
+        res[w].v = res[i].v;
+        res[w].n = res[i].n;
+        w++;
+    }
+    free(items);
+    *out = res;
+    *nout = w;
+    return RW_OK;
+}
+
+/* ---- label names / values ---- */
+
+typedef struct strset {
+    strmap m;
+    rw_arena *a;
+} strset;
+
+static int strset_add(strset *s, const char *v)
+{
+    uint64_t h = str_hash(v);
+    if (strmap_find(&s->m, v, h))
+        return 0;
+    char *c = rw_arena_strdup(s->a, v);
+    if (!c)
+        return -1;
+    return strmap_put(&s->m, c, h, NULL);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static rw_rc strset_out(strset *s, char ***out, size_t *nout, rw_err *err)
+{
+    char **r = rw_arena_alloc(s->a, (s->m.n ? s->m.n : 1) * sizeof *r);
+    if (!r) {
+        strmap_free(&s->m);
+        return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+    }
+    size_t k = 0;
+    STRMAP_EACH(&s->m, sl) r[k++] = (char *)sl->key;
+    qsort(r, k, sizeof *r, cmp_str);
+    strmap_free(&s->m);
+    *out = r;
+    *nout = k;
+    return RW_OK;
+}
+
+static int plist_overlaps(const rw_shard *sh, const plist *p, int64_t mint, int64_t maxt)
+{
+    for (uint32_t i = 0; i < p->n; i++) {
+        const series *s = p->ids[i] < sh->cap_id ? sh->by_id[p->ids[i]] : NULL;
+        if (s && overlaps(s, mint, maxt))
+            return 1;
+    }
+    return 0;
+}
+
+/* name == NULL: label names; else values of `name`. */
+static rw_rc label_query(rw_store *st, const char *name, const rw_matcher *ms, size_t nms,
+                         int64_t mint, int64_t maxt, rw_arena *a, char ***out, size_t *nout,
+                         rw_err *err)
+{
+    rw_rc rc = RW_OK;
+    if (nms && (rc = check_matchers(ms, nms, err)) != RW_OK)
+        return rc;
+    strset set = {.a = a};
+    for (int k = 0; k < st->nshards && rc == RW_OK; k++) {
+        rw_shard *sh = &st->shards[k];
+        pthread_mutex_lock(&sh->mu);
+        if (nms == 0) {
+            if (!name) {
+                STRMAP_EACH(&sh->postings, ns) {
+                    const lname *ln = ns->val;
+                    int any = 0;
+                    STRMAP_EACH(&ln->values, vs) {
+                        if (plist_overlaps(sh, vs->val, mint, maxt)) {
+                            any = 1;
+                            break;
+                        }
+                    }
+                    if (any && strset_add(&set, ln->name) < 0)
+                        rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+                }
+            } else {
+                const lname *ln = postings_name(sh, name);
+                if (ln) {
+                    STRMAP_EACH(&ln->values, vs) {
+                        if (plist_overlaps(sh, vs->val, mint, maxt) && strset_add(&set, vs->key) < 0)
+                            rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+                    }
+                }
+            }
+        } else {
+            series **cand;
+            size_t ncand;
+            if (shard_candidates(sh, ms, nms, &cand, &ncand) < 0) {
+                rc = rw_err_set(err, RW_NOMEM, "out of memory");
+            } else {
+                for (size_t i = 0; i < ncand && rc == RW_OK; i++) {
+                    series *s = cand[i];
+                    if (!overlaps(s, mint, maxt))
+                        continue;
+                    if (!name) {
+                        for (uint32_t j = 0; j < s->nlabels; j++)
+                            if (strset_add(&set, s->labels[j].name) < 0)
+                                rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+                    } else {
+                        const char *v = rw_labels_get(s->labels, s->nlabels, name);
+                        if (v && strset_add(&set, v) < 0)
+                            rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+                    }
+                }
+                free(cand);
+            }
+        }
+        pthread_mutex_unlock(&sh->mu);
+    }
+    if (rc != RW_OK) {
+        strmap_free(&set.m);
+        return rc;
+    }
+    return strset_out(&set, out, nout, err);
+}
+
+rw_rc rw_store_label_names(rw_store *st, const rw_matcher *ms, size_t nms, int64_t mint,
+                           int64_t maxt, rw_arena *a, char ***out, size_t *nout, rw_err *err)
+{
+    return label_query(st, NULL, ms, nms, mint, maxt, a, out, nout, err);
+}
+
+rw_rc rw_store_label_values(rw_store *st, const char *name, const rw_matcher *ms, size_t nms,
+                            int64_t mint, int64_t maxt, rw_arena *a, char ***out, size_t *nout,
+                            rw_err *err)
+{
+    return label_query(st, name, ms, nms, mint, maxt, a, out, nout, err);
+}

@@ -1,0 +1,727 @@
+/* store.c - the store's lifecycle and everything that is not the append or
+ * select path: rw_store_open() creates or recovers every shard (in parallel,
+ * one thread per shard) and starts the maintenance thread (retention and
+ * periodic checkpoints); rw_store_close() stops it, checkpoints every shard,
+ * shrinks the files and closes. Also metric metadata (kept in memory, stored
+ * in shard 0), stats, cardinality for /api/v1/status/tsdb, and the
+ * self-metrics registration and collector. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "store_int.h"
+
+#define DEFAULT_CKPT_MS (5 * 60 * 1000)
+#define DEFAULT_BUSY_MS 5000
+#define MAX_SHARDS 4096
+
+int rw_store_nshards(const rw_store *st)
+{
+    return st->nshards;
+}
+
+static int mkdir_p(const char *dir)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+            return -1;
+        *s = '/';
+    }
+    if (mkdir(p, 0755) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+/* ---- metadata ---- */
+
+static int md_find(const rw_store *st, const char *metric, size_t *pos)
+{
+    size_t lo = 0, hi = st->nmd;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(st->md[mid].metric, metric);
+        if (c == 0) {
+            *pos = mid;
+            return 1;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *pos = lo;
+    return 0;
+}
+
+static void md_entry_free(md_entry *e)
+{
+    free(e->metric);
+    free(e->type);
+    free(e->help);
+    free(e->unit);
+}
+
+/* Sets one entry (md_mu held); returns 1 if it changed, -1 on no memory. */
+static int md_set(rw_store *st, const char *metric, const char *type, const char *help,
+                  const char *unit)
+{
+    size_t pos;
+    type = type ? type : "";
+    help = help ? help : "";
+    unit = unit ? unit : "";
+    if (md_find(st, metric, &pos)) {
+        md_entry *e = &st->md[pos];
+        if (!strcmp(e->type, type) && !strcmp(e->help, help) && !strcmp(e->unit, unit))
+            return 0;
+        char *t = strdup(type), *h = strdup(help), *u = strdup(unit);
+        if (!t || !h || !u) {
+            free(t);
+            free(h);
+            free(u);
+            return -1;
+        }
+        free(e->type);
+        free(e->help);
+        free(e->unit);
+        e->type = t;
+        e->help = h;
+        e->unit = u;
+        return 1;
+    }
+    if (st->nmd == st->capmd) {
+        size_t nc = st->capmd ? st->capmd * 2 : 64;
+        md_entry *n = realloc(st->md, nc * sizeof *n);
+        if (!n)
+            return -1;
+        st->md = n;
+        st->capmd = nc;
+    }
+    md_entry e = {strdup(metric), strdup(type), strdup(help), strdup(unit)};
+    if (!e.metric || !e.type || !e.help || !e.unit) {
+        md_entry_free(&e);
+        return -1;
+    }
+    memmove(st->md + pos + 1, st->md + pos, (st->nmd - pos) * sizeof *st->md);
+    st->md[pos] = e;
+    st->nmd++;
+    return 1;
+}
+
+static rw_rc md_load(rw_store *st, rw_err *err)
+{
+    rw_shard *sh = &st->shards[0];
+    sqlite3_stmt *q;
+    int r = sqlite3_prepare_v2(sh->wdb, "SELECT metric, type, help, unit FROM metadata", -1, &q,
+                               NULL);
+    if (r != SQLITE_OK)
+        return db_rc(sh->wdb, r, "load metadata", err);
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *m = (const char *)sqlite3_column_text(q, 0);
+        if (m && md_set(st, m, (const char *)sqlite3_column_text(q, 1),
+                        (const char *)sqlite3_column_text(q, 2),
+                        (const char *)sqlite3_column_text(q, 3)) < 0) {
+            sqlite3_finalize(q);
+            return rw_err_set(err, RW_NOMEM, "out of memory loading metadata");
+        }
+    }
+    sqlite3_finalize(q);
+    return r == SQLITE_DONE ? RW_OK : db_rc(sh->wdb, r, "load metadata", err);
+}
+
+rw_rc rw_store_put_metadata(rw_store *st, const rw_metadata *md, size_t n, rw_err *err)
+{
+    rw_rc rc = RW_OK;
+    size_t *changed = malloc((n ? n : 1) * sizeof *changed);
+    if (!changed)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    size_t nch = 0;
+    pthread_mutex_lock(&st->md_mu);
+    for (size_t i = 0; i < n; i++) {
+        if (!md[i].metric || !md[i].metric[0])
+            continue;
+        int r = md_set(st, md[i].metric, md[i].type, md[i].help, md[i].unit);
+        if (r < 0) {
+            rc = rw_err_set(err, RW_NOMEM, "out of memory");
+            break;
+        }
+        if (r > 0)
+            changed[nch++] = i;
+    }
+    if (rc == RW_OK && nch) {
+        rw_shard *sh = &st->shards[0];
+        rw_err lerr;
+        rw_err_init(&lerr);
+        pthread_mutex_lock(&sh->mu);
+        shard_db_acquire(sh);
+        pthread_mutex_unlock(&sh->mu);
+        sqlite3_stmt *q = NULL;
+        int r = sqlite3_prepare_v2(sh->wdb,
+                                   "INSERT OR REPLACE INTO metadata(metric,type,help,unit) "
+                                   "VALUES(?,?,?,?)",
+                                   -1, &q, NULL);
+        rc = r == SQLITE_OK ? db_begin(sh, &lerr) : db_rc(sh->wdb, r, "metadata", &lerr);
+        for (size_t k = 0; rc == RW_OK && k < nch; k++) {
+            const rw_metadata *m = &md[changed[k]];
+            sqlite3_bind_text(q, 1, m->metric, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 2, m->type ? m->type : "", -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 3, m->help ? m->help : "", -1, SQLITE_STATIC);
+            sqlite3_bind_text(q, 4, m->unit ? m->unit : "", -1, SQLITE_STATIC);
+            rc = db_step_done(sh, q, "write metadata", &lerr);
+        }
+        if (rc == RW_OK)
+            rc = db_commit(sh, &lerr);
+        else if (q)
+            db_rollback(sh);
+        sqlite3_finalize(q);
+        pthread_mutex_lock(&sh->mu);
+        shard_db_release(sh);
+        pthread_mutex_unlock(&sh->mu);
+        if (rc != RW_OK) {
+            /* forget the unsaved entries so the next put writes them again */
+            for (size_t k = 0; k < nch; k++) {
+                size_t pos;
+                if (md_find(st, md[changed[k]].metric, &pos)) {
+                    md_entry_free(&st->md[pos]);
+                    memmove(st->md + pos, st->md + pos + 1, (st->nmd - pos - 1) * sizeof *st->md);
+                    st->nmd--;
+                }
+            }
+            rw_err_set(err, rc, "%s", lerr.msg);
+        }
+    }
+    pthread_mutex_unlock(&st->md_mu);
+    free(changed);
+    return rc;
+}
+
+rw_rc rw_store_get_metadata(rw_store *st, const char *metric, size_t limit, rw_arena *a,
+                            rw_metadata **out, size_t *nout, rw_err *err)
+{
+    rw_rc rc = RW_OK;
+    *out = NULL;
+    *nout = 0;
+    pthread_mutex_lock(&st->md_mu);
+    size_t from = 0, to = st->nmd;
+    if (metric) {
+        size_t pos;
+        if (md_find(st, metric, &pos)) {
+            from = pos;
+            to = pos + 1;
+        } else {
+            to = from;
+        }
+    }
+    size_t n = to - from;
+    if (limit && n > limit)
+        n = limit;
+    rw_metadata *r = rw_arena_calloc(a, n ? n : 1, sizeof *r);
+    if (!r) {
+        rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            const md_entry *e = &st->md[from + i];
+            r[i].metric = rw_arena_strdup(a, e->metric);
+            r[i].type = rw_arena_strdup(a, e->type);
+            r[i].help = rw_arena_strdup(a, e->help);
+            r[i].unit = rw_arena_strdup(a, e->unit);
+            if (!r[i].metric || !r[i].type || !r[i].help || !r[i].unit) {
+                rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+                break;
+            }
+        }
+        if (rc == RW_OK) {
+            *out = r;
+            *nout = n;
+        }
+    }
+    pthread_mutex_unlock(&st->md_mu);
+    return rc;
+}
+
+/* ---- stats and cardinality ---- */
+
+void rw_store_get_stats(rw_store *st, rw_store_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->min_time = INT64_MAX;
+    out->max_time = INT64_MIN;
+    for (int k = 0; k < st->nshards; k++) {
+        rw_shard *sh = &st->shards[k];
+        pthread_mutex_lock(&sh->mu);
+        out->series += sh->nseries;
+        out->head_chunks += sh->nheads;
+        out->persisted_chunks += sh->nchunks - sh->npchunks;
+        out->samples_in_head += sh->head_samples;
+        for (uint32_t i = 0; i < sh->cap_id; i++) {
+            const series *s = sh->by_id[i];
+            if (!s)
+                continue;
+            int64_t lo = series_mint(s), hi = series_maxt(s);
+            if (lo < out->min_time)
+                out->min_time = lo;
+            if (hi > out->max_time)
+                out->max_time = hi;
+        }
+        pthread_mutex_unlock(&sh->mu);
+        out->db_bytes += db_file_bytes(sh);
+    }
+}
+
+typedef struct counted {
+    strmap m;          /* key (arena) -> uint64 count as pointer */
+} counted;
+
+static int count_add(counted *c, rw_arena *a, const char *key, uint64_t n, int *fresh)
+{
+    uint64_t h = str_hash(key);
+    strmap_slot *s = strmap_find(&c->m, key, h);
+    if (s) {
+        s->val = (void *)((uintptr_t)s->val + n);
+        if (fresh)
+            *fresh = 0;
+        return 0;
+    }
+    char *k = rw_arena_strdup(a, key);
+    if (!k)
+        return -1;
+    if (fresh)
+        *fresh = 1;
+    return strmap_put(&c->m, k, h, (void *)(uintptr_t)n);
+}
+
+static int stat_cmp(const void *a, const void *b)
+{
+    const rw_stat_entry *x = a, *y = b;
+    if (x->value != y->value)
+        return x->value < y->value ? 1 : -1;
+    return strcmp(x->name, y->name);
+}
+
+static int top(counted *c, size_t limit, rw_arena *a, rw_stat_entry **out, size_t *nout)
+{
+    rw_stat_entry *all = malloc((c->m.n ? c->m.n : 1) * sizeof *all);
+    if (!all)
+        return -1;
+    size_t k = 0;
+    STRMAP_EACH(&c->m, s) {
+        all[k].name = (char *)s->key;
+        all[k].value = (uint64_t)(uintptr_t)s->val;
+        k++;
+    }
+    qsort(all, k, sizeof *all, stat_cmp);
+    if (limit && k > limit)
+        k = limit;
+    rw_stat_entry *r = rw_arena_alloc(a, (k ? k : 1) * sizeof *r);
+    if (r)
+        memcpy(r, all, k * sizeof *r);
+    free(all);
+    if (!r)
+        return -1;
+    *out = r;
+    *nout = k;
+    return 0;
+}
+
+rw_rc rw_store_cardinality_top(rw_store *st, size_t limit, rw_arena *a, rw_store_cardinality *out,
+                               rw_err *err)
+{
+    memset(out, 0, sizeof *out);
+    counted metric = {0}, lvals = {0}, pairs = {0}, mem = {0};
+    int fail = 0;
+    char *tmp = NULL;
+    size_t tmpcap = 0;
+    for (int k = 0; k < st->nshards && !fail; k++) {
+        rw_shard *sh = &st->shards[k];
+        pthread_mutex_lock(&sh->mu);
+        STRMAP_EACH(&sh->postings, ns) {
+            const lname *ln = ns->val;
+            int is_name = strcmp(ln->name, RW_METRIC_NAME) == 0;
+            STRMAP_EACH(&ln->values, vs) {
+                const plist *p = vs->val;
+                size_t need = strlen(ln->name) + strlen(vs->key) + 2;
+                if (need > tmpcap) {
+                    char *t = realloc(tmp, need * 2);
+                    if (!t) {
+                        fail = 1;
+                        break;
+                    }
+                    tmp = t;
+                    tmpcap = need * 2;
+                }
+                snprintf(tmp, tmpcap, "%s=%s", ln->name, vs->key);
+                int fresh = 0;
+                if (count_add(&pairs, a, tmp, p->n, &fresh) < 0)
+                    fail = 1;
+                if (fresh && (count_add(&lvals, a, ln->name, 1, NULL) < 0 ||
+                              count_add(&mem, a, ln->name, strlen(vs->key), NULL) < 0))
+                    fail = 1;
+                if (is_name && count_add(&metric, a, vs->key, p->n, NULL) < 0)
+                    fail = 1;
+                if (fail)
+                    break;
+            }
+            if (fail)
+                break;
+        }
+        pthread_mutex_unlock(&sh->mu);
+    }
+    free(tmp);
+    if (!fail && (top(&metric, limit, a, &out->by_metric, &out->n_by_metric) < 0 ||
+                  top(&lvals, limit, a, &out->label_values, &out->n_label_values) < 0 ||
+                  top(&pairs, limit, a, &out->by_label_pair, &out->n_by_label_pair) < 0 ||
+                  top(&mem, limit, a, &out->memory_by_label, &out->n_memory_by_label) < 0))
+        fail = 1;
+    strmap_free(&metric.m);
+    strmap_free(&lvals.m);
+    strmap_free(&pairs.m);
+    strmap_free(&mem.m);
+    if (fail)
+        return rw_err_set(err, RW_LIMIT, "out of memory computing cardinality");
+    return RW_OK;
+}
+
+/* ---- self-metrics ---- */
+
+static void collect(void *ctx, rw_buf *out)
+{
+    rw_store *st = ctx;
+    static const struct { const char *name, *help; } g[] = {
+        {"rwgate_store_series", "Series in memory."},
+        {"rwgate_store_head_chunks", "Open head chunks in memory."},
+        {"rwgate_store_chunks", "Completed chunks (persisted or waiting for the next commit)."},
+        {"rwgate_store_head_samples", "Samples in open head chunks."},
+        {"rwgate_store_pending_wal_bytes", "WAL bytes accepted but not yet committed."},
+        {"rwgate_store_db_bytes", "Size of the shard's SQLite files (database and its -wal)."},
+    };
+    int ns = st->nshards;
+    uint64_t *v = calloc((size_t)ns * 6, sizeof *v);
+    if (!v)
+        return;
+    for (int k = 0; k < ns; k++) {
+        rw_shard *sh = &st->shards[k];
+        pthread_mutex_lock(&sh->mu);
+        v[k * 6 + 0] = sh->nseries;
+        v[k * 6 + 1] = sh->nheads;
+        v[k * 6 + 2] = sh->nchunks;
+        v[k * 6 + 3] = sh->head_samples;
+        v[k * 6 + 4] = wal_payload_len(&sh->pending);
+        pthread_mutex_unlock(&sh->mu);
+        v[k * 6 + 5] = db_file_bytes(sh);
+    }
+    for (int m = 0; m < 6; m++) {
+        rw_buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", g[m].name, g[m].help, g[m].name);
+        for (int k = 0; k < ns; k++)
+            rw_buf_printf(out, "%s{shard=\"%d\"} %llu\n", g[m].name, k,
+                          (unsigned long long)v[k * 6 + m]);
+    }
+    free(v);
+}
+
+static void metrics_register(rw_store *st)
+{
+    rw_metrics *m = st->opts.metrics;
+    if (!m)
+        return;
+    static const double bytes_buckets[] = {256,    1024,    4096,    16384,   65536,
+                                           262144, 1048576, 4194304, 16777216};
+    st->m_commit_dur = rw_metrics_histogram(m, "rwgate_store_wal_commit_duration_seconds", NULL,
+                                            "Duration of group-commit transactions.",
+                                            rw_latency_buckets, rw_latency_nbuckets);
+    st->m_txn_bytes = rw_metrics_histogram(m, "rwgate_store_sqlite_txn_bytes", NULL,
+                                           "Bytes written per group-commit transaction.",
+                                           bytes_buckets, sizeof bytes_buckets / sizeof bytes_buckets[0]);
+    st->m_ckpt_dur = rw_metrics_histogram(m, "rwgate_store_checkpoint_duration_seconds", NULL,
+                                          "Duration of shard checkpoints.", rw_latency_buckets,
+                                          rw_latency_nbuckets);
+    st->m_commits = rw_metrics_counter(m, "rwgate_store_commits_total", NULL,
+                                       "Group-commit transactions committed.");
+    st->m_commit_fail = rw_metrics_counter(m, "rwgate_store_commit_failures_total", NULL,
+                                           "Group-commit transactions that failed.");
+    st->m_appended = rw_metrics_counter(m, "rwgate_store_samples_appended_total", NULL,
+                                        "Samples accepted (including identical resends).");
+    for (int r = 0; r < RW_REJ__COUNT; r++) {
+        char l[64];
+        snprintf(l, sizeof l, "reason=\"%s\"", rw_reject_reason_str((rw_reject_reason)r));
+        st->m_rejected[r] = rw_metrics_counter(m, "rwgate_store_samples_rejected_total", l,
+                                               "Samples rejected, by reason.");
+    }
+    st->m_series_created = rw_metrics_counter(m, "rwgate_store_series_created_total", NULL,
+                                              "Series created.");
+    st->m_retention_chunks = rw_metrics_counter(m, "rwgate_store_retention_chunks_dropped_total",
+                                                NULL, "Chunks dropped by retention.");
+    st->m_retention_series = rw_metrics_counter(m, "rwgate_store_retention_series_dropped_total",
+                                                NULL, "Series dropped by retention.");
+    rw_metrics_add_collector(m, collect, st);
+}
+
+/* ---- maintenance ---- */
+
+rw_rc rw_store_maintain(rw_store *st, rw_err *err)
+{
+    rw_rc first = RW_OK;
+    for (int k = 0; k < st->nshards; k++) {
+        rw_rc rc = shard_retention(&st->shards[k], first == RW_OK ? err : NULL);
+        if (rc != RW_OK && first == RW_OK)
+            first = rc;
+        rc = shard_checkpoint(&st->shards[k], 0, first == RW_OK ? err : NULL);
+        if (rc != RW_OK && first == RW_OK)
+            first = rc;
+    }
+    return first;
+}
+
+static void *maint_main(void *arg)
+{
+    rw_store *st = arg;
+    int64_t interval = st->opts.checkpoint_interval_ms;
+    int64_t tick = interval < 30000 ? interval : 30000;
+    int64_t last_ckpt = rw_now_ms();
+    pthread_mutex_lock(&st->maint_mu);
+    while (!st->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += tick / 1000;
+        ts.tv_nsec += (tick % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&st->maint_cv, &st->maint_mu, &ts);
+        if (st->stopping)
+            break;
+        pthread_mutex_unlock(&st->maint_mu);
+        for (int k = 0; k < st->nshards; k++)
+            shard_retention(&st->shards[k], NULL);
+        if (rw_now_ms() - last_ckpt >= interval) {
+            for (int k = 0; k < st->nshards; k++)
+                shard_checkpoint(&st->shards[k], 0, NULL);
+            last_ckpt = rw_now_ms();
+        }
+        pthread_mutex_lock(&st->maint_mu);
+    }
+    pthread_mutex_unlock(&st->maint_mu);
+    return NULL;
+}
+
+/* ---- open / close ---- */
+
+static void shard_free(rw_shard *sh)
+{
+    db_close_shard(sh);
+    shard_index_free(sh);
+    rw_buf_free(&sh->pending);
+    free(sh->pchunks);
+    free(sh->path);
+    pthread_mutex_destroy(&sh->mu);
+    pthread_mutex_destroy(&sh->rd_mu);
+    pthread_cond_destroy(&sh->commit_cv);
+}
+
+static void store_free(rw_store *st)
+{
+    if (st->shards) {
+        for (int k = 0; k < st->nshards; k++)
+            shard_free(&st->shards[k]);
+        free(st->shards);
+    }
+    for (size_t i = 0; i < st->nmd; i++)
+        md_entry_free(&st->md[i]);
+    free(st->md);
+    free((char *)st->opts.dir);
+    pthread_mutex_destroy(&st->md_mu);
+    pthread_mutex_destroy(&st->maint_mu);
+    pthread_cond_destroy(&st->maint_cv);
+    free(st);
+}
+
+typedef struct recover_job {
+    rw_shard *sh;
+    rw_rc rc;
+    rw_err err;
+    pthread_t th;
+    int started;
+} recover_job;
+
+static void *recover_main(void *arg)
+{
+    recover_job *j = arg;
+    rw_err_init(&j->err);
+    j->rc = shard_recover(j->sh, &j->err);
+    return NULL;
+}
+
+rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
+{
+    int64_t t0 = rw_mono_ns();
+    if (!o || !o->dir || !o->dir[0]) {
+        rw_err_set(err, RW_BADREQ, "store: no data directory given");
+        return NULL;
+    }
+    if (o->nshards < 1 || o->nshards > MAX_SHARDS) {
+        rw_err_set(err, RW_BADREQ, "store: shard count %d out of range 1..%d", o->nshards,
+                   MAX_SHARDS);
+        return NULL;
+    }
+    if (o->retention_ms < 0) {
+        rw_err_set(err, RW_BADREQ, "store: negative retention");
+        return NULL;
+    }
+    if (mkdir_p(o->dir) < 0) {
+        rw_err_set(err, RW_IO, "store: cannot create %s: %s", o->dir, strerror(errno));
+        return NULL;
+    }
+    rw_store *st = calloc(1, sizeof *st);
+    if (!st) {
+        rw_err_set(err, RW_NOMEM, "out of memory");
+        return NULL;
+    }
+    st->opts = *o;
+    st->opts.dir = strdup(o->dir);
+    if (st->opts.checkpoint_interval_ms <= 0)
+        st->opts.checkpoint_interval_ms = DEFAULT_CKPT_MS;
+    if (st->opts.busy_timeout_ms <= 0)
+        st->opts.busy_timeout_ms = DEFAULT_BUSY_MS;
+    st->nshards = o->nshards;
+    atomic_init(&st->newest, INT64_MIN);
+    pthread_mutex_init(&st->md_mu, NULL);
+    pthread_mutex_init(&st->maint_mu, NULL);
+    pthread_cond_init(&st->maint_cv, NULL);
+    st->shards = calloc((size_t)st->nshards, sizeof *st->shards);
+    if (!st->opts.dir || !st->shards) {
+        rw_err_set(err, RW_NOMEM, "out of memory");
+        st->nshards = st->shards ? st->nshards : 0;
+        store_free(st);
+        return NULL;
+    }
+    for (int k = 0; k < st->nshards; k++) {
+        rw_shard *sh = &st->shards[k];
+        sh->store = st;
+        sh->idx = k;
+        pthread_mutex_init(&sh->mu, NULL);
+        pthread_mutex_init(&sh->rd_mu, NULL);
+        pthread_cond_init(&sh->commit_cv, NULL);
+        wal_buf_init(&sh->pending);
+        size_t len = strlen(o->dir) + 32;
+        sh->path = malloc(len);
+        if (sh->path)
+            snprintf(sh->path, len, "%s/shard-%d.db", o->dir, k);
+    }
+    /* a data directory with more shard files than asked for was created
+     * with more shards: refuse before touching anything */
+    {
+        char p[4096];
+        struct stat sb;
+        snprintf(p, sizeof p, "%s/shard-%d.db", o->dir, st->nshards);
+        if (stat(p, &sb) == 0) {
+            rw_err_set(err, RW_BADREQ,
+                       "data directory %s holds %s: it was created with more than %d shards "
+                       "(the shard count of a data directory is fixed)",
+                       o->dir, p, st->nshards);
+            store_free(st);
+            return NULL;
+        }
+    }
+    for (int k = 0; k < st->nshards; k++) {
+        if (!st->shards[k].path) {
+            rw_err_set(err, RW_NOMEM, "out of memory");
+            store_free(st);
+            return NULL;
+        }
+        if (db_open_shard(&st->shards[k], err) != RW_OK) {
+            store_free(st);
+            return NULL;
+        }
+    }
+    recover_job *jobs = calloc((size_t)st->nshards, sizeof *jobs);
+    if (!jobs) {
+        rw_err_set(err, RW_NOMEM, "out of memory");
+        store_free(st);
+        return NULL;
+    }
+    for (int k = 0; k < st->nshards; k++) {
+        jobs[k].sh = &st->shards[k];
+        jobs[k].started = st->nshards > 1 && pthread_create(&jobs[k].th, NULL, recover_main, &jobs[k]) == 0;
+        if (!jobs[k].started)
+            recover_main(&jobs[k]);
+    }
+    rw_rc rc = RW_OK;
+    for (int k = 0; k < st->nshards; k++) {
+        if (jobs[k].started)
+            pthread_join(jobs[k].th, NULL);
+        if (jobs[k].rc != RW_OK && rc == RW_OK) {
+            rc = jobs[k].rc;
+            if (err)
+                *err = jobs[k].err;
+        }
+    }
+    free(jobs);
+    if (rc == RW_OK)
+        rc = md_load(st, err);
+    /* make the recovered state the checkpoint: the next open replays nothing */
+    for (int k = 0; k < st->nshards && rc == RW_OK; k++)
+        rc = shard_checkpoint(&st->shards[k], 0, err);
+    if (rc != RW_OK) {
+        store_free(st);
+        return NULL;
+    }
+    metrics_register(st);
+    if (pthread_create(&st->maint, NULL, maint_main, st) == 0)
+        st->maint_started = 1;
+    else
+        rw_warn("store: cannot start the maintenance thread; retention and checkpoints only "
+                "run on rw_store_maintain and close");
+    rw_store_stats s;
+    rw_store_get_stats(st, &s);
+    rw_info("store opened: %s, %d shards, %llu series, %llu chunks, %llu head chunks, "
+            "%llu database bytes in %.3fs",
+            o->dir, st->nshards, (unsigned long long)s.series,
+            (unsigned long long)s.persisted_chunks, (unsigned long long)s.head_chunks,
+            (unsigned long long)s.db_bytes, (double)(rw_mono_ns() - t0) / 1e9);
+    return st;
+}
+
+void rw_store_close(rw_store *st)
+{
+    if (!st)
+        return;
+    int64_t t0 = rw_mono_ns();
+    if (st->maint_started) {
+        pthread_mutex_lock(&st->maint_mu);
+        st->stopping = 1;
+        pthread_cond_broadcast(&st->maint_cv);
+        pthread_mutex_unlock(&st->maint_mu);
+        pthread_join(st->maint, NULL);
+    }
+    rw_store_stats s;
+    rw_store_get_stats(st, &s);
+    int failed = 0;
+    for (int k = 0; k < st->nshards; k++) {
+        rw_shard *sh = &st->shards[k];
+        if (shard_checkpoint(sh, 1, NULL) != RW_OK) {
+            failed++;
+            continue; /* the WAL stays; the next open replays it */
+        }
+        /* give the pages of deleted WAL rows back to the file system and
+         * empty SQLite's own -wal file */
+        db_exec(sh->wdb, "PRAGMA incremental_vacuum", NULL);
+        db_exec(sh->wdb, "PRAGMA wal_checkpoint(TRUNCATE)", NULL);
+    }
+    uint64_t bytes = 0;
+    for (int k = 0; k < st->nshards; k++)
+        bytes += db_file_bytes(&st->shards[k]);
+    rw_info("store closed: %llu series, %llu chunks, %llu head chunks persisted, %llu database "
+            "bytes, %d shard checkpoints failed, in %.3fs",
+            (unsigned long long)s.series, (unsigned long long)(s.persisted_chunks),
+            (unsigned long long)s.head_chunks, (unsigned long long)bytes, failed,
+            (double)(rw_mono_ns() - t0) / 1e9);
+    store_free(st);
+}

@@ -1,0 +1,175 @@
+/* test_store_chunk.c - the chunk codec (store/chunk.c): exact round trips of
+ * special floats (NaN payloads incl. the stale marker, +-Inf, -0), big,
+ * negative and irregular timestamps, single-sample and full chunks, and the
+ * compressed size of typical scrape data. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "store/chunk.h"
+#include "store/store.h"
+#include "test.h"
+
+static uint64_t bits(double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    return u;
+}
+
+static double from_bits(uint64_t u)
+{
+    double v;
+    memcpy(&v, &u, 8);
+    return v;
+}
+
+/* encodes n samples into one chunk, decodes, compares bit for bit */
+static int roundtrip(const int64_t *t, const double *v, size_t n, size_t *bytes)
+{
+    chunk_enc e;
+    chunk_enc_init(&e);
+    for (size_t i = 0; i < n; i++)
+        if (chunk_enc_append(&e, t[i], v[i]) < 0)
+            return 0;
+    size_t len = chunk_enc_len(&e);
+    if (bytes)
+        *bytes = len;
+    /* decode from an exact-size copy so reading past the end is caught by ASan */
+    uint8_t *copy = malloc(len);
+    memcpy(copy, e.b, len);
+    chunk_it it;
+    int ok = chunk_it_init(&it, copy, len) == (int)n;
+    int64_t ts;
+    double vs;
+    size_t i = 0;
+    int r;
+    while (ok && (r = chunk_it_next(&it, &ts, &vs)) == 1) {
+        if (i >= n || ts != t[i] || bits(vs) != bits(v[i])) {
+            fprintf(stderr, "  mismatch at %zu: t %lld/%lld v %016llx/%016llx\n", i,
+                    (long long)ts, (long long)(i < n ? t[i] : 0), (unsigned long long)bits(vs),
+                    (unsigned long long)(i < n ? bits(v[i]) : 0));
+            ok = 0;
+        }
+        i++;
+    }
+    if (ok && (r != 0 || i != n))
+        ok = 0;
+    free(copy);
+    chunk_enc_free(&e);
+    return ok;
+}
+
+static void test_specials(void)
+{
+    double v[] = {0.0, -0.0, 1.0, NAN, rw_stale_nan(), INFINITY, -INFINITY,
+                  from_bits(0x7ff8000000000001ULL), from_bits(0xfff0000000000001ULL),
+                  5e-324, -1.7976931348623157e308, 42.5, rw_stale_nan(), rw_stale_nan(), 0.1};
+    size_t n = sizeof v / sizeof v[0];
+    int64_t t[sizeof v / sizeof v[0]];
+    for (size_t i = 0; i < n; i++)
+        t[i] = 1700000000000 + (int64_t)i * 15000;
+    CHECK(roundtrip(t, v, n, NULL));
+    /* the stale marker as the first and the only sample */
+    double s1[] = {rw_stale_nan()};
+    int64_t t1[] = {-5};
+    CHECK(roundtrip(t1, s1, 1, NULL));
+    double z[] = {-0.0};
+    CHECK(roundtrip(t1, z, 1, NULL));
+}
+
+static void test_timestamps(void)
+{
+    int64_t t[] = {INT64_MIN, INT64_MIN + 1, -1000000000000LL, -1, 0, 1, 2, 1000, 1001,
+                   4000000000000LL, 4000000000001LL, INT64_MAX / 2, INT64_MAX - 1, INT64_MAX};
+    size_t n = sizeof t / sizeof t[0];
+    double v[sizeof t / sizeof t[0]];
+    for (size_t i = 0; i < n; i++)
+        v[i] = (double)i * 1.5;
+    CHECK(roundtrip(t, v, n, NULL));
+    /* irregular gaps exercising every delta-of-delta bucket */
+    int64_t gaps[] = {15000, 15000, 15001, 14990, 15040, 20000, 5000, 1000000, 1, 70000000,
+                      3, 5000000000LL, 7, 15000, 15000, 2, 9000000000000LL};
+    size_t ng = sizeof gaps / sizeof gaps[0];
+    int64_t t2[64];
+    double v2[64];
+    t2[0] = -123456789;
+    v2[0] = 1;
+    for (size_t i = 0; i < ng; i++) {
+        t2[i + 1] = t2[i] + gaps[i];
+        v2[i + 1] = (double)(i % 3);
+    }
+    CHECK(roundtrip(t2, v2, ng + 1, NULL));
+}
+
+static void test_full_and_patterns(void)
+{
+    enum { N = 200 };
+    int64_t t[N];
+    double v[N];
+    uint64_t x = 88172645463325252ULL;
+    for (size_t i = 0; i < N; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        t[i] = 1700000000000 + (int64_t)i * 15000 + (int64_t)(x % 7) - 3;
+        v[i] = from_bits(x); /* random bit patterns: worst case for XOR */
+    }
+    CHECK(roundtrip(t, v, N, NULL));
+    for (size_t i = 0; i < N; i++)
+        v[i] = (double)(i * 17) + 0.25; /* a counter */
+    CHECK(roundtrip(t, v, N, NULL));
+
+    /* constant series, 120 samples, regular: nearly 2 bits per sample */
+    size_t bytes;
+    for (size_t i = 0; i < 120; i++) {
+        t[i] = 1700000000000 + (int64_t)i * 15000;
+        v[i] = 1;
+    }
+    CHECK(roundtrip(t, v, 120, &bytes));
+    CHECK_MSG(bytes < 50, "constant regular chunk took %zu bytes", bytes);
+    /* constant value with +-3ms jitter: about one byte per sample */
+    for (size_t i = 0; i < 120; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        t[i] = 1700000000000 + (int64_t)i * 15000 + (int64_t)(x % 7) - 3;
+    }
+    CHECK(roundtrip(t, v, 120, &bytes));
+    printf("constant jittered 15s chunk: %zu bytes for 120 samples (%.2f bytes/sample)\n", bytes,
+           bytes / 120.0);
+    CHECK_MSG(bytes < 140, "jittered constant chunk took %zu bytes", bytes);
+}
+
+static void test_corrupt(void)
+{
+    chunk_enc e;
+    chunk_enc_init(&e);
+    for (int i = 0; i < 50; i++)
+        chunk_enc_append(&e, i * 1000, i * 0.37);
+    size_t len = chunk_enc_len(&e);
+    chunk_it it;
+    int64_t t;
+    double v;
+    /* truncated: must end with -1, never read past */
+    for (size_t cut = 0; cut < len; cut++) {
+        uint8_t *b = malloc(cut ? cut : 1);
+        memcpy(b, e.b, cut);
+        int r = 0, k = 0;
+        if (chunk_it_init(&it, b, cut) >= 0)
+            while ((r = chunk_it_next(&it, &t, &v)) == 1)
+                k++;
+        CHECK(cut < RW_CHUNK_HDR || r == -1 || k == 50);
+        free(b);
+    }
+    CHECK_INT(chunk_count(e.b, len), 50);
+    chunk_enc_free(&e);
+}
+
+int main(void)
+{
+    RUN(test_specials);
+    RUN(test_timestamps);
+    RUN(test_full_and_patterns);
+    RUN(test_corrupt);
+    TEST_DONE();
+}
