@@ -156,9 +156,10 @@ size_t rw_query_api_routes(rw_query_api *api, rw_http_route *out, size_t max)
         {"/federate", RW_HTTP_GET, 0, rw_qapi_federate, api},
         {"/api/v1/read", RW_HTTP_POST, READ_MAX_BODY, rw_qapi_remote_read, api},
     };
-    for (size_t i = 0; i < RW_QUERY_API_NROUTES && i < max; i++)
+    size_t n = max < RW_QUERY_API_NROUTES ? max : RW_QUERY_API_NROUTES;
+    for (size_t i = 0; i < n; i++)
         out[i] = rows[i];
-    return RW_QUERY_API_NROUTES;
+    return n;
 }
 
 void rw_qapi_observe(rw_query_api *api, qapi_endpoint ep, int64_t start_ns)
@@ -302,7 +303,7 @@ int rw_qapi_time_param(rw_http_req *req, rw_http_resp *resp, const char *name, i
     rw_err_init(&e);
     if (parse_time(v, ms, &e) != RW_OK) {
         rw_qapi_error(resp, 400, QAPI_BAD_DATA,
-                      "invalid parameter \"%s\": Invalid time value for '%s': %s", name, name,
+                      "invalid parameter \"%s\": invalid time value for '%s': %s", name, name,
                       e.msg);
         return 0;
     }
@@ -620,7 +621,7 @@ void rw_qapi_query_range(void *ctx, rw_http_req *req, rw_http_resp *resp)
         goto out;
     }
     if (end < start) {
-        rw_qapi_error(resp, 400, QAPI_BAD_DATA, "end timestamp must not be before start time");
+        rw_qapi_bad_param(resp, "end", "end timestamp must not be before start time");
         goto out;
     }
     v = rw_http_param(req, "step");
@@ -629,9 +630,9 @@ void rw_qapi_query_range(void *ctx, rw_http_req *req, rw_http_resp *resp)
         goto out;
     }
     if (step <= 0) {
-        rw_qapi_error(resp, 400, QAPI_BAD_DATA,
-                      "zero or negative query resolution step widths are not accepted. "
-                      "Try a positive integer");
+        rw_qapi_bad_param(resp, "step",
+                          "zero or negative query resolution step widths are not accepted. "
+                          "Try a positive integer");
         goto out;
     }
     /* for safety, as Prometheus: at most 11,000 points per series; computed

@@ -45,8 +45,8 @@ typedef struct rw_query_api_opts {
 rw_query_api *rw_query_api_new(const rw_query_api_opts *opts);
 void rw_query_api_free(rw_query_api *api);
 
-/* Writes up to `max` route rows into out and returns how many rows the module
- * has (RW_QUERY_API_NROUTES), like snprintf: call with max >= that. */
+/* Writes the module's route rows into out, at most `max`, and returns how
+ * many it wrote; all of them need max >= RW_QUERY_API_NROUTES. */
 size_t rw_query_api_routes(rw_query_api *api, rw_http_route *out, size_t max);
 
 /* Replaces the external labels (config reload). Copied; thread-safe. Returns

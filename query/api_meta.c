@@ -16,6 +16,7 @@
 #include "core/timeutil.h"
 
 #define TRUNCATED "results truncated due to limit"
+#define TSDB_MAX_LIMIT 10000
 
 static const char *const truncated_warning[] = {TRUNCATED};
 
@@ -418,6 +419,10 @@ void rw_qapi_tsdb(void *ctx, rw_http_req *req, rw_http_resp *resp)
         limit = strtoll(v, &end, 10);
         if (*end || end == v || errno == ERANGE || limit < 1) {
             rw_qapi_error(resp, 400, QAPI_BAD_DATA, "limit must be a positive number");
+            goto out;
+        }
+        if (limit > TSDB_MAX_LIMIT) {
+            rw_qapi_error(resp, 400, QAPI_BAD_DATA, "limit must not exceed %d", TSDB_MAX_LIMIT);
             goto out;
         }
     }
