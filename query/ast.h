@@ -120,4 +120,13 @@ const char *rw_aggop_str(rw_aggop op);
 int rw_binop_is_comparison(rw_binop op);
 int rw_binop_is_set(rw_binop op);
 
+/* Added by the parser (ast.c). */
+struct rw_buf; /* core/buf.h */
+/* Appends the expression as PromQL text (Prometheus' printed form, e.g.
+ * `sum by (job) (rate(x[5m] offset 1m))`); the text parses back to the same
+ * tree. RW_LIMIT when the buffer's cap was hit. */
+rw_rc rw_ast_format(const rw_node *n, struct rw_buf *b);
+/* A float as Go's fmt.Sprint prints it ("1e+06", "0.5", "NaN", "+Inf"). */
+void rw_format_number(double v, char *out, size_t cap);
+
 #endif
