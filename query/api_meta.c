@@ -433,17 +433,26 @@ void rw_qapi_tsdb(void *ctx, rw_http_req *req, rw_http_resp *resp)
     memset(&card, 0, sizeof card);
     rw_err e;
     rw_err_init(&e);
-    rw_rc rc = rw_store_cardinality_top(api->store, (size_t)limit, rw_http_arena(req), &card, &e);
+    /* all entries: numLabelPairs is the sum of values over every label name
+       (the store builds the full counts for any limit, so this costs only
+       the arrays); the lists are cut to `limit` here */
+    rw_rc rc = rw_store_cardinality_top(api->store, 0, rw_http_arena(req), &card, &e);
     if (rc != RW_OK) {
         rw_qapi_error_rc(resp, rc, e.msg);
         goto out;
     }
-    /* numLabelPairs: the label=value pairs of the index. The cardinality
-       top list counts values per label name; it is exact when it holds every
-       label name, which is the case for all but very wide label sets. */
     unsigned long long pairs = 0;
     for (size_t i = 0; i < card.n_label_values; i++)
         pairs += card.label_values[i].value;
+    size_t lim = (size_t)limit;
+    if (card.n_by_metric > lim)
+        card.n_by_metric = lim;
+    if (card.n_label_values > lim)
+        card.n_label_values = lim;
+    if (card.n_memory_by_label > lim)
+        card.n_memory_by_label = lim;
+    if (card.n_by_label_pair > lim)
+        card.n_by_label_pair = lim;
     rw_qapi_begin(resp);
     rw_buf *b = &resp->body;
     rw_buf_printf(b,
