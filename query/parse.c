@@ -368,11 +368,14 @@ static rw_node *selector(parser *p, rw_token *name_tok)
     rw_matcher *ms = rw_arena_calloc(p->a, total ? total : 1, sizeof *ms);
     if (!ms)
         return nomem(p);
-    size_t k = 0;
+    size_t k = 0; /* matchers initialised so far */
     rw_err merr;
     rw_err_init(&merr);
-    if (outside && rw_matcher_init(&ms[k++], RW_MATCH_EQ, RW_METRIC_NAME, outside, &merr) != RW_OK)
-        goto matcher_failed;
+    if (outside) {
+        if (rw_matcher_init(&ms[0], RW_MATCH_EQ, RW_METRIC_NAME, outside, &merr) != RW_OK)
+            goto matcher_failed;
+        k++;
+    }
     for (size_t j = 0; j < npm; j++, k++)
         if (rw_matcher_init(&ms[k], pm[j].op, pm[j].name, pm[j].value, &merr) != RW_OK) {
             pos = pm[j].pos;
@@ -396,8 +399,8 @@ static rw_node *selector(parser *p, rw_token *name_tok)
     return n;
 
 matcher_failed:
-    /* ms[k-1] failed and was cleaned up by rw_matcher_init */
-    for (size_t j = 0; j + 1 < k; j++)
+    /* ms[k] failed and was cleaned up by rw_matcher_init */
+    for (size_t j = 0; j < k; j++)
         rw_matcher_free(&ms[j]);
     if (merr.code == RW_NOMEM)
         return nomem(p);

@@ -475,11 +475,15 @@ static void test_ast_fields(void)
         CHECK((unsigned char)n->u.string[0] == 0xff);
     }
     n = parse_ok(a, "scalar(x)");
-    if (n)
+    if (n) {
         CHECK_INT(n->type, RW_VAL_SCALAR);
+        rw_ast_free(n);
+    }
     n = parse_ok(a, "(x[5m])");
-    if (n)
+    if (n) {
         CHECK_INT(n->type, RW_VAL_MATRIX);
+        rw_ast_free(n);
+    }
     n = parse_ok(a, "  foo  +  bar");
     if (n) {
         CHECK_INT(n->pos, 2);
