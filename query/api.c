@@ -31,7 +31,7 @@
 
 static const char *const endpoint_names[QAPI_EP__COUNT] = {
     "query", "query_range", "series", "labels", "label_values",
-    "metadata", "buildinfo", "tsdb", "federate", "read",
+    "metadata", "buildinfo", "tsdb", "federate", "read", "query_exemplars",
 };
 
 /* ---- handle ---- */
@@ -155,6 +155,7 @@ size_t rw_query_api_routes(rw_query_api *api, rw_http_route *out, size_t max)
         {"/api/v1/status/tsdb", RW_HTTP_GET, 0, rw_qapi_tsdb, api},
         {"/federate", RW_HTTP_GET, 0, rw_qapi_federate, api},
         {"/api/v1/read", RW_HTTP_POST, READ_MAX_BODY, rw_qapi_remote_read, api},
+        {"/api/v1/query_exemplars", GP, QUERY_MAX_BODY, rw_qapi_exemplars, api},
     };
     size_t n = max < RW_QUERY_API_NROUTES ? max : RW_QUERY_API_NROUTES;
     for (size_t i = 0; i < n; i++)
@@ -233,24 +234,32 @@ void rw_qapi_begin(rw_http_resp *resp)
     rw_buf_puts(&resp->body, "{\"status\":\"success\",\"data\":");
 }
 
-static void str_array(rw_buf *b, const char *key, const char *const *s, size_t n)
+/* At most 10 of each kind, then "N more ... annotations omitted", as
+ * Prometheus' response writer does. */
+#define MAX_ANNOTATIONS 10
+
+static void str_array(rw_buf *b, const char *key, const char *kind, const char *const *s,
+                      size_t n)
 {
     if (!n)
         return;
     rw_buf_printf(b, ",\"%s\":[", key);
-    for (size_t i = 0; i < n; i++) {
+    size_t shown = n > MAX_ANNOTATIONS ? MAX_ANNOTATIONS : n;
+    for (size_t i = 0; i < shown; i++) {
         if (i)
             rw_buf_putc(b, ',');
         rw_json_str(b, s[i] ? s[i] : "");
     }
+    if (n > shown)
+        rw_buf_printf(b, ",\"%zu more %s annotations omitted\"", n - shown, kind);
     rw_buf_putc(b, ']');
 }
 
 void rw_qapi_end(rw_http_resp *resp, const char *const *warnings, size_t nwarnings,
                  const char *const *infos, size_t ninfos)
 {
-    str_array(&resp->body, "warnings", warnings, nwarnings);
-    str_array(&resp->body, "infos", infos, ninfos);
+    str_array(&resp->body, "warnings", "warning", warnings, nwarnings);
+    str_array(&resp->body, "infos", "info", infos, ninfos);
     rw_buf_putc(&resp->body, '}');
     if (resp->body.failed)
         rw_qapi_error(resp, 503, "unavailable", "out of memory writing the response");

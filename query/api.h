@@ -1,7 +1,8 @@
 /* api.h - the read side of rwgate's HTTP interface: the Prometheus HTTP API
  * (/api/v1/query, query_range, series, labels, label/NAME/values, metadata,
- * status/buildinfo, status/tsdb), GET /federate and POST /api/v1/read
- * (remote-read, samples response).
+ * status/buildinfo, status/tsdb, and query_exemplars, always empty: rwgate
+ * stores no exemplars), GET /federate and POST /api/v1/read (remote-read,
+ * samples response).
  *
  * The module hands its rows of the server's route table to the integrator
  * (rw_query_api_routes); each handler answers exactly as Prometheus does, so
@@ -40,7 +41,7 @@ typedef struct rw_query_api_opts {
 } rw_query_api_opts;
 
 /* The route rows this module serves (see RW_QUERY_API_NROUTES). */
-#define RW_QUERY_API_NROUTES 10
+#define RW_QUERY_API_NROUTES 11
 
 rw_query_api *rw_query_api_new(const rw_query_api_opts *opts);
 void rw_query_api_free(rw_query_api *api);

@@ -24,6 +24,7 @@ typedef enum {
     QAPI_EP_TSDB,
     QAPI_EP_FEDERATE,
     QAPI_EP_READ,
+    QAPI_EP_EXEMPLARS,
     QAPI_EP__COUNT
 } qapi_endpoint;
 
@@ -109,5 +110,6 @@ void rw_qapi_buildinfo(void *ctx, rw_http_req *req, rw_http_resp *resp);
 void rw_qapi_tsdb(void *ctx, rw_http_req *req, rw_http_resp *resp);
 void rw_qapi_federate(void *ctx, rw_http_req *req, rw_http_resp *resp);
 void rw_qapi_remote_read(void *ctx, rw_http_req *req, rw_http_resp *resp);
+void rw_qapi_exemplars(void *ctx, rw_http_req *req, rw_http_resp *resp);
 
 #endif

@@ -469,3 +469,27 @@ void rw_qapi_tsdb(void *ctx, rw_http_req *req, rw_http_resp *resp)
 out:
     rw_qapi_observe(api, QAPI_EP_TSDB, start_ns);
 }
+
+/* ---- /api/v1/query_exemplars ---- */
+
+/* rwgate stores no exemplars; Grafana asks for them when a panel enables
+ * them, and an empty answer is what Prometheus gives for a time range
+ * without any. The time range is still checked like Prometheus does. */
+void rw_qapi_exemplars(void *ctx, rw_http_req *req, rw_http_resp *resp)
+{
+    rw_query_api *api = ctx;
+    int64_t start_ns = rw_mono_ns();
+    int64_t mint, maxt;
+    if (!rw_qapi_time_param(req, resp, "start", INT64_MIN, &mint) ||
+        !rw_qapi_time_param(req, resp, "end", INT64_MAX, &maxt))
+        goto out;
+    if (maxt < mint) {
+        rw_qapi_error(resp, 400, QAPI_BAD_DATA, "end timestamp must not be before start timestamp");
+        goto out;
+    }
+    rw_qapi_begin(resp);
+    rw_buf_puts(&resp->body, "[]");
+    rw_qapi_end(resp, NULL, 0, NULL, 0);
+out:
+    rw_qapi_observe(api, QAPI_EP_EXEMPLARS, start_ns);
+}
