@@ -382,6 +382,14 @@ static int lex_number(lexer *l)
     if (!t)
         return -1;
     t->num = strtod(p, NULL); /* hex too: C99 strtod reads 0x... */
+    if (plain && len > 1 && p[0] == '0' && strspn(p, "01234567") == len) {
+        /* Prometheus reads integers with Go's ParseInt(s, 0, 64) first, so
+         * a leading 0 means octal: 010 is 8 (019 is not octal: 19) */
+        double v = 0;
+        for (size_t k = 1; k < len; k++)
+            v = v * 8 + (p[k] - '0');
+        t->num = v;
+    }
     l->i = i;
     return 1;
 bad:
