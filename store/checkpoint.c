@@ -27,8 +27,8 @@ rw_rc shard_checkpoint(rw_shard *sh, int final, rw_err *err)
     rw_buf heads, labels;
     rw_buf_init(&heads, 0);
     rw_buf_init(&labels, 0);
-    snap *hs = NULL, *ss = NULL;
-    size_t nhs = 0, nss = 0, caph = 0, caps = 0;
+    snap *hs = NULL;
+    size_t nhs = 0, nss = 0, caph = 0;
 
     pthread_mutex_lock(&sh->mu);
     shard_db_acquire(sh);
@@ -59,22 +59,8 @@ rw_rc shard_checkpoint(rw_shard *sh, int final, rw_err *err)
             rw_buf_append(&heads, s->head.b, len);
             s->head_dirty = 0;
         }
-        if (!s->in_db) {
-            if (nss == caps) {
-                caps = caps ? caps * 2 : 256;
-                snap *n = realloc(ss, caps * sizeof *n);
-                if (!n) {
-                    rc = rw_err_set(&lerr, RW_NOMEM, "out of memory");
-                    break;
-                }
-                ss = n;
-            }
-            size_t off = labels.len;
-            labels_encode(&labels, s->labels, s->nlabels);
-            ss[nss++] = (snap){.sid = s->id, .off = off, .len = labels.len - off};
-            s->in_db = 1;
-        }
     }
+    shard_take_new_series(sh, &labels);
     if (heads.failed || labels.failed)
         rc = rw_err_set(&lerr, RW_NOMEM, "out of memory");
     pthread_mutex_unlock(&sh->mu);
@@ -90,12 +76,8 @@ rw_rc shard_checkpoint(rw_shard *sh, int final, rw_err *err)
             rc = db_step_done(sh, sh->st_head_del, "delete head", &lerr);
         }
     }
-    for (size_t i = 0; rc == RW_OK && i < nss; i++) {
-        sqlite3_bind_int64(sh->st_series_put, 1, ss[i].sid);
-        sqlite3_bind_blob(sh->st_series_put, 2, labels.p + ss[i].off, (int)ss[i].len,
-                          SQLITE_STATIC);
-        rc = db_step_done(sh, sh->st_series_put, "insert series", &lerr);
-    }
+    if (rc == RW_OK)
+        rc = db_put_series_rows(sh, &labels, &nss, &lerr);
     for (size_t i = 0; rc == RW_OK && i < nhs; i++) {
         sqlite3_bind_int64(sh->st_head_put, 1, hs[i].sid);
         sqlite3_bind_blob(sh->st_head_put, 2, heads.p + hs[i].off, (int)hs[i].len, SQLITE_STATIC);
@@ -129,9 +111,7 @@ rw_rc shard_checkpoint(rw_shard *sh, int final, rw_err *err)
         for (size_t i = 0; i < nhs; i++)
             if (sh->by_id[hs[i].sid])
                 sh->by_id[hs[i].sid]->head_dirty = 1;
-        for (size_t i = 0; i < nss; i++)
-            if (sh->by_id[ss[i].sid])
-                sh->by_id[ss[i].sid]->in_db = 0;
+        shard_restore_new_series(sh, &labels);
         shard_restore_pending(sh, &taken, pc, npc);
         shard_note_failure(sh, target, rc, &lerr);
     }
@@ -149,7 +129,6 @@ rw_rc shard_checkpoint(rw_shard *sh, int final, rw_err *err)
         rw_err_set(err, rc, "shard %d checkpoint: %s", sh->idx, lerr.msg);
     }
     free(hs);
-    free(ss);
     rw_buf_free(&heads);
     rw_buf_free(&labels);
     return rc;

@@ -27,7 +27,7 @@ static int replay_series(void *ctx, uint32_t ref, rw_label *l, size_t n)
     series *s = ref < sh->cap_id ? sh->by_id[ref] : NULL;
     if (!s && ref != 0) {
         s = shard_series_create(sh, ref, rw_labels_hash(l, n), l, n);
-        if (!s) {
+        if (!s || shard_note_new_series(sh, ref) < 0) {
             free(l);
             rc->nomem = 1;
             return -1;

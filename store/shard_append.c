@@ -125,6 +125,79 @@ int series_append_sample(rw_shard *sh, series *s, int64_t t, double v, int repla
 
 /* ---- commit ---- */
 
+int shard_note_new_series(rw_shard *sh, uint32_t id)
+{
+    if (sh->nnewser == sh->capnewser) {
+        size_t nc = sh->capnewser ? sh->capnewser * 2 : 256;
+        uint32_t *n = realloc(sh->newser, nc * sizeof *n);
+        if (!n)
+            return -1;
+        sh->newser = n;
+        sh->capnewser = nc;
+    }
+    sh->newser[sh->nnewser++] = id;
+    return 0;
+}
+
+static void put_u32(rw_buf *b, uint32_t v)
+{
+    rw_buf_append(b, &v, sizeof v); /* host order: never leaves the process */
+}
+
+void shard_take_new_series(rw_shard *sh, rw_buf *out)
+{
+    for (size_t i = 0; i < sh->nnewser; i++) {
+        series *s = sh->newser[i] < sh->cap_id ? sh->by_id[sh->newser[i]] : NULL;
+        if (!s || s->in_db)
+            continue;
+        size_t at = out->len;
+        put_u32(out, s->id);
+        put_u32(out, 0);
+        labels_encode(out, s->labels, s->nlabels);
+        if (out->failed)
+            break;
+        uint32_t len = (uint32_t)(out->len - at - 8);
+        memcpy(out->p + at + 4, &len, 4);
+        s->in_db = 1;
+    }
+    sh->nnewser = 0;
+}
+
+#define ROWS_EACH(rows, id, blob, len)                                                    \
+    for (size_t _o = 0; _o + 8 <= (rows)->len &&                                           \
+                        (memcpy(&id, (rows)->p + _o, 4), memcpy(&len, (rows)->p + _o + 4, 4), \
+                         blob = (const uint8_t *)(rows)->p + _o + 8, 1);                   \
+         _o += 8 + len)
+
+rw_rc db_put_series_rows(rw_shard *sh, const rw_buf *rows, size_t *n, rw_err *err)
+{
+    uint32_t id, len;
+    const uint8_t *blob;
+    ROWS_EACH(rows, id, blob, len) {
+        sqlite3_bind_int64(sh->st_series_put, 1, id);
+        sqlite3_bind_blob(sh->st_series_put, 2, blob, (int)len, SQLITE_STATIC);
+        rw_rc rc = db_step_done(sh, sh->st_series_put, "insert series", err);
+        if (rc != RW_OK)
+            return rc;
+        (*n)++;
+    }
+    return RW_OK;
+}
+
+void shard_restore_new_series(rw_shard *sh, const rw_buf *rows)
+{
+    uint32_t id, len;
+    const uint8_t *blob;
+    ROWS_EACH(rows, id, blob, len) {
+        (void)blob;
+        series *s = id < sh->cap_id ? sh->by_id[id] : NULL;
+        if (s) {
+            s->in_db = 0;
+            shard_note_new_series(sh, id);
+        }
+    }
+}
+
 static series *series_by_id(rw_shard *sh, uint32_t id)
 {
     return id < sh->cap_id ? sh->by_id[id] : NULL;
@@ -193,7 +266,7 @@ rw_rc shard_commit_locked(rw_shard *sh, rw_err *err)
     rw_store *st = sh->store;
     sh->db_owner = 1;
     uint64_t target = sh->pending_seq;
-    if (wal_payload_len(&sh->pending) == 0 && sh->npchunks == 0) {
+    if (wal_payload_len(&sh->pending) == 0 && sh->npchunks == 0 && sh->nnewser == 0) {
         if (sh->committed_seq < target)
             sh->committed_seq = target;
         shard_db_release(sh);
@@ -205,13 +278,19 @@ rw_rc shard_commit_locked(rw_shard *sh, rw_err *err)
     size_t npc = sh->npchunks;
     sh->pchunks = NULL;
     sh->npchunks = sh->cappchunks = 0;
+    rw_buf rows;
+    rw_buf_init(&rows, 0);
+    shard_take_new_series(sh, &rows);
     pthread_mutex_unlock(&sh->mu);
 
     int64_t t0 = rw_mono_ns();
-    uint64_t bytes = 0;
+    uint64_t bytes = rows.len;
+    size_t nrows = 0;
     rw_err lerr;
     rw_err_init(&lerr);
-    rw_rc rc = db_begin(sh, &lerr);
+    rw_rc rc = rows.failed ? rw_err_set(&lerr, RW_NOMEM, "out of memory") : db_begin(sh, &lerr);
+    if (rc == RW_OK)
+        rc = db_put_series_rows(sh, &rows, &nrows, &lerr);
     if (rc == RW_OK && wal_payload_len(&taken)) {
         wal_seal(&taken);
         sqlite3_bind_blob(sh->st_wal_ins, 1, taken.p, (int)taken.len, SQLITE_STATIC);
@@ -245,6 +324,7 @@ rw_rc shard_commit_locked(rw_shard *sh, rw_err *err)
         rw_counter_add(st->m_commits, 1);
     } else {
         shard_restore_pending(sh, &taken, pc, npc);
+        shard_restore_new_series(sh, &rows);
         shard_note_failure(sh, target, rc, &lerr);
         rw_counter_add(st->m_commit_fail, 1);
         rw_warn("shard %d: commit failed, %zu bytes kept pending: %s", sh->idx,
@@ -252,6 +332,7 @@ rw_rc shard_commit_locked(rw_shard *sh, rw_err *err)
         rw_err_set(err, rc, "shard %d: %s", sh->idx, lerr.msg);
     }
     shard_db_release(sh);
+    rw_buf_free(&rows);
     return rc;
 }
 
@@ -322,6 +403,11 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
                 continue;
             s = shard_series_create(sh, 0, a->hash, a->labels, a->nlabels);
             if (!s) {
+                rc = rw_err_set(err, RW_NOMEM, "out of memory creating a series");
+                break;
+            }
+            if (shard_note_new_series(sh, s->id) < 0) {
+                shard_series_delete(sh, s);
                 rc = rw_err_set(err, RW_NOMEM, "out of memory creating a series");
                 break;
             }

@@ -520,6 +520,7 @@ static void shard_free(rw_shard *sh)
     shard_index_free(sh);
     rw_buf_free(&sh->pending);
     free(sh->pchunks);
+    free(sh->newser);
     free(sh->path);
     pthread_mutex_destroy(&sh->mu);
     pthread_mutex_destroy(&sh->rd_mu);
@@ -615,21 +616,6 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
         if (sh->path)
             snprintf(sh->path, len, "%s/shard-%d.db", o->dir, k);
     }
-    /* a data directory with more shard files than asked for was created
-     * with more shards: refuse before touching anything */
-    {
-        char p[4096];
-        struct stat sb;
-        snprintf(p, sizeof p, "%s/shard-%d.db", o->dir, st->nshards);
-        if (stat(p, &sb) == 0) {
-            rw_err_set(err, RW_BADREQ,
-                       "data directory %s holds %s: it was created with more than %d shards "
-                       "(the shard count of a data directory is fixed)",
-                       o->dir, p, st->nshards);
-            store_free(st);
-            return NULL;
-        }
-    }
     for (int k = 0; k < st->nshards; k++) {
         if (!st->shards[k].path) {
             rw_err_set(err, RW_NOMEM, "out of memory");
@@ -639,6 +625,24 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
         if (db_open_shard(&st->shards[k], err) != RW_OK) {
             store_free(st);
             return NULL;
+        }
+        if (k == 0) {
+            /* shard 0 checked the recorded count; a data directory with more
+             * shard files than asked for but no count recorded is refused
+             * too, before anything else is created */
+            {
+                char p[4096];
+                struct stat sb;
+                snprintf(p, sizeof p, "%s/shard-%d.db", o->dir, st->nshards);
+                if (stat(p, &sb) == 0) {
+                    rw_err_set(err, RW_BADREQ,
+                               "data directory %s holds %s: it was created with more than %d shards "
+                               "(the shard count of a data directory is fixed)",
+                               o->dir, p, st->nshards);
+                    store_free(st);
+                    return NULL;
+                }
+            }
         }
     }
     recover_job *jobs = calloc((size_t)st->nshards, sizeof *jobs);

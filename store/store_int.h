@@ -160,6 +160,10 @@ typedef struct rw_shard {
     uint64_t committed_seq;/* everything up to it is durable */
     pend_chunk *pchunks;   /* completed chunks not yet committed */
     size_t npchunks, cappchunks;
+    uint32_t *newser;      /* ids of series created since the last commit:
+                              their rows go into the next transaction, so a
+                              committed chunk never names an unknown series */
+    size_t nnewser, capnewser;
     int db_owner;          /* a thread owns wdb (see header comment) */
     uint64_t fail_gen;     /* bumped on every failed commit */
     uint64_t fail_seq;     /* seq the last failed commit covered */
@@ -272,6 +276,15 @@ void shard_chunks_committed(rw_shard *sh, const pend_chunk *pc, size_t n);
 /* Puts back what a failed commit took (mu held). */
 void shard_restore_pending(rw_shard *sh, rw_buf *taken, pend_chunk *pc, size_t npc);
 void shard_note_failure(rw_shard *sh, uint64_t target, rw_rc rc, const rw_err *err);
+/* Series rows for the next transaction: shard_take_new_series (mu held)
+ * encodes the rows of series created since the last commit into out
+ * ([u32 id][u32 len][label blob]...); db_put_series_rows writes them (db
+ * owner); shard_restore_new_series (mu held) re-queues them after a failed
+ * transaction. */
+int shard_note_new_series(rw_shard *sh, uint32_t id);
+void shard_take_new_series(rw_shard *sh, rw_buf *out);
+rw_rc db_put_series_rows(rw_shard *sh, const rw_buf *rows, size_t *n, rw_err *err);
+void shard_restore_new_series(rw_shard *sh, const rw_buf *rows);
 
 /* ---- checkpoint.c ---- */
 rw_rc shard_checkpoint(rw_shard *sh, int final, rw_err *err);
