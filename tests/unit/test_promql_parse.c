@@ -6,6 +6,7 @@
  * (../shared/conformance/promql/NAME.test, relative to the repo root). */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -742,14 +743,17 @@ static void test_selector(void)
 /* ---- the conformance files ---- */
 
 /* Out of scope: native histograms ({{...}} literals and the functions that
- * only make sense on them). */
+ * only make sense on them). histogram_fraction and histogram_quantiles also
+ * read classic _bucket series, so they are parsed when the table has them. */
 static const char *const skip_funcs[] = {
-    "histogram_count(",  "histogram_sum(",    "histogram_fraction(", "histogram_avg(",
-    "histogram_stddev(", "histogram_stdvar(", "histogram_quantiles(",
+    "histogram_count(",  "histogram_sum(",    "histogram_avg(",
+    "histogram_stddev(", "histogram_stdvar(",
 };
 
 typedef struct conf_stats {
     int parsed, failed, allowed_fail, skipped_hist, unknown_fn;
+    char **exprs; /* every expression seen, for the mutation test */
+    size_t nexprs, capexprs;
     char unknown[4096]; /* distinct unknown function names */
 } conf_stats;
 
@@ -829,6 +833,11 @@ static void conformance_file(const char *path, conf_stats *st)
         for (size_t j = i + 1; j < nlines && (lines[j][0] == ' ' || lines[j][0] == '\t'); j++)
             if (strstr(lines[j], "expect fail"))
                 is_fail = 1;
+        if (st->nexprs == st->capexprs) {
+            st->capexprs = st->capexprs ? st->capexprs * 2 : 256;
+            st->exprs = realloc(st->exprs, st->capexprs * sizeof *st->exprs);
+        }
+        st->exprs[st->nexprs++] = strdup(e);
         int hist = strstr(e, "{{") != NULL;
         for (size_t k = 0; k < sizeof skip_funcs / sizeof skip_funcs[0]; k++)
             if (strstr(e, skip_funcs[k]))
@@ -867,6 +876,7 @@ static void conformance_file(const char *path, conf_stats *st)
             rw_ast_free(n);
         } else if (is_fail) {
             st->allowed_fail++;
+            fprintf(stderr, "  expected failure %s:%zu: %s: %s\n", path, i + 1, e, err.msg);
         } else if (strstr(err.msg, "unknown function with name")) {
             st->unknown_fn++;
             note_unknown(st, err.msg);
@@ -879,6 +889,52 @@ static void conformance_file(const char *path, conf_stats *st)
     for (size_t i = 0; i < nlines; i++)
         free(lines[i]);
     free(lines);
+}
+
+/* Mutations of the conformance expressions (truncation, deleted, inserted
+ * and replaced bytes, from a fixed seed) must never crash or leak (run under
+ * ASan), fail only with RW_BADREQ, and whatever parses must print to text
+ * that parses back to the same text. */
+static void mutate_all(char **exprs, size_t n)
+{
+    static const char alphabet[] = "()[]{},:@+-*/%^=!~<>\"'`#.05emshxyz_ \n\\\xc3\xa9";
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    int ok = 0, bad = 0, roundtrip_fail = 0;
+    char buf[4096], out1[8192], out2[8192];
+    rw_err err;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(exprs[i]);
+        if (len == 0 || len >= sizeof buf - 8)
+            continue;
+        for (int m = 0; m < 16; m++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            uint64_t r = seed >> 17;
+            memcpy(buf, exprs[i], len + 1);
+            size_t at = (size_t)(r % len);
+            char c = alphabet[(r >> 20) % (sizeof alphabet - 1)];
+            switch ((r >> 28) % 4) {
+            case 0: buf[at] = '\0'; break;
+            case 1: memmove(buf + at, buf + at + 1, len - at); break;
+            case 2: memmove(buf + at + 1, buf + at, len - at + 1); buf[at] = c; break;
+            default: buf[at] = c; break;
+            }
+            fmt_expr(buf, out1, sizeof out1, &err);
+            if (strncmp(out1, "ERROR", 5) == 0) {
+                CHECK_MSG(err.code == RW_BADREQ && err.pos >= 0 && err.pos <= (int)strlen(buf),
+                          "%s: code %d pos %d", buf, err.code, err.pos);
+                bad++;
+                continue;
+            }
+            ok++;
+            fmt_expr(out1, out2, sizeof out2, &err);
+            if (strcmp(out1, out2) != 0) {
+                roundtrip_fail++;
+                CHECK_MSG(0, "mutant %s printed as %s, which prints as %s", buf, out1, out2);
+            }
+        }
+    }
+    fprintf(stderr, "mutations: %d parsed, %d rejected, %d round-trip failures\n", ok, bad,
+            roundtrip_fail);
 }
 
 static void test_conformance_files(void)
@@ -909,6 +965,10 @@ static void test_conformance_files(void)
             "%d native-histogram skipped, %d with functions not in the table:%s\n",
             files, st.parsed, st.failed, st.allowed_fail, st.skipped_hist, st.unknown_fn,
             st.unknown);
+    mutate_all(st.exprs, st.nexprs);
+    for (size_t i = 0; i < st.nexprs; i++)
+        free(st.exprs[i]);
+    free(st.exprs);
 }
 
 int main(void)
