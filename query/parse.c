@@ -337,6 +337,8 @@ static rw_node *selector(parser *p, rw_token *name_tok)
                 t = cur(p);
                 if (t->kind != RW_TK_STRING)
                     return unexpected(p, "label matching", "string");
+                if (strlen(t->str) != t->slen)
+                    return fail(p, t->pos, "label matcher value must not contain NUL bytes");
                 m.value = t->str;
                 next(p);
                 if (outside && strcmp(m.name, RW_METRIC_NAME) == 0)
@@ -908,63 +910,67 @@ static rw_node *expr(parser *p, int min_prec)
 
 /* ---- tree height, without recursion ---- */
 
-static size_t children(const rw_node *n, const rw_node **out, size_t cap)
+/* The children of a node other than a call (calls have their args array). */
+static size_t children(const rw_node *n, const rw_node *out[2])
 {
-    size_t k = 0;
     switch (n->kind) {
-    case RW_N_SUBQUERY: out[k++] = n->u.subq.expr; break;
+    case RW_N_SUBQUERY:
+        out[0] = n->u.subq.expr;
+        return 1;
     case RW_N_AGG:
-        out[k++] = n->u.agg.expr;
-        if (n->u.agg.param)
-            out[k++] = n->u.agg.param;
-        break;
+        out[0] = n->u.agg.expr;
+        out[1] = n->u.agg.param;
+        return n->u.agg.param ? 2 : 1;
     case RW_N_BINARY:
-        out[k++] = n->u.bin.lhs;
-        out[k++] = n->u.bin.rhs;
-        break;
+        out[0] = n->u.bin.lhs;
+        out[1] = n->u.bin.rhs;
+        return 2;
     case RW_N_UNARY: case RW_N_PAREN: case RW_N_STEP_INVARIANT:
-        out[k++] = n->u.unary.expr;
-        break;
-    default: break;
+        out[0] = n->u.unary.expr;
+        return 1;
+    default:
+        return 0;
     }
-    (void)cap;
-    return k;
 }
 
-/* Returns the node at which the height first exceeds max, or NULL. */
-static const rw_node *too_tall(parser *p, const rw_node *root, int max)
+/* Fails (returns 0) when the tree is taller than MAX_DEPTH, reporting the
+ * first node found beyond the limit. An explicit stack in the arena, so the
+ * check itself cannot overflow the C stack. */
+static int check_height(parser *p, const rw_node *root)
 {
     typedef struct { const rw_node *n; int d; } item;
     size_t cap = 64, sp = 0;
     item *st = rw_arena_alloc(p->a, cap * sizeof *st);
     if (!st)
-        return NULL;
+        return nomem(p), 0;
     st[sp++] = (item){root, 1};
     while (sp) {
         item it = st[--sp];
-        if (it.d > max)
-            return it.n;
+        if (it.d > MAX_DEPTH) {
+            fail(p, it.n->pos, "expression nesting exceeds the maximum depth of %d", MAX_DEPTH);
+            return 0;
+        }
         const rw_node *kids[2];
-        size_t nk;
         const rw_node *const *list = kids;
+        size_t nk;
         if (it.n->kind == RW_N_CALL) {
             nk = it.n->u.call.nargs;
             list = (const rw_node *const *)it.n->u.call.args;
         } else {
-            nk = children(it.n, kids, 2);
+            nk = children(it.n, kids);
         }
         if (sp + nk > cap) {
             size_t nc = (sp + nk) * 2;
             item *ns = rw_arena_realloc(p->a, st, cap * sizeof *st, nc * sizeof *st);
             if (!ns)
-                return NULL;
+                return nomem(p), 0;
             st = ns;
             cap = nc;
         }
         for (size_t i = 0; i < nk; i++)
             st[sp++] = (item){list[i], it.d + 1};
     }
-    return NULL;
+    return 1;
 }
 
 /* ---- entry points ---- */
@@ -1001,12 +1007,8 @@ rw_rc rw_promql_parse(const char *input, rw_arena *a, rw_node **out, rw_err *err
     rw_node *n = expr(&p, 0);
     if (n && cur(&p)->kind != RW_TK_EOF)
         n = unexpected(&p, NULL, NULL);
-    if (n) {
-        const rw_node *deep = too_tall(&p, n, MAX_DEPTH);
-        if (deep)
-            n = fail(&p, deep->pos, "expression nesting exceeds the maximum depth of %d",
-                     MAX_DEPTH);
-    }
+    if (n && !check_height(&p, n))
+        n = NULL;
     if (!n) {
         parser_cleanup(&p);
         if (!p.failed)

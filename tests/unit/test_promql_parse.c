@@ -561,6 +561,7 @@ static const struct {
     {"foo{__name__=\"bar\"}", "metric name must not be set twice: \"foo\" or \"bar\"", 0},
     {"foo{\"bar\"}", "metric name must not be set twice: \"foo\" or \"bar\"", 0},
     {"foo{a=~\"(\"}", "parse error", 4},
+    {"foo{a=\"x\\x00y\"}", "label matcher value must not contain NUL bytes", 6},
     {"1 > 2", "1:3: parse error: comparisons between scalars must use BOOL modifier", 2},
     {"foo + bool bar", "bool modifier can only be used on comparison operators", 4},
     {"1 and foo", "set operator \"and\" not allowed in binary scalar expression", 0},
