@@ -32,5 +32,8 @@ RW_FN(rw_fn_sort);
 RW_FN(rw_fn_sort_by_label);
 RW_FN(rw_fn_timestamp);
 RW_FN(rw_fn_vector);
+RW_FN(rw_fn_query_time);
+RW_FN(rw_fn_minmax_of);
+RW_FN(rw_fn_histogram_fraction);
 
 #endif

@@ -1,0 +1,321 @@
+/* engine.c - the PromQL engine's public API (promql.h): parses a query,
+ * evaluates it over all its steps at once (eval.c) in a private arena, and
+ * builds the result in the caller's arena: names dropped where delayed name
+ * removal asks for it, range results merged by label set and sorted, and the
+ * annotations collected during evaluation. An engine is immutable after
+ * rw_engine_new, so one engine serves any number of threads; each call has
+ * its own arena, AST and compiled matchers. */
+#define _GNU_SOURCE
+#include "eval_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_RANGE_POINTS 11000
+
+rw_engine *rw_engine_new(rw_store *store, const rw_engine_opts *opts)
+{
+    rw_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->store = store;
+    if (opts)
+        e->opts = *opts;
+    if (e->opts.lookback_ms <= 0)
+        e->opts.lookback_ms = 5 * 60 * 1000;
+    if (e->opts.default_subquery_step_ms <= 0)
+        e->opts.default_subquery_step_ms = 60 * 1000;
+    if (e->opts.max_samples == 0)
+        e->opts.max_samples = 50000000;
+    if (e->opts.timeout_ms <= 0)
+        e->opts.timeout_ms = 2 * 60 * 1000;
+    return e;
+}
+
+void rw_engine_free(rw_engine *e)
+{
+    free(e);
+}
+
+/* ---- result building ---- */
+
+/* Labels for output: __name__ removed when the series asks for it. Copied
+ * into the caller's arena. */
+static rw_label *out_labels(rw_arena *a, const rw_label *l, size_t n, int drop, size_t *nout)
+{
+    rw_label *o = rw_arena_alloc(a, (n ? n : 1) * sizeof *o);
+    size_t m = 0;
+    if (!o)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (drop && !strcmp(l[i].name, RW_METRIC_NAME))
+            continue;
+        o[m].name = rw_arena_strdup(a, l[i].name);
+        o[m].value = rw_arena_strdup(a, l[i].value);
+        if (!o[m].name || !o[m].value)
+            return NULL;
+        m++;
+    }
+    *nout = m;
+    return o;
+}
+
+static int cmp_result_series(const void *x, const void *y)
+{
+    const rw_result_series *a = x, *b = y;
+    return rw_labels_cmp(a->labels, a->nlabels, b->labels, b->nlabels);
+}
+
+static int cmp_point(const void *x, const void *y)
+{
+    const rw_point *a = x, *b = y;
+    return a->t < b->t ? -1 : a->t > b->t;
+}
+
+/* Sorts a matrix by labels, merging series whose label sets became equal
+ * (after name removal) when their points do not overlap. */
+static rw_rc finish_matrix(rw_arena *a, rw_result *out, rw_err *err)
+{
+    qsort(out->series, out->nseries, sizeof *out->series, cmp_result_series);
+    size_t m = 0;
+    for (size_t i = 0; i < out->nseries; i++) {
+        if (m > 0 && rw_labels_equal(out->series[m - 1].labels, out->series[m - 1].nlabels,
+                                     out->series[i].labels, out->series[i].nlabels)) {
+            rw_result_series *d = &out->series[m - 1], *s = &out->series[i];
+            rw_point *p = rw_arena_alloc(a, (d->npoints + s->npoints) * sizeof *p);
+            if (!p)
+                return rw_err_set(err, RW_NOMEM, "out of memory building the result");
+            memcpy(p, d->points, d->npoints * sizeof *p);
+            memcpy(p + d->npoints, s->points, s->npoints * sizeof *p);
+            size_t np = d->npoints + s->npoints;
+            qsort(p, np, sizeof *p, cmp_point);
+            for (size_t k = 1; k < np; k++)
+                if (p[k].t == p[k - 1].t)
+                    return rw_err_set(err, RW_EXEC,
+                                      "vector cannot contain metrics with the same labelset");
+            d->points = p;
+            d->npoints = np;
+            continue;
+        }
+        out->series[m++] = out->series[i];
+    }
+    out->nseries = m;
+    return RW_OK;
+}
+
+static rw_rc build_result(rw_eval_ctx *ctx, rw_eval_value *v, int range, rw_arena *a,
+                          rw_result *out, rw_err *err)
+{
+    size_t nsteps = ctx->nsteps;
+    switch (v->type) {
+    case RW_VAL_STRING:
+        out->type = RW_VAL_STRING;
+        out->t = ctx->ts[0];
+        out->string = rw_arena_strdup(a, v->str ? v->str : "");
+        return out->string ? RW_OK : rw_err_set(err, RW_NOMEM, "out of memory");
+    case RW_VAL_SCALAR:
+        if (!range) {
+            out->type = RW_VAL_SCALAR;
+            out->t = ctx->ts[0];
+            out->scalar = v->scalar[0];
+            return RW_OK;
+        }
+        out->type = RW_VAL_MATRIX;
+        out->series = rw_arena_calloc(a, 1, sizeof *out->series);
+        if (!out->series || !(out->series[0].points = rw_arena_alloc(a, nsteps * sizeof(rw_point))))
+            return rw_err_set(err, RW_NOMEM, "out of memory building the result");
+        for (size_t i = 0; i < nsteps; i++) {
+            out->series[0].points[i].t = ctx->ts[i];
+            out->series[0].points[i].v = v->scalar[i];
+        }
+        out->series[0].npoints = nsteps;
+        out->nseries = 1;
+        return RW_OK;
+    case RW_VAL_VECTOR: {
+        out->type = range ? RW_VAL_MATRIX : RW_VAL_VECTOR;
+        out->series = rw_arena_calloc(a, v->nseries ? v->nseries : 1, sizeof *out->series);
+        if (!out->series)
+            return rw_err_set(err, RW_NOMEM, "out of memory building the result");
+        for (size_t s = 0; s < v->nseries; s++) {
+            rw_eval_series *se = &v->series[s];
+            size_t np = 0;
+            for (size_t i = 0; i < nsteps; i++)
+                np += se->ok[i];
+            if (!np)
+                continue;
+            rw_result_series *o = &out->series[out->nseries];
+            o->labels = out_labels(a, se->labels, se->nlabels, se->drop_name, &o->nlabels);
+            o->points = rw_arena_alloc(a, np * sizeof(rw_point));
+            if (!o->labels || !o->points)
+                return rw_err_set(err, RW_NOMEM, "out of memory building the result");
+            for (size_t i = 0; i < nsteps; i++)
+                if (se->ok[i]) {
+                    o->points[o->npoints].t = ctx->ts[i];
+                    o->points[o->npoints].v = se->v[i];
+                    o->npoints++;
+                }
+            out->nseries++;
+        }
+        if (range)
+            return finish_matrix(a, out, err);
+        /* an instant vector must not hold one label set twice */
+        if (out->nseries > 1) {
+            rw_result_series *tmp = rw_arena_alloc(a, out->nseries * sizeof *tmp);
+            if (!tmp)
+                return rw_err_set(err, RW_NOMEM, "out of memory building the result");
+            memcpy(tmp, out->series, out->nseries * sizeof *tmp);
+            qsort(tmp, out->nseries, sizeof *tmp, cmp_result_series);
+            for (size_t i = 1; i < out->nseries; i++)
+                if (rw_labels_equal(tmp[i - 1].labels, tmp[i - 1].nlabels, tmp[i].labels,
+                                    tmp[i].nlabels))
+                    return rw_err_set(err, RW_EXEC,
+                                      "vector cannot contain metrics with the same labelset");
+        }
+        return RW_OK;
+    }
+    case RW_VAL_MATRIX: {
+        out->type = RW_VAL_MATRIX;
+        out->series = rw_arena_calloc(a, v->nms ? v->nms : 1, sizeof *out->series);
+        if (!out->series)
+            return rw_err_set(err, RW_NOMEM, "out of memory building the result");
+        for (size_t s = 0; s < v->nms; s++) {
+            rw_eval_mseries *ms = &v->ms[s];
+            size_t lo, hi;
+            rw_matrix_window(ctx, v, ms, 0, &lo, &hi, NULL, NULL);
+            if (hi == lo)
+                continue;
+            rw_result_series *o = &out->series[out->nseries];
+            o->labels = out_labels(a, ms->labels, ms->nlabels, ms->drop_name, &o->nlabels);
+            o->points = rw_arena_alloc(a, (hi - lo) * sizeof(rw_point));
+            if (!o->labels || !o->points)
+                return rw_err_set(err, RW_NOMEM, "out of memory building the result");
+            for (size_t k = lo; k < hi; k++) {
+                o->points[o->npoints].t = ms->t[k];
+                o->points[o->npoints].v = ms->v[k];
+                o->npoints++;
+            }
+            out->nseries++;
+        }
+        return finish_matrix(a, out, err);
+    }
+    default:
+        return rw_err_set(err, RW_INTERNAL, "unexpected result type");
+    }
+}
+
+static const char **copy_strs(rw_arena *a, char **s, size_t n)
+{
+    if (!n)
+        return NULL;
+    const char **o = rw_arena_alloc(a, n * sizeof *o);
+    if (!o)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        o[i] = rw_arena_strdup(a, s[i]);
+    return o;
+}
+
+static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, int64_t step,
+                 int range, int64_t timeout_ms, rw_arena *a, rw_result *out, rw_err *err)
+{
+    rw_err local;
+    if (!err) {
+        rw_err_init(&local);
+        err = &local;
+    }
+    memset(out, 0, sizeof *out);
+    if (range) {
+        if (step <= 0)
+            return rw_err_set(err, RW_BADREQ,
+                              "zero or negative query resolution step widths are not accepted. "
+                              "Try a positive integer");
+        if (end < start)
+            return rw_err_set(err, RW_BADREQ, "end timestamp must not be before start time");
+        if ((end - start) / step >= MAX_RANGE_POINTS)
+            return rw_err_set(err, RW_BADREQ,
+                              "exceeded maximum resolution of 11,000 points per timeseries. Try "
+                              "decreasing the query resolution (?step=XX)");
+    }
+    rw_arena *ea = rw_arena_new(0, 0);
+    if (!ea)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    rw_node *root = NULL;
+    rw_rc rc = rw_promql_parse(query, ea, &root, err);
+    if (rc != RW_OK) {
+        rw_arena_free(ea);
+        return rc;
+    }
+    if (range && root->type != RW_VAL_SCALAR && root->type != RW_VAL_VECTOR) {
+        rc = rw_err_set(err, RW_BADREQ,
+                        "invalid expression type \"%s\" for range query, must be Scalar or instant "
+                        "Vector",
+                        root->type == RW_VAL_MATRIX ? "range vector" : rw_val_type_name(root->type));
+        goto done;
+    }
+    size_t nsteps = range ? (size_t)((end - start) / step) + 1 : 1;
+    int64_t *ts = rw_arena_alloc(ea, nsteps * sizeof *ts);
+    if (!ts) {
+        rc = rw_err_set(err, RW_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < nsteps; i++)
+        ts[i] = start + (int64_t)i * step;
+    if (timeout_ms <= 0)
+        timeout_ms = e->opts.timeout_ms;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    rw_eval_query q = {
+        .store = e->store,
+        .opts = &e->opts,
+        .a = ea,
+        .text = query,
+        .start = start,
+        .end = range ? start + (int64_t)(nsteps - 1) * step : start,
+        .step = range ? step : 0,
+        .deadline_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + timeout_ms * 1000000,
+        .err = err,
+    };
+    /* start()/end() and @ end() use the requested end, as Prometheus */
+    q.end = range ? end : start;
+    rw_eval_ctx ctx = {.q = &q, .ts = ts, .nsteps = nsteps, .interval = range ? step : 1};
+    rw_eval_value v;
+    rc = rw_eval(&ctx, root, &v);
+    if (rc == RW_OK)
+        rc = build_result(&ctx, &v, range, a, out, err);
+    if (rc == RW_OK) {
+        out->warnings = copy_strs(a, q.annos.warn, q.annos.nwarn);
+        out->nwarnings = out->warnings ? q.annos.nwarn : 0;
+        out->infos = copy_strs(a, q.annos.info, q.annos.ninfo);
+        out->ninfos = out->infos ? q.annos.ninfo : 0;
+    }
+done:
+    rw_ast_free(root);
+    rw_arena_free(ea);
+    return rc;
+}
+
+rw_rc rw_engine_instant(rw_engine *e, const char *query, int64_t t_ms, int64_t timeout_ms,
+                        rw_arena *a, rw_result *out, rw_err *err)
+{
+    return run(e, query, t_ms, t_ms, 0, 0, timeout_ms, a, out, err);
+}
+
+rw_rc rw_engine_range(rw_engine *e, const char *query, int64_t start_ms, int64_t end_ms,
+                      int64_t step_ms, int64_t timeout_ms, rw_arena *a, rw_result *out,
+                      rw_err *err)
+{
+    return run(e, query, start_ms, end_ms, step_ms, 1, timeout_ms, a, out, err);
+}
+
+const char *rw_val_type_name(rw_val_type t)
+{
+    switch (t) {
+    case RW_VAL_SCALAR: return "scalar";
+    case RW_VAL_VECTOR: return "vector";
+    case RW_VAL_MATRIX: return "matrix";
+    case RW_VAL_STRING: return "string";
+    default: return "none";
+    }
+}

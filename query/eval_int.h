@@ -1,0 +1,227 @@
+/* eval_int.h - internals of the PromQL evaluator, shared by eval*.c, func_*.c
+ * and engine.c. Internal to query/.
+ *
+ * Evaluation model. A query is evaluated over all of its steps at once: every
+ * node is evaluated once per evaluation context (struct rw_eval_ctx: the list
+ * of step timestamps) and yields one value covering all steps:
+ *
+ *   scalar  - one double per step;
+ *   vector  - a list of series, each with a dense array of one value per step
+ *             and a presence byte per step (a series exists in the result if it
+ *             has a value at one step at least);
+ *   matrix  - a range vector: per series all raw samples of the time span any
+ *             step needs, plus the window parameters (range, offset, @); the
+ *             window of step i is (e - range, e] with e = (@ or ts[i]) - offset;
+ *   string  - a string literal.
+ *
+ * An instant query is a range query with one step. Subqueries evaluate their
+ * inner expression in a child context whose steps are aligned to the subquery
+ * step, then present the result as a matrix to the parent.
+ *
+ * Memory: every value lives in the query's evaluation arena (rw_eval_query.a),
+ * freed in one call when the query ends. Nothing here is shared between
+ * queries: a rw_eval_query belongs to one thread.
+ *
+ * Names: Prometheus 3 removes __name__ late ("delayed name removal"). A series
+ * carries drop_name when an operation that changes its meaning (arithmetic,
+ * most functions) touched it; the name is stripped when the final result is
+ * built (engine.c), or earlier where Prometheus does it. */
+#ifndef RW_QUERY_EVAL_INT_H
+#define RW_QUERY_EVAL_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ast.h"
+#include "core/arena.h"
+#include "core/err.h"
+#include "core/labels.h"
+#include "func.h"
+#include "promql.h"
+#include "store/store.h"
+
+struct rw_engine {
+    rw_store *store;
+    rw_engine_opts opts; /* defaults filled in; read-only after rw_engine_new */
+};
+
+/* Annotations (Prometheus "warnings" / "infos"), deduplicated by text. */
+typedef struct rw_annos {
+    char **warn;
+    size_t nwarn, capwarn;
+    char **info;
+    size_t ninfo, capinfo;
+} rw_annos;
+
+/* State of one query evaluation, shared by the root context and every
+ * subquery context. */
+typedef struct rw_eval_query {
+    rw_store *store;
+    const rw_engine_opts *opts;
+    rw_arena *a;             /* evaluation arena: all intermediate values */
+    const char *text;        /* the query text (positions in annotations) */
+    int64_t start, end;      /* the query's start/end (for @ start()/end()) */
+    int64_t step;            /* the query's step; 0 for an instant query */
+    size_t samples;          /* samples loaded so far (max_samples) */
+    int64_t deadline_ns;     /* CLOCK_MONOTONIC; 0 = none */
+    unsigned ticks;          /* countdown between clock reads */
+    rw_annos annos;
+    rw_err *err;
+} rw_eval_query;
+
+/* One evaluation context: the steps a node is evaluated at. */
+struct rw_eval_ctx {
+    rw_eval_query *q;
+    const int64_t *ts;       /* ascending step timestamps */
+    size_t nsteps;
+    int64_t interval;        /* step width (1 for a single step) */
+};
+typedef struct rw_eval_ctx rw_eval_ctx;
+
+/* An instant-vector series over the context's steps. */
+typedef struct rw_eval_series {
+    rw_label *labels;        /* sorted, in the evaluation arena */
+    size_t nlabels;
+    int drop_name;           /* strip __name__ at output (delayed removal) */
+    double *v;               /* [nsteps] */
+    uint8_t *ok;             /* [nsteps]: 1 when the series has a value */
+    int64_t *t;              /* [nsteps] sample timestamps; only for plain
+                                selectors evaluated for timestamp() */
+} rw_eval_series;
+
+/* A range-vector series: raw samples (no stale markers), ascending. */
+typedef struct rw_eval_mseries {
+    rw_label *labels;
+    size_t nlabels;
+    int drop_name;
+    int64_t *t;
+    double *v;
+    size_t n;
+} rw_eval_mseries;
+
+struct rw_eval_value {
+    rw_val_type type;
+    /* RW_VAL_SCALAR */
+    double *scalar;          /* [nsteps] */
+    /* RW_VAL_VECTOR */
+    rw_eval_series *series;
+    size_t nseries;
+    /* RW_VAL_MATRIX */
+    rw_eval_mseries *ms;
+    size_t nms;
+    int64_t range_ms;
+    int64_t offset_ms;
+    int pinned;              /* @ given: every step uses pin_ms */
+    int64_t pin_ms;
+    /* RW_VAL_STRING */
+    const char *str;
+};
+typedef struct rw_eval_value rw_eval_value;
+
+/* ---- eval.c: dispatch and shared helpers ---- */
+
+/* Evaluates node n in context ctx into *out. Returns RW_OK or an error code
+ * with ctx->q->err filled. */
+rw_rc rw_eval(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *out);
+/* Evaluates n, which must yield a scalar (number literals, scalar functions,
+ * scalar arithmetic); *vals gets one value per step. */
+rw_rc rw_eval_scalar(rw_eval_ctx *ctx, const rw_node *n, double **vals);
+/* Checks the deadline (cheaply: reads the clock every few calls). */
+rw_rc rw_eval_check(rw_eval_ctx *ctx, const char *where);
+/* Accounts n more samples against max_samples. */
+rw_rc rw_eval_account(rw_eval_ctx *ctx, size_t n);
+rw_rc rw_eval_fail(rw_eval_ctx *ctx, rw_rc code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+rw_rc rw_eval_nomem(rw_eval_ctx *ctx);
+
+/* Effective evaluation time of step i for a node with @ modifier kind/at. */
+int64_t rw_eval_at_time(const rw_eval_ctx *ctx, rw_at_kind at, int64_t at_ms, size_t i);
+
+/* Strips parentheses. */
+const rw_node *rw_node_unparen(const rw_node *n);
+
+/* Annotations. The position is the byte offset in the query text of the node
+ * the annotation is about; -1 for none. */
+void rw_eval_warn(rw_eval_ctx *ctx, int pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void rw_eval_info(rw_eval_ctx *ctx, int pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A new empty vector series with arrays for the context's steps. */
+rw_eval_series *rw_series_new(rw_eval_ctx *ctx, rw_eval_series *s, const rw_label *l, size_t n,
+                              int drop_name);
+
+/* Output builder: collects result series keyed by label set, so that the
+ * same labels at two steps land in one series; the same labels twice at one
+ * step is an error ("vector cannot contain metrics with the same labelset"). */
+typedef struct rw_vbuild {
+    rw_eval_ctx *ctx;
+    rw_eval_series *s;
+    size_t n, cap;
+    uint64_t *hk;            /* open addressing: hash keys */
+    uint32_t *hv;            /* index + 1, 0 = empty */
+    size_t hcap;
+} rw_vbuild;
+
+void rw_vbuild_init(rw_vbuild *b, rw_eval_ctx *ctx);
+/* Finds or creates the series with these labels (copied only when new);
+ * returns its index, or -1 out of memory. */
+long rw_vbuild_series(rw_vbuild *b, const rw_label *l, size_t n, int drop_name);
+/* Sets a value at a step; RW_EXEC when the series already has one there. */
+rw_rc rw_vbuild_set(rw_vbuild *b, long idx, size_t step, double v);
+void rw_vbuild_finish(rw_vbuild *b, rw_eval_value *out);
+
+/* Label-set helpers (results in the evaluation arena). */
+rw_label *rw_lbl_copy(rw_arena *a, const rw_label *l, size_t n);
+/* Copy without the names listed (keep=0) or with only them (keep=1). */
+size_t rw_lbl_filter(rw_arena *a, const rw_label *l, size_t n, char *const *names,
+                     size_t nnames, int keep, int drop_metric_name, rw_label **out);
+/* Copy with name=value set (value "" deletes). */
+size_t rw_lbl_set(rw_arena *a, const rw_label *l, size_t n, const char *name, const char *value,
+                  rw_label **out);
+size_t rw_lbl_del(rw_arena *a, const rw_label *l, size_t n, const char *name, rw_label **out);
+/* Prometheus-style label set text: {__name__="x", a="b"}. */
+char *rw_lbl_str(rw_arena *a, const rw_label *l, size_t n);
+
+/* Go float formatting (strconv 'g' / 'f' with shortest precision). */
+void rw_fmt_go_g(char *buf, size_t cap, double f);
+void rw_fmt_go_f(char *buf, size_t cap, double f);
+/* Go strconv.Quote-like quoting of a string, into the arena. */
+char *rw_go_quote(rw_arena *a, const char *s);
+
+/* Kahan/Neumaier summation step as Prometheus does it. */
+static inline void rw_kahan_inc(double inc, double *sum, double *c)
+{
+    double t = *sum + inc;
+    if (t > 1.7976931348623157e308 || t < -1.7976931348623157e308)
+        *c = 0;
+    else if ((*sum >= 0 ? *sum : -*sum) >= (inc >= 0 ? inc : -inc))
+        *c += (*sum - t) + inc;
+    else
+        *c += (inc - t) + *sum;
+    *sum = t;
+}
+
+/* quantile of values (sorted in place), Prometheus semantics. */
+double rw_quantile(double q, double *vals, size_t n);
+
+/* ---- eval_select.c ---- */
+rw_rc rw_eval_vector_selector(rw_eval_ctx *ctx, const rw_node *n, int want_ts, rw_eval_value *out);
+rw_rc rw_eval_matrix_selector(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *out);
+rw_rc rw_eval_subquery(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *out);
+/* Window of step i of matrix m over series s: samples [*lo, *hi). Also gives
+ * the window's bounds (start exclusive, end inclusive). */
+void rw_matrix_window(const rw_eval_ctx *ctx, const rw_eval_value *m, const rw_eval_mseries *s,
+                      size_t i, size_t *lo, size_t *hi, int64_t *wstart, int64_t *wend);
+
+/* ---- eval_binop.c / eval_agg.c ---- */
+rw_rc rw_eval_binary(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *out);
+rw_rc rw_eval_aggregate(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *out);
+
+/* Merges series with identical label sets when they do not overlap in time
+ * (label_replace/label_join and the final result), else RW_EXEC. */
+rw_rc rw_eval_merge_same_labels(rw_eval_ctx *ctx, rw_eval_value *v);
+
+/* Natural ("human") string order as used by sort_by_label. */
+int rw_natural_cmp(const char *a, const char *b);
+
+#endif

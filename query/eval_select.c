@@ -1,0 +1,260 @@
+/* eval_select.c - where the evaluator meets the store: instant-vector
+ * selectors (newest sample in (t - lookback, t], stale markers ending a
+ * series), range-vector selectors (raw samples for all windows (t - range, t]
+ * of the query, fetched once), and subqueries (the inner expression evaluated
+ * at steps aligned to the subquery step, presented as a range vector). Every
+ * selector reads the store once for the union of the time spans its steps
+ * need, whatever the number of steps. */
+#include "eval_int.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Effective times of the steps after @ and offset; returns min and max. */
+static void eff_span(const rw_eval_ctx *ctx, rw_at_kind at, int64_t at_ms, int64_t offset,
+                     int64_t *mn, int64_t *mx)
+{
+    *mn = rw_eval_at_time(ctx, at, at_ms, 0) - offset;
+    *mx = rw_eval_at_time(ctx, at, at_ms, ctx->nsteps - 1) - offset;
+}
+
+static rw_rc do_select(rw_eval_ctx *ctx, const rw_node *n, int64_t mint, int64_t maxt,
+                       rw_series_data **data, size_t *nd)
+{
+    rw_eval_query *q = ctx->q;
+    size_t budget = 0;
+    if (q->opts->max_samples) {
+        if (q->samples >= q->opts->max_samples)
+            return rw_eval_account(ctx, 1);
+        budget = q->opts->max_samples - q->samples;
+    }
+    rw_err serr;
+    rw_err_init(&serr);
+    rw_rc rc = rw_store_select(q->store, n->u.sel.matchers, n->u.sel.nmatchers, mint, maxt, 0,
+                               budget, q->a, data, nd, &serr);
+    if (rc == RW_LIMIT)
+        return rw_err_set(q->err, RW_EXEC,
+                          "query processing would load too many samples into memory in query "
+                          "execution");
+    if (rc != RW_OK) {
+        rw_err_set(q->err, rc, "expanding series: %s", serr.msg);
+        return rc;
+    }
+    return RW_OK;
+}
+
+rw_rc rw_eval_vector_selector(rw_eval_ctx *ctx, const rw_node *n, int want_ts, rw_eval_value *out)
+{
+    rw_eval_query *q = ctx->q;
+    int64_t lookback = q->opts->lookback_ms;
+    int64_t mn, mx;
+    eff_span(ctx, n->u.sel.at, n->u.sel.at_ms, n->u.sel.offset_ms, &mn, &mx);
+
+    rw_series_data *data = NULL;
+    size_t nd = 0;
+    rw_rc rc = do_select(ctx, n, mn - lookback + 1, mx, &data, &nd);
+    if (rc != RW_OK)
+        return rc;
+
+    memset(out, 0, sizeof *out);
+    out->type = RW_VAL_VECTOR;
+    out->series = rw_arena_alloc(q->a, (nd ? nd : 1) * sizeof *out->series);
+    if (!out->series)
+        return rw_eval_nomem(ctx);
+    size_t points = 0;
+    for (size_t s = 0; s < nd; s++) {
+        rw_series_data *d = &data[s];
+        rw_eval_series *os = &out->series[out->nseries];
+        if ((rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
+            return rc;
+        if (!rw_series_new(ctx, os, d->labels, d->nlabels, 0))
+            return rw_eval_nomem(ctx);
+        if (want_ts && !(os->t = rw_arena_alloc(q->a, ctx->nsteps * sizeof(int64_t))))
+            return rw_eval_nomem(ctx);
+        size_t j = 0; /* first sample with t > e */
+        int any = 0;
+        for (size_t i = 0; i < ctx->nsteps; i++) {
+            int64_t e = rw_eval_at_time(ctx, n->u.sel.at, n->u.sel.at_ms, i) - n->u.sel.offset_ms;
+            if (j > 0 && d->t[j - 1] > e)
+                j = 0; /* times went back (cannot happen with ascending steps) */
+            while (j < d->n && d->t[j] <= e)
+                j++;
+            if (j == 0)
+                continue;
+            int64_t st = d->t[j - 1];
+            double v = d->v[j - 1];
+            if (st <= e - lookback || rw_is_stale_nan(v))
+                continue;
+            os->ok[i] = 1;
+            os->v[i] = v;
+            if (os->t)
+                os->t[i] = st;
+            any = 1;
+            points++;
+        }
+        if (any)
+            out->nseries++;
+    }
+    return rw_eval_account(ctx, points);
+}
+
+rw_rc rw_eval_matrix_selector(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *out)
+{
+    rw_eval_query *q = ctx->q;
+    int64_t mn, mx, range = n->u.sel.range_ms;
+    eff_span(ctx, n->u.sel.at, n->u.sel.at_ms, n->u.sel.offset_ms, &mn, &mx);
+
+    rw_series_data *data = NULL;
+    size_t nd = 0;
+    rw_rc rc = do_select(ctx, n, mn - range + 1, mx, &data, &nd);
+    if (rc != RW_OK)
+        return rc;
+
+    memset(out, 0, sizeof *out);
+    out->type = RW_VAL_MATRIX;
+    out->range_ms = range;
+    out->offset_ms = n->u.sel.offset_ms;
+    out->pinned = n->u.sel.at != RW_AT_NONE;
+    out->pin_ms = rw_eval_at_time(ctx, n->u.sel.at, n->u.sel.at_ms, 0);
+    out->ms = rw_arena_alloc(q->a, (nd ? nd : 1) * sizeof *out->ms);
+    if (!out->ms)
+        return rw_eval_nomem(ctx);
+    size_t total = 0;
+    for (size_t s = 0; s < nd; s++) {
+        rw_series_data *d = &data[s];
+        size_t m = 0;
+        /* drop stale markers in place: the arrays are ours */
+        for (size_t k = 0; k < d->n; k++) {
+            if (rw_is_stale_nan(d->v[k]))
+                continue;
+            d->t[m] = d->t[k];
+            d->v[m] = d->v[k];
+            m++;
+        }
+        if (!m)
+            continue;
+        rw_eval_mseries *o = &out->ms[out->nms++];
+        o->labels = d->labels;
+        o->nlabels = d->nlabels;
+        o->drop_name = 0;
+        o->t = d->t;
+        o->v = d->v;
+        o->n = m;
+        total += m;
+    }
+    return rw_eval_account(ctx, total);
+}
+
+void rw_matrix_window(const rw_eval_ctx *ctx, const rw_eval_value *m, const rw_eval_mseries *s,
+                      size_t i, size_t *lo, size_t *hi, int64_t *wstart, int64_t *wend)
+{
+    int64_t e = (m->pinned ? m->pin_ms : ctx->ts[i]) - m->offset_ms;
+    int64_t b = e - m->range_ms;
+    /* first index with t > b */
+    size_t l = 0, h = s->n;
+    while (l < h) {
+        size_t mid = (l + h) / 2;
+        if (s->t[mid] > b)
+            h = mid;
+        else
+            l = mid + 1;
+    }
+    *lo = l;
+    h = s->n;
+    while (l < h) {
+        size_t mid = (l + h) / 2;
+        if (s->t[mid] > e)
+            h = mid;
+        else
+            l = mid + 1;
+    }
+    *hi = l;
+    if (wstart)
+        *wstart = b;
+    if (wend)
+        *wend = e;
+}
+
+rw_rc rw_eval_subquery(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *out)
+{
+    rw_eval_query *q = ctx->q;
+    int64_t step = n->u.subq.step_ms ? n->u.subq.step_ms : q->opts->default_subquery_step_ms;
+    int64_t range = n->u.subq.range_ms, offset = n->u.subq.offset_ms;
+    int64_t mn, mx;
+    if (step <= 0)
+        return rw_eval_fail(ctx, RW_EXEC, "subquery step must be positive");
+    eff_span(ctx, n->u.subq.at, n->u.subq.at_ms, offset, &mn, &mx);
+
+    /* First inner step: the first multiple of step after (mn - range); C
+     * division truncates toward zero like Go's, which this relies on. */
+    int64_t x = mn - range;
+    int64_t start = step * (x / step);
+    if (start <= x)
+        start += step;
+    size_t nsteps = start > mx ? 0 : (size_t)((mx - start) / step) + 1;
+
+    memset(out, 0, sizeof *out);
+    out->type = RW_VAL_MATRIX;
+    out->range_ms = range;
+    out->offset_ms = offset;
+    out->pinned = n->u.subq.at != RW_AT_NONE;
+    out->pin_ms = rw_eval_at_time(ctx, n->u.subq.at, n->u.subq.at_ms, 0);
+    if (!nsteps)
+        return RW_OK;
+    rw_rc rc = rw_eval_account(ctx, nsteps);
+    if (rc != RW_OK)
+        return rc;
+
+    int64_t *ts = rw_arena_alloc(q->a, nsteps * sizeof *ts);
+    if (!ts)
+        return rw_eval_nomem(ctx);
+    for (size_t i = 0; i < nsteps; i++)
+        ts[i] = start + (int64_t)i * step;
+    rw_eval_ctx sub = {.q = q, .ts = ts, .nsteps = nsteps, .interval = step};
+    rw_eval_value inner;
+    if ((rc = rw_eval(&sub, n->u.subq.expr, &inner)) != RW_OK)
+        return rc;
+    if (inner.type == RW_VAL_SCALAR) {
+        /* a scalar inner expression becomes one series without labels */
+        out->ms = rw_arena_alloc(q->a, sizeof *out->ms);
+        if (!out->ms)
+            return rw_eval_nomem(ctx);
+        rw_eval_mseries *o = &out->ms[0];
+        memset(o, 0, sizeof *o);
+        o->t = ts;
+        o->v = inner.scalar;
+        o->n = nsteps;
+        out->nms = 1;
+        return RW_OK;
+    }
+    if (inner.type != RW_VAL_VECTOR)
+        return rw_eval_fail(ctx, RW_EXEC, "subquery is only allowed on instant vector, got %s",
+                            rw_val_type_name(inner.type));
+    out->ms = rw_arena_alloc(q->a, (inner.nseries ? inner.nseries : 1) * sizeof *out->ms);
+    if (!out->ms)
+        return rw_eval_nomem(ctx);
+    for (size_t s = 0; s < inner.nseries; s++) {
+        rw_eval_series *is = &inner.series[s];
+        size_t m = 0;
+        for (size_t i = 0; i < nsteps; i++)
+            m += is->ok[i];
+        if (!m)
+            continue;
+        rw_eval_mseries *o = &out->ms[out->nms++];
+        o->labels = is->labels;
+        o->nlabels = is->nlabels;
+        o->drop_name = is->drop_name;
+        o->t = rw_arena_alloc(q->a, m * sizeof *o->t);
+        o->v = rw_arena_alloc(q->a, m * sizeof *o->v);
+        if (!o->t || !o->v)
+            return rw_eval_nomem(ctx);
+        o->n = 0;
+        for (size_t i = 0; i < nsteps; i++)
+            if (is->ok[i]) {
+                o->t[o->n] = ts[i];
+                o->v[o->n] = is->v[i];
+                o->n++;
+            }
+    }
+    return RW_OK;
+}

@@ -1,0 +1,477 @@
+/* func_range.c - functions over range vectors: rate/increase/delta (with
+ * Prometheus' extrapolation to the window boundaries and counter-reset
+ * handling), irate/idelta, deriv/predict_linear (least squares),
+ * double_exponential_smoothing (holt_winters), the *_over_time family,
+ * changes/resets, and absent_over_time. A range vector arrives with all raw
+ * samples its steps need (eval_select.c); each step looks at its window
+ * (t - range, t] by binary search, so a range query reads the store once. */
+#include "eval_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "func_impl.h"
+
+typedef enum {
+    K_RATE, K_INCREASE, K_DELTA, K_IRATE, K_IDELTA, K_DERIV, K_PREDICT, K_SMOOTH,
+    K_AVG, K_COUNT, K_SUM, K_MIN, K_MAX, K_STDDEV, K_STDVAR, K_LAST, K_FIRST, K_PRESENT,
+    K_CHANGES, K_RESETS, K_MAD, K_QUANTILE, K_TS_FIRST, K_TS_LAST, K_TS_MAX, K_TS_MIN
+} kind;
+
+static const struct {
+    const char *name;
+    kind k;
+} kinds[] = {
+    {"rate", K_RATE}, {"increase", K_INCREASE}, {"delta", K_DELTA}, {"irate", K_IRATE},
+    {"idelta", K_IDELTA}, {"deriv", K_DERIV}, {"predict_linear", K_PREDICT},
+    {"double_exponential_smoothing", K_SMOOTH}, {"holt_winters", K_SMOOTH},
+    {"avg_over_time", K_AVG}, {"count_over_time", K_COUNT}, {"sum_over_time", K_SUM},
+    {"min_over_time", K_MIN}, {"max_over_time", K_MAX}, {"stddev_over_time", K_STDDEV},
+    {"stdvar_over_time", K_STDVAR}, {"last_over_time", K_LAST}, {"first_over_time", K_FIRST},
+    {"present_over_time", K_PRESENT}, {"changes", K_CHANGES}, {"resets", K_RESETS},
+    {"mad_over_time", K_MAD}, {"quantile_over_time", K_QUANTILE},
+    {"ts_of_first_over_time", K_TS_FIRST}, {"ts_of_last_over_time", K_TS_LAST},
+    {"ts_of_max_over_time", K_TS_MAX}, {"ts_of_min_over_time", K_TS_MIN},
+};
+
+/* ---- per-window computations; return 0 when there is no output ---- */
+
+static int extrapolated_rate(const int64_t *t, const double *v, size_t n, int64_t rstart,
+                             int64_t rend, int counter, int is_rate, int64_t range_ms, double *res)
+{
+    if (n < 2)
+        return 0;
+    double result = v[n - 1] - v[0];
+    if (counter)
+        for (size_t k = 1; k < n; k++)
+            if (v[k] < v[k - 1])
+                result += v[k - 1];
+    double to_start = (double)(t[0] - rstart) / 1000;
+    double to_end = (double)(rend - t[n - 1]) / 1000;
+    double sampled = (double)(t[n - 1] - t[0]) / 1000;
+    double avg = sampled / (double)(n - 1);
+    double threshold = avg * 1.1;
+    if (to_start >= threshold)
+        to_start = avg / 2;
+    if (counter) {
+        /* a counter cannot go below zero: do not extrapolate past it */
+        double to_zero = to_start;
+        if (result > 0 && v[0] >= 0)
+            to_zero = sampled * (v[0] / result);
+        if (to_zero < to_start)
+            to_start = to_zero;
+    }
+    if (to_end >= threshold)
+        to_end = avg / 2;
+    double factor = 1;
+    if (sampled != 0)
+        factor = (sampled + to_start + to_end) / sampled;
+    if (is_rate)
+        factor /= (double)range_ms / 1000;
+    *res = result * factor;
+    return 1;
+}
+
+static int instant_value(const int64_t *t, const double *v, size_t n, int is_rate, double *res)
+{
+    if (n < 2)
+        return 0;
+    int64_t dt = t[n - 1] - t[n - 2];
+    if (dt == 0)
+        return 0;
+    double r = v[n - 1];
+    if (!is_rate || !(v[n - 1] < v[n - 2]))
+        r = v[n - 1] - v[n - 2];
+    if (is_rate)
+        r /= (double)dt / 1000;
+    *res = r;
+    return 1;
+}
+
+static void linear_regression(const int64_t *t, const double *v, size_t n, int64_t icpt,
+                              double *slope, double *intercept)
+{
+    double cnt = 0, sx = 0, cx = 0, sy = 0, cy = 0, sxy = 0, cxy = 0, sx2 = 0, cx2 = 0;
+    double init = v[0];
+    int consty = 1;
+    for (size_t k = 0; k < n; k++) {
+        if (consty && k > 0 && v[k] != init)
+            consty = 0;
+        cnt += 1;
+        double x = (double)(t[k] - icpt) / 1e3;
+        rw_kahan_inc(x, &sx, &cx);
+        rw_kahan_inc(v[k], &sy, &cy);
+        rw_kahan_inc(x * v[k], &sxy, &cxy);
+        rw_kahan_inc(x * x, &sx2, &cx2);
+    }
+    if (consty) {
+        if (isinf(init)) {
+            *slope = NAN;
+            *intercept = NAN;
+        } else {
+            *slope = 0;
+            *intercept = init;
+        }
+        return;
+    }
+    sx += cx;
+    sy += cy;
+    sxy += cxy;
+    sx2 += cx2;
+    double cov = sxy - sx * sy / cnt;
+    double var = sx2 - sx * sx / cnt;
+    *slope = cov / var;
+    *intercept = sy / cnt - *slope * sx / cnt;
+}
+
+static double avg_over(const double *v, size_t n)
+{
+    double sum = v[0], c = 0, mean = 0, count = 1;
+    int incr = 0;
+    for (size_t k = 1; k < n; k++) {
+        count = (double)(k + 1);
+        if (!incr) {
+            double ns = sum, nc = c;
+            rw_kahan_inc(v[k], &ns, &nc);
+            if (!isinf(ns)) {
+                sum = ns;
+                c = nc;
+                continue;
+            }
+            incr = 1;
+            mean = sum / (count - 1);
+            c /= count - 1;
+        }
+        double q = (count - 1) / count;
+        double m2 = q * mean, c2 = q * c;
+        rw_kahan_inc(v[k] / count, &m2, &c2);
+        mean = m2;
+        c = c2;
+    }
+    if (incr)
+        return mean + c;
+    return sum / count + c / count;
+}
+
+static double variance_over(const double *v, size_t n)
+{
+    double count = 0, mean = 0, cmean = 0, aux = 0, caux = 0;
+    for (size_t k = 0; k < n; k++) {
+        count++;
+        double delta = v[k] - (mean + cmean);
+        rw_kahan_inc(delta / count, &mean, &cmean);
+        rw_kahan_inc(delta * (v[k] - (mean + cmean)), &aux, &caux);
+    }
+    return (aux + caux) / count;
+}
+
+/* ---- the driver ---- */
+
+static int is_counter_name(const char *name)
+{
+    static const char *const suf[] = {"_total", "_sum", "_count", "_bucket"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < 4; i++) {
+        size_t l = strlen(suf[i]);
+        if (n >= l && strcmp(name + n - l, suf[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static rw_rc range_fn(rw_eval_ctx *ctx, const rw_node *call, rw_eval_value *out)
+{
+    const char *name = call->u.call.fn->name;
+    kind k = K_RATE;
+    int found = 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strcmp(kinds[i].name, name)) {
+            k = kinds[i].k;
+            found = 1;
+        }
+    if (!found)
+        return rw_eval_fail(ctx, RW_INTERNAL, "no range function %s", name);
+    rw_arena *a = ctx->q->a;
+    size_t midx = k == K_QUANTILE ? 1 : 0;
+    double *p1 = NULL, *p2 = NULL;
+    rw_rc rc;
+    if (k == K_QUANTILE && (rc = rw_eval_scalar(ctx, call->u.call.args[0], &p1)) != RW_OK)
+        return rc;
+    if (k == K_PREDICT && (rc = rw_eval_scalar(ctx, call->u.call.args[1], &p1)) != RW_OK)
+        return rc;
+    if (k == K_SMOOTH && ((rc = rw_eval_scalar(ctx, call->u.call.args[1], &p1)) != RW_OK ||
+                          (rc = rw_eval_scalar(ctx, call->u.call.args[2], &p2)) != RW_OK))
+        return rc;
+    const rw_node *marg = rw_node_unparen(call->u.call.args[midx]);
+    rw_eval_value m;
+    if ((rc = rw_eval(ctx, marg, &m)) != RW_OK)
+        return rc;
+    if (m.type != RW_VAL_MATRIX)
+        return rw_eval_fail(ctx, RW_EXEC, "%s: expected a range vector argument", name);
+
+    memset(out, 0, sizeof *out);
+    out->type = RW_VAL_VECTOR;
+    out->series = rw_arena_alloc(a, (m.nms ? m.nms : 1) * sizeof *out->series);
+    double *buf = NULL;
+    size_t bufcap = 0;
+    if (!out->series)
+        return rw_eval_nomem(ctx);
+    int keep_name = k == K_LAST || k == K_FIRST;
+    int qwarned = 0;
+    for (size_t s = 0; s < m.nms; s++) {
+        const rw_eval_mseries *ms = &m.ms[s];
+        rw_eval_series *o = &out->series[out->nseries];
+        if ((rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
+            return rc;
+        if (!rw_series_new(ctx, o, ms->labels, ms->nlabels, keep_name ? ms->drop_name : 1))
+            return rw_eval_nomem(ctx);
+        int any = 0;
+        for (size_t i = 0; i < ctx->nsteps; i++) {
+            size_t lo, hi;
+            int64_t ws, we;
+            rw_matrix_window(ctx, &m, ms, i, &lo, &hi, &ws, &we);
+            if (hi == lo)
+                continue;
+            const int64_t *t = ms->t + lo;
+            const double *v = ms->v + lo;
+            size_t n = hi - lo;
+            double r = 0;
+            int ok = 1;
+            switch (k) {
+            case K_RATE: ok = extrapolated_rate(t, v, n, ws, we, 1, 1, m.range_ms, &r); break;
+            case K_INCREASE: ok = extrapolated_rate(t, v, n, ws, we, 1, 0, m.range_ms, &r); break;
+            case K_DELTA: ok = extrapolated_rate(t, v, n, ws, we, 0, 0, m.range_ms, &r); break;
+            case K_IRATE: ok = instant_value(t, v, n, 1, &r); break;
+            case K_IDELTA: ok = instant_value(t, v, n, 0, &r); break;
+            case K_DERIV: {
+                double icpt;
+                if (n < 2) {
+                    ok = 0;
+                    break;
+                }
+                linear_regression(t, v, n, t[0], &r, &icpt);
+                break;
+            }
+            case K_PREDICT: {
+                double slope, icpt;
+                if (n < 2) {
+                    ok = 0;
+                    break;
+                }
+                linear_regression(t, v, n, ctx->ts[i], &slope, &icpt);
+                r = slope * p1[i] + icpt;
+                break;
+            }
+            case K_SMOOTH: {
+                double sf = p1[i], tf = p2[i];
+                if (sf <= 0 || sf >= 1)
+                    return rw_eval_fail(ctx, RW_EXEC,
+                                        "invalid smoothing factor. Expected: 0 < sf < 1, got: %f", sf);
+                if (tf <= 0 || tf >= 1)
+                    return rw_eval_fail(ctx, RW_EXEC,
+                                        "invalid trend factor. Expected: 0 < tf < 1, got: %f", tf);
+                if (n < 2) {
+                    ok = 0;
+                    break;
+                }
+                double s0 = 0, s1 = v[0], b = v[1] - v[0];
+                for (size_t j = 1; j < n; j++) {
+                    double x = sf * v[j];
+                    if (j > 1)
+                        b = tf * (s1 - s0) + (1 - tf) * b;
+                    double y = (1 - sf) * (s1 + b);
+                    s0 = s1;
+                    s1 = x + y;
+                }
+                r = s1;
+                break;
+            }
+            case K_AVG: r = avg_over(v, n); break;
+            case K_COUNT: r = (double)n; break;
+            case K_SUM: {
+                double sum = 0, c = 0;
+                for (size_t j = 0; j < n; j++)
+                    rw_kahan_inc(v[j], &sum, &c);
+                r = isinf(sum) ? sum : sum + c;
+                break;
+            }
+            case K_MIN: case K_MAX: case K_TS_MIN: case K_TS_MAX: {
+                double best = v[0];
+                int64_t bt = t[0];
+                for (size_t j = 0; j < n; j++) {
+                    double x = v[j];
+                    int take;
+                    switch (k) {
+                    case K_MAX: take = x > best || isnan(best); break;
+                    case K_MIN: take = x < best || isnan(best); break;
+                    case K_TS_MAX: take = x >= best || isnan(best); break;
+                    default: take = x <= best || isnan(best); break;
+                    }
+                    if (take) {
+                        best = x;
+                        bt = t[j];
+                    }
+                }
+                r = (k == K_MIN || k == K_MAX) ? best : (double)bt / 1000;
+                break;
+            }
+            case K_STDDEV: r = sqrt(variance_over(v, n)); break;
+            case K_STDVAR: r = variance_over(v, n); break;
+            case K_LAST: r = v[n - 1]; break;
+            case K_FIRST: r = v[0]; break;
+            case K_TS_LAST: r = (double)t[n - 1] / 1000; break;
+            case K_TS_FIRST: r = (double)t[0] / 1000; break;
+            case K_PRESENT: r = 1; break;
+            case K_CHANGES: {
+                double c = 0;
+                for (size_t j = 1; j < n; j++)
+                    if (v[j] != v[j - 1] && !(isnan(v[j]) && isnan(v[j - 1])))
+                        c++;
+                r = c;
+                break;
+            }
+            case K_RESETS: {
+                double c = 0;
+                for (size_t j = 1; j < n; j++)
+                    if (v[j] < v[j - 1])
+                        c++;
+                r = c;
+                break;
+            }
+            case K_MAD: case K_QUANTILE: {
+                if (n > bufcap) {
+                    bufcap = n * 2;
+                    if (!(buf = rw_arena_alloc(a, bufcap * sizeof(double))))
+                        return rw_eval_nomem(ctx);
+                }
+                memcpy(buf, v, n * sizeof(double));
+                if (k == K_QUANTILE) {
+                    double q = p1[i];
+                    if (!qwarned && (isnan(q) || q < 0 || q > 1)) {
+                        char qb[64];
+                        rw_fmt_go_g(qb, sizeof qb, q);
+                        rw_eval_warn(ctx, call->u.call.args[0]->pos,
+                                     "PromQL warning: quantile value should be between 0 and 1, got %s", qb);
+                        qwarned = 1;
+                    }
+                    r = rw_quantile(q, buf, n);
+                    break;
+                }
+                int nan = 0;
+                for (size_t j = 0; j < n; j++)
+                    nan |= isnan(v[j]);
+                if (nan) {
+                    r = NAN;
+                    break;
+                }
+                double med = rw_quantile(0.5, buf, n);
+                for (size_t j = 0; j < n; j++)
+                    buf[j] = fabs(buf[j] - med);
+                r = rw_quantile(0.5, buf, n);
+                break;
+            }
+            }
+            if (!ok)
+                continue;
+            o->ok[i] = 1;
+            o->v[i] = r;
+            any = 1;
+        }
+        if (!any)
+            continue;
+        out->nseries++;
+        if (k == K_RATE || k == K_INCREASE) {
+            const char *mn = rw_labels_get(ms->labels, ms->nlabels, RW_METRIC_NAME);
+            if (mn && *mn && !is_counter_name(mn))
+                rw_eval_info(ctx, marg->pos,
+                             "PromQL info: metric might not be a counter, name does not end in "
+                             "_total/_sum/_count/_bucket: %s",
+                             rw_go_quote(a, mn));
+        }
+    }
+    return RW_OK;
+}
+
+RW_FN(rw_fn_rate) { return range_fn(ctx, call, out); }
+RW_FN(rw_fn_instant_rate) { return range_fn(ctx, call, out); }
+RW_FN(rw_fn_deriv) { return range_fn(ctx, call, out); }
+RW_FN(rw_fn_smoothing) { return range_fn(ctx, call, out); }
+RW_FN(rw_fn_over_time) { return range_fn(ctx, call, out); }
+RW_FN(rw_fn_quantile_over_time) { return range_fn(ctx, call, out); }
+
+/* Labels absent()/absent_over_time() give their output: the equality
+ * matchers of a plain selector argument (not __name__). */
+size_t rw_absent_labels(rw_eval_ctx *ctx, const rw_node *arg, rw_label **out);
+size_t rw_absent_labels(rw_eval_ctx *ctx, const rw_node *arg, rw_label **out)
+{
+    rw_arena *a = ctx->q->a;
+    arg = rw_node_unparen(arg);
+    *out = NULL;
+    if (arg->kind != RW_N_VECTOR_SEL && arg->kind != RW_N_MATRIX_SEL)
+        return 0;
+    rw_label *l = NULL;
+    size_t n = 0;
+    const char **seen = rw_arena_alloc(a, (arg->u.sel.nmatchers + 1) * sizeof(char *));
+    size_t nseen = 0;
+    if (!seen)
+        return 0;
+    for (size_t i = 0; i < arg->u.sel.nmatchers; i++) {
+        const rw_matcher *m = &arg->u.sel.matchers[i];
+        if (!strcmp(m->name, RW_METRIC_NAME))
+            continue;
+        int had = 0;
+        for (size_t j = 0; j < nseen; j++)
+            had |= !strcmp(seen[j], m->name);
+        if (m->op == RW_MATCH_EQ && !had) {
+            n = rw_lbl_set(a, l, n, m->name, m->value, &l);
+            seen[nseen++] = m->name;
+        } else {
+            n = rw_lbl_del(a, l, n, m->name, &l);
+        }
+    }
+    *out = l;
+    return n;
+}
+
+RW_FN(rw_fn_absent_over_time)
+{
+    const rw_node *marg = rw_node_unparen(call->u.call.args[0]);
+    rw_eval_value m;
+    rw_rc rc = rw_eval(ctx, marg, &m);
+    if (rc != RW_OK)
+        return rc;
+    if (m.type != RW_VAL_MATRIX)
+        return rw_eval_fail(ctx, RW_EXEC, "absent_over_time: expected a range vector argument");
+    uint8_t *present = rw_arena_calloc(ctx->q->a, ctx->nsteps, 1);
+    if (!present)
+        return rw_eval_nomem(ctx);
+    for (size_t s = 0; s < m.nms; s++)
+        for (size_t i = 0; i < ctx->nsteps; i++) {
+            if (present[i])
+                continue;
+            size_t lo, hi;
+            rw_matrix_window(ctx, &m, &m.ms[s], i, &lo, &hi, NULL, NULL);
+            if (hi > lo)
+                present[i] = 1;
+        }
+    memset(out, 0, sizeof *out);
+    out->type = RW_VAL_VECTOR;
+    int anyabsent = 0;
+    for (size_t i = 0; i < ctx->nsteps; i++)
+        anyabsent |= !present[i];
+    if (!anyabsent)
+        return RW_OK;
+    rw_label *l;
+    size_t nl = rw_absent_labels(ctx, marg, &l);
+    out->series = rw_arena_alloc(ctx->q->a, sizeof *out->series);
+    if (!out->series || !rw_series_new(ctx, &out->series[0], l, nl, 1))
+        return rw_eval_nomem(ctx);
+    for (size_t i = 0; i < ctx->nsteps; i++)
+        if (!present[i]) {
+            out->series[0].ok[i] = 1;
+            out->series[0].v[i] = 1;
+        }
+    out->nseries = 1;
+    return RW_OK;
+}

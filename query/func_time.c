@@ -1,0 +1,157 @@
+/* func_time.c - time-related PromQL functions: time(), timestamp() (the
+ * sample's own timestamp when given a plain selector), the UTC calendar
+ * functions (year, month, day_of_month, ..., defaulting to vector(time())),
+ * and the query-context functions start(), end(), range(), step(). */
+#define _GNU_SOURCE
+#include "eval_int.h"
+
+#include <math.h>
+#include <string.h>
+#include <time.h>
+#include "func_impl.h"
+
+static rw_rc scalar_out(rw_eval_ctx *ctx, rw_eval_value *out)
+{
+    memset(out, 0, sizeof *out);
+    out->type = RW_VAL_SCALAR;
+    out->scalar = rw_arena_alloc(ctx->q->a, ctx->nsteps * sizeof(double));
+    return out->scalar ? RW_OK : rw_eval_nomem(ctx);
+}
+
+RW_FN(rw_fn_time)
+{
+    rw_rc rc = scalar_out(ctx, out);
+    if (rc != RW_OK)
+        return rc;
+    for (size_t i = 0; i < ctx->nsteps; i++)
+        out->scalar[i] = (double)ctx->ts[i] / 1000;
+    return RW_OK;
+}
+
+RW_FN(rw_fn_query_time)
+{
+    const char *name = call->u.call.fn->name;
+    rw_eval_query *q = ctx->q;
+    double v;
+    if (!strcmp(name, "start"))
+        v = (double)q->start / 1000;
+    else if (!strcmp(name, "end"))
+        v = (double)q->end / 1000;
+    else if (!strcmp(name, "range"))
+        v = (double)(q->end - q->start) / 1000;
+    else
+        v = q->start == q->end ? 0 : (double)q->step / 1000;
+    rw_rc rc = scalar_out(ctx, out);
+    if (rc != RW_OK)
+        return rc;
+    for (size_t i = 0; i < ctx->nsteps; i++)
+        out->scalar[i] = v;
+    return RW_OK;
+}
+
+RW_FN(rw_fn_timestamp)
+{
+    const rw_node *arg = rw_node_unparen(call->u.call.args[0]);
+    rw_eval_value in;
+    rw_rc rc;
+    int sel = arg->kind == RW_N_VECTOR_SEL;
+    if (sel)
+        rc = rw_eval_vector_selector(ctx, arg, 1, &in);
+    else
+        rc = rw_eval(ctx, arg, &in);
+    if (rc != RW_OK)
+        return rc;
+    memset(out, 0, sizeof *out);
+    out->type = RW_VAL_VECTOR;
+    out->series = rw_arena_alloc(ctx->q->a, (in.nseries ? in.nseries : 1) * sizeof *out->series);
+    if (!out->series)
+        return rw_eval_nomem(ctx);
+    for (size_t s = 0; s < in.nseries; s++) {
+        rw_eval_series *is = &in.series[s], *o = &out->series[s];
+        if (!rw_series_new(ctx, o, is->labels, is->nlabels, 1))
+            return rw_eval_nomem(ctx);
+        memcpy(o->ok, is->ok, ctx->nsteps);
+        for (size_t i = 0; i < ctx->nsteps; i++)
+            o->v[i] = (double)(sel && is->t ? is->t[i] : ctx->ts[i]) / 1000;
+    }
+    out->nseries = in.nseries;
+    return RW_OK;
+}
+
+static int is_leap(long y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static double calendar(const char *name, double secs)
+{
+    /* Go: time.Unix(int64(f), 0).UTC() */
+    int64_t s;
+    if (isnan(secs) || secs >= 9.2233720368547758e18 || secs < -9.2233720368547758e18)
+        s = INT64_MIN;
+    else
+        s = (int64_t)secs;
+    time_t t = (time_t)s;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm))
+        return NAN;
+    long year = (long)tm.tm_year + 1900;
+    if (!strcmp(name, "year"))
+        return (double)year;
+    if (!strcmp(name, "month"))
+        return tm.tm_mon + 1;
+    if (!strcmp(name, "day_of_month"))
+        return tm.tm_mday;
+    if (!strcmp(name, "day_of_week"))
+        return tm.tm_wday;
+    if (!strcmp(name, "day_of_year"))
+        return tm.tm_yday + 1;
+    if (!strcmp(name, "hour"))
+        return tm.tm_hour;
+    if (!strcmp(name, "minute"))
+        return tm.tm_min;
+    if (!strcmp(name, "days_in_month")) {
+        static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+        int d = days[tm.tm_mon];
+        if (tm.tm_mon == 1 && is_leap(year))
+            d = 29;
+        return d;
+    }
+    return NAN;
+}
+
+RW_FN(rw_fn_calendar)
+{
+    const char *name = call->u.call.fn->name;
+    memset(out, 0, sizeof *out);
+    out->type = RW_VAL_VECTOR;
+    if (call->u.call.nargs == 0) {
+        out->series = rw_arena_alloc(ctx->q->a, sizeof *out->series);
+        if (!out->series || !rw_series_new(ctx, &out->series[0], NULL, 0, 0))
+            return rw_eval_nomem(ctx);
+        for (size_t i = 0; i < ctx->nsteps; i++) {
+            out->series[0].ok[i] = 1;
+            out->series[0].v[i] = calendar(name, (double)(ctx->ts[i] / 1000));
+        }
+        out->nseries = 1;
+        return RW_OK;
+    }
+    rw_eval_value in;
+    rw_rc rc = rw_eval(ctx, call->u.call.args[0], &in);
+    if (rc != RW_OK)
+        return rc;
+    out->series = rw_arena_alloc(ctx->q->a, (in.nseries ? in.nseries : 1) * sizeof *out->series);
+    if (!out->series)
+        return rw_eval_nomem(ctx);
+    for (size_t s = 0; s < in.nseries; s++) {
+        rw_eval_series *is = &in.series[s], *o = &out->series[s];
+        if (!rw_series_new(ctx, o, is->labels, is->nlabels, 1))
+            return rw_eval_nomem(ctx);
+        memcpy(o->ok, is->ok, ctx->nsteps);
+        for (size_t i = 0; i < ctx->nsteps; i++)
+            if (is->ok[i])
+                o->v[i] = calendar(name, is->v[i]);
+    }
+    out->nseries = in.nseries;
+    return RW_OK;
+}
