@@ -608,7 +608,7 @@ const char *rw_tok_desc(const char *input, const rw_token *t, char *buf, size_t 
         else
             snprintf(buf, cap, "string %.*s", len, txt);
         break;
-    case RW_TK_ASSIGN: case RW_TK_EQL_REGEX: case RW_TK_NEQ_REGEX:
+    case RW_TK_EQL_REGEX: case RW_TK_NEQ_REGEX:
     case RW_TK_EQLC: case RW_TK_NEQ: case RW_TK_LSS: case RW_TK_LTE: case RW_TK_GTR:
     case RW_TK_GTE: case RW_TK_ADD: case RW_TK_SUB: case RW_TK_MUL: case RW_TK_DIV:
     case RW_TK_MOD: case RW_TK_POW: case RW_TK_AT:

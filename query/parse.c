@@ -427,9 +427,14 @@ static int call_args(parser *p, vec *args, const char *context)
             nomem(p);
             return 0;
         }
-        if (cur(p)->kind == RW_TK_COMMA)
+        if (cur(p)->kind == RW_TK_COMMA) {
+            int comma = cur(p)->pos;
             next(p);
-        else if (cur(p)->kind != RW_TK_RPAREN) {
+            if (cur(p)->kind == RW_TK_RPAREN) {
+                fail(p, comma, "trailing commas not allowed in function call args");
+                return 0;
+            }
+        } else if (cur(p)->kind != RW_TK_RPAREN) {
             unexpected(p, context, "\",\" or \")\"");
             return 0;
         }
@@ -580,6 +585,10 @@ static rw_node *primary(parser *p)
         return selector(p, t);
     case RW_TK_IDENT: {
         rw_token *nx = peek(p, 1);
+        /* these keywords, unlike the others, can never name a metric */
+        if (t->kw == RW_KW_ON || t->kw == RW_KW_IGNORING || t->kw == RW_KW_GROUP_LEFT ||
+            t->kw == RW_KW_GROUP_RIGHT || t->kw == RW_KW_BOOL || t->kw == RW_KW_ATAN2)
+            return unexpected(p, NULL, NULL);
         if (t->kw == RW_KW_AGG &&
             (nx->kind == RW_TK_LPAREN ||
              (nx->kind == RW_TK_IDENT && (nx->kw == RW_KW_BY || nx->kw == RW_KW_WITHOUT))))
@@ -707,8 +716,14 @@ static rw_node *postfix(parser *p)
                 next(p);
                 if (neg)
                     secs = -secs;
-                if (!isfinite(secs) || secs * 1000.0 >= 9.2e18 || secs * 1000.0 <= -9.2e18)
-                    return fail(p, n->pos, "timestamp out of bounds for @ modifier: %f", secs);
+                if (!isfinite(secs) || secs * 1000.0 >= 9.2e18 || secs * 1000.0 <= -9.2e18) {
+                    char num[64];
+                    if (isfinite(secs))
+                        snprintf(num, sizeof num, "%f", secs);
+                    else
+                        rw_format_number(secs, num, sizeof num);
+                    return fail(p, n->pos, "timestamp out of bounds for @ modifier: %s", num);
+                }
                 at = RW_AT_TIME;
                 at_ms = (int64_t)llround(secs * 1000.0);
             }
