@@ -299,6 +299,10 @@ void rw_qapi_remote_read(void *ctx, rw_http_req *req, rw_http_resp *resp)
             if (used > cap)
                 rc = RW_LIMIT;
         }
+        if (rc == RW_LIMIT && strstr(e.msg, "memory")) { /* out of memory, not the cap */
+            rw_http_resp_text(resp, 503, "%s", e.msg);
+            goto out;
+        }
         if (rc == RW_LIMIT) {
             rw_http_resp_text(resp, 400, "exceeded sample limit (%zu)", cap);
             goto out;
