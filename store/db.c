@@ -100,14 +100,17 @@ uint64_t db_file_bytes(const rw_shard *sh)
 }
 
 static const char *schema =
-    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, labels BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS chunks(id INTEGER PRIMARY KEY, sid INTEGER NOT NULL,"
     " mint INTEGER NOT NULL, maxt INTEGER NOT NULL, data BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS head(sid INTEGER PRIMARY KEY, data BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS wal(seq INTEGER PRIMARY KEY, data BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS wal(seq INTEGER PRIMARY KEY, data BLOB NOT NULL);";
+
+/* metric metadata lives in shard 0 only */
+static const char *schema0 =
     "CREATE TABLE IF NOT EXISTS metadata(metric TEXT PRIMARY KEY, type TEXT NOT NULL,"
-    " help TEXT NOT NULL, unit TEXT NOT NULL);";
+    " help TEXT NOT NULL, unit TEXT NOT NULL) WITHOUT ROWID;";
 
 static int meta_get(sqlite3 *db, const char *key, int64_t *v)
 {
@@ -148,7 +151,10 @@ rw_rc db_open_shard(rw_shard *sh, rw_err *err)
     if ((rc = db_exec(sh->wdb, "PRAGMA auto_vacuum=INCREMENTAL", err)) != RW_OK ||
         (rc = db_exec(sh->wdb, "PRAGMA journal_mode=WAL", err)) != RW_OK ||
         (rc = db_exec(sh->wdb, "PRAGMA synchronous=FULL", err)) != RW_OK ||
-        (rc = db_exec(sh->wdb, schema, err)) != RW_OK)
+        /* SQLite's own -wal file is truncated back to this after checkpoints */
+        (rc = db_exec(sh->wdb, "PRAGMA journal_size_limit=67108864", err)) != RW_OK ||
+        (rc = db_exec(sh->wdb, schema, err)) != RW_OK ||
+        (sh->idx == 0 && (rc = db_exec(sh->wdb, schema0, err)) != RW_OK))
         goto fail;
     int64_t v;
     int got = meta_get(sh->wdb, "nshards", &v);

@@ -412,7 +412,8 @@ rw_rc rw_store_select(rw_store *st, const rw_matcher *ms, size_t nms, int64_t mi
         free(items);
         return rc;
     }
-    qsort(items, nitems, sizeof *items, item_cmp);
+    if (nitems > 1)
+        qsort(items, nitems, sizeof *items, item_cmp);
     rw_series_data *res = rw_arena_calloc(a, nitems ? nitems : 1, sizeof *res);
     if (!res) {
         free(items);
