@@ -90,6 +90,25 @@ static size_t group_labels(rw_eval_ctx *ctx, const rw_node *n, const rw_label *l
     return rw_lbl_filter(ctx->q->a, l, nl, grouping, ngrouping, 1, 0, out);
 }
 
+/* Max/min of a parameter over the steps with Go's NaN-propagating
+ * math.Max/Min, as Prometheus' fParams; returns whether any step is NaN. */
+static int param_stats(rw_eval_ctx *ctx, const double *p, double *mx, double *mn)
+{
+    int nan = 0;
+    *mx = -1.7976931348623157e308;
+    *mn = 1.7976931348623157e308;
+    for (size_t i = 0; i < ctx->nsteps; i++) {
+        if (isnan(p[i])) {
+            nan = 1;
+            *mx = *mn = NAN;
+        } else if (!isnan(*mx)) {
+            *mx = fmax(*mx, p[i]);
+            *mn = fmin(*mn, p[i]);
+        }
+    }
+    return nan;
+}
+
 /* ---- sum, avg, min, max, count, group, stddev, stdvar, quantile ---- */
 
 static rw_rc agg_simple(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in, double *param,
@@ -102,16 +121,8 @@ static rw_rc agg_simple(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in, d
     if (rc != RW_OK)
         return rc;
     if (op == RW_AGG_QUANTILE) {
-        double mx = -INFINITY, mn = INFINITY;
-        int has_nan = 0;
-        for (size_t i = 0; i < ctx->nsteps; i++) {
-            if (isnan(param[i]))
-                has_nan = 1;
-            else {
-                mx = fmax(mx, param[i]);
-                mn = fmin(mn, param[i]);
-            }
-        }
+        double mx, mn;
+        int has_nan = param_stats(ctx, param, &mx, &mn);
         char buf[64];
         int pos = n->u.agg.param ? n->u.agg.param->pos : -1;
         if (has_nan)
@@ -336,15 +347,9 @@ static rw_rc agg_k(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in, double
 {
     rw_arena *a = ctx->q->a;
     rw_aggop op = n->u.agg.op;
-    double mx = -INFINITY, mn = INFINITY;
-    int has_nan = 0;
+    double mx, mn;
+    int has_nan = param_stats(ctx, param, &mx, &mn);
     rw_rc rc;
-    for (size_t i = 0; i < ctx->nsteps; i++) {
-        if (isnan(param[i]))
-            has_nan = 1;
-        mx = fmax(mx, param[i]);
-        mn = fmin(mn, param[i]);
-    }
     memset(out, 0, sizeof *out);
     out->type = RW_VAL_VECTOR;
     char b1[64];

@@ -46,6 +46,7 @@ static const rw_func table[] = {
     {"floor", {V}, 1, 1, V, rw_fn_math},
     {"histogram_fraction", {S, S, V}, 3, 3, V, rw_fn_histogram_fraction},
     {"histogram_quantile", {S, V}, 2, 2, V, rw_fn_histogram_quantile},
+    {"histogram_quantiles", {V, STR, S, S}, 3, 12, V, rw_fn_histogram_quantile},
     {"holt_winters", {M, S, S}, 3, 3, V, rw_fn_smoothing},
     {"hour", {V}, 0, 1, V, rw_fn_calendar},
     {"idelta", {M}, 1, 1, V, rw_fn_instant_rate},

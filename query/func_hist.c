@@ -215,34 +215,60 @@ static void fmt_rfc3339(char *buf, size_t cap, int64_t ms)
     strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static rw_rc hist_fn(rw_eval_ctx *ctx, const rw_node *call, int fraction, rw_eval_value *out)
+/* labels.FormatOpenMetricsFloat */
+static void fmt_om_float(char *buf, size_t cap, double f)
+{
+    if (f == 1 || f == 0 || f == -1) {
+        snprintf(buf, cap, "%s", f == 1 ? "1.0" : f == 0 ? "0.0" : "-1.0");
+        return;
+    }
+    rw_fmt_go_g(buf, cap, f);
+    if (!isnan(f) && !isinf(f) && !strpbrk(buf, "e."))
+        strncat(buf, ".0", cap - strlen(buf) - 1);
+}
+
+enum { H_QUANTILE, H_FRACTION, H_QUANTILES };
+
+static rw_rc hist_fn(rw_eval_ctx *ctx, const rw_node *call, int mode, rw_eval_value *out)
 {
     rw_arena *a = ctx->q->a;
-    double *q = NULL, *lower = NULL, *upper = NULL;
+    double **qs = NULL, *lower = NULL, *upper = NULL;
+    size_t nq = 0;
+    const char *qlabel = NULL;
     rw_rc rc;
-    size_t varg = fraction ? 2 : 1;
-    if (fraction) {
+    size_t varg = mode == H_FRACTION ? 2 : mode == H_QUANTILE ? 1 : 0;
+    if (mode == H_FRACTION) {
         if ((rc = rw_eval_scalar(ctx, call->u.call.args[0], &lower)) != RW_OK ||
             (rc = rw_eval_scalar(ctx, call->u.call.args[1], &upper)) != RW_OK)
             return rc;
-    } else if ((rc = rw_eval_scalar(ctx, call->u.call.args[0], &q)) != RW_OK) {
-        return rc;
+    } else {
+        size_t first = mode == H_QUANTILE ? 0 : 2;
+        size_t last = mode == H_QUANTILE ? 1 : call->u.call.nargs;
+        nq = last - first;
+        qs = rw_arena_alloc(a, (nq + 1) * sizeof(double *));
+        if (!qs)
+            return rw_eval_nomem(ctx);
+        for (size_t k = 0; k < nq; k++) {
+            if ((rc = rw_eval_scalar(ctx, call->u.call.args[first + k], &qs[k])) != RW_OK)
+                return rc;
+            for (size_t i = 0; i < ctx->nsteps; i++)
+                if (isnan(qs[k][i]) || qs[k][i] < 0 || qs[k][i] > 1) {
+                    char b[64];
+                    rw_fmt_go_g(b, sizeof b, qs[k][i]);
+                    rw_eval_warn(ctx, call->u.call.args[first + k]->pos,
+                                 "PromQL warning: quantile value should be between 0 and 1, got %s", b);
+                    break;
+                }
+        }
+        if (mode == H_QUANTILES) {
+            const rw_node *ln = rw_node_unparen(call->u.call.args[1]);
+            qlabel = ln->kind == RW_N_STRING ? ln->u.string : "";
+        }
     }
     rw_eval_value in;
     if ((rc = rw_eval(ctx, call->u.call.args[varg], &in)) != RW_OK)
         return rc;
     int vpos = call->u.call.args[varg]->pos;
-    if (q) {
-        int warned = 0;
-        for (size_t i = 0; i < ctx->nsteps && !warned; i++)
-            if (isnan(q[i]) || q[i] < 0 || q[i] > 1) {
-                char b[64];
-                rw_fmt_go_g(b, sizeof b, q[i]);
-                rw_eval_warn(ctx, call->u.call.args[0]->pos,
-                             "PromQL warning: quantile value should be between 0 and 1, got %s", b);
-                warned = 1;
-            }
-    }
     size_t ns = in.nseries;
     double *ub = rw_arena_alloc(a, (ns + 1) * sizeof(double));
     uint8_t *valid = rw_arena_alloc(a, ns + 1);
@@ -301,6 +327,14 @@ static rw_rc hist_fn(rw_eval_ctx *ctx, const rw_node *call, int fraction, rw_eva
 
     mono_acc *macc = NULL;
     size_t nmacc = 0;
+    bucket *bk2 = rw_arena_alloc(a, (ns + 1) * sizeof(bucket));
+    long *qout = rw_arena_alloc(a, (nq * ngroups + 1) * sizeof(long));
+    if (!bk2 || !qout)
+        return rw_eval_nomem(ctx);
+    for (size_t x = 0; x < nq * ngroups; x++)
+        qout[x] = -1;
+    rw_vbuild qb_out;
+    rw_vbuild_init(&qb_out, ctx);
     for (size_t i = 0; i < ctx->nsteps; i++) {
         if ((rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
             return rc;
@@ -316,12 +350,15 @@ static rw_rc hist_fn(rw_eval_ctx *ctx, const rw_node *call, int fraction, rw_eva
             }
             if (!nb)
                 continue;
-            double v;
-            if (fraction) {
-                v = bucket_fraction(lower[i], upper[i], bk, nb);
-            } else {
+            if (mode == H_FRACTION) {
+                b.s[g].ok[i] = 1;
+                b.s[g].v[i] = bucket_fraction(lower[i], upper[i], bk, nb);
+                continue;
+            }
+            for (size_t k = 0; k < nq; k++) {
+                memcpy(bk2, bk, nb * sizeof *bk);
                 mono_info mi;
-                v = bucket_quantile(q[i], bk, nb, &mi);
+                double v = bucket_quantile(qs[k][i], bk2, nb, &mi);
                 if (mi.forced) {
                     const char *mn = rw_labels_get(b.s[g].labels, b.s[g].nlabels, RW_METRIC_NAME);
                     if (!mn)
@@ -348,9 +385,25 @@ static rw_rc hist_fn(rw_eval_ctx *ctx, const rw_node *call, int fraction, rw_eva
                         ma->max_diff = fmax(ma->max_diff, mi.max_diff);
                     }
                 }
+                if (mode == H_QUANTILE) {
+                    b.s[g].ok[i] = 1;
+                    b.s[g].v[i] = v;
+                    continue;
+                }
+                long oi = qout[k * ngroups + g];
+                if (oi < 0) {
+                    char qb[64];
+                    fmt_om_float(qb, sizeof qb, qs[k][i]);
+                    rw_label *ql;
+                    size_t nql = rw_lbl_set(a, b.s[g].labels, b.s[g].nlabels, qlabel,
+                                            rw_arena_strdup(a, qb), &ql);
+                    if ((oi = rw_vbuild_series(&qb_out, ql, nql, 1)) < 0)
+                        return rw_eval_nomem(ctx);
+                    qout[k * ngroups + g] = oi;
+                }
+                if ((rc = rw_vbuild_set(&qb_out, oi, i, v)) != RW_OK)
+                    return rc;
             }
-            b.s[g].ok[i] = 1;
-            b.s[g].v[i] = v;
         }
     }
     for (size_t x = 0; x < nmacc; x++) {
@@ -369,7 +422,10 @@ static rw_rc hist_fn(rw_eval_ctx *ctx, const rw_node *call, int fraction, rw_eva
                      "%ld samples from %s to %s",
                      name, b1, b2, ma->max_diff, ma->count + 1, t1, t2);
     }
-    rw_vbuild_finish(&b, out);
+    if (mode == H_QUANTILES)
+        rw_vbuild_finish(&qb_out, out);
+    else
+        rw_vbuild_finish(&b, out);
     size_t k = 0;
     for (size_t s = 0; s < out->nseries; s++) {
         int any = 0;
@@ -382,5 +438,10 @@ static rw_rc hist_fn(rw_eval_ctx *ctx, const rw_node *call, int fraction, rw_eva
     return RW_OK;
 }
 
-RW_FN(rw_fn_histogram_quantile) { return hist_fn(ctx, call, 0, out); }
-RW_FN(rw_fn_histogram_fraction) { return hist_fn(ctx, call, 1, out); }
+RW_FN(rw_fn_histogram_quantile)
+{
+    int plural = !strcmp(call->u.call.fn->name, "histogram_quantiles");
+    return hist_fn(ctx, call, plural ? H_QUANTILES : H_QUANTILE, out);
+}
+
+RW_FN(rw_fn_histogram_fraction) { return hist_fn(ctx, call, H_FRACTION, out); }

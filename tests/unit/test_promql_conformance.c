@@ -570,7 +570,7 @@ static int re_search(const char *re, const char *s)
 {
     int ec;
     PCRE2_SIZE eo;
-    pcre2_code *c = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &eo, NULL);
+    pcre2_code *c = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &ec, &eo, NULL);
     if (!c)
         return 0;
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(c, NULL);
@@ -1391,6 +1391,7 @@ static int do_load(runner *r, const load_cmd *l, const char *file, int line)
                 if (nl > sl && !strcmp(name + nl - sl, suf[s])) {
                     char *base = strndup(name, nl - sl);
                     add_hist_name(r, base);
+                    r->seg_has_hist = 1;
                     free(base);
                 }
             }
