@@ -99,6 +99,19 @@ void rw_qapi_msets_free(qapi_msets *m);
 size_t rw_qapi_merge_strings(rw_arena *a, char ***lists, const size_t *lens, size_t nlists,
                              char ***out);
 
+/* ---- remote-read pieces, separate for the fuzz target ---- */
+
+/* Snappy (declared length capped) + protobuf-c from the arena. */
+struct Prometheus__ReadRequest;
+struct Prometheus__Query;
+rw_rc rw_qapi_read_decode(const char *body, size_t len, rw_arena *a,
+                          struct Prometheus__ReadRequest **out, rw_err *err);
+/* A Query's matchers into ms (room for q->n_matchers); an equality matcher
+ * on an external label with its value becomes `name=""`. Returns 0 with err
+ * set on a bad type or regex; *nms matchers are initialised either way. */
+int rw_qapi_read_matchers(const struct Prometheus__Query *q, const rw_label *ext, size_t next,
+                          rw_matcher *ms, size_t *nms, rw_err *err);
+
 /* ---- handlers (route rows) ---- */
 void rw_qapi_query(void *ctx, rw_http_req *req, rw_http_resp *resp);
 void rw_qapi_query_range(void *ctx, rw_http_req *req, rw_http_resp *resp);

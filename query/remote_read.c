@@ -172,8 +172,8 @@ static rw_label *merge_labels(rw_arena *a, const rw_label *own, size_t n, const 
     return out;
 }
 
-static int to_matchers(const Prometheus__Query *q, const rw_label *ext, size_t next,
-                       rw_matcher *ms, size_t *nms, rw_err *err)
+int rw_qapi_read_matchers(const Prometheus__Query *q, const rw_label *ext, size_t next,
+                          rw_matcher *ms, size_t *nms, rw_err *err)
 {
     *nms = 0;
     for (size_t i = 0; i < q->n_matchers; i++) {
@@ -227,37 +227,44 @@ static int accepts_samples(const Prometheus__ReadRequest *rr, char *why, size_t 
     return 0;
 }
 
+rw_rc rw_qapi_read_decode(const char *body, size_t blen, rw_arena *a,
+                          Prometheus__ReadRequest **out, rw_err *err)
+{
+    size_t ulen;
+    *out = NULL;
+    if (snappy_uncompressed_length(body, blen, &ulen) != SNAPPY_OK)
+        return rw_err_set(err, RW_BADREQ, "snappy: corrupt input");
+    if (ulen > READ_MAX_DECODED)
+        return rw_err_set(err, RW_TOOLARGE,
+                          "decompressed request of %zu bytes exceeds the limit of %u bytes", ulen,
+                          READ_MAX_DECODED);
+    char *plain = rw_arena_alloc(a, ulen ? ulen : 1);
+    if (!plain)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    size_t got = ulen;
+    if (snappy_uncompress(body, blen, plain, &got) != SNAPPY_OK || got != ulen)
+        return rw_err_set(err, RW_BADREQ, "snappy: corrupt input");
+    ProtobufCAllocator pa = {arena_alloc, arena_free, a};
+    *out = prometheus__read_request__unpack(&pa, ulen, (uint8_t *)plain);
+    if (!*out)
+        return rw_err_set(err, RW_BADREQ, "cannot decode prometheus.ReadRequest: invalid protobuf");
+    return RW_OK;
+}
+
 void rw_qapi_remote_read(void *ctx, rw_http_req *req, rw_http_resp *resp)
 {
     rw_query_api *api = ctx;
     int64_t start_ns = rw_mono_ns();
     rw_arena *a = rw_http_arena(req);
     uint8_t *raw = NULL;
-    size_t blen, ulen;
+    size_t blen;
     const char *body = rw_http_body(req, &blen);
-    if (snappy_uncompressed_length(body, blen, &ulen) != SNAPPY_OK) {
-        rw_http_resp_text(resp, 400, "snappy: corrupt input");
-        goto out;
-    }
-    if (ulen > READ_MAX_DECODED) {
-        rw_http_resp_text(resp, 413, "decompressed request of %zu bytes exceeds the limit of %u bytes",
-                          ulen, READ_MAX_DECODED);
-        goto out;
-    }
-    char *plain = rw_arena_alloc(a, ulen ? ulen : 1);
-    size_t got = ulen;
-    if (!plain) {
-        rw_http_resp_text(resp, 503, "out of memory");
-        goto out;
-    }
-    if (snappy_uncompress(body, blen, plain, &got) != SNAPPY_OK || got != ulen) {
-        rw_http_resp_text(resp, 400, "snappy: corrupt input");
-        goto out;
-    }
-    ProtobufCAllocator pa = {arena_alloc, arena_free, a};
-    Prometheus__ReadRequest *rr = prometheus__read_request__unpack(&pa, ulen, (uint8_t *)plain);
-    if (!rr) {
-        rw_http_resp_text(resp, 400, "cannot decode prometheus.ReadRequest: invalid protobuf");
+    Prometheus__ReadRequest *rr;
+    rw_err de;
+    rw_err_init(&de);
+    rw_rc drc = rw_qapi_read_decode(body, blen, a, &rr, &de);
+    if (drc != RW_OK) {
+        rw_http_resp_text(resp, rw_rc_http_status(drc), "%s", de.msg);
         goto out;
     }
     char why[256];
@@ -286,7 +293,7 @@ void rw_qapi_remote_read(void *ctx, rw_http_req *req, rw_http_resp *resp)
             goto out;
         }
         rw_rc rc = RW_BADREQ;
-        if (to_matchers(q, ext, next, ms, &nms, &e))
+        if (rw_qapi_read_matchers(q, ext, next, ms, &nms, &e))
             /* budget + 1 so that the store fails only past the cap */
             rc = rw_store_select(api->store, ms, nms, q->start_timestamp_ms, q->end_timestamp_ms,
                                  0, cap - used + 1, a, &qr[i].series, &qr[i].n, &e);
