@@ -206,7 +206,7 @@ rw_rc db_open_shard(rw_shard *sh, rw_err *err)
     }
     sqlite3_busy_timeout(sh->rdb, sh->store->opts.busy_timeout_ms);
     if ((rc = db_exec(sh->rdb, "PRAGMA query_only=1", err)) != RW_OK ||
-        (rc = prep(sh, sh->rdb, "SELECT data FROM chunks WHERE id=?", &sh->st_chunk_get, err)))
+        (rc = prep(sh, sh->rdb, "SELECT data, sid FROM chunks WHERE id=?", &sh->st_chunk_get, err)))
         goto fail;
     return RW_OK;
 fail:

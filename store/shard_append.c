@@ -489,6 +489,13 @@ rw_rc rw_store_append(rw_store *st, const rw_append_series *in, size_t n, rw_app
         rw_shard *sh = &st->shards[k];
         pthread_mutex_lock(&sh->mu);
         size_t pend = sh->pending.len;
+        if (pend > max_pending(st) && !sh->db_owner) {
+            /* a backlog left by failed commits: try to drain it first, or
+             * it would never shrink since nothing else is admitted */
+            rw_err lerr;
+            if (shard_commit_locked(sh, &lerr) == RW_OK)
+                pend = sh->pending.len;
+        }
         pthread_mutex_unlock(&sh->mu);
         if (pend > max_pending(st)) {
             rc = rw_err_set(err, RW_AGAIN, "shard %d: %zu bytes not yet durable (storage too "

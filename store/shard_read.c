@@ -186,6 +186,8 @@ static rw_rc check_matchers(const rw_matcher *ms, size_t nms, rw_err *err)
 
 typedef struct piece {
     int64_t rowid;        /* persisted chunk, or 0 */
+    uint32_t sid;         /* checked on read: a rowid freed by retention
+                             may have been reused meanwhile */
     const uint8_t *data;  /* arena copy when rowid == 0 */
     uint32_t len;
     uint16_t n;
@@ -292,6 +294,7 @@ static rw_rc select_shard(rw_shard *sh, const rw_matcher *ms, size_t nms, int64_
                 piece *p = &it->pieces[it->npieces++];
                 p->n = cm->n;
                 p->rowid = cm->rowid;
+                p->sid = s->id;
                 p->data = NULL;
                 p->len = cm->len;
                 if (!cm->rowid) {
@@ -358,15 +361,15 @@ static rw_rc decode_items(rw_shard *sh, sel_item *items, size_t nitems, int64_t 
                 sqlite3_stmt *st = sh->st_chunk_get;
                 sqlite3_bind_int64(st, 1, pc->rowid);
                 int r = sqlite3_step(st);
-                if (r == SQLITE_ROW) {
+                if (r == SQLITE_ROW && sqlite3_column_int64(st, 1) == pc->sid) {
                     const uint8_t *b = sqlite3_column_blob(st, 0);
                     int len = sqlite3_column_bytes(st, 0);
                     if (decode_into(b, (size_t)len, mint, maxt, t, v, &n, it->maxn) < 0)
                         rc = rw_err_set(err, RW_INTERNAL, "shard %d: chunk %lld is corrupt",
                                         sh->idx, (long long)pc->rowid);
-                } else if (r != SQLITE_DONE) {
+                } else if (r != SQLITE_DONE && r != SQLITE_ROW) {
                     rc = db_rc(sh->rdb, r, "read chunk", err);
-                } /* DONE: dropped by retention meanwhile */
+                } /* gone or reused: dropped by retention meanwhile */
                 sqlite3_reset(st);
             } else if (decode_into(pc->data, pc->len, mint, maxt, t, v, &n, it->maxn) < 0) {
                 rc = rw_err_set(err, RW_INTERNAL, "shard %d: head chunk is corrupt", sh->idx);

@@ -499,8 +499,17 @@ static void *maint_main(void *arg)
         if (st->stopping)
             break;
         pthread_mutex_unlock(&st->maint_mu);
-        for (int k = 0; k < st->nshards; k++)
-            shard_retention(&st->shards[k], NULL);
+        for (int k = 0; k < st->nshards; k++) {
+            rw_shard *sh = &st->shards[k];
+            /* retry what failed commits left pending (no appender may come) */
+            pthread_mutex_lock(&sh->mu);
+            if (!sh->db_owner && (wal_payload_len(&sh->pending) || sh->npchunks)) {
+                rw_err lerr;
+                shard_commit_locked(sh, &lerr);
+            }
+            pthread_mutex_unlock(&sh->mu);
+            shard_retention(sh, NULL);
+        }
         if (rw_now_ms() - last_ckpt >= interval) {
             for (int k = 0; k < st->nshards; k++)
                 shard_checkpoint(&st->shards[k], 0, NULL);

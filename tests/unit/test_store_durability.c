@@ -145,13 +145,16 @@ static void test_kill9(void)
             }
         }
         close(pfd[1]);
-        struct timespec ts = {0, (150 + round * 150) * 1000000L};
+        int b, last = -1;
+        /* wait for the first acknowledgement (the machine may be slow) */
+        if (read(pfd[0], &b, sizeof b) == sizeof b)
+            last = b;
+        struct timespec ts = {0, (100 + round * 150) * 1000000L};
         nanosleep(&ts, NULL);
         kill(pid, SIGKILL);
         int status;
         waitpid(pid, &status, 0);
         CHECK(WIFSIGNALED(status));
-        int b, last = -1;
         while (read(pfd[0], &b, sizeof b) == sizeof b)
             last = b;
         close(pfd[0]);
@@ -412,6 +415,81 @@ static void test_retention(void)
     rmtree(dir);
 }
 
+/* Another connection holds the database's write lock: commits fail after
+ * the busy timeout with RW_AGAIN and nothing is lost; with the pending cap
+ * reached, appends are refused before anything is applied; once the lock is
+ * gone the sender's resend is accepted and durable. Runs in a child that
+ * "crashes" (no close) at the end; the parent reopens and checks. */
+static void test_commit_failure(void)
+{
+    char *dir = mktmp();
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fails = 0;
+#define EXPECT(c) do { if (!(c)) { fprintf(stderr, "child: %s failed\n", #c); fails++; } } while (0)
+        rw_store_opts o = {.dir = dir, .nshards = 1, .busy_timeout_ms = 30,
+                           .max_pending_bytes = 300};
+        rw_err e;
+        rw_err_init(&e);
+        rw_store *st = rw_store_open(&o, &e);
+        if (!st)
+            _exit(9);
+        fleet f;
+        fleet_init(&f, 5, "b");
+        EXPECT(append_batch(st, &f, 5, 0) == RW_OK);
+        char p[512];
+        snprintf(p, sizeof p, "%s/shard-0.db", dir);
+        sqlite3 *db;
+        EXPECT(sqlite3_open(p, &db) == SQLITE_OK);
+        EXPECT(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+        EXPECT(append_batch(st, &f, 5, 1) == RW_AGAIN);
+        EXPECT(append_batch(st, &f, 5, 2) == RW_AGAIN); /* pending grows past 300 */
+        /* over the cap: refused up front, nothing applied */
+        rw_label l[2] = {{"__name__", "m"}, {"inst", "brand-new"}};
+        rw_sample one = {999999, 1};
+        rw_append_series as = {.labels = l, .nlabels = 2, .hash = rw_labels_hash(l, 2),
+                               .samples = &one, .nsamples = 1};
+        rw_append_result r = {0};
+        rw_err_init(&e);
+        EXPECT(rw_store_append(st, &as, 1, &r, &e) == RW_AGAIN);
+        EXPECT(strstr(e.msg, "not yet durable") != NULL);
+        EXPECT(r.series_created == 0 && r.samples_written == 0);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(db);
+        /* the sender retries: identical resends, accepted and now durable */
+        EXPECT(append_batch(st, &f, 5, 1) == RW_OK);
+        EXPECT(append_batch(st, &f, 5, 2) == RW_OK);
+        _exit(fails ? 1 : 0); /* crash: no close */
+#undef EXPECT
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    rw_err e;
+    rw_store *st = open_opts(dir, 1, 0, 0, NULL, &e);
+    CHECK(st != NULL);
+    if (st) {
+        fleet f;
+        fleet_init(&f, 5, "b");
+        int ok = 1;
+        for (int i = 0; i < 5; i++)
+            ok &= check_series(st, f.inst[i], i, 3, 0);
+        CHECK(ok);
+        rw_matcher m;
+        rw_matcher_init(&m, RW_MATCH_EQ, "inst", "brand-new", &e);
+        rw_arena *a = rw_arena_new(0, 0);
+        rw_series_data *out;
+        size_t n;
+        CHECK_INT(rw_store_select(st, &m, 1, INT64_MIN, INT64_MAX, 0, 0, a, &out, &n, &e), RW_OK);
+        CHECK_INT(n, 0);
+        rw_matcher_free(&m);
+        rw_arena_free(a);
+        rw_store_close(st);
+    }
+    rmtree(dir);
+}
+
 static void test_nshards(void)
 {
     char *dir = mktmp();
@@ -436,6 +514,7 @@ int main(void)
 {
     RUN(test_nshards);
     RUN(test_torn_wal);
+    RUN(test_commit_failure);
     RUN(test_kill9);
     RUN(test_concurrent);
     RUN(test_retention);
