@@ -624,7 +624,31 @@ static void test_query(void)
              s0, s0 + 15, s0 + 30);
     get_exact(path, 200, want);
 
+    /* annotations: at most 10 of a kind, then a count of the others (the
+       engine remarks once per metric name that rate() sees not named like
+       a counter) */
+    for (int i = 0; i < 12; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "w%02d", i);
+        add(KV("__name__", name, "job", name), TS(now - 60000, now - 30000), VS(1, 2));
+    }
+    snprintf(path, sizeof path,
+             "/api/v1/query?query=rate(%%7B__name__%%3D~%%22w.*%%22%%7D%%5B5m%%5D)&time=%lld",
+             ts);
     test_http_resp r;
+    CHECK(test_http(srv.port, "GET", path, NULL, NULL, 0, &r) == 0);
+    CHECK_INT(r.status, 200);
+    const char *infos = strstr(r.body, ",\"infos\":[");
+    CHECK_MSG(infos != NULL, "%s", r.body);
+    if (infos) {
+        int n = 0;
+        for (const char *p = infos; (p = strstr(p, "PromQL info")) != NULL; p++)
+            n++;
+        CHECK_INT(n, 10);
+        CHECK_MSG(strstr(infos, ",\"2 more info annotations omitted\"]}") != NULL, "%s", infos);
+    }
+    test_http_free(&r);
+
     CHECK(test_http(srv.port, "GET", "/api/v1/query?query=up%7B", NULL, NULL, 0, &r) == 0);
     CHECK_INT(r.status, 400);
     const char *perr = "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"invalid "
