@@ -118,7 +118,7 @@ static void test_decode_v1(void)
     CHECK_INT(b.series[0].nlabels, 3);
     CHECK_STR(b.series[0].labels[2].name, "tenant_id");
     CHECK(rw_in_set_label(a, &b.series[0], "a", "x") == RW_OK);
-    CHECK_STR(b.series[0].labels[0].name, "a");
+    CHECK_STR(b.series[0].labels[1].name, "a"); /* "__name__" < "a": '_' sorts before letters */
     CHECK(rw_in_validate_series(ig, &b.series[0], &e) == RW_OK);
     CHECK(rw_in_set_label(a, &b.series[0], "b", "x") == RW_OK); /* now 5 labels > limit 4 */
     CHECK(rw_in_validate_series(ig, &b.series[0], &e) == RW_LIMIT && strstr(e.msg, "limit"));
