@@ -157,6 +157,8 @@ static rw_rc agg_simple(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in, d
             return rw_eval_nomem(ctx);
         int any = 0;
         for (size_t i = 0; i < ctx->nsteps; i++) {
+            if ((i & 255) == 255 && (rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
+                return rc;
             int seen = 0, incr = 0, drop = 0;
             double v = 0, c = 0, mean = 0, count = 0;
             size_t nq = 0;
@@ -507,6 +509,14 @@ static rw_rc agg_count_values(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value 
     rw_vbuild b;
     rw_vbuild_init(&b, ctx);
     long *cnt_idx = rw_arena_alloc(a, (in->nseries + 1) * sizeof(long));
+    /* per series: the value and group of its previous step (values of a
+     * series rarely change from step to step) */
+    long *last_idx = rw_arena_alloc(a, (in->nseries + 1) * sizeof(long));
+    double *last_val = rw_arena_alloc(a, (in->nseries + 1) * sizeof(double));
+    if (!last_idx || !last_val)
+        return rw_eval_nomem(ctx);
+    for (size_t s = 0; s < in->nseries; s++)
+        last_idx[s] = -1;
     double *counts = NULL;
     size_t ncounts = 0;
     if (!cnt_idx)
@@ -521,6 +531,10 @@ static rw_rc agg_count_values(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value 
             cnt_idx[s] = -1;
             if (!se->ok[i])
                 continue;
+            if (last_idx[s] >= 0 && memcmp(&last_val[s], &se->v[i], sizeof(double)) == 0) {
+                cnt_idx[s] = last_idx[s];
+                continue;
+            }
             char buf[64];
             rw_fmt_go_f(buf, sizeof buf, se->v[i]);
             char *val = rw_arena_strdup(a, buf);
@@ -532,6 +546,8 @@ static rw_rc agg_count_values(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value 
             if (idx < 0 || !val)
                 return rw_eval_nomem(ctx);
             cnt_idx[s] = idx;
+            last_idx[s] = idx;
+            last_val[s] = se->v[i];
         }
         (void)first_new;
         if (b.n > ncounts) {

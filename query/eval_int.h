@@ -63,7 +63,6 @@ typedef struct rw_eval_query {
     int64_t step;            /* the query's step; 0 for an instant query */
     size_t samples;          /* samples loaded so far (max_samples) */
     int64_t deadline_ns;     /* CLOCK_MONOTONIC; 0 = none */
-    unsigned ticks;          /* countdown between clock reads */
     rw_annos annos;
     rw_err *err;
 } rw_eval_query;
@@ -125,7 +124,7 @@ rw_rc rw_eval(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *out);
 /* Evaluates n, which must yield a scalar (number literals, scalar functions,
  * scalar arithmetic); *vals gets one value per step. */
 rw_rc rw_eval_scalar(rw_eval_ctx *ctx, const rw_node *n, double **vals);
-/* Checks the deadline (cheaply: reads the clock every few calls). */
+/* Checks the deadline: RW_TIMEOUT once it has passed. */
 rw_rc rw_eval_check(rw_eval_ctx *ctx, const char *where);
 /* Accounts n more samples against max_samples. */
 rw_rc rw_eval_account(rw_eval_ctx *ctx, size_t n);

@@ -230,6 +230,8 @@ static rw_rc range_fn(rw_eval_ctx *ctx, const rw_node *call, rw_eval_value *out)
         for (size_t i = 0; i < ctx->nsteps; i++) {
             size_t lo, hi;
             int64_t ws, we;
+            if ((i & 255) == 255 && (rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
+                return rc;
             rw_matrix_window(ctx, &m, ms, i, &lo, &hi, &ws, &we);
             if (hi == lo)
                 continue;
