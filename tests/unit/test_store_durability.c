@@ -7,6 +7,7 @@
  * directory refuses to open with a different shard count. */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -292,6 +293,37 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+typedef struct reader {
+    rw_store *st;
+    _Atomic int stop;
+    int selects, bad;
+} reader;
+
+/* selects while the writers append: a batch of one series is applied under
+ * one lock hold, so a reader sees whole batches (multiples of 3 samples) */
+static void *reader_main(void *arg)
+{
+    reader *r = arg;
+    rw_matcher m;
+    rw_err e;
+    rw_matcher_init(&m, RW_MATCH_RE, "inst", "w.*", &e);
+    rw_arena *a = rw_arena_new(0, 0);
+    while (!r->stop) {
+        rw_series_data *out;
+        size_t n;
+        if (rw_store_select(r->st, &m, 1, INT64_MIN, INT64_MAX, 0, 0, a, &out, &n, &e) != RW_OK)
+            r->bad++;
+        for (size_t i = 0; i < n; i++)
+            if (out[i].n % 3 != 0)
+                r->bad++;
+        r->selects++;
+        rw_arena_reset(a);
+    }
+    rw_matcher_free(&m);
+    rw_arena_free(a);
+    return NULL;
+}
+
 static void test_concurrent(void)
 {
     enum { NT = 8, NB = 150 };
@@ -311,16 +343,23 @@ static void test_concurrent(void)
             fleet_init(&w[t].f, 4, pre);
             pthread_create(&th[t], NULL, worker_main, &w[t]);
         }
+        reader rd = {.st = st};
+        pthread_t rth;
+        pthread_create(&rth, NULL, reader_main, &rd);
         int fails = 0;
         for (int t = 0; t < NT; t++) {
             pthread_join(th[t], NULL);
             fails += w[t].fails;
         }
+        rd.stop = 1;
+        pthread_join(rth, NULL);
+        printf("concurrent: %d selects beside the writers, %d bad\n", rd.selects, rd.bad);
+        fails += rd.bad;
         rw_buf b;
         rw_buf_init(&b, 0);
         rw_metrics_render(m, &b);
         const char *c = strstr(b.p, "\nrwgate_store_commits_total ");
-        long commits = c ? atol(c + 29) : -1;
+        long commits = c ? atol(c + strlen("\nrwgate_store_commits_total ")) : -1;
         printf("concurrent: %d appends from %d threads in %ld group commits\n", NT * NB, NT,
                commits);
         if (commits <= 0 || commits > NT * NB)
