@@ -79,7 +79,7 @@ int labels_decode(const uint8_t **p, const uint8_t *end, rw_label **out, size_t 
         return -1;
     char *sp = (char *)(l + n);
     for (uint64_t i = 0; i < 2 * n; i++) {
-        uint64_t len;
+        uint64_t len = 0; /* validated by the first pass */
         get_uvarint(&q, end, &len);
         memcpy(sp, q, len);
         sp[len] = '\0';
@@ -226,7 +226,7 @@ int wal_record_visit(const uint8_t *b, size_t len, const wal_visitor *v, const c
             }
             int64_t t = 0;
             for (uint64_t i = 0; i < n; i++) {
-                uint64_t z;
+                uint64_t z = 0; /* validated by the first pass */
                 get_uvarint(&tp, end, &z);
                 t = i == 0 ? unzigzag(z) : (int64_t)((uint64_t)t + (uint64_t)unzigzag(z));
                 uint64_t u = 0;
