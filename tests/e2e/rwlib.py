@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import http.client as http_client
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -300,13 +301,30 @@ def snappy_decompress(b):
 # ---------------------------------------------------------------- HTTP
 
 def http(method, url, body=None, headers=None, timeout=30):
-    """-> (status, headers dict (lower-case names), body bytes); never raises on HTTP errors"""
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    """-> (status, headers dict (lower-case names), body bytes); never raises on
+    HTTP errors, and reads the reply even when the server refused the body
+    early and closed the connection while it was being sent (413)."""
+    u = urllib.parse.urlsplit(url)
+    conn = http_client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    path = u.path + ("?" + u.query if u.query else "")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        hdrs = dict(headers or {})
+        if body is not None:
+            hdrs.setdefault("Content-Length", str(len(body)))
+        for k, v in hdrs.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        if body:
+            try:
+                conn.send(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server answered before reading everything
+        r = conn.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        conn.close()
 
 
 V1_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",

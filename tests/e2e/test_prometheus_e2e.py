@@ -82,9 +82,17 @@ remote_read:
     read_recent: true
 """ % g.url)
     procs.append((pb, db))
-    log("prometheus A %s, B %s, rwgate %s; scraping for 20s" % (ua, ub, g.url))
-    time.sleep(20)
-    t = time.time() - 6.0   # leave time for the last remote-write batches to arrive
+    log("prometheus A %s, B %s, rwgate %s; waiting for scrapes" % (ua, ub, g.url))
+    # wait (bounded) until A has 12+ scrapes of every series in the window
+    # that ends 6 s ago, leaving time for the last remote-write batches
+    deadline = time.time() + 120
+    while True:
+        time.sleep(2)
+        t = time.time() - 6.0
+        counts = [min([len(v) for v in prom_matrix(ua, e + "[15s]", t).values()] or [0]) for e in SERIES]
+        if min(counts) >= 12 or time.time() > deadline:
+            break
+    time.sleep(2)
     for expr in SERIES:
         local = prom_matrix(ua, expr + "[15s]", t)
         c.check(len(local) >= 1 and all(len(v) >= 10 for v in local.values()),

@@ -30,7 +30,7 @@ def alive(g, what):
     c.check(st == 204, "server still serving after: " + what, "status %s" % st)
 
 
-g = Rwgate(extra=["--set", "ingest.max_body_bytes=64KiB", "--set", "ingest.max_labels_per_series=8",
+g = Rwgate(extra=["--set", "ingest.max_body_bytes=1536KiB", "--set", "ingest.max_labels_per_series=8",
                   "--set", "ingest.max_decoded_bytes=1MiB", "--shards", "2"]).start()
 try:
     # ---- happy path v1
@@ -112,7 +112,7 @@ try:
         ("empty body", b"", 400),
         ("valid snappy, invalid protobuf", snappy_compress(b"\x0a\xff\xff\xff\xff\x0f" + b"x" * 10), 400),
         ("valid snappy, protobuf with wrong lengths", snappy_compress(b"\x0a\x05\x0a\x10abc"), 400),
-        ("body over the size limit", b"\x00" * (70 * 1024), 413),
+        ("body over the size limit", b"\x00" * (1600 * 1024), 413),
     ]
     for what, body_raw, want in cases:
         st, _, body = g.write(body_raw, raw=True)
