@@ -227,6 +227,15 @@ static void put_selector(rw_buf *b, const rw_node *n)
     const char *metric = n->u.sel.metric;
     int bare = metric && rw_metric_name_legacy(metric, strlen(metric));
     int skipped = 0, first = 1;
+    if (bare) {
+        /* foo{__name__=~"x"} would not parse back ("metric name must not be
+         * set twice"): with further __name__ matchers the name goes into the
+         * braces as a bare string, which may be combined with them */
+        size_t names = 0;
+        for (size_t i = 0; i < n->u.sel.nmatchers; i++)
+            names += strcmp(n->u.sel.matchers[i].name, RW_METRIC_NAME) == 0;
+        bare = names <= 1;
+    }
     if (bare)
         rw_buf_puts(b, metric);
     size_t shown = 0;

@@ -154,6 +154,8 @@ static const struct {
     {"{\"my.metric\", \"a.b\"=\"c\"}", "{\"my.metric\", \"a.b\"=\"c\"}"},
     {"{\"foo\"}", "foo"},
     {"{\"foo\", a=\"b\"}", "foo{a=\"b\"}"},
+    {"{\"foo\", \"bar\"}", "{\"foo\", __name__=\"bar\"}"},
+    {"{\"foo\", __name__=~\"b.*\"}", "{\"foo\", __name__=~\"b.*\"}"},
     {"foo{\"a.b\"=\"c\"}", "foo{\"a.b\"=\"c\"}"},
     {"{\"über\"}", "{\"über\"}"},
     {"foo{by=\"x\", offset=\"y\", sum=\"z\"}", "foo{by=\"x\", offset=\"y\", sum=\"z\"}"},
