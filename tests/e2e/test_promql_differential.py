@@ -42,7 +42,10 @@ QUERIES = [
     'absent(etcd_server_has_leader)',
     'label_replace(etcd_mvcc_db_total_size_in_bytes, "member", "$1", "instance", "(.*):2381")',
     'label_join(etcd_server_has_leader, "where", "/", "cluster", "instance")',
-    'max_over_time(rate(etcd_server_proposals_committed_total[5m])[30m:1m])',
+    # subquery offset by 7s: its inner steps (whole minutes) never sit on the
+    # range boundary, where 2.42 (closed) and 3.x (left-open) differ
+    'max_over_time(rate(etcd_server_proposals_committed_total[5m])[30m:1m] offset 7s)',
+    'avg_over_time(sum by (cluster) (rate(grpc_server_handled_total[5m]))[20m:2m] offset 13s)',
     'count by (cluster) (etcd_server_has_leader == 0)',
     'etcd_server_has_leader == bool 0',
     'sum(rate(etcd_disk_wal_fsync_duration_seconds_sum[5m])) / sum(rate(etcd_disk_wal_fsync_duration_seconds_count[5m]))',
@@ -70,7 +73,10 @@ QUERIES = [
 ]
 # Semantics that changed between Prometheus 2.42 and 3.x, not compared here
 # (covered by the conformance files instead): left-open range selectors and
-# lookback at exact sample timestamps, delayed __name__ removal in
+# lookback at exact sample timestamps; subqueries whose inner steps fall on
+# the range start (`x[30m:1m]` evaluated at whole minutes: 2.42 includes the
+# inner point at exactly t-30m, 3.x does not - the differential run showed
+# Prometheus' max_over_time larger exactly where that point was the maximum); delayed __name__ removal in
 # label_replace over functions, holt_winters' rename, and the 3.x-only
 # functions (sort_by_label, limitk, limit_ratio, mad_over_time).
 
@@ -160,7 +166,9 @@ def send_all(url, rounds, headers=V1_HEADERS):
             d = dict(labels)
             cl = int(d["cluster"][-4:])
             m = int(d["instance"].split(".")[-1].split(":")[0]) - 1
-            t = base_t + 1000 * m + 300 * cl + ((hash((cl, m, base_t)) % 7) - 3)
+            # offset inside the round + 137 ms + jitter of -3..3 ms: never on a
+            # whole second, so never exactly on an evaluation or range boundary
+            t = base_t + 1000 * m + 300 * cl + 137 + ((hash((cl, m, base_t)) % 7) - 3)
             req.append((labels, [(t, float(v))]))
         batch.extend(req)
         if len(batch) >= 1500:
