@@ -35,7 +35,7 @@ if os.path.exists(kf):
 files = sorted(os.path.join(shared, "promql", f) for f in os.listdir(os.path.join(shared, "promql"))
                if f.endswith(".test"))
 out = tempfile.mktemp(suffix=".json")
-cmd = [sys.executable, harness, "--jobs", "2", "--json", out, "--max-fail-print", "40",
+cmd = [sys.executable, harness, "--jobs", "2", "--range-check", "--json", out, "--max-fail-print", "40",
        "--target-cmd", rwgate_path() + " --listen 127.0.0.1:{port} --data {data} --shards 1"] + files
 log("running: " + " ".join(cmd[:8]) + " ...")
 p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
