@@ -252,11 +252,12 @@ rw_rc rw_eval_merge_same_labels(rw_eval_ctx *ctx, rw_eval_value *v)
     rw_rc rc;
     for (size_t i = 0; i < v->nseries; i++) {
         rw_eval_series *s = &v->series[i];
+        size_t before = b.n;
         long idx = rw_vbuild_series(&b, s->labels, s->nlabels, 0);
         if (idx < 0)
             return rw_eval_nomem(ctx);
-        /* keep the drop flag of the series, not an OR of them */
-        if ((size_t)idx == b.n - 1 && b.s[idx].drop_name != s->drop_name)
+        /* a merged series keeps the drop flag of its first part */
+        if (b.n > before)
             b.s[idx].drop_name = s->drop_name;
         for (size_t k = 0; k < ctx->nsteps; k++)
             if (s->ok[k] && (rc = rw_vbuild_set(&b, idx, k, s->v[k])) != RW_OK)
