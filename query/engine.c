@@ -233,7 +233,7 @@ static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, in
                               "Try a positive integer");
         if (end < start)
             return rw_err_set(err, RW_BADREQ, "end timestamp must not be before start time");
-        if ((end - start) / step >= MAX_RANGE_POINTS)
+        if ((end - start) / step > MAX_RANGE_POINTS)
             return rw_err_set(err, RW_BADREQ,
                               "exceeded maximum resolution of 11,000 points per timeseries. Try "
                               "decreasing the query resolution (?step=XX)");
@@ -262,7 +262,8 @@ static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, in
     }
     for (size_t i = 0; i < nsteps; i++)
         ts[i] = start + (int64_t)i * step;
-    if (timeout_ms <= 0)
+    /* the request's timeout can shorten the engine's, not extend it */
+    if (timeout_ms <= 0 || timeout_ms > e->opts.timeout_ms)
         timeout_ms = e->opts.timeout_ms;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
