@@ -42,6 +42,9 @@ static const ckey keys[] = {
      "label that carries the tenant; empty = no tenant label"},
     {"ingest.default_tenant", T_STRING, OFF(default_tenant), "", 0, 0, 1,
      "tenant of requests without the header; empty = no tenant label for them"},
+    {"ingest.max_future", T_DURATION, OFF(max_future_ms), "10m", 0, BIG, 1,
+     "samples further ahead of the clock are rejected (0 = no limit); a far-future "
+     "sample would move the retention window and drop real data"},
     {"ingest.max_body_bytes", T_BYTES, OFF(max_body_bytes), "32MiB", 1024, BIG, 1,
      "largest compressed request body (413 above)"},
     {"ingest.max_decoded_bytes", T_BYTES, OFF(max_decoded_bytes), "128MiB", 1024, BIG, 1,

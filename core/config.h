@@ -34,6 +34,7 @@ typedef struct rw_config {
     int64_t max_labels_per_series;
     int64_t max_label_name_len;
     int64_t max_label_value_len;
+    int64_t max_future_ms;     /* 0 = no limit */
 
     /* query */
     int64_t lookback_ms;

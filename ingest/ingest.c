@@ -4,10 +4,12 @@
  * written and rejected. The HTTP side (negotiation, status codes, headers) is
  * write_handler.c. */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/log.h"
+#include "core/timeutil.h"
 #include "ingest_int.h"
 
 #define MAX_REASONS 5
@@ -33,6 +35,7 @@ rw_ingest *rw_ingest_new(const rw_ingest_opts *o, rw_err *err)
     DEF(max_labels_per_series, RW_INGEST_DEFAULT_MAX_LABELS);
     DEF(max_label_name_len, RW_INGEST_DEFAULT_MAX_NAME_LEN);
     DEF(max_label_value_len, RW_INGEST_DEFAULT_MAX_VALUE_LEN);
+    DEF(max_future_ms, RW_INGEST_DEFAULT_MAX_FUTURE_MS);
 #undef DEF
     ig->tenant_header = dup_or(o->tenant_header, "X-Scope-OrgID");
     ig->tenant_label = dup_or(o->tenant_label, "tenant_id");
@@ -55,6 +58,8 @@ rw_ingest *rw_ingest_new(const rw_ingest_opts *o, rw_err *err)
         ig->samples_rejected[r] = rw_metrics_counter(m, "rwgate_ingest_samples_rejected_total",
                                                      lbl, sh);
     }
+    ig->samples_future = rw_metrics_counter(m, "rwgate_ingest_samples_rejected_total",
+                                            "reason=\"too_far_in_future\"", sh);
     ig->series_invalid = rw_metrics_counter(m, "rwgate_ingest_series_rejected_total",
                                             "reason=\"invalid\"",
                                             "Series rejected whole (invalid labels, limits).");
@@ -154,6 +159,9 @@ rw_rc rw_ingest_write(rw_ingest *ig, rw_proto_version v, const char *tenant, con
     }
     size_t nas = 0;
     int add_tenant = ig->tenant_label[0] && tenant[0];
+    int64_t future_limit = ig->lim.max_future_ms >= 0 ? rw_now_ms() + ig->lim.max_future_ms
+                                                      : INT64_MAX;
+    uint64_t future = 0;
     for (size_t i = 0; i < b.nseries; i++) {
         rw_in_series *s = &b.series[i];
         st->histograms_rejected += s->nhistograms;
@@ -173,6 +181,24 @@ rw_rc rw_ingest_write(rw_ingest *ig, rw_proto_version v, const char *tenant, con
             st->samples_rejected += s->nsamples;
             continue;
         }
+        /* drop samples too far ahead of the clock (kept in order) */
+        size_t keep = 0;
+        for (size_t k = 0; k < s->nsamples; k++) {
+            if (s->samples[k].t > future_limit) {
+                if (!future) {
+                    char lbl[200];
+                    rw_labels_format(s->labels, s->nlabels < 16 ? s->nlabels : 16, lbl, sizeof lbl);
+                    add_reason(st, &nreasons, "%s: sample at %lld: too far in the future", lbl,
+                               (long long)s->samples[k].t);
+                }
+                future++;
+                continue;
+            }
+            s->samples[keep++] = s->samples[k];
+        }
+        s->nsamples = keep;
+        if (keep == 0)
+            continue;
         if (add_tenant && rw_in_set_label(a, s, ig->tenant_label, tenant) != RW_OK) {
             rw_arena_free(a);
             return rw_err_set(err, RW_LIMIT, "request too complex");
@@ -206,6 +232,8 @@ rw_rc rw_ingest_write(rw_ingest *ig, rw_proto_version v, const char *tenant, con
             rw_warn("ingest: storing %zu metadata entries failed: %s", b.nmetadata, merr.msg);
     }
     st->samples_written = res.samples_written;
+    st->samples_rejected += future;
+    rw_counter_add(ig->samples_future, future);
     for (int r = 0; r < RW_REJ__COUNT; r++) {
         st->samples_rejected += res.rejected[r];
         rw_counter_add(ig->samples_rejected[r], res.rejected[r]);

@@ -28,6 +28,7 @@ typedef struct rw_ingest_limits {
     size_t max_labels_per_series;
     size_t max_label_name_len;
     size_t max_label_value_len;
+    int64_t max_future_ms;        /* samples newer than now + this are rejected; <0 = no limit */
 } rw_ingest_limits;
 
 typedef struct rw_ingest_opts {
@@ -46,6 +47,7 @@ typedef struct rw_ingest_opts {
 #define RW_INGEST_DEFAULT_MAX_LABELS 128
 #define RW_INGEST_DEFAULT_MAX_NAME_LEN 1024
 #define RW_INGEST_DEFAULT_MAX_VALUE_LEN 4096
+#define RW_INGEST_DEFAULT_MAX_FUTURE_MS (10 * 60 * 1000)
 
 rw_ingest *rw_ingest_new(const rw_ingest_opts *opts, rw_err *err);
 void rw_ingest_free(rw_ingest *ig);

@@ -30,7 +30,7 @@ struct rw_ingest {
     rw_counter *req_v1, *req_v2, *req_bad, *req_unavailable;
     rw_counter *samples_written, *series_invalid, *histograms_rejected, *exemplars_dropped;
     rw_counter *samples_rejected[RW_REJ__COUNT];
-    rw_counter *metadata_written, *bytes_received;
+    rw_counter *metadata_written, *bytes_received, *samples_future;
 };
 
 /* The request arena's cap for a body that decodes to ulen bytes: protobuf-c

@@ -12,7 +12,9 @@ from rwlib import (Checks, Rwgate, V1_HEADERS, V2_HEADERS, STALE_NAN, f_bytes, f
                    snappy_compress, varint, write_request_v1, write_request_v2, log)
 
 c = Checks("test_write_path")
-T0 = 1_700_000_000_000
+# recent timestamps, as a real sender's: retention runs from the newest sample
+# stored, so data from 2023 next to "now" samples would be (rightly) too old
+T0 = (int(__import__("time").time()) - 7200) * 1000
 
 
 def series(name, extra=(), samples=((T0, 1.0),), **kw):
@@ -71,6 +73,18 @@ try:
     got = read_back(g, "m_ok")
     c.eq(got.get((("__name__", "m_ok"), ("job", "c"))), [(T0, 7.0)], "valid sample of a partial write is stored")
     c.eq(got.get((("__name__", "m_ok"), ("job", "a"))), [(T0, 1.0), (T0 + 15000, 2.0)], "rejected samples not stored")
+
+    # ---- a sample far in the future is rejected (it would move the retention
+    # window); its older siblings in the same series and request are stored
+    import time as _t
+    now = int(_t.time() * 1000)
+    st, _, body = g.write(write_request_v1([series("m_future", [("s", "1")], [(now - 1000, 1.0), (now + 3600_000, 2.0)]),
+                                            series("m_future", [("s", "2")], [(now, 3.0)])]))
+    c.eq(st, 400, "sample an hour in the future -> 400")
+    c.check(b"too far in the future" in body, "future rejection reason", body[:300])
+    got = read_back(g, "m_future")
+    c.eq(got.get((("__name__", "m_future"), ("s", "1"))), [(now - 1000, 1.0)], "in-range sample beside a future one is stored")
+    c.eq(got.get((("__name__", "m_future"), ("s", "2"))), [(now, 3.0)], "sibling series of a future sample is stored")
 
     # ---- invalid series: rejected alone, siblings stored, 400 naming the problem
     bad_series = [

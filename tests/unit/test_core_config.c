@@ -30,6 +30,7 @@ static void test_defaults(void)
     CHECK_STR(c.tenant_header, "X-Scope-OrgID");
     CHECK_STR(c.tenant_label, "tenant_id");
     CHECK_STR(c.default_tenant, "");
+    CHECK(c.max_future_ms == 600000);
     CHECK_INT(c.nexternal, 0);
     rw_config_free(&c);
 }
