@@ -427,3 +427,59 @@ class Rwgate:
             return st, json.loads(b)
         except ValueError:
             return st, {"raw": b.decode(errors="replace")}
+
+
+class Prometheus:
+    """A real Prometheus (Debian package) on a free port with its own data
+    directory and the given configuration text; SELF_PORT in it becomes the
+    port it listens on."""
+
+    def __init__(self, name, config, extra=()):
+        self.binary = shutil.which("prometheus")
+        self.dir = tempfile.mkdtemp(prefix="rwgate-e2e-%s-" % name)
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        with open(os.path.join(self.dir, "prometheus.yml"), "w") as f:
+            f.write(config.replace("SELF_PORT", str(self.port)))
+        self.logf = open(os.path.join(self.dir, "log"), "wb")
+        self.proc = subprocess.Popen(
+            [self.binary, "--config.file=" + os.path.join(self.dir, "prometheus.yml"),
+             "--storage.tsdb.path=" + os.path.join(self.dir, "data"),
+             "--web.listen-address=127.0.0.1:%d" % self.port] + list(extra),
+            stdout=self.logf, stderr=subprocess.STDOUT)
+        for _ in range(600):
+            if self.proc.poll() is not None:
+                break
+            try:
+                if http("GET", self.url + "/-/ready", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("prometheus %s did not start: %s" % (name, self.log_tail()))
+
+    def log_tail(self, n=1500):
+        try:
+            with open(os.path.join(self.dir, "log"), errors="replace") as f:
+                return f.read()[-n:]
+        except OSError:
+            return ""
+
+    def query(self, expr, t=None, path="/api/v1/query", **params):
+        params["query"] = expr
+        if t is not None:
+            params["time"] = "%.3f" % t
+        st, _, b = http("GET", self.url + path + "?" + urllib.parse.urlencode(params), timeout=60)
+        return json.loads(b)
+
+    def stop(self, show_log=False):
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if show_log:
+            log("prometheus log (%s):\n%s" % (self.dir, self.log_tail()))
+        self.logf.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

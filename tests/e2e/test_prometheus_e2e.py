@@ -8,14 +8,12 @@ and in B (reading rwgate through Prometheus' remote-read client)."""
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from rwlib import Checks, Rwgate, free_port, http, log
+from rwlib import Checks, Prometheus, Rwgate, http, log
 
 c = Checks("test_prometheus_e2e")
 PROM = shutil.which("prometheus")
@@ -28,29 +26,9 @@ SERIES = ['up{job="prometheus"}', 'prometheus_tsdb_head_series', 'scrape_samples
           'prometheus_http_requests_total{handler="/metrics"}']
 
 
-def start_prometheus(name, cfg):
-    d = tempfile.mkdtemp(prefix="rwgate-e2e-%s-" % name)
-    port = free_port()
-    with open(os.path.join(d, "prometheus.yml"), "w") as f:
-        f.write(cfg.replace("SELF_PORT", str(port)))
-    logf = open(os.path.join(d, "log"), "wb")
-    p = subprocess.Popen([PROM, "--config.file=" + os.path.join(d, "prometheus.yml"),
-                          "--storage.tsdb.path=" + os.path.join(d, "data"),
-                          "--web.listen-address=127.0.0.1:%d" % port], stdout=logf, stderr=subprocess.STDOUT)
-    url = "http://127.0.0.1:%d" % port
-    for _ in range(300):
-        try:
-            if http("GET", url + "/-/ready", timeout=2)[0] == 200:
-                return p, url, d
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("prometheus %s did not start: %s" % (name, open(os.path.join(d, "log")).read()[-2000:]))
-
-
 def prom_matrix(url, expr, t):
     q = urllib.parse.urlencode({"query": expr, "time": "%.3f" % t})
-    st, _, b = http("GET", url + "/api/v1/query?" + q)
+    st, _, b = http("GET", url + "/api/v1/query?" + q, timeout=60)
     d = json.loads(b)
     if d.get("status") != "success":
         raise RuntimeError("%s: %s" % (expr, d))
@@ -64,7 +42,7 @@ def prom_matrix(url, expr, t):
 g = Rwgate(extra=["--shards", "2"]).start()
 procs = []
 try:
-    pa, ua, da = start_prometheus("a", """
+    pa = Prometheus("a", """
 global: {scrape_interval: 1s, evaluation_interval: 1s}
 scrape_configs:
   - job_name: prometheus
@@ -74,14 +52,15 @@ remote_write:
     queue_config: {batch_send_deadline: 1s, max_shards: 2, min_backoff: 50ms, max_backoff: 1s}
     metadata_config: {send: true, send_interval: 2s}
 """ % g.url)
-    procs.append((pa, da))
-    pb, ub, db = start_prometheus("b", """
+    procs.append(pa)
+    pb = Prometheus("b", """
 global: {scrape_interval: 1h}
 remote_read:
   - url: %s/api/v1/read
     read_recent: true
 """ % g.url)
-    procs.append((pb, db))
+    procs.append(pb)
+    ua, ub = pa.url, pb.url
     log("prometheus A %s, B %s, rwgate %s; waiting for scrapes" % (ua, ub, g.url))
     # wait (bounded) until A has 12+ scrapes of every series in the window
     # that ends 6 s ago, leaving time for the last remote-write batches
@@ -128,15 +107,8 @@ remote_read:
     c.check(written and float(written[0].split()[-1]) > 100, "rwgate counted written samples", repr(written))
     c.eq(g.stop(), 0, "rwgate stops cleanly while Prometheus is still sending")
 finally:
-    for p, d in procs:
-        p.terminate()
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-        if c.failed:
-            log("prometheus log (%s):\n%s" % (d, open(os.path.join(d, "log"), errors="replace").read()[-1500:]))
-        shutil.rmtree(d, ignore_errors=True)
+    for p in procs:
+        p.stop(show_log=bool(c.failed))
     if c.failed:
         log("rwgate log tail:\n" + g.log_tail())
     g.cleanup()

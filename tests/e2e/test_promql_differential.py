@@ -16,14 +16,12 @@ import math
 import os
 import random
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from rwlib import Checks, Rwgate, free_port, http, log, snappy_compress, write_request_v1, V1_HEADERS
+from rwlib import Checks, Prometheus, Rwgate, http, log, snappy_compress, write_request_v1, V1_HEADERS
 
 c = Checks("test_promql_differential")
 PROM = shutil.which("prometheus")
@@ -232,23 +230,11 @@ if not PROM:
 end_ms = (int(time.time()) - 120) * 1000
 rounds = generate(end_ms)
 
-d = tempfile.mkdtemp(prefix="rwgate-e2e-prom-")
-pport = free_port()
-open(os.path.join(d, "p.yml"), "w").write("global: {scrape_interval: 1h}\n")
-plog = open(os.path.join(d, "log"), "wb")
-prom = subprocess.Popen([PROM, "--config.file=" + os.path.join(d, "p.yml"), "--storage.tsdb.path=" + os.path.join(d, "data"),
-                         "--web.listen-address=127.0.0.1:%d" % pport, "--web.enable-remote-write-receiver",
-                         "--storage.tsdb.retention.time=100y"], stdout=plog, stderr=subprocess.STDOUT)
-purl = "http://127.0.0.1:%d" % pport
+prom = Prometheus("diff", "global: {scrape_interval: 1h}\n",
+                  extra=["--web.enable-remote-write-receiver", "--storage.tsdb.retention.time=100y"])
+purl = prom.url
 g = Rwgate().start()
 try:
-    for _ in range(300):
-        try:
-            if http("GET", purl + "/-/ready", timeout=2)[0] == 200:
-                break
-        except OSError:
-            pass
-        time.sleep(0.1)
     log("writing %d rounds to Prometheus and rwgate" % len(rounds))
     send_all(purl, rounds)
     send_all(g.url, rounds)
@@ -264,12 +250,7 @@ try:
         b = normalize(query(g.url, "/api/v1/query_range", query=q, start=end_s - 3600, end=end_s, step=60))
         c.check(same(a, b), "range %s" % q, "\n  prometheus: %s\n  rwgate:     %s" % (repr(a)[:600], repr(b)[:600]))
 finally:
-    prom.terminate()
-    try:
-        prom.wait(20)
-    except subprocess.TimeoutExpired:
-        prom.kill()
-    shutil.rmtree(d, ignore_errors=True)
+    prom.stop(show_log=bool(c.failed))
     if c.failed:
         log("rwgate log tail:\n" + g.log_tail())
     g.cleanup()

@@ -9,14 +9,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import json
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from rwlib import Checks, Rwgate, free_port, http, log, write_request_v1
+from rwlib import Checks, Prometheus, Rwgate, http, log, write_request_v1
 
 c = Checks("test_promtool_federate")
 PROMTOOL = shutil.which("promtool")
@@ -89,10 +88,7 @@ try:
     c.eq(st, 400, "/federate without match[] -> 400")
 
     # a real Prometheus federating from rwgate
-    d = tempfile.mkdtemp(prefix="rwgate-e2e-fed-")
-    port = free_port()
-    gport = g.port
-    open(os.path.join(d, "p.yml"), "w").write("""
+    p = Prometheus("fed", """
 global: {scrape_interval: 1s}
 scrape_configs:
   - job_name: federate
@@ -100,12 +96,9 @@ scrape_configs:
     metrics_path: /federate
     params: {'match[]': ['{job="etcd"}']}
     static_configs: [{targets: ['127.0.0.1:%d']}]
-""" % gport)
-    plog = open(os.path.join(d, "log"), "wb")
-    p = subprocess.Popen([PROM, "--config.file=" + os.path.join(d, "p.yml"), "--storage.tsdb.path=" + os.path.join(d, "data"),
-                          "--web.listen-address=127.0.0.1:%d" % port], stdout=plog, stderr=subprocess.STDOUT)
-    procs.append((p, d))
-    purl = "http://127.0.0.1:%d" % port
+""" % g.port)
+    procs.append(p)
+    purl = p.url
     time.sleep(8)
     st, _, b = http("GET", purl + "/api/v1/query?" + urllib.parse.urlencode({"query": 'etcd_server_proposals_committed_total'}))
     res = json.loads(b)["data"]["result"]
@@ -120,13 +113,8 @@ scrape_configs:
 finally:
     stop.set()
     th.join(5)
-    for p, d in procs:
-        p.terminate()
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-        shutil.rmtree(d, ignore_errors=True)
+    for p in procs:
+        p.stop(show_log=bool(c.failed))
     if c.failed:
         log("rwgate log tail:\n" + g.log_tail())
     g.cleanup()
