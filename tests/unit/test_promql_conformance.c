@@ -6,7 +6,9 @@
  * store in a temporary directory. Comparison follows promqltest: label sets
  * exact, floats within 1e-6 relative (NaN == NaN), order only for ordered
  * evals, annotations when the script states them. Native-histogram cases are
- * skipped (never counted as passed).
+ * skipped (never counted as passed). The script parser is
+ * tests/unit/support/promql_script.c; this file compares and runs, and also
+ * tests the engine API behaviour the scripts cannot express.
  *
  * Usage: test_promql_conformance [FILE.test|DIR ...]
  *   PROMQL_FILTER=REGEX     run only evals whose expression matches
@@ -17,7 +19,6 @@
  * reported so the line can be removed. */
 #define _GNU_SOURCE
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include <ctype.h>
 #include <stdarg.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -36,534 +37,8 @@
 #include "core/labels.h"
 #include "query/promql.h"
 #include "store/store.h"
+#include "tests/unit/support/promql_script.h"
 #include "tests/unit/test.h"
-
-/* ---- small utilities ---- */
-
-#define VAL_NONE 0 /* '_': no sample */
-#define VAL_FLOAT 1
-#define VAL_STALE 2
-#define VAL_HIST 3
-
-typedef struct val {
-    int kind;
-    double v;
-} val;
-
-typedef struct lset {
-    rw_label *l;
-    size_t n;
-} lset;
-
-typedef struct series_desc {
-    lset labels;
-    val *vals;
-    size_t nvals;
-} series_desc;
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (!d)
-        abort();
-    return d;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t' || *s == '\r')
-        s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
-        s[--n] = '\0';
-    return s;
-}
-
-/* Prometheus model.ParseDuration; returns 0 on success. */
-static int parse_duration(const char *s, int64_t *ms)
-{
-    static const struct {
-        const char *u;
-        int64_t ms;
-    } units[] = {{"y", 365LL * 86400000}, {"w", 7LL * 86400000}, {"d", 86400000},
-                 {"h", 3600000},          {"ms", 1},             {"m", 60000},
-                 {"s", 1000}};
-    int64_t total = 0;
-    const char *p = s;
-    if (!strcmp(s, "0")) {
-        *ms = 0;
-        return 0;
-    }
-    if (!*p)
-        return -1;
-    int last = -1;
-    while (*p) {
-        if (!isdigit((unsigned char)*p))
-            return -1;
-        int64_t n = 0;
-        while (isdigit((unsigned char)*p))
-            n = n * 10 + (*p++ - '0');
-        int found = -1;
-        for (int i = 0; i < 7; i++) {
-            size_t l = strlen(units[i].u);
-            if (!strncmp(p, units[i].u, l) && !(l == 1 && units[i].u[0] == 'm' && p[1] == 's')) {
-                found = i;
-                p += l;
-                break;
-            }
-        }
-        if (found < 0)
-            return -1;
-        int order = found == 4 ? 6 : found == 5 ? 4 : found == 6 ? 5 : found;
-        if (order <= last)
-            return -1;
-        last = order;
-        total += n * units[found].ms;
-    }
-    *ms = total;
-    return 0;
-}
-
-/* Go strconv ParseInt(s, 0, 64) then ParseFloat, as promqltest. */
-static int parse_number(const char *s, double *out)
-{
-    char buf[128];
-    size_t n = strlen(s);
-    if (!n || n >= sizeof buf || isspace((unsigned char)s[0]))
-        return -1;
-    const char *p = s;
-    int neg = 0;
-    if (*p == '+' || *p == '-') {
-        neg = *p == '-';
-        p++;
-    }
-    if (!strcasecmp(p, "inf") || !strcasecmp(p, "infinity")) {
-        *out = neg ? -INFINITY : INFINITY;
-        return 0;
-    }
-    if (!strcasecmp(p, "nan")) {
-        *out = NAN;
-        return 0;
-    }
-    size_t j = 0;
-    for (const char *c = p; *c; c++)
-        if (*c != '_')
-            buf[j++] = *c;
-    buf[j] = '\0';
-    char *end;
-    if (buf[0] == '0' && (buf[1] == 'x' || buf[1] == 'X') && !strpbrk(buf, "pP.")) {
-        unsigned long long v = strtoull(buf + 2, &end, 16);
-        if (*end || end == buf + 2)
-            return -1;
-        *out = neg ? -(double)v : (double)v;
-        return 0;
-    }
-    if (buf[0] == '0' && (buf[1] == 'o' || buf[1] == 'O' || buf[1] == 'b' || buf[1] == 'B')) {
-        unsigned long long v = strtoull(buf + 2, &end, (buf[1] | 32) == 'o' ? 8 : 2);
-        if (*end || end == buf + 2)
-            return -1;
-        *out = neg ? -(double)v : (double)v;
-        return 0;
-    }
-    int octal = buf[0] == '0' && buf[1];
-    for (size_t i = 0; octal && buf[i]; i++)
-        if (buf[i] < '0' || buf[i] > '7')
-            octal = 0;
-    if (octal) {
-        unsigned long long v = strtoull(buf, &end, 8);
-        *out = neg ? -(double)v : (double)v;
-        return 0;
-    }
-    for (size_t i = 0; buf[i]; i++)
-        if (!(isdigit((unsigned char)buf[i]) || strchr(".eE+-xXpPabcdefABCDEF", buf[i])))
-            return -1;
-    if (!isdigit((unsigned char)buf[0]) && buf[0] != '.')
-        return -1;
-    double v = strtod(buf, &end);
-    if (*end)
-        return -1;
-    *out = neg ? -v : v;
-    return 0;
-}
-
-/* Unquotes a Go string literal starting at s (quote char s[0]); returns the
- * malloc'd value and sets *end past the closing quote, or NULL. */
-static char *go_unquote(const char *s, const char **end)
-{
-    char q = s[0];
-    size_t n = strlen(s);
-    char *o = malloc(n * 4 + 1);
-    size_t j = 0;
-    const char *p = s + 1;
-    if (!o)
-        abort();
-    while (*p && *p != q) {
-        if (*p != '\\' || q == '`') {
-            o[j++] = *p++;
-            continue;
-        }
-        p++;
-        switch (*p) {
-        case 'a': o[j++] = 7; p++; break;
-        case 'b': o[j++] = 8; p++; break;
-        case 'f': o[j++] = 12; p++; break;
-        case 'n': o[j++] = 10; p++; break;
-        case 'r': o[j++] = 13; p++; break;
-        case 't': o[j++] = 9; p++; break;
-        case 'v': o[j++] = 11; p++; break;
-        case '\\': case '\'': case '"': o[j++] = *p++; break;
-        case 'x': {
-            char h[3] = {p[1], p[2], 0};
-            o[j++] = (char)strtol(h, NULL, 16);
-            p += 3;
-            break;
-        }
-        case 'u': case 'U': {
-            int len = *p == 'u' ? 4 : 8;
-            char h[9] = {0};
-            memcpy(h, p + 1, (size_t)len);
-            unsigned long cp = strtoul(h, NULL, 16);
-            p += 1 + len;
-            if (cp < 0x80)
-                o[j++] = (char)cp;
-            else if (cp < 0x800) {
-                o[j++] = (char)(0xc0 | (cp >> 6));
-                o[j++] = (char)(0x80 | (cp & 0x3f));
-            } else if (cp < 0x10000) {
-                o[j++] = (char)(0xe0 | (cp >> 12));
-                o[j++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-                o[j++] = (char)(0x80 | (cp & 0x3f));
-            } else {
-                o[j++] = (char)(0xf0 | (cp >> 18));
-                o[j++] = (char)(0x80 | ((cp >> 12) & 0x3f));
-                o[j++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-                o[j++] = (char)(0x80 | (cp & 0x3f));
-            }
-            break;
-        }
-        default:
-            if (*p >= '0' && *p <= '7') {
-                char h[4] = {p[0], p[1], p[2], 0};
-                o[j++] = (char)strtol(h, NULL, 8);
-                p += 3;
-                break;
-            }
-            free(o);
-            return NULL;
-        }
-    }
-    if (*p != q) {
-        free(o);
-        return NULL;
-    }
-    o[j] = '\0';
-    *end = p + 1;
-    return o;
-}
-
-static int is_ident_start(char c)
-{
-    return isalpha((unsigned char)c) || c == '_' || c == ':';
-}
-
-static int is_ident(char c)
-{
-    return isalnum((unsigned char)c) || c == '_' || c == ':';
-}
-
-static void lset_add(lset *ls, const char *name, const char *value)
-{
-    for (size_t i = 0; i < ls->n; i++)
-        if (!strcmp(ls->l[i].name, name)) {
-            free((char *)ls->l[i].value);
-            ls->l[i].value = xstrdup(value);
-            return;
-        }
-    ls->l = xrealloc(ls->l, (ls->n + 1) * sizeof *ls->l);
-    ls->l[ls->n].name = xstrdup(name);
-    ls->l[ls->n].value = xstrdup(value);
-    ls->n++;
-}
-
-static void lset_free(lset *ls)
-{
-    for (size_t i = 0; i < ls->n; i++) {
-        free((char *)ls->l[i].name);
-        free((char *)ls->l[i].value);
-    }
-    free(ls->l);
-    ls->l = NULL;
-    ls->n = 0;
-}
-
-/* Parses `name{a="b", ...}`; returns the rest of the line or NULL. */
-static const char *parse_labels(const char *s, lset *ls)
-{
-    const char *p = s;
-    int found = 0;
-    if (is_ident_start(*p)) {
-        const char *b = p;
-        while (is_ident(*p))
-            p++;
-        char *name = strndup(b, (size_t)(p - b));
-        lset_add(ls, RW_METRIC_NAME, name);
-        free(name);
-        found = 1;
-    }
-    if (*p == '{') {
-        found = 1;
-        p++;
-        for (;;) {
-            while (*p == ' ' || *p == '\t')
-                p++;
-            if (*p == '}') {
-                p++;
-                break;
-            }
-            char *tok;
-            int quoted = 0;
-            if (*p == '"' || *p == '\'' || *p == '`') {
-                tok = go_unquote(p, &p);
-                if (!tok)
-                    return NULL;
-                quoted = 1;
-            } else if (is_ident_start(*p)) {
-                const char *b = p;
-                while (is_ident(*p))
-                    p++;
-                tok = strndup(b, (size_t)(p - b));
-            } else {
-                return NULL;
-            }
-            while (*p == ' ' || *p == '\t')
-                p++;
-            if (*p == '=' && p[1] != '~' && p[1] != '=') {
-                p++;
-                while (*p == ' ' || *p == '\t')
-                    p++;
-                if (*p != '"' && *p != '\'' && *p != '`') {
-                    free(tok);
-                    return NULL;
-                }
-                char *v = go_unquote(p, &p);
-                if (!v) {
-                    free(tok);
-                    return NULL;
-                }
-                lset_add(ls, tok, v);
-                free(v);
-            } else if (quoted) {
-                lset_add(ls, RW_METRIC_NAME, tok);
-            } else {
-                free(tok);
-                return NULL;
-            }
-            free(tok);
-            while (*p == ' ' || *p == '\t')
-                p++;
-            if (*p == ',') {
-                p++;
-                continue;
-            }
-            if (*p == '}') {
-                p++;
-                break;
-            }
-            return NULL;
-        }
-    }
-    if (!found)
-        return NULL;
-    /* empty values are no labels; sort by name */
-    size_t m = 0;
-    for (size_t i = 0; i < ls->n; i++) {
-        if (!ls->l[i].value[0]) {
-            free((char *)ls->l[i].name);
-            free((char *)ls->l[i].value);
-            continue;
-        }
-        ls->l[m++] = ls->l[i];
-    }
-    ls->n = m;
-    rw_labels_sort(ls->l, ls->n);
-    return p;
-}
-
-static void vals_push(val **v, size_t *n, int kind, double x)
-{
-    *v = xrealloc(*v, (*n + 1) * sizeof **v);
-    (*v)[*n].kind = kind;
-    (*v)[*n].v = x;
-    (*n)++;
-}
-
-/* A number token of a series value: [+-]?(digits[.digits][e..]|inf|nan). */
-static const char *scan_num(const char *p, int signed_required, double *out)
-{
-    const char *b = p;
-    if (*p == '+' || *p == '-')
-        p++;
-    else if (signed_required)
-        return NULL;
-    if (!strncasecmp(p, "inf", 3) || !strncasecmp(p, "nan", 3)) {
-        p += 3;
-    } else {
-        const char *d = p;
-        while (isdigit((unsigned char)*p) || *p == '_' || *p == '.')
-            p++;
-        if (p == d)
-            return NULL;
-        if ((*p == 'e' || *p == 'E') &&
-            (isdigit((unsigned char)p[1]) ||
-             ((p[1] == '+' || p[1] == '-') && isdigit((unsigned char)p[2])))) {
-            p += 2;
-            while (isdigit((unsigned char)*p))
-                p++;
-        }
-    }
-    char tmp[128];
-    size_t n = (size_t)(p - b);
-    if (n >= sizeof tmp)
-        return NULL;
-    memcpy(tmp, b, n);
-    tmp[n] = '\0';
-    if (parse_number(tmp, out) < 0)
-        return NULL;
-    return p;
-}
-
-static int parse_values(const char *s, val **v, size_t *nv)
-{
-    const char *p = s;
-    for (;;) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (!*p)
-            return 0;
-        if (p[0] == '{' && p[1] == '{') {
-            const char *e = strstr(p, "}}");
-            if (!e)
-                return -1;
-            p = e + 2;
-            if ((*p == '+' || *p == '-') && p[1] == '{' && p[2] == '{') {
-                e = strstr(p + 1, "}}");
-                if (!e)
-                    return -1;
-                p = e + 2;
-            }
-            if (*p == 'x' && isdigit((unsigned char)p[1])) {
-                long cnt = strtol(p + 1, (char **)&p, 10);
-                for (long i = 0; i <= cnt; i++)
-                    vals_push(v, nv, VAL_HIST, 0);
-            } else {
-                vals_push(v, nv, VAL_HIST, 0);
-            }
-            continue;
-        }
-        const char *e = p;
-        while (*e && *e != ' ' && *e != '\t')
-            e++;
-        char tok[256];
-        size_t tl = (size_t)(e - p);
-        if (tl >= sizeof tok)
-            return -1;
-        memcpy(tok, p, tl);
-        tok[tl] = '\0';
-        p = e;
-        if (tok[0] == '_') {
-            long cnt = 1;
-            if (tok[1] == 'x')
-                cnt = strtol(tok + 2, NULL, 10);
-            else if (tok[1])
-                return -1;
-            for (long i = 0; i < cnt; i++)
-                vals_push(v, nv, VAL_NONE, 0);
-            continue;
-        }
-        if (!strcmp(tok, "stale")) {
-            vals_push(v, nv, VAL_STALE, 0);
-            continue;
-        }
-        double a, b = 0;
-        const char *q = scan_num(tok, 0, &a);
-        if (!q)
-            return -1;
-        if (!*q) {
-            vals_push(v, nv, VAL_FLOAT, a);
-            continue;
-        }
-        if (*q == '+' || *q == '-') {
-            q = scan_num(q, 1, &b);
-            if (!q)
-                return -1;
-        }
-        if (*q != 'x' || !isdigit((unsigned char)q[1]))
-            return -1;
-        char *end;
-        long cnt = strtol(q + 1, &end, 10);
-        if (*end)
-            return -1;
-        double x = a;
-        for (long i = 0; i <= cnt; i++) {
-            vals_push(v, nv, VAL_FLOAT, x);
-            x += b;
-        }
-    }
-}
-
-/* ---- the script model ---- */
-
-typedef struct expect_msg {
-    int is_regex;
-    char *text;
-} expect_msg;
-
-enum { EX_ORDERED, EX_FAIL, EX_WARN, EX_NO_WARN, EX_INFO, EX_NO_INFO, EX__N };
-
-typedef struct eval_cmd {
-    int line;
-    char *expr;
-    int is_range;
-    int64_t start, end, step, at;
-    int fail, warn, ordered, info;
-    char *fail_msg, *fail_re;
-    expect_msg *ex[EX__N];
-    size_t nex[EX__N];
-    int expect_scalar;
-    double scalar;
-    int has_string;
-    char *string;
-    series_desc *expected;
-    size_t nexpected;
-    int range_vector, exclude_from_range, uses_hist;
-} eval_cmd;
-
-typedef struct load_cmd {
-    int64_t interval;
-    int with_nhcb;
-    series_desc *series;
-    size_t nseries;
-} load_cmd;
-
-enum { CMD_LOAD, CMD_CLEAR, CMD_EVAL };
-
-typedef struct cmd {
-    int kind;
-    int line;
-    load_cmd load;
-    eval_cmd eval;
-} cmd;
-
-static int is_ordered(const eval_cmd *e) { return e->ordered || e->nex[EX_ORDERED]; }
-static int is_fail(const eval_cmd *e) { return e->fail || e->nex[EX_FAIL]; }
 
 /* ---- regex helpers (PCRE2; Go's RE2 syntax is close enough here) ---- */
 
@@ -579,305 +54,6 @@ static int re_search(const char *re, const char *s)
     pcre2_match_data_free(md);
     pcre2_code_free(c);
     return r >= 0;
-}
-
-/* ---- parsing a file ---- */
-
-static int parse_eval_header(char *line, eval_cmd *e)
-{
-    char *p = line + 4;
-    if (*p == '_') {
-        p++;
-        if (!strncmp(p, "fail", 4)) { e->fail = 1; p += 4; }
-        else if (!strncmp(p, "warn", 4)) { e->warn = 1; p += 4; }
-        else if (!strncmp(p, "ordered", 7)) { e->ordered = 1; p += 7; }
-        else if (!strncmp(p, "info", 4)) { e->info = 1; p += 4; }
-        else return -1;
-    }
-    if (*p != ' ' && *p != '\t')
-        return -1;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    char *tok = p;
-    while (*p && *p != ' ' && *p != '\t')
-        p++;
-    if (*p)
-        *p++ = '\0';
-    while (*p == ' ' || *p == '\t')
-        p++;
-    if (!strcmp(tok, "instant")) {
-        if (!strncmp(p, "at ", 3) || !strncmp(p, "at\t", 3)) {
-            p += 3;
-            while (*p == ' ' || *p == '\t')
-                p++;
-            char *d = p;
-            while (*p && *p != ' ' && *p != '\t')
-                p++;
-            if (*p)
-                *p++ = '\0';
-            if (parse_duration(d, &e->at) < 0)
-                return -1;
-        }
-        e->start = e->end = e->at;
-        e->expr = xstrdup(trim(p));
-        return 0;
-    }
-    if (strcmp(tok, "range") || e->ordered)
-        return -1;
-    e->is_range = 1;
-    char *words[6];
-    for (int i = 0; i < 6; i++) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        words[i] = p;
-        while (*p && *p != ' ' && *p != '\t')
-            p++;
-        if (*p)
-            *p++ = '\0';
-    }
-    if (strcmp(words[0], "from") || strcmp(words[2], "to") || strcmp(words[4], "step"))
-        return -1;
-    if (parse_duration(words[1], &e->start) < 0 || parse_duration(words[3], &e->end) < 0 ||
-        parse_duration(words[5], &e->step) < 0)
-        return -1;
-    e->expr = xstrdup(trim(p));
-    return 0;
-}
-
-static void add_expect(eval_cmd *e, int kind, int is_regex, const char *text)
-{
-    e->ex[kind] = xrealloc(e->ex[kind], (e->nex[kind] + 1) * sizeof(expect_msg));
-    e->ex[kind][e->nex[kind]].is_regex = is_regex;
-    e->ex[kind][e->nex[kind]].text = xstrdup(text);
-    e->nex[kind]++;
-}
-
-static int parse_expect(eval_cmd *e, char *d)
-{
-    static const char *const kinds[] = {"ordered", "fail", "warn", "no_warn", "info", "no_info"};
-    char *p = d + 6;
-    while (*p == ' ')
-        p++;
-    for (int k = 0; k < EX__N; k++) {
-        size_t l = strlen(kinds[k]);
-        if (strncmp(p, kinds[k], l) || (p[l] && p[l] != ' ' && p[l] != '\t'))
-            continue;
-        p += l;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (!*p) {
-            add_expect(e, k, 1, "");
-            return 0;
-        }
-        if (!strncmp(p, "msg:", 4)) {
-            add_expect(e, k, 0, trim(p + 4));
-            return 0;
-        }
-        if (!strncmp(p, "regex:", 6)) {
-            add_expect(e, k, 1, trim(p + 6));
-            return 0;
-        }
-        return -1;
-    }
-    return -1;
-}
-
-static int parse_file(const char *path, cmd **out, size_t *nout)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    char **lines = NULL;
-    size_t nl = 0;
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t r;
-    while ((r = getline(&buf, &cap, f)) >= 0) {
-        if (r && buf[r - 1] == '\n')
-            buf[r - 1] = '\0';
-        char *t = trim(buf);
-        if (t[0] == '#')
-            t[0] = '\0';
-        lines = xrealloc(lines, (nl + 1) * sizeof *lines);
-        lines[nl++] = xstrdup(t);
-    }
-    free(buf);
-    fclose(f);
-    cmd *cmds = NULL;
-    size_t nc = 0;
-    int rc = 0;
-    for (size_t i = 0; i < nl && rc == 0; i++) {
-        char *l = lines[i];
-        if (!*l)
-            continue;
-        cmds = xrealloc(cmds, (nc + 1) * sizeof *cmds);
-        cmd *c = &cmds[nc++];
-        memset(c, 0, sizeof *c);
-        c->line = (int)i + 1;
-        if (!strncasecmp(l, "clear", 5)) {
-            c->kind = CMD_CLEAR;
-        } else if (!strncmp(l, "load", 4)) {
-            c->kind = CMD_LOAD;
-            char *p = l + 4;
-            if (!strncmp(p, "_with_nhcb", 10)) {
-                c->load.with_nhcb = 1;
-                p += 10;
-            }
-            if (parse_duration(trim(p), &c->load.interval) < 0) {
-                fprintf(stderr, "%s:%zu: bad load interval\n", path, i + 1);
-                rc = -1;
-                break;
-            }
-            while (i + 1 < nl && lines[i + 1][0]) {
-                i++;
-                char *d = lines[i];
-                char *sp = strpbrk(d, " \t");
-                if (sp && sp - d > 3 && !strncmp(sp - 3, "@st", 3))
-                    continue; /* start timestamps: not supported, ignored */
-                series_desc sd = {0};
-                const char *rest = parse_labels(d, &sd.labels);
-                if (!rest || parse_values(rest, &sd.vals, &sd.nvals) < 0) {
-                    fprintf(stderr, "%s:%zu: bad series line\n", path, i + 1);
-                    rc = -1;
-                    break;
-                }
-                /* a later line for the same series replaces the earlier one */
-                int replaced = 0;
-                for (size_t k = 0; k < c->load.nseries; k++)
-                    if (rw_labels_equal(c->load.series[k].labels.l, c->load.series[k].labels.n,
-                                        sd.labels.l, sd.labels.n)) {
-                        lset_free(&c->load.series[k].labels);
-                        free(c->load.series[k].vals);
-                        c->load.series[k] = sd;
-                        replaced = 1;
-                    }
-                if (!replaced) {
-                    c->load.series = xrealloc(c->load.series, (c->load.nseries + 1) * sizeof sd);
-                    c->load.series[c->load.nseries++] = sd;
-                }
-            }
-        } else if (!strncmp(l, "eval", 4)) {
-            c->kind = CMD_EVAL;
-            eval_cmd *e = &c->eval;
-            e->line = (int)i + 1;
-            char *hdr = xstrdup(l);
-            if (parse_eval_header(hdr, e) < 0) {
-                fprintf(stderr, "%s:%zu: bad eval line\n", path, i + 1);
-                free(hdr);
-                rc = -1;
-                break;
-            }
-            free(hdr);
-            if (strstr(e->expr, "{{"))
-                e->uses_hist = 1;
-            while (i + 1 < nl && lines[i + 1][0]) {
-                i++;
-                char *d = lines[i];
-                if (e->fail && !strncmp(d, "expected_fail_message", 21)) {
-                    e->fail_msg = xstrdup(trim(d + 21));
-                    break;
-                }
-                if (e->fail && !strncmp(d, "expected_fail_regexp", 20)) {
-                    e->fail_re = xstrdup(trim(d + 20));
-                    break;
-                }
-                if (!strncmp(d, "expect range vector", 19)) {
-                    char *w[6];
-                    char *p = d + 19;
-                    for (int k = 0; k < 6; k++) {
-                        while (*p == ' ' || *p == '\t')
-                            p++;
-                        w[k] = p;
-                        while (*p && *p != ' ' && *p != '\t')
-                            p++;
-                        if (*p)
-                            *p++ = '\0';
-                    }
-                    if (parse_duration(w[1], &e->start) < 0 || parse_duration(w[3], &e->end) < 0 ||
-                        parse_duration(w[5], &e->step) < 0) {
-                        rc = -1;
-                        break;
-                    }
-                    e->at = e->end;
-                    e->range_vector = 1;
-                    e->exclude_from_range = 1;
-                    continue;
-                }
-                if (!strncmp(d, "expect string", 13)) {
-                    const char *p = trim(d + 13), *end;
-                    e->string = go_unquote(p, &end);
-                    e->has_string = 1;
-                    e->exclude_from_range = 1;
-                    continue;
-                }
-                if (!strncmp(d, "expect ", 7) || !strcmp(d, "expect")) {
-                    if (parse_expect(e, d) < 0) {
-                        fprintf(stderr, "%s:%zu: bad expect line\n", path, i + 1);
-                        rc = -1;
-                        break;
-                    }
-                    continue;
-                }
-                double num;
-                if (parse_number(d, &num) == 0) {
-                    e->expect_scalar = 1;
-                    e->scalar = num;
-                    break;
-                }
-                if (strstr(d, "{{"))
-                    e->uses_hist = 1;
-                series_desc sd = {0};
-                const char *rest = parse_labels(d, &sd.labels);
-                if (!rest || parse_values(rest, &sd.vals, &sd.nvals) < 0) {
-                    fprintf(stderr, "%s:%zu: bad expected series\n", path, i + 1);
-                    rc = -1;
-                    break;
-                }
-                e->expected = xrealloc(e->expected, (e->nexpected + 1) * sizeof sd);
-                e->expected[e->nexpected++] = sd;
-            }
-        } else {
-            fprintf(stderr, "%s:%zu: unknown command %s\n", path, i + 1, l);
-            rc = -1;
-        }
-    }
-    for (size_t i = 0; i < nl; i++)
-        free(lines[i]);
-    free(lines);
-    *out = cmds;
-    *nout = nc;
-    return rc;
-}
-
-static void free_series(series_desc *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        lset_free(&s[i].labels);
-        free(s[i].vals);
-    }
-    free(s);
-}
-
-static void free_cmds(cmd *c, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (c[i].kind == CMD_LOAD)
-            free_series(c[i].load.series, c[i].load.nseries);
-        if (c[i].kind == CMD_EVAL) {
-            eval_cmd *e = &c[i].eval;
-            free(e->expr);
-            free(e->fail_msg);
-            free(e->fail_re);
-            free(e->string);
-            for (int k = 0; k < EX__N; k++) {
-                for (size_t j = 0; j < e->nex[k]; j++)
-                    free(e->ex[k][j].text);
-                free(e->ex[k]);
-            }
-            free_series(e->expected, e->nexpected);
-        }
-    }
-    free(c);
 }
 
 /* ---- comparison ---- */
@@ -915,7 +91,7 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
             return;
         }
         b->cap = (b->cap + (size_t)w + 64) * 2;
-        b->p = xrealloc(b->p, b->cap);
+        b->p = pt_xrealloc(b->p, b->cap);
         if (b->n == 0)
             b->p[0] = '\0';
     }
@@ -979,9 +155,9 @@ static void summarize(sbuf *b, const rw_result *r)
         sb_printf(b, " [info: %s]", r->infos[i]);
 }
 
-static void expected_text(sbuf *b, const eval_cmd *e)
+static void expected_text(sbuf *b, const pt_eval *e)
 {
-    if (is_fail(e))
+    if (pt_is_fail(e))
         sb_printf(b, "<error>%s%s", e->fail_msg ? " " : "", e->fail_msg ? e->fail_msg : "");
     else if (e->expect_scalar) {
         sb_printf(b, "scalar ");
@@ -994,13 +170,13 @@ static void expected_text(sbuf *b, const eval_cmd *e)
         sb_printf(b, " ");
         sb_labels(b, e->expected[i].labels.l, e->expected[i].labels.n);
         for (size_t k = 0; k < e->expected[i].nvals; k++) {
-            val v = e->expected[i].vals[k];
+            pt_val v = e->expected[i].vals[k];
             sb_printf(b, " ");
-            if (v.kind == VAL_NONE)
+            if (v.kind == PT_VAL_NONE)
                 sb_printf(b, "_");
-            else if (v.kind == VAL_STALE)
+            else if (v.kind == PT_VAL_STALE)
                 sb_printf(b, "stale");
-            else if (v.kind == VAL_HIST)
+            else if (v.kind == PT_VAL_HIST)
                 sb_printf(b, "{{hist}}");
             else
                 sb_val(b, v.v);
@@ -1009,7 +185,7 @@ static void expected_text(sbuf *b, const eval_cmd *e)
     }
 }
 
-static int find_expected(const eval_cmd *e, const rw_label *l, size_t n)
+static int find_expected(const pt_eval *e, const rw_label *l, size_t n)
 {
     for (size_t i = 0; i < e->nexpected; i++)
         if (rw_labels_equal(e->expected[i].labels.l, e->expected[i].labels.n, l, n))
@@ -1017,13 +193,13 @@ static int find_expected(const eval_cmd *e, const rw_label *l, size_t n)
     return -1;
 }
 
-static double val_f(val v)
+static double val_f(pt_val v)
 {
-    return v.kind == VAL_STALE ? NAN : v.v;
+    return v.kind == PT_VAL_STALE ? NAN : v.v;
 }
 
 /* Returns NULL when the result matches, else a message in *msg. */
-static int compare_vector(const eval_cmd *e, const rw_result_series *s, size_t n, int ordered,
+static int compare_vector(const pt_eval *e, const rw_result_series *s, size_t n, int ordered,
                           sbuf *msg)
 {
     if (e->expect_scalar) {
@@ -1074,9 +250,9 @@ static int compare_vector(const eval_cmd *e, const rw_result_series *s, size_t n
     return ok;
 }
 
-static int compare_matrix(const eval_cmd *e, const rw_result *r, sbuf *msg)
+static int compare_matrix(const pt_eval *e, const rw_result *r, sbuf *msg)
 {
-    if (is_ordered(e)) {
+    if (pt_is_ordered(e)) {
         sb_printf(msg, "expected ordered result, but query returned a matrix");
         return 0;
     }
@@ -1109,7 +285,7 @@ static int compare_matrix(const eval_cmd *e, const rw_result *r, sbuf *msg)
             break;
         }
         seen[k] = 1;
-        const series_desc *ex = &e->expected[k];
+        const pt_series *ex = &e->expected[k];
         size_t nexp = 0;
         for (size_t i = 0; i < ex->nvals; i++) {
             int64_t ts = e->start + (int64_t)i * e->step;
@@ -1119,12 +295,12 @@ static int compare_matrix(const eval_cmd *e, const rw_result *r, sbuf *msg)
                 ok = 0;
                 break;
             }
-            if (ex->vals[i].kind == VAL_HIST) {
+            if (ex->vals[i].kind == PT_VAL_HIST) {
                 sb_printf(msg, "expected histogram points");
                 ok = 0;
                 break;
             }
-            if (ex->vals[i].kind != VAL_NONE)
+            if (ex->vals[i].kind != PT_VAL_NONE)
                 nexp++;
         }
         if (!ok)
@@ -1138,7 +314,7 @@ static int compare_matrix(const eval_cmd *e, const rw_result *r, sbuf *msg)
         }
         size_t j = 0;
         for (size_t i = 0; i < ex->nvals && ok; i++) {
-            if (ex->vals[i].kind == VAL_NONE)
+            if (ex->vals[i].kind == PT_VAL_NONE)
                 continue;
             int64_t ts = e->start + (int64_t)i * e->step;
             if (rs->points[j].t != ts) {
@@ -1169,13 +345,13 @@ static int compare_matrix(const eval_cmd *e, const rw_result *r, sbuf *msg)
     return ok;
 }
 
-static int compare_result(const eval_cmd *e, const rw_result *r, sbuf *msg)
+static int compare_result(const pt_eval *e, const rw_result *r, sbuf *msg)
 {
     switch (r->type) {
     case RW_VAL_MATRIX:
         return compare_matrix(e, r, msg);
     case RW_VAL_VECTOR:
-        return compare_vector(e, r->series, r->nseries, is_ordered(e), msg);
+        return compare_vector(e, r->series, r->nseries, pt_is_ordered(e), msg);
     case RW_VAL_SCALAR:
         if (!e->expect_scalar) {
             sb_printf(msg, "expected vector or matrix result, but got scalar");
@@ -1202,12 +378,12 @@ static int compare_result(const eval_cmd *e, const rw_result *r, sbuf *msg)
     }
 }
 
-static int msg_match(const expect_msg *m, const char *s)
+static int msg_match(const pt_expect *m, const char *s)
 {
     return m->is_regex ? re_search(m->text, s) : !strcmp(m->text, s);
 }
 
-static int check_annos(const eval_cmd *e, const rw_result *r, sbuf *msg)
+static int check_annos(const pt_eval *e, const rw_result *r, sbuf *msg)
 {
     if (e->warn && !r->nwarnings) {
         sb_printf(msg, "expected warnings but got none");
@@ -1218,7 +394,7 @@ static int check_annos(const eval_cmd *e, const rw_result *r, sbuf *msg)
         return 0;
     }
     for (int t = 0; t < 2; t++) {
-        int kind = t ? EX_INFO : EX_WARN;
+        int kind = t ? PT_EX_INFO : PT_EX_WARN;
         const char **act = t ? r->infos : r->warnings;
         size_t nact = t ? r->ninfos : r->nwarnings;
         if (!e->nex[kind])
@@ -1247,18 +423,18 @@ static int check_annos(const eval_cmd *e, const rw_result *r, sbuf *msg)
             }
         }
     }
-    if (e->nex[EX_NO_WARN] && r->nwarnings) {
+    if (e->nex[PT_EX_NO_WARN] && r->nwarnings) {
         sb_printf(msg, "unexpected warning annotations: %s", r->warnings[0]);
         return 0;
     }
-    if (e->nex[EX_NO_INFO] && r->ninfos) {
+    if (e->nex[PT_EX_NO_INFO] && r->ninfos) {
         sb_printf(msg, "unexpected info annotations: %s", r->infos[0]);
         return 0;
     }
     return 1;
 }
 
-static int check_failure(const eval_cmd *e, const char *m, sbuf *msg)
+static int check_failure(const pt_eval *e, const char *m, sbuf *msg)
 {
     if (e->fail_msg && strcmp(e->fail_msg, m)) {
         sb_printf(msg, "expected error '%s' but got: %s", e->fail_msg, m);
@@ -1268,8 +444,8 @@ static int check_failure(const eval_cmd *e, const char *m, sbuf *msg)
         sb_printf(msg, "expected error matching '%s' but got: %s", e->fail_re, m);
         return 0;
     }
-    if (e->nex[EX_FAIL] && !msg_match(&e->ex[EX_FAIL][0], m)) {
-        sb_printf(msg, "expected error matching '%s' but got: %s", e->ex[EX_FAIL][0].text, m);
+    if (e->nex[PT_EX_FAIL] && !msg_match(&e->ex[PT_EX_FAIL][0], m)) {
+        sb_printf(msg, "expected error matching '%s' but got: %s", e->ex[PT_EX_FAIL][0].text, m);
         return 0;
     }
     return 1;
@@ -1369,18 +545,18 @@ static int store_open(runner *r)
 
 static void add_hist_name(runner *r, const char *n)
 {
-    r->hist_names = xrealloc(r->hist_names, (r->nhist + 1) * sizeof(char *));
-    r->hist_names[r->nhist++] = xstrdup(n);
+    r->hist_names = pt_xrealloc(r->hist_names, (r->nhist + 1) * sizeof(char *));
+    r->hist_names[r->nhist++] = pt_xstrdup(n);
 }
 
-static int do_load(runner *r, const load_cmd *l, const char *file, int line)
+static int do_load(runner *r, const pt_load *l, const char *file, int line)
 {
     for (size_t i = 0; i < l->nseries; i++) {
-        const series_desc *sd = &l->series[i];
+        const pt_series *sd = &l->series[i];
         const char *name = rw_labels_get(sd->labels.l, sd->labels.n, RW_METRIC_NAME);
         int hist = 0;
         for (size_t k = 0; k < sd->nvals; k++)
-            hist |= sd->vals[k].kind == VAL_HIST;
+            hist |= sd->vals[k].kind == PT_VAL_HIST;
         if (hist) {
             add_hist_name(r, name ? name : "");
             r->seg_has_hist = 1;
@@ -1400,10 +576,10 @@ static int do_load(runner *r, const load_cmd *l, const char *file, int line)
         rw_sample *smp = malloc((sd->nvals + 1) * sizeof *smp);
         size_t n = 0;
         for (size_t k = 0; k < sd->nvals; k++) {
-            if (sd->vals[k].kind == VAL_NONE || sd->vals[k].kind == VAL_HIST)
+            if (sd->vals[k].kind == PT_VAL_NONE || sd->vals[k].kind == PT_VAL_HIST)
                 continue;
             smp[n].t = (int64_t)k * l->interval;
-            smp[n].v = sd->vals[k].kind == VAL_STALE ? rw_stale_nan() : sd->vals[k].v;
+            smp[n].v = sd->vals[k].kind == PT_VAL_STALE ? rw_stale_nan() : sd->vals[k].v;
             n++;
         }
         if (n) {
@@ -1427,7 +603,7 @@ static int do_load(runner *r, const load_cmd *l, const char *file, int line)
     return 0;
 }
 
-static const char *skip_reason(runner *r, const eval_cmd *e)
+static const char *skip_reason(runner *r, const pt_eval *e)
 {
     if (e->uses_hist)
         return "native histograms";
@@ -1450,11 +626,11 @@ static const char *skip_reason(runner *r, const eval_cmd *e)
             prev = ' ';
             continue;
         }
-        if (*p == '{' && !is_ident(prev))
+        if (*p == '{' && !pt_is_ident(prev))
             unnamed = 1;
-        if (is_ident_start(*p) && !is_ident(prev)) {
+        if (pt_is_ident_start(*p) && !pt_is_ident(prev)) {
             const char *b = p;
-            while (is_ident(*p))
+            while (pt_is_ident(*p))
                 p++;
             size_t n = (size_t)(p - b);
             for (size_t i = 0; i < r->nhist; i++)
@@ -1484,7 +660,7 @@ static int is_known(runner *r, const char *file, int line, known **k)
 }
 
 /* Runs one eval; returns 1 pass, 0 fail; msg/got filled on failure. */
-static int run_eval(runner *r, const eval_cmd *e, sbuf *msg, sbuf *got)
+static int run_eval(runner *r, const pt_eval *e, sbuf *msg, sbuf *got)
 {
     rw_arena *a = rw_arena_new(0, 0);
     rw_result res;
@@ -1498,7 +674,7 @@ static int run_eval(runner *r, const eval_cmd *e, sbuf *msg, sbuf *got)
     int ok;
     if (rc != RW_OK) {
         sb_printf(got, "error (%s): %s", rw_rc_name(rc), err.msg);
-        if (is_fail(e))
+        if (pt_is_fail(e))
             ok = check_failure(e, err.msg, msg);
         else {
             sb_printf(msg, "query failed");
@@ -1508,14 +684,14 @@ static int run_eval(runner *r, const eval_cmd *e, sbuf *msg, sbuf *got)
         return ok;
     }
     summarize(got, &res);
-    if (is_fail(e)) {
+    if (pt_is_fail(e)) {
         sb_printf(msg, "expected the query to fail, but it succeeded");
         rw_arena_free(a);
         return 0;
     }
     ok = check_annos(e, &res, msg) && compare_result(e, &res, msg);
     int qctx = re_search("(start|end|range|step)\\(\\)", e->expr);
-    if (ok && r->range_check && !e->is_range && !e->exclude_from_range && !is_ordered(e) && !qctx) {
+    if (ok && r->range_check && !e->is_range && !e->exclude_from_range && !pt_is_ordered(e) && !qctx) {
         rw_result rr;
         rw_err_init(&err);
         rc = rw_engine_range(r->eng, e->expr, e->at - 60000, e->at + 60000, 60000, 0, a, &rr, &err);
@@ -1561,34 +737,34 @@ static int run_eval(runner *r, const eval_cmd *e, sbuf *msg, sbuf *got)
 
 static void run_file(runner *r, const char *path)
 {
-    cmd *cmds;
+    pt_cmd *cmds;
     size_t nc;
     int fp = 0, ff = 0, fs = 0, fx = 0;
-    if (parse_file(path, &cmds, &nc) < 0) {
+    if (pt_parse_file(path, &cmds, &nc) < 0) {
         printf("%s: cannot parse the file\n", path);
         r->fail++;
-        free_cmds(cmds, nc);
+        pt_free_cmds(cmds, nc);
         return;
     }
     if (store_open(r) < 0) {
         printf("%s: cannot open a store\n", path);
         r->fail++;
-        free_cmds(cmds, nc);
+        pt_free_cmds(cmds, nc);
         return;
     }
     for (size_t i = 0; i < nc; i++) {
-        cmd *c = &cmds[i];
-        if (c->kind == CMD_CLEAR) {
+        pt_cmd *c = &cmds[i];
+        if (c->kind == PT_CMD_CLEAR) {
             store_close(r);
             if (store_open(r) < 0)
                 break;
             continue;
         }
-        if (c->kind == CMD_LOAD) {
+        if (c->kind == PT_CMD_LOAD) {
             do_load(r, &c->load, path, c->line);
             continue;
         }
-        eval_cmd *e = &c->eval;
+        pt_eval *e = &c->eval;
         if (r->filter && !re_search(r->filter, e->expr))
             continue;
         const char *why = skip_reason(r, e);
@@ -1634,7 +810,7 @@ static void run_file(runner *r, const char *path)
     r->fail += ff;
     r->skip += fs;
     r->xfail += fx;
-    free_cmds(cmds, nc);
+    pt_free_cmds(cmds, nc);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -1663,7 +839,7 @@ static void run_path(runner *r, const char *path)
     while ((de = readdir(d))) {
         size_t l = strlen(de->d_name);
         if (l > 5 && !strcmp(de->d_name + l - 5, ".test")) {
-            names = xrealloc(names, (n + 1) * sizeof *names);
+            names = pt_xrealloc(names, (n + 1) * sizeof *names);
             if (asprintf(&names[n++], "%s/%s", path, de->d_name) < 0)
                 abort();
         }
@@ -1685,16 +861,16 @@ static void load_known(runner *r, const char *path)
     char *line = NULL;
     size_t cap = 0;
     while (getline(&line, &cap, f) >= 0) {
-        char *t = trim(line);
+        char *t = pt_trim(line);
         size_t n = strlen(t);
         if (n && t[n - 1] == '\n')
             t[--n] = '\0';
         if (!*t || *t == '#')
             continue;
         char *sp = strpbrk(t, " \t");
-        r->known = xrealloc(r->known, (r->nknown + 1) * sizeof *r->known);
-        r->known[r->nknown].key = sp ? strndup(t, (size_t)(sp - t)) : xstrdup(t);
-        r->known[r->nknown].reason = xstrdup(sp ? trim(sp) : "");
+        r->known = pt_xrealloc(r->known, (r->nknown + 1) * sizeof *r->known);
+        r->known[r->nknown].key = sp ? strndup(t, (size_t)(sp - t)) : pt_xstrdup(t);
+        r->known[r->nknown].reason = pt_xstrdup(sp ? pt_trim(sp) : "");
         r->known[r->nknown].hit = 0;
         r->nknown++;
     }
