@@ -22,4 +22,4 @@ mkdir -p "$out"
 cd "$bench"
 ./bench.py run --preset "$preset" --rounds "$rounds" --systems vm,prom \
   --system rwgate="$root/build/rwgate --listen 127.0.0.1:{port} --data {data}" \
-  --out "$out/$preset" "$@"
+  --workdir /tmp/rwbench-rwgate --out "$out/$preset" "$@"
