@@ -267,6 +267,27 @@ rw_rc rw_eval_merge_same_labels(rw_eval_ctx *ctx, rw_eval_value *v)
     return RW_OK;
 }
 
+void rw_eval_drop_empty(const rw_eval_ctx *ctx, rw_eval_value *v)
+{
+    size_t k = 0;
+    for (size_t s = 0; s < v->nseries; s++) {
+        int any = 0;
+        for (size_t i = 0; i < ctx->nsteps && !any; i++)
+            any = v->series[s].ok[i];
+        if (any)
+            v->series[k++] = v->series[s];
+    }
+    v->nseries = k;
+}
+
+rw_rc rw_eval_scalar_new(rw_eval_ctx *ctx, rw_eval_value *out)
+{
+    memset(out, 0, sizeof *out);
+    out->type = RW_VAL_SCALAR;
+    out->scalar = rw_arena_alloc(ctx->q->a, ctx->nsteps * sizeof(double));
+    return out->scalar ? RW_OK : rw_eval_nomem(ctx);
+}
+
 /* ---- label sets ---- */
 
 rw_label *rw_lbl_copy(rw_arena *a, const rw_label *l, size_t n)
@@ -404,7 +425,8 @@ static int shortest_digits(double f, char *dig, int *exp10)
     return 0;
 }
 
-void rw_fmt_go_g(char *buf, size_t cap, double f)
+/* Go strconv.FormatFloat(f, fmt, -1, 64) for fmt 'g' or 'f'. */
+static void fmt_go(char *buf, size_t cap, double f, char fmt)
 {
     if (isnan(f)) {
         snprintf(buf, cap, "NaN");
@@ -421,7 +443,7 @@ void rw_fmt_go_g(char *buf, size_t cap, double f)
     char dig[40];
     int e;
     int nd = shortest_digits(f, dig, &e);
-    if (e < -4 || e >= 6) { /* Go: shortest precision decides with 6 */
+    if (fmt == 'g' && (e < -4 || e >= 6)) { /* Go: shortest precision decides with 6 */
         snprintf(buf, cap, "%.*e", nd - 1, f);
         return;
     }
@@ -429,25 +451,14 @@ void rw_fmt_go_g(char *buf, size_t cap, double f)
     snprintf(buf, cap, "%.*f", prec > 0 ? prec : 0, f);
 }
 
+void rw_fmt_go_g(char *buf, size_t cap, double f)
+{
+    fmt_go(buf, cap, f, 'g');
+}
+
 void rw_fmt_go_f(char *buf, size_t cap, double f)
 {
-    if (isnan(f)) {
-        snprintf(buf, cap, "NaN");
-        return;
-    }
-    if (isinf(f)) {
-        snprintf(buf, cap, f > 0 ? "+Inf" : "-Inf");
-        return;
-    }
-    if (f == 0) {
-        snprintf(buf, cap, signbit(f) ? "-0" : "0");
-        return;
-    }
-    char dig[40];
-    int e;
-    int nd = shortest_digits(f, dig, &e);
-    int prec = nd - 1 - e;
-    snprintf(buf, cap, "%.*f", prec > 0 ? prec : 0, f);
+    fmt_go(buf, cap, f, 'f');
 }
 
 char *rw_go_quote(rw_arena *a, const char *s)
