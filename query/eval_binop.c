@@ -243,15 +243,8 @@ static rw_rc set_op(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *l, rw_eva
                     out->series[l->nseries + s].ok[i] = 1;
     }
     /* drop series left without values */
-    size_t m = 0;
-    for (size_t s = 0; s < cap; s++) {
-        int any = 0;
-        for (size_t i = 0; i < ctx->nsteps && !any; i++)
-            any = out->series[s].ok[i];
-        if (any)
-            out->series[m++] = out->series[s];
-    }
-    out->nseries = m;
+    out->nseries = cap;
+    rw_eval_drop_empty(ctx, out);
     return RW_OK;
 }
 
@@ -420,15 +413,7 @@ static rw_rc vector_vector(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *lh
     }
     rw_vbuild_finish(&b, out);
     /* a series created for a filtered pairing may have no value at all */
-    size_t k = 0;
-    for (size_t s = 0; s < out->nseries; s++) {
-        int any = 0;
-        for (size_t i = 0; i < ctx->nsteps && !any; i++)
-            any = out->series[s].ok[i];
-        if (any)
-            out->series[k++] = out->series[s];
-    }
-    out->nseries = k;
+    rw_eval_drop_empty(ctx, out);
     return RW_OK;
 }
 

@@ -148,6 +148,11 @@ void rw_eval_info(rw_eval_ctx *ctx, int pos, const char *fmt, ...)
 /* A new empty vector series with arrays for the context's steps. */
 rw_eval_series *rw_series_new(rw_eval_ctx *ctx, rw_eval_series *s, const rw_label *l, size_t n,
                               int drop_name);
+/* Removes, in place and keeping the order, the series of a vector that have
+ * no value at any step (a pairing or group that produced nothing). */
+void rw_eval_drop_empty(const rw_eval_ctx *ctx, rw_eval_value *v);
+/* out becomes a scalar with an uninitialised value per step. */
+rw_rc rw_eval_scalar_new(rw_eval_ctx *ctx, rw_eval_value *out);
 
 /* Output builder: collects result series keyed by label set, so that the
  * same labels at two steps land in one series; the same labels twice at one
@@ -219,6 +224,12 @@ rw_rc rw_eval_aggregate(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *out);
 /* Merges series with identical label sets when they do not overlap in time
  * (label_replace/label_join and the final result), else RW_EXEC. */
 rw_rc rw_eval_merge_same_labels(rw_eval_ctx *ctx, rw_eval_value *v);
+
+/* absent() / absent_over_time(): out is empty when every step has a value
+ * (present[i]), else one series with the labels of arg's equality matchers
+ * and 1 at the steps without. */
+rw_rc rw_absent_vector(rw_eval_ctx *ctx, const rw_node *arg, const uint8_t *present,
+                       int drop_name, rw_eval_value *out);
 
 /* Natural ("human") string order as used by sort_by_label. */
 int rw_natural_cmp(const char *a, const char *b);

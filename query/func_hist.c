@@ -426,15 +426,7 @@ static rw_rc hist_fn(rw_eval_ctx *ctx, const rw_node *call, int mode, rw_eval_va
         rw_vbuild_finish(&qb_out, out);
     else
         rw_vbuild_finish(&b, out);
-    size_t k = 0;
-    for (size_t s = 0; s < out->nseries; s++) {
-        int any = 0;
-        for (size_t i = 0; i < ctx->nsteps && !any; i++)
-            any = out->series[s].ok[i];
-        if (any)
-            out->series[k++] = out->series[s];
-    }
-    out->nseries = k;
+    rw_eval_drop_empty(ctx, out);
     return RW_OK;
 }
 

@@ -13,8 +13,6 @@
 #include <string.h>
 #include "func_impl.h"
 
-size_t rw_absent_labels(rw_eval_ctx *ctx, const rw_node *arg, rw_label **out);
-
 static const char *str_arg(const rw_node *n)
 {
     n = rw_node_unparen(n);
@@ -231,31 +229,13 @@ RW_FN(rw_fn_absent)
     rw_rc rc = rw_eval(ctx, call->u.call.args[0], &in);
     if (rc != RW_OK)
         return rc;
-    memset(out, 0, sizeof *out);
-    out->type = RW_VAL_VECTOR;
     uint8_t *present = rw_arena_calloc(ctx->q->a, ctx->nsteps, 1);
     if (!present)
         return rw_eval_nomem(ctx);
     for (size_t s = 0; s < in.nseries; s++)
         for (size_t i = 0; i < ctx->nsteps; i++)
             present[i] |= in.series[s].ok[i];
-    int any = 0;
-    for (size_t i = 0; i < ctx->nsteps; i++)
-        any |= !present[i];
-    if (!any)
-        return RW_OK;
-    rw_label *l;
-    size_t nl = rw_absent_labels(ctx, call->u.call.args[0], &l);
-    out->series = rw_arena_alloc(ctx->q->a, sizeof *out->series);
-    if (!out->series || !rw_series_new(ctx, &out->series[0], l, nl, 0))
-        return rw_eval_nomem(ctx);
-    for (size_t i = 0; i < ctx->nsteps; i++)
-        if (!present[i]) {
-            out->series[0].ok[i] = 1;
-            out->series[0].v[i] = 1;
-        }
-    out->nseries = 1;
-    return RW_OK;
+    return rw_absent_vector(ctx, call->u.call.args[0], present, 0, out);
 }
 
 /* ---- sorting ---- */

@@ -176,17 +176,9 @@ RW_FN(rw_fn_round)
     return vec_map(ctx, &in, f_round, to, NULL, out);
 }
 
-static rw_rc scalar_out(rw_eval_ctx *ctx, rw_eval_value *out)
-{
-    memset(out, 0, sizeof *out);
-    out->type = RW_VAL_SCALAR;
-    out->scalar = rw_arena_alloc(ctx->q->a, ctx->nsteps * sizeof(double));
-    return out->scalar ? RW_OK : rw_eval_nomem(ctx);
-}
-
 RW_FN(rw_fn_pi)
 {
-    rw_rc rc = scalar_out(ctx, out);
+    rw_rc rc = rw_eval_scalar_new(ctx, out);
     if (rc != RW_OK)
         return rc;
     for (size_t i = 0; i < ctx->nsteps; i++)
@@ -200,7 +192,7 @@ RW_FN(rw_fn_minmax_of)
     rw_rc rc;
     if ((rc = rw_eval_scalar(ctx, call->u.call.args[0], &a)) != RW_OK ||
         (rc = rw_eval_scalar(ctx, call->u.call.args[1], &b)) != RW_OK ||
-        (rc = scalar_out(ctx, out)) != RW_OK)
+        (rc = rw_eval_scalar_new(ctx, out)) != RW_OK)
         return rc;
     int is_max = !strcmp(call->u.call.fn->name, "max_of");
     for (size_t i = 0; i < ctx->nsteps; i++)
@@ -229,7 +221,7 @@ RW_FN(rw_fn_scalar)
 {
     rw_eval_value in;
     rw_rc rc = rw_eval(ctx, call->u.call.args[0], &in);
-    if (rc != RW_OK || (rc = scalar_out(ctx, out)) != RW_OK)
+    if (rc != RW_OK || (rc = rw_eval_scalar_new(ctx, out)) != RW_OK)
         return rc;
     for (size_t i = 0; i < ctx->nsteps; i++) {
         int found = 0;

@@ -404,8 +404,7 @@ RW_FN(rw_fn_quantile_over_time) { return range_fn(ctx, call, out); }
 
 /* Labels absent()/absent_over_time() give their output: the equality
  * matchers of a plain selector argument (not __name__). */
-size_t rw_absent_labels(rw_eval_ctx *ctx, const rw_node *arg, rw_label **out);
-size_t rw_absent_labels(rw_eval_ctx *ctx, const rw_node *arg, rw_label **out)
+static size_t absent_labels(rw_eval_ctx *ctx, const rw_node *arg, rw_label **out)
 {
     rw_arena *a = ctx->q->a;
     arg = rw_node_unparen(arg);
@@ -457,6 +456,12 @@ RW_FN(rw_fn_absent_over_time)
             if (hi > lo)
                 present[i] = 1;
         }
+    return rw_absent_vector(ctx, marg, present, 1, out);
+}
+
+rw_rc rw_absent_vector(rw_eval_ctx *ctx, const rw_node *arg, const uint8_t *present,
+                       int drop_name, rw_eval_value *out)
+{
     memset(out, 0, sizeof *out);
     out->type = RW_VAL_VECTOR;
     int anyabsent = 0;
@@ -465,9 +470,9 @@ RW_FN(rw_fn_absent_over_time)
     if (!anyabsent)
         return RW_OK;
     rw_label *l;
-    size_t nl = rw_absent_labels(ctx, marg, &l);
+    size_t nl = absent_labels(ctx, arg, &l);
     out->series = rw_arena_alloc(ctx->q->a, sizeof *out->series);
-    if (!out->series || !rw_series_new(ctx, &out->series[0], l, nl, 1))
+    if (!out->series || !rw_series_new(ctx, &out->series[0], l, nl, drop_name))
         return rw_eval_nomem(ctx);
     for (size_t i = 0; i < ctx->nsteps; i++)
         if (!present[i]) {

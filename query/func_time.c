@@ -10,17 +10,30 @@
 #include <time.h>
 #include "func_impl.h"
 
-static rw_rc scalar_out(rw_eval_ctx *ctx, rw_eval_value *out)
+/* out: a vector with one series per series of in, the same labels (the
+ * metric name dropped) and the same steps present; the values are the
+ * caller's to fill. */
+static rw_rc same_series(rw_eval_ctx *ctx, const rw_eval_value *in, rw_eval_value *out)
 {
     memset(out, 0, sizeof *out);
-    out->type = RW_VAL_SCALAR;
-    out->scalar = rw_arena_alloc(ctx->q->a, ctx->nsteps * sizeof(double));
-    return out->scalar ? RW_OK : rw_eval_nomem(ctx);
+    out->type = RW_VAL_VECTOR;
+    out->series = rw_arena_alloc(ctx->q->a, (in->nseries ? in->nseries : 1) * sizeof *out->series);
+    if (!out->series)
+        return rw_eval_nomem(ctx);
+    for (size_t s = 0; s < in->nseries; s++) {
+        const rw_eval_series *is = &in->series[s];
+        rw_eval_series *o = &out->series[s];
+        if (!rw_series_new(ctx, o, is->labels, is->nlabels, 1))
+            return rw_eval_nomem(ctx);
+        memcpy(o->ok, is->ok, ctx->nsteps);
+    }
+    out->nseries = in->nseries;
+    return RW_OK;
 }
 
 RW_FN(rw_fn_time)
 {
-    rw_rc rc = scalar_out(ctx, out);
+    rw_rc rc = rw_eval_scalar_new(ctx, out);
     if (rc != RW_OK)
         return rc;
     for (size_t i = 0; i < ctx->nsteps; i++)
@@ -41,7 +54,7 @@ RW_FN(rw_fn_query_time)
         v = (double)(q->end - q->start) / 1000;
     else
         v = q->start == q->end ? 0 : (double)q->step / 1000;
-    rw_rc rc = scalar_out(ctx, out);
+    rw_rc rc = rw_eval_scalar_new(ctx, out);
     if (rc != RW_OK)
         return rc;
     for (size_t i = 0; i < ctx->nsteps; i++)
@@ -59,22 +72,14 @@ RW_FN(rw_fn_timestamp)
         rc = rw_eval_vector_selector(ctx, arg, 1, &in);
     else
         rc = rw_eval(ctx, arg, &in);
-    if (rc != RW_OK)
+    if (rc != RW_OK || (rc = same_series(ctx, &in, out)) != RW_OK)
         return rc;
-    memset(out, 0, sizeof *out);
-    out->type = RW_VAL_VECTOR;
-    out->series = rw_arena_alloc(ctx->q->a, (in.nseries ? in.nseries : 1) * sizeof *out->series);
-    if (!out->series)
-        return rw_eval_nomem(ctx);
     for (size_t s = 0; s < in.nseries; s++) {
-        rw_eval_series *is = &in.series[s], *o = &out->series[s];
-        if (!rw_series_new(ctx, o, is->labels, is->nlabels, 1))
-            return rw_eval_nomem(ctx);
-        memcpy(o->ok, is->ok, ctx->nsteps);
+        const rw_eval_series *is = &in.series[s];
+        rw_eval_series *o = &out->series[s];
         for (size_t i = 0; i < ctx->nsteps; i++)
             o->v[i] = (double)(sel && is->t ? is->t[i] : ctx->ts[i]) / 1000;
     }
-    out->nseries = in.nseries;
     return RW_OK;
 }
 
@@ -138,20 +143,14 @@ RW_FN(rw_fn_calendar)
     }
     rw_eval_value in;
     rw_rc rc = rw_eval(ctx, call->u.call.args[0], &in);
-    if (rc != RW_OK)
+    if (rc != RW_OK || (rc = same_series(ctx, &in, out)) != RW_OK)
         return rc;
-    out->series = rw_arena_alloc(ctx->q->a, (in.nseries ? in.nseries : 1) * sizeof *out->series);
-    if (!out->series)
-        return rw_eval_nomem(ctx);
     for (size_t s = 0; s < in.nseries; s++) {
-        rw_eval_series *is = &in.series[s], *o = &out->series[s];
-        if (!rw_series_new(ctx, o, is->labels, is->nlabels, 1))
-            return rw_eval_nomem(ctx);
-        memcpy(o->ok, is->ok, ctx->nsteps);
+        const rw_eval_series *is = &in.series[s];
+        rw_eval_series *o = &out->series[s];
         for (size_t i = 0; i < ctx->nsteps; i++)
             if (is->ok[i])
                 o->v[i] = calendar(name, is->v[i]);
     }
-    out->nseries = in.nseries;
     return RW_OK;
 }
