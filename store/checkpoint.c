@@ -68,14 +68,8 @@ rw_rc shard_checkpoint(rw_shard *sh, int final, rw_err *err)
     int64_t wal_rows = 0;
     if (rc == RW_OK)
         rc = db_begin(sh, &lerr);
-    for (size_t i = 0; rc == RW_OK && i < npc; i++) {
-        rc = db_chunk_insert(sh, pc[i].sid, pc[i].mint, pc[i].maxt, pc[i].data, pc[i].len,
-                             &pc[i].rowid, &lerr);
-        if (rc == RW_OK) {
-            sqlite3_bind_int64(sh->st_head_del, 1, pc[i].sid);
-            rc = db_step_done(sh, sh->st_head_del, "delete head", &lerr);
-        }
-    }
+    if (rc == RW_OK)
+        rc = db_put_pending_chunks(sh, pc, npc, NULL, &lerr);
     if (rc == RW_OK)
         rc = db_put_series_rows(sh, &labels, &nss, &lerr);
     for (size_t i = 0; rc == RW_OK && i < nhs; i++) {
@@ -92,19 +86,12 @@ rw_rc shard_checkpoint(rw_shard *sh, int final, rw_err *err)
         sqlite3_bind_int64(sh->st_meta_put, 2, next_id);
         rc = db_step_done(sh, sh->st_meta_put, "write meta", &lerr);
     }
-    if (rc == RW_OK)
-        rc = db_commit(sh, &lerr);
-    else
-        db_rollback(sh);
+    rc = db_end(sh, rc, &lerr);
     double secs = (double)(rw_mono_ns() - t0) / 1e9;
 
     pthread_mutex_lock(&sh->mu);
     if (rc == RW_OK) {
-        if (sh->committed_seq < target)
-            sh->committed_seq = target;
-        shard_chunks_committed(sh, pc, npc);
-        free(pc);
-        rw_buf_free(&taken);
+        shard_txn_committed(sh, target, pc, npc, &taken);
         sh->last_checkpoint_ms = rw_now_ms();
         rw_histogram_observe(st->m_ckpt_dur, secs);
     } else {

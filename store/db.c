@@ -72,6 +72,14 @@ void db_rollback(rw_shard *sh)
         sqlite3_exec(sh->wdb, "ROLLBACK", NULL, NULL, NULL);
 }
 
+rw_rc db_end(rw_shard *sh, rw_rc rc, rw_err *err)
+{
+    if (rc == RW_OK)
+        return db_commit(sh, err);
+    db_rollback(sh);
+    return rc;
+}
+
 rw_rc db_chunk_insert(rw_shard *sh, uint32_t sid, int64_t mint, int64_t maxt,
                       const uint8_t *data, size_t len, int64_t *rowid, rw_err *err)
 {

@@ -203,7 +203,26 @@ static series *series_by_id(rw_shard *sh, uint32_t id)
     return id < sh->cap_id ? sh->by_id[id] : NULL;
 }
 
-void shard_chunks_committed(rw_shard *sh, const pend_chunk *pc, size_t n)
+rw_rc db_put_pending_chunks(rw_shard *sh, pend_chunk *pc, size_t npc, uint64_t *bytes,
+                            rw_err *err)
+{
+    for (size_t i = 0; i < npc; i++) {
+        rw_rc rc = db_chunk_insert(sh, pc[i].sid, pc[i].mint, pc[i].maxt, pc[i].data,
+                                   pc[i].len, &pc[i].rowid, err);
+        if (bytes)
+            *bytes += pc[i].len + 24;
+        if (rc == RW_OK) {
+            /* a checkpoint may have saved it while it was the open head */
+            sqlite3_bind_int64(sh->st_head_del, 1, pc[i].sid);
+            rc = db_step_done(sh, sh->st_head_del, "delete head", err);
+        }
+        if (rc != RW_OK)
+            return rc;
+    }
+    return RW_OK;
+}
+
+static void chunks_committed(rw_shard *sh, const pend_chunk *pc, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         series *s = series_by_id(sh, pc[i].sid);
@@ -223,6 +242,16 @@ void shard_chunks_committed(rw_shard *sh, const pend_chunk *pc, size_t n)
             s->chunks[lo].data = NULL;
         }
     }
+}
+
+void shard_txn_committed(rw_shard *sh, uint64_t target, pend_chunk *pc, size_t npc,
+                         rw_buf *taken)
+{
+    if (sh->committed_seq < target)
+        sh->committed_seq = target;
+    chunks_committed(sh, pc, npc);
+    free(pc);
+    rw_buf_free(taken);
 }
 
 void shard_restore_pending(rw_shard *sh, rw_buf *taken, pend_chunk *pc, size_t npc)
@@ -297,28 +326,14 @@ rw_rc shard_commit_locked(rw_shard *sh, rw_err *err)
         rc = db_step_done(sh, sh->st_wal_ins, "insert wal", &lerr);
         bytes += taken.len;
     }
-    for (size_t i = 0; rc == RW_OK && i < npc; i++) {
-        rc = db_chunk_insert(sh, pc[i].sid, pc[i].mint, pc[i].maxt, pc[i].data, pc[i].len,
-                             &pc[i].rowid, &lerr);
-        bytes += pc[i].len + 24;
-        if (rc == RW_OK) {
-            sqlite3_bind_int64(sh->st_head_del, 1, pc[i].sid);
-            rc = db_step_done(sh, sh->st_head_del, "delete head", &lerr);
-        }
-    }
     if (rc == RW_OK)
-        rc = db_commit(sh, &lerr);
-    else
-        db_rollback(sh);
+        rc = db_put_pending_chunks(sh, pc, npc, &bytes, &lerr);
+    rc = db_end(sh, rc, &lerr);
     double secs = (double)(rw_mono_ns() - t0) / 1e9;
 
     pthread_mutex_lock(&sh->mu);
     if (rc == RW_OK) {
-        if (sh->committed_seq < target)
-            sh->committed_seq = target;
-        shard_chunks_committed(sh, pc, npc);
-        free(pc);
-        rw_buf_free(&taken);
+        shard_txn_committed(sh, target, pc, npc, &taken);
         rw_histogram_observe(st->m_commit_dur, secs);
         rw_histogram_observe(st->m_txn_bytes, (double)bytes);
         rw_counter_add(st->m_commits, 1);

@@ -252,6 +252,9 @@ rw_rc db_rc(sqlite3 *db, int rc, const char *what, rw_err *err);
 rw_rc db_begin(rw_shard *sh, rw_err *err);
 rw_rc db_commit(rw_shard *sh, rw_err *err);
 void db_rollback(rw_shard *sh);
+/* Ends a transaction: COMMIT when rc is RW_OK, else ROLLBACK; returns the
+ * outcome. */
+rw_rc db_end(rw_shard *sh, rw_rc rc, rw_err *err);
 uint64_t db_file_bytes(const rw_shard *sh);
 /* Inserts a chunk row; *rowid set. */
 rw_rc db_chunk_insert(rw_shard *sh, uint32_t sid, int64_t mint, int64_t maxt,
@@ -271,8 +274,16 @@ void store_note_newest(rw_store *st, int64_t t);
 rw_rc shard_commit_locked(rw_shard *sh, rw_err *err);
 /* Moves the open head chunk of s to the completed chunks (mu held). */
 int series_cut_head(rw_shard *sh, series *s);
-/* Marks committed chunks persisted: rowid set, bytes freed (mu held). */
-void shard_chunks_committed(rw_shard *sh, const pend_chunk *pc, size_t n);
+/* Writes the completed chunks a transaction took and deletes their saved
+ * head rows (db owner, inside the transaction); *bytes, when given, grows by
+ * what was written. */
+rw_rc db_put_pending_chunks(rw_shard *sh, pend_chunk *pc, size_t npc, uint64_t *bytes,
+                            rw_err *err);
+/* After a successful commit or checkpoint (mu held): everything up to
+ * target is durable, the chunks written are persisted (rowid set, bytes
+ * freed); pc and taken are freed. */
+void shard_txn_committed(rw_shard *sh, uint64_t target, pend_chunk *pc, size_t npc,
+                         rw_buf *taken);
 /* Puts back what a failed commit took (mu held). */
 void shard_restore_pending(rw_shard *sh, rw_buf *taken, pend_chunk *pc, size_t npc);
 void shard_note_failure(rw_shard *sh, uint64_t target, rw_rc rc, const rw_err *err);
