@@ -541,20 +541,30 @@ static void answer(rw_http_req *req, rw_http_resp *resp, rw_rc rc, const rw_resu
     rw_qapi_end(resp, w, nw, res->infos, res->ninfos);
 }
 
+/* An optional duration parameter: 1 with *ms set, 0 when absent, -1 when
+ * malformed (the 400 answer written). */
+static int duration_param(rw_http_req *req, rw_http_resp *resp, const char *name, int64_t *ms)
+{
+    const char *v = param(req, name);
+    if (!v)
+        return 0;
+    rw_err e;
+    rw_err_init(&e);
+    if (rw_parse_api_duration(v, ms, &e) != RW_OK) {
+        rw_qapi_bad_param(resp, name, e.msg);
+        return -1;
+    }
+    return 1;
+}
+
 /* `timeout`: the smaller of the parameter and the configured default. */
 static int timeout_param(rw_query_api *api, rw_http_req *req, rw_http_resp *resp, int64_t *ms)
 {
     *ms = api->default_timeout_ms;
-    const char *v = param(req, "timeout");
-    if (!v)
-        return 1;
-    rw_err e;
-    rw_err_init(&e);
     int64_t t;
-    if (rw_parse_api_duration(v, &t, &e) != RW_OK) {
-        rw_qapi_bad_param(resp, "timeout", e.msg);
-        return 0;
-    }
+    int r = duration_param(req, resp, "timeout", &t);
+    if (r <= 0)
+        return r == 0;
     if (t < 1)
         t = 1; /* an already expired deadline: the query times out */
     if (t < *ms)
@@ -566,17 +576,8 @@ static int timeout_param(rw_query_api *api, rw_http_req *req, rw_http_resp *resp
  * its configured lookback (a per-query lookback is not in its contract). */
 static int lookback_param(rw_http_req *req, rw_http_resp *resp)
 {
-    const char *v = param(req, "lookback_delta");
-    if (!v)
-        return 1;
-    rw_err e;
-    rw_err_init(&e);
     int64_t t;
-    if (rw_parse_api_duration(v, &t, &e) != RW_OK) {
-        rw_qapi_bad_param(resp, "lookback_delta", e.msg);
-        return 0;
-    }
-    return 1;
+    return duration_param(req, resp, "lookback_delta", &t) >= 0;
 }
 
 static int engine_ready(rw_query_api *api, rw_http_resp *resp)

@@ -26,12 +26,41 @@ static const char *param(rw_http_req *req, const char *name)
     return v && *v ? v : NULL;
 }
 
+/* The answer of the list endpoints: a JSON array of the first `limit` (0: no
+ * limit) of the n elements of v, each written by put, and the truncation
+ * warning when some were cut. */
+static void list_answer(rw_http_resp *resp, const void *v, size_t n, size_t limit,
+                        void (*put)(rw_buf *b, const void *v, size_t i))
+{
+    int truncated = 0;
+    if (limit && n > limit) {
+        n = limit;
+        truncated = 1;
+    }
+    rw_qapi_begin(resp);
+    rw_buf *b = &resp->body;
+    rw_buf_putc(b, '[');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            rw_buf_putc(b, ',');
+        put(b, v, i);
+    }
+    rw_buf_putc(b, ']');
+    rw_qapi_end(resp, truncated_warning, truncated, NULL, 0);
+}
+
 /* ---- /api/v1/series ---- */
 
 static int cmp_series(const void *a, const void *b)
 {
     const rw_series_data *x = a, *y = b;
     return rw_labels_cmp(x->labels, x->nlabels, y->labels, y->nlabels);
+}
+
+static void put_series(rw_buf *b, const void *v, size_t i)
+{
+    const rw_series_data *s = (const rw_series_data *)v + i;
+    rw_qapi_labels_json(b, s->labels, s->nlabels);
 }
 
 void rw_qapi_series(void *ctx, rw_http_req *req, rw_http_resp *resp)
@@ -90,21 +119,7 @@ void rw_qapi_series(void *ctx, rw_http_req *req, rw_http_resp *resp)
                 all[k++] = all[i];
         n = k;
     }
-    int truncated = 0;
-    if (limit && n > limit) {
-        n = limit;
-        truncated = 1;
-    }
-    rw_qapi_begin(resp);
-    rw_buf *b = &resp->body;
-    rw_buf_putc(b, '[');
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            rw_buf_putc(b, ',');
-        rw_qapi_labels_json(b, all[i].labels, all[i].nlabels);
-    }
-    rw_buf_putc(b, ']');
-    rw_qapi_end(resp, truncated_warning, truncated, NULL, 0);
+    list_answer(resp, all, n, limit, put_series);
 out:
     rw_qapi_msets_free(&ms);
     rw_qapi_observe(api, QAPI_EP_SERIES, start_ns);
@@ -112,23 +127,9 @@ out:
 
 /* ---- /api/v1/labels and /api/v1/label/NAME/values ---- */
 
-static void string_list(rw_http_resp *resp, char **v, size_t n, size_t limit)
+static void put_string(rw_buf *b, const void *v, size_t i)
 {
-    int truncated = 0;
-    if (limit && n > limit) {
-        n = limit;
-        truncated = 1;
-    }
-    rw_qapi_begin(resp);
-    rw_buf *b = &resp->body;
-    rw_buf_putc(b, '[');
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            rw_buf_putc(b, ',');
-        rw_json_str(b, v[i]);
-    }
-    rw_buf_putc(b, ']');
-    rw_qapi_end(resp, truncated_warning, truncated, NULL, 0);
+    rw_json_str(b, ((char *const *)v)[i]);
 }
 
 /* Label names (name == NULL) or values of `name`, over the union of the
@@ -168,7 +169,7 @@ static void names_or_values(rw_query_api *api, rw_http_req *req, rw_http_resp *r
     }
     char **v;
     size_t n = rw_qapi_merge_strings(a, lists, lens, nsets, &v);
-    string_list(resp, v, n, limit);
+    list_answer(resp, v, n, limit, put_string);
 out:
     rw_qapi_msets_free(&ms);
 }
