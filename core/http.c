@@ -19,6 +19,7 @@
 #include <zlib.h>
 #include "log.h"
 #include "metrics.h"
+#include "text.h"
 #include "timeutil.h"
 
 #define DEFAULT_MAX_BODY (1u << 20)
@@ -373,17 +374,6 @@ const char *rw_http_header(const rw_http_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
-static int hexv(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static char *urldecode(rw_arena *a, const char *s, size_t n)
 {
     char *o = rw_arena_alloc(a, n + 1);
@@ -393,9 +383,9 @@ static char *urldecode(rw_arena *a, const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '+') {
             o[j++] = ' ';
-        } else if (s[i] == '%' && i + 2 < n && hexv(s[i + 1]) >= 0 &&
-                   hexv(s[i + 2]) >= 0) {
-            o[j++] = (char)(hexv(s[i + 1]) * 16 + hexv(s[i + 2]));
+        } else if (s[i] == '%' && i + 2 < n && rw_hex_digit(s[i + 1]) >= 0 &&
+                   rw_hex_digit(s[i + 2]) >= 0) {
+            o[j++] = (char)(rw_hex_digit(s[i + 1]) * 16 + rw_hex_digit(s[i + 2]));
             i += 2;
         } else {
             o[j++] = s[i];

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/json.h"
+#include "core/text.h"
 #include "core/timeutil.h"
 
 #define TRUNCATED "results truncated due to limit"
@@ -188,27 +189,6 @@ static int legacy_rune(unsigned char c, int first)
            (!first && c >= '0' && c <= '9');
 }
 
-static void put_utf8(char **o, unsigned long cp)
-{
-    unsigned char *p = (unsigned char *)*o;
-    if (cp < 0x80) {
-        *p++ = (unsigned char)cp;
-    } else if (cp < 0x800) {
-        *p++ = (unsigned char)(0xc0 | (cp >> 6));
-        *p++ = (unsigned char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        *p++ = (unsigned char)(0xe0 | (cp >> 12));
-        *p++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        *p++ = (unsigned char)(0x80 | (cp & 0x3f));
-    } else {
-        *p++ = (unsigned char)(0xf0 | (cp >> 18));
-        *p++ = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-        *p++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        *p++ = (unsigned char)(0x80 | (cp & 0x3f));
-    }
-    *o = (char *)p;
-}
-
 /* Prometheus 3's "U__" value-encoding escape of a UTF-8 name: "__" stands for
  * "_", "_HEX_" for the code point HEX, other bytes are legacy name runes.
  * Anything malformed leaves the name as it was (as Prometheus does). */
@@ -231,17 +211,14 @@ static const char *unescape_name(rw_arena *a, const char *s)
             unsigned long cp = 0;
             size_t j = i + 1, digits = 0;
             for (; j < n && s[j] != '_'; j++, digits++) {
-                char h = s[j];
-                int d = h >= '0' && h <= '9' ? h - '0'
-                        : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                        : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+                int d = rw_hex_digit((unsigned char)s[j]);
                 if (d < 0 || digits >= 8)
                     return s;
                 cp = cp * 16 + (unsigned long)d;
             }
             if (j >= n || digits == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
                 return s;
-            put_utf8(&o, cp);
+            o += rw_utf8_put(o, (uint32_t)cp);
             i = j + 1;
         } else if (legacy_rune(c, 0)) {
             *o++ = (char)c;

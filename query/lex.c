@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/labels.h"
+#include "core/text.h"
 #include "core/timeutil.h"
 
 /* Character classes. */
@@ -163,41 +164,6 @@ static void quote_char(const char *s, size_t n, char *out, size_t cap)
     }
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static size_t put_utf8(char *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 /* A quoted or raw string starting at l->i (the opening quote). Escapes are
  * Go's, as Prometheus uses: \a \b \f \n \r \t \v \\, the quote character
  * itself, \NNN octal, \xNN, \uNNNN, \UNNNNNNNN. Returns 1 on a token, 0 on an
@@ -282,7 +248,7 @@ static int lex_string(lexer *l)
         }
         uint32_t v = 0;
         for (int d = 0; d < digits; d++, i++) {
-            int h = i < end ? hexval((unsigned char)l->in[i]) : -1;
+            int h = i < end ? rw_hex_digit((unsigned char)l->in[i]) : -1;
             if (h < 0) {
                 char qc[16];
                 if (i < end)
@@ -301,7 +267,7 @@ static int lex_string(lexer *l)
         if (v > 0x10ffff || (v >= 0xd800 && v < 0xe000))
             return lex_error(l, epos, "escape sequence is an invalid Unicode code point");
         /* \uNNNN needs 6 source bytes for at most 3 output bytes, \U 10 for 4 */
-        k += put_utf8(o + k, v);
+        k += rw_utf8_put(o + k, v);
     }
     o[k] = '\0';
     l->i = end + 1;

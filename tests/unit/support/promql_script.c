@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "core/labels.h"
+#include "core/text.h"
 #include "tests/unit/support/promql_script.h"
 
 /* ---- small utilities ---- */
@@ -191,21 +192,7 @@ static char *go_unquote(const char *s, const char **end)
             memcpy(h, p + 1, (size_t)len);
             unsigned long cp = strtoul(h, NULL, 16);
             p += 1 + len;
-            if (cp < 0x80)
-                o[j++] = (char)cp;
-            else if (cp < 0x800) {
-                o[j++] = (char)(0xc0 | (cp >> 6));
-                o[j++] = (char)(0x80 | (cp & 0x3f));
-            } else if (cp < 0x10000) {
-                o[j++] = (char)(0xe0 | (cp >> 12));
-                o[j++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-                o[j++] = (char)(0x80 | (cp & 0x3f));
-            } else {
-                o[j++] = (char)(0xf0 | (cp >> 18));
-                o[j++] = (char)(0x80 | ((cp >> 12) & 0x3f));
-                o[j++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-                o[j++] = (char)(0x80 | (cp & 0x3f));
-            }
+            j += rw_utf8_put(o + j, (uint32_t)cp);
             break;
         }
         default:

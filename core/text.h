@@ -1,0 +1,50 @@
+/* text.h - byte-level text helpers shared by the HTTP layer (URL decoding,
+ * core/http.c), the PromQL lexer (string escapes, query/lex.c) and the query
+ * API (Prometheus' U__ name escapes, query/api_meta.c). Header-only: they run
+ * per input byte, so they are inline. */
+#ifndef RW_TEXT_H
+#define RW_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Value of a hexadecimal digit, or -1. */
+static inline int rw_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Writes the UTF-8 encoding of code point cp (<= 0x10ffff; the caller
+ * rejects surrogates where it must) to o, which has room for 4 bytes;
+ * returns the number of bytes written. */
+static inline size_t rw_utf8_put(char *o, uint32_t cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xc0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xe0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        o[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    o[0] = (char)(0xf0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    o[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+#endif
