@@ -8,22 +8,8 @@
 #include <string.h>
 #include "core/labels.h"
 #include "store/store.h"
+#include "tests/unit/support/tmpdir.h"
 #include "test.h"
-
-static char *mktmp(void)
-{
-    char *d = strdup("/tmp/rwstore-test-XXXXXX");
-    return mkdtemp(d);
-}
-
-static void rmtree(char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", d);
-    free(d);
-}
 
 static rw_store *open_store(const char *dir, int nshards, int64_t retention)
 {
@@ -114,7 +100,7 @@ static void on_reject(void *ctx, const rw_append_series *s, size_t i, rw_reject_
 
 static void test_rules(void)
 {
-    char *dir = mktmp();
+    char *dir = test_mkdtemp("rwstore-test");
     rw_store *st = open_store(dir, 2, 3600 * 1000);
     CHECK(st != NULL);
     ser s = mk("__name__", "up", "job", "etcd", NULL);
@@ -167,12 +153,12 @@ static void test_rules(void)
 
     rw_store_close(st);
     rw_arena_free(ar);
-    rmtree(dir);
+    test_rmtree(dir);
 }
 
 static void test_select(void)
 {
-    char *dir = mktmp();
+    char *dir = test_mkdtemp("rwstore-test");
     rw_store *st = open_store(dir, 3, 0);
     ser ss[] = {
         mk("__name__", "etcd_up", "job", "etcd", "instance", "a", NULL),
@@ -322,12 +308,12 @@ static void test_select(void)
     CHECK_INT(stt.persisted_chunks, 5 * 4);
     rw_store_close(st);
     rw_arena_free(a);
-    rmtree(dir);
+    test_rmtree(dir);
 }
 
 static void test_metadata(void)
 {
-    char *dir = mktmp();
+    char *dir = test_mkdtemp("rwstore-test");
     rw_store *st = open_store(dir, 1, 0);
     rw_metadata md[] = {
         {"up", "gauge", "Target up.", ""},
@@ -359,7 +345,7 @@ static void test_metadata(void)
     CHECK_INT(n, 2);
     rw_store_close(st);
     rw_arena_free(a);
-    rmtree(dir);
+    test_rmtree(dir);
 }
 
 int main(void)

@@ -18,22 +18,8 @@
 #include "core/labels.h"
 #include "core/metrics.h"
 #include "store/store.h"
+#include "tests/unit/support/tmpdir.h"
 #include "test.h"
-
-static char *mktmp(void)
-{
-    char *d = strdup("/tmp/rwstore-test-XXXXXX");
-    return mkdtemp(d);
-}
-
-static void rmtree(char *d)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", d);
-    free(d);
-}
 
 static rw_store *open_opts(const char *dir, int nshards, int64_t retention, int64_t ckpt_ms,
                            rw_metrics *m, rw_err *e)
@@ -125,7 +111,7 @@ static int check_series(rw_store *st, const char *inst, int i, int nb, int extra
 static void test_kill9(void)
 {
     for (int round = 0; round < 3; round++) {
-        char *dir = mktmp();
+        char *dir = test_mkdtemp("rwstore-test");
         int pfd[2];
         if (pipe(pfd) != 0)
             return;
@@ -173,7 +159,7 @@ static void test_kill9(void)
             CHECK(ok);
             rw_store_close(st);
         }
-        rmtree(dir);
+        test_rmtree(dir);
     }
 }
 
@@ -249,7 +235,7 @@ static void damage_last_wal_row(const char *dir, int mode)
 static void test_torn_wal(void)
 {
     for (int mode = 0; mode < 3; mode++) {
-        char *dir = mktmp();
+        char *dir = test_mkdtemp("rwstore-test");
         crash_after(dir, 10);
         CHECK_INT(wal_rows(dir), 10);
         damage_last_wal_row(dir, mode);
@@ -273,7 +259,7 @@ static void test_torn_wal(void)
             CHECK(ok);
             rw_store_close(st);
         }
-        rmtree(dir);
+        test_rmtree(dir);
     }
 }
 
@@ -327,7 +313,7 @@ static void *reader_main(void *arg)
 static void test_concurrent(void)
 {
     enum { NT = 8, NB = 150 };
-    char *dir = mktmp();
+    char *dir = test_mkdtemp("rwstore-test");
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
@@ -386,12 +372,12 @@ static void test_concurrent(void)
         CHECK(ok);
         rw_store_close(st);
     }
-    rmtree(dir);
+    test_rmtree(dir);
 }
 
 static void test_retention(void)
 {
-    char *dir = mktmp();
+    char *dir = test_mkdtemp("rwstore-test");
     rw_err e;
     const int64_t H = 3600 * 1000;
     rw_store *st = open_opts(dir, 2, H, 0, NULL, &e);
@@ -451,7 +437,7 @@ static void test_retention(void)
     rw_matcher_free(&m);
     rw_arena_free(a);
     rw_store_close(st);
-    rmtree(dir);
+    test_rmtree(dir);
 }
 
 /* Another connection holds the database's write lock: commits fail after
@@ -461,7 +447,7 @@ static void test_retention(void)
  * "crashes" (no close) at the end; the parent reopens and checks. */
 static void test_commit_failure(void)
 {
-    char *dir = mktmp();
+    char *dir = test_mkdtemp("rwstore-test");
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
@@ -526,12 +512,12 @@ static void test_commit_failure(void)
         rw_arena_free(a);
         rw_store_close(st);
     }
-    rmtree(dir);
+    test_rmtree(dir);
 }
 
 static void test_nshards(void)
 {
-    char *dir = mktmp();
+    char *dir = test_mkdtemp("rwstore-test");
     rw_err e;
     rw_store *st = open_opts(dir, 4, 0, 0, NULL, &e);
     CHECK(st != NULL);
@@ -546,7 +532,7 @@ static void test_nshards(void)
     st = open_opts(dir, 4, 0, 0, NULL, &e);
     CHECK(st != NULL);
     rw_store_close(st);
-    rmtree(dir);
+    test_rmtree(dir);
 }
 
 int main(void)
