@@ -198,7 +198,39 @@ static double val_f(pt_val v)
     return v.kind == PT_VAL_STALE ? NAN : v.v;
 }
 
-/* Returns NULL when the result matches, else a message in *msg. */
+/* The index of the expected series a result series stands for, marked in
+ * seen; -1 with a message when there is none or it was seen before. */
+static int match_expected(const pt_eval *e, const rw_result_series *rs, char *seen, sbuf *msg)
+{
+    int k = find_expected(e, rs->labels, rs->nlabels);
+    if (k < 0) {
+        sb_printf(msg, "unexpected metric ");
+        sb_labels(msg, rs->labels, rs->nlabels);
+        sb_printf(msg, " in result");
+        return -1;
+    }
+    if (seen[k]) {
+        sb_printf(msg, "metric appears more than once in the result");
+        return -1;
+    }
+    seen[k] = 1;
+    return k;
+}
+
+/* 1 when every expected series was seen, else 0 with a message. */
+static int all_seen(const pt_eval *e, const char *seen, sbuf *msg)
+{
+    for (size_t k = 0; k < e->nexpected; k++)
+        if (!seen[k]) {
+            sb_printf(msg, "expected metric ");
+            sb_labels(msg, e->expected[k].labels.l, e->expected[k].labels.n);
+            sb_printf(msg, " not found");
+            return 0;
+        }
+    return 1;
+}
+
+/* Returns 1 when the result matches, else 0 with a message in *msg. */
 static int compare_vector(const pt_eval *e, const rw_result_series *s, size_t n, int ordered,
                           sbuf *msg)
 {
@@ -209,20 +241,11 @@ static int compare_vector(const pt_eval *e, const rw_result_series *s, size_t n,
     char *seen = calloc(e->nexpected + 1, 1);
     int ok = 1;
     for (size_t i = 0; i < n && ok; i++) {
-        int k = find_expected(e, s[i].labels, s[i].nlabels);
+        int k = match_expected(e, &s[i], seen, msg);
         if (k < 0) {
-            sb_printf(msg, "unexpected metric ");
-            sb_labels(msg, s[i].labels, s[i].nlabels);
-            sb_printf(msg, " in result");
             ok = 0;
             break;
         }
-        if (seen[k]) {
-            sb_printf(msg, "metric appears more than once in the result");
-            ok = 0;
-            break;
-        }
-        seen[k] = 1;
         if (ordered && (size_t)k != i) {
             sb_printf(msg, "expected metric at position %d but was at %zu", k + 1, i + 1);
             ok = 0;
@@ -239,13 +262,8 @@ static int compare_vector(const pt_eval *e, const rw_result_series *s, size_t n,
             ok = 0;
         }
     }
-    for (size_t k = 0; ok && k < e->nexpected; k++)
-        if (!seen[k]) {
-            sb_printf(msg, "expected metric ");
-            sb_labels(msg, e->expected[k].labels.l, e->expected[k].labels.n);
-            sb_printf(msg, " not found");
-            ok = 0;
-        }
+    if (ok)
+        ok = all_seen(e, seen, msg);
     free(seen);
     return ok;
 }
@@ -271,20 +289,11 @@ static int compare_matrix(const pt_eval *e, const rw_result *r, sbuf *msg)
     int span = e->is_range || e->range_vector;
     for (size_t s = 0; s < r->nseries && ok; s++) {
         const rw_result_series *rs = &r->series[s];
-        int k = find_expected(e, rs->labels, rs->nlabels);
+        int k = match_expected(e, rs, seen, msg);
         if (k < 0) {
-            sb_printf(msg, "unexpected metric ");
-            sb_labels(msg, rs->labels, rs->nlabels);
-            sb_printf(msg, " in result");
             ok = 0;
             break;
         }
-        if (seen[k]) {
-            sb_printf(msg, "metric appears more than once in the result");
-            ok = 0;
-            break;
-        }
-        seen[k] = 1;
         const pt_series *ex = &e->expected[k];
         size_t nexp = 0;
         for (size_t i = 0; i < ex->nvals; i++) {
@@ -334,13 +343,8 @@ static int compare_matrix(const pt_eval *e, const rw_result *r, sbuf *msg)
             j++;
         }
     }
-    for (size_t k = 0; ok && k < e->nexpected; k++)
-        if (!seen[k]) {
-            sb_printf(msg, "expected metric ");
-            sb_labels(msg, e->expected[k].labels.l, e->expected[k].labels.n);
-            sb_printf(msg, " not found");
-            ok = 0;
-        }
+    if (ok)
+        ok = all_seen(e, seen, msg);
     free(seen);
     return ok;
 }
