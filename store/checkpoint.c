@@ -33,12 +33,10 @@ rw_rc shard_checkpoint(rw_shard *sh, int final, rw_err *err)
     pthread_mutex_lock(&sh->mu);
     shard_db_acquire(sh);
     uint64_t target = sh->pending_seq;
-    rw_buf taken = sh->pending;
-    wal_buf_init(&sh->pending);
-    pend_chunk *pc = sh->pchunks;
-    size_t npc = sh->npchunks;
-    sh->pchunks = NULL;
-    sh->npchunks = sh->cappchunks = 0;
+    rw_buf taken;
+    pend_chunk *pc;
+    size_t npc;
+    shard_take_pending(sh, &taken, &pc, &npc);
     uint32_t next_id = sh->next_id;
     for (uint32_t i = 0; i < sh->cap_id && rc == RW_OK; i++) {
         series *s = sh->by_id[i];

@@ -254,6 +254,16 @@ void shard_txn_committed(rw_shard *sh, uint64_t target, pend_chunk *pc, size_t n
     rw_buf_free(taken);
 }
 
+void shard_take_pending(rw_shard *sh, rw_buf *taken, pend_chunk **pc, size_t *npc)
+{
+    *taken = sh->pending;
+    wal_buf_init(&sh->pending);
+    *pc = sh->pchunks;
+    *npc = sh->npchunks;
+    sh->pchunks = NULL;
+    sh->npchunks = sh->cappchunks = 0;
+}
+
 void shard_restore_pending(rw_shard *sh, rw_buf *taken, pend_chunk *pc, size_t npc)
 {
     /* taken goes first: it is older than what arrived meanwhile */
@@ -301,12 +311,10 @@ rw_rc shard_commit_locked(rw_shard *sh, rw_err *err)
         shard_db_release(sh);
         return RW_OK;
     }
-    rw_buf taken = sh->pending;
-    wal_buf_init(&sh->pending);
-    pend_chunk *pc = sh->pchunks;
-    size_t npc = sh->npchunks;
-    sh->pchunks = NULL;
-    sh->npchunks = sh->cappchunks = 0;
+    rw_buf taken;
+    pend_chunk *pc;
+    size_t npc;
+    shard_take_pending(sh, &taken, &pc, &npc);
     rw_buf rows;
     rw_buf_init(&rows, 0);
     shard_take_new_series(sh, &rows);

@@ -284,6 +284,9 @@ rw_rc db_put_pending_chunks(rw_shard *sh, pend_chunk *pc, size_t npc, uint64_t *
  * freed); pc and taken are freed. */
 void shard_txn_committed(rw_shard *sh, uint64_t target, pend_chunk *pc, size_t npc,
                          rw_buf *taken);
+/* Takes what the next transaction writes: the pending WAL bytes and the
+ * completed chunks (mu held); shard_restore_pending puts them back. */
+void shard_take_pending(rw_shard *sh, rw_buf *taken, pend_chunk **pc, size_t *npc);
 /* Puts back what a failed commit took (mu held). */
 void shard_restore_pending(rw_shard *sh, rw_buf *taken, pend_chunk *pc, size_t npc);
 void shard_note_failure(rw_shard *sh, uint64_t target, rw_rc rc, const rw_err *err);
