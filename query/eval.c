@@ -288,6 +288,16 @@ rw_rc rw_eval_scalar_new(rw_eval_ctx *ctx, rw_eval_value *out)
     return out->scalar ? RW_OK : rw_eval_nomem(ctx);
 }
 
+rw_rc rw_eval_scalar_const(rw_eval_ctx *ctx, double v, rw_eval_value *out)
+{
+    rw_rc rc = rw_eval_scalar_new(ctx, out);
+    if (rc != RW_OK)
+        return rc;
+    for (size_t i = 0; i < ctx->nsteps; i++)
+        out->scalar[i] = v;
+    return RW_OK;
+}
+
 /* ---- label sets ---- */
 
 rw_label *rw_lbl_copy(rw_arena *a, const rw_label *l, size_t n)

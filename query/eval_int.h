@@ -153,6 +153,8 @@ rw_eval_series *rw_series_new(rw_eval_ctx *ctx, rw_eval_series *s, const rw_labe
 void rw_eval_drop_empty(const rw_eval_ctx *ctx, rw_eval_value *v);
 /* out becomes a scalar with an uninitialised value per step. */
 rw_rc rw_eval_scalar_new(rw_eval_ctx *ctx, rw_eval_value *out);
+/* out becomes the scalar v at every step. */
+rw_rc rw_eval_scalar_const(rw_eval_ctx *ctx, double v, rw_eval_value *out);
 
 /* Output builder: collects result series keyed by label set, so that the
  * same labels at two steps land in one series; the same labels twice at one

@@ -178,12 +178,7 @@ RW_FN(rw_fn_round)
 
 RW_FN(rw_fn_pi)
 {
-    rw_rc rc = rw_eval_scalar_new(ctx, out);
-    if (rc != RW_OK)
-        return rc;
-    for (size_t i = 0; i < ctx->nsteps; i++)
-        out->scalar[i] = M_PI;
-    return RW_OK;
+    return rw_eval_scalar_const(ctx, M_PI, out);
 }
 
 RW_FN(rw_fn_minmax_of)

@@ -54,12 +54,7 @@ RW_FN(rw_fn_query_time)
         v = (double)(q->end - q->start) / 1000;
     else
         v = q->start == q->end ? 0 : (double)q->step / 1000;
-    rw_rc rc = rw_eval_scalar_new(ctx, out);
-    if (rc != RW_OK)
-        return rc;
-    for (size_t i = 0; i < ctx->nsteps; i++)
-        out->scalar[i] = v;
-    return RW_OK;
+    return rw_eval_scalar_const(ctx, v, out);
 }
 
 RW_FN(rw_fn_timestamp)
