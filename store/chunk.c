@@ -2,21 +2,76 @@
  * chunk_enc_append() into its series' open head chunk (shard_append.c), and
  * every read decodes chunks with chunk_it (shard_read.c, recover.c).
  *
- * Written by hand because it is the hottest code on the write path and the
- * format is ours (FORMAT.md "Chunk encoding"). Gorilla-style:
- *   header: u16 LE sample count, then zigzag varint t0 (byte aligned);
- *   then a big-endian bit stream: value 0 XOR-coded against 0.0, and for
- *   every further sample a delta-of-delta timestamp and an XOR value.
- * The delta-of-delta buckets are tuned for scrape data whose timestamps
- * jitter by a few ms (a jitter of +-j gives delta-of-deltas within +-4j): a
- * 5-bit bucket keeps a +-3 ms jittered series at 7 bits per timestamp, so a
- * constant jittered series costs one byte per sample. All timestamp arithmetic is done modulo 2^64 so any int64
- * sequence (negative, huge, irregular) round-trips exactly; values are
- * handled as raw bits so NaN payloads (the stale marker), -0 and Inf do too. */
+ * Written by hand because it is the hottest code on the write path (and a
+ * hot one on the read path) and the format is ours (FORMAT.md "Chunk
+ * encoding"):
+ *   header: u8 sample count, u8 flags, then zigzag varint t0 (byte aligned);
+ *   then a big-endian bit stream: value 0, and for every further sample a
+ *   timestamp and a value.
+ * Timestamps are coded as the deviation r = delta - D from an expected
+ * interval D (not as delta-of-delta): scrape timestamps sit on a grid plus a
+ * few ms of jitter j, so r = j_i - j_{i-1} spans +-2j where a delta-of-delta
+ * spans +-4j. D starts at 0; whenever r does not fit the 4-bit bucket, D
+ * becomes the new delta, rounded to a whole second when it is within 50 ms
+ * of one (scrape intervals are whole seconds in practice; the rounding keeps
+ * D off the jitter). +-3 ms scrape data then costs ~4.5 bits per timestamp,
+ * exact intervals 1 bit.
+ * Values: a chunk whose first value is integral (|v| <= 2^53, not -0) is in
+ * int mode: delta-of-delta of the integers, which is what counters and
+ * histogram buckets compress best with. The first non-integral value
+ * re-encodes the chunk in XOR mode (Gorilla XOR on the raw IEEE bits), which
+ * every other chunk uses. Raw bits everywhere, so NaN payloads (the stale
+ * marker), -0 and +-Inf round-trip exactly; timestamp arithmetic is modulo
+ * 2^64 so any int64 sequence does too.
+ * The bit writer and reader work a 64-bit word at a time: the buffer keeps
+ * 8 zero bytes of slack past the last bit, so a write is load | bits, store. */
 #include "chunk.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+static inline uint64_t load_be64(const uint8_t *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
+static inline void store_be64(uint8_t *p, uint64_t w)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    memcpy(p, &w, sizeof w);
+}
+
+/* The expected interval after a timestamp delta that did not fit. */
+static inline uint64_t snap_delta(uint64_t d)
+{
+    if (d >= 1000 && d < ((uint64_t)1 << 62)) {
+        uint64_t m = (d + 500) / 1000 * 1000;
+        if ((m >= d ? m - d : d - m) <= 50)
+            return m;
+    }
+    return d;
+}
+
+/* Integral value that int mode can hold exactly. */
+static inline int value_as_int(uint64_t bits, int64_t *out)
+{
+    double x;
+    memcpy(&x, &bits, sizeof x);
+    if (!(x >= -9007199254740992.0 && x <= 9007199254740992.0)) /* also NaN */
+        return 0;
+    int64_t i = (int64_t)x;
+    if ((double)i != x || (i == 0 && bits != 0)) /* fraction, or -0 */
+        return 0;
+    *out = i;
+    return 1;
+}
 
 void chunk_enc_init(chunk_enc *e)
 {
@@ -41,10 +96,11 @@ void chunk_enc_reset(chunk_enc *e)
     e->cap = cap;
 }
 
-/* Makes room for `bits` more bits (plus slack for the byte-wise writer). */
+/* Makes room for `bits` more bits plus the 8 bytes of slack the word writer
+ * touches. */
 static int reserve(chunk_enc *e, uint32_t bits)
 {
-    uint32_t need = (e->nbits + bits + 7) / 8 + 1;
+    uint32_t need = (e->nbits + bits + 7) / 8 + 8;
     if (need <= e->cap)
         return 0;
     uint32_t n = e->cap ? e->cap : 32;
@@ -59,21 +115,25 @@ static int reserve(chunk_enc *e, uint32_t bits)
     return 0;
 }
 
-/* Writes the low `n` bits of v (1..64), most significant first. The buffer
- * past nbits is zero, so bits are OR-ed in. */
-static void put_bits(chunk_enc *e, uint64_t v, int n)
+/* Writes the low n bits of v (1..56), most significant first. */
+static inline void put_small(chunk_enc *e, uint64_t v, unsigned n)
 {
-    if (n < 64)
-        v &= ((uint64_t)1 << n) - 1;
-    while (n > 0) {
-        uint32_t used = e->nbits & 7;
-        int room = 8 - (int)used;
-        int take = n < room ? n : room;
-        uint8_t bits = (uint8_t)((v >> (n - take)) & ((1u << take) - 1));
-        e->b[e->nbits >> 3] |= (uint8_t)(bits << (room - take));
-        e->nbits += (uint32_t)take;
-        n -= take;
+    v &= ~(uint64_t)0 >> (64 - n);
+    uint8_t *p = e->b + (e->nbits >> 3);
+    unsigned off = e->nbits & 7;
+    store_be64(p, load_be64(p) | (v << (64 - off - n)));
+    e->nbits += n;
+}
+
+/* Writes the low n bits of v (1..64). */
+static inline void put_bits(chunk_enc *e, uint64_t v, unsigned n)
+{
+    if (n > 56) {
+        put_small(e, v >> 32, n - 32);
+        v &= 0xffffffffu;
+        n = 32;
     }
+    put_small(e, v, n);
 }
 
 static int clz64(uint64_t x) { return x ? __builtin_clzll(x) : 64; }
@@ -83,24 +143,23 @@ static int ctz64(uint64_t x) { return x ? __builtin_ctzll(x) : 64; }
  *   '0'                      same value as the previous one
  *   '10' <bits>              meaningful bits fit the previous window
  *   '11' <5: leading> <6: length, 64 as 0> <bits>   new window */
-static void put_value(chunk_enc *e, uint64_t bits)
+static void put_xor(chunk_enc *e, uint64_t bits)
 {
     uint64_t x = bits ^ e->v;
     if (x == 0) {
-        put_bits(e, 0, 1);
+        put_small(e, 0, 1);
     } else {
         int lead = clz64(x), trail = ctz64(x);
         if (lead > 31)
             lead = 31;
         if (e->leading != 0xff && lead >= e->leading && trail >= e->trailing) {
-            int sig = 64 - e->leading - e->trailing;
-            put_bits(e, 2, 2);
+            unsigned sig = 64u - e->leading - e->trailing;
+            put_small(e, 2, 2);
             put_bits(e, x >> e->trailing, sig);
         } else {
-            int sig = 64 - lead - trail;
-            put_bits(e, 3, 2);
-            put_bits(e, (uint64_t)lead, 5);
-            put_bits(e, (uint64_t)(sig & 63), 6);
+            unsigned sig = 64u - (unsigned)lead - (unsigned)trail;
+            /* '11', 5 bits leading, 6 bits length in one write */
+            put_small(e, (3u << 11) | ((unsigned)lead << 6) | (sig & 63), 13);
             put_bits(e, x >> trail, sig);
             e->leading = (uint8_t)lead;
             e->trailing = (uint8_t)trail;
@@ -109,42 +168,78 @@ static void put_value(chunk_enc *e, uint64_t bits)
     e->v = bits;
 }
 
-/* Delta-of-delta buckets: prefix, payload bits (two's complement). */
-static const struct { uint8_t prefix, plen, bits; } dod_bucket[] = {
-    {0x2, 2, 5},   /* '10'    [-16, 15]   */
-    {0x6, 3, 14},  /* '110'   [-8192, 8191] */
-    {0xe, 4, 20},  /* '1110'  [-2^19, 2^19) */
-    {0x1e, 5, 32}, /* '11110' [-2^31, 2^31) */
+/* Integer delta-of-delta buckets: prefix, prefix length, payload bits. */
+static const struct { uint8_t prefix, plen, bits; } int_bucket[] = {
+    {0x2, 2, 4},   /* '10'     [-8, 7]     */
+    {0x6, 3, 8},   /* '110'    [-128, 127] */
+    {0xe, 4, 16},  /* '1110'   [-2^15, 2^15) */
+    {0x1e, 5, 32}, /* '11110'  [-2^31, 2^31) */
 };
 
-static void put_dod(chunk_enc *e, uint64_t udod)
+static void put_int(chunk_enc *e, int64_t iv)
 {
-    int64_t dod = (int64_t)udod;
-    if (dod == 0) {
-        put_bits(e, 0, 1);
-        return;
-    }
-    for (size_t i = 0; i < sizeof dod_bucket / sizeof dod_bucket[0]; i++) {
-        int64_t lim = (int64_t)1 << (dod_bucket[i].bits - 1);
-        if (dod >= -lim && dod < lim) {
-            put_bits(e, dod_bucket[i].prefix, dod_bucket[i].plen);
-            put_bits(e, (uint64_t)dod, dod_bucket[i].bits);
-            return;
+    uint64_t d = (uint64_t)iv - e->v;
+    int64_t dd = (int64_t)(d - e->vdelta);
+    if (dd == 0) {
+        put_small(e, 0, 1);
+    } else {
+        size_t i = 0;
+        for (; i < sizeof int_bucket / sizeof int_bucket[0]; i++) {
+            int64_t lim = (int64_t)1 << (int_bucket[i].bits - 1);
+            if (dd >= -lim && dd < lim) {
+                put_small(e, ((uint64_t)int_bucket[i].prefix << int_bucket[i].bits) |
+                                 ((uint64_t)dd & ((1ull << int_bucket[i].bits) - 1)),
+                          int_bucket[i].plen + int_bucket[i].bits);
+                break;
+            }
+        }
+        if (i == sizeof int_bucket / sizeof int_bucket[0]) {
+            put_small(e, 0x1f, 5); /* '11111' raw 64 bits */
+            put_bits(e, (uint64_t)dd, 64);
         }
     }
-    put_bits(e, 0x1f, 5); /* '11111' raw 64 bits */
-    put_bits(e, udod, 64);
+    e->vdelta = e->n ? d : 0; /* the first value has no delta */
+    e->v = (uint64_t)iv;
 }
 
-int chunk_enc_append(chunk_enc *e, int64_t t, double v)
+/* Timestamp deviation from the expected delta:
+ *   '0'                 r == 0
+ *   '1' <4 bits>        r in [-8, 7], r != 0 (two's complement)
+ *   '1' '0000' then '0' <14> | '10' <20> | '110' <32> | '111' <64>,
+ *                       and the expected delta becomes snap(delta) */
+static void put_ts(chunk_enc *e, uint64_t delta)
 {
-    uint64_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    /* worst case: 5+64 timestamp bits, 2+5+6+64 value bits, or header */
-    if (reserve(e, 160) < 0)
+    int64_t r = (int64_t)(delta - e->tdelta);
+    if (r == 0) {
+        put_small(e, 0, 1);
+    } else if (r >= -8 && r <= 7) {
+        put_small(e, 0x10 | ((uint64_t)r & 0xf), 5);
+    } else {
+        if (r >= -8192 && r < 8192)
+            put_small(e, (0x10ull << 15) | ((uint64_t)r & 0x3fff), 20);
+        else if (r >= -(1 << 19) && r < (1 << 19))
+            put_small(e, (0x42ull << 20) | ((uint64_t)r & 0xfffff), 27);
+        else if (r >= INT32_MIN && r <= INT32_MAX)
+            put_small(e, (0x86ull << 32) | ((uint64_t)r & 0xffffffffu), 40);
+        else {
+            put_small(e, 0x87, 8);
+            put_bits(e, (uint64_t)r, 64);
+        }
+        e->tdelta = snap_delta(delta);
+    }
+}
+
+static int enc_append(chunk_enc *e, int64_t t, uint64_t bits, int allow_int)
+{
+    int64_t iv = 0;
+    int isint = value_as_int(bits, &iv);
+    /* worst case: 8+64 timestamp bits, 13+64 value bits, or the header */
+    if (reserve(e, 200) < 0)
         return -1;
     if (e->n == 0) {
         memset(e->b, 0, e->cap);
+        e->intmode = (uint8_t)(allow_int && isint);
+        e->b[1] = e->intmode ? RW_CHUNK_F_INT : 0;
         e->nbits = RW_CHUNK_HDR * 8;
         uint64_t z = ((uint64_t)t << 1) ^ (uint64_t)(t >> 63);
         do {
@@ -156,67 +251,133 @@ int chunk_enc_append(chunk_enc *e, int64_t t, double v)
             e->nbits += 8;
         } while (z);
         e->t0 = e->t = t;
-        e->delta = 0;
+        e->tdelta = 0;
         e->v = 0;
+        e->vdelta = 0;
         e->leading = 0xff;
         e->trailing = 0;
-        put_value(e, bits);
     } else {
         uint64_t delta = (uint64_t)t - (uint64_t)e->t;
-        put_dod(e, delta - e->delta);
-        put_value(e, bits);
-        e->delta = delta;
+        put_ts(e, delta);
         e->t = t;
     }
+    if (e->intmode)
+        put_int(e, iv);
+    else
+        put_xor(e, bits);
     e->n++;
-    e->b[0] = (uint8_t)(e->n & 0xff);
-    e->b[1] = (uint8_t)(e->n >> 8);
+    e->b[0] = (uint8_t)e->n;
     return 0;
+}
+
+/* Re-encodes an int-mode chunk in XOR mode and appends (t, bits); e is
+ * unchanged on failure. */
+static int transcode_append(chunk_enc *e, int64_t t, uint64_t bits)
+{
+    chunk_enc x;
+    chunk_enc_init(&x);
+    chunk_it it;
+    int64_t ts;
+    double v;
+    int r = chunk_it_init(&it, e->b, chunk_enc_len(e)) < 0 ? -1 : 0;
+    while (r == 0 && (r = chunk_it_next(&it, &ts, &v)) == 1) {
+        uint64_t vb;
+        memcpy(&vb, &v, sizeof vb);
+        r = enc_append(&x, ts, vb, 0) < 0 ? -1 : 0;
+    }
+    if (r < 0 || enc_append(&x, t, bits, 0) < 0) {
+        free(x.b);
+        return -1;
+    }
+    free(e->b);
+    *e = x;
+    return 0;
+}
+
+int chunk_enc_append(chunk_enc *e, int64_t t, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    if (e->n && e->intmode) {
+        int64_t iv;
+        if (!value_as_int(bits, &iv))
+            return transcode_append(e, t, bits);
+    }
+    return enc_append(e, t, bits, 1);
 }
 
 /* ---- decoding ---- */
 
 unsigned chunk_count(const uint8_t *b, size_t len)
 {
-    if (len < RW_CHUNK_HDR)
+    if (len < RW_CHUNK_HDR || (b[1] & ~RW_CHUNK_F_INT))
         return 0;
-    return (unsigned)b[0] | ((unsigned)b[1] << 8);
+    return b[0];
+}
+
+int chunk_t0(const uint8_t *b, size_t len, int64_t *t0)
+{
+    uint64_t z = 0;
+    for (size_t i = RW_CHUNK_HDR, shift = 0; i < len && shift < 64; i++, shift += 7) {
+        z |= (uint64_t)(b[i] & 0x7f) << shift;
+        if (!(b[i] & 0x80)) {
+            *t0 = (int64_t)((z >> 1) ^ (~(z & 1) + 1));
+            return 0;
+        }
+    }
+    return -1;
 }
 
 int chunk_it_init(chunk_it *it, const uint8_t *b, size_t len)
 {
     memset(it, 0, sizeof *it);
-    if (len < RW_CHUNK_HDR)
+    if (len < RW_CHUNK_HDR || (b[1] & ~RW_CHUNK_F_INT))
         return -1;
     it->b = b;
+    it->len = len;
     it->nbits_total = len * 8;
-    it->n = (uint16_t)chunk_count(b, len);
+    it->n = b[0];
+    it->intmode = (b[1] & RW_CHUNK_F_INT) != 0;
     it->pos = RW_CHUNK_HDR * 8;
     it->leading = 0xff;
     return it->n;
 }
 
 /* Reads n bits (1..64); returns -1 past the end. */
-static int get_bits(chunk_it *it, int n, uint64_t *out)
+static inline int get_bits(chunk_it *it, unsigned n, uint64_t *out)
 {
-    if (it->pos + (size_t)n > it->nbits_total)
+    if (it->pos + n > it->nbits_total)
         return -1;
+    size_t byte = it->pos >> 3;
+    unsigned off = it->pos & 7;
+    if (n <= 56 && byte + 8 <= it->len) {
+        *out = (load_be64(it->b + byte) << off) >> (64 - n);
+        it->pos += n;
+        return 0;
+    }
     uint64_t v = 0;
-    while (n > 0) {
-        size_t used = it->pos & 7;
-        int room = 8 - (int)used;
-        int take = n < room ? n : room;
-        uint8_t byte = it->b[it->pos >> 3];
-        uint64_t bits = (byte >> (room - take)) & ((1u << take) - 1);
-        v = (take == 64 ? 0 : v << take) | bits;
-        it->pos += (size_t)take;
+    while (n > 0) { /* near the end of the buffer, or 57..64 bits */
+        unsigned used = it->pos & 7;
+        unsigned room = 8 - used;
+        unsigned take = n < room ? n : room;
+        uint8_t b = it->b[it->pos >> 3];
+        uint64_t bits = (b >> (room - take)) & ((1u << take) - 1);
+        v = (v << take) | bits;
+        it->pos += take;
         n -= take;
     }
     *out = v;
     return 0;
 }
 
-static int get_value(chunk_it *it)
+static inline uint64_t sign_extend(uint64_t v, unsigned bits)
+{
+    if (bits < 64 && (v >> (bits - 1)))
+        v |= ~(uint64_t)0 << bits;
+    return v;
+}
+
+static int get_xor(chunk_it *it)
 {
     uint64_t c, x;
     if (get_bits(it, 1, &c) < 0)
@@ -226,9 +387,10 @@ static int get_value(chunk_it *it)
     if (get_bits(it, 1, &c) < 0)
         return -1;
     if (c == 1) {
-        uint64_t lead, sig;
-        if (get_bits(it, 5, &lead) < 0 || get_bits(it, 6, &sig) < 0)
+        uint64_t hdr;
+        if (get_bits(it, 11, &hdr) < 0)
             return -1;
+        uint64_t lead = hdr >> 6, sig = hdr & 63;
         if (sig == 0)
             sig = 64;
         if (lead + sig > 64)
@@ -238,10 +400,71 @@ static int get_value(chunk_it *it)
     } else if (it->leading == 0xff) {
         return -1; /* reuse of a window that was never set */
     }
-    int sig = 64 - it->leading - it->trailing;
+    unsigned sig = 64u - it->leading - it->trailing;
     if (get_bits(it, sig, &x) < 0)
         return -1;
     it->v ^= x << it->trailing;
+    return 0;
+}
+
+static int get_int(chunk_it *it)
+{
+    uint64_t c, dd = 0;
+    unsigned ones = 0;
+    while (ones < 5) {
+        if (get_bits(it, 1, &c) < 0)
+            return -1;
+        if (c == 0)
+            break;
+        ones++;
+    }
+    if (ones == 5) {
+        if (get_bits(it, 64, &dd) < 0)
+            return -1;
+    } else if (ones) {
+        unsigned nb = int_bucket[ones - 1].bits;
+        if (get_bits(it, nb, &dd) < 0)
+            return -1;
+        dd = sign_extend(dd, nb);
+    }
+    uint64_t d = it->vdelta + dd;
+    it->v += d;
+    it->vdelta = it->i ? d : 0;
+    return 0;
+}
+
+static int get_ts(chunk_it *it)
+{
+    uint64_t c, r;
+    if (get_bits(it, 1, &c) < 0)
+        return -1;
+    if (c == 0) {
+        r = 0;
+    } else {
+        if (get_bits(it, 4, &r) < 0)
+            return -1;
+        if (r) {
+            r = sign_extend(r, 4);
+        } else {
+            static const unsigned nb[4] = {14, 20, 32, 64};
+            unsigned k = 0;
+            while (k < 3) {
+                if (get_bits(it, 1, &c) < 0)
+                    return -1;
+                if (c == 0)
+                    break;
+                k++;
+            }
+            if (get_bits(it, nb[k], &r) < 0)
+                return -1;
+            r = sign_extend(r, nb[k]);
+            uint64_t delta = it->tdelta + r;
+            it->t = (int64_t)((uint64_t)it->t + delta);
+            it->tdelta = snap_delta(delta);
+            return 0;
+        }
+    }
+    it->t = (int64_t)((uint64_t)it->t + it->tdelta + r);
     return 0;
 }
 
@@ -264,37 +487,16 @@ int chunk_it_next(chunk_it *it, int64_t *t, double *v)
         }
         it->t = (int64_t)((z >> 1) ^ (~(z & 1) + 1));
         it->v = 0;
-        if (get_value(it) < 0)
-            return -1;
-    } else {
-        uint64_t c, dod = 0;
-        int ones = 0;
-        while (ones < 5) {
-            if (get_bits(it, 1, &c) < 0)
-                return -1;
-            if (c == 0)
-                break;
-            ones++;
-        }
-        if (ones == 0) {
-            dod = 0;
-        } else if (ones == 5) {
-            if (get_bits(it, 64, &dod) < 0)
-                return -1;
-        } else {
-            int nb = dod_bucket[ones - 1].bits;
-            if (get_bits(it, nb, &dod) < 0)
-                return -1;
-            if (dod >> (nb - 1)) /* sign-extend */
-                dod |= ~(uint64_t)0 << nb;
-        }
-        it->delta += dod;
-        it->t = (int64_t)((uint64_t)it->t + it->delta);
-        if (get_value(it) < 0)
-            return -1;
+    } else if (get_ts(it) < 0) {
+        return -1;
     }
+    if (it->intmode ? get_int(it) < 0 : get_xor(it) < 0)
+        return -1;
     it->i++;
     *t = it->t;
-    memcpy(v, &it->v, sizeof *v);
+    if (it->intmode)
+        *v = (double)(int64_t)it->v;
+    else
+        memcpy(v, &it->v, sizeof *v);
     return 1;
 }

@@ -1,14 +1,16 @@
-/* chunk.h - internal: the compressed chunk codec (delta-of-delta timestamps,
- * XOR floats). See chunk.c and FORMAT.md for the bit layout. */
+/* chunk.h - internal: the compressed chunk codec (timestamps as deviations
+ * from an expected interval, values as XOR floats or delta-of-delta
+ * integers). See chunk.c and FORMAT.md for the bit layout. */
 #ifndef RW_STORE_CHUNK_H
 #define RW_STORE_CHUNK_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define RW_CHUNK_MAX_SAMPLES 120
+#define RW_CHUNK_MAX_SAMPLES 240 /* must fit the u8 count */
 #define RW_CHUNK_MAX_SPAN_MS (2LL * 3600 * 1000)
-#define RW_CHUNK_HDR 2 /* u16 LE sample count */
+#define RW_CHUNK_HDR 2 /* u8 sample count, u8 flags */
+#define RW_CHUNK_F_INT 0x01 /* values coded as integers (all integral, |v| <= 2^53) */
 
 /* An open chunk being appended to. Owned by its series; guarded by the
  * shard lock. n == 0 means "no open chunk" (b may still hold capacity). */
@@ -19,10 +21,12 @@ typedef struct chunk_enc {
     uint16_t n;        /* samples */
     uint8_t leading;   /* XOR window of the last written window; 0xff = none */
     uint8_t trailing;
+    uint8_t intmode;   /* RW_CHUNK_F_INT set in the header */
     int64_t t0;        /* first timestamp */
     int64_t t;         /* last timestamp */
-    uint64_t delta;    /* last timestamp delta (mod 2^64) */
-    uint64_t v;        /* last value bits */
+    uint64_t tdelta;   /* expected timestamp delta (mod 2^64) */
+    uint64_t v;        /* last value: IEEE bits, or the integer in int mode */
+    uint64_t vdelta;   /* int mode: last value delta */
 } chunk_enc;
 
 void chunk_enc_init(chunk_enc *e);
@@ -30,20 +34,23 @@ void chunk_enc_free(chunk_enc *e);
 /* Forgets the samples but keeps the buffer. */
 void chunk_enc_reset(chunk_enc *e);
 /* Appends one sample; the caller ensures t is newer than e->t (except for the
- * first sample). Returns 0, or -1 when out of memory (chunk unchanged). */
+ * first sample). A chunk started with an integral value is in int mode; the
+ * first non-integral value re-encodes it in XOR mode. Returns 0, or -1 when
+ * out of memory (chunk unchanged). */
 int chunk_enc_append(chunk_enc *e, int64_t t, double v);
 static inline size_t chunk_enc_len(const chunk_enc *e) { return (e->nbits + 7) / 8; }
 
 /* Iterates the samples of an encoded chunk. Never reads past len. */
 typedef struct chunk_it {
     const uint8_t *b;
+    size_t len;
     size_t nbits_total;
     size_t pos;        /* bit position */
     uint16_t n, i;
-    uint8_t leading, trailing;
+    uint8_t leading, trailing, intmode;
     int64_t t;
-    uint64_t delta;
-    uint64_t v;
+    uint64_t tdelta;
+    uint64_t v, vdelta;
 } chunk_it;
 
 /* Returns the number of samples, or -1 when the header is malformed. */
@@ -53,5 +60,8 @@ int chunk_it_next(chunk_it *it, int64_t *t, double *v);
 
 /* Number of samples in an encoded chunk (0 when malformed). */
 unsigned chunk_count(const uint8_t *b, size_t len);
+/* The first timestamp of an encoded chunk (from its header); -1 when
+ * malformed. */
+int chunk_t0(const uint8_t *b, size_t len, int64_t *t0);
 
 #endif

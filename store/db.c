@@ -10,7 +10,7 @@
 #include "core/log.h"
 #include "store_int.h"
 
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 2
 
 rw_rc db_rc(sqlite3 *db, int rc, const char *what, rw_err *err)
 {
@@ -84,10 +84,10 @@ rw_rc db_chunk_insert(rw_shard *sh, uint32_t sid, int64_t mint, int64_t maxt,
                       const uint8_t *data, size_t len, int64_t *rowid, rw_err *err)
 {
     sqlite3_stmt *st = sh->st_chunk_ins;
+    (void)mint; /* the chunk's own t0 */
     sqlite3_bind_int64(st, 1, sid);
-    sqlite3_bind_int64(st, 2, mint);
-    sqlite3_bind_int64(st, 3, maxt);
-    sqlite3_bind_blob(st, 4, data, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, maxt - mint);
+    sqlite3_bind_blob(st, 3, data, (int)len, SQLITE_STATIC);
     rw_rc rc = db_step_done(sh, st, "insert chunk", err);
     if (rc == RW_OK)
         *rowid = sqlite3_last_insert_rowid(sh->wdb);
@@ -109,9 +109,10 @@ uint64_t db_file_bytes(const rw_shard *sh)
 
 static const char *schema =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS symbols(id INTEGER PRIMARY KEY, s TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, labels BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS chunks(id INTEGER PRIMARY KEY, sid INTEGER NOT NULL,"
-    " mint INTEGER NOT NULL, maxt INTEGER NOT NULL, data BLOB NOT NULL);"
+    " span INTEGER NOT NULL, data BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS head(sid INTEGER PRIMARY KEY, data BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS wal(seq INTEGER PRIMARY KEY, data BLOB NOT NULL);";
 
@@ -192,7 +193,7 @@ rw_rc db_open_shard(rw_shard *sh, rw_err *err)
             goto fail;
     }
     if ((rc = prep(sh, sh->wdb, "INSERT INTO wal(data) VALUES(?)", &sh->st_wal_ins, err)) ||
-        (rc = prep(sh, sh->wdb, "INSERT INTO chunks(sid,mint,maxt,data) VALUES(?,?,?,?)",
+        (rc = prep(sh, sh->wdb, "INSERT INTO chunks(sid,span,data) VALUES(?,?,?)",
                    &sh->st_chunk_ins, err)) ||
         (rc = prep(sh, sh->wdb, "DELETE FROM head WHERE sid=?", &sh->st_head_del, err)) ||
         (rc = prep(sh, sh->wdb, "INSERT OR REPLACE INTO head(sid,data) VALUES(?,?)",
@@ -203,7 +204,10 @@ rw_rc db_open_shard(rw_shard *sh, rw_err *err)
         (rc = prep(sh, sh->wdb, "DELETE FROM chunks WHERE id=?", &sh->st_chunk_del, err)) ||
         (rc = prep(sh, sh->wdb, "DELETE FROM wal", &sh->st_wal_clear, err)) ||
         (rc = prep(sh, sh->wdb, "INSERT OR REPLACE INTO meta(key,value) VALUES(?,?)",
-                   &sh->st_meta_put, err)))
+                   &sh->st_meta_put, err)) ||
+        (rc = prep(sh, sh->wdb, "INSERT OR REPLACE INTO symbols(id,s) VALUES(?,?)",
+                   &sh->st_sym_put, err)) ||
+        (rc = prep(sh, sh->wdb, "DELETE FROM symbols WHERE id=?", &sh->st_sym_del, err)))
         goto fail;
 
     if ((src = sqlite3_open_v2(sh->path, &sh->rdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
@@ -228,7 +232,7 @@ void db_close_shard(rw_shard *sh)
     sqlite3_stmt **sts[] = {&sh->st_wal_ins,    &sh->st_chunk_ins, &sh->st_head_del,
                             &sh->st_head_put,   &sh->st_series_put, &sh->st_series_del,
                             &sh->st_chunk_del,  &sh->st_wal_clear, &sh->st_meta_put,
-                            &sh->st_chunk_get};
+                            &sh->st_chunk_get,  &sh->st_sym_put,   &sh->st_sym_del};
     for (size_t i = 0; i < sizeof sts / sizeof sts[0]; i++) {
         sqlite3_finalize(*sts[i]);
         *sts[i] = NULL;

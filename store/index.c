@@ -105,26 +105,75 @@ void strmap_free(strmap *m)
     m->cap = m->n = 0;
 }
 
-/* ---- interning ---- */
+/* ---- interning + symbols ---- */
 
-const char *intern_get(strmap *m, const char *s)
+static int u32_push(uint32_t **v, size_t *n, size_t *cap, uint32_t x)
 {
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        uint32_t *p = realloc(*v, nc * sizeof *p);
+        if (!p)
+            return -1;
+        *v = p;
+        *cap = nc;
+    }
+    (*v)[(*n)++] = x;
+    return 0;
+}
+
+int shard_note_new_symbol(rw_shard *sh, uint32_t id)
+{
+    return u32_push(&sh->newsym, &sh->nnewsym, &sh->capnewsym, id);
+}
+
+const char *intern_get(rw_shard *sh, const char *s, uint32_t id)
+{
+    strmap *m = &sh->strings;
     uint64_t h = str_hash(s);
     strmap_slot *sl = strmap_find(m, s, h);
     if (sl) {
         sl->val = (void *)((uintptr_t)sl->val + 1);
         return sl->key;
     }
-    char *c = strdup(s);
-    if (!c || strmap_put(m, c, h, (void *)(uintptr_t)1) < 0) {
-        free(c);
+    int fresh = id == 0;
+    if (fresh)
+        id = sh->next_sym;
+    if (id == 0 || id == UINT32_MAX)
+        return NULL;
+    if (id >= sh->cap_sym) {
+        uint32_t nc = sh->cap_sym ? sh->cap_sym : 1024;
+        while (nc <= id)
+            nc = nc > UINT32_MAX / 2 ? UINT32_MAX : nc * 2;
+        char **ns = realloc(sh->syms, (size_t)nc * sizeof *ns);
+        if (!ns)
+            return NULL;
+        memset(ns + sh->cap_sym, 0, (size_t)(nc - sh->cap_sym) * sizeof *ns);
+        sh->syms = ns;
+        sh->cap_sym = nc;
+    }
+    if (sh->syms[id])
+        return NULL; /* id taken: corrupt input */
+    size_t len = strlen(s);
+    char *blk = malloc(4 + len + 1);
+    if (!blk)
+        return NULL;
+    memcpy(blk, &id, 4);
+    char *c = memcpy(blk + 4, s, len + 1);
+    if (strmap_put(m, c, h, (void *)(uintptr_t)1) < 0 ||
+        (fresh && u32_push(&sh->newsym, &sh->nnewsym, &sh->capnewsym, id) < 0)) {
+        strmap_del(m, c, h);
+        free(blk);
         return NULL;
     }
+    sh->syms[id] = c;
+    if (id >= sh->next_sym)
+        sh->next_sym = id + 1;
     return c;
 }
 
-void intern_put(strmap *m, const char *s)
+void intern_put(rw_shard *sh, const char *s)
 {
+    strmap *m = &sh->strings;
     uint64_t h = str_hash(s);
     strmap_slot *sl = strmap_find(m, s, h);
     if (!sl)
@@ -135,8 +184,20 @@ void intern_put(strmap *m, const char *s)
         return;
     }
     char *k = (char *)sl->key;
+    uint32_t id = intern_id(k);
     strmap_del(m, s, h);
-    free(k);
+    if (id < sh->cap_sym)
+        sh->syms[id] = NULL;
+    /* its row goes with the next retention transaction; if this list cannot
+     * grow, the row stays until the next open purges unreferenced symbols */
+    u32_push(&sh->deadsym, &sh->ndeadsym, &sh->capdeadsym, id);
+    free(k - 4);
+}
+
+uint32_t symbol_id(const rw_shard *sh, const char *s)
+{
+    strmap_slot *sl = strmap_find(&sh->strings, s, str_hash(s));
+    return sl ? intern_id(sl->key) : 0;
 }
 
 /* ---- postings ---- */
@@ -252,44 +313,97 @@ const plist *postings_get(const rw_shard *sh, const char *name, const char *valu
 
 /* ---- series ---- */
 
-series *shard_series_lookup(rw_shard *sh, uint64_t hash, const rw_label *l, size_t n)
+/* Slot index from the hash: Fibonacci hashing on all 64 bits, because the
+ * low bits are the same for every series of a shard (shard = hash % n). */
+static inline size_t slot_of(const rw_shard *sh, uint64_t hash)
 {
-    if (!sh->nbuckets)
-        return NULL;
-    for (series *s = sh->buckets[hash & (sh->nbuckets - 1)]; s; s = s->hnext)
-        if (s->hash == hash && rw_labels_equal(s->labels, s->nlabels, l, n))
-            return s;
-    return NULL;
+    return (size_t)((hash * 0x9E3779B97F4A7C15ULL) >> sh->slot_shift);
 }
 
-static int buckets_grow(rw_shard *sh)
+/* Exact label set comparison against a series' contiguous strings. */
+static inline int labels_same(const series *s, const rw_label *l, size_t n)
 {
-    size_t nb = sh->nbuckets ? sh->nbuckets * 2 : 1024;
-    series **b = calloc(nb, sizeof *b);
-    if (!b)
-        return -1;
-    for (size_t i = 0; i < sh->nbuckets; i++) {
-        for (series *s = sh->buckets[i], *next; s; s = next) {
-            next = s->hnext;
-            s->hnext = b[s->hash & (nb - 1)];
-            b[s->hash & (nb - 1)] = s;
-        }
+    if (s->nlabels != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s->labels[i].name, l[i].name) || strcmp(s->labels[i].value, l[i].value))
+            return 0;
+    return 1;
+}
+
+series *shard_series_lookup(rw_shard *sh, uint64_t hash, const rw_label *l, size_t n)
+{
+    if (!sh->nslots)
+        return NULL;
+    size_t mask = sh->nslots - 1;
+    for (size_t i = slot_of(sh, hash);; i = (i + 1) & mask) {
+        const sslot *sl = &sh->slots[i];
+        if (!sl->s)
+            return NULL;
+        if (sl->hash == hash && labels_same(sl->s, l, n))
+            return sl->s;
     }
-    free(sh->buckets);
-    sh->buckets = b;
-    sh->nbuckets = nb;
+}
+
+static void slot_insert(sslot *slots, size_t mask, unsigned shift, series *s)
+{
+    size_t i = (size_t)((s->hash * 0x9E3779B97F4A7C15ULL) >> shift);
+    while (slots[i].s)
+        i = (i + 1) & mask;
+    slots[i].hash = s->hash;
+    slots[i].s = s;
+}
+
+static int slots_grow(rw_shard *sh)
+{
+    size_t nn = sh->nslots ? sh->nslots * 2 : 2048;
+    unsigned shift = (unsigned)(64 - __builtin_ctzll(nn));
+    sslot *ns = calloc(nn, sizeof *ns);
+    if (!ns)
+        return -1;
+    for (size_t i = 0; i < sh->nslots; i++)
+        if (sh->slots[i].s)
+            slot_insert(ns, nn - 1, shift, sh->slots[i].s);
+    free(sh->slots);
+    sh->slots = ns;
+    sh->nslots = nn;
+    sh->slot_shift = shift;
     return 0;
 }
 
-static void series_free(rw_shard *sh, series *s)
+/* Backward-shift delete (no tombstones, so lookups stay short). */
+static void slot_remove(rw_shard *sh, series *s)
 {
-    for (uint32_t i = 0; i < s->nlabels; i++) {
-        if (s->labels[i].name)
-            intern_put(&sh->strings, s->labels[i].name);
-        if (s->labels[i].value)
-            intern_put(&sh->strings, s->labels[i].value);
+    size_t mask = sh->nslots - 1, i = slot_of(sh, s->hash);
+    while (sh->slots[i].s && sh->slots[i].s != s)
+        i = (i + 1) & mask;
+    if (!sh->slots[i].s)
+        return;
+    for (size_t j = (i + 1) & mask; sh->slots[j].s; j = (j + 1) & mask) {
+        size_t home = slot_of(sh, sh->slots[j].hash);
+        int between = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
+        if (!between) {
+            sh->slots[i] = sh->slots[j];
+            i = j;
+        }
     }
-    free(s->labels);
+    sh->slots[i].s = NULL;
+    sh->slots[i].hash = 0;
+}
+
+/* Releases the interned copies of the first `k` labels. */
+static void labels_unintern(rw_shard *sh, const series *s, uint32_t k)
+{
+    for (uint32_t i = 0; i < k; i++) {
+        intern_put(sh, s->labels[i].name);
+        intern_put(sh, s->labels[i].value);
+    }
+}
+
+static void series_free(rw_shard *sh, series *s, int unintern)
+{
+    if (unintern)
+        labels_unintern(sh, s, s->nlabels);
     chunk_enc_free(&s->head);
     for (uint32_t i = 0; i < s->nchunks; i++)
         free(s->chunks[i].data);
@@ -298,7 +412,7 @@ static void series_free(rw_shard *sh, series *s)
 }
 
 series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_label *l,
-                            size_t n)
+                            size_t n, const uint32_t *symids)
 {
     if (id == 0)
         id = sh->next_id;
@@ -317,39 +431,49 @@ series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_l
     }
     if (sh->by_id[id])
         return NULL; /* id taken: corrupt input */
-    if ((sh->nseries + 1) > sh->nbuckets && buckets_grow(sh) < 0)
+    if ((sh->nseries + 1) * 2 > sh->nslots && slots_grow(sh) < 0)
         return NULL;
-    series *s = calloc(1, sizeof *s);
+    size_t strbytes = 0;
+    for (size_t i = 0; i < n; i++)
+        strbytes += strlen(l[i].name) + strlen(l[i].value) + 2;
+    series *s = calloc(1, sizeof *s + n * sizeof(rw_label) + strbytes);
     if (!s)
         return NULL;
     chunk_enc_init(&s->head);
     s->id = id;
     s->hash = hash;
-    s->labels = calloc(n ? n : 1, sizeof *s->labels);
-    if (!s->labels) {
-        free(s);
-        return NULL;
-    }
+    s->labels = (rw_label *)(s + 1);
     s->nlabels = (uint32_t)n;
+    char *sp = (char *)(s->labels + n);
     for (size_t i = 0; i < n; i++) {
-        s->labels[i].name = intern_get(&sh->strings, l[i].name);
-        s->labels[i].value = intern_get(&sh->strings, l[i].value);
-        if (!s->labels[i].name || !s->labels[i].value) {
-            series_free(sh, s);
-            return NULL;
-        }
+        size_t ln = strlen(l[i].name) + 1, lv = strlen(l[i].value) + 1;
+        s->labels[i].name = memcpy(sp, l[i].name, ln);
+        sp += ln;
+        s->labels[i].value = memcpy(sp, l[i].value, lv);
+        sp += lv;
     }
+    /* the interned copies are the postings keys */
     for (size_t i = 0; i < n; i++) {
-        if (postings_add(sh, s->labels[i].name, s->labels[i].value, id) < 0) {
-            for (size_t j = 0; j <= i; j++)
+        const char *in = intern_get(sh, l[i].name, symids ? symids[2 * i] : 0);
+        const char *iv = in ? intern_get(sh, l[i].value, symids ? symids[2 * i + 1] : 0) : NULL;
+        int fail = !iv || postings_add(sh, in, iv, id) < 0;
+        if (fail) {
+            /* postings first: their keys are the interned strings */
+            for (size_t j = 0; j < i; j++)
                 postings_del(sh, s->labels[j].name, s->labels[j].value, id);
-            series_free(sh, s);
+            if (iv) /* postings_add may have added before failing */
+                postings_del(sh, s->labels[i].name, s->labels[i].value, id);
+            if (in)
+                intern_put(sh, in);
+            if (iv)
+                intern_put(sh, iv);
+            labels_unintern(sh, s, (uint32_t)i);
+            series_free(sh, s, 0);
             return NULL;
         }
     }
     sh->by_id[id] = s;
-    s->hnext = sh->buckets[hash & (sh->nbuckets - 1)];
-    sh->buckets[hash & (sh->nbuckets - 1)] = s;
+    slot_insert(sh->slots, sh->nslots - 1, sh->slot_shift, s);
     sh->nseries++;
     if (id >= sh->next_id)
         sh->next_id = id + 1;
@@ -358,11 +482,7 @@ series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_l
 
 void shard_series_delete(rw_shard *sh, series *s)
 {
-    series **pp = &sh->buckets[s->hash & (sh->nbuckets - 1)];
-    while (*pp && *pp != s)
-        pp = &(*pp)->hnext;
-    if (*pp)
-        *pp = s->hnext;
+    slot_remove(sh, s);
     for (uint32_t i = 0; i < s->nlabels; i++)
         postings_del(sh, s->labels[i].name, s->labels[i].value, s->id);
     sh->by_id[s->id] = NULL;
@@ -372,20 +492,20 @@ void shard_series_delete(rw_shard *sh, series *s)
         sh->head_samples -= s->head.n;
     }
     sh->nchunks -= s->nchunks;
-    series_free(sh, s);
+    series_free(sh, s, 1);
 }
 
 void shard_index_free(rw_shard *sh)
 {
     for (uint32_t i = 0; i < sh->cap_id; i++)
         if (sh->by_id[i])
-            series_free(sh, sh->by_id[i]);
+            series_free(sh, sh->by_id[i], 0);
     free(sh->by_id);
     sh->by_id = NULL;
     sh->cap_id = 0;
-    free(sh->buckets);
-    sh->buckets = NULL;
-    sh->nbuckets = sh->nseries = 0;
+    free(sh->slots);
+    sh->slots = NULL;
+    sh->nslots = sh->nseries = 0;
     STRMAP_EACH(&sh->postings, s) {
         lname *ln = s->val;
         STRMAP_EACH(&ln->values, v) {
@@ -397,6 +517,13 @@ void shard_index_free(rw_shard *sh)
         free(ln);
     }
     strmap_free(&sh->postings);
-    STRMAP_EACH(&sh->strings, s) free((char *)s->key);
+    STRMAP_EACH(&sh->strings, s) free((char *)s->key - 4);
     strmap_free(&sh->strings);
+    free(sh->syms);
+    sh->syms = NULL;
+    sh->cap_sym = 0;
+    free(sh->newsym);
+    free(sh->deadsym);
+    sh->newsym = sh->deadsym = NULL;
+    sh->nnewsym = sh->capnewsym = sh->ndeadsym = sh->capdeadsym = 0;
 }

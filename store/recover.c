@@ -26,7 +26,7 @@ static int replay_series(void *ctx, uint32_t ref, rw_label *l, size_t n)
     rw_shard *sh = rc->sh;
     series *s = ref < sh->cap_id ? sh->by_id[ref] : NULL;
     if (!s && ref != 0) {
-        s = shard_series_create(sh, ref, rw_labels_hash(l, n), l, n);
+        s = shard_series_create(sh, ref, rw_labels_hash(l, n), l, n, NULL);
         if (!s || shard_note_new_series(sh, ref) < 0) {
             free(l);
             rc->nomem = 1;
@@ -59,38 +59,138 @@ static int replay_sample(void *ctx, uint32_t ref, int64_t t, double v)
     return 0;
 }
 
+/* Symbols (table `symbols`), then the series (table `series`, label sets as
+ * symbol ids). Symbol rows no series row names are deleted. */
 static rw_rc load_series(rw_shard *sh, uint64_t *n, rw_err *err)
 {
     sqlite3_stmt *st;
-    int r = sqlite3_prepare_v2(sh->wdb, "SELECT id, labels FROM series ORDER BY id", -1, &st, NULL);
+    rw_rc rc = RW_OK;
+    int64_t maxid = 0;
+    int r = sqlite3_prepare_v2(sh->wdb, "SELECT max(id) FROM symbols", -1, &st, NULL);
     if (r != SQLITE_OK)
-        return db_rc(sh->wdb, r, "load series", err);
+        return db_rc(sh->wdb, r, "load symbols", err);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        maxid = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (maxid < 0 || maxid >= UINT32_MAX - 1)
+        return rw_err_set(err, RW_IO, "symbol id %lld out of range", (long long)maxid);
+    size_t cap = (size_t)maxid + 1;
+    char **sym = calloc(cap, sizeof *sym);
+    uint8_t *used = calloc(cap, 1);
+    rw_label *l = NULL;
+    uint32_t *ids = NULL;
+    if (!sym || !used) {
+        rc = rw_err_set(err, RW_NOMEM, "out of memory loading symbols");
+        goto out;
+    }
+    r = sqlite3_prepare_v2(sh->wdb, "SELECT id, s FROM symbols", -1, &st, NULL);
+    if (r != SQLITE_OK) {
+        rc = db_rc(sh->wdb, r, "load symbols", err);
+        goto out;
+    }
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        const char *str = (const char *)sqlite3_column_text(st, 1);
+        if (id <= 0 || id >= (int64_t)cap || !str)
+            continue;
+        if (!(sym[id] = strdup(str))) {
+            r = SQLITE_NOMEM;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    if (r != SQLITE_DONE) {
+        rc = r == SQLITE_NOMEM ? rw_err_set(err, RW_NOMEM, "out of memory loading symbols")
+                               : db_rc(sh->wdb, r, "load symbols", err);
+        goto out;
+    }
+    if (sh->next_sym < cap)
+        sh->next_sym = (uint32_t)cap;
+
+    r = sqlite3_prepare_v2(sh->wdb, "SELECT id, labels FROM series ORDER BY id", -1, &st, NULL);
+    if (r != SQLITE_OK) {
+        rc = db_rc(sh->wdb, r, "load series", err);
+        goto out;
+    }
     uint64_t bad = 0;
+    size_t capl = 0;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(st, 0);
         const uint8_t *b = sqlite3_column_blob(st, 1);
         const uint8_t *end = b + sqlite3_column_bytes(st, 1);
-        rw_label *l;
-        size_t nl;
-        if (id <= 0 || id >= UINT32_MAX || !b || labels_decode(&b, end, &l, &nl) < 0) {
+        uint64_t nl;
+        if (id <= 0 || id >= UINT32_MAX || !b || get_uvarint(&b, end, &nl) < 0 || nl > 10000 ||
+            nl > (uint64_t)(end - b)) {
             bad++;
             continue;
         }
-        series *s = shard_series_create(sh, (uint32_t)id, rw_labels_hash(l, nl), l, nl);
-        free(l);
+        if (nl > capl) {
+            capl = nl;
+            free(l);
+            free(ids);
+            l = malloc(capl * sizeof *l);
+            ids = malloc(capl * 2 * sizeof *ids);
+            if (!l || !ids) {
+                sqlite3_finalize(st);
+                rc = rw_err_set(err, RW_NOMEM, "out of memory loading series");
+                goto out;
+            }
+        }
+        int ok = 1;
+        for (uint64_t i = 0; i < 2 * nl && ok; i++) {
+            uint64_t ref;
+            ok = get_uvarint(&b, end, &ref) == 0 && ref > 0 && ref < cap && sym[ref];
+            if (ok) {
+                ids[i] = (uint32_t)ref;
+                if (i % 2 == 0)
+                    l[i / 2].name = sym[ref];
+                else
+                    l[i / 2].value = sym[ref];
+            }
+        }
+        series *s = ok && b == end ? shard_series_create(sh, (uint32_t)id, rw_labels_hash(l, nl),
+                                                         l, nl, ids)
+                                   : NULL;
         if (!s) {
             bad++;
             continue;
         }
+        for (uint64_t i = 0; i < 2 * nl; i++)
+            used[ids[i]] = 1;
         s->in_db = 1;
         (*n)++;
     }
     sqlite3_finalize(st);
-    if (r != SQLITE_DONE)
-        return db_rc(sh->wdb, r, "load series", err);
+    if (r != SQLITE_DONE) {
+        rc = db_rc(sh->wdb, r, "load series", err);
+        goto out;
+    }
     if (bad)
         rw_warn("shard %d: %llu unreadable series rows skipped", sh->idx, (unsigned long long)bad);
-    return RW_OK;
+    size_t purge = 0;
+    for (size_t i = 1; i < cap; i++)
+        purge += sym[i] && !used[i];
+    if (purge) {
+        rc = db_begin(sh, err);
+        for (size_t i = 1; i < cap && rc == RW_OK; i++) {
+            if (!sym[i] || used[i])
+                continue;
+            sqlite3_bind_int64(sh->st_sym_del, 1, (int64_t)i);
+            rc = db_step_done(sh, sh->st_sym_del, "delete symbol", err);
+        }
+        rc = db_end(sh, rc, err);
+        if (rc == RW_OK)
+            rw_info("shard %d: %zu unreferenced symbols deleted", sh->idx, purge);
+    }
+out:
+    if (sym)
+        for (size_t i = 0; i < cap; i++)
+            free(sym[i]);
+    free(sym);
+    free(used);
+    free(l);
+    free(ids);
+    return rc;
 }
 
 static rw_rc load_chunks(rw_shard *sh, uint64_t *n, rw_err *err)
@@ -99,7 +199,7 @@ static rw_rc load_chunks(rw_shard *sh, uint64_t *n, rw_err *err)
     /* rowid order is time order within a series: chunks are inserted oldest
      * first and a new rowid is always above every existing one */
     int r = sqlite3_prepare_v2(sh->wdb,
-                               "SELECT id, sid, mint, maxt, substr(data,1,2), length(data) "
+                               "SELECT id, sid, span, substr(data,1,12), length(data) "
                                "FROM chunks ORDER BY id",
                                -1, &st, NULL);
     if (r != SQLITE_OK)
@@ -113,8 +213,14 @@ static rw_rc load_chunks(rw_shard *sh, uint64_t *n, rw_err *err)
             orphans++;
             continue;
         }
-        const uint8_t *h = sqlite3_column_blob(st, 4);
-        unsigned cnt = h ? chunk_count(h, (size_t)sqlite3_column_bytes(st, 4)) : 0;
+        const uint8_t *h = sqlite3_column_blob(st, 3);
+        size_t hlen = (size_t)sqlite3_column_bytes(st, 3);
+        int64_t mint;
+        unsigned cnt = h ? chunk_count(h, hlen) : 0;
+        if (!cnt || chunk_t0(h, hlen, &mint) < 0) {
+            orphans++;
+            continue;
+        }
         if (s->nchunks == s->capchunks) {
             uint32_t nc = s->capchunks ? s->capchunks * 2 : 4;
             chunk_meta *m = realloc(s->chunks, nc * sizeof *m);
@@ -127,10 +233,10 @@ static rw_rc load_chunks(rw_shard *sh, uint64_t *n, rw_err *err)
         }
         chunk_meta *cm = &s->chunks[s->nchunks++];
         cm->rowid = id;
-        cm->mint = sqlite3_column_int64(st, 2);
-        cm->maxt = sqlite3_column_int64(st, 3);
+        cm->mint = mint;
+        cm->maxt = (int64_t)((uint64_t)mint + (uint64_t)sqlite3_column_int64(st, 2));
         cm->data = NULL;
-        cm->len = (uint32_t)sqlite3_column_int64(st, 5);
+        cm->len = (uint32_t)sqlite3_column_int64(st, 4);
         cm->n = (uint16_t)cnt;
         if (!s->has_data || cm->maxt > s->newest_t) {
             s->newest_t = cm->maxt;
@@ -274,6 +380,7 @@ rw_rc shard_recover(rw_shard *sh, rw_err *err)
     rw_rc r;
     pthread_mutex_lock(&sh->mu);
     sh->next_id = 1; /* 0 is never a series id */
+    sh->next_sym = 1; /* nor a symbol id */
     if ((r = load_series(sh, &nseries, err)) != RW_OK || (r = load_chunks(sh, &nchunks, err)) != RW_OK)
         goto out;
     /* the retention check during head/WAL replay needs the newest time */

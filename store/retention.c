@@ -82,12 +82,17 @@ rw_rc shard_retention(rw_shard *sh, rw_err *err)
             shard_series_delete(sh, s);
         }
     }
+    /* symbols no series uses any more (freed by the deletes above) */
+    uint32_t *dead = sh->deadsym;
+    size_t ndead = sh->ndeadsym;
+    sh->deadsym = NULL;
+    sh->ndeadsym = sh->capdeadsym = 0;
     pthread_mutex_unlock(&sh->mu);
 
     rw_rc rc = RW_OK;
     rw_err lerr;
     rw_err_init(&lerr);
-    if (chunks.n || heads.n || gone.n) {
+    if (chunks.n || heads.n || gone.n || ndead) {
         rc = db_begin(sh, &lerr);
         for (size_t i = 0; rc == RW_OK && i < chunks.n; i++) {
             sqlite3_bind_int64(sh->st_chunk_del, 1, chunks.v[i]);
@@ -104,6 +109,10 @@ rw_rc shard_retention(rw_shard *sh, rw_err *err)
                 sqlite3_bind_int64(sh->st_head_del, 1, gone.v[i]);
                 rc = db_step_done(sh, sh->st_head_del, "delete head", &lerr);
             }
+        }
+        for (size_t i = 0; rc == RW_OK && i < ndead; i++) {
+            sqlite3_bind_int64(sh->st_sym_del, 1, dead[i]);
+            rc = db_step_done(sh, sh->st_sym_del, "delete symbol", &lerr);
         }
         if (rc == RW_OK)
             rc = db_commit(sh, &lerr);
@@ -127,6 +136,7 @@ rw_rc shard_retention(rw_shard *sh, rw_err *err)
     free(chunks.v);
     free(heads.v);
     free(gone.v);
+    free(dead); /* on failure the rows stay; the next open purges them */
     if (nomem && rc == RW_OK)
         rc = rw_err_set(err, RW_NOMEM, "shard %d retention: out of memory", sh->idx);
     return rc;

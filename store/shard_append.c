@@ -144,42 +144,79 @@ static void put_u32(rw_buf *b, uint32_t v)
     rw_buf_append(b, &v, sizeof v); /* host order: never leaves the process */
 }
 
+enum { ROW_SYMBOL = 0, ROW_SERIES = 1 };
+
+static size_t row_begin(rw_buf *out, uint8_t kind, uint32_t id)
+{
+    size_t at = out->len;
+    rw_buf_putc(out, (char)kind);
+    put_u32(out, id);
+    put_u32(out, 0);
+    return at;
+}
+
+static void row_end(rw_buf *out, size_t at)
+{
+    uint32_t len = (uint32_t)(out->len - at - 9);
+    if (!out->failed)
+        memcpy(out->p + at + 5, &len, 4);
+}
+
+/* Rows: [u8 kind][u32 id][u32 len][blob]; symbol rows first, so a series
+ * row never names a symbol its transaction does not also write (or an
+ * earlier one did). Series blob: uvarint n, 2n uvarint symbol ids. */
 void shard_take_new_series(rw_shard *sh, rw_buf *out)
 {
-    for (size_t i = 0; i < sh->nnewser; i++) {
+    for (size_t i = 0; i < sh->nnewsym && !out->failed; i++) {
+        uint32_t id = sh->newsym[i];
+        const char *str = id < sh->cap_sym ? sh->syms[id] : NULL;
+        if (!str) /* freed before it was written */
+            continue;
+        size_t at = row_begin(out, ROW_SYMBOL, id);
+        rw_buf_append(out, str, strlen(str));
+        row_end(out, at);
+    }
+    sh->nnewsym = 0;
+    for (size_t i = 0; i < sh->nnewser && !out->failed; i++) {
         series *s = sh->newser[i] < sh->cap_id ? sh->by_id[sh->newser[i]] : NULL;
         if (!s || s->in_db)
             continue;
-        size_t at = out->len;
-        put_u32(out, s->id);
-        put_u32(out, 0);
-        labels_encode(out, s->labels, s->nlabels);
-        if (out->failed)
-            break;
-        uint32_t len = (uint32_t)(out->len - at - 8);
-        memcpy(out->p + at + 4, &len, 4);
+        size_t at = row_begin(out, ROW_SERIES, s->id);
+        put_uvarint(out, s->nlabels);
+        for (uint32_t j = 0; j < s->nlabels; j++) {
+            put_uvarint(out, symbol_id(sh, s->labels[j].name));
+            put_uvarint(out, symbol_id(sh, s->labels[j].value));
+        }
+        row_end(out, at);
         s->in_db = 1;
     }
     sh->nnewser = 0;
 }
 
-#define ROWS_EACH(rows, id, blob, len)                                                    \
-    for (size_t _o = 0; _o + 8 <= (rows)->len &&                                           \
-                        (memcpy(&id, (rows)->p + _o, 4), memcpy(&len, (rows)->p + _o + 4, 4), \
-                         blob = (const uint8_t *)(rows)->p + _o + 8, 1);                   \
-         _o += 8 + len)
+#define ROWS_EACH(rows, kind, id, blob, len)                                              \
+    for (size_t _o = 0; _o + 9 <= (rows)->len &&                                           \
+                        (kind = (uint8_t)(rows)->p[_o], memcpy(&id, (rows)->p + _o + 1, 4), \
+                         memcpy(&len, (rows)->p + _o + 5, 4),                               \
+                         blob = (const uint8_t *)(rows)->p + _o + 9, 1);                   \
+         _o += 9 + len)
 
 rw_rc db_put_series_rows(rw_shard *sh, const rw_buf *rows, size_t *n, rw_err *err)
 {
     uint32_t id, len;
+    uint8_t kind;
     const uint8_t *blob;
-    ROWS_EACH(rows, id, blob, len) {
-        sqlite3_bind_int64(sh->st_series_put, 1, id);
-        sqlite3_bind_blob(sh->st_series_put, 2, blob, (int)len, SQLITE_STATIC);
-        rw_rc rc = db_step_done(sh, sh->st_series_put, "insert series", err);
+    ROWS_EACH(rows, kind, id, blob, len) {
+        sqlite3_stmt *st = kind == ROW_SYMBOL ? sh->st_sym_put : sh->st_series_put;
+        sqlite3_bind_int64(st, 1, id);
+        if (kind == ROW_SYMBOL)
+            sqlite3_bind_text(st, 2, (const char *)blob, (int)len, SQLITE_STATIC);
+        else
+            sqlite3_bind_blob(st, 2, blob, (int)len, SQLITE_STATIC);
+        rw_rc rc = db_step_done(sh, st, kind == ROW_SYMBOL ? "insert symbol" : "insert series", err);
         if (rc != RW_OK)
             return rc;
-        (*n)++;
+        if (kind == ROW_SERIES)
+            (*n)++;
     }
     return RW_OK;
 }
@@ -187,9 +224,15 @@ rw_rc db_put_series_rows(rw_shard *sh, const rw_buf *rows, size_t *n, rw_err *er
 void shard_restore_new_series(rw_shard *sh, const rw_buf *rows)
 {
     uint32_t id, len;
+    uint8_t kind;
     const uint8_t *blob;
-    ROWS_EACH(rows, id, blob, len) {
+    ROWS_EACH(rows, kind, id, blob, len) {
         (void)blob;
+        if (kind == ROW_SYMBOL) {
+            if (id < sh->cap_sym && sh->syms[id])
+                shard_note_new_symbol(sh, id);
+            continue;
+        }
         series *s = id < sh->cap_id ? sh->by_id[id] : NULL;
         if (s) {
             s->in_db = 0;
@@ -388,12 +431,12 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
                          rw_append_result *res, uint64_t *seq, rw_err *err)
 {
     rw_store *st = sh->store;
+    /* WAL bytes of the samples; a new series reserves its label bytes when
+     * it is created (label lengths are not computed for known series) */
     size_t need = 0, maxs = 0;
     for (size_t k = 0; k < n; k++) {
         const rw_append_series *a = &in[idx[k]];
         need += 32 + 20 * a->nsamples;
-        for (size_t j = 0; j < a->nlabels; j++)
-            need += strlen(a->labels[j].name) + strlen(a->labels[j].value) + 10;
         if (a->nsamples > maxs)
             maxs = a->nsamples;
     }
@@ -424,7 +467,15 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
         if (!s) {
             if (a->nsamples == 0)
                 continue;
-            s = shard_series_create(sh, 0, a->hash, a->labels, a->nlabels);
+            size_t lbytes = 16;
+            for (size_t j = 0; j < a->nlabels; j++)
+                lbytes += strlen(a->labels[j].name) + strlen(a->labels[j].value) + 20;
+            if (rw_buf_reserve(&sh->pending, need + lbytes) != RW_OK) {
+                sh->pending.failed = 0; /* nothing was written */
+                rc = rw_err_set(err, RW_NOMEM, "out of memory");
+                break;
+            }
+            s = shard_series_create(sh, 0, a->hash, a->labels, a->nlabels, NULL);
             if (!s) {
                 rc = rw_err_set(err, RW_NOMEM, "out of memory creating a series");
                 break;

@@ -62,10 +62,25 @@ void strmap_free(strmap *m);
 #define STRMAP_EACH(m, s) \
     for (strmap_slot *s = (m)->slots; s && s < (m)->slots + (m)->cap; s++) if (s->key)
 
-/* Label string interning: one copy of each distinct string per shard,
- * reference counted. Returns NULL when out of memory. */
-const char *intern_get(strmap *m, const char *s);
-void intern_put(strmap *m, const char *s);
+/* Label string interning (the postings keys and the shard's symbol table):
+ * one copy of each distinct string per shard, reference counted, each with
+ * a symbol id (table `symbols`) stored in the 4 bytes before the string.
+ * intern_get returns NULL when out of memory; id 0 = allocate a new id (and
+ * queue its row for the next transaction), else the id the string has on
+ * disk (used when loading). */
+struct rw_shard;
+const char *intern_get(struct rw_shard *sh, const char *s, uint32_t id);
+void intern_put(struct rw_shard *sh, const char *s);
+static inline uint32_t intern_id(const char *interned)
+{
+    uint32_t id;
+    __builtin_memcpy(&id, interned - 4, 4);
+    return id;
+}
+/* Queues a symbol row for the next transaction (after a failed one). */
+int shard_note_new_symbol(struct rw_shard *sh, uint32_t id);
+/* The symbol id of a string of some series' label set (it is interned). */
+uint32_t symbol_id(const struct rw_shard *sh, const char *s);
 
 /* Sorted list of series ids holding one label pair. */
 typedef struct plist {
@@ -91,14 +106,16 @@ typedef struct chunk_meta {
     uint16_t n;
 } chunk_meta;
 
-/* One series. Everything guarded by its shard's mu. The labels' strings are
- * interned in the shard (intern_put on delete). */
+/* One series. Everything guarded by its shard's mu. The struct, its label
+ * array and the label strings are ONE allocation (labels points right after
+ * the struct, the strings after the array), so the lookup compares label
+ * sets in contiguous memory; each string is also held once in the shard's
+ * interning table for the postings (intern_put on delete). */
 typedef struct series {
     uint32_t id;         /* shard-local, also series.id in SQLite */
     uint32_t nlabels;
     uint64_t hash;       /* rw_labels_hash of labels */
-    struct series *hnext;/* hash bucket chain */
-    rw_label *labels;    /* malloc'd array, interned strings */
+    rw_label *labels;    /* inside this allocation */
     chunk_enc head;      /* open head chunk; head.n == 0: none */
     chunk_meta *chunks;  /* completed chunks, ascending mint */
     uint32_t nchunks, capchunks;
@@ -135,6 +152,13 @@ typedef struct pend_chunk {
 
 enum { WAL_SERIES = 1, WAL_SAMPLES = 2 };
 
+/* A slot of the series hash table: the hash inline, so probing touches
+ * only the table until the hashes match. s == NULL: empty. */
+typedef struct sslot {
+    uint64_t hash;
+    struct series *s;
+} sslot;
+
 typedef struct rw_shard {
     struct rw_store *store;
     int idx;
@@ -146,8 +170,15 @@ typedef struct rw_shard {
     /* ---- in-memory state (mu) ---- */
     series **by_id;        /* index = series id; NULL = free */
     uint32_t cap_id, next_id;
-    series **buckets;      /* hash chains by series hash */
-    size_t nbuckets, nseries;
+    sslot *slots;          /* open addressing by series hash (index.c) */
+    size_t nslots, nseries;
+    unsigned slot_shift;   /* 64 - log2(nslots) */
+    char **syms;           /* symbol id -> interned string; NULL = free */
+    uint32_t cap_sym, next_sym;
+    uint32_t *newsym;      /* symbol ids created since the last commit */
+    size_t nnewsym, capnewsym;
+    uint32_t *deadsym;     /* symbol ids freed since the last retention txn */
+    size_t ndeadsym, capdeadsym;
     strmap strings;        /* interned label strings -> refcount */
     strmap postings;       /* name -> lname* */
     uint64_t nchunks;      /* completed chunks held (persisted or not) */
@@ -174,7 +205,7 @@ typedef struct rw_shard {
     /* ---- write connection (owned by the db_owner) ---- */
     sqlite3 *wdb;
     sqlite3_stmt *st_wal_ins, *st_chunk_ins, *st_head_del, *st_head_put, *st_series_put,
-        *st_series_del, *st_chunk_del, *st_wal_clear, *st_meta_put;
+        *st_series_del, *st_chunk_del, *st_wal_clear, *st_meta_put, *st_sym_put, *st_sym_del;
 
     /* ---- read connection (rd_mu) ---- */
     pthread_mutex_t rd_mu;
@@ -212,9 +243,10 @@ struct rw_store {
 
 /* ---- index.c ---- */
 series *shard_series_lookup(rw_shard *sh, uint64_t hash, const rw_label *l, size_t n);
-/* Creates (interns labels, indexes). id 0 = allocate the next id. */
+/* Creates (interns labels, indexes). id 0 = allocate the next id; symids
+ * (2n: name, value, ...) are the labels' symbol ids on disk, or NULL. */
 series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_label *l,
-                            size_t n);
+                            size_t n, const uint32_t *symids);
 void shard_series_delete(rw_shard *sh, series *s);
 void shard_index_free(rw_shard *sh);
 const plist *postings_get(const rw_shard *sh, const char *name, const char *value);

@@ -140,6 +140,82 @@ static void test_full_and_patterns(void)
     CHECK_MSG(bytes < 140, "jittered constant chunk took %zu bytes", bytes);
 }
 
+/* int mode: integral values, beyond 2^53, negative, mixed with non-integral
+ * values in one chunk (re-encoded as XOR), NaN/Inf after integers */
+static void test_int_mode(void)
+{
+    enum { N = RW_CHUNK_MAX_SAMPLES };
+    int64_t t[N];
+    double v[N];
+    size_t bytes;
+    for (size_t i = 0; i < N; i++)
+        t[i] = 1700000000000 + (int64_t)i * 15000 + (int64_t)(i * 7919 % 7) - 3;
+    /* a counter with small increments: int mode, well under XOR's cost */
+    for (size_t i = 0; i < N; i++)
+        v[i] = 1000000.0 + (double)(i * i % 13) + (double)i * 4;
+    CHECK(roundtrip(t, v, N, &bytes));
+    {
+        chunk_enc e;
+        chunk_enc_init(&e);
+        for (size_t i = 0; i < N; i++)
+            chunk_enc_append(&e, t[i], v[i]);
+        CHECK_INT(e.b[1], RW_CHUNK_F_INT);
+        chunk_enc_free(&e);
+    }
+    CHECK_MSG(bytes < N * 2, "integer counter chunk took %zu bytes", bytes);
+    /* negative values, extremes of the exact range, huge jumps */
+    double ext[] = {-5, -4, 0, 9007199254740992.0, -9007199254740992.0, 1, -1,
+                    4503599627370496.0, 3, 3, 3, -7, 123456789012345.0, 0};
+    size_t ne = sizeof ext / sizeof ext[0];
+    CHECK(roundtrip(t, ext, ne, NULL));
+    /* beyond 2^53 and -0 are not int-mode values: the chunk turns XOR */
+    double big[] = {1, 2, 3, 18014398509481984.0, 4, -0.0, 5, 1e300};
+    CHECK(roundtrip(t, big, sizeof big / sizeof big[0], NULL));
+    double negz[] = {-0.0, 1, 2};
+    CHECK(roundtrip(t, negz, 3, NULL));
+    /* integral then non-integral at every position, then specials */
+    for (size_t cut = 1; cut < 12; cut++) {
+        double m[16];
+        for (size_t i = 0; i < 16; i++)
+            m[i] = i < cut ? (double)(i * 3) : (double)i + 0.5;
+        m[15] = rw_stale_nan();
+        CHECK(roundtrip(t, m, 16, NULL));
+    }
+    double sp[] = {7, 8, rw_stale_nan(), 9, INFINITY, 10, -INFINITY, NAN, 11};
+    CHECK(roundtrip(t, sp, sizeof sp / sizeof sp[0], NULL));
+    /* full chunk of integers followed by one float in the last position */
+    for (size_t i = 0; i < N; i++)
+        v[i] = (double)(i % 5);
+    v[N - 1] = 0.1;
+    CHECK(roundtrip(t, v, N, NULL));
+}
+
+/* the expected-interval timestamp coding: exact intervals, jitter, interval
+ * changes, gaps in every escape bucket, non-second intervals */
+static void test_ts_intervals(void)
+{
+    enum { N = 64 };
+    int64_t t[N];
+    double v[N];
+    size_t bytes;
+    for (size_t i = 0; i < N; i++)
+        v[i] = 1;
+    for (size_t i = 0; i < N; i++)
+        t[i] = 1000 + (int64_t)i * 15000;
+    CHECK(roundtrip(t, v, N, &bytes));
+    CHECK_MSG(bytes <= 24, "exact 15s chunk took %zu bytes", bytes);
+    int64_t gaps[] = {15003, 14997, 30001, 15000, 1500, 1502, 1498, 15000, 8191, 8300,
+                      600000, 700000, 3000000000LL, 7, 7, 1, 1, 999, 1050, 60000};
+    size_t ng = sizeof gaps / sizeof gaps[0];
+    t[0] = -77;
+    for (size_t i = 0; i < ng; i++)
+        t[i + 1] = t[i] + gaps[i];
+    CHECK(roundtrip(t, v, ng + 1, NULL));
+    for (size_t i = 0; i < N; i++)
+        t[i] = 5 + (int64_t)i * 1500 + (int64_t)(i % 3);
+    CHECK(roundtrip(t, v, N, NULL));
+}
+
 static void test_corrupt(void)
 {
     chunk_enc e;
@@ -170,6 +246,8 @@ int main(void)
     RUN(test_specials);
     RUN(test_timestamps);
     RUN(test_full_and_patterns);
+    RUN(test_int_mode);
+    RUN(test_ts_intervals);
     RUN(test_corrupt);
     TEST_DONE();
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "core/labels.h"
 #include "core/metrics.h"
+#include "store/chunk.h"
 #include "store/store.h"
 #include "tests/unit/support/tmpdir.h"
 #include "test.h"
@@ -407,7 +408,7 @@ static void test_retention(void)
     CHECK_INT(after.series, 1);
     CHECK(after.persisted_chunks < before.persisted_chunks);
     int64_t cutoff = 10 * H - 15000 - H;
-    CHECK_MSG(after.min_time > cutoff - 120 * 15000 && after.min_time <= cutoff,
+    CHECK_MSG(after.min_time > cutoff - RW_CHUNK_MAX_SAMPLES * 15000 && after.min_time <= cutoff,
               "min_time %lld, cutoff %lld", (long long)after.min_time, (long long)cutoff);
     rw_store_close(st);
     st = open_opts(dir, 2, H, 0, NULL, &e);
