@@ -205,7 +205,8 @@ rw_rc rw_ingest_write(rw_ingest *ig, rw_proto_version v, const char *tenant, con
         }
         as[nas].labels = s->labels;
         as[nas].nlabels = s->nlabels;
-        as[nas].hash = rw_labels_hash(s->labels, s->nlabels);
+        as[nas].hash = s->lens ? rw_labels_hash_lens(s->labels, s->lens, s->nlabels)
+                               : rw_labels_hash(s->labels, s->nlabels);
         as[nas].samples = s->samples;
         as[nas].nsamples = s->nsamples;
         nas++;
