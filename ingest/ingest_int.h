@@ -2,6 +2,7 @@
 #ifndef RW_INGEST_INT_H
 #define RW_INGEST_INT_H
 
+#include <stdatomic.h>
 #include "ingest.h"
 
 /* One decoded series, labels sorted, strings in the request arena. */
@@ -28,7 +29,8 @@ struct rw_ingest {
     rw_ingest_limits lim;
     char *tenant_header, *tenant_label, *default_tenant;
     /* self-metrics (NULL-safe) */
-    rw_counter *req_v1, *req_v2, *req_bad, *req_unavailable;
+    _Atomic size_t inflight;  /* decoded bytes of requests in rw_ingest_write now */
+    rw_counter *req_v1, *req_v2, *req_bad, *req_unavailable, *req_overloaded;
     rw_counter *samples_written, *series_invalid, *histograms_rejected, *exemplars_dropped;
     rw_counter *samples_rejected[RW_REJ__COUNT];
     rw_counter *metadata_written, *bytes_received, *samples_future;
