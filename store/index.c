@@ -1,5 +1,8 @@
-/* index.c - the in-memory index of a shard: interned label strings, the
- * series hash map (label-set hash -> series, labels compared on collision),
+/* index.c - the in-memory index of a shard: interned label strings (each
+ * with its symbol id, its name in table `symbols`), the series hash map
+ * (open addressing, the 64-bit label-set hash inline in the slot; the label
+ * set is then compared exactly against the series' contiguous copy, so two
+ * series are never confused),
  * the id table and the postings (label name -> value -> sorted series ids).
  * Appends (shard_append.c) and recovery find and create series here; selects
  * (shard_read.c) intersect postings; retention deletes series. Every function
@@ -312,6 +315,11 @@ const plist *postings_get(const rw_shard *sh, const char *name, const char *valu
 }
 
 /* ---- series ---- */
+
+/* The series lookup runs once per received sample (remote-write sends every
+ * sample with its full label set), so it is written by hand for few cache
+ * lines per hit: table slot (hash inline), then one allocation holding the
+ * series, its label array and its strings. */
 
 /* Slot index from the hash: Fibonacci hashing on all 64 bits, because the
  * low bits are the same for every series of a shard (shard = hash % n). */

@@ -3,8 +3,9 @@
  * The store holds float samples of many series in N shards. A series belongs
  * to the shard `hash % nshards` where hash is rw_labels_hash() of its full
  * label set. Each shard owns one SQLite database file `<dir>/shard-<k>.db`
- * holding its series, its completed compressed chunks (delta-of-delta
- * timestamps, XOR floats) and its write-ahead records; in memory it has a
+ * holding its series (label sets as symbol ids), its completed compressed
+ * chunks (timestamps as deviations from the scrape interval, XOR floats or
+ * integer delta-of-delta values) and its write-ahead records; in memory it has a
  * postings index (label name -> value -> series) and one open head chunk per
  * series. See store/FORMAT.md for the on-disk format.
  *

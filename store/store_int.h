@@ -4,7 +4,8 @@
  *   store.c         open/close, the maintenance thread, metadata, stats,
  *                   cardinality, self-metrics
  *   index.c         string maps, label interning, series hash map, postings
- *   chunk.c         the chunk codec (delta-of-delta / XOR)
+ *   chunk.c         the chunk codec (interval-deviation timestamps, XOR or
+ *                   integer delta-of-delta values)
  *   wal.c           WAL record encoding and parsing, varints, label blobs
  *   db.c            SQLite connections, schema, prepared statements
  *   shard_append.c  rw_store_append and group commit
