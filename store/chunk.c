@@ -196,18 +196,34 @@ int chunk_it_init(chunk_it *it, const uint8_t *b, size_t len)
     return it->n;
 }
 
-/* Reads n bits (1..64); returns -1 past the end. */
-static int get_bits(chunk_it *it, int n, uint64_t *out)
+/* Reads n bits (1..64); returns -1 past the end. Reads one big-endian
+ * 64-bit word (plus a byte when n spans nine bytes) where the chunk has that
+ * many bytes left, else byte by byte. */
+static inline int get_bits(chunk_it *it, int n, uint64_t *out)
 {
     if (it->pos + (size_t)n > it->nbits_total)
         return -1;
+    size_t byte = it->pos >> 3;
+    unsigned off = (unsigned)(it->pos & 7);
+    if (byte + 8 <= it->nbits_total >> 3) {
+        const uint8_t *p = it->b + byte;
+        uint64_t w = ((uint64_t)p[0] << 56) | ((uint64_t)p[1] << 48) | ((uint64_t)p[2] << 40) |
+                     ((uint64_t)p[3] << 32) | ((uint64_t)p[4] << 24) | ((uint64_t)p[5] << 16) |
+                     ((uint64_t)p[6] << 8) | (uint64_t)p[7];
+        uint64_t v = (w << off) >> (64 - n);
+        if ((unsigned)n + off > 64) /* the rest is in p[8], inside the chunk */
+            v |= (uint64_t)(p[8] >> (8 - ((unsigned)n + off - 64)));
+        it->pos += (size_t)n;
+        *out = v;
+        return 0;
+    }
     uint64_t v = 0;
     while (n > 0) {
         size_t used = it->pos & 7;
         int room = 8 - (int)used;
         int take = n < room ? n : room;
-        uint8_t byte = it->b[it->pos >> 3];
-        uint64_t bits = (byte >> (room - take)) & ((1u << take) - 1);
+        uint8_t b = it->b[it->pos >> 3];
+        uint64_t bits = (b >> (room - take)) & ((1u << take) - 1);
         v = (take == 64 ? 0 : v << take) | bits;
         it->pos += (size_t)take;
         n -= take;
