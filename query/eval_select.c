@@ -69,7 +69,7 @@ rw_rc rw_eval_vector_selector(rw_eval_ctx *ctx, const rw_node *n, int want_ts, r
     for (size_t s = 0; s < nd; s++) {
         rw_series_data *d = &data[s];
         rw_eval_series *os = &out->series[out->nseries];
-        if ((rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
+        if ((s & 255) == 255 && (rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
             return rc;
         if (!rw_series_new(ctx, os, d->labels, d->nlabels, 0))
             return rw_eval_nomem(ctx);

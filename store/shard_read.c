@@ -196,6 +196,8 @@ typedef struct piece {
 typedef struct sel_item {
     rw_label *labels;
     size_t nlabels;
+    const char *key;      /* the label strings, contiguous (copy_labels) */
+    size_t keylen;
     int shard;
     piece *pieces;
     size_t npieces;
@@ -206,16 +208,36 @@ typedef struct sel_item {
     double last_v;
 } sel_item;
 
-static rw_label *copy_labels(rw_arena *a, const series *s)
+/* Copies the labels of s into the arena: the array, then every string in one
+ * block "name\0value\0name\0value\0...". That block (key, keylen) sorts
+ * byte-wise exactly as rw_labels_cmp orders label sets (a NUL ends a string
+ * before any other byte, and a shorter set that is a prefix ends first), so
+ * the merge of all shards sorts with one memcmp per comparison. */
+static rw_label *copy_labels(rw_arena *a, const series *s, const char **key, size_t *keylen)
 {
     rw_label *l = rw_arena_alloc(a, (s->nlabels ? s->nlabels : 1) * sizeof *l);
     if (!l)
         return NULL;
+    size_t len[2 * 64], *lens = len, total = 0;
+    if (s->nlabels > 64 && !(lens = rw_arena_alloc(a, 2 * s->nlabels * sizeof *lens)))
+        return NULL;
     for (uint32_t i = 0; i < s->nlabels; i++) {
-        l[i].name = rw_arena_strdup(a, s->labels[i].name);
-        l[i].value = rw_arena_strdup(a, s->labels[i].value);
-        if (!l[i].name || !l[i].value)
-            return NULL;
+        lens[2 * i] = strlen(s->labels[i].name) + 1;
+        lens[2 * i + 1] = strlen(s->labels[i].value) + 1;
+        total += lens[2 * i] + lens[2 * i + 1];
+    }
+    char *p = rw_arena_alloc(a, total ? total : 1);
+    if (!p)
+        return NULL;
+    *key = p;
+    *keylen = total;
+    for (uint32_t i = 0; i < s->nlabels; i++) {
+        memcpy(p, s->labels[i].name, lens[2 * i]);
+        l[i].name = p;
+        p += lens[2 * i];
+        memcpy(p, s->labels[i].value, lens[2 * i + 1]);
+        l[i].value = p;
+        p += lens[2 * i + 1];
     }
     return l;
 }
@@ -223,7 +245,11 @@ static rw_label *copy_labels(rw_arena *a, const series *s)
 static int item_cmp(const void *a, const void *b)
 {
     const sel_item *x = a, *y = b;
-    return rw_labels_cmp(x->labels, x->nlabels, y->labels, y->nlabels);
+    size_t n = x->keylen < y->keylen ? x->keylen : y->keylen;
+    int c = memcmp(x->key, y->key, n);
+    if (c)
+        return c;
+    return x->keylen < y->keylen ? -1 : x->keylen > y->keylen;
 }
 
 /* Decodes one chunk's samples within [mint, maxt] into t/v at *n. */
@@ -337,7 +363,7 @@ static rw_rc select_shard(rw_shard *sh, const rw_matcher *ms, size_t nms, int64_
         memset(it, 0, sizeof *it);
         it->shard = sh->idx;
         it->nlabels = s->nlabels;
-        it->labels = copy_labels(a, s);
+        it->labels = copy_labels(a, s, &it->key, &it->keylen);
         if (!it->labels) {
             rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
             break;
