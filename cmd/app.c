@@ -59,6 +59,7 @@ static rw_ingest *make_ingest(rw_app *app, const rw_config *c, rw_err *err)
     o.limits.max_label_name_len = (size_t)c->max_label_name_len;
     o.limits.max_label_value_len = (size_t)c->max_label_value_len;
     o.limits.max_future_ms = c->max_future_ms ? c->max_future_ms : -1; /* 0 = no limit */
+    o.limits.max_inflight_bytes = (size_t)c->max_inflight_bytes;
     o.tenant_header = c->tenant_header;
     o.tenant_label = c->tenant_label;
     o.default_tenant = c->default_tenant;

@@ -49,6 +49,8 @@ static const ckey keys[] = {
      "largest compressed request body (413 above)"},
     {"ingest.max_decoded_bytes", T_BYTES, OFF(max_decoded_bytes), "128MiB", 1024, BIG, 1,
      "largest decompressed request body"},
+    {"ingest.max_inflight_bytes", T_BYTES, OFF(max_inflight_bytes), "512MiB", 64 * 1024, BIG, 1,
+     "decoded bytes of write requests being processed at once; 503 + Retry-After above"},
     {"ingest.max_series_per_request", T_INT, OFF(max_series_per_request), "100000", 1, BIG, 1,
      "series per write request"},
     {"ingest.max_labels_per_series", T_INT, OFF(max_labels_per_series), "128", 1, 65535, 1,

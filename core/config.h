@@ -35,6 +35,7 @@ typedef struct rw_config {
     int64_t max_label_name_len;
     int64_t max_label_value_len;
     int64_t max_future_ms;     /* 0 = no limit */
+    int64_t max_inflight_bytes;
 
     /* query */
     int64_t lookback_ms;

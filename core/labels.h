@@ -25,6 +25,9 @@ typedef struct rw_labels {
 } rw_labels;
 
 uint64_t rw_labels_hash(const rw_label *l, size_t n);
+/* The same hash when the lengths are known: lens[2i], lens[2i+1] are the
+ * lengths of l[i].name and l[i].value. */
+uint64_t rw_labels_hash_lens(const rw_label *l, const uint32_t *lens, size_t n);
 /* Hash of the set without the labels whose names are in `skip`
  * (or with only those, when `only` is set): PromQL grouping and matching. */
 uint64_t rw_labels_hash_subset(const rw_label *l, size_t n, const char *const *names,
@@ -47,6 +50,9 @@ int rw_metric_name_legacy(const char *s, size_t n); /* [a-zA-Z_:][a-zA-Z0-9_:]* 
  * values, valid UTF-8 and a __name__. On failure fills err (RW_BADREQ) with
  * a message naming the label. */
 rw_rc rw_labels_validate(const rw_label *l, size_t n, rw_err *err);
+/* The same with known lengths (lens as for rw_labels_hash_lens); then a NUL
+ * byte inside a name or value is found and rejected too. */
+rw_rc rw_labels_validate_lens(const rw_label *l, const uint32_t *lens, size_t n, rw_err *err);
 
 /* Writes {a="b", c="d"} (Prometheus style, metric name in front) into out;
  * returns the length it needed (snprintf semantics). */

@@ -2,7 +2,8 @@
  * the write path, after content negotiation).
  *
  * Snappy's declared uncompressed length is read and checked against the
- * limit before anything is allocated; the protobuf is unpacked by protobuf-c
+ * limit before anything is allocated. Remote-write 1.0 bodies go to the
+ * zero-copy decoder of decode_v1.c; 2.0 bodies are unpacked by protobuf-c
  * with an allocator that draws from the request arena (capped, so a hostile
  * message that expands into millions of tiny objects fails instead of
  * exhausting memory). Remote-write 2.0 label references are resolved against
@@ -12,76 +13,28 @@
 #include <snappy-c.h>
 #include <string.h>
 #include "ingest_int.h"
-#include "proto/remote.pb-c.h"
 #include "proto/write_v2.pb-c.h"
 
 static void *arena_alloc(void *ctx, size_t n) { return rw_arena_alloc(ctx, n); }
 static void arena_free(void *ctx, void *p) { (void)ctx; (void)p; }
 
-static const char *const metric_types[] = {"unknown", "counter", "gauge", "histogram",
-                                           "gaugehistogram", "summary", "info", "stateset"};
-
-static const char *type_name(int t)
+const char *rw_in_metric_type_name(uint64_t t)
 {
-    return t >= 0 && t < 8 ? metric_types[t] : "unknown";
+    static const char *const names[] = {"unknown", "counter", "gauge", "histogram",
+                                        "gaugehistogram", "summary", "info", "stateset"};
+    return t < 8 ? names[t] : "unknown";
 }
 
-static rw_rc copy_samples(rw_arena *a, rw_in_series *s, size_t n, void **src, int v2)
+static rw_rc copy_samples(rw_arena *a, rw_in_series *s, size_t n,
+                          Io__Prometheus__Write__V2__Sample **src)
 {
     s->nsamples = n;
     s->samples = n ? rw_arena_alloc(a, n * sizeof *s->samples) : NULL;
     if (n && !s->samples)
         return RW_LIMIT;
     for (size_t i = 0; i < n; i++) {
-        if (v2) {
-            const Io__Prometheus__Write__V2__Sample *x = src[i];
-            s->samples[i].t = x->timestamp;
-            s->samples[i].v = x->value;
-        } else {
-            const Prometheus__Sample *x = src[i];
-            s->samples[i].t = x->timestamp;
-            s->samples[i].v = x->value;
-        }
-    }
-    return RW_OK;
-}
-
-static rw_rc decode_v1(const uint8_t *raw, size_t n, rw_arena *a, ProtobufCAllocator *pa,
-                       rw_in_batch *out, rw_err *err)
-{
-    Prometheus__WriteRequest *wr = prometheus__write_request__unpack(pa, n, raw);
-    if (!wr)
-        return RW_BADREQ;
-    out->nseries = wr->n_timeseries;
-    out->series = rw_arena_calloc(a, wr->n_timeseries ? wr->n_timeseries : 1, sizeof *out->series);
-    if (!out->series)
-        return RW_LIMIT;
-    for (size_t i = 0; i < wr->n_timeseries; i++) {
-        const Prometheus__TimeSeries *ts = wr->timeseries[i];
-        rw_in_series *s = &out->series[i];
-        s->nlabels = ts->n_labels;
-        s->labels = rw_arena_alloc(a, (ts->n_labels ? ts->n_labels : 1) * sizeof *s->labels);
-        if (!s->labels)
-            return RW_LIMIT;
-        for (size_t k = 0; k < ts->n_labels; k++) {
-            s->labels[k].name = ts->labels[k]->name ? ts->labels[k]->name : "";
-            s->labels[k].value = ts->labels[k]->value ? ts->labels[k]->value : "";
-        }
-        if (copy_samples(a, s, ts->n_samples, (void **)ts->samples, 0) != RW_OK)
-            return RW_LIMIT;
-        s->nhistograms = ts->n_histograms;
-        s->nexemplars = ts->n_exemplars;
-    }
-    out->nmetadata = wr->n_metadata;
-    out->metadata = rw_arena_calloc(a, wr->n_metadata ? wr->n_metadata : 1, sizeof *out->metadata);
-    if (!out->metadata)
-        return RW_LIMIT;
-    for (size_t i = 0; i < wr->n_metadata; i++) {
-        const Prometheus__MetricMetadata *m = wr->metadata[i];
-        out->metadata[i].metric = m->metric_family_name ? m->metric_family_name : "";
-        out->metadata[i].type = type_name(m->type);
-        out->metadata[i].help = m->help ? m->help : "";
-        out->metadata[i].unit = m->unit ? m->unit : "";
+        s->samples[i].t = src[i]->timestamp;
+        s->samples[i].v = src[i]->value;
     }
     return RW_OK;
 }
@@ -121,7 +74,7 @@ static rw_rc decode_v2(const uint8_t *raw, size_t n, rw_arena *a, ProtobufCAlloc
             s->labels[k].name = rq->symbols[nr];
             s->labels[k].value = rq->symbols[vr];
         }
-        if (copy_samples(a, s, ts->n_samples, (void **)ts->samples, 1) != RW_OK)
+        if (copy_samples(a, s, ts->n_samples, ts->samples) != RW_OK)
             return RW_LIMIT;
         s->nhistograms = ts->n_histograms;
         s->nexemplars = ts->n_exemplars;
@@ -132,7 +85,7 @@ static rw_rc decode_v2(const uint8_t *raw, size_t n, rw_arena *a, ProtobufCAlloc
                 continue; /* unusable metadata is ignored, never fatal */
             rw_metadata *m = &out->metadata[out->nmetadata++];
             m->metric = metric;
-            m->type = type_name(md->type);
+            m->type = rw_in_metric_type_name((uint64_t)md->type);
             m->help = rq->symbols[md->help_ref];
             m->unit = rq->symbols[md->unit_ref];
         }
@@ -156,7 +109,7 @@ rw_rc rw_in_decode(const rw_ingest *ig, rw_proto_version v, const void *body, si
         return rw_err_set(err, RW_LIMIT,
                           "snappy: decoded size %zu bytes exceeds the limit of %zu bytes", ulen,
                           ig->lim.max_decoded_bytes);
-    char *raw = rw_arena_alloc(a, ulen ? ulen : 1);
+    char *raw = rw_arena_alloc(a, ulen + 1); /* +1: decode_v1.c terminates in place */
     if (!raw)
         return rw_err_set(err, RW_AGAIN, "out of memory for a %zu-byte body", ulen);
     size_t got = ulen;
@@ -164,7 +117,7 @@ rw_rc rw_in_decode(const rw_ingest *ig, rw_proto_version v, const void *body, si
         return rw_err_set(err, RW_BADREQ, "snappy: corrupt input");
     ProtobufCAllocator pa = {arena_alloc, arena_free, a};
     rw_rc rc = v == RW_PROTO_V2 ? decode_v2((uint8_t *)raw, ulen, a, &pa, out, err)
-                                : decode_v1((uint8_t *)raw, ulen, a, &pa, out, err);
+                                : rw_in_decode_v1((uint8_t *)raw, ulen, a, out, err);
     if (rc == RW_BADREQ && rw_arena_used(a) + (1u << 20) >= ig_arena_cap(ulen))
         rc = RW_LIMIT; /* protobuf-c ran out of the arena, the message is fine */
     if (rc == RW_LIMIT)

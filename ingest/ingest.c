@@ -36,6 +36,7 @@ rw_ingest *rw_ingest_new(const rw_ingest_opts *o, rw_err *err)
     DEF(max_label_name_len, RW_INGEST_DEFAULT_MAX_NAME_LEN);
     DEF(max_label_value_len, RW_INGEST_DEFAULT_MAX_VALUE_LEN);
     DEF(max_future_ms, RW_INGEST_DEFAULT_MAX_FUTURE_MS);
+    DEF(max_inflight_bytes, RW_INGEST_DEFAULT_MAX_INFLIGHT);
 #undef DEF
     ig->tenant_header = dup_or(o->tenant_header, "X-Scope-OrgID");
     ig->tenant_label = dup_or(o->tenant_label, "tenant_id");
@@ -49,6 +50,8 @@ rw_ingest *rw_ingest_new(const rw_ingest_opts *o, rw_err *err)
                                      "reason=\"bad_request\"", fh);
     ig->req_unavailable = rw_metrics_counter(m, "rwgate_ingest_requests_failed_total",
                                              "reason=\"unavailable\"", fh);
+    ig->req_overloaded = rw_metrics_counter(m, "rwgate_ingest_requests_failed_total",
+                                            "reason=\"overloaded\"", fh);
     ig->samples_written = rw_metrics_counter(m, "rwgate_ingest_samples_written_total", NULL,
                                              "Samples stored (including identical resends).");
     const char *sh = "Samples rejected, by reason.";
@@ -128,8 +131,37 @@ static void on_reject(void *ctx, const rw_append_series *s, size_t i, rw_reject_
                rw_reject_reason_str(r));
 }
 
+static rw_rc write_batch(rw_ingest *ig, rw_proto_version v, const char *tenant, const void *body,
+                         size_t len, size_t ulen, rw_write_stats *st, rw_err *err);
+
+/* Admission: the decoded bytes of all requests being processed stay under
+ * max_inflight_bytes, so memory stays bounded however many senders push at
+ * once; past it the sender is told to retry later (503), never dropped. One
+ * request is always admitted, whatever its size, so a lone big request
+ * cannot be starved. */
 rw_rc rw_ingest_write(rw_ingest *ig, rw_proto_version v, const char *tenant, const void *body,
                       size_t len, rw_write_stats *st, rw_err *err)
+{
+    size_t ulen = 0;
+    if (rw_in_decode_peek_len(body, len, &ulen) != RW_OK || ulen > ig->lim.max_decoded_bytes)
+        ulen = 0; /* rejected by decode.c with a precise message */
+    size_t cost = ulen + len;
+    size_t before = atomic_fetch_add(&ig->inflight, cost);
+    if (before > 0 && before + cost > ig->lim.max_inflight_bytes) {
+        atomic_fetch_sub(&ig->inflight, cost);
+        memset(st, 0, sizeof *st);
+        rw_counter_add(ig->req_overloaded, 1);
+        return rw_err_set(err, RW_AGAIN,
+                          "overloaded: %zu bytes of write requests in flight (limit %zu); retry later",
+                          before, ig->lim.max_inflight_bytes);
+    }
+    rw_rc rc = write_batch(ig, v, tenant, body, len, ulen, st, err);
+    atomic_fetch_sub(&ig->inflight, cost);
+    return rc;
+}
+
+static rw_rc write_batch(rw_ingest *ig, rw_proto_version v, const char *tenant, const void *body,
+                         size_t len, size_t ulen, rw_write_stats *st, rw_err *err)
 {
     memset(st, 0, sizeof *st);
     int nreasons = 0;
@@ -137,11 +169,8 @@ rw_rc rw_ingest_write(rw_ingest *ig, rw_proto_version v, const char *tenant, con
     rw_counter_add(ig->bytes_received, len);
     if (!tenant || !*tenant)
         tenant = ig->default_tenant;
-    size_t ulen = 0;
-    /* the arena is sized from the declared length once decode.c has checked
-       it; a bad header is reported by decode.c */
-    if (rw_in_decode_peek_len(body, len, &ulen) != RW_OK || ulen > ig->lim.max_decoded_bytes)
-        ulen = 0;
+    /* the arena is sized from the declared length (0 when decode.c is about
+       to reject it) */
     rw_arena *a = rw_arena_new(ulen > (1u << 20) ? (1u << 20) : 0, ig_arena_cap(ulen));
     if (!a)
         return rw_err_set(err, RW_AGAIN, "out of memory");
@@ -205,7 +234,8 @@ rw_rc rw_ingest_write(rw_ingest *ig, rw_proto_version v, const char *tenant, con
         }
         as[nas].labels = s->labels;
         as[nas].nlabels = s->nlabels;
-        as[nas].hash = rw_labels_hash(s->labels, s->nlabels);
+        as[nas].hash = s->lens ? rw_labels_hash_lens(s->labels, s->lens, s->nlabels)
+                               : rw_labels_hash(s->labels, s->nlabels);
         as[nas].samples = s->samples;
         as[nas].nsamples = s->nsamples;
         nas++;

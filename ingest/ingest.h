@@ -29,6 +29,8 @@ typedef struct rw_ingest_limits {
     size_t max_label_name_len;
     size_t max_label_value_len;
     int64_t max_future_ms;        /* samples newer than now + this are rejected; <0 = no limit */
+    size_t max_inflight_bytes;    /* decoded bytes of requests being processed at once;
+                                     one request is always admitted */
 } rw_ingest_limits;
 
 typedef struct rw_ingest_opts {
@@ -48,6 +50,7 @@ typedef struct rw_ingest_opts {
 #define RW_INGEST_DEFAULT_MAX_NAME_LEN 1024
 #define RW_INGEST_DEFAULT_MAX_VALUE_LEN 4096
 #define RW_INGEST_DEFAULT_MAX_FUTURE_MS (10 * 60 * 1000)
+#define RW_INGEST_DEFAULT_MAX_INFLIGHT ((size_t)512 << 20)
 
 rw_ingest *rw_ingest_new(const rw_ingest_opts *opts, rw_err *err);
 void rw_ingest_free(rw_ingest *ig);

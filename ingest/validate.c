@@ -13,7 +13,8 @@ rw_rc rw_in_validate_series(const rw_ingest *ig, const rw_in_series *s, rw_err *
         return rw_err_set(err, RW_LIMIT, "series has %zu labels, limit is %zu", s->nlabels,
                           ig->lim.max_labels_per_series);
     for (size_t i = 0; i < s->nlabels; i++) {
-        size_t nl = strlen(s->labels[i].name), vl = strlen(s->labels[i].value);
+        size_t nl = s->lens ? s->lens[2 * i] : strlen(s->labels[i].name);
+        size_t vl = s->lens ? s->lens[2 * i + 1] : strlen(s->labels[i].value);
         if (nl > ig->lim.max_label_name_len)
             return rw_err_set(err, RW_LIMIT, "label name \"%.40s...\" is %zu bytes, limit is %zu",
                               s->labels[i].name, nl, ig->lim.max_label_name_len);
@@ -21,7 +22,7 @@ rw_rc rw_in_validate_series(const rw_ingest *ig, const rw_in_series *s, rw_err *
             return rw_err_set(err, RW_LIMIT, "label %.64s: value is %zu bytes, limit is %zu",
                               s->labels[i].name, vl, ig->lim.max_label_value_len);
     }
-    return rw_labels_validate(s->labels, s->nlabels, err);
+    return rw_labels_validate_lens(s->labels, s->lens, s->nlabels, err);
 }
 
 rw_rc rw_in_set_label(rw_arena *a, rw_in_series *s, const char *name, const char *value)
@@ -31,6 +32,8 @@ rw_rc rw_in_set_label(rw_arena *a, rw_in_series *s, const char *name, const char
         pos++;
     if (pos < s->nlabels && strcmp(s->labels[pos].name, name) == 0) {
         s->labels[pos].value = value;
+        if (s->lens)
+            s->lens[2 * pos + 1] = (uint32_t)strlen(value);
         return RW_OK;
     }
     rw_label *nl = rw_arena_alloc(a, (s->nlabels + 1) * sizeof *nl);
@@ -40,6 +43,16 @@ rw_rc rw_in_set_label(rw_arena *a, rw_in_series *s, const char *name, const char
     nl[pos].name = name;
     nl[pos].value = value;
     memcpy(nl + pos + 1, s->labels + pos, (s->nlabels - pos) * sizeof *nl);
+    if (s->lens) {
+        uint32_t *nlen = rw_arena_alloc(a, (s->nlabels + 1) * 2 * sizeof *nlen);
+        if (!nlen)
+            return RW_NOMEM;
+        memcpy(nlen, s->lens, pos * 2 * sizeof *nlen);
+        nlen[2 * pos] = (uint32_t)strlen(name);
+        nlen[2 * pos + 1] = (uint32_t)strlen(value);
+        memcpy(nlen + 2 * pos + 2, s->lens + 2 * pos, (s->nlabels - pos) * 2 * sizeof *nlen);
+        s->lens = nlen;
+    }
     s->labels = nl;
     s->nlabels++;
     return RW_OK;

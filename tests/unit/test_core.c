@@ -92,6 +92,14 @@ static void test_labels(void)
     rw_err_init(&e);
     CHECK(rw_labels_hash(a, 3) != rw_labels_hash(b, 3));
     CHECK(rw_labels_hash(a, 3) == rw_labels_hash(a, 3));
+    uint32_t lens[] = {8, 2, 8, 3, 3, 4};
+    CHECK(rw_labels_hash_lens(a, lens, 3) == rw_labels_hash(a, 3));
+    CHECK(rw_labels_validate_lens(a, lens, 3, NULL) == RW_OK);
+    rw_label nul[] = {{"__name__", "up"}, {"job", "a\0b"}};
+    uint32_t nul_lens[] = {8, 2, 3, 3};
+    CHECK(rw_labels_validate_lens(nul, nul_lens, 2, &e) == RW_BADREQ && strstr(e.msg, "NUL"));
+    CHECK(rw_utf8_valid("0123456789abcdef\xc3\xa9xyz", 21));
+    CHECK(!rw_utf8_valid("0123456789abcdef\xc3", 17));
     CHECK(rw_labels_cmp(a, 3, b, 3) < 0);
     CHECK(rw_labels_cmp(a, 2, a, 3) < 0);
     CHECK_STR(rw_labels_get(a, 3, "job"), "etcd");

@@ -205,6 +205,99 @@ static void test_decode_v2(void)
     rw_ingest_free(ig);
 }
 
+/* hand-built wire bytes for the zero-copy 1.0 decoder */
+static size_t put_str(uint8_t *p, int field, const char *s, size_t n)
+{
+    p[0] = (uint8_t)(field << 3 | 2);
+    p[1] = (uint8_t)n;
+    memcpy(p + 2, s, n);
+    return n + 2;
+}
+
+static void test_decode_v1_wire(void)
+{
+    rw_ingest *ig = new_ingest(0);
+    rw_arena *a = rw_arena_new(0, 0);
+    rw_in_batch b;
+    rw_err e;
+    uint8_t lab1[64], lab2[64], smp[32], ts[256], req[512];
+    size_t l1 = put_str(lab1, 1, "__name__", 8);
+    l1 += put_str(lab1 + l1, 2, "up", 2);
+    size_t l2 = put_str(lab2, 1, "job", 3);
+    l2 += put_str(lab2 + l2, 2, "a\0b", 3); /* NUL inside a value */
+    /* sample: value 2.5 (fixed64), timestamp -5 (10-byte varint), an unknown
+       varint field 7 that must be skipped */
+    size_t sl = 0;
+    double v = 2.5;
+    smp[sl++] = 1 << 3 | 1;
+    memcpy(smp + sl, &v, 8);
+    sl += 8;
+    smp[sl++] = 2 << 3 | 0;
+    for (int i = 0; i < 9; i++)
+        smp[sl++] = i == 0 ? 0xfb : 0xff;
+    smp[sl++] = 0x01;
+    smp[sl++] = 7 << 3 | 0;
+    smp[sl++] = 42;
+    size_t tl = 0;
+    ts[tl++] = 1 << 3 | 2;
+    ts[tl++] = (uint8_t)l1;
+    memcpy(ts + tl, lab1, l1);
+    tl += l1;
+    ts[tl++] = 1 << 3 | 2;
+    ts[tl++] = (uint8_t)l2;
+    memcpy(ts + tl, lab2, l2);
+    tl += l2;
+    ts[tl++] = 2 << 3 | 2;
+    ts[tl++] = (uint8_t)sl;
+    memcpy(ts + tl, smp, sl);
+    tl += sl;
+    ts[tl++] = 9 << 3 | 5; /* unknown 32-bit field */
+    memset(ts + tl, 0, 4);
+    tl += 4;
+    size_t rl = 0;
+    req[rl++] = 2 << 3 | 2; /* reserved field 2: skipped */
+    req[rl++] = 0;
+    req[rl++] = 1 << 3 | 2;
+    req[rl++] = (uint8_t)tl;
+    memcpy(req + rl, ts, tl);
+    rl += tl;
+    size_t clen;
+    char *body = compress(req, rl, &clen);
+    rw_err_init(&e);
+    CHECK_MSG(rw_in_decode(ig, RW_PROTO_V1, body, clen, a, &b, &e) == RW_OK, "%s", e.msg);
+    CHECK_INT(b.nseries, 1);
+    CHECK_INT(b.series[0].nlabels, 2);
+    CHECK_STR(b.series[0].labels[0].name, "__name__");
+    CHECK_STR(b.series[0].labels[0].value, "up");
+    CHECK_INT(b.series[0].lens[3], 3);
+    CHECK(b.series[0].samples[0].t == -5 && b.series[0].samples[0].v == 2.5);
+    rw_err_init(&e);
+    CHECK(rw_in_validate_series(ig, &b.series[0], &e) == RW_BADREQ && strstr(e.msg, "NUL"));
+    free(body);
+
+    /* a label sent with the wrong wire type is malformed */
+    uint8_t bad[] = {1 << 3 | 2, 4, 1 << 3 | 2, 2, 1 << 3 | 0, 5};
+    body = compress(bad, sizeof bad, &clen);
+    rw_err_init(&e);
+    CHECK(rw_in_decode(ig, RW_PROTO_V1, body, clen, a, &b, &e) == RW_BADREQ);
+    CHECK(strstr(e.msg, "malformed time series 0") != NULL);
+    free(body);
+    /* a group wire type is invalid */
+    uint8_t grp[] = {1 << 3 | 3, 0};
+    body = compress(grp, sizeof grp, &clen);
+    rw_err_init(&e);
+    CHECK(rw_in_decode(ig, RW_PROTO_V1, body, clen, a, &b, &e) == RW_BADREQ);
+    free(body);
+    /* a length running past the end */
+    uint8_t past[] = {1 << 3 | 2, 100, 0};
+    body = compress(past, sizeof past, &clen);
+    rw_err_init(&e);
+    CHECK(rw_in_decode(ig, RW_PROTO_V1, body, clen, a, &b, &e) == RW_BADREQ);
+    free(body);
+    rw_arena_free(a);
+    rw_ingest_free(ig);
+}
+
 static void test_hostile(void)
 {
     rw_ingest *ig = new_ingest(1 << 20);
@@ -294,6 +387,7 @@ int main(void)
     RUN(test_negotiate);
     RUN(test_decode_v1);
     RUN(test_decode_v2);
+    RUN(test_decode_v1_wire);
     RUN(test_hostile);
     TEST_DONE();
 }
