@@ -10,8 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* digits (no dot) and decimal exponent such that v = 0.d1d2d3... * 10^dp */
-static int shortest(double v, char *digits, int *dp)
+/* digits (no dot) and decimal exponent such that v = 0.d1d2d3... * 10^dp.
+ * Slow, general path: the smallest %.*e precision that reads back to v. */
+static int shortest_slow(double v, char *digits, int *dp)
 {
     char tmp[40];
     for (int prec = 0; prec < 17; prec++) {
@@ -32,6 +33,164 @@ static int shortest(double v, char *digits, int *dp)
     digits[nd] = '\0';
     *dp = atoi(p + 1) + 1;
     return nd;
+}
+
+/* Writes the decimal digits of c > 0 without trailing zeros; returns the
+ * number of digits written and in *tz the zeros dropped. */
+static int u64_digits(uint64_t c, char *digits, int *tz)
+{
+    int z = 0;
+    while (c % 10 == 0) {
+        c /= 10;
+        z++;
+    }
+    char tmp[24];
+    int n = 0;
+    while (c) {
+        tmp[n++] = (char)('0' + c % 10);
+        c /= 10;
+    }
+    for (int i = 0; i < n; i++)
+        digits[i] = tmp[n - 1 - i];
+    digits[n] = '\0';
+    *tz = z;
+    return n;
+}
+
+typedef unsigned __int128 u128;
+
+/* 10^0 .. 10^38 */
+static const u128 pow10_128[39] = {
+    0x1ULL,
+    0xaULL,
+    0x64ULL,
+    0x3e8ULL,
+    0x2710ULL,
+    0x186a0ULL,
+    0xf4240ULL,
+    0x989680ULL,
+    0x5f5e100ULL,
+    0x3b9aca00ULL,
+    0x2540be400ULL,
+    0x174876e800ULL,
+    0xe8d4a51000ULL,
+    0x9184e72a000ULL,
+    0x5af3107a4000ULL,
+    0x38d7ea4c68000ULL,
+    0x2386f26fc10000ULL,
+    0x16345785d8a0000ULL,
+    0xde0b6b3a7640000ULL,
+    0x8ac7230489e80000ULL,
+    ((u128)0x5ULL << 64) | 0x6bc75e2d63100000ULL,
+    ((u128)0x36ULL << 64) | 0x35c9adc5dea00000ULL,
+    ((u128)0x21eULL << 64) | 0x19e0c9bab2400000ULL,
+    ((u128)0x152dULL << 64) | 0x2c7e14af6800000ULL,
+    ((u128)0xd3c2ULL << 64) | 0x1bcecceda1000000ULL,
+    ((u128)0x84595ULL << 64) | 0x161401484a000000ULL,
+    ((u128)0x52b7d2ULL << 64) | 0xdcc80cd2e4000000ULL,
+    ((u128)0x33b2e3cULL << 64) | 0x9fd0803ce8000000ULL,
+    ((u128)0x204fce5eULL << 64) | 0x3e25026110000000ULL,
+    ((u128)0x1431e0faeULL << 64) | 0x6d7217caa0000000ULL,
+    ((u128)0xc9f2c9cd0ULL << 64) | 0x4674edea40000000ULL,
+    ((u128)0x7e37be2022ULL << 64) | 0xc0914b2680000000ULL,
+    ((u128)0x4ee2d6d415bULL << 64) | 0x85acef8100000000ULL,
+    ((u128)0x314dc6448d93ULL << 64) | 0x38c15b0a00000000ULL,
+    ((u128)0x1ed09bead87c0ULL << 64) | 0x378d8e6400000000ULL,
+    ((u128)0x13426172c74d82ULL << 64) | 0x2b878fe800000000ULL,
+    ((u128)0xc097ce7bc90715ULL << 64) | 0xb34b9f1000000000ULL,
+    ((u128)0x785ee10d5da46d9ULL << 64) | 0xf436a000000000ULL,
+    ((u128)0x4b3b4ca85a86c47aULL << 64) | 0x98a224000000000ULL,
+};
+
+/* The same digits as shortest_slow, computed exactly in 128-bit integers for
+ * the values queries mostly produce: integers below 2^53 and non-integers in
+ * about [1e-5, 2^52). Returns 0 when v is outside that domain.
+ *
+ * Why this equals shortest_slow: %.*e rounds correctly, and strtod reads
+ * back v exactly when the decimal lies within half an ulp of v (inclusive
+ * when v's mantissa is even: ties go to even). So shortest_slow picks the
+ * coarsest decimal grid 10^j whose nearest point R_j to v lies within that
+ * interval. A finer grid contains the coarser one, so its nearest point is
+ * at least as close: with a symmetric interval (any mantissa but 2^52,
+ * which is left to the slow path) validity is monotonic in j and a binary
+ * search finds the coarsest valid grid. Everything is scaled by 10^21 * 2^(k+1)
+ * (v = M * 2^-k) so the comparisons are exact integer ones. */
+static int shortest_fast(double v, char *digits, int *dp)
+{
+    double a = fabs(v);
+    if (a < 9007199254740992.0 && a == (double)(int64_t)a) {
+        /* an integer below 2^53: its digits (ulp <= 1, so nothing shorter
+           that differs from it reads back to it) */
+        int tz, nd = u64_digits((uint64_t)a, digits, &tz);
+        *dp = nd + tz;
+        return nd;
+    }
+    if (!(a >= 1e-5 && a < 4503599627370496.0))
+        return 0;
+    uint64_t bits;
+    memcpy(&bits, &a, sizeof bits);
+    int bexp = (int)((bits >> 52) & 0x7ff);
+    uint64_t m = (bits & ((1ULL << 52) - 1));
+    if (bexp == 0 || m == 0)
+        return 0; /* subnormal (not in range anyway) or a power of two */
+    m |= 1ULL << 52;
+    int k = 1075 - bexp; /* a = m * 2^-k, k >= 1 here */
+    if (k + 1 > 120)
+        return 0;
+    /* units: 10^-21 / 2^(k+1); v = 2m*10^21, half ulp = 10^21 */
+    static const uint64_t p10_19 = 10000000000000000000ULL;
+    const u128 p21 = (u128)p10_19 * 100;
+    const int sh = k + 1;
+    u128 V = (u128)(2 * m) * p21; /* < 2^54 * 2^70 */
+    u128 H = p21;
+    int incl = (m & 1) == 0;
+    u128 vint = V >> sh; /* integer part of v * 10^21 */
+    const u128 *pw = pow10_128;
+    int D = 1;
+    while (D < 39 && vint >= pw[D])
+        D++;
+    /* R_j: v rounded to a multiple of 10^j (ties to even), valid if
+       |R_j * 2^sh - V| <= H (< H when !incl) */
+    int lo = 0, hi = D - 1, best = -1;
+    u128 bestR = 0;
+    while (lo <= hi) {
+        int j = (lo + hi) / 2;
+        u128 q = vint / pw[j];
+        u128 r = vint - q * pw[j];
+        u128 unit = pw[j] << sh;        /* 10^j in scaled units */
+        u128 rem = (r << sh) + (V & (((u128)1 << sh) - 1)); /* v - q*10^j, scaled */
+        u128 half = unit >> 1;
+        int up;
+        if (rem > half)
+            up = 1;
+        else if (rem < half)
+            up = 0;
+        else
+            up = (int)(q & 1);
+        u128 R = up ? q + 1 : q;
+        u128 diff = up ? unit - rem : rem;
+        int ok = diff < H || (diff == H && incl);
+        if (ok && R != 0) {
+            best = j;
+            bestR = R;
+            lo = j + 1;
+        } else {
+            hi = j - 1;
+        }
+    }
+    if (best < 0)
+        return 0;
+    if (bestR > (u128)UINT64_MAX)
+        return 0;
+    int tz, nd = u64_digits((uint64_t)bestR, digits, &tz);
+    *dp = nd + tz + best - 21;
+    return nd;
+}
+
+static int shortest(double v, char *digits, int *dp)
+{
+    int nd = shortest_fast(v, digits, dp);
+    return nd ? nd : shortest_slow(v, digits, dp);
 }
 
 static int special(double v, char *out)
@@ -152,24 +311,36 @@ rw_rc rw_json_str(rw_buf *b, const char *s)
 
 rw_rc rw_json_point(rw_buf *b, int64_t t_ms, double v)
 {
-    char num[48];
-    int n;
+    char num[64];
+    int n = 0;
     /* seconds with up to 3 decimals, trailing zeros dropped (Go: 1.5, 2) */
-    const char *sign = t_ms < 0 ? "-" : "";
+    num[n++] = '[';
+    if (t_ms < 0)
+        num[n++] = '-';
     uint64_t a = t_ms < 0 ? (uint64_t)0 - (uint64_t)t_ms : (uint64_t)t_ms;
-    unsigned long long sec = a / 1000, frac = a % 1000;
-    if (frac == 0) {
-        n = snprintf(num, sizeof num, "[%s%llu,\"", sign, sec);
-    } else {
-        char f[8];
-        snprintf(f, sizeof f, "%03llu", frac);
-        int k = 3;
-        while (k > 0 && f[k - 1] == '0')
-            f[--k] = '\0';
-        n = snprintf(num, sizeof num, "[%s%llu.%s,\"", sign, sec, f);
+    uint64_t sec = a / 1000;
+    unsigned frac = (unsigned)(a % 1000);
+    char tmp[24];
+    int k = 0;
+    do {
+        tmp[k++] = (char)('0' + sec % 10);
+        sec /= 10;
+    } while (sec);
+    while (k)
+        num[n++] = tmp[--k];
+    if (frac) {
+        num[n++] = '.';
+        num[n++] = (char)('0' + frac / 100);
+        if (frac % 100) {
+            num[n++] = (char)('0' + frac / 10 % 10);
+            if (frac % 10)
+                num[n++] = (char)('0' + frac % 10);
+        }
     }
-    rw_buf_append(b, num, (size_t)n);
-    n = rw_fmt_float_json(v, num);
-    rw_buf_append(b, num, (size_t)n);
-    return rw_buf_append(b, "\"]", 2);
+    num[n++] = ',';
+    num[n++] = '"';
+    n += rw_fmt_float_json(v, num + n);
+    num[n++] = '"';
+    num[n++] = ']';
+    return rw_buf_append(b, num, (size_t)n);
 }

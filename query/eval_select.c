@@ -19,7 +19,7 @@ static void eff_span(const rw_eval_ctx *ctx, rw_at_kind at, int64_t at_ms, int64
 }
 
 static rw_rc do_select(rw_eval_ctx *ctx, const rw_node *n, int64_t mint, int64_t maxt,
-                       rw_series_data **data, size_t *nd)
+                       int flags, rw_series_data **data, size_t *nd)
 {
     rw_eval_query *q = ctx->q;
     size_t budget = 0;
@@ -30,7 +30,7 @@ static rw_rc do_select(rw_eval_ctx *ctx, const rw_node *n, int64_t mint, int64_t
     }
     rw_err serr;
     rw_err_init(&serr);
-    rw_rc rc = rw_store_select(q->store, n->u.sel.matchers, n->u.sel.nmatchers, mint, maxt, 0,
+    rw_rc rc = rw_store_select(q->store, n->u.sel.matchers, n->u.sel.nmatchers, mint, maxt, flags,
                                budget, q->a, data, nd, &serr);
     if (rc == RW_LIMIT)
         return rw_err_set(q->err, RW_EXEC,
@@ -52,7 +52,11 @@ rw_rc rw_eval_vector_selector(rw_eval_ctx *ctx, const rw_node *n, int want_ts, r
 
     rw_series_data *data = NULL;
     size_t nd = 0;
-    rw_rc rc = do_select(ctx, n, mn - lookback + 1, mx, &data, &nd);
+    /* one evaluation time (an instant query, or @): only the newest sample
+       at or before it matters, which the store finds without decoding
+       whole chunks */
+    rw_rc rc = do_select(ctx, n, mn - lookback + 1, mx, mn == mx ? RW_SELECT_LAST : 0, &data,
+                         &nd);
     if (rc != RW_OK)
         return rc;
 
@@ -65,7 +69,7 @@ rw_rc rw_eval_vector_selector(rw_eval_ctx *ctx, const rw_node *n, int want_ts, r
     for (size_t s = 0; s < nd; s++) {
         rw_series_data *d = &data[s];
         rw_eval_series *os = &out->series[out->nseries];
-        if ((rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
+        if ((s & 255) == 255 && (rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
             return rc;
         if (!rw_series_new(ctx, os, d->labels, d->nlabels, 0))
             return rw_eval_nomem(ctx);
@@ -106,7 +110,7 @@ rw_rc rw_eval_matrix_selector(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value 
 
     rw_series_data *data = NULL;
     size_t nd = 0;
-    rw_rc rc = do_select(ctx, n, mn - range + 1, mx, &data, &nd);
+    rw_rc rc = do_select(ctx, n, mn - range + 1, mx, 0, &data, &nd);
     if (rc != RW_OK)
         return rc;
 

@@ -37,13 +37,16 @@ static const struct {
 
 /* ---- per-window computations; return 0 when there is no output ---- */
 
+/* resets: the series may have a counter reset somewhere (else the scan of
+ * the window for them is skipped; it would add nothing). */
 static int extrapolated_rate(const int64_t *t, const double *v, size_t n, int64_t rstart,
-                             int64_t rend, int counter, int is_rate, int64_t range_ms, double *res)
+                             int64_t rend, int counter, int resets, int is_rate, int64_t range_ms,
+                             double *res)
 {
     if (n < 2)
         return 0;
     double result = v[n - 1] - v[0];
-    if (counter)
+    if (counter && resets)
         for (size_t k = 1; k < n; k++)
             if (v[k] < v[k - 1])
                 result += v[k - 1];
@@ -227,12 +230,25 @@ static rw_rc range_fn(rw_eval_ctx *ctx, const rw_node *call, rw_eval_value *out)
         if (!rw_series_new(ctx, o, ms->labels, ms->nlabels, keep_name ? ms->drop_name : 1))
             return rw_eval_nomem(ctx);
         int any = 0;
+        int resets = 0; /* any decrease in the whole series */
+        if (k == K_RATE || k == K_INCREASE)
+            for (size_t j = 1; j < ms->n && !resets; j++)
+                resets = ms->v[j] < ms->v[j - 1];
+        /* the window (ws, we] of step i is samples [lo, hi); steps ascend,
+           so both ends only move forward (what rw_matrix_window finds by
+           binary search) */
+        size_t lo = 0, hi = 0;
         for (size_t i = 0; i < ctx->nsteps; i++) {
-            size_t lo, hi;
-            int64_t ws, we;
             if ((i & 255) == 255 && (rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
                 return rc;
-            rw_matrix_window(ctx, &m, ms, i, &lo, &hi, &ws, &we);
+            int64_t we = (m.pinned ? m.pin_ms : ctx->ts[i]) - m.offset_ms;
+            int64_t ws = we - m.range_ms;
+            while (lo < ms->n && ms->t[lo] <= ws)
+                lo++;
+            if (hi < lo)
+                hi = lo;
+            while (hi < ms->n && ms->t[hi] <= we)
+                hi++;
             if (hi == lo)
                 continue;
             const int64_t *t = ms->t + lo;
@@ -241,9 +257,13 @@ static rw_rc range_fn(rw_eval_ctx *ctx, const rw_node *call, rw_eval_value *out)
             double r = 0;
             int ok = 1;
             switch (k) {
-            case K_RATE: ok = extrapolated_rate(t, v, n, ws, we, 1, 1, m.range_ms, &r); break;
-            case K_INCREASE: ok = extrapolated_rate(t, v, n, ws, we, 1, 0, m.range_ms, &r); break;
-            case K_DELTA: ok = extrapolated_rate(t, v, n, ws, we, 0, 0, m.range_ms, &r); break;
+            case K_RATE:
+                ok = extrapolated_rate(t, v, n, ws, we, 1, resets, 1, m.range_ms, &r);
+                break;
+            case K_INCREASE:
+                ok = extrapolated_rate(t, v, n, ws, we, 1, resets, 0, m.range_ms, &r);
+                break;
+            case K_DELTA: ok = extrapolated_rate(t, v, n, ws, we, 0, 0, 0, m.range_ms, &r); break;
             case K_IRATE: ok = instant_value(t, v, n, 1, &r); break;
             case K_IDELTA: ok = instant_value(t, v, n, 0, &r); break;
             case K_DERIV: {

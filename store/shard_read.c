@@ -196,22 +196,48 @@ typedef struct piece {
 typedef struct sel_item {
     rw_label *labels;
     size_t nlabels;
+    const char *key;      /* the label strings, contiguous (copy_labels) */
+    size_t keylen;
     int shard;
     piece *pieces;
     size_t npieces;
     size_t maxn;          /* samples in all pieces */
+    int has_last;         /* RW_SELECT_LAST answered from the series' newest
+                             sample: last_t/last_v, no pieces */
+    int64_t last_t;
+    double last_v;
 } sel_item;
 
-static rw_label *copy_labels(rw_arena *a, const series *s)
+/* Copies the labels of s into the arena: the array, then every string in one
+ * block "name\0value\0name\0value\0...". That block (key, keylen) sorts
+ * byte-wise exactly as rw_labels_cmp orders label sets (a NUL ends a string
+ * before any other byte, and a shorter set that is a prefix ends first), so
+ * the merge of all shards sorts with one memcmp per comparison. */
+static rw_label *copy_labels(rw_arena *a, const series *s, const char **key, size_t *keylen)
 {
     rw_label *l = rw_arena_alloc(a, (s->nlabels ? s->nlabels : 1) * sizeof *l);
     if (!l)
         return NULL;
+    size_t len[2 * 64], *lens = len, total = 0;
+    if (s->nlabels > 64 && !(lens = rw_arena_alloc(a, 2 * s->nlabels * sizeof *lens)))
+        return NULL;
     for (uint32_t i = 0; i < s->nlabels; i++) {
-        l[i].name = rw_arena_strdup(a, s->labels[i].name);
-        l[i].value = rw_arena_strdup(a, s->labels[i].value);
-        if (!l[i].name || !l[i].value)
-            return NULL;
+        lens[2 * i] = strlen(s->labels[i].name) + 1;
+        lens[2 * i + 1] = strlen(s->labels[i].value) + 1;
+        total += lens[2 * i] + lens[2 * i + 1];
+    }
+    char *p = rw_arena_alloc(a, total ? total : 1);
+    if (!p)
+        return NULL;
+    *key = p;
+    *keylen = total;
+    for (uint32_t i = 0; i < s->nlabels; i++) {
+        memcpy(p, s->labels[i].name, lens[2 * i]);
+        l[i].name = p;
+        p += lens[2 * i];
+        memcpy(p, s->labels[i].value, lens[2 * i + 1]);
+        l[i].value = p;
+        p += lens[2 * i + 1];
     }
     return l;
 }
@@ -219,7 +245,11 @@ static rw_label *copy_labels(rw_arena *a, const series *s)
 static int item_cmp(const void *a, const void *b)
 {
     const sel_item *x = a, *y = b;
-    return rw_labels_cmp(x->labels, x->nlabels, y->labels, y->nlabels);
+    size_t n = x->keylen < y->keylen ? x->keylen : y->keylen;
+    int c = memcmp(x->key, y->key, n);
+    if (c)
+        return c;
+    return x->keylen < y->keylen ? -1 : x->keylen > y->keylen;
 }
 
 /* Decodes one chunk's samples within [mint, maxt] into t/v at *n. */
@@ -244,6 +274,63 @@ static int decode_into(const uint8_t *b, size_t len, int64_t mint, int64_t maxt,
         (*n)++;
     }
     return r < 0 ? -1 : 0;
+}
+
+/* RW_SELECT_LAST (mu held): the series' newest sample when it lies in
+ * [mint, maxt] - newest_t/newest_v are kept exact by every append, by WAL
+ * replay and by recovery (load_newest_values), and retention never drops a
+ * series' newest chunk while keeping older ones. Otherwise the one chunk
+ * that holds the newest sample <= maxt: the last chunk starting at or before
+ * maxt (every later chunk starts after maxt). */
+static rw_rc select_last(const series *s, int64_t mint, int64_t maxt, rw_arena *a, sel_item *it,
+                         rw_err *err)
+{
+    if (s->has_data && s->newest_t >= mint && s->newest_t <= maxt) {
+        it->has_last = 1;
+        it->last_t = s->newest_t;
+        memcpy(&it->last_v, &s->newest_v, sizeof it->last_v);
+        it->maxn = 1;
+        return RW_OK;
+    }
+    it->pieces = rw_arena_alloc(a, sizeof *it->pieces);
+    if (!it->pieces)
+        return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+    piece *p = &it->pieces[0];
+    if (s->head.n && s->head.t0 <= maxt) {
+        if (s->head.t < mint)
+            return RW_OK; /* newest sample <= maxt is older than mint */
+        size_t len = chunk_enc_len(&s->head);
+        uint8_t *d = rw_arena_alloc(a, len);
+        if (!d)
+            return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+        memcpy(d, s->head.b, len);
+        p->rowid = 0;
+        p->data = d;
+        p->len = (uint32_t)len;
+        p->n = s->head.n;
+    } else {
+        uint32_t c = s->nchunks;
+        while (c > 0 && s->chunks[c - 1].mint > maxt)
+            c--;
+        if (c == 0 || s->chunks[c - 1].maxt < mint)
+            return RW_OK;
+        const chunk_meta *cm = &s->chunks[c - 1];
+        p->n = cm->n;
+        p->rowid = cm->rowid;
+        p->sid = s->id;
+        p->data = NULL;
+        p->len = cm->len;
+        if (!cm->rowid) {
+            uint8_t *d = rw_arena_alloc(a, cm->len);
+            if (!d)
+                return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+            memcpy(d, cm->data, cm->len);
+            p->data = d;
+        }
+    }
+    it->npieces = 1;
+    it->maxn = p->n;
+    return RW_OK;
 }
 
 static rw_rc select_shard(rw_shard *sh, const rw_matcher *ms, size_t nms, int64_t mint,
@@ -276,12 +363,16 @@ static rw_rc select_shard(rw_shard *sh, const rw_matcher *ms, size_t nms, int64_
         memset(it, 0, sizeof *it);
         it->shard = sh->idx;
         it->nlabels = s->nlabels;
-        it->labels = copy_labels(a, s);
+        it->labels = copy_labels(a, s, &it->key, &it->keylen);
         if (!it->labels) {
             rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
             break;
         }
-        if (!(flags & RW_SELECT_LABELS_ONLY)) {
+        if ((flags & RW_SELECT_LAST) && !(flags & RW_SELECT_LABELS_ONLY)) {
+            rc = select_last(s, mint, maxt, a, it, err);
+            if (rc != RW_OK)
+                break;
+        } else if (!(flags & RW_SELECT_LABELS_ONLY)) {
             it->pieces = rw_arena_alloc(a, (s->nchunks + 1) * sizeof *it->pieces);
             if (!it->pieces) {
                 rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
@@ -336,8 +427,8 @@ static rw_rc select_shard(rw_shard *sh, const rw_matcher *ms, size_t nms, int64_
 /* Decodes the pieces of the items of one shard; persisted chunks come from
  * the read connection. */
 static rw_rc decode_items(rw_shard *sh, sel_item *items, size_t nitems, int64_t mint,
-                          int64_t maxt, rw_arena *a, rw_series_data *out, size_t max_samples,
-                          size_t *total, rw_err *err)
+                          int64_t maxt, int last, rw_arena *a, rw_series_data *out,
+                          size_t max_samples, size_t *total, rw_err *err)
 {
     rw_rc rc = RW_OK;
     int locked = 0;
@@ -345,6 +436,25 @@ static rw_rc decode_items(rw_shard *sh, sel_item *items, size_t nitems, int64_t 
         sel_item *it = &items[i];
         if (it->shard != sh->idx)
             continue;
+        if (it->has_last || (last && !it->npieces)) {
+            if (!it->has_last)
+                continue;
+            int64_t *t = rw_arena_alloc(a, sizeof *t);
+            double *v = rw_arena_alloc(a, sizeof *v);
+            if (!t || !v)
+                return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+            *t = it->last_t;
+            *v = it->last_v;
+            if (max_samples && ++*total > max_samples) {
+                rc = rw_err_set(err, RW_LIMIT, "query would return more than %zu samples",
+                                max_samples);
+                break;
+            }
+            out[i].t = t;
+            out[i].v = v;
+            out[i].n = 1;
+            continue;
+        }
         int64_t *t = rw_arena_alloc(a, (it->maxn ? it->maxn : 1) * sizeof *t);
         double *v = rw_arena_alloc(a, (it->maxn ? it->maxn : 1) * sizeof *v);
         if (!t || !v)
@@ -379,6 +489,11 @@ static rw_rc decode_items(rw_shard *sh, sel_item *items, size_t nitems, int64_t 
         }
         if (rc != RW_OK || n == 0)
             continue;
+        if (last && n > 1) {
+            t[0] = t[n - 1];
+            v[0] = v[n - 1];
+            n = 1;
+        }
         *total += n;
         if (max_samples && *total > max_samples) {
             rc = rw_err_set(err, RW_LIMIT, "query would return more than %zu samples",
@@ -434,8 +549,8 @@ rw_rc rw_store_select(rw_store *st, const rw_matcher *ms, size_t nms, int64_t mi
     }
     size_t total = 0;
     for (int k = 0; k < st->nshards && rc == RW_OK; k++)
-        rc = decode_items(&st->shards[k], items, nitems, mint, maxt, a, res, max_samples, &total,
-                          err);
+        rc = decode_items(&st->shards[k], items, nitems, mint, maxt, (flags & RW_SELECT_LAST) != 0,
+                          a, res, max_samples, &total, err);
     if (rc != RW_OK) {
         free(items);
         return rc;

@@ -131,6 +131,11 @@ typedef struct rw_series_data {
 enum {
     RW_SELECT_LABELS_ONLY = 1, /* no samples: t/v NULL, n 0; a series is
                                   returned if it has any sample in range */
+    RW_SELECT_LAST = 2,        /* only the newest sample in [mint, maxt] of
+                                  each series (n is 1): what an instant
+                                  selector or /federate needs. Decodes at most
+                                  one chunk per series, none when that sample
+                                  is the series' newest. */
 };
 
 /* Every series that matches all matchers and has at least one sample in
