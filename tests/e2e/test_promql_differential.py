@@ -135,11 +135,14 @@ def generate(end_ms, minutes=90):
                 out.append(([("__name__", "etcd_disk_wal_fsync_duration_seconds_sum")] + lb, s["fsum"]))
                 out.append(([("__name__", "etcd_disk_wal_fsync_duration_seconds_count")] + lb, s["fs"][-1]))
                 out.append(([("__name__", "etcd_disk_backend_commit_duration_seconds_count")] + lb, s["fs"][-1] * 2))
-                for meth in METHODS:
+                for mi, meth in enumerate(METHODS):
                     for code in CODES:
                         g = s["grpc"].setdefault((meth, code), 0)
                         if code == "OK":
-                            g += rng.randint(10, 100)
+                            # a per-series base rate keeps topk/bottomk rankings
+                            # apart by far more than float rounding: the test
+                            # compares ranking, not ties within an ulp
+                            g += rng.randint(10, 100) + 300 * (mi * MEMBERS * CLUSTERS + m * CLUSTERS + cl)
                         elif rng.random() < 0.1:
                             g += 1
                         s["grpc"][(meth, code)] = g
