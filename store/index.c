@@ -124,6 +124,24 @@ static int u32_push(uint32_t **v, size_t *n, size_t *cap, uint32_t x)
     return 0;
 }
 
+/* Makes (*arr)[id] addressable in an id-indexed array of pointers (symbols,
+ * series): grows it by doubling, new slots zero. -1 when out of memory. */
+static int id_array_reserve(void **arr, uint32_t *cap, uint32_t id, size_t elem)
+{
+    if (id < *cap)
+        return 0;
+    uint32_t nc = *cap ? *cap : 1024;
+    while (nc <= id)
+        nc = nc > UINT32_MAX / 2 ? UINT32_MAX : nc * 2;
+    char *na = realloc(*arr, (size_t)nc * elem);
+    if (!na)
+        return -1;
+    memset(na + (size_t)*cap * elem, 0, (size_t)(nc - *cap) * elem);
+    *arr = na;
+    *cap = nc;
+    return 0;
+}
+
 int shard_note_new_symbol(rw_shard *sh, uint32_t id)
 {
     return u32_push(&sh->newsym, &sh->nnewsym, &sh->capnewsym, id);
@@ -143,17 +161,8 @@ const char *intern_get(rw_shard *sh, const char *s, uint32_t id)
         id = sh->next_sym;
     if (id == 0 || id == UINT32_MAX)
         return NULL;
-    if (id >= sh->cap_sym) {
-        uint32_t nc = sh->cap_sym ? sh->cap_sym : 1024;
-        while (nc <= id)
-            nc = nc > UINT32_MAX / 2 ? UINT32_MAX : nc * 2;
-        char **ns = realloc(sh->syms, (size_t)nc * sizeof *ns);
-        if (!ns)
-            return NULL;
-        memset(ns + sh->cap_sym, 0, (size_t)(nc - sh->cap_sym) * sizeof *ns);
-        sh->syms = ns;
-        sh->cap_sym = nc;
-    }
+    if (id_array_reserve((void **)&sh->syms, &sh->cap_sym, id, sizeof *sh->syms) < 0)
+        return NULL;
     if (sh->syms[id])
         return NULL; /* id taken: corrupt input */
     size_t len = strlen(s);
@@ -426,17 +435,8 @@ series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_l
         id = sh->next_id;
     if (id == UINT32_MAX)
         return NULL;
-    if (id >= sh->cap_id) {
-        uint32_t nc = sh->cap_id ? sh->cap_id : 1024;
-        while (nc <= id)
-            nc = nc > UINT32_MAX / 2 ? UINT32_MAX : nc * 2;
-        series **nb = realloc(sh->by_id, (size_t)nc * sizeof *nb);
-        if (!nb)
-            return NULL;
-        memset(nb + sh->cap_id, 0, (size_t)(nc - sh->cap_id) * sizeof *nb);
-        sh->by_id = nb;
-        sh->cap_id = nc;
-    }
+    if (id_array_reserve((void **)&sh->by_id, &sh->cap_id, id, sizeof *sh->by_id) < 0)
+        return NULL;
     if (sh->by_id[id])
         return NULL; /* id taken: corrupt input */
     if ((sh->nseries + 1) * 2 > sh->nslots && slots_grow(sh) < 0)
