@@ -467,17 +467,16 @@ size_t rw_http_params(rw_http_req *r, const char *name, const char ***out)
     return c.n;
 }
 
+/* As Go's Request.FormValue, which Prometheus uses: a form-encoded POST body
+ * takes precedence over the query string. */
 const char *rw_http_param(rw_http_req *r, const char *name)
 {
-    const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-    if (v)
-        return v;
     if (!r->form_parsed)
         parse_form(r);
     for (size_t i = 0; i < r->nform; i++)
         if (r->form[i].k && strcmp(r->form[i].k, name) == 0)
             return r->form[i].v;
-    return NULL;
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 void rw_http_resp_header(rw_http_resp *resp, const char *name, const char *value)

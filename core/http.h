@@ -61,8 +61,8 @@ const char *rw_http_method(const rw_http_req *r);
 const char *rw_http_path(const rw_http_req *r);
 /* Case-insensitive; NULL when absent. */
 const char *rw_http_header(const rw_http_req *r, const char *name);
-/* First value of a parameter from the query string, or from an
- * application/x-www-form-urlencoded POST body; NULL when absent. */
+/* First value of a parameter from an application/x-www-form-urlencoded POST
+ * body, else from the query string (Go's FormValue order); NULL when absent. */
 const char *rw_http_param(rw_http_req *r, const char *name);
 /* All values of a repeated parameter (e.g. "match[]"), query string and form
  * body together, in order. The array lives in the request arena. */

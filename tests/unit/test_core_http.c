@@ -55,9 +55,10 @@ static void test_server(void)
     test_http_free(&r);
 
     const char *form = "q=1%2B1&match[]=up&match[]=down+x";
-    CHECK(test_http(port, "POST", "/echo?match[]=first",
+    CHECK(test_http(port, "POST", "/echo?match[]=first&q=from_url",
                     "Content-Type: application/x-www-form-urlencoded\r\n", form, strlen(form),
                     &r) == 0);
+    /* the body's q wins over the URL's, as with Go's FormValue */
     CHECK_STR(r.body, "path=/echo q=1+1 n=3 body=33 m=first m=up m=down x");
     test_http_free(&r);
 
