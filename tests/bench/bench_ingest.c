@@ -113,7 +113,6 @@ int main(int argc, char **argv)
            secs * 1e9 / (double)written);
     rw_ingest_free(ig);
     rw_store_close(st);
-    test_rmtree(dir);
-    free(dir);
+    test_rmtree(dir); /* frees dir */
     return written == (uint64_t)nseries * (uint64_t)rounds ? 0 : 1;
 }
