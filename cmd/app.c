@@ -194,6 +194,7 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
     so.busy_timeout_ms = (int)c->busy_timeout_ms;
     so.max_pending_bytes = (size_t)c->max_pending_bytes;
     so.checkpoint_interval_ms = c->checkpoint_interval_ms;
+    so.max_series = (uint64_t)c->max_series;
     so.metrics = app->metrics;
     app->store = rw_store_open(&so, err);
     if (!app->store)

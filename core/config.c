@@ -68,6 +68,8 @@ static const ckey keys[] = {
      "step of subqueries written without one"},
     {"query.remote_read_max_samples", T_INT, OFF(remote_read_max_samples), "50000000", 1, BIG, 0,
      "samples one remote-read request may return"},
+    {"store.max_series", T_INT, OFF(max_series), "10000000", 0, BIG, 0,
+     "series the store may hold (0 = unlimited); new series beyond it are rejected, 400"},
     {"store.checkpoint_interval", T_DURATION, OFF(checkpoint_interval_ms), "5m", 1000, BIG, 0,
      "how often head chunks are checkpointed and the WAL trimmed"},
     {"store.busy_timeout", T_DURATION, OFF(busy_timeout_ms), "10s", 1, BIG, 0,

@@ -45,6 +45,7 @@ typedef struct rw_config {
     int64_t remote_read_max_samples;
 
     /* store */
+    int64_t max_series;        /* 0 = unlimited */
     int64_t checkpoint_interval_ms;
     int64_t busy_timeout_ms;
     int64_t max_pending_bytes;

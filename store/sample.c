@@ -25,6 +25,7 @@ const char *rw_reject_reason_str(rw_reject_reason r)
     case RW_REJ_OUT_OF_ORDER: return "out_of_order";
     case RW_REJ_DUPLICATE: return "duplicate_timestamp";
     case RW_REJ_TOO_OLD: return "too_old";
+    case RW_REJ_SERIES_LIMIT: return "series_limit";
     default: return "unknown";
     }
 }

@@ -446,6 +446,10 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
     uint64_t rej[RW_REJ__COUNT] = {0};
     uint64_t written = 0;
     rw_rc rc = RW_OK;
+    uint64_t series_cap = st->opts.max_series
+                              ? (st->opts.max_series + (uint64_t)st->opts.nshards - 1) /
+                                    (uint64_t)st->opts.nshards
+                              : 0;
 
     pthread_mutex_lock(&sh->mu);
     if (sh->pending.len > max_pending(st)) {
@@ -467,6 +471,14 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
         if (!s) {
             if (a->nsamples == 0)
                 continue;
+            if (series_cap && sh->nseries >= series_cap) {
+                /* cardinality limit: refuse the new series, never the known ones */
+                rej[RW_REJ_SERIES_LIMIT] += a->nsamples;
+                if (res->on_reject)
+                    for (size_t j = 0; j < a->nsamples; j++)
+                        res->on_reject(res->on_reject_ctx, a, j, RW_REJ_SERIES_LIMIT);
+                continue;
+            }
             size_t lbytes = 16;
             for (size_t j = 0; j < a->nlabels; j++)
                 lbytes += strlen(a->labels[j].name) + strlen(a->labels[j].value) + 20;

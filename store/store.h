@@ -41,6 +41,10 @@ typedef struct rw_store_opts {
                                    fail RW_AGAIN (disk trouble); 0 = 64 MiB */
     int64_t checkpoint_interval_ms; /* how often head state is checkpointed and
                                    the WAL trimmed; 0 = 5 minutes */
+    uint64_t max_series;        /* series the store may hold, 0 = unlimited. Applied per
+                                   shard as ceil(max_series / nshards) (series spread
+                                   evenly by hash); a new series beyond it is rejected
+                                   (RW_REJ_SERIES_LIMIT), known series keep ingesting */
     rw_metrics *metrics;        /* may be NULL */
 } rw_store_opts;
 
@@ -78,6 +82,7 @@ typedef enum {
     RW_REJ_OUT_OF_ORDER,  /* older than the series' newest sample */
     RW_REJ_DUPLICATE,     /* same timestamp as the newest, different value */
     RW_REJ_TOO_OLD,       /* older than the retention window */
+    RW_REJ_SERIES_LIMIT,  /* a new series while the store holds max_series */
     RW_REJ__COUNT
 } rw_reject_reason;
 

@@ -18,7 +18,7 @@ from rwlib import Checks, Rwgate, log, write_request_v1
 
 c = Checks("test_storage_busy")
 g = Rwgate(extra=["--shards", "1", "--set", "store.busy_timeout=300ms",
-                  "--set", "ingest.max_inflight_bytes=64KiB"]).start()
+                  "--set", "ingest.max_inflight_bytes=64KiB", "--set", "store.max_series=150"]).start()
 T = int(time.time() * 1000) - 60000
 
 
@@ -75,11 +75,18 @@ try:
     c.eq(st, 204, "the big write succeeds when retried alone")
     st, _, b = __import__("rwlib").http("GET", g.url + "/metrics")
     c.check(b'rwgate_ingest_requests_failed_total{reason="overloaded"} 1' in b, "overload is counted")
+
+    # cardinality limit: 150 series allowed (1 shard); busy_m has 10, busy_big 100
+    st, _, b = g.write(write_request_v1([([("__name__", "card"), ("i", str(i))], [(T, 1.0)]) for i in range(60)]))
+    c.eq(st, 400, "new series beyond store.max_series -> 400")
+    c.check(b"series_limit" in b, "the reply names the series limit", b[:300])
+    st, _, _ = g.write(body(11))  # label i="1": a known series, a newer sample
+    c.eq(st, 204, "known series keep ingesting at the series limit")
     c.eq(g.stop(), 0, "clean stop")
     g.start()
     res = g.read([(0, 2**62, [(0, "__name__", "busy_m")])])[0]
     got = sorted(t for s in res.values() for t, _ in s)
-    c.eq(got, [T + i * 1000 for i in range(4)], "all acknowledged samples present after restart")
+    c.eq(got, [T + i * 1000 for i in (0, 1, 2, 3, 11)], "all acknowledged samples present after restart")
     c.eq(g.stop(), 0, "clean stop")
 finally:
     if c.failed:

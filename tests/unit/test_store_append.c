@@ -349,10 +349,56 @@ static void test_metadata(void)
     test_rmtree(dir);
 }
 
+/* store.max_series: new series beyond the cap are rejected per sample with
+ * RW_REJ_SERIES_LIMIT; known series keep ingesting; the cap survives a
+ * restart (it counts what is stored, not what was created this run). */
+static void test_series_limit(void)
+{
+    char *dir = test_mkdtemp("rwstore-test");
+    rw_store_opts o = {.dir = dir, .nshards = 1, .max_series = 3};
+    rw_err e;
+    rw_err_init(&e);
+    rw_store *st = rw_store_open(&o, &e);
+    CHECK(st != NULL);
+    if (!st)
+        return;
+    char v[8];
+    rw_sample smp[2] = {{1000, 1}, {2000, 2}};
+    for (int i = 0; i < 3; i++) {
+        snprintf(v, sizeof v, "%d", i);
+        ser s = mk("__name__", "m", "i", v, NULL);
+        rw_append_result res = {0};
+        CHECK(app(st, &s, smp, 1, &res) == RW_OK && res.samples_written == 1);
+    }
+    ser s4 = mk("__name__", "m", "i", "new", NULL);
+    rejects rj = {0};
+    rw_append_result res = {.on_reject = on_reject, .on_reject_ctx = &rj};
+    CHECK(app(st, &s4, smp, 2, &res) == RW_OK);
+    CHECK_INT(res.samples_written, 0);
+    CHECK_INT(res.rejected[RW_REJ_SERIES_LIMIT], 2);
+    CHECK(rj.n == 2 && rj.why[0] == RW_REJ_SERIES_LIMIT);
+    CHECK_STR(rw_reject_reason_str(RW_REJ_SERIES_LIMIT), "series_limit");
+    ser s0 = mk("__name__", "m", "i", "0", NULL);
+    memset(&res, 0, sizeof res);
+    CHECK(app(st, &s0, smp + 1, 1, &res) == RW_OK && res.samples_written == 1); /* known series */
+    rw_store_close(st);
+    st = rw_store_open(&o, &e);
+    memset(&res, 0, sizeof res);
+    CHECK(st && app(st, &s4, smp, 1, &res) == RW_OK && res.rejected[RW_REJ_SERIES_LIMIT] == 1);
+    rw_store_close(st);
+    o.max_series = 4; /* raising the limit lets the new series in */
+    st = rw_store_open(&o, &e);
+    memset(&res, 0, sizeof res);
+    CHECK(st && app(st, &s4, smp, 1, &res) == RW_OK && res.samples_written == 1);
+    rw_store_close(st);
+    test_rmtree(dir);
+}
+
 int main(void)
 {
     RUN(test_rules);
     RUN(test_select);
     RUN(test_metadata);
+    RUN(test_series_limit);
     TEST_DONE();
 }
