@@ -122,9 +122,13 @@ typedef struct reject_ctx {
     int *nreasons;
 } reject_ctx;
 
+/* Called by the store under its shard lock for every rejected sample: only
+ * the first few reasons are formatted, the rest cost a comparison. */
 static void on_reject(void *ctx, const rw_append_series *s, size_t i, rw_reject_reason r)
 {
     reject_ctx *rc = ctx;
+    if (*rc->nreasons >= MAX_REASONS)
+        return;
     char lbl[256];
     rw_labels_format(s->labels, s->nlabels, lbl, sizeof lbl);
     add_reason(rc->st, rc->nreasons, "%s: sample at %lld: %s", lbl, (long long)s->samples[i].t,
