@@ -19,7 +19,10 @@
  * step, then present the result as a matrix to the parent.
  *
  * Memory: every value lives in the query's evaluation arena (rw_eval_query.a),
- * freed in one call when the query ends. Nothing here is shared between
+ * freed in one call when the query ends. Raw samples that are reduced right
+ * away (a range function over a plain selector, a vector selector over
+ * several steps) live only in a per-selector scratch arena, one batch of
+ * series at a time (rw_sel_iter below). Nothing here is shared between
  * queries: a rw_eval_query belongs to one thread.
  *
  * Names: Prometheus 3 removes __name__ late ("delayed name removal"). A series

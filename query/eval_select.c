@@ -3,8 +3,15 @@
  * series), range-vector selectors (raw samples for all windows (t - range, t]
  * of the query, fetched once), and subqueries (the inner expression evaluated
  * at steps aligned to the subquery step, presented as a range vector). Every
- * selector reads the store once for the union of the time spans its steps
- * need, whatever the number of steps. */
+ * selector reads the store for the union of the time spans its steps need,
+ * whatever the number of steps. Where the caller reduces raw samples to
+ * per-step values right away - a range function over a plain selector
+ * (func_range.c), a vector selector over several steps - the read goes in
+ * batches (rw_sel_iter): labels and series refs first, then the samples of
+ * one batch of series at a time in a scratch arena, so a query holds its
+ * output and one batch of samples, never every sample its selectors touch.
+ * A matrix selector used any other way (absent_over_time(), the result of
+ * an instant query for a range vector) is materialised whole. */
 #include "eval_int.h"
 
 #include <math.h>

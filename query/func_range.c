@@ -4,7 +4,10 @@
  * double_exponential_smoothing (holt_winters), the *_over_time family,
  * changes/resets, and absent_over_time. A range vector arrives with all raw
  * samples its steps need (eval_select.c); each step looks at its window
- * (t - range, t] by binary search, so a range query reads the store once. */
+ * (t - range, t], so a range query reads each sample once. When the argument
+ * is a plain selector it arrives one batch of series at a time
+ * (rw_matrix_iter_*): every series is reduced to its per-step output before
+ * the next batch is decoded, which bounds the memory by the output. */
 #include "eval_int.h"
 
 #include <math.h>

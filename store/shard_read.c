@@ -1,5 +1,6 @@
-/* shard_read.c - the read path: rw_store_select(), rw_store_label_names()
- * and rw_store_label_values(). Under each shard's lock it resolves matchers
+/* shard_read.c - the read path: rw_store_select(), rw_store_read_samples()
+ * (samples of series selected earlier, by ref, a batch at a time),
+ * rw_store_label_names() and rw_store_label_values(). Under each shard's lock it resolves matchers
  * through the postings (exact lookups for =, a scan of one label's values for
  * regexes and !=), filters by the matchers that also match the empty string,
  * and copies what it needs - labels, the open head chunk, completed chunks not
