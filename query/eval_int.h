@@ -19,7 +19,10 @@
  * step, then present the result as a matrix to the parent.
  *
  * Memory: every value lives in the query's evaluation arena (rw_eval_query.a),
- * freed in one call when the query ends. Nothing here is shared between
+ * freed in one call when the query ends. Raw samples that are reduced right
+ * away (a range function over a plain selector, a vector selector over
+ * several steps) live only in a per-selector scratch arena, one batch of
+ * series at a time (rw_sel_iter below). Nothing here is shared between
  * queries: a rw_eval_query belongs to one thread.
  *
  * Names: Prometheus 3 removes __name__ late ("delayed name removal"). A series
@@ -211,6 +214,40 @@ static inline void rw_kahan_inc(double inc, double *sum, double *c)
 double rw_quantile(double q, double *vals, size_t n);
 
 /* ---- eval_select.c ---- */
+
+/* A plain selector read in batches: the labels (and refs) of every matching
+ * series are selected once into the evaluation arena, then the samples of
+ * one batch of series at a time are decoded into a scratch arena that the
+ * next batch reuses. A caller that reduces each batch to per-step values
+ * (a range function, a vector selector over several steps) thus holds at
+ * most one batch of raw samples, so the query's memory follows its output
+ * (series x steps) rather than its input. Batches hold about
+ * RW_SEL_BATCH_SAMPLES samples; their series come in label order. */
+typedef struct rw_sel_iter {
+    rw_eval_ctx *ctx;
+    rw_series_data *all;     /* every selected series: labels + ref (q->a) */
+    size_t nall, next;       /* next: first series of the next batch */
+    size_t batch;            /* series in the next batch (adapts) */
+    rw_arena *scratch;       /* the current batch's samples; owned */
+    int64_t mint, maxt;
+    size_t budget;           /* samples the selector may decode; 0 = no cap */
+    size_t decoded;          /* samples decoded so far */
+    size_t kept;             /* samples handed out (matrix: stale dropped) */
+    rw_eval_mseries *ms;     /* matrix batch (scratch) */
+} rw_sel_iter;
+
+/* Opens a batched read of matrix selector n (RW_N_MATRIX_SEL); m gets the
+ * window parameters (range, offset, @) and no series. */
+rw_rc rw_matrix_iter_open(rw_eval_ctx *ctx, const rw_node *n, rw_sel_iter *it, rw_eval_value *m);
+/* The next batch as m->ms / m->nms (raw samples without stale markers, in
+ * the scratch arena: valid until the next call); *done set (and m->nms 0)
+ * once every series has been read. */
+rw_rc rw_matrix_iter_next(rw_sel_iter *it, rw_eval_value *m, int *done);
+/* Ends the read: frees the scratch arena; when rc is RW_OK accounts the
+ * samples read against max_samples as rw_eval_matrix_selector does.
+ * Returns rc or the accounting error. */
+rw_rc rw_sel_iter_end(rw_sel_iter *it, rw_rc rc);
+
 rw_rc rw_eval_vector_selector(rw_eval_ctx *ctx, const rw_node *n, int want_ts, rw_eval_value *out);
 rw_rc rw_eval_matrix_selector(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *out);
 rw_rc rw_eval_subquery(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *out);

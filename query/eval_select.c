@@ -3,8 +3,15 @@
  * series), range-vector selectors (raw samples for all windows (t - range, t]
  * of the query, fetched once), and subqueries (the inner expression evaluated
  * at steps aligned to the subquery step, presented as a range vector). Every
- * selector reads the store once for the union of the time spans its steps
- * need, whatever the number of steps. */
+ * selector reads the store for the union of the time spans its steps need,
+ * whatever the number of steps. Where the caller reduces raw samples to
+ * per-step values right away - a range function over a plain selector
+ * (func_range.c), a vector selector over several steps - the read goes in
+ * batches (rw_sel_iter): labels and series refs first, then the samples of
+ * one batch of series at a time in a scratch arena, so a query holds its
+ * output and one batch of samples, never every sample its selectors touch.
+ * A matrix selector used any other way (absent_over_time(), the result of
+ * an instant query for a range vector) is materialised whole. */
 #include "eval_int.h"
 
 #include <math.h>
@@ -43,6 +50,180 @@ static rw_rc do_select(rw_eval_ctx *ctx, const rw_node *n, int64_t mint, int64_t
     return RW_OK;
 }
 
+/* ---- batched reads ---- */
+
+/* Samples per batch the iterator aims at: 16 B each decoded, so a batch
+ * takes a few MiB of scratch whatever the number of series selected. */
+#define RW_SEL_BATCH_SAMPLES 131072
+#define SCRATCH_BLOCK (4u << 20)
+
+static rw_rc limit_error(rw_eval_query *q)
+{
+    return rw_err_set(q->err, RW_EXEC,
+                      "query processing would load too many samples into memory in query "
+                      "execution");
+}
+
+static rw_rc sel_iter_open(rw_eval_ctx *ctx, const rw_node *n, int64_t mint, int64_t maxt,
+                           rw_sel_iter *it)
+{
+    rw_eval_query *q = ctx->q;
+    memset(it, 0, sizeof *it);
+    it->ctx = ctx;
+    it->mint = mint;
+    it->maxt = maxt;
+    /* the same budget a whole select would get (do_select) */
+    if (q->opts->max_samples) {
+        if (q->samples >= q->opts->max_samples)
+            return rw_eval_account(ctx, 1);
+        it->budget = q->opts->max_samples - q->samples;
+    }
+    rw_rc rc = do_select(ctx, n, mint, maxt, RW_SELECT_LABELS_ONLY, &it->all, &it->nall);
+    if (rc != RW_OK)
+        return rc;
+    it->batch = 128;
+    if (it->nall && !(it->scratch = rw_arena_new(SCRATCH_BLOCK, 0)))
+        return rw_eval_nomem(ctx);
+    return RW_OK;
+}
+
+/* Decodes the next batch: *d / *nd (nd 0 at the end), samples in scratch. */
+static rw_rc sel_iter_read(rw_sel_iter *it, rw_series_data **d, size_t *nd)
+{
+    rw_eval_query *q = it->ctx->q;
+    *d = NULL;
+    *nd = 0;
+    if (it->next >= it->nall)
+        return RW_OK;
+    rw_rc rc = rw_eval_check(it->ctx, "expression evaluation");
+    if (rc != RW_OK)
+        return rc;
+    rw_arena_reset(it->scratch);
+    size_t n = it->nall - it->next;
+    if (n > it->batch)
+        n = it->batch;
+    rw_series_data *b = &it->all[it->next];
+    size_t cap = 0, got = 0;
+    if (it->budget)
+        cap = it->budget > it->decoded ? it->budget - it->decoded : 1;
+    rw_err serr;
+    rw_err_init(&serr);
+    rc = rw_store_read_samples(q->store, b, n, it->mint, it->maxt, 0, cap, it->scratch, &got,
+                               &serr);
+    if (rc == RW_LIMIT)
+        return limit_error(q);
+    if (rc != RW_OK)
+        return rw_err_set(q->err, rc, "expanding series: %s", serr.msg);
+    it->decoded += got;
+    if (it->budget && it->decoded > it->budget)
+        return limit_error(q);
+    it->next += n;
+    /* size the next batch after this one's samples per series */
+    size_t per = got / n + 1;
+    size_t next = RW_SEL_BATCH_SAMPLES / per;
+    it->batch = next < 16 ? 16 : next > 8192 ? 8192 : next;
+    *d = b;
+    *nd = n;
+    return RW_OK;
+}
+
+rw_rc rw_matrix_iter_open(rw_eval_ctx *ctx, const rw_node *n, rw_sel_iter *it, rw_eval_value *m)
+{
+    int64_t mn, mx, range = n->u.sel.range_ms;
+    eff_span(ctx, n->u.sel.at, n->u.sel.at_ms, n->u.sel.offset_ms, &mn, &mx);
+    memset(m, 0, sizeof *m);
+    m->type = RW_VAL_MATRIX;
+    m->range_ms = range;
+    m->offset_ms = n->u.sel.offset_ms;
+    m->pinned = n->u.sel.at != RW_AT_NONE;
+    m->pin_ms = rw_eval_at_time(ctx, n->u.sel.at, n->u.sel.at_ms, 0);
+    return sel_iter_open(ctx, n, mn - range + 1, mx, it);
+}
+
+rw_rc rw_matrix_iter_next(rw_sel_iter *it, rw_eval_value *m, int *done)
+{
+    rw_series_data *data;
+    size_t nd;
+    m->ms = NULL;
+    m->nms = 0;
+    *done = 0;
+    while (!m->nms) {
+        rw_rc rc = sel_iter_read(it, &data, &nd);
+        if (rc != RW_OK)
+            return rc;
+        if (!nd) {
+            *done = 1;
+            return RW_OK;
+        }
+        if (!(m->ms = rw_arena_alloc(it->scratch, nd * sizeof *m->ms)))
+            return rw_eval_nomem(it->ctx);
+        for (size_t s = 0; s < nd; s++) {
+            rw_series_data *d = &data[s];
+            size_t k = 0;
+            /* drop stale markers in place: the arrays are ours */
+            for (size_t j = 0; j < d->n; j++) {
+                if (rw_is_stale_nan(d->v[j]))
+                    continue;
+                d->t[k] = d->t[j];
+                d->v[k] = d->v[j];
+                k++;
+            }
+            if (!k)
+                continue;
+            rw_eval_mseries *o = &m->ms[m->nms++];
+            o->labels = d->labels;
+            o->nlabels = d->nlabels;
+            o->drop_name = 0;
+            o->t = d->t;
+            o->v = d->v;
+            o->n = k;
+            it->kept += k;
+        }
+    }
+    return RW_OK;
+}
+
+rw_rc rw_sel_iter_end(rw_sel_iter *it, rw_rc rc)
+{
+    rw_arena_free(it->scratch);
+    it->scratch = NULL;
+    if (rc == RW_OK)
+        rc = rw_eval_account(it->ctx, it->kept);
+    return rc;
+}
+
+/* ---- selectors ---- */
+
+/* Fills os with the per-step values of vector selector n over series d;
+ * returns whether it has any, *points counts them. */
+static int vector_series(rw_eval_ctx *ctx, const rw_node *n, const rw_series_data *d,
+                         rw_eval_series *os, size_t *points)
+{
+    int64_t lookback = ctx->q->opts->lookback_ms;
+    size_t j = 0; /* first sample with t > e */
+    int any = 0;
+    for (size_t i = 0; i < ctx->nsteps; i++) {
+        int64_t e = rw_eval_at_time(ctx, n->u.sel.at, n->u.sel.at_ms, i) - n->u.sel.offset_ms;
+        if (j > 0 && d->t[j - 1] > e)
+            j = 0; /* times went back (cannot happen with ascending steps) */
+        while (j < d->n && d->t[j] <= e)
+            j++;
+        if (j == 0)
+            continue;
+        int64_t st = d->t[j - 1];
+        double v = d->v[j - 1];
+        if (st <= e - lookback || rw_is_stale_nan(v))
+            continue;
+        os->ok[i] = 1;
+        os->v[i] = v;
+        if (os->t)
+            os->t[i] = st;
+        any = 1;
+        (*points)++;
+    }
+    return any;
+}
+
 rw_rc rw_eval_vector_selector(rw_eval_ctx *ctx, const rw_node *n, int want_ts, rw_eval_value *out)
 {
     rw_eval_query *q = ctx->q;
@@ -50,55 +231,58 @@ rw_rc rw_eval_vector_selector(rw_eval_ctx *ctx, const rw_node *n, int want_ts, r
     int64_t mn, mx;
     eff_span(ctx, n->u.sel.at, n->u.sel.at_ms, n->u.sel.offset_ms, &mn, &mx);
 
-    rw_series_data *data = NULL;
-    size_t nd = 0;
     /* one evaluation time (an instant query, or @): only the newest sample
        at or before it matters, which the store finds without decoding
-       whole chunks */
-    rw_rc rc = do_select(ctx, n, mn - lookback + 1, mx, mn == mx ? RW_SELECT_LAST : 0, &data,
-                         &nd);
+       whole chunks; several: read in batches, each series reduced to its
+       per-step values before the next batch is decoded */
+    int single = mn == mx;
+    rw_series_data *data = NULL;
+    size_t nd = 0, nall = 0;
+    rw_sel_iter it;
+    rw_rc rc;
+    if (single) {
+        rc = do_select(ctx, n, mn - lookback + 1, mx, RW_SELECT_LAST, &data, &nd);
+        nall = nd;
+    } else {
+        rc = sel_iter_open(ctx, n, mn - lookback + 1, mx, &it);
+        nall = it.nall;
+    }
     if (rc != RW_OK)
-        return rc;
+        return single ? rc : rw_sel_iter_end(&it, rc);
 
     memset(out, 0, sizeof *out);
     out->type = RW_VAL_VECTOR;
-    out->series = rw_arena_alloc(q->a, (nd ? nd : 1) * sizeof *out->series);
+    out->series = rw_arena_alloc(q->a, (nall ? nall : 1) * sizeof *out->series);
     if (!out->series)
-        return rw_eval_nomem(ctx);
-    size_t points = 0;
-    for (size_t s = 0; s < nd; s++) {
-        rw_series_data *d = &data[s];
-        rw_eval_series *os = &out->series[out->nseries];
-        if ((s & 255) == 255 && (rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
-            return rc;
-        if (!rw_series_new(ctx, os, d->labels, d->nlabels, 0))
-            return rw_eval_nomem(ctx);
-        if (want_ts && !(os->t = rw_arena_alloc(q->a, ctx->nsteps * sizeof(int64_t))))
-            return rw_eval_nomem(ctx);
-        size_t j = 0; /* first sample with t > e */
-        int any = 0;
-        for (size_t i = 0; i < ctx->nsteps; i++) {
-            int64_t e = rw_eval_at_time(ctx, n->u.sel.at, n->u.sel.at_ms, i) - n->u.sel.offset_ms;
-            if (j > 0 && d->t[j - 1] > e)
-                j = 0; /* times went back (cannot happen with ascending steps) */
-            while (j < d->n && d->t[j] <= e)
-                j++;
-            if (j == 0)
-                continue;
-            int64_t st = d->t[j - 1];
-            double v = d->v[j - 1];
-            if (st <= e - lookback || rw_is_stale_nan(v))
-                continue;
-            os->ok[i] = 1;
-            os->v[i] = v;
-            if (os->t)
-                os->t[i] = st;
-            any = 1;
-            points++;
+        rc = rw_eval_nomem(ctx);
+    size_t points = 0, done = 0;
+    while (rc == RW_OK) {
+        if (!single && (rc = sel_iter_read(&it, &data, &nd)) != RW_OK)
+            break;
+        if (!nd)
+            break;
+        for (size_t s = 0; s < nd && rc == RW_OK; s++, done++) {
+            rw_eval_series *os = &out->series[out->nseries];
+            if ((done & 255) == 255 && (rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
+                break;
+            if (!rw_series_new(ctx, os, data[s].labels, data[s].nlabels, 0) ||
+                (want_ts && !(os->t = rw_arena_alloc(q->a, ctx->nsteps * sizeof(int64_t))))) {
+                rc = rw_eval_nomem(ctx);
+                break;
+            }
+            if (vector_series(ctx, n, &data[s], os, &points))
+                out->nseries++;
         }
-        if (any)
-            out->nseries++;
+        if (single)
+            break;
     }
+    if (!single) {
+        /* account the points below, as for a single select */
+        it.kept = 0;
+        rc = rw_sel_iter_end(&it, rc);
+    }
+    if (rc != RW_OK)
+        return rc;
     return rw_eval_account(ctx, points);
 }
 

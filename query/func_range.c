@@ -4,7 +4,10 @@
  * double_exponential_smoothing (holt_winters), the *_over_time family,
  * changes/resets, and absent_over_time. A range vector arrives with all raw
  * samples its steps need (eval_select.c); each step looks at its window
- * (t - range, t] by binary search, so a range query reads the store once. */
+ * (t - range, t], so a range query reads each sample once. When the argument
+ * is a plain selector it arrives one batch of series at a time
+ * (rw_matrix_iter_*): every series is reduced to its per-step output before
+ * the next batch is decoded, which bounds the memory by the output. */
 #include "eval_int.h"
 
 #include <math.h>
@@ -183,6 +186,217 @@ static int is_counter_name(const char *name)
     return 0;
 }
 
+/* What range_fn keeps across the series of its argument. */
+typedef struct range_state {
+    kind k;
+    const rw_node *call, *marg;
+    const double *p1, *p2;   /* scalar parameters per step */
+    double *buf;             /* quantile / mad scratch */
+    size_t bufcap;
+    int keep_name;
+    int qwarned;
+} range_state;
+
+/* Computes the output of one series of the matrix m (window parameters in
+ * m) at every step; appends it to out when it has a value at one step. */
+static rw_rc range_series(rw_eval_ctx *ctx, range_state *rs, const rw_eval_value *m,
+                          const rw_eval_mseries *ms, rw_eval_value *out)
+{
+    rw_arena *a = ctx->q->a;
+    kind k = rs->k;
+    const rw_node *call = rs->call, *marg = rs->marg;
+    const double *p1 = rs->p1, *p2 = rs->p2;
+    rw_rc rc;
+    rw_eval_series *o = &out->series[out->nseries];
+    if ((rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
+        return rc;
+    if (!rw_series_new(ctx, o, ms->labels, ms->nlabels, rs->keep_name ? ms->drop_name : 1))
+        return rw_eval_nomem(ctx);
+    int any = 0;
+    int resets = 0; /* any decrease in the whole series */
+    if (k == K_RATE || k == K_INCREASE)
+        for (size_t j = 1; j < ms->n && !resets; j++)
+            resets = ms->v[j] < ms->v[j - 1];
+    /* the window (ws, we] of step i is samples [lo, hi); steps ascend,
+       so both ends only move forward (what rw_matrix_window finds by
+       binary search) */
+    size_t lo = 0, hi = 0;
+    for (size_t i = 0; i < ctx->nsteps; i++) {
+        if ((i & 255) == 255 && (rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
+            return rc;
+        int64_t we = (m->pinned ? m->pin_ms : ctx->ts[i]) - m->offset_ms;
+        int64_t ws = we - m->range_ms;
+        while (lo < ms->n && ms->t[lo] <= ws)
+            lo++;
+        if (hi < lo)
+            hi = lo;
+        while (hi < ms->n && ms->t[hi] <= we)
+            hi++;
+        if (hi == lo)
+            continue;
+        const int64_t *t = ms->t + lo;
+        const double *v = ms->v + lo;
+        size_t n = hi - lo;
+        double r = 0;
+        int ok = 1;
+        switch (k) {
+        case K_RATE:
+            ok = extrapolated_rate(t, v, n, ws, we, 1, resets, 1, m->range_ms, &r);
+            break;
+        case K_INCREASE:
+            ok = extrapolated_rate(t, v, n, ws, we, 1, resets, 0, m->range_ms, &r);
+            break;
+        case K_DELTA: ok = extrapolated_rate(t, v, n, ws, we, 0, 0, 0, m->range_ms, &r); break;
+        case K_IRATE: ok = instant_value(t, v, n, 1, &r); break;
+        case K_IDELTA: ok = instant_value(t, v, n, 0, &r); break;
+        case K_DERIV: {
+            double icpt;
+            if (n < 2) {
+                ok = 0;
+                break;
+            }
+            linear_regression(t, v, n, t[0], &r, &icpt);
+            break;
+        }
+        case K_PREDICT: {
+            double slope, icpt;
+            if (n < 2) {
+                ok = 0;
+                break;
+            }
+            linear_regression(t, v, n, ctx->ts[i], &slope, &icpt);
+            r = slope * p1[i] + icpt;
+            break;
+        }
+        case K_SMOOTH: {
+            double sf = p1[i], tf = p2[i];
+            if (sf <= 0 || sf >= 1)
+                return rw_eval_fail(ctx, RW_EXEC,
+                                    "invalid smoothing factor. Expected: 0 < sf < 1, got: %f", sf);
+            if (tf <= 0 || tf >= 1)
+                return rw_eval_fail(ctx, RW_EXEC,
+                                    "invalid trend factor. Expected: 0 < tf < 1, got: %f", tf);
+            if (n < 2) {
+                ok = 0;
+                break;
+            }
+            double s0 = 0, s1 = v[0], b = v[1] - v[0];
+            for (size_t j = 1; j < n; j++) {
+                double x = sf * v[j];
+                if (j > 1)
+                    b = tf * (s1 - s0) + (1 - tf) * b;
+                double y = (1 - sf) * (s1 + b);
+                s0 = s1;
+                s1 = x + y;
+            }
+            r = s1;
+            break;
+        }
+        case K_AVG: r = avg_over(v, n); break;
+        case K_COUNT: r = (double)n; break;
+        case K_SUM: {
+            double sum = 0, c = 0;
+            for (size_t j = 0; j < n; j++)
+                rw_kahan_inc(v[j], &sum, &c);
+            r = isinf(sum) ? sum : sum + c;
+            break;
+        }
+        case K_MIN: case K_MAX: case K_TS_MIN: case K_TS_MAX: {
+            double best = v[0];
+            int64_t bt = t[0];
+            for (size_t j = 0; j < n; j++) {
+                double x = v[j];
+                int take;
+                switch (k) {
+                case K_MAX: take = x > best || isnan(best); break;
+                case K_MIN: take = x < best || isnan(best); break;
+                case K_TS_MAX: take = x >= best || isnan(best); break;
+                default: take = x <= best || isnan(best); break;
+                }
+                if (take) {
+                    best = x;
+                    bt = t[j];
+                }
+            }
+            r = (k == K_MIN || k == K_MAX) ? best : (double)bt / 1000;
+            break;
+        }
+        case K_STDDEV: r = sqrt(variance_over(v, n)); break;
+        case K_STDVAR: r = variance_over(v, n); break;
+        case K_LAST: r = v[n - 1]; break;
+        case K_FIRST: r = v[0]; break;
+        case K_TS_LAST: r = (double)t[n - 1] / 1000; break;
+        case K_TS_FIRST: r = (double)t[0] / 1000; break;
+        case K_PRESENT: r = 1; break;
+        case K_CHANGES: {
+            double c = 0;
+            for (size_t j = 1; j < n; j++)
+                if (v[j] != v[j - 1] && !(isnan(v[j]) && isnan(v[j - 1])))
+                    c++;
+            r = c;
+            break;
+        }
+        case K_RESETS: {
+            double c = 0;
+            for (size_t j = 1; j < n; j++)
+                if (v[j] < v[j - 1])
+                    c++;
+            r = c;
+            break;
+        }
+        case K_MAD: case K_QUANTILE: {
+            if (n > rs->bufcap) {
+                rs->bufcap = n * 2;
+                if (!(rs->buf = rw_arena_alloc(a, rs->bufcap * sizeof(double))))
+                    return rw_eval_nomem(ctx);
+            }
+            memcpy(rs->buf, v, n * sizeof(double));
+            if (k == K_QUANTILE) {
+                double q = p1[i];
+                if (!rs->qwarned && (isnan(q) || q < 0 || q > 1)) {
+                    char qb[64];
+                    rw_fmt_go_g(qb, sizeof qb, q);
+                    rw_eval_warn(ctx, call->u.call.args[0]->pos,
+                                 "PromQL warning: quantile value should be between 0 and 1, got %s", qb);
+                    rs->qwarned = 1;
+                }
+                r = rw_quantile(q, rs->buf, n);
+                break;
+            }
+            int nan = 0;
+            for (size_t j = 0; j < n; j++)
+                nan |= isnan(v[j]);
+            if (nan) {
+                r = NAN;
+                break;
+            }
+            double med = rw_quantile(0.5, rs->buf, n);
+            for (size_t j = 0; j < n; j++)
+                rs->buf[j] = fabs(rs->buf[j] - med);
+            r = rw_quantile(0.5, rs->buf, n);
+            break;
+        }
+        }
+        if (!ok)
+            continue;
+        o->ok[i] = 1;
+        o->v[i] = r;
+        any = 1;
+    }
+    if (!any)
+        return RW_OK;
+    out->nseries++;
+    if (k == K_RATE || k == K_INCREASE) {
+        const char *mn = rw_labels_get(ms->labels, ms->nlabels, RW_METRIC_NAME);
+        if (mn && *mn && !is_counter_name(mn))
+            rw_eval_info(ctx, marg->pos,
+                         "PromQL info: metric might not be a counter, name does not end in "
+                         "_total/_sum/_count/_bucket: %s",
+                         rw_go_quote(a, mn));
+    }
+    return RW_OK;
+}
+
 static rw_rc range_fn(rw_eval_ctx *ctx, const rw_node *call, rw_eval_value *out)
 {
     const char *name = call->u.call.fn->name;
@@ -207,211 +421,35 @@ static rw_rc range_fn(rw_eval_ctx *ctx, const rw_node *call, rw_eval_value *out)
                           (rc = rw_eval_scalar(ctx, call->u.call.args[2], &p2)) != RW_OK))
         return rc;
     const rw_node *marg = rw_node_unparen(call->u.call.args[midx]);
+    memset(out, 0, sizeof *out);
+    out->type = RW_VAL_VECTOR;
+    range_state r = {.k = k, .call = call, .marg = marg, .p1 = p1, .p2 = p2,
+                     .keep_name = k == K_LAST || k == K_FIRST};
+    if (marg->kind == RW_N_MATRIX_SEL) {
+        /* a plain selector: decode and reduce one batch of series at a
+           time, so only the output and one batch of samples are held */
+        rw_sel_iter it;
+        rw_eval_value m;
+        int done = 0;
+        if ((rc = rw_matrix_iter_open(ctx, marg, &it, &m)) == RW_OK &&
+            !(out->series = rw_arena_alloc(a, (it.nall ? it.nall : 1) * sizeof *out->series)))
+            rc = rw_eval_nomem(ctx);
+        while (rc == RW_OK && (rc = rw_matrix_iter_next(&it, &m, &done)) == RW_OK && !done)
+            for (size_t s = 0; s < m.nms && rc == RW_OK; s++)
+                rc = range_series(ctx, &r, &m, &m.ms[s], out);
+        return rw_sel_iter_end(&it, rc);
+    }
     rw_eval_value m;
     if ((rc = rw_eval(ctx, marg, &m)) != RW_OK)
         return rc;
     if (m.type != RW_VAL_MATRIX)
         return rw_eval_fail(ctx, RW_EXEC, "%s: expected a range vector argument", name);
-
-    memset(out, 0, sizeof *out);
-    out->type = RW_VAL_VECTOR;
     out->series = rw_arena_alloc(a, (m.nms ? m.nms : 1) * sizeof *out->series);
-    double *buf = NULL;
-    size_t bufcap = 0;
     if (!out->series)
         return rw_eval_nomem(ctx);
-    int keep_name = k == K_LAST || k == K_FIRST;
-    int qwarned = 0;
-    for (size_t s = 0; s < m.nms; s++) {
-        const rw_eval_mseries *ms = &m.ms[s];
-        rw_eval_series *o = &out->series[out->nseries];
-        if ((rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
+    for (size_t s = 0; s < m.nms; s++)
+        if ((rc = range_series(ctx, &r, &m, &m.ms[s], out)) != RW_OK)
             return rc;
-        if (!rw_series_new(ctx, o, ms->labels, ms->nlabels, keep_name ? ms->drop_name : 1))
-            return rw_eval_nomem(ctx);
-        int any = 0;
-        int resets = 0; /* any decrease in the whole series */
-        if (k == K_RATE || k == K_INCREASE)
-            for (size_t j = 1; j < ms->n && !resets; j++)
-                resets = ms->v[j] < ms->v[j - 1];
-        /* the window (ws, we] of step i is samples [lo, hi); steps ascend,
-           so both ends only move forward (what rw_matrix_window finds by
-           binary search) */
-        size_t lo = 0, hi = 0;
-        for (size_t i = 0; i < ctx->nsteps; i++) {
-            if ((i & 255) == 255 && (rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
-                return rc;
-            int64_t we = (m.pinned ? m.pin_ms : ctx->ts[i]) - m.offset_ms;
-            int64_t ws = we - m.range_ms;
-            while (lo < ms->n && ms->t[lo] <= ws)
-                lo++;
-            if (hi < lo)
-                hi = lo;
-            while (hi < ms->n && ms->t[hi] <= we)
-                hi++;
-            if (hi == lo)
-                continue;
-            const int64_t *t = ms->t + lo;
-            const double *v = ms->v + lo;
-            size_t n = hi - lo;
-            double r = 0;
-            int ok = 1;
-            switch (k) {
-            case K_RATE:
-                ok = extrapolated_rate(t, v, n, ws, we, 1, resets, 1, m.range_ms, &r);
-                break;
-            case K_INCREASE:
-                ok = extrapolated_rate(t, v, n, ws, we, 1, resets, 0, m.range_ms, &r);
-                break;
-            case K_DELTA: ok = extrapolated_rate(t, v, n, ws, we, 0, 0, 0, m.range_ms, &r); break;
-            case K_IRATE: ok = instant_value(t, v, n, 1, &r); break;
-            case K_IDELTA: ok = instant_value(t, v, n, 0, &r); break;
-            case K_DERIV: {
-                double icpt;
-                if (n < 2) {
-                    ok = 0;
-                    break;
-                }
-                linear_regression(t, v, n, t[0], &r, &icpt);
-                break;
-            }
-            case K_PREDICT: {
-                double slope, icpt;
-                if (n < 2) {
-                    ok = 0;
-                    break;
-                }
-                linear_regression(t, v, n, ctx->ts[i], &slope, &icpt);
-                r = slope * p1[i] + icpt;
-                break;
-            }
-            case K_SMOOTH: {
-                double sf = p1[i], tf = p2[i];
-                if (sf <= 0 || sf >= 1)
-                    return rw_eval_fail(ctx, RW_EXEC,
-                                        "invalid smoothing factor. Expected: 0 < sf < 1, got: %f", sf);
-                if (tf <= 0 || tf >= 1)
-                    return rw_eval_fail(ctx, RW_EXEC,
-                                        "invalid trend factor. Expected: 0 < tf < 1, got: %f", tf);
-                if (n < 2) {
-                    ok = 0;
-                    break;
-                }
-                double s0 = 0, s1 = v[0], b = v[1] - v[0];
-                for (size_t j = 1; j < n; j++) {
-                    double x = sf * v[j];
-                    if (j > 1)
-                        b = tf * (s1 - s0) + (1 - tf) * b;
-                    double y = (1 - sf) * (s1 + b);
-                    s0 = s1;
-                    s1 = x + y;
-                }
-                r = s1;
-                break;
-            }
-            case K_AVG: r = avg_over(v, n); break;
-            case K_COUNT: r = (double)n; break;
-            case K_SUM: {
-                double sum = 0, c = 0;
-                for (size_t j = 0; j < n; j++)
-                    rw_kahan_inc(v[j], &sum, &c);
-                r = isinf(sum) ? sum : sum + c;
-                break;
-            }
-            case K_MIN: case K_MAX: case K_TS_MIN: case K_TS_MAX: {
-                double best = v[0];
-                int64_t bt = t[0];
-                for (size_t j = 0; j < n; j++) {
-                    double x = v[j];
-                    int take;
-                    switch (k) {
-                    case K_MAX: take = x > best || isnan(best); break;
-                    case K_MIN: take = x < best || isnan(best); break;
-                    case K_TS_MAX: take = x >= best || isnan(best); break;
-                    default: take = x <= best || isnan(best); break;
-                    }
-                    if (take) {
-                        best = x;
-                        bt = t[j];
-                    }
-                }
-                r = (k == K_MIN || k == K_MAX) ? best : (double)bt / 1000;
-                break;
-            }
-            case K_STDDEV: r = sqrt(variance_over(v, n)); break;
-            case K_STDVAR: r = variance_over(v, n); break;
-            case K_LAST: r = v[n - 1]; break;
-            case K_FIRST: r = v[0]; break;
-            case K_TS_LAST: r = (double)t[n - 1] / 1000; break;
-            case K_TS_FIRST: r = (double)t[0] / 1000; break;
-            case K_PRESENT: r = 1; break;
-            case K_CHANGES: {
-                double c = 0;
-                for (size_t j = 1; j < n; j++)
-                    if (v[j] != v[j - 1] && !(isnan(v[j]) && isnan(v[j - 1])))
-                        c++;
-                r = c;
-                break;
-            }
-            case K_RESETS: {
-                double c = 0;
-                for (size_t j = 1; j < n; j++)
-                    if (v[j] < v[j - 1])
-                        c++;
-                r = c;
-                break;
-            }
-            case K_MAD: case K_QUANTILE: {
-                if (n > bufcap) {
-                    bufcap = n * 2;
-                    if (!(buf = rw_arena_alloc(a, bufcap * sizeof(double))))
-                        return rw_eval_nomem(ctx);
-                }
-                memcpy(buf, v, n * sizeof(double));
-                if (k == K_QUANTILE) {
-                    double q = p1[i];
-                    if (!qwarned && (isnan(q) || q < 0 || q > 1)) {
-                        char qb[64];
-                        rw_fmt_go_g(qb, sizeof qb, q);
-                        rw_eval_warn(ctx, call->u.call.args[0]->pos,
-                                     "PromQL warning: quantile value should be between 0 and 1, got %s", qb);
-                        qwarned = 1;
-                    }
-                    r = rw_quantile(q, buf, n);
-                    break;
-                }
-                int nan = 0;
-                for (size_t j = 0; j < n; j++)
-                    nan |= isnan(v[j]);
-                if (nan) {
-                    r = NAN;
-                    break;
-                }
-                double med = rw_quantile(0.5, buf, n);
-                for (size_t j = 0; j < n; j++)
-                    buf[j] = fabs(buf[j] - med);
-                r = rw_quantile(0.5, buf, n);
-                break;
-            }
-            }
-            if (!ok)
-                continue;
-            o->ok[i] = 1;
-            o->v[i] = r;
-            any = 1;
-        }
-        if (!any)
-            continue;
-        out->nseries++;
-        if (k == K_RATE || k == K_INCREASE) {
-            const char *mn = rw_labels_get(ms->labels, ms->nlabels, RW_METRIC_NAME);
-            if (mn && *mn && !is_counter_name(mn))
-                rw_eval_info(ctx, marg->pos,
-                             "PromQL info: metric might not be a counter, name does not end in "
-                             "_total/_sum/_count/_bucket: %s",
-                             rw_go_quote(a, mn));
-        }
-    }
     return RW_OK;
 }
 

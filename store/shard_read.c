@@ -1,5 +1,6 @@
-/* shard_read.c - the read path: rw_store_select(), rw_store_label_names()
- * and rw_store_label_values(). Under each shard's lock it resolves matchers
+/* shard_read.c - the read path: rw_store_select(), rw_store_read_samples()
+ * (samples of series selected earlier, by ref, a batch at a time),
+ * rw_store_label_names() and rw_store_label_values(). Under each shard's lock it resolves matchers
  * through the postings (exact lookups for =, a scan of one label's values for
  * regexes and !=), filters by the matchers that also match the empty string,
  * and copies what it needs - labels, the open head chunk, completed chunks not
@@ -198,7 +199,8 @@ typedef struct sel_item {
     size_t nlabels;
     const char *key;      /* the label strings, contiguous (copy_labels) */
     size_t keylen;
-    int shard;
+    int shard;            /* -1: not found (rw_store_read_samples) */
+    uint32_t sid;         /* series id, for the ref */
     piece *pieces;
     size_t npieces;
     size_t maxn;          /* samples in all pieces */
@@ -333,6 +335,53 @@ static rw_rc select_last(const series *s, int64_t mint, int64_t maxt, rw_arena *
     return RW_OK;
 }
 
+/* Gathers what decoding the samples of s in [mint, maxt] needs (mu held):
+ * persisted chunks by rowid, copies of uncommitted chunks and of the open
+ * head; with RW_SELECT_LAST only the one chunk (or the newest sample) the
+ * answer is in. */
+static rw_rc collect_pieces(const series *s, int64_t mint, int64_t maxt, int flags, rw_arena *a,
+                            sel_item *it, rw_err *err)
+{
+    if (flags & RW_SELECT_LAST)
+        return select_last(s, mint, maxt, a, it, err);
+    it->pieces = rw_arena_alloc(a, (s->nchunks + 1) * sizeof *it->pieces);
+    if (!it->pieces)
+        return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+    for (uint32_t c = 0; c < s->nchunks; c++) {
+        const chunk_meta *cm = &s->chunks[c];
+        if (cm->mint > maxt || cm->maxt < mint)
+            continue;
+        piece *p = &it->pieces[it->npieces++];
+        p->n = cm->n;
+        p->rowid = cm->rowid;
+        p->sid = s->id;
+        p->data = NULL;
+        p->len = cm->len;
+        if (!cm->rowid) {
+            uint8_t *d = rw_arena_alloc(a, cm->len);
+            if (!d)
+                return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+            memcpy(d, cm->data, cm->len);
+            p->data = d;
+        }
+        it->maxn += cm->n;
+    }
+    if (s->head.n && s->head.t0 <= maxt && s->head.t >= mint) {
+        size_t len = chunk_enc_len(&s->head);
+        uint8_t *d = rw_arena_alloc(a, len);
+        if (!d)
+            return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+        memcpy(d, s->head.b, len);
+        piece *p = &it->pieces[it->npieces++];
+        p->rowid = 0;
+        p->data = d;
+        p->len = (uint32_t)len;
+        p->n = s->head.n;
+        it->maxn += s->head.n;
+    }
+    return RW_OK;
+}
+
 static rw_rc select_shard(rw_shard *sh, const rw_matcher *ms, size_t nms, int64_t mint,
                           int64_t maxt, int flags, rw_arena *a, sel_item **items, size_t *nitems,
                           size_t *capitems, rw_err *err)
@@ -368,55 +417,10 @@ static rw_rc select_shard(rw_shard *sh, const rw_matcher *ms, size_t nms, int64_
             rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
             break;
         }
-        if ((flags & RW_SELECT_LAST) && !(flags & RW_SELECT_LABELS_ONLY)) {
-            rc = select_last(s, mint, maxt, a, it, err);
-            if (rc != RW_OK)
-                break;
-        } else if (!(flags & RW_SELECT_LABELS_ONLY)) {
-            it->pieces = rw_arena_alloc(a, (s->nchunks + 1) * sizeof *it->pieces);
-            if (!it->pieces) {
-                rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
-                break;
-            }
-            for (uint32_t c = 0; c < s->nchunks; c++) {
-                const chunk_meta *cm = &s->chunks[c];
-                if (cm->mint > maxt || cm->maxt < mint)
-                    continue;
-                piece *p = &it->pieces[it->npieces++];
-                p->n = cm->n;
-                p->rowid = cm->rowid;
-                p->sid = s->id;
-                p->data = NULL;
-                p->len = cm->len;
-                if (!cm->rowid) {
-                    uint8_t *d = rw_arena_alloc(a, cm->len);
-                    if (!d) {
-                        rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
-                        break;
-                    }
-                    memcpy(d, cm->data, cm->len);
-                    p->data = d;
-                }
-                it->maxn += cm->n;
-            }
-            if (rc != RW_OK)
-                break;
-            if (s->head.n && s->head.t0 <= maxt && s->head.t >= mint) {
-                size_t len = chunk_enc_len(&s->head);
-                uint8_t *d = rw_arena_alloc(a, len);
-                if (!d) {
-                    rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
-                    break;
-                }
-                memcpy(d, s->head.b, len);
-                piece *p = &it->pieces[it->npieces++];
-                p->rowid = 0;
-                p->data = d;
-                p->len = (uint32_t)len;
-                p->n = s->head.n;
-                it->maxn += s->head.n;
-            }
-        }
+        it->sid = s->id;
+        if (!(flags & RW_SELECT_LABELS_ONLY) &&
+            (rc = collect_pieces(s, mint, maxt, flags, a, it, err)) != RW_OK)
+            break;
         (*nitems)++;
     }
     pthread_mutex_unlock(&sh->mu);
@@ -445,7 +449,7 @@ static rw_rc decode_items(rw_shard *sh, sel_item *items, size_t nitems, int64_t 
                 return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
             *t = it->last_t;
             *v = it->last_v;
-            if (max_samples && ++*total > max_samples) {
+            if (++*total > max_samples && max_samples) {
                 rc = rw_err_set(err, RW_LIMIT, "query would return more than %zu samples",
                                 max_samples);
                 break;
@@ -512,6 +516,14 @@ static rw_rc decode_items(rw_shard *sh, sel_item *items, size_t nitems, int64_t 
     return rc;
 }
 
+/* A series ref: shard index and series id. Series ids are never reused
+ * (next_id only grows and is persisted), so a ref names one series for as
+ * long as the store is open, and a deleted series is simply not found. */
+static uint64_t make_ref(int shard, uint32_t sid)
+{
+    return (uint64_t)(uint32_t)shard << 32 | sid;
+}
+
 rw_rc rw_store_select(rw_store *st, const rw_matcher *ms, size_t nms, int64_t mint, int64_t maxt,
                       int flags, size_t max_samples, rw_arena *a, rw_series_data **out,
                       size_t *nout, rw_err *err)
@@ -541,6 +553,7 @@ rw_rc rw_store_select(rw_store *st, const rw_matcher *ms, size_t nms, int64_t mi
         for (size_t i = 0; i < nitems; i++) {
             res[i].labels = items[i].labels;
             res[i].nlabels = items[i].nlabels;
+            res[i].ref = make_ref(items[i].shard, items[i].sid);
         }
         *out = res;
         *nout = nitems;
@@ -565,12 +578,68 @@ rw_rc rw_store_select(rw_store *st, const rw_matcher *ms, size_t nms, int64_t mi
         res[w].t = res[i].t;
         res[w].v = res[i].v;
         res[w].n = res[i].n;
+        res[w].ref = make_ref(items[i].shard, items[i].sid);
         w++;
     }
     free(items);
     *out = res;
     *nout = w;
     return RW_OK;
+}
+
+rw_rc rw_store_read_samples(rw_store *st, rw_series_data *sd, size_t n, int64_t mint,
+                            int64_t maxt, int flags, size_t max_samples, rw_arena *a,
+                            size_t *decoded, rw_err *err)
+{
+    size_t total = 0;
+    if (decoded)
+        *decoded = 0;
+    if (!n)
+        return RW_OK;
+    sel_item *items = calloc(n, sizeof *items);
+    if (!items)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    rw_rc rc = RW_OK;
+    uint64_t shards_used = 0; /* bit k: shard k (k < 64) has series here */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t ref = sd[i].ref;
+        int k = (int)(ref >> 32);
+        sd[i].t = NULL;
+        sd[i].v = NULL;
+        sd[i].n = 0;
+        items[i].shard = k < st->nshards ? k : -1;
+        items[i].sid = (uint32_t)ref;
+        if (items[i].shard >= 0)
+            shards_used |= k < 64 ? (uint64_t)1 << k : 0;
+    }
+    for (int k = 0; k < st->nshards && rc == RW_OK; k++) {
+        if (k < 64 && !(shards_used >> k & 1))
+            continue;
+        rw_shard *sh = &st->shards[k];
+        int any = 0;
+        pthread_mutex_lock(&sh->mu);
+        for (size_t i = 0; i < n; i++) {
+            sel_item *it = &items[i];
+            if (it->shard != k)
+                continue;
+            const series *s = it->sid < sh->cap_id ? sh->by_id[it->sid] : NULL;
+            if (!s || !overlaps(s, mint, maxt)) {
+                it->shard = -1; /* deleted meanwhile, or nothing in range */
+                continue;
+            }
+            if ((rc = collect_pieces(s, mint, maxt, flags & RW_SELECT_LAST, a, it, err)) != RW_OK)
+                break;
+            any = 1;
+        }
+        pthread_mutex_unlock(&sh->mu);
+        if (rc == RW_OK && any)
+            rc = decode_items(sh, items, n, mint, maxt, (flags & RW_SELECT_LAST) != 0, a, sd,
+                              max_samples, &total, err);
+    }
+    free(items);
+    if (decoded)
+        *decoded = total;
+    return rc;
 }
 
 /* ---- label names / values ---- */

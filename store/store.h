@@ -131,6 +131,10 @@ typedef struct rw_series_data {
     int64_t *t;         /* ascending; in the caller's arena */
     double *v;
     size_t n;           /* samples in [mint, maxt] (stale markers included) */
+    uint64_t ref;       /* opaque reference to the stored series, for
+                           rw_store_read_samples; valid while the store is
+                           open (a series deleted by retention is not
+                           found again: its ref is never reused) */
 } rw_series_data;
 
 enum {
@@ -150,6 +154,19 @@ enum {
 rw_rc rw_store_select(rw_store *s, const rw_matcher *ms, size_t nms, int64_t mint, int64_t maxt,
                       int flags, size_t max_samples, rw_arena *a, rw_series_data **out,
                       size_t *nout, rw_err *err);
+
+/* Samples in [mint, maxt] of series found by an earlier rw_store_select
+ * (typically with RW_SELECT_LABELS_ONLY), without running the matchers
+ * again: lets a reader select labels once, then decode the samples of one
+ * batch of series at a time into a scratch arena. For each of series[0..n)
+ * it sets t, v and n from the series' ref (labels are not touched); a series
+ * deleted meanwhile (retention) gets n = 0, as does one without samples in
+ * range. flags: 0 or RW_SELECT_LAST. max_samples > 0 caps the samples this
+ * call decodes (RW_LIMIT when exceeded); *decoded (may be NULL) gets their
+ * number. Each shard's lock is taken once per call. */
+rw_rc rw_store_read_samples(rw_store *s, rw_series_data *series, size_t n, int64_t mint,
+                            int64_t maxt, int flags, size_t max_samples, rw_arena *a,
+                            size_t *decoded, rw_err *err);
 
 /* Sorted, unique label names / values of `name` over series that match all
  * matchers (nms may be 0: all series) and have samples in [mint, maxt].

@@ -1,0 +1,260 @@
+/* test_store_read.c - rw_store_read_samples(), the batched read path the
+ * query engine uses: series refs from rw_store_select are stable (equal in
+ * a labels-only and a full select, and across calls), the samples read by
+ * ref in batches equal those of a full select over windows before, across
+ * and after persisted chunks, uncommitted chunks and the head (stale markers
+ * included), RW_SELECT_LAST equals the newest sample of a full select, the
+ * max_samples cap fails with RW_LIMIT, and a series deleted by retention
+ * between the select and the read yields no samples (also once a series
+ * with the same labels exists again). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/labels.h"
+#include "store/store.h"
+#include "tests/unit/support/tmpdir.h"
+#include "test.h"
+
+#define NSER 24
+#define STEP 15000
+
+static rw_store *open_store(const char *dir, int nshards, int64_t retention)
+{
+    rw_store_opts o = {.dir = dir, .nshards = nshards, .retention_ms = retention};
+    rw_err e;
+    rw_err_init(&e);
+    rw_store *s = rw_store_open(&o, &e);
+    if (!s)
+        fprintf(stderr, "open: %s\n", e.msg);
+    return s;
+}
+
+/* Series i: job="j", inst="<i>", n samples from t0; series 3 has a stale
+ * marker in the middle, series 5 ends early. */
+static void append_series(rw_store *st, const char *job, int i, int64_t t0, size_t n)
+{
+    char inst[16];
+    snprintf(inst, sizeof inst, "i%02d", i);
+    rw_label l[3] = {{"__name__", "m"}, {"inst", inst}, {"job", job}};
+    rw_sample *s = malloc(n * sizeof *s);
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (i == 5 && k > n / 3)
+            break;
+        s[m].t = t0 + (int64_t)k * STEP + (i % 3); /* a little jitter */
+        s[m].v = (i == 3 && k == n / 2) ? rw_stale_nan() : (double)(k * (size_t)(i + 1)) + 0.25;
+        m++;
+    }
+    rw_append_series as = {l, 3, rw_labels_hash(l, 3), s, m};
+    rw_append_result res;
+    memset(&res, 0, sizeof res);
+    rw_err e;
+    rw_err_init(&e);
+    CHECK_MSG(rw_store_append(st, &as, 1, &res, &e) == RW_OK, "append: %s", e.msg);
+    free(s);
+}
+
+static size_t select_job(rw_store *st, const char *job, int64_t mint, int64_t maxt, int flags,
+                         rw_arena *a, rw_series_data **out)
+{
+    rw_matcher m;
+    rw_err e;
+    rw_err_init(&e);
+    rw_matcher_init(&m, RW_MATCH_EQ, "job", job, &e);
+    size_t n = 0;
+    rw_rc rc = rw_store_select(st, &m, 1, mint, maxt, flags, 0, a, out, &n, &e);
+    CHECK_MSG(rc == RW_OK, "select: %s", e.msg);
+    rw_matcher_free(&m);
+    return rc == RW_OK ? n : 0;
+}
+
+static int same_samples(const rw_series_data *x, const rw_series_data *y)
+{
+    if (x->n != y->n)
+        return 0;
+    for (size_t k = 0; k < x->n; k++)
+        if (x->t[k] != y->t[k] || memcmp(&x->v[k], &y->v[k], sizeof(double)) != 0)
+            return 0;
+    return 1;
+}
+
+/* Reads [mint, maxt] by ref in batches of `batch` and compares with a full
+ * select (which leaves out series without samples in range). */
+static void compare_window(rw_store *st, rw_series_data *refs, size_t nrefs, int64_t mint,
+                           int64_t maxt, int flags, size_t batch)
+{
+    rw_arena *a = rw_arena_new(0, 0), *scratch = rw_arena_new(0, 0);
+    rw_series_data *full;
+    size_t nfull = select_job(st, "a", mint, maxt, flags, a, &full);
+    size_t f = 0, total = 0, with = 0;
+    for (size_t i = 0; i < nrefs; i += batch) {
+        size_t n = nrefs - i < batch ? nrefs - i : batch;
+        rw_err e;
+        rw_err_init(&e);
+        size_t dec = 0;
+        rw_arena_reset(scratch);
+        CHECK_MSG(rw_store_read_samples(st, refs + i, n, mint, maxt, flags, 0, scratch, &dec,
+                                        &e) == RW_OK,
+                  "read: %s", e.msg);
+        size_t sum = 0;
+        for (size_t k = 0; k < n; k++) {
+            rw_series_data *r = &refs[i + k];
+            sum += r->n;
+            if (!r->n)
+                continue;
+            with++;
+            CHECK_MSG(f < nfull, "window [%lld, %lld]: more series by ref than selected",
+                      (long long)mint, (long long)maxt);
+            if (f >= nfull)
+                break;
+            CHECK(rw_labels_equal(r->labels, r->nlabels, full[f].labels, full[f].nlabels));
+            CHECK_INT(r->ref, full[f].ref);
+            CHECK_MSG(same_samples(r, &full[f]), "window [%lld, %lld] flags %d series %zu: "
+                      "%zu samples by ref, %zu selected", (long long)mint, (long long)maxt, flags,
+                      i + k, r->n, full[f].n);
+            f++;
+        }
+        CHECK_INT(dec, sum);
+        total += sum;
+    }
+    CHECK_INT(with, nfull);
+    CHECK_MSG(total > 0 || nfull == 0, "window has samples");
+    rw_arena_free(a);
+    rw_arena_free(scratch);
+}
+
+static void test_refs_and_windows(void)
+{
+    char *dir = test_mkdtemp("store_read");
+    rw_store *st = open_store(dir, 3, 0);
+    if (!st)
+        return;
+    const int64_t t0 = 1700000000000;
+    const size_t n = 1000; /* several completed chunks per series, and a head */
+    for (int i = 0; i < NSER; i++)
+        append_series(st, "a", i, t0, n / 2);
+    rw_err e;
+    rw_err_init(&e);
+    CHECK_INT(rw_store_maintain(st, &e), RW_OK); /* persist what is completed */
+    for (int i = 0; i < NSER; i++)               /* more: uncommitted chunks + heads */
+        append_series(st, "a", i, t0 + (int64_t)(n / 2) * STEP, n / 2);
+    append_series(st, "b", 0, t0, n);
+
+    rw_arena *a = rw_arena_new(0, 0);
+    int64_t end = t0 + (int64_t)n * STEP;
+    rw_series_data *refs, *refs2, *full;
+    size_t nrefs = select_job(st, "a", t0, end, RW_SELECT_LABELS_ONLY, a, &refs);
+    CHECK_INT(nrefs, NSER);
+    size_t nrefs2 = select_job(st, "a", t0, end, RW_SELECT_LABELS_ONLY, a, &refs2);
+    size_t nfull = select_job(st, "a", t0, end, 0, a, &full);
+    CHECK_INT(nrefs2, nrefs);
+    CHECK_INT(nfull, nrefs);
+    for (size_t i = 0; i < nrefs && i < nrefs2 && i < nfull; i++) {
+        CHECK(refs[i].n == 0 && refs[i].t == NULL);
+        CHECK_INT(refs[i].ref, refs2[i].ref);
+        CHECK_INT(refs[i].ref, full[i].ref);
+        for (size_t j = 0; j < i; j++)
+            CHECK(refs[i].ref != refs[j].ref);
+    }
+
+    const int64_t w[][2] = {
+        {t0, end},                                       /* everything */
+        {t0 - 100000, t0 + 10 * STEP},                   /* the start */
+        {t0 + 90 * STEP, t0 + 250 * STEP},               /* across two chunks */
+        {t0 + 470 * STEP, t0 + 730 * STEP},              /* across the first head */
+        {t0 + 130 * STEP + 1, t0 + 131 * STEP},          /* one sample or none */
+        {t0 + 990 * STEP, end + 100000},                 /* the head */
+        {t0 + 249 * STEP, t0 + 251 * STEP + 2},          /* the stale marker of i03 */
+        {end + 100000, end + 200000},                    /* after all data */
+    };
+    for (size_t k = 0; k < sizeof w / sizeof w[0]; k++) {
+        compare_window(st, refs, nrefs, w[k][0], w[k][1], 0, 5);
+        compare_window(st, refs, nrefs, w[k][0], w[k][1], 0, NSER);
+        compare_window(st, refs, nrefs, w[k][0], w[k][1], RW_SELECT_LAST, 7);
+    }
+
+    /* max_samples caps what one call decodes */
+    rw_arena *s = rw_arena_new(0, 0);
+    size_t dec = 0;
+    CHECK_INT(rw_store_read_samples(st, refs, nrefs, t0, end, 0, 100, s, &dec, &e), RW_LIMIT);
+    CHECK_INT(rw_store_read_samples(st, refs, 2, t0, end, 0, 2 * n, s, &dec, &e), RW_OK);
+    CHECK_INT(dec, 2 * n);
+
+    /* a ref from another store's select (unknown shard / id) reads nothing */
+    rw_series_data bogus = refs[0];
+    bogus.ref = (uint64_t)99 << 32 | 7;
+    CHECK_INT(rw_store_read_samples(st, &bogus, 1, t0, end, 0, 0, s, &dec, &e), RW_OK);
+    CHECK_INT(bogus.n, 0);
+    bogus.ref = (uint64_t)(uint32_t)refs[0].ref + 1000000;
+    CHECK_INT(rw_store_read_samples(st, &bogus, 1, t0, end, 0, 0, s, &dec, &e), RW_OK);
+    CHECK_INT(bogus.n, 0);
+
+    rw_arena_free(s);
+    rw_arena_free(a);
+    rw_store_close(st);
+    test_rmtree(dir);
+}
+
+static void test_retention_between_calls(void)
+{
+    char *dir = test_mkdtemp("store_read_ret");
+    const int64_t hour = 3600 * 1000;
+    rw_store *st = open_store(dir, 2, hour);
+    if (!st)
+        return;
+    const int64_t t0 = 1700000000000;
+    for (int i = 0; i < 6; i++)
+        append_series(st, "a", i, t0, 200);
+    rw_arena *a = rw_arena_new(0, 0), *s = rw_arena_new(0, 0);
+    rw_series_data *refs;
+    size_t nrefs = select_job(st, "a", t0, t0 + 10 * hour, RW_SELECT_LABELS_ONLY, a, &refs);
+    CHECK_INT(nrefs, 6);
+    rw_err e;
+    rw_err_init(&e);
+    size_t dec = 0;
+    CHECK_INT(rw_store_read_samples(st, refs, nrefs, t0, t0 + 10 * hour, 0, 0, s, &dec, &e),
+              RW_OK);
+    CHECK(dec > 0);
+
+    /* newer data for series 0 only: retention drops series 1..5 entirely */
+    append_series(st, "a", 0, t0 + 5 * hour, 10);
+    CHECK_INT(rw_store_maintain(st, &e), RW_OK);
+    CHECK_INT(rw_store_read_samples(st, refs, nrefs, t0, t0 + 10 * hour, 0, 0, s, &dec, &e),
+              RW_OK);
+    CHECK_INT(refs[0].n, 10); /* only its new samples are left */
+    for (size_t i = 1; i < nrefs; i++)
+        CHECK_INT(refs[i].n, 0);
+    CHECK_INT(dec, 10);
+    CHECK_INT(rw_store_read_samples(st, refs, nrefs, t0, t0 + 10 * hour, RW_SELECT_LAST, 0, s,
+                                    &dec, &e),
+              RW_OK);
+    CHECK_INT(refs[0].n, 1);
+    CHECK_INT(refs[1].n, 0);
+
+    /* the same labels again: a new series, the old ref still reads nothing */
+    append_series(st, "a", 1, t0 + 5 * hour, 10);
+    CHECK_INT(rw_store_read_samples(st, refs, nrefs, t0, t0 + 10 * hour, 0, 0, s, &dec, &e),
+              RW_OK);
+    CHECK_INT(refs[1].n, 0);
+    rw_series_data *now;
+    size_t nnow = select_job(st, "a", t0, t0 + 10 * hour, RW_SELECT_LABELS_ONLY, a, &now);
+    CHECK_INT(nnow, 2);
+    if (nnow == 2) {
+        CHECK_INT(now[0].ref, refs[0].ref);
+        CHECK(now[1].ref != refs[1].ref);
+        CHECK_INT(rw_store_read_samples(st, now, nnow, t0, t0 + 10 * hour, 0, 0, s, &dec, &e),
+                  RW_OK);
+        CHECK_INT(now[1].n, 10);
+    }
+    rw_arena_free(s);
+    rw_arena_free(a);
+    rw_store_close(st);
+    test_rmtree(dir);
+}
+
+int main(void)
+{
+    RUN(test_refs_and_windows);
+    RUN(test_retention_between_calls);
+    TEST_DONE();
+}
