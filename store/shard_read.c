@@ -278,6 +278,26 @@ static int decode_into(const uint8_t *b, size_t len, int64_t mint, int64_t maxt,
     return r < 0 ? -1 : 0;
 }
 
+/* Describes a completed chunk as a piece to decode (mu held): a persisted one
+ * by its rowid, one not yet committed as a copy of its bytes. */
+static rw_rc chunk_piece(const series *s, const chunk_meta *cm, rw_arena *a, piece *p,
+                         rw_err *err)
+{
+    p->n = cm->n;
+    p->rowid = cm->rowid;
+    p->sid = s->id;
+    p->data = NULL;
+    p->len = cm->len;
+    if (!cm->rowid) {
+        uint8_t *d = rw_arena_alloc(a, cm->len);
+        if (!d)
+            return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+        memcpy(d, cm->data, cm->len);
+        p->data = d;
+    }
+    return RW_OK;
+}
+
 /* RW_SELECT_LAST (mu held): the series' newest sample when it lies in
  * [mint, maxt] - newest_t/newest_v are kept exact by every append, by WAL
  * replay and by recovery (load_newest_values), and retention never drops a
@@ -316,19 +336,8 @@ static rw_rc select_last(const series *s, int64_t mint, int64_t maxt, rw_arena *
             c--;
         if (c == 0 || s->chunks[c - 1].maxt < mint)
             return RW_OK;
-        const chunk_meta *cm = &s->chunks[c - 1];
-        p->n = cm->n;
-        p->rowid = cm->rowid;
-        p->sid = s->id;
-        p->data = NULL;
-        p->len = cm->len;
-        if (!cm->rowid) {
-            uint8_t *d = rw_arena_alloc(a, cm->len);
-            if (!d)
-                return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
-            memcpy(d, cm->data, cm->len);
-            p->data = d;
-        }
+        if (chunk_piece(s, &s->chunks[c - 1], a, p, err) != RW_OK)
+            return RW_LIMIT;
     }
     it->npieces = 1;
     it->maxn = p->n;
@@ -351,19 +360,8 @@ static rw_rc collect_pieces(const series *s, int64_t mint, int64_t maxt, int fla
         const chunk_meta *cm = &s->chunks[c];
         if (cm->mint > maxt || cm->maxt < mint)
             continue;
-        piece *p = &it->pieces[it->npieces++];
-        p->n = cm->n;
-        p->rowid = cm->rowid;
-        p->sid = s->id;
-        p->data = NULL;
-        p->len = cm->len;
-        if (!cm->rowid) {
-            uint8_t *d = rw_arena_alloc(a, cm->len);
-            if (!d)
-                return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
-            memcpy(d, cm->data, cm->len);
-            p->data = d;
-        }
+        if (chunk_piece(s, cm, a, &it->pieces[it->npieces++], err) != RW_OK)
+            return RW_LIMIT;
         it->maxn += cm->n;
     }
     if (s->head.n && s->head.t0 <= maxt && s->head.t >= mint) {
