@@ -159,8 +159,9 @@ static rw_rc agg_simple(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in, d
         for (size_t i = 0; i < ctx->nsteps; i++) {
             if ((i & 255) == 255 && (rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
                 return rc;
-            int seen = 0, incr = 0, drop = 0;
+            int seen = 0, drop = 0;
             double v = 0, c = 0, mean = 0, count = 0;
+            rw_avg avg = {0};
             size_t nq = 0;
             for (size_t k = g.start[gi]; k < g.start[gi + 1]; k++) {
                 rw_eval_series *s = &in->series[g.members[k]];
@@ -175,6 +176,7 @@ static rw_rc agg_simple(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in, d
                     mean = x;
                     count = 1;
                     c = 0;
+                    rw_avg_init(&avg, x);
                     switch (op) {
                     case RW_AGG_STDDEV: case RW_AGG_STDVAR:
                         v = (isnan(x) || isinf(x)) ? NAN : 0;
@@ -190,26 +192,7 @@ static rw_rc agg_simple(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in, d
                     rw_kahan_inc(x, &v, &c);
                     break;
                 case RW_AGG_AVG:
-                    count++;
-                    if (!incr) {
-                        double nv = v, nc = c;
-                        rw_kahan_inc(x, &nv, &nc);
-                        if (!isinf(nv)) {
-                            v = nv;
-                            c = nc;
-                            break;
-                        }
-                        incr = 1;
-                        mean = v / (count - 1);
-                        c /= count - 1;
-                    }
-                    {
-                        double q = (count - 1) / count;
-                        double m2 = q * mean, c2 = q * c;
-                        rw_kahan_inc(x / count, &m2, &c2);
-                        mean = m2;
-                        c = c2;
-                    }
+                    rw_avg_add(&avg, x);
                     break;
                 case RW_AGG_MAX:
                     if (v < x || isnan(v))
@@ -242,7 +225,7 @@ static rw_rc agg_simple(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in, d
                 continue;
             switch (op) {
             case RW_AGG_SUM: v += c; break;
-            case RW_AGG_AVG: v = incr ? mean + c : v / count + c / count; break;
+            case RW_AGG_AVG: v = rw_avg_value(&avg); break;
             case RW_AGG_COUNT: v = count; break;
             case RW_AGG_STDVAR: v /= count; break;
             case RW_AGG_STDDEV: v = sqrt(v / count); break;

@@ -32,6 +32,7 @@
 #ifndef RW_QUERY_EVAL_INT_H
 #define RW_QUERY_EVAL_INT_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "ast.h"
@@ -208,6 +209,49 @@ static inline void rw_kahan_inc(double inc, double *sum, double *c)
     else
         *c += (inc - t) + *sum;
     *sum = t;
+}
+
+/* Prometheus' average (avg, avg_over_time): a compensated sum that switches
+ * to an incremental mean once the sum would overflow to +-Inf. */
+typedef struct rw_avg {
+    double sum, c, mean, count;
+    int incr;
+} rw_avg;
+
+static inline void rw_avg_init(rw_avg *a, double x)
+{
+    a->sum = x;
+    a->c = 0;
+    a->mean = 0;
+    a->count = 1;
+    a->incr = 0;
+}
+
+static inline void rw_avg_add(rw_avg *a, double x)
+{
+    a->count++;
+    if (!a->incr) {
+        double ns = a->sum, nc = a->c;
+        rw_kahan_inc(x, &ns, &nc);
+        if (!isinf(ns)) {
+            a->sum = ns;
+            a->c = nc;
+            return;
+        }
+        a->incr = 1;
+        a->mean = a->sum / (a->count - 1);
+        a->c /= a->count - 1;
+    }
+    double q = (a->count - 1) / a->count;
+    double m2 = q * a->mean, c2 = q * a->c;
+    rw_kahan_inc(x / a->count, &m2, &c2);
+    a->mean = m2;
+    a->c = c2;
+}
+
+static inline double rw_avg_value(const rw_avg *a)
+{
+    return a->incr ? a->mean + a->c : a->sum / a->count + a->c / a->count;
 }
 
 /* quantile of values (sorted in place), Prometheus semantics. */

@@ -113,6 +113,18 @@ static char *expand(rw_arena *a, pcre2_code *re, const char *tmpl, const char *s
     return o;
 }
 
+/* Sets the destination label of label_replace / label_join on one result
+ * series (a new label array: the old one may be shared with the argument).
+ * Writing __name__ gives the series its name back. */
+static void set_dst(rw_arena *a, rw_eval_series *se, const char *dst, const char *value)
+{
+    rw_label *l;
+    se->nlabels = rw_lbl_set(a, se->labels, se->nlabels, dst, value, &l);
+    se->labels = l;
+    if (!strcmp(dst, RW_METRIC_NAME))
+        se->drop_name = 0;
+}
+
 RW_FN(rw_fn_label_replace)
 {
     rw_arena *a = ctx->q->a;
@@ -156,13 +168,7 @@ RW_FN(rw_fn_label_replace)
             rc = rw_eval_nomem(ctx);
             goto out;
         }
-        rw_label *l;
-        size_t nl = rw_lbl_set(a, se->labels, se->nlabels, dst, res, &l);
-        /* the series arrays may be shared with the argument: new struct */
-        se->labels = l;
-        se->nlabels = nl;
-        if (!strcmp(dst, RW_METRIC_NAME))
-            se->drop_name = 0;
+        set_dst(a, se, dst, res);
     }
     rc = rw_eval_merge_same_labels(ctx, out);
 out:
@@ -211,12 +217,7 @@ RW_FN(rw_fn_label_join)
             }
         }
         res[p] = '\0';
-        rw_label *l;
-        size_t nl = rw_lbl_set(a, se->labels, se->nlabels, dst, res, &l);
-        se->labels = l;
-        se->nlabels = nl;
-        if (!strcmp(dst, RW_METRIC_NAME))
-            se->drop_name = 0;
+        set_dst(a, se, dst, res);
     }
     return rw_eval_merge_same_labels(ctx, out);
 }

@@ -133,31 +133,11 @@ static void linear_regression(const int64_t *t, const double *v, size_t n, int64
 
 static double avg_over(const double *v, size_t n)
 {
-    double sum = v[0], c = 0, mean = 0, count = 1;
-    int incr = 0;
-    for (size_t k = 1; k < n; k++) {
-        count = (double)(k + 1);
-        if (!incr) {
-            double ns = sum, nc = c;
-            rw_kahan_inc(v[k], &ns, &nc);
-            if (!isinf(ns)) {
-                sum = ns;
-                c = nc;
-                continue;
-            }
-            incr = 1;
-            mean = sum / (count - 1);
-            c /= count - 1;
-        }
-        double q = (count - 1) / count;
-        double m2 = q * mean, c2 = q * c;
-        rw_kahan_inc(v[k] / count, &m2, &c2);
-        mean = m2;
-        c = c2;
-    }
-    if (incr)
-        return mean + c;
-    return sum / count + c / count;
+    rw_avg a;
+    rw_avg_init(&a, v[0]);
+    for (size_t k = 1; k < n; k++)
+        rw_avg_add(&a, v[k]);
+    return rw_avg_value(&a);
 }
 
 static double variance_over(const double *v, size_t n)

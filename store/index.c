@@ -214,6 +214,20 @@ uint32_t symbol_id(const rw_shard *sh, const char *s)
 
 /* ---- postings ---- */
 
+/* First position in the sorted id list whose id is >= id. */
+static uint32_t plist_lower_bound(const plist *p, uint32_t id)
+{
+    uint32_t lo = 0, hi = (uint32_t)p->n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (p->ids[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static int plist_add(plist *p, uint32_t id)
 {
     if (p->n == p->cap) {
@@ -228,14 +242,7 @@ static int plist_add(plist *p, uint32_t id)
         p->ids[p->n++] = id;
         return 0;
     }
-    uint32_t lo = 0, hi = p->n;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (p->ids[mid] < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    uint32_t lo = plist_lower_bound(p, id);
     if (lo < p->n && p->ids[lo] == id)
         return 0;
     memmove(p->ids + lo + 1, p->ids + lo, (p->n - lo) * sizeof *p->ids);
@@ -246,14 +253,7 @@ static int plist_add(plist *p, uint32_t id)
 
 static void plist_del(plist *p, uint32_t id)
 {
-    uint32_t lo = 0, hi = p->n;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (p->ids[mid] < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    uint32_t lo = plist_lower_bound(p, id);
     if (lo < p->n && p->ids[lo] == id) {
         memmove(p->ids + lo, p->ids + lo + 1, (p->n - lo - 1) * sizeof *p->ids);
         p->n--;
