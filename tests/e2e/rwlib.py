@@ -52,6 +52,21 @@ def log(*a):
     print(time.strftime("%H:%M:%S"), *a, flush=True)
 
 
+def wait_for(cond, what, timeout=60, interval=0.1):
+    """Polls cond() until it returns a true value, which is returned; raises
+    TimeoutError naming `what` after `timeout` seconds. Deadlines are
+    generous: the suite runs on a loaded 2-core machine, and a condition
+    that holds returns at once."""
+    deadline = time.time() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise TimeoutError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -214,11 +229,17 @@ def _sint64(u):
 
 def decode_read_response(buf):
     """-> list (one per query) of {labels tuple: [(t, v)]}"""
+    return [dict(q) for q in decode_read_response_raw(buf)]
+
+
+def decode_read_response_raw(buf):
+    """-> list (one per query) of [(labels tuple, [(t, v)])], series and
+    samples exactly as sent (a series twice stays twice)"""
     results = []
     for num, _, qr in pb_fields(buf):
         if num != 1:
             continue
-        series = {}
+        series = []
         for n2, _, ts in pb_fields(qr):
             if n2 != 1:
                 continue
@@ -236,7 +257,7 @@ def decode_read_response(buf):
                         elif n4 == 2:
                             t = _sint64(x)
                     samples.append((t, val))
-            series[tuple(sorted(labels))] = samples
+            series.append((tuple(sorted(labels)), samples))
         results.append(series)
     return results
 
@@ -411,14 +432,34 @@ class Rwgate:
         body = body_pb if raw else snappy_compress(body_pb)
         return http("POST", self.url + "/api/v1/write", body, headers or V1_HEADERS)
 
-    def read(self, queries):
+    def read(self, queries, raw=False):
+        """remote-read; -> one {labels: samples} per query, or with raw=True
+        one [(labels, samples)] per query as the server sent it"""
         body = snappy_compress(read_request(queries))
         st, hd, b = http("POST", self.url + "/api/v1/read", body,
                          {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
-                          "X-Prometheus-Remote-Read-Version": "0.1.0"})
+                          "X-Prometheus-Remote-Read-Version": "0.1.0"}, timeout=120)
         if st != 200:
             raise RuntimeError("remote read: HTTP %d %s" % (st, b[:300]))
-        return decode_read_response(snappy_decompress(b))
+        res = decode_read_response_raw(snappy_decompress(b))
+        return res if raw else [dict(q) for q in res]
+
+    def metric(self, name, labels=None):
+        """the value of one line of /metrics (name plus exact label text such
+        as 'result="failure"'), summed over lines that match; None if absent"""
+        st, _, b = http("GET", self.url + "/metrics")
+        if st != 200:
+            return None
+        total = None
+        for line in b.decode(errors="replace").splitlines():
+            if line.startswith("#"):
+                continue
+            key, _, val = line.rpartition(" ")
+            n, _, rest = key.partition("{")
+            if n != name or (labels is not None and rest.rstrip("}") != labels):
+                continue
+            total = (total or 0.0) + float(val)
+        return total
 
     def api(self, path, **params):
         q = urllib.parse.urlencode(params, doseq=True)
