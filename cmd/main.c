@@ -51,7 +51,10 @@ static int check_config(const char *path)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* Everything main does; the keys of --set flags it copies go to owned[]
+ * (at most MAX_FLAGS), freed by main whatever path run returns by, so a
+ * clean exit leaves nothing allocated. */
+static int run(int argc, char **argv, char **owned, size_t *nowned)
 {
     if (argc >= 2 && strcmp(argv[1], "check") == 0) {
         if (argc == 4 && strcmp(argv[2], "config") == 0)
@@ -110,7 +113,13 @@ int main(int argc, char **argv)
                 fprintf(stderr, "rwgate: --set wants KEY=VALUE, got \"%s\"\n", val);
                 return 2;
             }
-            flags[nflags].key = strndup(val, (size_t)(e - val));
+            char *k = strndup(val, (size_t)(e - val));
+            if (!k) {
+                fprintf(stderr, "rwgate: out of memory\n");
+                return 1;
+            }
+            owned[(*nowned)++] = k;
+            flags[nflags].key = k;
             flags[nflags].value = e + 1;
             nflags++;
         } else {
@@ -153,4 +162,14 @@ int main(int argc, char **argv)
     rw_app_stop(app);
     rw_info("stopped cleanly");
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char *owned[MAX_FLAGS];
+    size_t nowned = 0;
+    int rc = run(argc, argv, owned, &nowned);
+    for (size_t i = 0; i < nowned; i++)
+        free(owned[i]);
+    return rc;
 }
