@@ -7,9 +7,10 @@ set -euo pipefail
 BUILD_PKGS=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev
   libsnappy-dev libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev libssl-dev
   libyaml-dev libpcre2-dev libxxhash-dev zlib1g-dev)
-# Real peers for the end-to-end tests and the benchmark.
+# Real peers for the end-to-end tests and the benchmark; clang with its
+# runtimes (libFuzzer, AddressSanitizer, LeakSanitizer) for the fuzz targets.
 TEST_PKGS=(python3 curl prometheus prometheus-alertmanager etcd-server
-  prometheus-node-exporter victoria-metrics sqlite3)
+  prometheus-node-exporter victoria-metrics sqlite3 clang libclang-rt-14-dev)
 
 want=("${BUILD_PKGS[@]}")
 if [ "${1:-}" != "--build-only" ]; then

@@ -73,8 +73,10 @@ if not files:
 
 fd, out = tempfile.mkstemp(suffix=".json")
 os.close(fd)
-cmd = [sys.executable, harness, "--jobs", "2", "--range-check", "--json", out, "--max-fail-print", "40",
-       "--target-cmd", rwgate_path() + " --listen 127.0.0.1:{port} --data {data} --shards 1"] + files
+# --check-exit: every rwgate must exit 0 on SIGTERM (under the sanitizer
+# build, a leak at shutdown makes the exit code non-zero)
+cmd = [sys.executable, harness, "--jobs", "2", "--range-check", "--check-exit", "--stop-timeout", "60",
+       "--json", out, "--max-fail-print", "40", "--target-cmd", rwgate_path() + " --listen 127.0.0.1:{port} --data {data} --shards 1"] + files
 log("running: " + " ".join(cmd[:8]) + " ...")
 p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 print(p.stdout[-8000:])
