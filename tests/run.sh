@@ -44,7 +44,7 @@ if [ -z "${RWGATE_SKIP_ASAN:-}" ]; then
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRWGATE_SANITIZE=ON >/dev/null
   cmake --build build-asan -j"$jobs"
   (cd build-asan && ctest --output-on-failure -L unit "${filter[@]}") || status=1
-  asan_e2e=${RWGATE_ASAN_E2E-e2e_test_(write_path|ops|storage_busy|crash_recovery|sigterm_inflight|query_limits)\$}
+  asan_e2e=${RWGATE_ASAN_E2E-e2e_test_(write_path|ops|storage_busy|crash_recovery|sigterm_inflight|query_limits|retention|promql_conformance_http)\$}
   if [ -n "$asan_e2e" ]; then
     (cd build-asan && ctest --output-on-failure --timeout 900 -L e2e -R "$asan_e2e" "${filter[@]}") || status=1
   fi
