@@ -183,7 +183,11 @@ export function heatmap(el, result, opts) {
       { stroke: t.fg, grid: { show: false }, ticks: { stroke: t.grid } },
       {
         stroke: t.fg, size: 64, grid: { show: false }, ticks: { stroke: t.grid },
-        splits: () => les.map((_, i) => i + 1),
+        // label every bucket edge that fits (about one per 14 px)
+        splits: (u2) => {
+          const every = Math.max(1, Math.ceil(nb / Math.max(1, u2.bbox.height / devicePixelRatio / 14)));
+          return les.map((_, i) => i + 1).filter((v) => (nb - v) % every === 0);
+        },
         values: (u2, vals) => vals.map((v) => (les[v - 1] === '+Inf' ? '+Inf' : fmt(leValue(les[v - 1]), opts.unit))),
       },
     ],

@@ -48,9 +48,12 @@ export function parseDuration(s) {
 export function fmtDuration(sec) {
   if (!isFinite(sec)) return sec > 0 ? '∞' : '–';
   const neg = sec < 0; sec = Math.abs(sec);
+  const p3 = (v) => String(Number(v.toPrecision(3)));
   let out;
-  if (sec < 1) out = (sec * 1000).toPrecision(3).replace(/\.?0+$/, '') + 'ms';
-  else if (sec < 60) out = sec.toPrecision(3).replace(/\.?0+$/, '') + 's';
+  if (sec === 0) out = '0s';
+  else if (sec < 0.001) out = p3(sec * 1e6) + 'µs';
+  else if (sec < 1) out = p3(sec * 1000) + 'ms';
+  else if (sec < 60) out = p3(sec) + 's';
   else if (sec < 3600) out = Math.floor(sec / 60) + 'm' + (Math.round(sec % 60) ? Math.round(sec % 60) + 's' : '');
   else if (sec < 86400) out = Math.floor(sec / 3600) + 'h' + (Math.floor(sec % 3600 / 60) ? Math.floor(sec % 3600 / 60) + 'm' : '');
   else out = Math.floor(sec / 86400) + 'd' + (Math.floor(sec % 86400 / 3600) ? Math.floor(sec % 86400 / 3600) + 'h' : '');
