@@ -245,7 +245,9 @@ def write_recorded(rw, now_ms):
     w = Writer(rw)
     t_end = now_ms + AHEAD_MS
     recent = list(range(now_ms - BEFORE_MS - (now_ms - BEFORE_MS) % STEP_MS, t_end, STEP_MS))
-    week = list(range(recent[0] - 7 * 86400_000, recent[0], 3600_000))
+    # hourly for the week before (on whole hours, as a 1 h query step falls)
+    first_hour = recent[0] - recent[0] % 3600_000 - 7 * 86400_000
+    week = list(range(first_hour, recent[0], 3600_000))
     cs = clusters()
     truth = {c.name: slo_truth(c) for c in cs}
     for c in cs:
