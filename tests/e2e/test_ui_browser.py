@@ -241,6 +241,18 @@ def drill_down(p, rw, truth):
     inst = "10.%d.0." % (fleetdata.zlib.crc32(fleetdata.FAULTY.encode()) % 200)
     c.check(len(legends) == 3 and all(l.startswith(inst) for l in legends),
             "cluster page: the chart's series are the cluster's members only", legends)
+    # every chart visibly drew its data (a NaN in the data once blanked a chart)
+    n = p.eval("document.querySelectorAll('.panel .chart[data-points] canvas').length")
+    blank = []
+    for i in range(n):
+        title = p.eval("[...document.querySelectorAll('.panel .chart[data-points] canvas')][%d]"
+                       ".closest('section').dataset.title" % i)
+        p.eval("document.querySelectorAll('.panel .chart[data-points] canvas').forEach((e, j) =>"
+               " e.id = j === %d ? 'shot-target' : '')" % i)
+        _, _, rows = cdp.png_pixels(p.screenshot(selector="#shot-target"))
+        if saturated(rows, 40) < 50:
+            blank.append(title)
+    c.check(n >= 12 and not blank, "cluster page: every chart painted its data", (n, blank))
     heat = p.eval("[...document.querySelectorAll('.chart[data-kind=heatmap]')].length")
     c.eq(heat, 2, "cluster page: fsync and commit heatmaps")
     errs = p.eval("[...document.querySelectorAll('.panel[data-error]')].map(e => e.dataset.title + ': ' + e.dataset.error)")

@@ -28,7 +28,10 @@ export function align(result, start, end, step) {
     const col = new Array(n).fill(null);
     for (const [t, v] of s.values || []) {
       const i = Math.round((t - start) / step);
-      if (i >= 0 && i < n) col[i] = parseFloat(v);
+      // NaN and ±Inf (histogram_quantile of no observations, division by
+      // zero) cannot be drawn: gaps, like missing points
+      const f = parseFloat(v);
+      if (i >= 0 && i < n && Number.isFinite(f)) col[i] = f;
     }
     return col;
   });
