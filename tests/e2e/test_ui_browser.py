@@ -325,6 +325,34 @@ def theme(p, rw):
     p.wait_ready()
 
 
+def many_clusters(p, rw):
+    """The scenario table holds thousands of clusters without putting them
+    all in the document: only the rows in view exist, scrolling shows the
+    rest. Written last: a region of its own ("big") that no other check reads."""
+    now = int(time.time() * 1000)
+    series = []
+    for i in range(3000):
+        lab = [("cluster", "big-%04d" % i), ("product", "rke2"), ("region", "big"), ("scenario", "core"),
+               ("size", "small"), ("slo", "fsync")]
+        series.append((sorted([("__name__", "etcd:slo_error_budget_remaining:ratio30d")] + lab), [(now, 1 - i / 3000)]))
+    for k in range(0, len(series), 1000):
+        st, _, body = rw.write(rwlib.write_request_v1(series[k:k + 1000]))
+        c.eq(st, 204, "write 1000 clusters")
+    if not goto(p, rw, "/ui/scenario?region=big", "scenario with 3000 clusters"):
+        return
+    total, in_dom, first = p.eval("[document.querySelector('#clusters').dataset.total,"
+                                  " document.querySelectorAll('#clusters tr[data-cluster]').length,"
+                                  " document.querySelector('#clusters tr[data-cluster]').dataset.cluster]")
+    c.eq((total, first), ("3000", "big-2999"), "3000 clusters, the lowest budget first")
+    c.check(in_dom < 100, "virtualised: only the rows in view are in the document", in_dom)
+    p.eval("document.querySelector('.scroller').scrollTop = 1e9")
+    last = p.wait("(() => { const r = [...document.querySelectorAll('#clusters tr[data-cluster]')];"
+                  " return r.length && r[r.length - 1].dataset.cluster === 'big-0000' && r.length; })()",
+                  10, "the last row after scrolling")
+    c.check(last and last < 100, "scrolling to the end shows the last cluster", last)
+    page_ok(p, rw, "scenario with 3000 clusters")
+
+
 def main():
     rw = rwlib.Rwgate().start()
     try:
@@ -345,6 +373,7 @@ def main():
             drill_down(p, rw, truth)
             other_pages(p, rw)
             theme(p, rw)
+            many_clusters(p, rw)
         finally:
             b.close()
         log("screenshots in %s" % SHOTS)

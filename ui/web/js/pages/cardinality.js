@@ -14,7 +14,7 @@ function bars(title, entries, total, onPick, id) {
       h('td', { class: 'labels' }, onPick ? h('a', { href: '#', onclick: (ev) => { ev.preventDefault(); onPick(e.name); } }, e.name) : e.name),
       h('td', { class: 'num' }, fmt(e.value, 'short')),
       h('td', { class: 'num muted' }, total ? fmt(e.value / total, 'percentunit') : ''),
-      h('td', {}, (() => { const b = h('div', { class: 'bar' }); b.style.width = `${Math.round(100 * e.value / max)}%`; return b; })())))))
+      h('td', { class: 'barcell' }, (() => { const b = h('div', { class: 'bar' }); b.style.width = `${Math.round(100 * e.value / max)}%`; return b; })())))))
       : h('p', { class: 'muted' }, 'nothing'));
 }
 
