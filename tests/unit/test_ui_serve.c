@@ -30,6 +30,16 @@ static void header_is(const test_http_resp *r, const char *name, const char *wan
               has ? v : "(none)", want ? want : "(none)");
 }
 
+static void test_off(void)
+{
+    test_http_resp r;
+    get("/ui/fleet", NULL, &r);
+    CHECK_INT(r.status, 404);
+    CHECK_MSG(strstr(r.body, "-DRWGATE_UI=OFF") != NULL, "%s", r.body);
+    test_http_free(&r);
+}
+
+#if RWGATE_UI_TEST_ASSETS
 static size_t inflate_gz(const char *in, size_t n, char *out, size_t cap)
 {
     z_stream z;
@@ -46,16 +56,6 @@ static size_t inflate_gz(const char *in, size_t n, char *out, size_t cap)
     return rc == Z_STREAM_END ? len : (size_t)-1;
 }
 
-static void test_off(void)
-{
-    test_http_resp r;
-    get("/ui/fleet", NULL, &r);
-    CHECK_INT(r.status, 404);
-    CHECK_MSG(strstr(r.body, "-DRWGATE_UI=OFF") != NULL, "%s", r.body);
-    test_http_free(&r);
-}
-
-#if RWGATE_UI_TEST_ASSETS
 static void test_assets(void)
 {
     size_t total = 0;
