@@ -253,9 +253,9 @@ def write_recorded(rw, now_ms):
     for c in cs:
         for slo, (budget, burn) in truth[c.name].items():
             sl = c.labels + [("slo", slo)]
-            # the budget drains over the week: linear from 1 towards today's value
-            series = [(t, 1 - (1 - budget) * (i + 1) / (len(week) + len(recent)))
-                      for i, t in enumerate(week + recent)]
+            # the budget drains over the week from 1 to today's value, then holds
+            series = [(t, 1 - (1 - budget) * (i + 1) / len(week)) for i, t in enumerate(week)]
+            series += [(t, budget) for t in recent]
             w.add("etcd:slo_error_budget_remaining:ratio30d", sl, series)
             for win, f in (("rate5m", 1.1), ("rate30m", 1.05), ("rate1h", 1.0), ("rate6h", 0.9)):
                 w.add("etcd:slo_burn_rate:" + win, sl, [(t, burn * f) for t in recent])

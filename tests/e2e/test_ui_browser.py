@@ -207,6 +207,12 @@ def drill_down(p, rw, truth):
     page_ok(p, rw, "scenario", "scenario")
     first = p.eval("document.querySelector('#clusters tr[data-cluster]')?.dataset.cluster")
     c.eq(first, fleetdata.FAULTY, "scenario: the faulty cluster first")
+    cells = p.eval("(() => { const keys = [...document.querySelectorAll('th[data-key]')].map(t => t.dataset.key);"
+                   " const r = document.querySelector('#clusters tr[data-cluster]');"
+                   " return Object.fromEntries(keys.map((k, i) => [k, r.cells[i + 1].textContent])); })()")
+    c.eq({k: cells.get(k) for k in ("budget", "burn1h", "fsync", "commit", "snapshot", "alerts")},
+         {"budget": "-35%", "burn1h": "24×", "fsync": "120ms", "commit": "250ms", "snapshot": "1h30m", "alerts": "2"},
+         "scenario: the faulty cluster's figures, formatted")
     n = p.eval("document.querySelector('#clusters').dataset.total")
     c.eq(n, "8", "scenario: every eu-west cluster listed")
     cell = p.eval("document.querySelector('td.cell[data-cell=\"rke2/core|small\"] a div').textContent")

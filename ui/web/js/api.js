@@ -44,6 +44,7 @@ async function call(path, params, post) {
   try {
     j = JSON.parse(text);
   } catch {
+    if (r.status === 404) throw new ApiError(`this rwgate does not serve ${path} (not in this version or build)`, 404, 'not_found');
     throw new ApiError(`${path}: HTTP ${r.status}: ${text.trim().slice(0, 300)}`, r.status, 'http');
   }
   if (j.status !== 'success') throw new ApiError(j.error || `HTTP ${r.status}`, r.status, j.errorType);
