@@ -94,6 +94,69 @@ struct rw_tmpl {
     size_t nregexes, capregexes;
 };
 
+/* ---- lexer (template_lex.c) ---- */
+
+typedef enum {
+    I_ERROR,
+    I_BOOL,
+    I_CHAR,
+    I_CHARCONST,
+    I_COMPLEX,
+    I_ASSIGN,
+    I_DECLARE,
+    I_EOF,
+    I_FIELD,
+    I_IDENT,
+    I_LDELIM,
+    I_LPAREN,
+    I_NUMBER,
+    I_PIPE,
+    I_RAWSTRING,
+    I_RDELIM,
+    I_RPAREN,
+    I_SPACE,
+    I_STRING,
+    I_TEXT,
+    I_VARIABLE,
+    I_KEYWORD, /* keywords follow */
+    I_BLOCK,
+    I_BREAK,
+    I_CONTINUE,
+    I_DOT,
+    I_DEFINE,
+    I_ELSE,
+    I_END,
+    I_IF,
+    I_NIL,
+    I_RANGE,
+    I_TEMPLATE,
+    I_WITH
+} itype;
+
+typedef struct item {
+    itype typ;
+    int pos;
+    const char *val;
+    size_t len;
+    int line;
+} item;
+
+typedef enum { S_TEXT, S_LDELIM, S_COMMENT, S_RDELIM, S_INSIDE, S_SPACE, S_DONE } lstate;
+
+typedef struct lexer {
+    const char *in;
+    size_t len;
+    size_t pos, start, width;
+    int paren;
+    int line, start_line;
+    lstate state;
+    int rparen_error; /* an unmatched ')' was emitted: the error comes next */
+    rw_arena *a;
+} lexer;
+
+int32_t tmpl_decode(const char *s, size_t n, size_t *w); /* 0xfffd for a bad byte */
+item tmpl_lex_item(lexer *l);
+
 /* ---- values ---- */
 
 typedef enum {
@@ -219,6 +282,8 @@ const char *tmpl_type_name(const tv *v);
 void *tmpl_regex_compile(const char *pat, size_t len, char *msg, size_t cap);
 void tmpl_regex_free(void *re);
 void tmpl_regex_free_md(void *md);
+rw_rc tmpl_f_match(texec *x, const tv *args, size_t n, tv *out);
+rw_rc tmpl_f_re_replace_all(texec *x, const tv *args, size_t n, tv *out);
 
 /* ---- Go fmt ---- */
 
