@@ -550,7 +550,7 @@ static int start_request(rw_notifier *n, am_target *t)
     if (t->credentials[0] || t->credentials_file[0]) {
         secret = t->credentials_file[0] ? read_secret(t->credentials_file) : strdup(t->credentials);
         if (!secret) {
-            rw_warn("msg=\"alertmanager %s: cannot read credentials_file %s\"", t->name,
+            rw_warn("alertmanager %s: cannot read credentials_file %s", t->name,
                     t->credentials_file);
             return -1;
         }
@@ -583,7 +583,7 @@ static int start_request(rw_notifier *n, am_target *t)
         if (t->password_file[0]) {
             secret = read_secret(t->password_file);
             if (!secret) {
-                rw_warn("msg=\"alertmanager %s: cannot read password_file %s\"", t->name,
+                rw_warn("alertmanager %s: cannot read password_file %s", t->name,
                         t->password_file);
                 return -1;
             }
@@ -645,13 +645,13 @@ static void finish_request(rw_notifier *n, am_target *t, CURLcode res)
         t->sent += t->batch_n;
         rw_counter_add(t->m_sent, t->batch_n);
         if (t->backoff_ms)
-            rw_info("msg=\"alertmanager %s: delivering again\"", t->name);
+            rw_info("alertmanager %s: delivering again", t->name);
         t->backoff_ms = 0;
         t->next_try_ns = 0;
     } else if (res == CURLE_OK && code >= 400 && code < 500 && code != 429) {
         /* the Alertmanager refuses these alerts: retrying cannot help */
         rw_counter_add(t->m_errors, 1);
-        rw_warn("msg=\"alertmanager %s refused %zu alerts with HTTP %ld; dropped\"", t->name,
+        rw_warn("alertmanager %s refused %zu alerts with HTTP %ld; dropped", t->name,
                 t->batch_n, code);
         if (t->cursor < end)
             t->cursor = end;
@@ -661,11 +661,11 @@ static void finish_request(rw_notifier *n, am_target *t, CURLcode res)
         rw_counter_add(t->m_errors, 1);
         fail_backoff(t);
         if (res != CURLE_OK)
-            rw_warn("msg=\"alertmanager %s: sending %zu alerts failed: %s; retry in %lldms\"",
+            rw_warn("alertmanager %s: sending %zu alerts failed: %s; retry in %lldms",
                     t->name, t->batch_n, t->errbuf[0] ? t->errbuf : curl_easy_strerror(res),
                     (long long)t->backoff_ms);
         else
-            rw_warn("msg=\"alertmanager %s: sending %zu alerts failed: HTTP %ld; retry in %lldms\"",
+            rw_warn("alertmanager %s: sending %zu alerts failed: HTTP %ld; retry in %lldms",
                     t->name, t->batch_n, code, (long long)t->backoff_ms);
     }
     if (t->cursor < n->head)
@@ -734,11 +734,12 @@ static void *sender(void *arg)
         }
         pthread_mutex_unlock(&n->mu);
 
-        int running = 0;
+        int running = 0, done = 0;
         curl_multi_perform(n->multi, &running);
         CURLMsg *msg;
         int left;
         while ((msg = curl_multi_info_read(n->multi, &left))) {
+            done = 1;
             if (msg->msg != CURLMSG_DONE)
                 continue;
             am_target *t = NULL;
@@ -749,7 +750,8 @@ static void *sender(void *arg)
                 finish_request(n, t, res);
             pthread_mutex_unlock(&n->mu);
         }
-        curl_multi_poll(n->multi, NULL, 0, (int)wait_ms, NULL);
+        if (!done) /* after a completion, the next batch goes out at once */
+            curl_multi_poll(n->multi, NULL, 0, (int)wait_ms, NULL);
     }
     /* abandon what is still in flight at the deadline */
     pthread_mutex_lock(&n->mu);
@@ -871,7 +873,7 @@ rw_rc rw_notifier_reconfigure(rw_notifier *n, const rw_alerting_config *cfg,
     n->next = nexternal;
     n->cfg = cfg;
     if (resize(n, cap) != RW_OK)
-        rw_warn("msg=\"notifier: cannot resize the queue to %zu; keeping %zu\"", cap, n->cap);
+        rw_warn("notifier: cannot resize the queue to %zu; keeping %zu", cap, n->cap);
     trim(n);
     update_gauges(n);
     pthread_mutex_unlock(&n->mu);

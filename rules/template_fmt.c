@@ -92,9 +92,14 @@ static int is_print(int32_t r)
 
 static void pad(rw_buf *b, const fflags *f, int n)
 {
-    char c = f->zero ? '0' : ' ';
-    for (int i = 0; i < n; i++)
-        rw_buf_putc(b, c);
+    char chunk[256];
+    memset(chunk, f->zero ? '0' : ' ', sizeof chunk);
+    /* widths reach 10^6: write in chunks, stop once the capped buffer failed */
+    while (n > 0 && !b->failed) {
+        int k = n < (int)sizeof chunk ? n : (int)sizeof chunk;
+        rw_buf_append(b, chunk, (size_t)k);
+        n -= k;
+    }
 }
 
 /* fmt.padString: width in runes. */
