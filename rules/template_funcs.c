@@ -92,12 +92,25 @@ static int32_t dec(const char *s, size_t n, size_t *w)
 /* Simple (one-rune) case mappings for ASCII, Latin-1, Latin Extended-A,
  * Greek and Cyrillic: the scripts label values are written in. Other runes
  * are left as they are. */
+/* The Latin digraphs DŽ Dž dž, LJ Lj lj, NJ Nj nj, DZ Dz dz: upper, title,
+ * lower in a row. Returns 0 for other runes. */
+static int digraph_base(int32_t r)
+{
+    if (r >= 0x1c4 && r <= 0x1cc)
+        return 0x1c4 + (r - 0x1c4) / 3 * 3;
+    if (r >= 0x1f1 && r <= 0x1f3)
+        return 0x1f1;
+    return 0;
+}
+
 static int32_t to_upper(int32_t r)
 {
     if (r >= 'a' && r <= 'z')
         return r - 32;
     if (r < 0x80)
         return r;
+    if (digraph_base(r))
+        return digraph_base(r);
     if (r == 0xb5)
         return 0x39c;
     if (r >= 0xe0 && r <= 0xfe && r != 0xf7)
@@ -132,6 +145,8 @@ static int32_t to_lower(int32_t r)
         return r + 32;
     if (r < 0x80)
         return r;
+    if (digraph_base(r))
+        return digraph_base(r) + 2;
     if (r >= 0xc0 && r <= 0xde && r != 0xd7)
         return r + 32;
     if (r == 0x178)
@@ -216,7 +231,7 @@ static rw_rc f_title(texec *x, const tv *a, size_t n, tv *out)
         if (r >= 0 && is_cased(r)) {
             int32_t o = r;
             if (!mid_word) {
-                o = to_upper(r);
+                o = digraph_base(r) ? digraph_base(r) + 1 : to_upper(r);
                 mid_word = 1;
             }
             char enc[4];

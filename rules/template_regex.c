@@ -85,6 +85,8 @@ static int re2_check(const char *p, size_t n, char *msg, size_t cap)
 
 void *tmpl_regex_compile(const char *pat, size_t len, char *msg, size_t cap)
 {
+    /* Go's text: "error parsing regexp: CODE: `EXPR`", EXPR being the
+     * offending fragment for syntax RE2 lacks, the whole pattern otherwise */
     char why[200];
     if (re2_check(pat, len, why, sizeof why) < 0) {
         snprintf(msg, cap, "error parsing regexp: %s", why);
@@ -107,14 +109,20 @@ void *tmpl_regex_compile(const char *pat, size_t len, char *msg, size_t cap)
                      {PCRE2_ERROR_QUANTIFIER_INVALID, "missing argument to repetition operator"},
                      {PCRE2_ERROR_END_BACKSLASH, "trailing backslash at end of expression"},
                      {PCRE2_ERROR_CLASS_RANGE_ORDER, "invalid character class range"}};
+        const char *what = NULL;
         for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-            if (words[i].code == code) {
-                snprintf(msg, cap, "error parsing regexp: %s", words[i].go);
-                return NULL;
-            }
+            if (words[i].code == code)
+                what = words[i].go;
         PCRE2_UCHAR m[160];
         pcre2_get_error_message(code, m, sizeof m);
-        snprintf(msg, cap, "error parsing regexp: %s (at offset %zu)", (char *)m, (size_t)off);
+        char detail[220];
+        if (!what) {
+            snprintf(detail, sizeof detail, "%s (at offset %zu)", (char *)m, (size_t)off);
+            what = detail;
+        }
+        int bq = !memchr(pat, '`', len);
+        snprintf(msg, cap, "error parsing regexp: %s: %s%.*s%s", what, bq ? "`" : "\"",
+                 (int)len, pat, bq ? "`" : "\"");
         return NULL;
     }
     return re;
@@ -130,24 +138,24 @@ static pcre2_code *get_regex(texec *x, const char *fn, const tnode *lit, const t
     *owned = 0;
     if (lit && lit->re)
         return lit->re;
-    char msg[300];
+    char msg[RW_ERR_MSG];
     pcre2_code *re = tmpl_regex_compile(pat->u.s.p, pat->u.s.n, msg, sizeof msg);
     if (!re) {
-        rw_buf q;
-        rw_buf_init(&q, 1024);
-        int bq = !memchr(pat->u.s.p, '`', pat->u.s.n);
-        if (bq) {
-            rw_buf_putc(&q, '`');
-            rw_buf_append(&q, pat->u.s.p, pat->u.s.n);
-            rw_buf_putc(&q, '`');
+        if (panics) { /* regexp.MustCompile's panic text */
+            rw_buf q;
+            rw_buf_init(&q, 1024);
+            if (!memchr(pat->u.s.p, '`', pat->u.s.n)) {
+                rw_buf_putc(&q, '`');
+                rw_buf_append(&q, pat->u.s.p, pat->u.s.n);
+                rw_buf_putc(&q, '`');
+            } else {
+                tmpl_quote(&q, pat->u.s.p, pat->u.s.n, 0);
+            }
+            ferr(x, fn, "regexp: Compile(%s): %s", q.p ? q.p : "", msg);
+            rw_buf_free(&q);
         } else {
-            tmpl_quote(&q, pat->u.s.p, pat->u.s.n, 0);
+            ferr(x, fn, "%s", msg);
         }
-        if (panics)
-            ferr(x, fn, "regexp: Compile(%s): %s: %s", q.p ? q.p : "", msg, q.p ? q.p : "");
-        else
-            ferr(x, fn, "%s: %s", msg, q.p ? q.p : "");
-        rw_buf_free(&q);
         return NULL;
     }
     *owned = 1;
