@@ -49,9 +49,8 @@ typedef struct am_target {
     char *url;          /* POST here */
     char *connect_to;   /* CURLOPT_CONNECT_TO entry when tls server_name is set */
     char *name;         /* scheme://host:port/prefix: the metrics label */
-    const rw_am_config *cfg; /* valid while the config is (see notify.h) */
-    /* the parts of cfg the request needs, copied: cfg may be swapped while
-     * a request is in flight */
+    /* what the request needs from the config, copied: the config may be
+     * swapped (and freed) while a request is in flight */
     int64_t timeout_ms;
     char *auth_type, *credentials, *credentials_file;
     char *username, *password, *password_file;
@@ -299,7 +298,6 @@ static am_target *target_new(rw_notifier *n, const rw_am_config *c, const char *
     if (t->name)
         snprintf(t->name, ul, "%s://%s%s%s", scheme, addr, prefix[0] && prefix[0] != '/' ? "/" : "",
                  prefix);
-    t->cfg = c;
     t->timeout_ms = c->timeout_ms;
     t->auth_type = xstrdup(c->authorization.type);
     t->credentials = xstrdup(c->authorization.credentials);

@@ -852,7 +852,5 @@ rw_rc rw_tmpl_exec(const rw_tmpl *t, const rw_tmpl_data *d, rw_arena *a, char **
     }
     rw_buf_free(&x.out);
     free(x.vars);
-    if (x.md)
-        tmpl_regex_free_md(x.md);
     return rc;
 }

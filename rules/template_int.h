@@ -231,7 +231,6 @@ typedef struct texec {
     size_t iters, queries, work;
     const tnode *at; /* node for error context */
     int brk;         /* 1: break, 2: continue pending */
-    void *md;        /* pcre2 match data scratch */
 } texec;
 
 /* Records an execution error in Go's shape and returns RW_EXEC (or code). */
@@ -281,7 +280,6 @@ const char *tmpl_type_name(const tv *v);
  * NULL with a Go-style message in msg on failure. */
 void *tmpl_regex_compile(const char *pat, size_t len, char *msg, size_t cap);
 void tmpl_regex_free(void *re);
-void tmpl_regex_free_md(void *md);
 rw_rc tmpl_f_match(texec *x, const tv *args, size_t n, tv *out);
 rw_rc tmpl_f_re_replace_all(texec *x, const tv *args, size_t n, tv *out);
 

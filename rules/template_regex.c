@@ -129,7 +129,6 @@ void *tmpl_regex_compile(const char *pat, size_t len, char *msg, size_t cap)
 }
 
 void tmpl_regex_free(void *re) { pcre2_code_free(re); }
-void tmpl_regex_free_md(void *md) { pcre2_match_data_free(md); }
 
 /* The pattern's compiled form: from the parse when it was a literal. */
 static pcre2_code *get_regex(texec *x, const char *fn, const tnode *lit, const tv *pat, int *owned,
