@@ -8,7 +8,8 @@
  *    server_name that differs from the address, and basic auth set up in
  *    the Alertmanager's --web.config.file; without the CA nothing is
  *    delivered, with insecure_skip_verify it is; a wrong password is a 401
- *    and the batch is dropped.
+ *    and the batch is dropped; an Alertmanager that requires client
+ *    certificates gets alerts with cert_file/key_file and none without.
  * Waits poll with a generous deadline. */
 #include <curl/curl.h>
 #include <arpa/inet.h>
@@ -117,6 +118,54 @@ static pid_t am_start(int port, const char *web_config, int tls)
     CHECK_MSG(get(tls, port, "/-/ready", &b) == 200, "alertmanager on %d is not ready (see %s)", port,
               log);
     rw_buf_free(&b);
+    return pid;
+}
+
+/* An Alertmanager that requires client certificates: readiness is probed
+ * with the client certificate made for it. */
+static pid_t am_client_cert_start(int port, const char *web_config)
+{
+    char cfg[512], data[512], log[512], listen[64], webarg[600], cfgarg[600], dataarg[600];
+    snprintf(cfg, sizeof cfg, "%s/am.yml", dir);
+    snprintf(data, sizeof data, "%s/am-data2", dir);
+    snprintf(log, sizeof log, "%s/am2.log", dir);
+    snprintf(listen, sizeof listen, "--web.listen-address=127.0.0.1:%d", port);
+    snprintf(cfgarg, sizeof cfgarg, "--config.file=%s", cfg);
+    snprintf(dataarg, sizeof dataarg, "--storage.path=%s", data);
+    snprintf(webarg, sizeof webarg, "--web.config.file=%s", web_config);
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *lf = freopen(log, "a", stderr);
+        (void)lf;
+        execl(AM_BIN, AM_BIN, cfgarg, dataarg, listen, "--cluster.listen-address=", webarg,
+              (char *)NULL);
+        _exit(127);
+    }
+    char url[128], cert[600], key[600];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/-/ready", port);
+    snprintf(cert, sizeof cert, "%s/cli.crt", dir);
+    snprintf(key, sizeof key, "%s/cli.key", dir);
+    long code = 0;
+    int64_t until = rw_mono_ns() + 30000000000LL;
+    while (code != 200 && rw_mono_ns() < until) {
+        CURL *c = curl_easy_init();
+        rw_buf b;
+        rw_buf_init(&b, 0);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+        curl_easy_setopt(c, CURLOPT_SSLCERT, cert);
+        curl_easy_setopt(c, CURLOPT_SSLKEY, key);
+        if (curl_easy_perform(c) == CURLE_OK)
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_cleanup(c);
+        rw_buf_free(&b);
+        if (code != 200)
+            usleep(50000);
+    }
+    CHECK_MSG(code == 200, "alertmanager with client auth on %d is not ready (see %s)", port, log);
     return pid;
 }
 
@@ -303,6 +352,45 @@ static void test_tls_and_basic_auth(void)
             usleep(1500000);
             CHECK_MSG(!has(1, port, needle), "case %zu delivered without trust", i);
             CHECK(rw_notifier_sent(n, 0) == 0 && rw_notifier_queue_length(n) == 1);
+        }
+        rw_notifier_free(n);
+        release(c);
+    }
+    am_stop(am);
+
+    /* client certificates: an Alertmanager that requires one signed by the CA */
+    rc = sh("openssl req -newkey rsa:2048 -nodes -keyout cli.key -out cli.csr -subj /CN=rwgate "
+            "&& openssl x509 -req -in cli.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+            "-out cli.crt -days 2");
+    CHECK_MSG(rc == 0, "openssl failed (see %s/openssl.log)", dir);
+    f = fopen(web, "w");
+    fprintf(f,
+            "tls_server_config:\n  cert_file: %s/srv.crt\n  key_file: %s/srv.key\n"
+            "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: %s/ca.crt\n",
+            dir, dir, dir);
+    fclose(f);
+    port = free_port();
+    am = am_client_cert_start(port, web);
+    for (int with_cert = 0; with_cert < 2; with_cert++) {
+        char yaml[1500];
+        snprintf(yaml, sizeof yaml,
+                 "alertmanagers:\n- static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+                 "  scheme: https\n  timeout: 5s\n"
+                 "  tls_config: {ca_file: %s/ca.crt, server_name: am.test%s%s%s%s%s}\n",
+                 port, dir, with_cert ? ", cert_file: " : "", with_cert ? dir : "",
+                 with_cert ? "/cli.crt, key_file: " : "", with_cert ? dir : "",
+                 with_cert ? "/cli.key" : "");
+        rw_alerting_config *c = load(yaml);
+        rw_err e;
+        rw_notifier *n = rw_notifier_new(c, NULL, 0, NULL, &e);
+        int64_t now = rw_now_ms();
+        send_alert(n, with_cert ? "RwgateClientCert" : "RwgateNoClientCert", now, now + 3600000);
+        if (with_cert) {
+            WAIT_FOR(rw_notifier_sent(n, 0) == 1);
+            CHECK_MSG(rw_notifier_sent(n, 0) == 1, "not delivered with a client certificate");
+        } else {
+            usleep(1500000);
+            CHECK_MSG(rw_notifier_sent(n, 0) == 0, "delivered without a client certificate");
         }
         rw_notifier_free(n);
         release(c);
