@@ -15,7 +15,7 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 # Real peers for the end-to-end tests and the benchmark; chromium for the
 # web UI's browser tests.
-TEST_PKGS=(python3 curl prometheus prometheus-alertmanager etcd-server
+TEST_PKGS=(python3 curl openssl prometheus prometheus-alertmanager etcd-server
   prometheus-node-exporter victoria-metrics sqlite3 chromium)
 
 want=("${BUILD_PKGS[@]}")
