@@ -158,7 +158,7 @@ def query_page(p, rw, now_s):
 
     # stacked mode
     q = urllib.parse.urlencode({"g0.expr": expr, "g0.range_input": "1h", "g0.end_input": str(end),
-                                "g0.tab": "0", "g0.stacked": "1"})
+                                "g0.tab": "graph", "g0.display_mode": "stacked"})
     if goto(p, rw, "/ui/query?" + q, "query stacked", "query-stacked"):
         c.eq(json.loads(chart_data(p))["kind"], "stacked", "stacked mode")
 

@@ -2,8 +2,9 @@
 // Graph / Table / JSON tabs, stacked mode, a heatmap whenever the answer is
 // histogram buckets (every series has `le`), query statistics, suggestions.
 // The URL uses Prometheus' own parameters (g0.expr, g0.range_input,
-// g0.end_input, g0.moment_input, g0.tab, g0.stacked, g0.step_input; g1.expr
-// ...), so a link copied from a Prometheus UI opens the same view here.
+// g0.end_input, g0.moment_input, g0.tab, g0.stacked or g0.display_mode,
+// g0.step_input; g1.expr ...), so a link copied from a Prometheus UI opens
+// the same view here.
 import { api, stepFor } from '../api.js';
 import { lineChart, heatmap, isBuckets } from '../chart.js';
 import { attachSuggest } from '../suggest.js';
@@ -44,7 +45,8 @@ function readState() {
     moment: p.get('g0.moment_input') || '',
     step: p.get('g0.step_input') || '',
     tab: tabOf(p.get('g0.tab')),
-    stacked: p.get('g0.stacked') === '1',
+    // the classic UI's g0.stacked=1 and Prometheus 3's g0.display_mode=stacked
+    stacked: p.get('g0.stacked') === '1' || p.get('g0.display_mode') === 'stacked',
   };
 }
 
@@ -52,7 +54,7 @@ function writeState(st, push) {
   const p = new URLSearchParams();
   st.exprs.forEach((e, i) => p.set(`g${i}.expr`, e));
   p.set('g0.tab', st.tab === 'graph' ? '0' : st.tab === 'table' ? '1' : 'json');
-  if (st.stacked) p.set('g0.stacked', '1');
+  if (st.stacked) { p.set('g0.stacked', '1'); p.set('g0.display_mode', 'stacked'); }
   p.set('g0.range_input', st.range);
   if (st.end) p.set('g0.end_input', st.end);
   if (st.moment) p.set('g0.moment_input', st.moment);
