@@ -1,8 +1,8 @@
 """make_corpus.py - writes the seed corpora of the libFuzzer targets
 (tests/fuzz/corpus/<target>/, committed; tests/run.sh fuzzes from them):
 valid and slightly broken remote-write 1.0 / 2.0 and remote-read bodies
-built with the end-to-end tests' encoders, and PromQL expressions from the
-conformance files. Deterministic: running it again gives the same files.
+built with the end-to-end tests' encoders, PromQL expressions from the
+conformance files, and alert templates from the shipped rule packs. Deterministic: running it again gives the same files.
     python3 tests/fuzz/make_corpus.py"""
 
 import hashlib
@@ -95,3 +95,28 @@ for f in files:
 promql = exprs[::6] + ['up{job="a"}', 'sum by (le) (rate(x_bucket[5m]))', "(((((1)))))", "1 +", '{a=~"("}',
                        'foo[5m:1m] offset -1h @ end()', '"\\xff"', "sum(" * 50]
 put("fuzz_promql", promql)
+
+# alert templates: the annotations of the shipped rule packs, and the
+# language's corners (actions, pipelines, functions, variables, errors)
+tmpl = set()
+rules = os.path.join(root, "deploy", "rules")
+for f in sorted(os.listdir(rules)):
+    if not f.endswith(".yml"):
+        continue
+    for line in open(os.path.join(rules, f), encoding="utf-8"):
+        m = re.match(r"^\s*(?:summary|description|runbook_url|message)?:?\s*'(.*\{\{.*)'\s*$", line)
+        if m:
+            tmpl.add(m.group(1).replace("''", "'"))
+tmpl = sorted(tmpl)
+tmpl += [
+    '{{ $labels.instance }} is {{ $value | humanize }}',
+    '{{ with query "up" }}{{ range . }}{{ .Labels.instance }}={{ .Value }} {{ end }}{{ else }}none{{ end }}',
+    '{{ if gt $value 0.5 }}high{{ else if lt $value 0.1 }}low{{ else }}mid{{ end }}',
+    '{{ $x := 1 }}{{ range $i, $e := query "up" }}{{ $i }}{{ $x = 2 }}{{ end }}{{ $x }}',
+    '{{- /* comment */ -}}{{ "a" | toUpper | title }}{{ printf "%5.2f|%x|%q" 3.14159 255 "s" }}',
+    '{{ $externalLabels.cluster }} {{ externalURL }} {{ humanizeDuration 3661 }} {{ humanizePercentage 0.25 }}',
+    '{{ reReplaceAll "(a+)" "<$1>" "caaab" }} {{ match "^a" "abc" }} {{ safeHtml "<b>" }} {{ query "err" }}',
+    '{{ range query "" }}x{{ break }}{{ end }}{{ index $labels "job" }} {{ len $labels }}',
+    '{{ template "x" }}', '{{ end }}', '{{ if }}', '{{ $value | }}', '{{ "unterminated }}',
+]
+put("fuzz_template", tmpl)
