@@ -42,7 +42,9 @@ phase "release tests done"
 if [ -z "${RWGATE_SKIP_ASAN:-}" ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRWGATE_SANITIZE=ON >/dev/null
+  # -O1: the optimisation AddressSanitizer recommends; the tests run twice as fast as at -O0
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" \
+    -DRWGATE_SANITIZE=ON >/dev/null
   cmake --build build-asan -j"$jobs"
   (cd build-asan && ctest --output-on-failure -L unit "${filter[@]}") || status=1
   asan_e2e=${RWGATE_ASAN_E2E-e2e_test_(write_path|ops|storage_busy|crash_recovery|sigterm_inflight|query_limits|retention|promql_conformance_http)\$}
@@ -53,39 +55,59 @@ if [ -z "${RWGATE_SKIP_ASAN:-}" ]; then
   phase "sanitizer pass done"
 fi
 
+# One fuzz target over its seeds for $secs seconds; the outcome goes to
+# build-fuzz/fuzz-out/<target>/rc (targets run side by side, one per core).
+fuzz_one() {
+  local t=$1 seeds=tests/fuzz/corpus/$1 out=build-fuzz/fuzz-out/$1 d
+  rm -rf "$out"
+  mkdir -p "$out"
+  if [ -z "$(ls -A "$seeds" 2>/dev/null)" ]; then
+    echo "no seed corpus in $seeds" >"$out/log"
+    echo 1 >"$out/rc"
+    return
+  fi
+  # a dictionary next to the target: tests/fuzz/<target>.dict or <name>.dict
+  local dict=()
+  for d in "tests/fuzz/$t.dict" "tests/fuzz/${t#fuzz_}.dict"; do
+    if [ -f "$d" ]; then
+      dict=(-dict="$d")
+      break
+    fi
+  done
+  # new inputs go to $out (the first directory), the committed seeds stay as they are
+  local rc=0
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 \
+    "build-fuzz/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 "${dict[@]}" \
+    -artifact_prefix="$out/" "$out" "$seeds" >"$out/log" 2>&1 || rc=$?
+  echo "$rc" >"$out/rc"
+}
+
 if [ -z "${RWGATE_SKIP_FUZZ:-}" ]; then
   secs=${RWGATE_FUZZ_SECONDS:-20}
-  CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Release -DRWGATE_FUZZ=ON >/dev/null
+  # -O1 with line tables: what libFuzzer recommends, and quicker to build
+  CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_C_FLAGS_DEBUG="-O1 -gline-tables-only" -DRWGATE_FUZZ=ON >/dev/null
   targets=()
   for f in tests/fuzz/fuzz_*.c; do
     targets+=("$(basename "$f" .c)")
   done
   cmake --build build-fuzz -j"$jobs" --target "${targets[@]}"
+  running=0
   for t in "${targets[@]}"; do
-    seeds=tests/fuzz/corpus/$t
-    out=build-fuzz/fuzz-out/$t
-    rm -rf "$out"
-    mkdir -p "$out"
-    if [ -z "$(ls -A "$seeds" 2>/dev/null)" ]; then
-      echo "FAIL $t: no seed corpus in $seeds"
-      status=1
-      continue
+    fuzz_one "$t" &
+    running=$((running + 1))
+    if [ "$running" -ge "$jobs" ]; then
+      wait -n || true
+      running=$((running - 1))
     fi
-    # a dictionary next to the target: tests/fuzz/<target>.dict or <name>.dict
-    dict=()
-    for d in "tests/fuzz/$t.dict" "tests/fuzz/${t#fuzz_}.dict"; do
-      if [ -f "$d" ]; then
-        dict=(-dict="$d")
-        break
-      fi
-    done
-    # new inputs go to $out (the first directory), the committed seeds stay as they are
-    if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 \
-        "build-fuzz/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 "${dict[@]}" \
-        -artifact_prefix="$out/" "$out" "$seeds" >"$out/log" 2>&1; then
+  done
+  wait
+  for t in "${targets[@]}"; do
+    out=build-fuzz/fuzz-out/$t
+    if [ "$(cat "$out/rc" 2>/dev/null)" = 0 ]; then
       echo "fuzz $t: $(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$out/log" | tail -1), no crash"
     else
-      echo "FAIL fuzz $t: crash, leak or timeout; input and log in $out"
+      echo "FAIL fuzz $t: crash, leak, timeout or no seeds; input and log in $out"
       tail -40 "$out/log"
       status=1
     fi
