@@ -52,7 +52,7 @@ if [ -z "${RWGATE_SKIP_ASAN:-}" ]; then
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   cmake --build build-san -j"$jobs"
   (cd build-san && ctest --output-on-failure -L unit "${filter[@]}") || status=1
-  asan_e2e=${RWGATE_ASAN_E2E-e2e_test_(write_path|ops|storage_busy|crash_recovery|sigterm_inflight|query_limits|retention|promql_conformance_http)\$}
+  asan_e2e=${RWGATE_ASAN_E2E-e2e_test_(write_path|ops|storage_busy|crash_recovery|sigterm_inflight|query_limits|promql_conformance_http)\$}
   if [ -n "$asan_e2e" ]; then
     (cd build-san && ctest --output-on-failure --timeout 900 -L e2e -R "$asan_e2e" "${filter[@]}") || status=1
   fi
