@@ -3,6 +3,8 @@
  *   rwgate [--config FILE] [--listen HOST:PORT] [--data DIR] [--shards N]
  *          [--retention DURATION] [--set KEY=VALUE ...]
  *   rwgate check config FILE
+ *   rwgate check rules [FILE...]
+ *   rwgate test rules [--run REGEX] FILE...
  *
  * Signals are blocked in every thread and taken synchronously here with
  * sigwait: SIGHUP reloads, SIGTERM/SIGINT stop (in-flight requests finish,
@@ -15,6 +17,7 @@
 #include "app.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "rules/rules.h"
 
 #define MAX_FLAGS 64
 
@@ -24,6 +27,8 @@ static void usage(FILE *f)
             "usage: rwgate [--config FILE] [--listen HOST:PORT] [--data DIR] [--shards N]\n"
             "              [--retention DURATION] [--set KEY=VALUE ...]\n"
             "       rwgate check config FILE\n"
+            "       rwgate check rules [FILE...]      (promtool check rules)\n"
+            "       rwgate test rules [--run REGEX] FILE...   (promtool test rules)\n"
             "       rwgate --version\n"
             "\n"
             "With no arguments rwgate serves on %s with data in %s.\n"
@@ -56,6 +61,17 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "check") == 0) {
         if (argc == 4 && strcmp(argv[2], "config") == 0)
             return check_config(argv[3]);
+        if (argc >= 3 && strcmp(argv[2], "rules") == 0)
+            return rw_rules_check_main(argc - 3, argv + 3);
+        usage(stderr);
+        return 2;
+    }
+    if (argc >= 2 && strcmp(argv[1], "test") == 0) {
+        if (argc >= 4 && strcmp(argv[2], "rules") == 0) {
+            /* the temporary stores' open/close lines are noise in a test report */
+            setenv("RWGATE_LOG_LEVEL", "warn", 0);
+            return rw_rules_test_main(argc - 3, argv + 3);
+        }
         usage(stderr);
         return 2;
     }

@@ -20,21 +20,9 @@
 
 #define MAX_RULE_FILE_BYTES (64u << 20)
 
-typedef struct lctx {
-    const char *path;
-    ydoc *d;
-    rules_diag *diag;
-    int shape_errors;
-} lctx;
+typedef ywalk lctx;
 
-#define SHAPE_ERR(c, node, ...)                                                     \
-    do {                                                                            \
-        char m_[1024];                                                              \
-        snprintf(m_, sizeof m_, __VA_ARGS__);                                       \
-        rules_diag_add((c)->diag, 0, "%s:%d:%d: %s", (c)->path, ydoc_line(node),    \
-                       ydoc_col(node), m_);                                         \
-        (c)->shape_errors++;                                                        \
-    } while (0)
+#define SHAPE_ERR(c, node, ...) yw_error((c), (node), __VA_ARGS__)
 
 /* ---- freeing ---- */
 
@@ -92,150 +80,6 @@ void rules_file_free(rw_rule_file *f)
 
 /* ---- shape: typed field readers ---- */
 
-/* A mapping's pairs with duplicate-key and unknown-field checks: calls fn for
- * each known key. known: NULL-terminated list. */
-typedef void (*field_fn)(lctx *c, void *obj, const char *key, yaml_node_t *val);
-
-static void walk_map(lctx *c, yaml_node_t *m, const char *what, const char *const *known,
-                     field_fn fn, void *obj)
-{
-    yaml_node_pair_t *p;
-    for (p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
-        if (!ydoc_visit(c->d)) {
-            SHAPE_ERR(c, m, "document too large or too deeply aliased");
-            return;
-        }
-        yaml_node_t *k = ydoc_get(c->d, p->key), *v = ydoc_get(c->d, p->value);
-        const char *ks = ydoc_scalar(k);
-        if (!ks) {
-            SHAPE_ERR(c, k, "%s: a key must be a string, got %s", what, ydoc_kind(k));
-            continue;
-        }
-        for (yaml_node_pair_t *q = m->data.mapping.pairs.start; q < p; q++) {
-            const char *qs = ydoc_scalar(ydoc_get(c->d, q->key));
-            if (qs && strcmp(qs, ks) == 0) {
-                SHAPE_ERR(c, k, "mapping key \"%s\" already defined at line %d", ks,
-                          ydoc_line(ydoc_get(c->d, q->key)));
-                goto next;
-            }
-        }
-        int found = 0;
-        for (size_t i = 0; known[i]; i++)
-            if (strcmp(known[i], ks) == 0)
-                found = 1;
-        if (!found) {
-            SHAPE_ERR(c, k, "field %s not found in %s", ks, what);
-            continue;
-        }
-        fn(c, obj, ks, v);
-    next:;
-    }
-}
-
-static char *read_string(lctx *c, yaml_node_t *v, const char *field)
-{
-    if (ydoc_is_null(v))
-        return strdup("");
-    const char *s = ydoc_scalar(v);
-    if (!s) {
-        SHAPE_ERR(c, v, "%s: cannot unmarshal %s into a string", field, ydoc_kind(v));
-        return NULL;
-    }
-    return strdup(s);
-}
-
-static int parse_prom_duration(const char *s, int64_t *ms, rw_err *err)
-{
-    if (strcmp(s, "0") == 0) {
-        *ms = 0;
-        return 0;
-    }
-    return rw_parse_duration(s, strlen(s), ms, err) == RW_OK ? 0 : -1;
-}
-
-static void read_duration(lctx *c, yaml_node_t *v, const char *field, int64_t *ms, int *set)
-{
-    if (ydoc_is_null(v))
-        return;
-    const char *s = ydoc_scalar(v);
-    if (!s) {
-        SHAPE_ERR(c, v, "%s: cannot unmarshal %s into a duration", field, ydoc_kind(v));
-        return;
-    }
-    rw_err e;
-    rw_err_init(&e);
-    if (parse_prom_duration(s, ms, &e) != 0) {
-        SHAPE_ERR(c, v, "%s: %s", field, e.msg);
-        return;
-    }
-    if (set)
-        *set = 1;
-}
-
-static void read_int(lctx *c, yaml_node_t *v, const char *field, int64_t *out)
-{
-    if (ydoc_is_null(v))
-        return;
-    const char *s = ydoc_scalar(v);
-    if (!s || v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
-        SHAPE_ERR(c, v, "%s: cannot unmarshal %s%s%s into an integer", field, ydoc_kind(v),
-                  s ? " " : "", s ? s : "");
-        return;
-    }
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 0);
-    if (!*s || *end || errno) {
-        SHAPE_ERR(c, v, "%s: cannot unmarshal %s into an integer", field, s);
-        return;
-    }
-    *out = x;
-}
-
-/* map[string]string; *l sorted afterwards */
-static void read_labels(lctx *c, yaml_node_t *v, const char *field, rw_label **l, size_t *n)
-{
-    if (ydoc_is_null(v))
-        return;
-    if (v->type != YAML_MAPPING_NODE) {
-        SHAPE_ERR(c, v, "%s: cannot unmarshal %s into a map of strings", field, ydoc_kind(v));
-        return;
-    }
-    size_t cap = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
-    rw_label *out = calloc(cap ? cap : 1, sizeof *out);
-    if (!out)
-        return;
-    size_t k = 0;
-    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = ydoc_get(c->d, p->key), *vn = ydoc_get(c->d, p->value);
-        const char *ks = ydoc_scalar(kn);
-        if (!ks) {
-            SHAPE_ERR(c, kn, "%s: a key must be a string, got %s", field, ydoc_kind(kn));
-            continue;
-        }
-        int dup = 0;
-        for (size_t i = 0; i < k; i++)
-            if (strcmp(out[i].name, ks) == 0)
-                dup = 1;
-        if (dup) {
-            SHAPE_ERR(c, kn, "%s: mapping key \"%s\" already defined", field, ks);
-            continue;
-        }
-        const char *vs = ydoc_is_null(vn) ? "" : ydoc_scalar(vn);
-        if (!vs) {
-            SHAPE_ERR(c, vn, "%s.%s: cannot unmarshal %s into a string", field, ks,
-                      ydoc_kind(vn));
-            continue;
-        }
-        out[k].name = strdup(ks);
-        out[k].value = strdup(vs);
-        k++;
-    }
-    rw_labels_sort(out, k);
-    *l = out;
-    *n = k;
-}
-
 /* ---- shape: rules and groups ---- */
 
 typedef struct rule_nodes {
@@ -252,23 +96,23 @@ static void rule_field(lctx *c, void *obj, const char *key, yaml_node_t *v)
     if (strcmp(key, "record") == 0) {
         rn->record = v;
         free(rn->record_s);
-        rn->record_s = read_string(c, v, key);
+        rn->record_s = yw_string(c, v, key);
     } else if (strcmp(key, "alert") == 0) {
         rn->alert = v;
         free(rn->alert_s);
-        rn->alert_s = read_string(c, v, key);
+        rn->alert_s = yw_string(c, v, key);
     } else if (strcmp(key, "expr") == 0) {
         rn->expr = v;
         free(r->expr_text);
-        r->expr_text = read_string(c, v, key);
+        r->expr_text = yw_string(c, v, key);
     } else if (strcmp(key, "for") == 0) {
-        read_duration(c, v, key, &r->for_ms, &rn->has_for);
+        yw_duration(c, v, key, &r->for_ms, &rn->has_for);
     } else if (strcmp(key, "keep_firing_for") == 0) {
-        read_duration(c, v, key, &r->keep_firing_for_ms, &rn->has_kff);
+        yw_duration(c, v, key, &r->keep_firing_for_ms, &rn->has_kff);
     } else if (strcmp(key, "labels") == 0) {
-        read_labels(c, v, key, &r->labels, &r->nlabels);
+        yw_labels(c, v, key, &r->labels, &r->nlabels);
     } else if (strcmp(key, "annotations") == 0) {
-        read_labels(c, v, key, &r->annotations, &r->nannotations);
+        yw_labels(c, v, key, &r->annotations, &r->nannotations);
     }
 }
 
@@ -288,15 +132,15 @@ static void group_field(lctx *c, void *obj, const char *key, yaml_node_t *v)
     rw_group_def *g = gn->g;
     if (strcmp(key, "name") == 0) {
         free(g->name);
-        g->name = read_string(c, v, key);
+        g->name = yw_string(c, v, key);
     } else if (strcmp(key, "interval") == 0) {
-        read_duration(c, v, key, &g->interval_ms, NULL);
+        yw_duration(c, v, key, &g->interval_ms, NULL);
     } else if (strcmp(key, "query_offset") == 0) {
-        read_duration(c, v, key, &g->query_offset_ms, &g->has_query_offset);
+        yw_duration(c, v, key, &g->query_offset_ms, &g->has_query_offset);
     } else if (strcmp(key, "limit") == 0) {
-        read_int(c, v, key, &g->limit);
+        yw_int(c, v, key, &g->limit);
     } else if (strcmp(key, "labels") == 0) {
-        read_labels(c, v, key, &g->labels, &g->nlabels);
+        yw_labels(c, v, key, &g->labels, &g->nlabels);
     } else if (strcmp(key, "rules") == 0) {
         if (ydoc_is_null(v))
             return;
@@ -322,7 +166,7 @@ static void group_field(lctx *c, void *obj, const char *key, yaml_node_t *v)
                 SHAPE_ERR(c, rv, "cannot unmarshal %s into a rule", ydoc_kind(rv));
                 continue;
             }
-            walk_map(c, rv, "rule", rule_fields, rule_field, rn);
+            yw_map(c, rv, "rule", rule_fields, rule_field, rn);
         }
     }
 }
@@ -364,7 +208,7 @@ static void top_field(lctx *c, void *obj, const char *key, yaml_node_t *v)
             SHAPE_ERR(c, gv, "cannot unmarshal %s into a rule group", ydoc_kind(gv));
             continue;
         }
-        walk_map(c, gv, "rule group", group_fields, group_field, gn);
+        yw_map(c, gv, "rule group", group_fields, group_field, gn);
     }
 }
 
@@ -588,9 +432,9 @@ rw_rc rules_file_parse(const char *path, const char *data, size_t len, rules_dia
                                 "\"groups\")",
                       ydoc_kind(root));
         else
-            walk_map(&c, root, "rule groups", top_fields, top_field, &fn);
+            yw_map(&c, root, "rule groups", top_fields, top_field, &fn);
     }
-    if (!c.shape_errors)
+    if (!c.errors)
         validate(&c, &fn);
     free_nodes(&fn);
     ydoc_free(&d);

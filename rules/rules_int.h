@@ -69,6 +69,32 @@ const char *ydoc_kind(const yaml_node_t *n); /* "!!map", "!!seq", "!!str" ... fo
 /* Counts one visit; 0 once the budget is spent. */
 int ydoc_visit(ydoc *d);
 
+/* Typed readers onto C fields, errors to diag as "path:line:col: msg". */
+typedef struct ywalk {
+    const char *path;
+    ydoc *d;
+    rules_diag *diag;
+    int errors;
+} ywalk;
+
+typedef void (*yw_field_fn)(ywalk *c, void *obj, const char *key, yaml_node_t *val);
+void yw_error(ywalk *c, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Walks a mapping: duplicate keys and keys not in known (NULL-terminated)
+ * are errors; fn gets each known key. `what` names the object in messages. */
+void yw_map(ywalk *c, yaml_node_t *m, const char *what, const char *const *known,
+            yw_field_fn fn, void *obj);
+char *yw_string(ywalk *c, yaml_node_t *v, const char *field); /* malloc'd; NULL on error */
+void yw_duration(ywalk *c, yaml_node_t *v, const char *field, int64_t *ms, int *set);
+void yw_int(ywalk *c, yaml_node_t *v, const char *field, int64_t *out);
+/* map of string -> string, sorted by name; names and values malloc'd */
+void yw_labels(ywalk *c, yaml_node_t *v, const char *field, rw_label **l, size_t *n);
+void yw_float(ywalk *c, yaml_node_t *v, const char *field, double *out);
+void yw_bool(ywalk *c, yaml_node_t *v, const char *field, int *out);
+void yw_strings(ywalk *c, yaml_node_t *v, const char *field, char ***out, size_t *n);
+/* Prometheus' model.ParseDuration ("0", "1h30m", "5m") */
+int rules_parse_duration(const char *s, int64_t *ms, rw_err *err);
+
 /* ---- definitions ---- */
 
 typedef enum { RULE_RECORD, RULE_ALERT } rule_kind;
@@ -283,6 +309,25 @@ rw_rc rules_alert_eval(rw_group *g, rule_state *rs, const rules_env *env, const 
 /* Sends what needs sending after a successful evaluation at ts. */
 void rules_alert_send(rw_group *g, rule_state *rs, const rules_env *env, int64_t ts,
                       rw_arena *a);
+
+/* ---- series_desc.c: test-file series notation ---- */
+
+enum { RULES_SEQ_NONE, RULES_SEQ_FLOAT, RULES_SEQ_STALE };
+typedef struct rules_seq_val {
+    int kind;
+    double v;
+} rules_seq_val;
+typedef struct rules_seq {
+    rules_seq_val *v;
+    size_t n, cap;
+} rules_seq;
+
+/* `name{a="b"}` / `{a="b"}` (= only) into a sorted label set without empty
+ * values (names and values malloc'd); *end after the metric. */
+rw_rc rules_parse_metric(const char *s, const char **end, rw_label **out, size_t *n, rw_err *err);
+/* "1+1x3 _ stale ..." expanded, at most max values; free out->v. */
+rw_rc rules_parse_values(const char *s, size_t max, rules_seq *out, rw_err *err);
+void rules_free_labels(rw_label *l, size_t n);
 
 /* manager.c: the group list for readers (api.c); unlock when done */
 void rules_manager_read_lock(rw_rules *r, rw_group ***groups, size_t *n);

@@ -1,5 +1,5 @@
 /* util.c - small pieces the rules layer shares: diagnostics lists, YAML
- * documents with positions (libyaml's loader), a label builder with
+ * a label builder with
  * Prometheus' "empty value deletes" rule, the set of series a rule wrote,
  * and the Go formats the API and notifier reproduce (strconv 'e' floats,
  * url.QueryEscape, time.Time JSON). */
@@ -45,84 +45,6 @@ void rules_diag_free(rules_diag *d)
     free(d->msg);
     free(d->is_warning);
     memset(d, 0, sizeof *d);
-}
-
-/* ---- YAML ---- */
-
-#define YDOC_MAX_VISITS 2000000
-
-rw_rc ydoc_load(ydoc *d, const char *buf, size_t len, int *more, rw_err *err)
-{
-    memset(d, 0, sizeof *d);
-    if (more)
-        *more = 0;
-    yaml_parser_t p;
-    if (!yaml_parser_initialize(&p))
-        return rw_err_set(err, RW_NOMEM, "out of memory");
-    yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
-    if (!yaml_parser_load(&p, &d->doc)) {
-        rw_rc rc = rw_err_set(err, RW_BADREQ, "yaml: line %d: %s%s%s",
-                              (int)p.problem_mark.line + 1, p.problem ? p.problem : "error",
-                              p.context ? " " : "", p.context ? p.context : "");
-        yaml_parser_delete(&p);
-        return rc;
-    }
-    d->loaded = 1;
-    if (more && yaml_document_get_root_node(&d->doc)) {
-        yaml_document_t second;
-        if (yaml_parser_load(&p, &second)) {
-            if (yaml_document_get_root_node(&second))
-                *more = 1;
-            yaml_document_delete(&second);
-        } else {
-            *more = 1; /* a broken second document: ignored, but worth a warning */
-        }
-    }
-    yaml_parser_delete(&p);
-    return RW_OK;
-}
-
-void ydoc_free(ydoc *d)
-{
-    if (d->loaded)
-        yaml_document_delete(&d->doc);
-    d->loaded = 0;
-}
-
-yaml_node_t *ydoc_root(ydoc *d) { return yaml_document_get_root_node(&d->doc); }
-yaml_node_t *ydoc_get(ydoc *d, int idx) { return yaml_document_get_node(&d->doc, idx); }
-int ydoc_line(const yaml_node_t *n) { return n ? (int)n->start_mark.line + 1 : 0; }
-int ydoc_col(const yaml_node_t *n) { return n ? (int)n->start_mark.column + 1 : 0; }
-
-int ydoc_visit(ydoc *d) { return ++d->visits <= YDOC_MAX_VISITS; }
-
-int ydoc_is_null(const yaml_node_t *n)
-{
-    if (!n)
-        return 1;
-    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return 0;
-    const char *s = (const char *)n->data.scalar.value;
-    return !*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
-           strcmp(s, "NULL") == 0;
-}
-
-const char *ydoc_scalar(const yaml_node_t *n)
-{
-    if (!n || n->type != YAML_SCALAR_NODE)
-        return NULL;
-    return (const char *)n->data.scalar.value;
-}
-
-const char *ydoc_kind(const yaml_node_t *n)
-{
-    if (!n)
-        return "!!null";
-    switch (n->type) {
-    case YAML_MAPPING_NODE: return "!!map";
-    case YAML_SEQUENCE_NODE: return "!!seq";
-    default: return ydoc_is_null(n) ? "!!null" : "!!str";
-    }
 }
 
 /* ---- label builder ---- */
