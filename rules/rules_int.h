@@ -325,8 +325,9 @@ typedef struct rules_seq {
 /* `name{a="b"}` / `{a="b"}` (= only) into a sorted label set without empty
  * values (names and values malloc'd); *end after the metric. */
 rw_rc rules_parse_metric(const char *s, const char **end, rw_label **out, size_t *n, rw_err *err);
-/* "1+1x3 _ stale ..." expanded, at most max values; free out->v. */
-rw_rc rules_parse_values(const char *s, size_t max, rules_seq *out, rw_err *err);
+/* "1+1x3 _ stale ..." expanded, at most max values; free out->v. Error
+ * columns count from col0 (where s starts in the line it came from). */
+rw_rc rules_parse_values(const char *s, int col0, size_t max, rules_seq *out, rw_err *err);
 void rules_free_labels(rw_label *l, size_t n);
 
 /* manager.c: the group list for readers (api.c); unlock when done */

@@ -354,7 +354,7 @@ static int times(const char *p, const char **end, uint64_t *n)
     return 0;
 }
 
-rw_rc rules_parse_values(const char *s, size_t max, rules_seq *out, rw_err *err)
+rw_rc rules_parse_values(const char *s, int col0, size_t max, rules_seq *out, rw_err *err)
 {
     memset(out, 0, sizeof *out);
     const char *p = skip_ws(s);
@@ -415,8 +415,10 @@ rw_rc rules_parse_values(const char *s, size_t max, rules_seq *out, rw_err *err)
         p = skip_ws(e);
         continue;
     bad:
-        rw_err_set(err, RW_BADREQ, "1:%d: parse error: unexpected \"%.*s\" in series values",
-                   (int)(p - s) + 1, (int)(tl > 60 ? 60 : tl), p);
+        rw_err_set(err, RW_BADREQ,
+                   "1:%d: parse error: unexpected \"%.*s\" in series values, expected number or "
+                   "\"stale\"",
+                   col0 + (int)(p - s) + 1, (int)(tl > 60 ? 60 : tl), p);
         goto fail;
     limit:
         rw_err_set(err, RW_LIMIT, "series values expand to more than %zu samples", max);

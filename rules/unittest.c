@@ -530,14 +530,15 @@ static int load_inputs(run *r, int64_t start)
         size_t n;
         const char *series = tg->in[i].series ? tg->in[i].series : "";
         if (rules_parse_metric(series, NULL, &l, &n, &e) != RW_OK) {
-            rules_diag_add(r->errs, 0, "%d:%s", (int)i + 2, e.msg);
+            rules_diag_add(r->errs, 0, "%s", e.msg);
             return -1;
         }
         rules_seq q;
-        if (rules_parse_values(tg->in[i].values ? tg->in[i].values : "",
+        /* columns as promtool counts them, in "SERIES VALUES" */
+        if (rules_parse_values(tg->in[i].values ? tg->in[i].values : "", (int)strlen(series) + 1,
                                MAX_INPUT_SAMPLES - total, &q, &e) != RW_OK) {
             rules_free_labels(l, n);
-            rules_diag_add(r->errs, 0, "%d:%s", (int)i + 2, e.msg);
+            rules_diag_add(r->errs, 0, "%s", e.msg);
             return -1;
         }
         total += q.n;
