@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "core/cfg.h"
 #include "core/err.h"
 #include "core/http.h"
 #include "core/labels.h"
@@ -27,6 +28,29 @@
 #include "store/store.h"
 
 typedef struct rw_rules rw_rules;
+
+/* ---- configuration (config.c) ----
+ * The rules' keys of `global:` (a section row shared with the other layers'
+ * global keys) and the top-level `rule_files` list. The root table places
+ * them with RW_RULES_CONFIG_ROWS(offsetof(rw_config, rules)). */
+typedef struct rw_rules_global_config {
+    int64_t evaluation_interval_ms; /* global.evaluation_interval, default 1m */
+    int64_t rule_query_offset_ms;   /* global.rule_query_offset, default 1m */
+    char *external_url;             /* global.external_url, default "" */
+} rw_rules_global_config;
+
+typedef struct rw_rules_config {
+    rw_cfg_strings rule_files;      /* globs, relative to the config file */
+    rw_rules_global_config global;
+} rw_rules_config;
+
+extern const rw_cfg_table rw_rules_global_table;
+
+#define RW_RULES_CONFIG_ROWS(off)                                                           \
+    {"global", RW_CFG_SECTION, (off) + offsetof(rw_rules_config, global), NULL, 0, 0,       \
+     RW_CFG_RELOAD, "", &rw_rules_global_table, NULL},                                      \
+    {"rule_files", RW_CFG_STRINGS, (off) + offsetof(rw_rules_config, rule_files), NULL, 0, 0, \
+     RW_CFG_RELOAD, "rule files to load (globs, relative to the config file)", NULL, NULL}
 
 /* Receives the alerts of one rule evaluation that need sending (new firing,
  * resends every resend delay, resolved). Must not block: the notifier
