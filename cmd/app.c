@@ -24,6 +24,7 @@
 #include "ingest/ingest.h"
 #include "query/api.h"
 #include "query/promql.h"
+#include "rules/rules.h"
 #include "store/store.h"
 
 #ifndef RWGATE_VERSION
@@ -42,6 +43,9 @@ struct rw_app {
     rw_engine *engine;
     rw_query_api *api;
     rw_ingest *ingest;
+    rw_rules *rules;
+    char *rules_base_dir;     /* rule_files globs are relative to the config file */
+    char *default_url;        /* external URL when global.external_url is empty */
     rw_routes *routes;
     rw_http_server *http;
     atomic_int ready;
@@ -117,6 +121,50 @@ static void collect_process(void *ctx, rw_buf *out)
                   (double)app->start_ms / 1000.0, RWGATE_VERSION);
 }
 
+/* ---- rules ---- */
+
+/* http://<listen address>, with the host name for a wildcard address, as
+ * Prometheus builds its default external URL */
+static char *default_external_url(const char *listen)
+{
+    const char *colon = strrchr(listen, ':');
+    char host[256];
+    size_t hl = colon ? (size_t)(colon - listen) : strlen(listen);
+    snprintf(host, sizeof host, "%.*s", (int)hl, listen);
+    if (!host[0] || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0 ||
+        strcmp(host, "::") == 0) {
+        if (gethostname(host, sizeof host) != 0)
+            snprintf(host, sizeof host, "localhost");
+        host[sizeof host - 1] = '\0';
+    }
+    char *url = malloc(strlen(host) + 32);
+    if (url)
+        sprintf(url, "http://%s%s", host, colon ? colon : ":9201");
+    return url;
+}
+
+static rw_rules_opts rules_opts(rw_app *app, const rw_config *c)
+{
+    const char *url = c->rules.global.external_url;
+    rw_rules_opts o = {
+        .rule_files = (const char *const *)c->rules.rule_files.v,
+        .nrule_files = c->rules.rule_files.n,
+        .base_dir = app->rules_base_dir,
+        .evaluation_interval_ms = c->rules.global.evaluation_interval_ms,
+        .query_offset_ms = c->rules.global.rule_query_offset_ms,
+        .external_labels = c->global.external_labels.v,
+        .nexternal = c->global.external_labels.n,
+        .external_url = url && *url ? url : app->default_url,
+        .engine = app->engine,
+        .appender = app->appender,
+        .querier = rw_store_querier(app->store),
+        .timeout_ms = c->query.timeout_ms,
+        .max_samples = (size_t)c->query.max_samples,
+        .metrics = app->metrics,
+    };
+    return o;
+}
+
 /* ---- lifecycle ---- */
 
 rw_rc rw_app_load_config(const char *config_path, const rw_app_flag *flags, size_t nflags,
@@ -150,6 +198,8 @@ static rw_rc add_routes(rw_app *app, rw_err *err)
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
         if ((rc = rw_routes_add(app->routes, &ops[i], err)) != RW_OK)
             return rc;
+    if ((rc = rw_rules_routes(app->rules, app->routes, err)) != RW_OK)
+        return rc;
     return rw_query_api_routes(app->api, app->routes, err);
 }
 
@@ -222,6 +272,20 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
         goto fail;
     }
 
+    if (config_path) {
+        const char *sl = strrchr(config_path, '/');
+        /* no directory part: globs stay relative to the working directory,
+           as Prometheus' filepath.Join(".", glob) leaves them */
+        if (sl)
+            app->rules_base_dir =
+                strndup(config_path, sl == config_path ? 1 : (size_t)(sl - config_path));
+    }
+    app->default_url = default_external_url(c->http.listen);
+    rw_rules_opts ro = rules_opts(app, c);
+    app->rules = rw_rules_open(&ro, err);
+    if (!app->rules)
+        goto fail;
+
     if (!(app->routes = rw_routes_new())) {
         rw_err_set(err, RW_NOMEM, "out of memory");
         goto fail;
@@ -260,6 +324,11 @@ rw_rc rw_app_reload(rw_app *app, rw_err *err)
         rc = rw_err_set(err, RW_BADREQ, "%s cannot change without a restart", key);
         goto out;
     }
+    /* rules first: an invalid rule file is the likeliest failure, and until
+       it succeeds nothing has changed */
+    rw_rules_opts ro = rules_opts(app, &nc);
+    if ((rc = rw_rules_reconfigure(app->rules, &ro, err)) != RW_OK)
+        goto out;
     if ((rc = rw_ingest_reconfigure(app->ingest, &nc.ingest, err)) != RW_OK)
         goto out;
     if ((rc = rw_query_api_set_external_labels(app->api, nc.global.external_labels.v,
@@ -294,6 +363,10 @@ void rw_app_stop(rw_app *app)
         rw_http_stop(app->http);
     }
     rw_routes_free(app->routes);
+    /* rules append through the store: stop them before it closes */
+    rw_rules_close(app->rules);
+    free(app->rules_base_dir);
+    free(app->default_url);
     rw_query_api_free(app->api);
     rw_engine_free(app->engine);
     rw_ingest_free(app->ingest);

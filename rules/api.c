@@ -30,8 +30,8 @@ static void json_labels(rw_buf *b, const rw_label *l, size_t n)
 /* encoding/json's float64: shortest, exponent form below 1e-6 and from 1e21 */
 static void json_num(rw_buf *b, double v)
 {
-    char tmp[40];
-    rw_fmt_float_json(v, tmp);
+    char tmp[48];
+    rules_fmt_float_json(v, tmp, sizeof tmp);
     rw_buf_puts(b, tmp);
 }
 
@@ -216,7 +216,8 @@ static void h_rules(void *ctx, rw_http_req *req, rw_http_resp *resp)
             if (any++)
                 rw_buf_putc(b, ',');
             if (d->kind == RULE_ALERT) {
-                int st = rs->last_eval_ms == RW_TIME_UNSET ? 0 : rule_alert_state(rs);
+                /* "inactive" before the first evaluation too, as Prometheus 2 */
+                int st = rule_alert_state(rs);
                 rw_buf_printf(b, "{\"state\":\"%s\",\"name\":", rules_alert_state_str(st));
                 rw_json_str(b, d->name);
                 rw_buf_puts(b, ",\"query\":");
@@ -248,8 +249,10 @@ static void h_rules(void *ctx, rw_http_req *req, rw_http_resp *resp)
                 rw_json_str(b, d->name);
                 rw_buf_puts(b, ",\"query\":");
                 rw_json_str(b, rw_promql_expr_string(d->expr));
-                rw_buf_puts(b, ",\"labels\":");
-                json_labels(b, d->labels, d->nlabels);
+                if (d->nlabels) { /* omitted when empty, as Prometheus 2 */
+                    rw_buf_puts(b, ",\"labels\":");
+                    json_labels(b, d->labels, d->nlabels);
+                }
             }
             rw_buf_printf(b, ",\"health\":\"%s\"", health_str(rs->health));
             if (rs->last_error) {
@@ -316,14 +319,17 @@ static void h_alerts(void *ctx, rw_http_req *req, rw_http_resp *resp)
     rw_buf_puts(b, "]}}");
 }
 
-size_t rw_rules_routes(rw_rules *r, rw_http_route *out, size_t max)
+rw_rc rw_rules_routes(rw_rules *r, rw_routes *routes, rw_err *err)
 {
-    const rw_http_route rows[RW_RULES_NROUTES] = {
-        {"/api/v1/rules", RW_HTTP_GET | RW_HTTP_POST, 0, h_rules, r},
-        {"/api/v1/alerts", RW_HTTP_GET | RW_HTTP_POST, 0, h_alerts, r},
+    const rw_http_route rows[] = {
+        {.path = "/api/v1/rules", .methods = RW_HTTP_GET | RW_HTTP_POST, .perm = RW_PERM_READ,
+         .fn = h_rules, .ctx = r},
+        {.path = "/api/v1/alerts", .methods = RW_HTTP_GET | RW_HTTP_POST, .perm = RW_PERM_READ,
+         .fn = h_alerts, .ctx = r},
     };
-    size_t n = 0;
-    for (; n < RW_RULES_NROUTES && n < max; n++)
-        out[n] = rows[n];
-    return n;
+    rw_rc rc;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        if ((rc = rw_routes_add(routes, &rows[i], err)) != RW_OK)
+            return rc;
+    return RW_OK;
 }

@@ -7,7 +7,7 @@
 
 static const rw_cfg_key global_keys[] = {
     {"evaluation_interval", RW_CFG_DURATION,
-     offsetof(rw_rules_global_config, evaluation_interval_ms), "1m", 1000, 0, RW_CFG_RELOAD,
+     offsetof(rw_rules_global_config, evaluation_interval_ms), "1m", 1000, 366.0 * 86400 * 1000, RW_CFG_RELOAD,
      "how often rule groups without their own interval are evaluated", NULL, NULL},
     {"rule_query_offset", RW_CFG_DURATION, offsetof(rw_rules_global_config, rule_query_offset_ms),
      "1m", 0, 0, RW_CFG_RELOAD,

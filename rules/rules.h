@@ -100,9 +100,8 @@ void rw_rules_close(rw_rules *r);
 /* Number of groups and rules loaded. */
 void rw_rules_counts(rw_rules *r, size_t *ngroups, size_t *nrules);
 
-/* Route rows: GET|POST /api/v1/rules, GET|POST /api/v1/alerts. */
-#define RW_RULES_NROUTES 2
-size_t rw_rules_routes(rw_rules *r, rw_http_route *out, size_t max);
+/* Adds GET|POST /api/v1/rules and /api/v1/alerts (read permission). */
+rw_rc rw_rules_routes(rw_rules *r, rw_routes *routes, rw_err *err);
 
 /* `rwgate check rules FILE...` (no file: standard input). Prints promtool's
  * report and returns its exit code: 0 valid (duplicate rules are a warning),

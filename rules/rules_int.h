@@ -351,6 +351,8 @@ void lb_sort(lbuild *b);
 
 /* Go strconv.FormatFloat(v, 'e', -1, 64): "1.5e+00" */
 void rules_fmt_float_e(double v, char *out, size_t cap);
+/* Go encoding/json float64: 0.000086733, 60, 1e-7, 1e+21 */
+void rules_fmt_float_json(double v, char *out, size_t cap);
 /* Go url.QueryEscape */
 void rules_query_escape(rw_buf *b, const char *s);
 /* Go time.Time JSON: RFC 3339 with nanoseconds, trailing zeros trimmed, UTC */

@@ -195,6 +195,58 @@ void rules_fmt_float_e(double v, char *out, size_t cap)
     snprintf(out, cap, "%.16e", v);
 }
 
+void rules_fmt_float_json(double v, char *out, size_t cap)
+{
+    if (v == 0 || !isfinite(v)) {
+        snprintf(out, cap, isnan(v) ? "NaN" : v == 0 ? "0" : v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    double a = fabs(v);
+    char e[40];
+    rules_fmt_float_e(v, e, sizeof e); /* shortest digits: [-]d.ddde[+-]XX */
+    if (a < 1e-6 || a >= 1e21) {
+        /* encoding/json: exponent form with "e-07" written as "e-7" */
+        char *x = strchr(e, 'e');
+        if (x && (x[1] == '-' || x[1] == '+') && x[2] == '0' && x[3])
+            memmove(x + 2, x + 3, strlen(x + 3) + 1);
+        snprintf(out, cap, "%s", e);
+        return;
+    }
+    /* digits and decimal exponent, laid out without an exponent */
+    char digits[32];
+    size_t nd = 0;
+    const char *p = e;
+    int neg = *p == '-';
+    if (neg)
+        p++;
+    for (; *p && *p != 'e'; p++)
+        if (*p != '.' && nd + 1 < sizeof digits)
+            digits[nd++] = *p;
+    int exp10 = atoi(p + 1); /* value = d.ddd x 10^exp10 */
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
+    rw_buf b;
+    rw_buf_init(&b, 0);
+    if (neg)
+        rw_buf_putc(&b, '-');
+    int point = exp10 + 1; /* digits before the decimal point */
+    if (point <= 0) {
+        rw_buf_puts(&b, "0.");
+        for (int i = 0; i < -point; i++)
+            rw_buf_putc(&b, '0');
+        rw_buf_append(&b, digits, nd);
+    } else {
+        for (int i = 0; i < point; i++)
+            rw_buf_putc(&b, (size_t)i < nd ? digits[i] : '0');
+        if ((size_t)point < nd) {
+            rw_buf_putc(&b, '.');
+            rw_buf_append(&b, digits + point, nd - (size_t)point);
+        }
+    }
+    snprintf(out, cap, "%s", b.p ? b.p : "0");
+    rw_buf_free(&b);
+}
+
 void rules_query_escape(rw_buf *b, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";

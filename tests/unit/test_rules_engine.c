@@ -644,6 +644,18 @@ static void test_formats(void)
     CHECK_STR(b, "2.5e-01");
     rules_fmt_float_e(123456789, b, sizeof b);
     CHECK_STR(b, "1.23456789e+08");
+    rules_fmt_float_json(8.6733e-05, b, sizeof b);
+    CHECK_STR(b, "0.000086733");
+    rules_fmt_float_json(60, b, sizeof b);
+    CHECK_STR(b, "60");
+    rules_fmt_float_json(1.5e-7, b, sizeof b);
+    CHECK_STR(b, "1.5e-7");
+    rules_fmt_float_json(-1234.5, b, sizeof b);
+    CHECK_STR(b, "-1234.5");
+    rules_fmt_float_json(1e21, b, sizeof b);
+    CHECK_STR(b, "1e+21");
+    rules_fmt_float_json(0.001095822, b, sizeof b);
+    CHECK_STR(b, "0.001095822");
     rules_fmt_time(0, b, sizeof b);
     CHECK_STR(b, "1970-01-01T00:00:00Z");
     rules_fmt_time(1500, b, sizeof b);
