@@ -159,6 +159,9 @@ static rw_rules_opts rules_opts(rw_app *app, const rw_config *c)
         .appender = app->appender,
         .querier = rw_store_querier(app->store),
         .timeout_ms = c->query.timeout_ms,
+        .outage_tolerance_ms = c->rules.rules.outage_tolerance_ms,
+        .for_grace_period_ms = c->rules.rules.for_grace_period_ms,
+        .resend_delay_ms = c->rules.rules.resend_delay_ms,
         .max_samples = (size_t)c->query.max_samples,
         .metrics = app->metrics,
     };

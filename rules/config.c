@@ -5,9 +5,11 @@
 
 #include <stddef.h>
 
+#define DAY (86400.0 * 1000)
+
 static const rw_cfg_key global_keys[] = {
     {"evaluation_interval", RW_CFG_DURATION,
-     offsetof(rw_rules_global_config, evaluation_interval_ms), "1m", 1000, 366.0 * 86400 * 1000, RW_CFG_RELOAD,
+     offsetof(rw_rules_global_config, evaluation_interval_ms), "1m", 1000, 366 * DAY, RW_CFG_RELOAD,
      "how often rule groups without their own interval are evaluated", NULL, NULL},
     {"rule_query_offset", RW_CFG_DURATION, offsetof(rw_rules_global_config, rule_query_offset_ms),
      "1m", 0, 0, RW_CFG_RELOAD,
@@ -23,3 +25,21 @@ static const rw_cfg_key global_keys[] = {
 
 const rw_cfg_table rw_rules_global_table =
     RW_CFG_TABLE("global", rw_rules_global_config, global_keys, NULL, NULL);
+
+/* Prometheus' --rules.alert.* flags */
+static const rw_cfg_key rules_keys[] = {
+    {"for_outage_tolerance", RW_CFG_DURATION,
+     offsetof(rw_rules_section_config, outage_tolerance_ms), "1h", 1000, 366 * DAY, RW_CFG_RELOAD,
+     "longest outage after which `for` state is restored from ALERTS_FOR_STATE", NULL, NULL},
+    {"for_grace_period", RW_CFG_DURATION, offsetof(rw_rules_section_config, for_grace_period_ms),
+     "10m", 0, 366 * DAY, RW_CFG_RELOAD,
+     "least time an alert waits after a restart before firing; alerts with a shorter `for` "
+     "are not restored",
+     NULL, NULL},
+    {"resend_delay", RW_CFG_DURATION, offsetof(rw_rules_section_config, resend_delay_ms), "1m",
+     1, 366 * DAY, RW_CFG_RELOAD, "how often a firing or resolved alert is sent again",
+     NULL, NULL},
+};
+
+const rw_cfg_table rw_rules_section_table =
+    RW_CFG_TABLE("rules", rw_rules_section_config, rules_keys, NULL, NULL);

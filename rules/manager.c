@@ -397,6 +397,13 @@ rw_rc rw_rules_reconfigure(rw_rules *r, const rw_rules_opts *o, rw_err *err)
         return rc;
     }
     rules_env *env = env_from_opts(o);
+    /* read by group threads between evaluations; plain int64 stores */
+    if (o->outage_tolerance_ms > 0)
+        r->ctx.outage_tolerance_ms = o->outage_tolerance_ms;
+    if (o->for_grace_period_ms > 0)
+        r->ctx.for_grace_period_ms = o->for_grace_period_ms;
+    if (o->resend_delay_ms > 0)
+        r->ctx.resend_delay_ms = o->resend_delay_ms;
     rw_group **removed = calloc(r->ngroups + 1, sizeof *removed);
     rw_group **replaced = calloc(r->ngroups + 1, sizeof *replaced);
     if (!env || !removed || !replaced) {

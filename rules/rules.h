@@ -39,18 +39,29 @@ typedef struct rw_rules_global_config {
     char *external_url;             /* global.external_url, default "" */
 } rw_rules_global_config;
 
+/* `rules:` - what Prometheus has as --rules.alert.* flags */
+typedef struct rw_rules_section_config {
+    int64_t outage_tolerance_ms;    /* rules.for_outage_tolerance, default 1h */
+    int64_t for_grace_period_ms;    /* rules.for_grace_period, default 10m */
+    int64_t resend_delay_ms;        /* rules.resend_delay, default 1m */
+} rw_rules_section_config;
+
 typedef struct rw_rules_config {
     rw_cfg_strings rule_files;      /* globs, relative to the config file */
     rw_rules_global_config global;
+    rw_rules_section_config rules;
 } rw_rules_config;
 
 extern const rw_cfg_table rw_rules_global_table;
+extern const rw_cfg_table rw_rules_section_table;
 
 #define RW_RULES_CONFIG_ROWS(off)                                                           \
     {"global", RW_CFG_SECTION, (off) + offsetof(rw_rules_config, global), NULL, 0, 0,       \
      RW_CFG_RELOAD, "", &rw_rules_global_table, NULL},                                      \
     {"rule_files", RW_CFG_STRINGS, (off) + offsetof(rw_rules_config, rule_files), NULL, 0, 0, \
-     RW_CFG_RELOAD, "rule files to load (globs, relative to the config file)", NULL, NULL}
+     RW_CFG_RELOAD, "rule files to load (globs, relative to the config file)", NULL, NULL}, \
+    {"rules", RW_CFG_SECTION, (off) + offsetof(rw_rules_config, rules), NULL, 0, 0,         \
+     RW_CFG_RELOAD, "", &rw_rules_section_table, NULL}
 
 /* Receives the alerts of one rule evaluation that need sending (new firing,
  * resends every resend delay, resolved). Must not block: the notifier
@@ -89,8 +100,8 @@ typedef struct rw_rules_opts {
 /* Loads the rule files and starts evaluating. NULL with err (every problem
  * found, one per line) when a file is invalid. */
 rw_rules *rw_rules_open(const rw_rules_opts *opts, rw_err *err);
-/* Loads the rule files named by opts again (and the defaults, external labels
- * and URL). An unchanged group keeps its schedule and state; a changed group
+/* Loads the rule files named by opts again (and the defaults, external labels,
+ * URL, outage tolerance, grace period and resend delay). An unchanged group keeps its schedule and state; a changed group
  * keeps the state of alerts that still exist; a removed group's series are
  * marked stale. On error nothing changes. */
 rw_rc rw_rules_reconfigure(rw_rules *r, const rw_rules_opts *opts, rw_err *err);

@@ -232,7 +232,8 @@ typedef struct rules_ctx {
     rw_querier querier;
     int64_t timeout_ms;
     size_t max_samples;
-    int64_t outage_tolerance_ms, for_grace_period_ms, resend_delay_ms;
+    /* may change on reload while groups run: atomics */
+    _Atomic int64_t outage_tolerance_ms, for_grace_period_ms, resend_delay_ms;
     rw_rules_notify_fn notify;
     void *notify_ctx;
     pthread_mutex_t env_mu;
