@@ -511,6 +511,54 @@ int rules_group_def_equal(const rw_group_def *a, const rw_group_def *b)
 
 /* ---- rule_files globs ---- */
 
+/* Go's filepath.Clean: "a/./b/../c" -> "a/c", no trailing or double slashes */
+void rules_clean_path(char *p)
+{
+    int abs = p[0] == '/';
+    char *out = p, *seg = p;
+    size_t n = 0; /* length written */
+    size_t keep = abs ? 1 : 0; /* ".." cannot go above this */
+    if (abs)
+        out[n++] = '/';
+    while (*seg) {
+        while (*seg == '/')
+            seg++;
+        if (!*seg)
+            break;
+        char *end = seg;
+        while (*end && *end != '/')
+            end++;
+        size_t len = (size_t)(end - seg);
+        if (len == 1 && seg[0] == '.') {
+            /* skip */
+        } else if (len == 2 && seg[0] == '.' && seg[1] == '.') {
+            /* back up over the last segment unless it is a ".." itself */
+            size_t last = n;
+            while (last > keep && out[last - 1] != '/')
+                last--;
+            int is_dotdot = n - last == 2 && out[last] == '.' && out[last + 1] == '.';
+            if (n > keep && !is_dotdot) {
+                n = last > keep ? last - 1 : keep;
+            } else if (!abs) {
+                if (n > 0)
+                    out[n++] = '/';
+                out[n++] = '.';
+                out[n++] = '.';
+                keep = n;
+            }
+        } else {
+            if (n > (abs ? 1u : 0u))
+                out[n++] = '/';
+            memmove(out + n, seg, len);
+            n += len;
+        }
+        seg = end;
+    }
+    if (n == 0)
+        out[n++] = '.';
+    out[n] = '\0';
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -535,6 +583,7 @@ rw_rc rules_glob(const char *const *patterns, size_t n, const char *base_dir, ch
         }
         if (!full)
             goto nomem;
+        rules_clean_path(full);
         glob_t gl;
         int rc = glob(full, GLOB_NOSORT, NULL, &gl);
         if (rc == GLOB_NOMATCH) {

@@ -149,6 +149,8 @@ void rules_rule_def_free(rw_rule_def *r);
 int rules_group_def_equal(const rw_group_def *a, const rw_group_def *b);
 /* Identity of a rule across reloads: kind, name and labels. */
 int rules_rule_same_identity(const rw_rule_def *a, const rw_rule_def *b);
+/* Go's filepath.Clean, in place */
+void rules_clean_path(char *p);
 /* Expands rule_files globs (relative to base_dir) into sorted unique paths. */
 rw_rc rules_glob(const char *const *patterns, size_t n, const char *base_dir, char ***out,
                  size_t *nout, rw_err *err);

@@ -668,6 +668,17 @@ static void test_formats(void)
     CHECK_STR(q.p, "sum%28x%7Ba%3D%22b+c%22%7D%29+%3E+1");
     rw_buf_free(&q);
 
+    static const char *const paths[][2] = {
+        {"tests/../etcd.yml", "etcd.yml"}, {"./a/./b//c.yml", "a/b/c.yml"},
+        {"/x/../../y", "/y"}, {"../a/../../b", "../../b"}, {"a/..", "."},
+        {"/", "/"}, {"a/b/../../..", ".."}, {"/etc/rules/", "/etc/rules"}};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "%s", paths[i][0]);
+        rules_clean_path(p);
+        CHECK_STR(p, paths[i][1]);
+    }
+
     rules_seq s;
     rw_err err;
     rw_err_init(&err);
