@@ -103,7 +103,8 @@ void lb_sort(lbuild *b) { rw_labels_sort(b->l, b->n); }
 int sset_init(series_set *s)
 {
     memset(s, 0, sizeof *s);
-    s->arena = rw_arena_new(0, 0);
+    /* small blocks: every rule keeps one set, most hold a few series */
+    s->arena = rw_arena_new(4096, 0);
     return s->arena ? 0 : -1;
 }
 
