@@ -192,9 +192,12 @@ static void on_reject(void *ctx, const rw_append_series *s, size_t idx, rw_rejec
 }
 
 /* Appends out plus stale markers for rs->prev series that are not in out;
- * on success the accepted series become rs->prev. */
+ * on success the accepted series become rs->prev. When the appender can,
+ * the samples are only made visible here (*deferred set) and made durable
+ * once for the whole group evaluation (rules_group_eval): a durable write
+ * per rule would cost a disk flush per rule. */
 static rw_rc append_results(rw_group *g, rule_state *rs, out_vec *out, int64_t t, rw_arena *a,
-                            rw_err *err)
+                            int *deferred, rw_err *err)
 {
     size_t ncur = out->n;
     series_set next;
@@ -234,7 +237,13 @@ static rw_rc append_results(rw_group *g, rule_state *rs, out_vec *out, int64_t t
         memset(&res, 0, sizeof res);
         res.on_reject = on_reject;
         res.on_reject_ctx = &rj;
-        rc = rw_append(&g->ctx->appender, out->s, out->n, &res, err);
+        const rw_appender *ap = &g->ctx->appender;
+        if (ap->ops->append_nowait && ap->ops->sync) {
+            rc = ap->ops->append_nowait(ap->ctx, out->s, out->n, &res, err);
+            *deferred = 1;
+        } else {
+            rc = rw_append(ap, out->s, out->n, &res, err);
+        }
         if (rc != RW_OK) {
             sset_free(&next);
             rw_err_prefix(err, "rule sample appending failed");
@@ -321,7 +330,7 @@ static void write_stale_set(rw_group *g, series_set *set, int64_t t)
 }
 
 static void eval_rule(rw_group *g, rule_state *rs, const rules_env *env, int64_t ts,
-                      int64_t offset, uint64_t *samples)
+                      int64_t offset, uint64_t *samples, int *deferred)
 {
     const rw_rule_def *r = rs->def;
     int64_t t0 = rw_mono_ns(), wall = rw_now_ms();
@@ -360,7 +369,7 @@ static void eval_rule(rw_group *g, rule_state *rs, const rules_env *env, int64_t
         rules_alert_send(g, rs, env, ts, a);
         pthread_mutex_unlock(&g->mu);
     }
-    rc = append_results(g, rs, &out, t, a, &err);
+    rc = append_results(g, rs, &out, t, a, deferred, &err);
 done:
     if (rc != RW_OK) {
         atomic_fetch_add(&g->failures, 1);
@@ -383,11 +392,36 @@ void rules_group_eval(rw_group *g, int64_t ts)
     int64_t offset = rules_group_query_offset(g, env);
     uint64_t samples = 0;
     atomic_fetch_add(&g->iterations, 1);
+    unsigned char *deferred = calloc(g->nrules + 1, 1);
+    int any_deferred = 0;
     for (size_t i = 0; i < g->nrules; i++) {
         if (stop_requested(g))
             break;
-        eval_rule(g, &g->rules[i], env, ts, offset, &samples);
+        int d = 0;
+        eval_rule(g, &g->rules[i], env, ts, offset, &samples, &d);
+        if (deferred)
+            deferred[i] = (unsigned char)d;
+        any_deferred |= d;
     }
+    if (any_deferred && g->ctx->request_sync) {
+        g->ctx->request_sync(g->ctx->sync_ctx);
+    } else if (any_deferred) {
+        /* one durable commit for every rule's results of this evaluation */
+        const rw_appender *ap = &g->ctx->appender;
+        rw_err err;
+        rw_err_init(&err);
+        if (ap->ops->sync(ap->ctx, &err) != RW_OK) {
+            rw_err_prefix(&err, "rule sample appending failed");
+            if (!g->ctx->quiet)
+                rw_warn("rules: group=\"%s\" file=%s: %s", g->def->name, g->def->file, err.msg);
+            for (size_t i = 0; i < g->nrules; i++)
+                if (!deferred || deferred[i]) {
+                    atomic_fetch_add(&g->failures, 1);
+                    set_health(g, &g->rules[i], &err);
+                }
+        }
+    }
+    free(deferred);
     if (g->stale.n)
         write_stale_set(g, &g->stale, ts - offset);
     rules_env_unref(env);

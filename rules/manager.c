@@ -47,7 +47,54 @@ struct rw_rules {
     size_t nretiring;
     int loaded_once;   /* groups created after the first load do not restore */
     int64_t default_interval_ms;
+
+    /* the syncer: makes rule results durable after group evaluations */
+    pthread_t syncer;
+    int syncer_started;
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    int sync_wanted, sync_stop; /* guarded by sync_mu */
+    rw_counter *sync_failures;
 };
+
+/* ---- durability of rule results ---- */
+
+static void request_sync(void *ctx)
+{
+    rw_rules *r = ctx;
+    pthread_mutex_lock(&r->sync_mu);
+    r->sync_wanted = 1;
+    pthread_cond_signal(&r->sync_cv);
+    pthread_mutex_unlock(&r->sync_mu);
+}
+
+/* One thread for all groups: requests that arrive while a commit runs are
+ * covered by the next one, so a burst of group evaluations costs one or two
+ * commits, and no group waits for the disk. */
+static void *syncer_main(void *arg)
+{
+    rw_rules *r = arg;
+    pthread_mutex_lock(&r->sync_mu);
+    for (;;) {
+        while (!r->sync_wanted && !r->sync_stop)
+            pthread_cond_wait(&r->sync_cv, &r->sync_mu);
+        if (!r->sync_wanted && r->sync_stop)
+            break;
+        r->sync_wanted = 0;
+        pthread_mutex_unlock(&r->sync_mu);
+        rw_err err;
+        rw_err_init(&err);
+        const rw_appender *ap = &r->ctx.appender;
+        if (ap->ops->sync(ap->ctx, &err) != RW_OK) {
+            /* the store keeps the data pending and retries; say so */
+            rw_counter_add(r->sync_failures, 1);
+            rw_warn("rules: results not yet durable: %s", err.msg);
+        }
+        pthread_mutex_lock(&r->sync_mu);
+    }
+    pthread_mutex_unlock(&r->sync_mu);
+    return NULL;
+}
 
 /* ---- scheduler thread ---- */
 
@@ -355,7 +402,18 @@ rw_rules *rw_rules_open(const rw_rules_opts *o, rw_err *err)
     pthread_mutex_init(&r->ctx.env_mu, NULL);
     pthread_mutex_init(&r->reload_mu, NULL);
     pthread_rwlock_init(&r->list_lock, NULL);
+    pthread_mutex_init(&r->sync_mu, NULL);
+    pthread_cond_init(&r->sync_cv, NULL);
     r->metrics = o->metrics;
+    r->sync_failures = rw_metrics_counter(r->metrics, "rwgate_rule_results_sync_failures_total",
+                                          NULL, "Times rule results could not be made durable "
+                                                "after an evaluation (the store retries).");
+    if (o->appender.ops->append_nowait && o->appender.ops->sync &&
+        pthread_create(&r->syncer, NULL, syncer_main, r) == 0) {
+        r->syncer_started = 1;
+        r->ctx.request_sync = request_sync;
+        r->ctx.sync_ctx = r;
+    }
     r->ctx.env = env_from_opts(o);
     if (!r->ctx.env) {
         rw_err_set(err, RW_NOMEM, "out of memory");
@@ -519,6 +577,16 @@ void rw_rules_close(rw_rules *r)
         join_group(r->groups[i]);
     reap_retired(r, 1);
     pthread_mutex_unlock(&r->reload_mu);
+    if (r->syncer_started) {
+        /* a last commit for the last evaluations, then stop */
+        pthread_mutex_lock(&r->sync_mu);
+        r->sync_stop = 1;
+        pthread_cond_signal(&r->sync_cv);
+        pthread_mutex_unlock(&r->sync_mu);
+        pthread_join(r->syncer, NULL);
+    }
+    pthread_mutex_destroy(&r->sync_mu);
+    pthread_cond_destroy(&r->sync_cv);
     free_group_list(r->groups, r->ngroups);
     free(r->retiring);
     rules_env_unref(r->ctx.env);

@@ -238,6 +238,12 @@ typedef struct rules_ctx {
     _Atomic int64_t outage_tolerance_ms, for_grace_period_ms, resend_delay_ms;
     rw_rules_notify_fn notify;
     void *notify_ctx;
+    /* Rules append visibly and make their results durable after the group
+     * evaluation: through request_sync (the manager's syncer thread, so a
+     * group's time is its evaluation, as in Prometheus, whose rule output
+     * reaches its WAL the same way) or, when NULL, inline. */
+    void (*request_sync)(void *ctx);
+    void *sync_ctx;
     pthread_mutex_t env_mu;
     rules_env *env;
     int quiet;                /* no warning logs (unit tests of rule files) */
