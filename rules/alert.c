@@ -288,7 +288,9 @@ rw_rc rules_alert_eval(rw_group *g, rule_state *rs, const rules_env *env, const 
         rw_alert *old = find_alert(rs, c->labels, c->nlabels, c->hash, &idx);
         if (old && old->state != ALERT_INACTIVE) {
             old->value = c->value;
-            rules_alert_set_annotations(old, c->ann, c->nann);
+            /* annotations mostly stay the same: copy only when they changed */
+            if (!rw_labels_equal(old->annotations, old->nannotations, c->ann, c->nann))
+                rules_alert_set_annotations(old, c->ann, c->nann);
             continue;
         }
         rw_alert *al = rules_alert_new(c->labels, c->nlabels, c->ann, c->nann);

@@ -6,7 +6,10 @@ Run through tests/bench/run.sh (which knows where the shared benchmark is):
   tests/bench/run.sh rules [PRESET] [ROUNDS]
 
 Phase 1, per round and system (rwgate, then Prometheus, one at a time on
-the shared cores): generate the preset's data (ending now - 60s), start the
+the shared cores): generate the preset's data, ending --ahead seconds in the
+future (so however long a system takes to load, every evaluation measured
+afterwards has its range windows full of data: a rule over an empty window
+costs nothing and would flatter whoever loads slowest), start the
 system with the rule packs (every group's interval set to --interval, the same
 files for both), replay the data with rwload, then for --window seconds read
 /api/v1/rules every second and keep each group's evaluationTime of every
@@ -149,7 +152,9 @@ class System:
 
 
 def gen(args, path):
-    cmd = [os.path.join(args.bench, "rwgen")] + PRESETS[args.preset] + ["-s", "1", "-o", path]
+    end_ms = int((time.time() + args.ahead) * 1000)
+    cmd = [os.path.join(args.bench, "rwgen")] + PRESETS[args.preset] + ["-s", "1", "-e", str(end_ms),
+                                                                       "-o", path]
     subprocess.run(cmd, check=True, capture_output=True)
     return json.load(open(path + ".json"))
 
@@ -214,6 +219,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--interval", default="15s", help="group interval for the benchmark")
     ap.add_argument("--window", type=int, default=90, help="seconds of evaluations measured")
+    ap.add_argument("--ahead", type=int, default=480,
+                    help="the data ends this many seconds after its generation (rwgate accepts "
+                         "samples up to 10m ahead of its clock)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="rwbench-rules-")
