@@ -1,5 +1,5 @@
 /* app.c - wiring of a running rwgate (see app.h): store -> ingest -> query
- * engine -> query API, one HTTP route registry that every module adds its
+ * engine -> query API, the web UI, one HTTP route registry that every module adds its
  * rows to, the ops endpoints, self-metrics of the process, and
  * configuration reload.
  *
@@ -24,8 +24,10 @@
 #include "ingest/ingest.h"
 #include "query/api.h"
 #include "query/promql.h"
+#include "rules/notify.h"
 #include "rules/rules.h"
 #include "store/store.h"
+#include "ui/ui.h"
 
 #ifndef RWGATE_VERSION
 #define RWGATE_VERSION "0.1.0"
@@ -44,8 +46,10 @@ struct rw_app {
     rw_query_api *api;
     rw_ingest *ingest;
     rw_rules *rules;
+    rw_notifier *notifier;    /* Alertmanagers of `alerting:` */
     char *rules_base_dir;     /* rule_files globs are relative to the config file */
     char *default_url;        /* external URL when global.external_url is empty */
+    rw_ui *ui;
     rw_routes *routes;
     rw_http_server *http;
     atomic_int ready;
@@ -143,6 +147,11 @@ static char *default_external_url(const char *listen)
     return url;
 }
 
+static void notify_alerts(void *ctx, const rw_alert_msg *alerts, size_t n)
+{
+    rw_notifier_send(ctx, alerts, n);
+}
+
 static rw_rules_opts rules_opts(rw_app *app, const rw_config *c)
 {
     const char *url = c->rules.global.external_url;
@@ -163,6 +172,8 @@ static rw_rules_opts rules_opts(rw_app *app, const rw_config *c)
         .for_grace_period_ms = c->rules.rules.for_grace_period_ms,
         .resend_delay_ms = c->rules.rules.resend_delay_ms,
         .max_samples = (size_t)c->query.max_samples,
+        .notify = notify_alerts,
+        .notify_ctx = app->notifier,
         .metrics = app->metrics,
     };
     return o;
@@ -203,7 +214,9 @@ static rw_rc add_routes(rw_app *app, rw_err *err)
             return rc;
     if ((rc = rw_rules_routes(app->rules, app->routes, err)) != RW_OK)
         return rc;
-    return rw_query_api_routes(app->api, app->routes, err);
+    if ((rc = rw_query_api_routes(app->api, app->routes, err)) != RW_OK)
+        return rc;
+    return rw_ui_routes(app->ui, app->routes, err);
 }
 
 rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t nflags,
@@ -284,11 +297,17 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
                 strndup(config_path, sl == config_path ? 1 : (size_t)(sl - config_path));
     }
     app->default_url = default_external_url(c->http.listen);
+    app->notifier = rw_notifier_new(&app->cfg.alerting, c->global.external_labels.v,
+                                    c->global.external_labels.n, app->metrics, err);
+    if (!app->notifier)
+        goto fail;
     rw_rules_opts ro = rules_opts(app, c);
     app->rules = rw_rules_open(&ro, err);
     if (!app->rules)
         goto fail;
 
+    if (!(app->ui = rw_ui_new(err)))
+        goto fail;
     if (!(app->routes = rw_routes_new())) {
         rw_err_set(err, RW_NOMEM, "out of memory");
         goto fail;
@@ -342,6 +361,14 @@ rw_rc rw_app_reload(rw_app *app, rw_err *err)
     rw_config tmp = app->cfg;
     app->cfg = nc;
     nc = tmp;
+    /* the notifier keeps a pointer to its section: give it the one that
+       stays (only fails for want of memory; the old targets keep going) */
+    rw_err nerr;
+    rw_err_init(&nerr);
+    if (rw_notifier_reconfigure(app->notifier, &app->cfg.alerting,
+                                app->cfg.global.external_labels.v,
+                                app->cfg.global.external_labels.n, &nerr) != RW_OK)
+        rw_error("reload: alerting not reconfigured: %s", nerr.msg);
     rw_info("reload: configuration reloaded from %s",
             app->config_path ? app->config_path : "defaults and flags");
 out:
@@ -366,10 +393,13 @@ void rw_app_stop(rw_app *app)
         rw_http_stop(app->http);
     }
     rw_routes_free(app->routes);
-    /* rules append through the store: stop them before it closes */
+    /* rules append through the store: stop them before it closes; then the
+       notifier delivers what they last sent */
     rw_rules_close(app->rules);
+    rw_notifier_free(app->notifier);
     free(app->rules_base_dir);
     free(app->default_url);
+    rw_ui_free(app->ui);
     rw_query_api_free(app->api);
     rw_engine_free(app->engine);
     rw_ingest_free(app->ingest);
