@@ -29,10 +29,12 @@ const rw_cfg_table rw_rules_global_table =
 /* Prometheus' --rules.alert.* flags */
 static const rw_cfg_key rules_keys[] = {
     {"for_outage_tolerance", RW_CFG_DURATION,
-     offsetof(rw_rules_section_config, outage_tolerance_ms), "1h", 1000, 366 * DAY, RW_CFG_RELOAD,
-     "longest outage after which `for` state is restored from ALERTS_FOR_STATE", NULL, NULL},
+     offsetof(rw_rules_section_config, outage_tolerance_ms), "1h", 1000, 366 * DAY, 0,
+     "longest outage after which `for` state is restored from ALERTS_FOR_STATE (read at "
+     "start: the restore happens then)",
+     NULL, NULL},
     {"for_grace_period", RW_CFG_DURATION, offsetof(rw_rules_section_config, for_grace_period_ms),
-     "10m", 0, 366 * DAY, RW_CFG_RELOAD,
+     "10m", 0, 366 * DAY, 0,
      "least time an alert waits after a restart before firing; alerts with a shorter `for` "
      "are not restored",
      NULL, NULL},

@@ -60,8 +60,8 @@ extern const rw_cfg_table rw_rules_section_table;
      RW_CFG_RELOAD, "", &rw_rules_global_table, NULL},                                      \
     {"rule_files", RW_CFG_STRINGS, (off) + offsetof(rw_rules_config, rule_files), NULL, 0, 0, \
      RW_CFG_RELOAD, "rule files to load (globs, relative to the config file)", NULL, NULL}, \
-    {"rules", RW_CFG_SECTION, (off) + offsetof(rw_rules_config, rules), NULL, 0, 0,         \
-     RW_CFG_RELOAD, "", &rw_rules_section_table, NULL}
+    {"rules", RW_CFG_SECTION, (off) + offsetof(rw_rules_config, rules), NULL, 0, 0, 0, "",  \
+     &rw_rules_section_table, NULL}
 
 /* Receives the alerts of one rule evaluation that need sending (new firing,
  * resends every resend delay, resolved). Must not block: the notifier
