@@ -47,10 +47,28 @@ static int check_config(const char *path)
         rw_cfg_free(&rw_config_table, &c);
         return 1;
     }
+    /* the rule files it names are part of it, as promtool check config has it */
+    rw_buf rules;
+    rw_buf_init(&rules, 0);
+    char *dir = NULL;
+    const char *sl = strrchr(path, '/');
+    if (sl)
+        dir = strndup(path, sl == path ? 1 : (size_t)(sl - path));
+    rw_rc rrc = rw_rules_check_config(&c.rules, dir, &rules);
+    free(dir);
+    if (rrc != RW_OK) {
+        fprintf(stderr, "FAILED: %s: rule files:\n%s", path, rules.p ? rules.p : "");
+        rw_buf_free(&rules);
+        rw_cfg_free(&rw_config_table, &c);
+        return 1;
+    }
     rw_buf b;
     rw_buf_init(&b, 0);
     rw_cfg_dump(&rw_config_table, &c, &b);
     printf("SUCCESS: %s is valid. Effective configuration:\n%s", path, b.p ? b.p : "");
+    if (rules.len)
+        printf("%s", rules.p);
+    rw_buf_free(&rules);
     rw_buf_free(&b);
     rw_cfg_free(&rw_config_table, &c);
     return 0;

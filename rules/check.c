@@ -131,3 +131,39 @@ int rw_rules_check_main(int nfiles, char **files)
         bad |= check_one(files[i], NULL, 0, 1);
     return bad ? 1 : 0;
 }
+
+rw_rc rw_rules_check_config(const rw_rules_config *c, const char *base_dir, rw_buf *report)
+{
+    char **files = NULL;
+    size_t n = 0;
+    rw_err err;
+    rw_err_init(&err);
+    if (rules_glob((const char *const *)c->rule_files.v, c->rule_files.n, base_dir, &files, &n,
+                   &err) != RW_OK) {
+        rw_buf_printf(report, "  FAILED: %s\n", err.msg);
+        return RW_BADREQ;
+    }
+    rw_rc rc = RW_OK;
+    for (size_t i = 0; i < n; i++) {
+        rules_diag d = {0};
+        rw_rule_file *f = NULL;
+        rw_buf_printf(report, "Checking %s\n", files[i]);
+        if (rules_file_load(files[i], &d, &f) != RW_OK) {
+            rw_buf_puts(report, "  FAILED:\n");
+            for (size_t k = 0; k < d.n; k++)
+                if (!d.is_warning[k])
+                    rw_buf_printf(report, "%s\n", d.msg[k]);
+            rc = RW_BADREQ;
+        } else {
+            size_t nr = 0;
+            for (size_t g = 0; g < f->ngroups; g++)
+                nr += f->groups[g].nrules;
+            rw_buf_printf(report, "  SUCCESS: %zu rules found\n", nr);
+        }
+        rules_file_free(f);
+        rules_diag_free(&d);
+        free(files[i]);
+    }
+    free(files);
+    return rc;
+}

@@ -114,6 +114,12 @@ void rw_rules_counts(rw_rules *r, size_t *ngroups, size_t *nrules);
 /* Adds GET|POST /api/v1/rules and /api/v1/alerts (read permission). */
 rw_rc rw_rules_routes(rw_rules *r, rw_routes *routes, rw_err *err);
 
+/* The rule files a configuration names (globs relative to base_dir, NULL =
+ * cwd), loaded as the server would: for `rwgate check config`. Writes one
+ * line per file ("  SUCCESS: N rules found" or every error) to report;
+ * RW_BADREQ when a file is invalid. */
+rw_rc rw_rules_check_config(const rw_rules_config *c, const char *base_dir, rw_buf *report);
+
 /* `rwgate check rules FILE...` (no file: standard input). Prints promtool's
  * report and returns its exit code: 0 valid (duplicate rules are a warning),
  * 1 invalid. */
