@@ -171,6 +171,9 @@ static rw_rules_opts rules_opts(rw_app *app, const rw_config *c)
         .outage_tolerance_ms = c->rules.rules.outage_tolerance_ms,
         .for_grace_period_ms = c->rules.rules.for_grace_period_ms,
         .resend_delay_ms = c->rules.rules.resend_delay_ms,
+        .max_concurrent_groups = c->rules.rules.max_concurrent_groups > 0
+                                     ? (int)c->rules.rules.max_concurrent_groups
+                                     : (int)sysconf(_SC_NPROCESSORS_ONLN),
         .max_samples = (size_t)c->query.max_samples,
         .notify = notify_alerts,
         .notify_ctx = app->notifier,

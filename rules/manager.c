@@ -48,6 +48,13 @@ struct rw_rules {
     int loaded_once;   /* groups created after the first load do not restore */
     int64_t default_interval_ms;
 
+    /* at most `slots` groups evaluate at once (rules.max_concurrent_groups):
+       evaluation competes with ingestion for the CPUs, and a burst of groups
+       due together must not take them all */
+    pthread_mutex_t slot_mu;
+    pthread_cond_t slot_cv;
+    int slots_free;
+
     /* the syncer: makes rule results durable after group evaluations */
     pthread_t syncer;
     int syncer_started;
@@ -146,23 +153,41 @@ static void retire(rw_group *g)
         rules_group_mark_all_stale(g, stopped_at);
 }
 
+/* A group's evaluation under the concurrency bound. Its timestamp is its
+ * slot whatever the wait (data is read at slot - offset), and the wait is
+ * not part of its evaluation time. */
+static void eval_bounded(rw_group *g, int64_t slot)
+{
+    rw_rules *r = g->manager;
+    pthread_mutex_lock(&r->slot_mu);
+    while (r->slots_free <= 0)
+        pthread_cond_wait(&r->slot_cv, &r->slot_mu);
+    r->slots_free--;
+    pthread_mutex_unlock(&r->slot_mu);
+    rules_group_eval(g, slot);
+    pthread_mutex_lock(&r->slot_mu);
+    r->slots_free++;
+    pthread_cond_signal(&r->slot_cv);
+    pthread_mutex_unlock(&r->slot_mu);
+}
+
 static void *group_thread(void *arg)
 {
     rw_group *g = arg;
     int64_t slot = rules_group_slot(g, rw_now_ms()) + g->interval_ms;
     if (!wait_until(g, slot))
         goto out;
-    rules_group_eval(g, slot);
+    eval_bounded(g, slot);
     if (g->should_restore) {
         if (!wait_until(g, slot + g->interval_ms))
             goto out;
         slot = next_slot(g, slot);
-        rules_group_eval(g, slot);
+        eval_bounded(g, slot);
         rules_group_restore(g, rw_now_ms());
     }
     while (wait_until(g, slot + g->interval_ms)) {
         slot = next_slot(g, slot);
-        rules_group_eval(g, slot);
+        eval_bounded(g, slot);
     }
 out:
     pthread_mutex_lock(&g->run_mu);
@@ -404,6 +429,9 @@ rw_rules *rw_rules_open(const rw_rules_opts *o, rw_err *err)
     pthread_rwlock_init(&r->list_lock, NULL);
     pthread_mutex_init(&r->sync_mu, NULL);
     pthread_cond_init(&r->sync_cv, NULL);
+    pthread_mutex_init(&r->slot_mu, NULL);
+    pthread_cond_init(&r->slot_cv, NULL);
+    r->slots_free = o->max_concurrent_groups > 0 ? o->max_concurrent_groups : 1;
     r->metrics = o->metrics;
     r->sync_failures = rw_metrics_counter(r->metrics, "rwgate_rule_results_sync_failures_total",
                                           NULL, "Times rule results could not be made durable "
@@ -587,6 +615,8 @@ void rw_rules_close(rw_rules *r)
     }
     pthread_mutex_destroy(&r->sync_mu);
     pthread_cond_destroy(&r->sync_cv);
+    pthread_mutex_destroy(&r->slot_mu);
+    pthread_cond_destroy(&r->slot_cv);
     free_group_list(r->groups, r->ngroups);
     free(r->retiring);
     rules_env_unref(r->ctx.env);

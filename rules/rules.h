@@ -44,6 +44,7 @@ typedef struct rw_rules_section_config {
     int64_t outage_tolerance_ms;    /* rules.for_outage_tolerance, default 1h */
     int64_t for_grace_period_ms;    /* rules.for_grace_period, default 10m */
     int64_t resend_delay_ms;        /* rules.resend_delay, default 1m */
+    int64_t max_concurrent_groups;  /* rules.max_concurrent_groups, 0 = CPUs */
 } rw_rules_section_config;
 
 typedef struct rw_rules_config {
@@ -92,6 +93,7 @@ typedef struct rw_rules_opts {
     int64_t outage_tolerance_ms;     /* 0 = 1h */
     int64_t for_grace_period_ms;     /* 0 = 10m */
     int64_t resend_delay_ms;         /* 0 = 1m */
+    int max_concurrent_groups;       /* groups evaluating at once; 0 = 1 */
     rw_rules_notify_fn notify;       /* may be NULL */
     void *notify_ctx;
     rw_metrics *metrics;             /* may be NULL */
