@@ -223,7 +223,7 @@ rw_rc rules_alert_eval(rw_group *g, rule_state *rs, const rules_env *env, const 
                        int64_t ts, int64_t offset_ms, rw_arena *a, out_vec *out, rw_err *err)
 {
     const rw_rule_def *r = rs->def;
-    size_t nres = res->type == RW_VAL_SCALAR ? 1 : res->nseries;
+    size_t nres = rules_result_len(res);
     cand *cs = rw_arena_calloc(a, nres ? nres : 1, sizeof *cs);
     if (!cs)
         return rw_err_set(err, RW_NOMEM, "out of memory");
@@ -231,14 +231,10 @@ rw_rc rules_alert_eval(rw_group *g, rule_state *rs, const rules_env *env, const 
 
     /* phase 1, without the lock: expand templates (they may query) */
     for (size_t i = 0; i < nres; i++) {
-        const rw_label *sl = NULL;
-        size_t sn = 0;
-        double v = res->scalar;
-        if (res->type == RW_VAL_VECTOR) {
-            sl = res->series[i].labels;
-            sn = res->series[i].nlabels;
-            v = res->series[i].points[0].v;
-        }
+        const rw_label *sl;
+        size_t sn;
+        double v;
+        rules_result_sample(res, i, &sl, &sn, &v);
         rw_tmpl_data d = {.labels = sl, .nlabels = sn, .value = v, .external_labels = env->ext,
                           .nexternal = env->next, .external_url = env->external_url,
                           .query = template_query, .query_ctx = &tq};

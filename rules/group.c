@@ -139,16 +139,12 @@ static rw_rc record_eval(rw_group *g, rule_state *rs, const rw_result *res, int6
                          rw_arena *a, out_vec *out, rw_err *err)
 {
     const rw_rule_def *r = rs->def;
-    size_t nres = res->type == RW_VAL_SCALAR ? 1 : res->nseries;
+    size_t nres = rules_result_len(res);
     for (size_t i = 0; i < nres; i++) {
-        const rw_label *sl = NULL;
-        size_t sn = 0;
-        double v = res->scalar;
-        if (res->type == RW_VAL_VECTOR) {
-            sl = res->series[i].labels;
-            sn = res->series[i].nlabels;
-            v = res->series[i].points[0].v;
-        }
+        const rw_label *sl;
+        size_t sn;
+        double v;
+        rules_result_sample(res, i, &sl, &sn, &v);
         lbuild b;
         if (lb_init(&b, a, sl, sn, r->nlabels + 1) != 0 || lb_set(&b, RW_METRIC_NAME, r->name) != 0)
             return rw_err_set(err, RW_NOMEM, "out of memory");
@@ -363,7 +359,7 @@ static void eval_rule(rw_group *g, rule_state *rs, const rules_env *env, int64_t
     }
     if (rc != RW_OK)
         goto done;
-    *samples += res.type == RW_VAL_SCALAR ? 1 : res.nseries;
+    *samples += rules_result_len(&res);
     if (r->kind == RULE_ALERT) {
         pthread_mutex_lock(&g->mu);
         rules_alert_send(g, rs, env, ts, a);

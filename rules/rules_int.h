@@ -358,6 +358,11 @@ int lb_set(lbuild *b, const char *name, const char *value);
 void lb_del(lbuild *b, const char *name);
 void lb_sort(lbuild *b);
 
+/* A rule's result (vector, or scalar as one sample without labels): its
+ * length and sample i. */
+size_t rules_result_len(const rw_result *res);
+void rules_result_sample(const rw_result *res, size_t i, const rw_label **l, size_t *n, double *v);
+
 /* Go strconv.FormatFloat(v, 'e', -1, 64): "1.5e+00" */
 void rules_fmt_float_e(double v, char *out, size_t cap);
 /* Go encoding/json float64: 0.000086733, 60, 1e-7, 1e+21 */

@@ -778,18 +778,18 @@ static void check_promql(run *r, int64_t mint, rw_arena *a)
             rw_buf_free(&q);
             continue;
         }
-        size_t ngot = res.type == RW_VAL_SCALAR ? 1 : res.nseries;
+        size_t ngot = rules_result_len(&res);
         ps *got = rw_arena_calloc(a, ngot + 1, sizeof *got);
         ps *exp = rw_arena_calloc(a, pt->nexp + 1, sizeof *exp);
         if (!got || !exp) {
             rw_buf_free(&q);
             return;
         }
-        for (size_t k = 0; k < ngot; k++)
-            got[k] = res.type == RW_VAL_SCALAR
-                         ? (ps){NULL, 0, res.scalar}
-                         : (ps){res.series[k].labels, res.series[k].nlabels,
-                                res.series[k].points[0].v};
+        for (size_t k = 0; k < ngot; k++) {
+            const rw_label *l;
+            rules_result_sample(&res, k, &l, &got[k].n, &got[k].v);
+            got[k].l = (rw_label *)l;
+        }
         int bad = 0;
         for (size_t k = 0; k < pt->nexp && !bad; k++) {
             ut_sample *s = &pt->exp[k];

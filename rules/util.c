@@ -174,6 +174,26 @@ int sset_add(series_set *s, const rw_label *l, size_t n, uint64_t h)
     return 0;
 }
 
+/* ---- rule results ---- */
+
+size_t rules_result_len(const rw_result *res)
+{
+    return res->type == RW_VAL_SCALAR ? 1 : res->nseries;
+}
+
+void rules_result_sample(const rw_result *res, size_t i, const rw_label **l, size_t *n, double *v)
+{
+    if (res->type == RW_VAL_VECTOR) {
+        *l = res->series[i].labels;
+        *n = res->series[i].nlabels;
+        *v = res->series[i].points[0].v;
+    } else { /* a scalar: one sample without labels, as Prometheus' rule query */
+        *l = NULL;
+        *n = 0;
+        *v = res->scalar;
+    }
+}
+
 /* ---- Go formats ---- */
 
 void rules_fmt_float_e(double v, char *out, size_t cap)
