@@ -14,7 +14,6 @@ its value) and an Alertmanager stand-in that counts the alerts posted to it.
 Also: metrics registered once whatever the number of reloads, and
 rwgate_config_last_reload_successful following the outcome."""
 
-import calendar
 import json
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import os
@@ -27,6 +26,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+from rwlib import rfc3339 as rwlib_rfc3339
 from rwlib import Checks, Rwgate, http, log, rwgate_path, snappy_compress, write_request_v1, V1_HEADERS
 
 c = Checks("test_reload")
@@ -243,18 +243,13 @@ def rules_api():
     return j["data"]["groups"] if st == 200 else []
 
 
-def rfc3339(t):
-    m = re.match(r"(\d+-\d+-\d+T\d+:\d+:\d+)(\.\d+)?Z", t)
-    return calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) + float(m.group(2) or 0)
-
-
 def fast_alert(after):
     """rl_alert as evaluated after wall-clock time `after` (waits for it)"""
     deadline = time.time() + 20
     while time.time() < deadline:
         for grp in rules_api():
             for r in grp["rules"]:
-                if r["name"] == "rl_alert" and r["alerts"] and rfc3339(r["lastEvaluation"]) > after:
+                if r["name"] == "rl_alert" and r["alerts"] and rwlib_rfc3339(r["lastEvaluation"]) > after:
                     return r
         time.sleep(0.2)
     return None
@@ -274,7 +269,7 @@ def k_rule_query_offset(expect=False):
     r = fast_alert(time.time())
     if not r:
         return None
-    return rfc3339(r["lastEvaluation"]) - float(r["alerts"][0]["value"]) > 150
+    return rwlib_rfc3339(r["lastEvaluation"]) - float(r["alerts"][0]["value"]) > 150
 
 
 def k_external_url(expect=False):

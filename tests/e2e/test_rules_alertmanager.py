@@ -17,7 +17,6 @@ sends to an Alertmanager on 127.0.0.1. Checked through Alertmanager's v2 API:
   * an Alertmanager that is stopped, while an alert fires and another
     resolves, gets the firing one once it is back (retries and resends)."""
 
-import calendar
 import json
 import os
 import re
@@ -58,12 +57,6 @@ RULES = """groups:
         for: 20s
         labels: {severity: warning}
 """
-
-
-def ts(s):
-    m = re.match(r"(\d+-\d+-\d+T\d+:\d+:\d+)(\.\d+)?Z", s)
-    t = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
-    return t + (float(m.group(2)) if m.group(2) else 0.0)
 
 
 class Alertmanager:
@@ -112,16 +105,6 @@ class Alertmanager:
             return []
         out = json.loads(b)
         return [a for a in out if name is None or a["labels"].get("alertname") == name]
-
-
-def wait(cond, timeout, step=0.25):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    return cond()
 
 
 def main():
@@ -174,7 +157,7 @@ alerting:
     th.start()
     try:
         # ---- the alert reaches Alertmanager
-        got = wait(lambda: am.alerts("EtcdNoLeader"), 30)
+        got = rwlib.wait_for(lambda: am.alerts("EtcdNoLeader"), 30)
         c.check(got, "EtcdNoLeader delivered", rw.log_tail())
         a = got[0] if got else {"labels": {}, "annotations": {}, "startsAt": "", "generatorURL": ""}
         c.eq(a["labels"], {"alertname": "EtcdNoLeader", "cluster": "c1", "instance": "a",
@@ -187,12 +170,12 @@ alerting:
         st, d = rw.api("/api/v1/alerts")
         mine = [x for x in d["data"]["alerts"] if x["labels"]["alertname"] == "EtcdNoLeader"]
         if mine and a["startsAt"]:
-            active = ts(mine[0]["activeAt"])
-            starts = ts(a["startsAt"])
+            active = rwlib.rfc3339(mine[0]["activeAt"])
+            starts = rwlib.rfc3339(a["startsAt"])
             # fired at the first evaluation at least `for` after activeAt
             c.check(active + 3 <= starts <= active + 3 + 2.5, "startsAt = activeAt + for",
                     "activeAt %s startsAt %s" % (mine[0]["activeAt"], a["startsAt"]))
-        c.check(ts(a["endsAt"]) > time.time() if a.get("endsAt") else False,
+        c.check(rwlib.rfc3339(a["endsAt"]) > time.time() if a.get("endsAt") else False,
                 "endsAt in the future while firing", a.get("endsAt"))
         starts_before = a["startsAt"]
 
@@ -200,7 +183,7 @@ alerting:
         with open(rules, "w") as f:
             f.write(RULES.replace("NOTE", "second"))
         rw.proc.send_signal(signal.SIGHUP)
-        got = wait(lambda: [x for x in am.alerts("EtcdNoLeader")
+        got = rwlib.wait_for(lambda: [x for x in am.alerts("EtcdNoLeader")
                             if x["annotations"].get("note") == "second"], 30)
         c.check(got, "changed annotation delivered after the reload")
         if got:
@@ -208,14 +191,14 @@ alerting:
 
         # ---- resolution
         state["leader"]["c1"] = 1
-        gone = wait(lambda: not am.alerts("EtcdNoLeader"), 30)
+        gone = rwlib.wait_for(lambda: not am.alerts("EtcdNoLeader"), 30)
         c.check(gone, "resolved in Alertmanager", json.dumps(am.alerts("EtcdNoLeader")))
 
         # ---- restart of rwgate while EtcdSlowFsync (for: 20s) is pending
         st, d = rw.api("/api/v1/alerts")
         slow = [x for x in d["data"]["alerts"] if x["labels"]["alertname"] == "EtcdSlowFsync"]
         c.check(slow and slow[0]["state"] == "pending", "EtcdSlowFsync pending", repr(slow))
-        active0 = ts(slow[0]["activeAt"]) if slow else time.time()
+        active0 = rwlib.rfc3339(slow[0]["activeAt"]) if slow else time.time()
         # let it be pending for about 12 of its 20 seconds, then restart
         time.sleep(max(0.0, active0 + 12 - time.time()))
         stopped = time.time()
@@ -223,10 +206,10 @@ alerting:
         time.sleep(2)
         rw = rwlib.Rwgate(data=data, extra=["--config", cfg], port=rw.port).start()
         restarted = time.time()
-        got = wait(lambda: am.alerts("EtcdSlowFsync"), 40)
+        got = rwlib.wait_for(lambda: am.alerts("EtcdSlowFsync"), 40)
         c.check(got, "EtcdSlowFsync fires after the restart", rw.log_tail())
         if got:
-            starts = ts(got[0]["startsAt"])
+            starts = rwlib.rfc3339(got[0]["startsAt"])
             outage = restarted - stopped
             # restored: fires about 8s (20s - 12s spent) after the restore,
             # which follows two evaluations; without the restore it would
@@ -241,7 +224,7 @@ alerting:
         am.stop()
         state["leader"]["c2"] = 0
         state["fsync"] = 0.1
-        st, d = wait(lambda: (lambda r: r if any(x["labels"]["alertname"] == "EtcdNoLeader" and
+        st, d = rwlib.wait_for(lambda: (lambda r: r if any(x["labels"]["alertname"] == "EtcdNoLeader" and
                                                    x["labels"].get("cluster") == "c2" and
                                                    x["state"] == "firing"
                                                    for x in r[1]["data"]["alerts"]) else None)(
@@ -249,10 +232,10 @@ alerting:
         c.check(st == 200, "c2 fires in rwgate while Alertmanager is down")
         time.sleep(3)
         am = Alertmanager(tmp, port=am.port).start()
-        got = wait(lambda: [x for x in am.alerts("EtcdNoLeader") if x["labels"]["cluster"] == "c2"], 60)
+        got = rwlib.wait_for(lambda: [x for x in am.alerts("EtcdNoLeader") if x["labels"]["cluster"] == "c2"], 60)
         c.check(got, "the alert fired while Alertmanager was down arrives once it is back",
                 rw.log_tail())
-        c.check(wait(lambda: not am.alerts("EtcdSlowFsync"), 30),
+        c.check(rwlib.wait_for(lambda: not am.alerts("EtcdSlowFsync"), 30),
                 "the alert resolved meanwhile is not active in Alertmanager")
         st, _, m = rwlib.http("GET", rw.url + "/metrics")
         sent = [l for l in m.decode().splitlines() if l.startswith("rwgate_notifications_sent_total")]

@@ -121,7 +121,7 @@ def main():
         time.sleep(2.5)
 
         def both(path, **params):
-            return prom_api(prom, path, **params), rw.api(path, **params)
+            return prom.api(path, **params), rw.api(path, **params)
 
         (pst, pdoc), (rst, rdoc) = both("/api/v1/rules")
         c.eq(rst, 200, "rules: status")
@@ -186,14 +186,6 @@ def main():
         rw.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
     c.done()
-
-
-def prom_api(prom, path, **params):
-    import json
-    import urllib.parse
-    q = urllib.parse.urlencode(params, doseq=True)
-    st, _, b = rwlib.http("GET", prom.url + path + ("?" + q if q else ""))
-    return st, json.loads(b)
 
 
 if __name__ == "__main__":

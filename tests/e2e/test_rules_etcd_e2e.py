@@ -161,7 +161,7 @@ remote_write:
         c.eq(st, 200, "rwgate rules API")
         rules = [(r["name"], r["query"], r.get("labels", {}), grp["name"])
                  for grp in doc["data"]["groups"] for r in grp["rules"]]
-        st, pdoc = prom_api(prom, "/api/v1/rules", type="record")
+        st, pdoc = prom.api("/api/v1/rules", type="record")
         prules = [(r["name"], r["query"]) for grp in pdoc["data"]["groups"] for r in grp["rules"]]
         # the same rules by name (the canonical text of an expression differs
         # between Prometheus 2.42 and 3: matcher order, 30d printed as 4w2d)
@@ -228,7 +228,7 @@ remote_write:
             return sorted(json.dumps(a["labels"], sort_keys=True) for a in get
                           if a["state"] in ("firing", "pending"))
         st, ga = g.api("/api/v1/alerts")
-        pa = prom_api(prom, "/api/v1/alerts")[1]
+        pa = prom.api("/api/v1/alerts")[1]
         c.eq(active(ga["data"]["alerts"]), active(pa["data"]["alerts"]),
              "the same alerts are active in rwgate and Prometheus")
     finally:
@@ -246,13 +246,6 @@ remote_write:
         g.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
     c.done()
-
-
-def prom_api(prom, path, **params):
-    import urllib.parse
-    q = urllib.parse.urlencode(params, doseq=True)
-    st, _, b = http("GET", prom.url + path + ("?" + q if q else ""))
-    return st, json.loads(b)
 
 
 if __name__ == "__main__":

@@ -53,14 +53,6 @@ ALERT2 = ALERT + """      - alert: Extra
 """
 
 
-def parse_time(s):
-    # 2026-11-30T20:04:05.75Z
-    import calendar
-    main, _, frac = s.rstrip("Z").partition(".")
-    t = calendar.timegm(time.strptime(main, "%Y-%m-%dT%H:%M:%S"))
-    return t + (float("0." + frac) if frac else 0.0)
-
-
 def alerts(rw, name):
     st, d = rw.api("/api/v1/alerts")
     if st != 200:
@@ -76,16 +68,6 @@ def metric(rw, name, labels=""):
         if labels and line.startswith(name + "{") and labels.strip("{}") in line:
             return float(line.split()[-1])
     return None
-
-
-def wait(cond, timeout, step=0.25):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    return cond()
 
 
 def main():
@@ -127,7 +109,7 @@ def main():
     th.start()
     try:
         # the first start restores after two evaluations, then ALERTS_FOR_STATE is written
-        a = wait(lambda: alerts(rw, "NoLeader"), 30)
+        a = rwlib.wait_for(lambda: alerts(rw, "NoLeader"), 30)
         c.check(a and a[0]["state"] == "pending", "NoLeader pending", repr(a))
         active0 = a[0]["activeAt"] if a else None
         iters0 = metric(rw, "rwgate_rule_group_iterations_total", '{rule_group="%s/rec.yml;rec"}' % rdir)
@@ -141,13 +123,13 @@ def main():
         # --- reload with the alert group changed
         write("alert.yml", ALERT2 % "second")
         rw.proc.send_signal(signal.SIGHUP)
-        ok = wait(lambda: metric(rw, "rwgate_config_reloads_total", '{result="success"}') == 1, 20)
+        ok = rwlib.wait_for(lambda: metric(rw, "rwgate_config_reloads_total", '{result="success"}') == 1, 20)
         c.check(ok, "SIGHUP reload succeeded", rw.log_tail())
-        a = wait(lambda: [x for x in alerts(rw, "NoLeader") if x["annotations"]["summary"] == "second"], 20)
+        a = rwlib.wait_for(lambda: [x for x in alerts(rw, "NoLeader") if x["annotations"]["summary"] == "second"], 20)
         c.check(bool(a), "changed annotation applied", repr(alerts(rw, "NoLeader")))
         c.eq(a[0]["activeAt"] if a else None, active0, "activeAt kept across the reload")
-        c.check(wait(lambda: alerts(rw, "Extra"), 20), "new rule evaluated")
-        iters1 = wait(lambda: (metric(rw, "rwgate_rule_group_iterations_total",
+        c.check(rwlib.wait_for(lambda: alerts(rw, "Extra"), 20), "new rule evaluated")
+        iters1 = rwlib.wait_for(lambda: (metric(rw, "rwgate_rule_group_iterations_total",
                                       '{rule_group="%s/rec.yml;rec"}' % rdir) or 0) > iters0 and
                       metric(rw, "rwgate_rule_group_iterations_total",
                              '{rule_group="%s/rec.yml;rec"}' % rdir), 20)
@@ -180,7 +162,7 @@ def main():
         def gone():
             st, d = rw.api("/api/v1/query", query="cluster:leader:count")
             return st == 200 and d["data"]["result"] == []
-        c.check(wait(gone, 20), "removed rule's series is stale (not returned within the lookback)")
+        c.check(rwlib.wait_for(gone, 20), "removed rule's series is stale (not returned within the lookback)")
         st, d = rw.api("/api/v1/query", query="cluster:leader:count[1m]")
         c.check(st == 200 and d["data"]["result"], "its samples before the stale marker remain",
                 repr(d))
@@ -188,7 +170,7 @@ def main():
         # --- restart while pending: `for` progress is restored
         a = alerts(rw, "NoLeader")
         c.check(a and a[0]["state"] == "pending", "still pending before the restart", repr(a))
-        active_before = parse_time(a[0]["activeAt"]) if a else 0
+        active_before = rwlib.rfc3339(a[0]["activeAt"]) if a else 0
         time.sleep(4)  # ALERTS_FOR_STATE has been written a few times
         stopped = time.time()
         c.eq(rw.stop(), 0, "SIGTERM: clean stop")
@@ -196,11 +178,11 @@ def main():
         rw = rwlib.Rwgate(data=data, extra=["--config", cfg], port=rw.port).start()
         restarted = time.time()
         # two evaluations (~4s), then the restore
-        ok = wait(lambda: [x for x in alerts(rw, "NoLeader")
-                           if parse_time(x["activeAt"]) < restarted - 1], 30)
+        ok = rwlib.wait_for(lambda: [x for x in alerts(rw, "NoLeader")
+                           if rwlib.rfc3339(x["activeAt"]) < restarted - 1], 30)
         c.check(ok, "activeAt restored to before the restart", repr(alerts(rw, "NoLeader")))
         if ok:
-            got = parse_time(ok[0]["activeAt"])
+            got = rwlib.rfc3339(ok[0]["activeAt"])
             outage = restarted - stopped
             # moved forward by (restore time - last ALERTS_FOR_STATE sample): about the outage
             # plus the two evaluations before the restore
