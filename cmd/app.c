@@ -171,9 +171,14 @@ static rw_rules_opts rules_opts(rw_app *app, const rw_config *c)
         .outage_tolerance_ms = c->rules.rules.outage_tolerance_ms,
         .for_grace_period_ms = c->rules.rules.for_grace_period_ms,
         .resend_delay_ms = c->rules.rules.resend_delay_ms,
+        /* default: half the CPUs (at least one), the rest for ingestion and
+           queries; the store serialises reads of one shard, so more groups
+           at once mostly wait for each other */
         .max_concurrent_groups = c->rules.rules.max_concurrent_groups > 0
                                      ? (int)c->rules.rules.max_concurrent_groups
-                                     : (int)sysconf(_SC_NPROCESSORS_ONLN),
+                                     : (int)(sysconf(_SC_NPROCESSORS_ONLN) / 2 > 0
+                                                 ? sysconf(_SC_NPROCESSORS_ONLN) / 2
+                                                 : 1),
         .max_samples = (size_t)c->query.max_samples,
         .notify = notify_alerts,
         .notify_ctx = app->notifier,

@@ -40,8 +40,8 @@ static const rw_cfg_key rules_keys[] = {
      NULL, NULL},
     {"max_concurrent_groups", RW_CFG_INT,
      offsetof(rw_rules_section_config, max_concurrent_groups), "0", 0, 4096, 0,
-     "rule groups evaluating at the same time (0 = the number of CPUs); the others wait "
-     "their turn, so evaluation bursts leave CPU to ingestion",
+     "rule groups evaluating at the same time (0 = half the CPUs, at least one); the others "
+     "wait their turn, so evaluation bursts leave CPU to ingestion",
      NULL, NULL},
     {"resend_delay", RW_CFG_DURATION, offsetof(rw_rules_section_config, resend_delay_ms), "1m",
      1, 366 * DAY, RW_CFG_RELOAD, "how often a firing or resolved alert is sent again",

@@ -181,7 +181,9 @@ def measure_eval(args, kind, work, rules_dir):
                 ts = parse_rfc3339(le)
                 if ts >= load_end:
                     seen.setdefault(g["name"], {})[le] = g["evaluationTime"]
-                    health[g["name"]] = [r["name"] for r in g["rules"] if r["health"] == "err"]
+                    bad = [r["name"] for r in g["rules"] if r["health"] == "err"]
+                    if bad:
+                        health[g["name"]] = bad
             time.sleep(1)
         return {g: statistics.median(v.values()) for g, v in seen.items()}, \
             {g: len(v) for g, v in seen.items()}, health, meta
@@ -285,7 +287,7 @@ def main():
                                                     r["evaluations"][0], r["evaluations"][1]))
     md += ["", "Ingest (rwgate, rwload): rules off %.0f samples/s, rules on %.0f samples/s: %.3f×"
            % (ing_off, ing_on, ing_on / ing_off if ing_off else 0),
-           "", "Rules with errors: %s" % json.dumps(errors)]
+           "", "Rules with errors: %s" % (json.dumps(errors) if any(errors.values()) else "none")]
     with open(args.out + ".md", "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(md))
