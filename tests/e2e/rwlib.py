@@ -67,6 +67,27 @@ def wait_for(cond, what, timeout=60, interval=0.1):
         time.sleep(interval)
 
 
+def poll(cond, timeout, step=0.25):
+    """cond() until it returns something true or timeout seconds pass; its
+    last value (for checks that report a falsy result themselves; wait_for
+    raises instead)"""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(step)
+    return cond()
+
+
+def rfc3339(s):
+    """seconds since the epoch of a UTC RFC 3339 time as Prometheus writes it"""
+    import calendar
+    import re
+    m = re.match(r"(\d+-\d+-\d+T\d+:\d+:\d+)(\.\d+)?Z", s)
+    return calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) + float(m.group(2) or 0)
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -565,6 +586,11 @@ class Prometheus:
                 return f.read()[-n:]
         except OSError:
             return ""
+
+    def api(self, path, **params):
+        q = urllib.parse.urlencode(params, doseq=True)
+        st, _, b = http("GET", self.url + path + ("?" + q if q else ""), timeout=60)
+        return st, json.loads(b)
 
     def query(self, expr, t=None, path="/api/v1/query", **params):
         params["query"] = expr
