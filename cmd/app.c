@@ -210,7 +210,8 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
     eo.default_subquery_step_ms = c->subquery_step_ms;
     eo.max_samples = (size_t)c->query_max_samples;
     eo.timeout_ms = c->query_timeout_ms;
-    app->engine = rw_engine_new(app->store, &eo);
+    rw_querier sq = rw_store_querier(app->store);
+    app->engine = rw_engine_new(&sq, &eo);
     if (!app->engine) {
         rw_err_set(err, RW_NOMEM, "cannot create the query engine");
         goto fail;

@@ -124,8 +124,8 @@ struct rw_cfg_table {
 #define RW_CFG_TABLE(name, type, keys, check, release) \
     {name, keys, sizeof keys / sizeof keys[0], sizeof(type), check, release}
 
-/* Sets every field of obj (and nested sections) to its default. Lists and
- * maps start empty. */
+/* Sets every field of obj (and nested sections) to its default; obj's
+ * previous contents are overwritten, not freed. Lists and maps start empty. */
 void rw_cfg_defaults(const rw_cfg_table *t, void *obj);
 
 /* Loads a YAML document on top of obj's current values (normally the

@@ -55,6 +55,7 @@ struct rw_regex_md {
     pcre2_match_context *mctx;
     pcre2_jit_stack *jit;
     /* result of the last match: from PCRE2's ovector or the fast paths */
+    int matched;
     int from_pcre;
     int ngroups;
     size_t fast[4];
@@ -607,43 +608,59 @@ int rw_regex_match(const rw_regex *re, rw_regex_md *md, const char *s, size_t le
 {
     md->from_pcre = 0;
     md->ngroups = 0;
+    md->matched = 0;
+    if (re->ngroups > md->cap) {
+        rw_err_set(err, RW_INTERNAL, "regex match data too small (%d < %d groups)", md->cap,
+                   re->ngroups);
+        return -1;
+    }
+    int r = 0;
     switch (re->kind) {
     case K_ANY:
-        md->fast[0] = 0;
-        md->fast[1] = len;
-        return 1;
+        r = 1;
+        break;
     case K_ANY1:
-        md->fast[0] = md->fast[2] = 0;
-        md->fast[1] = md->fast[3] = len;
+        md->fast[2] = 0;
+        md->fast[3] = len;
         md->ngroups = 1;
-        return 1;
+        r = 1;
+        break;
     case K_NONEMPTY:
-        md->fast[0] = 0;
-        md->fast[1] = len;
-        return len > 0;
+        r = len > 0;
+        break;
     case K_LITERAL:
+        r = strlen(re->src) == len && memcmp(re->src, s, len) == 0;
+        break;
+    default: {
+        int pr = pcre2_match(re->code, (PCRE2_SPTR)s, len, 0, 0, md->pmd, md->mctx);
+        if (pr >= 0) {
+            md->from_pcre = 1;
+            md->ngroups = re->ngroups;
+            r = 1;
+        } else if (pr != PCRE2_ERROR_NOMATCH) {
+            PCRE2_UCHAR msg[160];
+            pcre2_get_error_message(pr, msg, sizeof msg);
+            rw_err_set(err,
+                       pr == PCRE2_ERROR_MATCHLIMIT || pr == PCRE2_ERROR_DEPTHLIMIT ||
+                               pr == PCRE2_ERROR_JIT_STACKLIMIT
+                           ? RW_LIMIT
+                           : RW_BADREQ,
+                       "regular expression \"%.100s\": %s", re->src, (const char *)msg);
+            return -1;
+        }
+    }
+    }
+    if (r && !md->from_pcre) {
         md->fast[0] = 0;
         md->fast[1] = len;
-        return strlen(re->src) == len && memcmp(re->src, s, len) == 0;
     }
-    int r = pcre2_match(re->code, (PCRE2_SPTR)s, len, 0, 0, md->pmd, md->mctx);
-    if (r >= 0) {
-        md->from_pcre = 1;
-        md->ngroups = re->ngroups < md->cap ? re->ngroups : md->cap;
-        return 1;
-    }
-    if (r == PCRE2_ERROR_NOMATCH)
-        return 0;
-    PCRE2_UCHAR msg[160];
-    pcre2_get_error_message(r, msg, sizeof msg);
-    rw_err_set(err, RW_LIMIT, "regular expression \"%.100s\": matching failed: %s", re->src,
-               (const char *)msg);
-    return -1;
+    md->matched = r;
+    return r;
 }
 
 int rw_regex_group(const rw_regex_md *md, int i, size_t *start, size_t *end)
 {
-    if (i < 0 || i > md->ngroups)
+    if (!md->matched || i < 0 || i > md->ngroups)
         return 0;
     if (!md->from_pcre) {
         *start = md->fast[2 * i];

@@ -12,15 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "core/buf.h"
 
 #define MAX_RANGE_POINTS 11000
 
-rw_engine *rw_engine_new(rw_store *store, const rw_engine_opts *opts)
+rw_engine *rw_engine_new(const rw_querier *querier, const rw_engine_opts *opts)
 {
     rw_engine *e = calloc(1, sizeof *e);
     if (!e)
         return NULL;
-    e->store = store;
+    e->querier = *querier;
     if (opts)
         e->opts = *opts;
     if (e->opts.lookback_ms <= 0)
@@ -217,8 +218,72 @@ static const char **copy_strs(rw_arena *a, char **s, size_t n)
     return o;
 }
 
-static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, int64_t step,
-                 int range, int64_t timeout_ms, rw_arena *a, rw_result *out, rw_err *err)
+/* ---- prepared expressions ---- */
+
+struct rw_promql_expr {
+    rw_arena *a;      /* the tree, its strings and the texts */
+    rw_node *root;
+    char *text;
+    char *canonical;
+};
+
+rw_promql_expr *rw_promql_prepare(const char *text, rw_err *err)
+{
+    rw_promql_expr *x = calloc(1, sizeof *x);
+    if (!x || !(x->a = rw_arena_new(0, 0))) {
+        free(x);
+        rw_err_set(err, RW_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (!(x->text = rw_arena_strdup(x->a, text))) {
+        rw_err_set(err, RW_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (rw_promql_parse(x->text, x->a, &x->root, err) != RW_OK)
+        goto fail;
+    rw_buf b;
+    rw_buf_init(&b, 0);
+    if (rw_ast_format(x->root, &b) != RW_OK ||
+        !(x->canonical = rw_arena_strndup(x->a, b.p ? b.p : "", b.len))) {
+        rw_buf_free(&b);
+        rw_err_set(err, RW_NOMEM, "out of memory");
+        goto fail;
+    }
+    rw_buf_free(&b);
+    return x;
+fail:
+    rw_promql_expr_free(x);
+    return NULL;
+}
+
+void rw_promql_expr_free(rw_promql_expr *x)
+{
+    if (!x)
+        return;
+    rw_ast_free(x->root);
+    rw_arena_free(x->a);
+    free(x);
+}
+
+const char *rw_promql_expr_text(const rw_promql_expr *x)
+{
+    return x->text;
+}
+
+const char *rw_promql_expr_string(const rw_promql_expr *x)
+{
+    return x->canonical;
+}
+
+rw_val_type rw_promql_expr_type(const rw_promql_expr *x)
+{
+    return x->root->type;
+}
+
+/* ---- evaluation ---- */
+
+static rw_rc run(rw_engine *e, const rw_promql_expr *x, int64_t start, int64_t end, int64_t step,
+                 int range, const rw_eval_opts *eo, rw_arena *a, rw_result *out, rw_err *err)
 {
     rw_err local;
     if (!err) {
@@ -226,6 +291,7 @@ static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, in
         err = &local;
     }
     memset(out, 0, sizeof *out);
+    const rw_node *root = x->root;
     if (range) {
         if (step <= 0)
             return rw_err_set(err, RW_BADREQ,
@@ -237,23 +303,24 @@ static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, in
             return rw_err_set(err, RW_BADREQ,
                               "exceeded maximum resolution of 11,000 points per timeseries. Try "
                               "decreasing the query resolution (?step=XX)");
+        if (root->type != RW_VAL_SCALAR && root->type != RW_VAL_VECTOR)
+            return rw_err_set(err, RW_BADREQ,
+                              "invalid expression type \"%s\" for range query, must be Scalar or "
+                              "instant Vector",
+                              root->type == RW_VAL_MATRIX ? "range vector"
+                                                          : rw_val_type_name(root->type));
     }
+    /* per-evaluation limits can tighten the engine's, never loosen them */
+    rw_engine_opts opts = e->opts;
+    int64_t timeout_ms = eo ? eo->timeout_ms : 0;
+    if (timeout_ms <= 0 || timeout_ms > opts.timeout_ms)
+        timeout_ms = opts.timeout_ms;
+    if (eo && eo->max_samples && eo->max_samples < opts.max_samples)
+        opts.max_samples = eo->max_samples;
     rw_arena *ea = rw_arena_new(0, 0);
     if (!ea)
         return rw_err_set(err, RW_NOMEM, "out of memory");
-    rw_node *root = NULL;
-    rw_rc rc = rw_promql_parse(query, ea, &root, err);
-    if (rc != RW_OK) {
-        rw_arena_free(ea);
-        return rc;
-    }
-    if (range && root->type != RW_VAL_SCALAR && root->type != RW_VAL_VECTOR) {
-        rc = rw_err_set(err, RW_BADREQ,
-                        "invalid expression type \"%s\" for range query, must be Scalar or instant "
-                        "Vector",
-                        root->type == RW_VAL_MATRIX ? "range vector" : rw_val_type_name(root->type));
-        goto done;
-    }
+    rw_rc rc;
     size_t nsteps = range ? (size_t)((end - start) / step) + 1 : 1;
     int64_t *ts = rw_arena_alloc(ea, nsteps * sizeof *ts);
     if (!ts) {
@@ -262,24 +329,20 @@ static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, in
     }
     for (size_t i = 0; i < nsteps; i++)
         ts[i] = start + (int64_t)i * step;
-    /* the request's timeout can shorten the engine's, not extend it */
-    if (timeout_ms <= 0 || timeout_ms > e->opts.timeout_ms)
-        timeout_ms = e->opts.timeout_ms;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     rw_eval_query q = {
-        .store = e->store,
-        .opts = &e->opts,
+        .querier = eo && eo->querier ? eo->querier : &e->querier,
+        .opts = &opts,
         .a = ea,
-        .text = query,
+        .text = x->text,
         .start = start,
-        .end = range ? start + (int64_t)(nsteps - 1) * step : start,
+        /* start()/end() and @ end() use the requested end, as Prometheus */
+        .end = range ? end : start,
         .step = range ? step : 0,
         .deadline_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + timeout_ms * 1000000,
         .err = err,
     };
-    /* start()/end() and @ end() use the requested end, as Prometheus */
-    q.end = range ? end : start;
     rw_eval_ctx ctx = {.q = &q, .ts = ts, .nsteps = nsteps, .interval = range ? step : 1};
     rw_eval_value v;
     rc = rw_eval(&ctx, root, &v);
@@ -292,22 +355,47 @@ static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, in
         out->ninfos = out->infos ? q.annos.ninfo : 0;
     }
 done:
-    rw_ast_free(root);
     rw_arena_free(ea);
+    return rc;
+}
+
+rw_rc rw_engine_eval_instant(rw_engine *e, const rw_promql_expr *x, int64_t t_ms,
+                             const rw_eval_opts *opts, rw_arena *a, rw_result *out, rw_err *err)
+{
+    return run(e, x, t_ms, t_ms, 0, 0, opts, a, out, err);
+}
+
+rw_rc rw_engine_eval_range(rw_engine *e, const rw_promql_expr *x, int64_t start_ms,
+                           int64_t end_ms, int64_t step_ms, const rw_eval_opts *opts,
+                           rw_arena *a, rw_result *out, rw_err *err)
+{
+    return run(e, x, start_ms, end_ms, step_ms, 1, opts, a, out, err);
+}
+
+static rw_rc one_shot(rw_engine *e, const char *query, int64_t start, int64_t end, int64_t step,
+                      int range, int64_t timeout_ms, rw_arena *a, rw_result *out, rw_err *err)
+{
+    memset(out, 0, sizeof *out);
+    rw_promql_expr *x = rw_promql_prepare(query, err);
+    if (!x)
+        return err ? err->code : RW_BADREQ;
+    rw_eval_opts eo = {.timeout_ms = timeout_ms};
+    rw_rc rc = run(e, x, start, end, step, range, &eo, a, out, err);
+    rw_promql_expr_free(x);
     return rc;
 }
 
 rw_rc rw_engine_instant(rw_engine *e, const char *query, int64_t t_ms, int64_t timeout_ms,
                         rw_arena *a, rw_result *out, rw_err *err)
 {
-    return run(e, query, t_ms, t_ms, 0, 0, timeout_ms, a, out, err);
+    return one_shot(e, query, t_ms, t_ms, 0, 0, timeout_ms, a, out, err);
 }
 
 rw_rc rw_engine_range(rw_engine *e, const char *query, int64_t start_ms, int64_t end_ms,
                       int64_t step_ms, int64_t timeout_ms, rw_arena *a, rw_result *out,
                       rw_err *err)
 {
-    return run(e, query, start_ms, end_ms, step_ms, 1, timeout_ms, a, out, err);
+    return one_shot(e, query, start_ms, end_ms, step_ms, 1, timeout_ms, a, out, err);
 }
 
 const char *rw_val_type_name(rw_val_type t)

@@ -177,6 +177,62 @@ rw_rc rw_store_label_values(rw_store *s, const char *name, const rw_matcher *ms,
                             int64_t mint, int64_t maxt, rw_arena *a, char ***out, size_t *nout,
                             rw_err *err);
 
+/* ---- narrow interfaces for the layers above ----
+ *
+ * The write path and rule evaluation append through an rw_appender; the
+ * PromQL engine, /federate, remote-read and the metadata API read through
+ * an rw_querier. The store provides both (rw_store_appender,
+ * rw_store_querier); other implementations wrap or replace them (reads
+ * scoped to a tenant, forwarding to peers, remote stores) without the
+ * engine or the ingest pipeline knowing. The functions have the contracts of
+ * the rw_store_* functions of the same names above. */
+typedef struct rw_appender_ops {
+    rw_rc (*append)(void *ctx, const rw_append_series *series, size_t n, rw_append_result *res,
+                    rw_err *err);
+    rw_rc (*put_metadata)(void *ctx, const rw_metadata *md, size_t n, rw_err *err);
+} rw_appender_ops;
+
+typedef struct rw_appender {
+    const rw_appender_ops *ops;
+    void *ctx;
+} rw_appender;
+
+typedef struct rw_querier_ops {
+    rw_rc (*select)(void *ctx, const rw_matcher *ms, size_t nms, int64_t mint, int64_t maxt,
+                    int flags, size_t max_samples, rw_arena *a, rw_series_data **out,
+                    size_t *nout, rw_err *err);
+    rw_rc (*read_samples)(void *ctx, rw_series_data *series, size_t n, int64_t mint,
+                          int64_t maxt, int flags, size_t max_samples, rw_arena *a,
+                          size_t *decoded, rw_err *err);
+    rw_rc (*label_names)(void *ctx, const rw_matcher *ms, size_t nms, int64_t mint,
+                         int64_t maxt, rw_arena *a, char ***out, size_t *nout, rw_err *err);
+    rw_rc (*label_values)(void *ctx, const char *name, const rw_matcher *ms, size_t nms,
+                          int64_t mint, int64_t maxt, rw_arena *a, char ***out, size_t *nout,
+                          rw_err *err);
+} rw_querier_ops;
+
+typedef struct rw_querier {
+    const rw_querier_ops *ops;
+    void *ctx;
+} rw_querier;
+
+/* The store as an appender / a querier (valid while the store is open). */
+rw_appender rw_store_appender(rw_store *s);
+rw_querier rw_store_querier(rw_store *s);
+
+/* Calls through an interface, for readability at call sites. */
+static inline rw_rc rw_append(const rw_appender *ap, const rw_append_series *series, size_t n,
+                              rw_append_result *res, rw_err *err)
+{
+    return ap->ops->append(ap->ctx, series, n, res, err);
+}
+static inline rw_rc rw_query_select(const rw_querier *q, const rw_matcher *ms, size_t nms,
+                                    int64_t mint, int64_t maxt, int flags, size_t max_samples,
+                                    rw_arena *a, rw_series_data **out, size_t *nout, rw_err *err)
+{
+    return q->ops->select(q->ctx, ms, nms, mint, maxt, flags, max_samples, a, out, nout, err);
+}
+
 /* ---- status ---- */
 
 typedef struct rw_store_stats {

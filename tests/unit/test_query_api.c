@@ -676,7 +676,8 @@ int main(void)
     if (!store)
         TEST_DONE();
     rw_engine_opts eo = {0};
-    engine = rw_engine_new(store, &eo);
+    rw_querier sq = rw_store_querier(store);
+    engine = rw_engine_new(&sq, &eo);
     load();
     if (start(&srv, 0)) {
         RUN(test_series);
