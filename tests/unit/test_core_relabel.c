@@ -352,8 +352,85 @@ static void test_validate(void)
     rule_free(&c);
 }
 
+/* Rules as a YAML list through the cfg table, the way the ingest and rules
+ * layers embed them. */
+typedef struct holder {
+    rw_cfg_list rules;
+} holder;
+static const rw_cfg_key holder_keys[] = {
+    {"write_relabel_configs", RW_CFG_LIST, offsetof(holder, rules), NULL, 0, 0, RW_CFG_RELOAD, "",
+     &rw_relabel_config_table, NULL},
+};
+static const rw_cfg_table holder_table = RW_CFG_TABLE("test", holder, holder_keys, NULL, NULL);
+
+static rw_rc load(holder *h, const char *yaml, rw_err *err)
+{
+    rw_cfg_defaults(&holder_table, h);
+    return rw_cfg_load_string(&holder_table, h, yaml, strlen(yaml), "t.yml", err);
+}
+
+static void test_yaml(void)
+{
+    holder h;
+    rw_err err;
+    rw_err_init(&err);
+    const char *y = "write_relabel_configs:\n"
+                    "  - {source_labels: [cluster], regex: 'gz-.*', target_label: region, "
+                    "replacement: gz}\n"
+                    "  - action: labeldrop\n"
+                    "    regex: tmp_.*\n"
+                    "  - source_labels: [__name__]\n"
+                    "    regex: go_.*\n"
+                    "    action: drop\n";
+    CHECK_MSG(load(&h, y, &err) == RW_OK, "%s", err.msg);
+    CHECK_INT(h.rules.n, 3);
+    rw_relabel_config *r = h.rules.v;
+    CHECK_INT(r[0].action, RW_RELABEL_REPLACE);
+    CHECK_STR(r[0].separator, ";");
+    CHECK_STR(r[1].replacement, "$1");
+    CHECK_STR(r[1].regex.src, "tmp_.*");
+    rw_arena *a = rw_arena_new(0, 0);
+    rw_relabel_state *st = rw_relabel_state_new();
+    rw_label in[] = {{"__name__", "up"}, {"cluster", "gz-prod-0001"}, {"tmp_x", "1"}};
+    rw_labels out;
+    CHECK_INT(rw_relabel_apply(st, r, h.rules.n, RW_RELABEL_REQUIRE_NAME, a, in, 3, &out, &err),
+              RW_RELABEL_KEPT);
+    CHECK_STR(fmt(a, &out), "__name__=up,cluster=gz-prod-0001,region=gz");
+    rw_label go[] = {{"__name__", "go_goroutines"}};
+    CHECK_INT(rw_relabel_apply(st, r, h.rules.n, 0, a, go, 1, &out, &err), RW_RELABEL_DROPPED);
+    CHECK_INT(rw_relabel_state_rule(st), 2);
+    rw_relabel_state_free(st);
+    rw_arena_free(a);
+    rw_cfg_free(&holder_table, &h);
+
+    /* errors name the file, line and rule */
+    rw_err_init(&err);
+    CHECK(load(&h, "write_relabel_configs:\n  - {target_label: a}\n  - {action: hashmod, "
+                   "target_label: s}\n", &err) != RW_OK);
+    CHECK_MSG(strstr(err.msg, "write_relabel_configs[1]") &&
+                  strstr(err.msg, "requires non-zero modulus") && strstr(err.msg, "t.yml:3"),
+              "%s", err.msg);
+    rw_cfg_free(&holder_table, &h);
+    rw_err_init(&err);
+    CHECK(load(&h, "write_relabel_configs:\n  - {action: repalce, target_label: a}\n", &err) !=
+          RW_OK);
+    CHECK_MSG(strstr(err.msg, "repalce") != NULL, "%s", err.msg);
+    rw_cfg_free(&holder_table, &h);
+    rw_err_init(&err);
+    CHECK(load(&h, "write_relabel_configs:\n  - {regex: 'a(?<=b)', target_label: a}\n", &err) !=
+          RW_OK);
+    CHECK_MSG(strstr(err.msg, "write_relabel_configs[0].regex") != NULL, "%s", err.msg);
+    rw_cfg_free(&holder_table, &h);
+    rw_err_init(&err);
+    CHECK(load(&h, "write_relabel_configs:\n  - {target_label: a, sourcelabels: [x]}\n", &err) !=
+          RW_OK);
+    CHECK_MSG(strstr(err.msg, "sourcelabels") != NULL, "%s", err.msg);
+    rw_cfg_free(&holder_table, &h);
+}
+
 int main(void)
 {
+    RUN(test_yaml);
     RUN(test_replace);
     RUN(test_keep_drop);
     RUN(test_equal);
