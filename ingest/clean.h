@@ -18,6 +18,34 @@
 #include "core/metrics.h"
 #include "store/store.h"
 
+/* ---- cluster inventory (inventory.c) ----
+ *
+ * A YAML file `clusters: {NAME: {region, product, scenario, size, <any
+ * label>..., override: bool}}` loaded (and re-loaded on reload) into an
+ * immutable lookup table. Every series of a listed cluster gets the
+ * cluster's labels; a label the sender set wins unless the entry says
+ * override: true. A series of an unlisted cluster gets scenario="unknown"
+ * (unless it has a scenario). */
+
+typedef struct rw_inventory rw_inventory;
+typedef struct rw_inventory_entry rw_inventory_entry;
+
+rw_inventory *rw_inventory_load(const char *path, rw_err *err);
+rw_inventory *rw_inventory_parse(const char *yaml, size_t len, const char *name, rw_err *err);
+void rw_inventory_free(rw_inventory *inv);
+size_t rw_inventory_size(const rw_inventory *inv);
+const char *rw_inventory_path(const rw_inventory *inv);
+/* The entry of a cluster, NULL when unlisted. */
+const rw_inventory_entry *rw_inventory_find(const rw_inventory *inv, const char *cluster,
+                                            size_t len);
+/* The entry's labels (sorted) and override flag. */
+const rw_label *rw_inventory_entry_labels(const rw_inventory_entry *e, size_t *n, int *override);
+/* Applies e (NULL: unlisted, scenario="unknown") to the sorted set in[];
+ * out is in[] itself when nothing changes, else a new sorted array in a.
+ * RW_NOMEM when the arena is exhausted. */
+rw_rc rw_inventory_apply(const rw_inventory_entry *e, rw_arena *a, const rw_label *in,
+                         size_t nin, rw_labels *out);
+
 /* ---- HA-pair dedup (ha.c) ----
  *
  * Per (tenant, cluster) one replica is elected; samples of the others are
