@@ -15,8 +15,30 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/labels.h"
+#include "core/matcher.h"
 #include "core/metrics.h"
+#include "core/regex.h"
 #include "store/store.h"
+
+/* ---- label selectors in configuration (selector.c) ---- */
+
+typedef struct rw_in_matcher {
+    char *name, *value;
+    int op;          /* rw_match_op */
+    rw_regex *re;    /* =~ and !~ */
+} rw_in_matcher;
+
+typedef struct rw_in_selector {
+    rw_in_matcher *m;
+    size_t n;
+    int ngroups;     /* most groups of any regex: size the match data for it */
+} rw_in_selector;
+
+/* Parses `{name="v", name=~"re", ...}` (a metric name may lead). */
+rw_rc rw_in_selector_parse(const char *text, rw_in_selector *s, rw_err *err);
+void rw_in_selector_free(rw_in_selector *s);
+/* All matchers match the sorted set l[] (md: the caller's, ngroups or more). */
+int rw_in_selector_matches(const rw_in_selector *s, rw_regex_md *md, const rw_label *l, size_t n);
 
 /* ---- cluster inventory (inventory.c) ----
  *
@@ -107,5 +129,82 @@ typedef struct rw_ha_info {
 /* Calls fn for every tracked pair under the table's lock (fn must not call
  * back into the tracker). */
 void rw_ha_each(rw_ha *ha, void (*fn)(void *ctx, const rw_ha_info *info), void *ctx);
+
+/* ---- kubelet-endpoint dedup (kubelet.c) ----
+ *
+ * Per (tenant, cluster) a table of Kubernetes nodes learned from
+ * kube-state-metrics series on the write path (kube_node_status_condition
+ * Ready, kube_node_info internal_ip, kube_node_status_addresses,
+ * kube_node_created), from kubelet_node_name (which node the kubelet at an
+ * instance says it is), and optionally from a Kubernetes API server
+ * (kube_api.c). When a NotReady node's IP is reused by a new node while the
+ * old Node object still exists, both are kubelet targets and the same
+ * kubelet series arrive twice with different `node` labels; the owner of
+ * the IP keeps its series by prometheus-operator's rule (PR 6549): a node
+ * whose Ready condition is known (true or false) beats one whose condition
+ * is unknown or missing; then the node the instance's kubelet_node_name
+ * names; then the most recently created or heartbeating node. In strict
+ * mode every kubelet series of a node whose Ready is not true is dropped.
+ * Without node information nothing is dropped. */
+
+typedef struct rw_kubelet rw_kubelet;
+
+typedef enum { RW_KUBELET_IP_REUSE = 0, RW_KUBELET_STRICT = 1 } rw_kubelet_mode;
+
+typedef struct rw_kubelet_opts {
+    rw_kubelet_mode mode;
+    int64_t node_ttl_ms;      /* a node not seen in KSM data for this long (sample
+                                 time, against the cluster's newest KSM sample) is
+                                 forgotten; default 10 min */
+    size_t max_nodes;         /* over all clusters; default 200000 */
+    rw_metrics *metrics;      /* may be NULL */
+} rw_kubelet_opts;
+
+#define RW_KUBELET_DEFAULT_TTL_MS (10 * 60 * 1000)
+#define RW_KUBELET_DEFAULT_MAX_NODES 200000
+
+rw_kubelet *rw_kubelet_new(const rw_kubelet_opts *o, rw_err *err);
+void rw_kubelet_free(rw_kubelet *k);
+void rw_kubelet_reconfigure(rw_kubelet *k, const rw_kubelet_opts *o);
+
+/* Is this series one the node table learns from (by metric name)? */
+int rw_kubelet_is_source(const rw_label *l, size_t n);
+/* Learns from one such series (labels sorted, samples in time order). */
+void rw_kubelet_observe(rw_kubelet *k, const char *tenant, const char *cluster, const rw_label *l,
+                        size_t n, const rw_sample *s, size_t ns);
+
+typedef enum {
+    RW_KUBELET_KEEP = 0,
+    RW_KUBELET_DROP_IP_REUSE,   /* another node owns the instance's IP */
+    RW_KUBELET_DROP_NOT_READY,  /* strict: the node's Ready is not true */
+} rw_kubelet_decision;
+
+/* The decision for a kubelet series with these instance and node labels
+ * (either may be NULL: kept). Counts drops per cluster. */
+rw_kubelet_decision rw_kubelet_decide(rw_kubelet *k, const char *tenant, const char *cluster,
+                                      const char *instance, const char *node, size_t nsamples);
+
+/* Nodes as the Kubernetes API lists them, for rw_kubelet_set_api_nodes. */
+typedef enum { RW_NODE_READY_MISSING = 0, RW_NODE_READY_TRUE, RW_NODE_READY_FALSE,
+               RW_NODE_READY_UNKNOWN } rw_node_ready;
+typedef struct rw_kubelet_api_node {
+    const char *name;
+    rw_node_ready ready;
+    const char *internal_ip, *external_ip;  /* may be NULL */
+    int64_t heartbeat_ms;                    /* Ready condition's lastHeartbeatTime, 0 = none */
+    int64_t created_ms;
+} rw_kubelet_api_node;
+/* Replaces the API-learned nodes of (tenant, cluster): the API is the truth
+ * about which nodes exist there from now on. */
+void rw_kubelet_set_api_nodes(rw_kubelet *k, const char *tenant, const char *cluster,
+                              const rw_kubelet_api_node *nodes, size_t n);
+
+/* GET /api/v1/kubelet/endpoints: writes the JSON `data` value (clusters with
+ * their endpoint IPs, owning node and readiness, excluded claimants with the
+ * reason, drop counts). tenant / cluster filter when not NULL. */
+void rw_kubelet_endpoints_json(rw_kubelet *k, const char *tenant, const char *cluster,
+                               rw_buf *out);
+/* Series dropped in (tenant, cluster), for the status API. */
+uint64_t rw_kubelet_dropped(rw_kubelet *k, const char *tenant, const char *cluster);
 
 #endif
