@@ -638,6 +638,119 @@ static rw_rc bind_map(bctx *c, const rw_cfg_table **tabs, void **objs, size_t nt
     return RW_OK;
 }
 
+/* ---- deep copy ---- */
+
+static rw_rc copy_fields(const rw_cfg_table *t, void *dst, const void *src, rw_err *err);
+
+static rw_rc copy_elems(const rw_cfg_table *sub, void **dv, const void *sv, size_t n, rw_err *err)
+{
+    *dv = calloc(n ? n : 1, sub->size);
+    if (!*dv)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        rw_rc rc = copy_fields(sub, (char *)*dv + i * sub->size,
+                               (const char *)sv + i * sub->size, err);
+        if (rc != RW_OK)
+            return rc; /* the caller frees what was copied so far */
+    }
+    return RW_OK;
+}
+
+static int *copy_lines(const int *lines, size_t n)
+{
+    int *l = calloc(n ? n : 1, sizeof *l);
+    if (l && lines)
+        memcpy(l, lines, n * sizeof *l);
+    return l;
+}
+
+static rw_rc copy_fields(const rw_cfg_table *t, void *dst, const void *src, rw_err *err)
+{
+    /* Only the fields the rows describe are copied; everything else
+       (compiled forms a check function built, pointers the caller sets) is
+       zero in the copy, so nothing is shared with src and the copy's own
+       check builds its compiled forms. A failure half-way leaves dst
+       freeable: every pointer is either copied or NULL. */
+    memset(dst, 0, t->size);
+    for (size_t i = 0; i < t->nkeys; i++) {
+        const rw_cfg_key *k = &t->keys[i];
+        void *d = FIELD(dst, k);
+        const void *s = CFIELD(src, k);
+        rw_rc rc = RW_OK;
+        switch (k->type) {
+        case RW_CFG_STRING:
+        case RW_CFG_PATH:
+            if (*(char *const *)s && !(*(char **)d = strdup(*(char *const *)s)))
+                rc = rw_err_set(err, RW_NOMEM, "out of memory");
+            break;
+        case RW_CFG_REGEX: {
+            const rw_cfg_regex *sr = s;
+            if (sr->src)
+                rc = set_scalar(k, d, sr->src, NULL, err);
+            break;
+        }
+        case RW_CFG_STRINGS: {
+            const rw_cfg_strings *ss = s;
+            for (size_t j = 0; j < ss->n && rc == RW_OK; j++)
+                rc = push_string(d, ss->v[j], strlen(ss->v[j]), err);
+            break;
+        }
+        case RW_CFG_LABELS:
+        case RW_CFG_REST: {
+            const rw_cfg_labels *sl = s;
+            for (size_t j = 0; j < sl->n && rc == RW_OK; j++)
+                rc = push_label(d, sl->v[j].name, sl->v[j].value, err);
+            break;
+        }
+        case RW_CFG_SECTION:
+            rc = copy_fields(k->sub, d, s, err);
+            break;
+        case RW_CFG_LIST: {
+            const rw_cfg_list *sl = s;
+            rw_cfg_list *dl = d;
+            if (!sl->n)
+                break;
+            rc = copy_elems(k->sub, &dl->v, sl->v, sl->n, err);
+            dl->n = sl->n; /* freeable: uncopied elements are zero */
+            if (rc == RW_OK && !(dl->lines = copy_lines(sl->lines, sl->n)))
+                rc = rw_err_set(err, RW_NOMEM, "out of memory");
+            break;
+        }
+        case RW_CFG_MAP: {
+            const rw_cfg_map *sm = s;
+            rw_cfg_map *dm = d;
+            if (!sm->n)
+                break;
+            rc = copy_elems(k->sub, &dm->v, sm->v, sm->n, err);
+            dm->n = sm->n;
+            if (rc == RW_OK && !(dm->lines = copy_lines(sm->lines, sm->n)))
+                rc = rw_err_set(err, RW_NOMEM, "out of memory");
+            if (rc == RW_OK && !(dm->keys = calloc(sm->n, sizeof *dm->keys)))
+                rc = rw_err_set(err, RW_NOMEM, "out of memory");
+            for (size_t j = 0; rc == RW_OK && j < sm->n; j++)
+                if (!(dm->keys[j] = strdup(sm->keys[j])))
+                    rc = rw_err_set(err, RW_NOMEM, "out of memory");
+            break;
+        }
+        case RW_CFG_BOOL:
+        case RW_CFG_ENUM:
+            *(int *)d = *(const int *)s;
+            break;
+        case RW_CFG_FLOAT:
+            *(double *)d = *(const double *)s;
+            break;
+        case RW_CFG_INT:
+        case RW_CFG_BYTES:
+        case RW_CFG_DURATION:
+            *(int64_t *)d = *(const int64_t *)s;
+            break;
+        }
+        if (rc != RW_OK)
+            return rc;
+    }
+    return RW_OK;
+}
+
 /* ---- checks, post-order ---- */
 
 static rw_rc check_tree(const rw_cfg_table *t, void *obj, const char *file, const char *path,
@@ -685,6 +798,16 @@ static rw_rc check_tree(const rw_cfg_table *t, void *obj, const char *file, cons
 rw_rc rw_cfg_check(const rw_cfg_table *t, void *obj, rw_err *err)
 {
     return check_tree(t, obj, NULL, "", 0, err);
+}
+
+rw_rc rw_cfg_copy(const rw_cfg_table *t, void *dst, const void *src, rw_err *err)
+{
+    rw_rc rc = copy_fields(t, dst, src, err);
+    if (rc == RW_OK)
+        rc = check_tree(t, dst, NULL, "", 0, err);
+    if (rc != RW_OK)
+        rw_cfg_free(t, dst);
+    return rc;
 }
 
 /* ---- loading ---- */
@@ -1045,4 +1168,51 @@ static void dump_tree(const rw_cfg_table *t, const void *obj, rw_buf *out, int i
 void rw_cfg_dump(const rw_cfg_table *t, const void *obj, rw_buf *out)
 {
     dump_tree(t, obj, out, 0, 0);
+}
+
+static const char *type_name(rw_cfg_type t)
+{
+    static const char *const names[] = {"string", "path", "bool", "int", "float", "size",
+                                        "duration", "enum", "regex", "list", "labels",
+                                        "section", "list", "map", "labels"};
+    return (size_t)t < sizeof names / sizeof names[0] ? names[t] : "?";
+}
+
+static void describe(const rw_cfg_table *t, const char *prefix, int reload, rw_buf *out)
+{
+    for (size_t i = 0; i < t->nkeys; i++) {
+        const rw_cfg_key *k = &t->keys[i];
+        int r = reload || (k->flags & RW_CFG_RELOAD);
+        char path[512];
+        if (k->type == RW_CFG_REST)
+            snprintf(path, sizeof path, "%s%s<label>", prefix, *prefix ? "." : "");
+        else
+            snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", k->name);
+        if (k->type == RW_CFG_SECTION) {
+            describe(k->sub, path, r, out);
+            continue;
+        }
+        if (k->type == RW_CFG_LIST || k->type == RW_CFG_MAP) {
+            char sub[520];
+            snprintf(sub, sizeof sub, "%s%s", path, k->type == RW_CFG_LIST ? "[]" : ".NAME");
+            rw_buf_printf(out, "%s\t%s\t\t%s\t%s\n", path, type_name(k->type),
+                          r ? "reload" : "restart", k->help ? k->help : "");
+            describe(k->sub, sub, r, out);
+            continue;
+        }
+        rw_buf_printf(out, "%s\t%s", path, type_name(k->type));
+        if (k->type == RW_CFG_ENUM && k->enums) {
+            rw_buf_putc(out, '(');
+            for (int j = 0; k->enums[j]; j++)
+                rw_buf_printf(out, "%s%s", j ? "|" : "", k->enums[j]);
+            rw_buf_putc(out, ')');
+        }
+        rw_buf_printf(out, "\t%s\t%s\t%s\n", k->def ? k->def : "", r ? "reload" : "restart",
+                      k->help ? k->help : "");
+    }
+}
+
+void rw_cfg_describe(const rw_cfg_table *t, rw_buf *out)
+{
+    describe(t, "", 0, out);
 }

@@ -145,6 +145,11 @@ rw_rc rw_cfg_set(const rw_cfg_table *t, void *obj, const char *key, const char *
  * themselves; call it after rw_cfg_set). */
 rw_rc rw_cfg_check(const rw_cfg_table *t, void *obj, rw_err *err);
 
+/* Deep copy of a loaded struct into dst (overwritten, not freed), then the
+ * check functions run on the copy, so compiled forms are its own. A layer
+ * that keeps its settings across reloads copies the section it owns. */
+rw_rc rw_cfg_copy(const rw_cfg_table *t, void *dst, const void *src, rw_err *err);
+
 /* Frees everything obj owns (not obj itself) and zeroes it. */
 void rw_cfg_free(const rw_cfg_table *t, void *obj);
 
@@ -156,6 +161,11 @@ int rw_cfg_equal(const rw_cfg_table *t, const void *a, const void *b, int only_f
 
 /* Writes obj as YAML (secrets as <secret>), for `check config` and logs. */
 void rw_cfg_dump(const rw_cfg_table *t, const void *obj, rw_buf *out);
+
+/* One line per key, depth first: "path<TAB>type<TAB>default<TAB>reload|restart
+ * <TAB>help" (lists and maps as "path[]" and "path.NAME"), for
+ * `rwgate help config` and the tests that check every reloadable key. */
+void rw_cfg_describe(const rw_cfg_table *t, rw_buf *out);
 
 /* Row lookup by dotted path (NULL when unknown); for flags and help. */
 const rw_cfg_key *rw_cfg_find(const rw_cfg_table *t, const char *key);

@@ -90,7 +90,7 @@ void rw_qapi_series(void *ctx, rw_http_req *req, rw_http_resp *resp)
         size_t ns;
         rw_err e;
         rw_err_init(&e);
-        rw_rc rc = rw_store_select(api->store, ms.sets[i], ms.lens[i], mint, maxt,
+        rw_rc rc = rw_query_select(&api->querier, ms.sets[i], ms.lens[i], mint, maxt,
                                    RW_SELECT_LABELS_ONLY, 0, a, &s, &ns, &e);
         if (rc != RW_OK) {
             rw_qapi_error_rc(resp, rc, e.msg);
@@ -159,9 +159,9 @@ static void names_or_values(rw_query_api *api, rw_http_req *req, rw_http_resp *r
         size_t nm = ms.n ? ms.lens[i] : 0;
         rw_err e;
         rw_err_init(&e);
-        rw_rc rc = name ? rw_store_label_values(api->store, name, m, nm, mint, maxt, a,
+        rw_rc rc = name ? api->querier.ops->label_values(api->querier.ctx, name, m, nm, mint, maxt, a,
                                                 &lists[i], &lens[i], &e)
-                        : rw_store_label_names(api->store, m, nm, mint, maxt, a, &lists[i],
+                        : api->querier.ops->label_names(api->querier.ctx, m, nm, mint, maxt, a, &lists[i],
                                                &lens[i], &e);
         if (rc != RW_OK) {
             rw_qapi_error_rc(resp, rc, e.msg);

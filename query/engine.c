@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 #include "core/buf.h"
+#include "core/cfg.h"
+#include "query/api.h"
 
 #define MAX_RANGE_POINTS 11000
 
@@ -24,14 +26,18 @@ rw_engine *rw_engine_new(const rw_querier *querier, const rw_engine_opts *opts)
     e->querier = *querier;
     if (opts)
         e->opts = *opts;
+    /* zero fields take the configuration table's defaults (query_config.c) */
+    rw_query_config d;
+    rw_cfg_defaults(&rw_query_config_table, &d);
+    rw_engine_opts def = rw_query_engine_opts(&d);
     if (e->opts.lookback_ms <= 0)
-        e->opts.lookback_ms = 5 * 60 * 1000;
+        e->opts.lookback_ms = def.lookback_ms;
     if (e->opts.default_subquery_step_ms <= 0)
-        e->opts.default_subquery_step_ms = 60 * 1000;
+        e->opts.default_subquery_step_ms = def.default_subquery_step_ms;
     if (e->opts.max_samples == 0)
-        e->opts.max_samples = 50000000;
+        e->opts.max_samples = def.max_samples;
     if (e->opts.timeout_ms <= 0)
-        e->opts.timeout_ms = 2 * 60 * 1000;
+        e->opts.timeout_ms = def.timeout_ms;
     return e;
 }
 

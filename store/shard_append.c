@@ -20,7 +20,6 @@
 #include "core/timeutil.h"
 #include "store_int.h"
 
-#define DEFAULT_MAX_PENDING (64u << 20)
 
 void store_note_newest(rw_store *st, int64_t t)
 {
@@ -423,7 +422,7 @@ static rw_rc wait_durable(rw_shard *sh, uint64_t seq, rw_err *err)
 
 static size_t max_pending(const rw_store *st)
 {
-    return st->opts.max_pending_bytes ? st->opts.max_pending_bytes : DEFAULT_MAX_PENDING;
+    return (size_t)st->opts.max_pending_bytes;
 }
 
 /* Applies the series routed to one shard; returns the seq to wait for. */

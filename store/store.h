@@ -30,23 +30,31 @@
 
 typedef struct rw_store rw_store;
 
+/* The store's configuration: the `store:` section of the config file, and
+ * what embedders and tests fill in directly. The rows of
+ * rw_store_config_table (store_config.c) hold every default; a zero field
+ * given to rw_store_open takes that default. */
 typedef struct rw_store_opts {
-    const char *dir;            /* data directory, created if missing */
-    int nshards;                /* >= 1; fixed for a data directory (stored in it) */
+    char *dir;                  /* data directory, created if missing */
+    int64_t nshards;            /* 0 = number of CPUs; fixed for a data directory
+                                   (stored in it) */
     int64_t retention_ms;       /* chunks whose newest sample is older than
                                    (newest sample in the store - retention) are
                                    dropped; 0 = keep forever */
-    int busy_timeout_ms;        /* SQLite busy timeout; past it appends fail RW_AGAIN */
-    size_t max_pending_bytes;   /* per shard: unsynced WAL bytes before appends
-                                   fail RW_AGAIN (disk trouble); 0 = 64 MiB */
+    int64_t busy_timeout_ms;    /* SQLite busy timeout; past it appends fail RW_AGAIN */
+    int64_t max_pending_bytes;  /* per shard: unsynced WAL bytes before appends
+                                   fail RW_AGAIN (disk trouble) */
     int64_t checkpoint_interval_ms; /* how often head state is checkpointed and
-                                   the WAL trimmed; 0 = 5 minutes */
-    uint64_t max_series;        /* series the store may hold, 0 = unlimited. Applied per
+                                   the WAL trimmed */
+    int64_t max_series;         /* series the store may hold, 0 = unlimited. Applied per
                                    shard as ceil(max_series / nshards) (series spread
                                    evenly by hash); a new series beyond it is rejected
                                    (RW_REJ_SERIES_LIMIT), known series keep ingesting */
-    rw_metrics *metrics;        /* may be NULL */
+    rw_metrics *metrics;        /* may be NULL; not part of the table */
 } rw_store_opts;
+
+struct rw_cfg_table;
+extern const struct rw_cfg_table rw_store_config_table;
 
 /* Opens (creating or recovering) every shard. Logs what it does: shards opened,
  * WAL records replayed (with progress on long replays), series and chunks

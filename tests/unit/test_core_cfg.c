@@ -309,6 +309,15 @@ static void test_equal_and_dump(void)
     CHECK_MSG(rw_cfg_equal(&conf_table, &a, &c, 0, path, sizeof path), "differs at %s:\n%s", path,
               out.p);
     rw_buf_free(&out);
+
+    /* a deep copy is equal, shares nothing, and ran its own checks */
+    conf d;
+    CHECK(rw_cfg_copy(&conf_table, &d, &a, &e) == RW_OK);
+    CHECK(rw_cfg_equal(&conf_table, &a, &d, 0, path, sizeof path));
+    CHECK(d.listen != a.listen && ((rule *)d.rules.v)->regex.re != ((rule *)a.rules.v)->regex.re);
+    CHECK_INT(((rule *)d.rules.v)->checked, 1);
+    CHECK_STR(d.clusters.keys[0], "c1");
+    rw_cfg_free(&conf_table, &d);
     rw_cfg_free(&conf_table, &a);
     rw_cfg_free(&conf_table, &b);
     rw_cfg_free(&conf_table, &c);

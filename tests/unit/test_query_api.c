@@ -79,6 +79,7 @@ static void load(void)
 
 typedef struct server {
     rw_query_api *api;
+    rw_routes *routes;
     rw_http_server *http;
     int port;
 } server;
@@ -91,18 +92,18 @@ static int start(server *s, size_t max_read_samples)
         .engine = engine,
         .external_labels = ext,
         .nexternal = 1,
-        .max_remote_read_samples = max_read_samples,
+        .cfg = {.remote_read_max_samples = (int64_t)max_read_samples},
         .version = "1.2.3",
         .revision = "abc",
     };
     s->api = rw_query_api_new(&o);
     CHECK(s->api != NULL);
-    rw_http_route routes[RW_QUERY_API_NROUTES];
-    size_t n = rw_query_api_routes(s->api, routes, RW_QUERY_API_NROUTES);
-    CHECK_INT(n, RW_QUERY_API_NROUTES);
     rw_err e;
     rw_err_init(&e);
-    s->http = rw_http_start("127.0.0.1:0", routes, n, NULL, &e);
+    s->routes = rw_routes_new();
+    CHECK(rw_query_api_routes(s->api, s->routes, &e) == RW_OK);
+    rw_http_opts ho = {.listen = "127.0.0.1:0"};
+    s->http = rw_http_start(&ho, s->routes, &e);
     CHECK_MSG(s->http != NULL, "%s", e.msg);
     if (!s->http)
         return 0;
@@ -113,6 +114,7 @@ static int start(server *s, size_t max_read_samples)
 static void stop(server *s)
 {
     rw_http_stop(s->http);
+    rw_routes_free(s->routes);
     rw_query_api_free(s->api);
 }
 

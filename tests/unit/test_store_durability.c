@@ -25,7 +25,7 @@
 static rw_store *open_opts(const char *dir, int nshards, int64_t retention, int64_t ckpt_ms,
                            rw_metrics *m, rw_err *e)
 {
-    rw_store_opts o = {.dir = dir, .nshards = nshards, .retention_ms = retention,
+    rw_store_opts o = {.dir = (char *)dir, .nshards = nshards, .retention_ms = retention,
                        .checkpoint_interval_ms = ckpt_ms, .metrics = m};
     rw_err_init(e);
     rw_store *s = rw_store_open(&o, e);
@@ -454,7 +454,7 @@ static void test_commit_failure(void)
     if (pid == 0) {
         int fails = 0;
 #define EXPECT(c) do { if (!(c)) { fprintf(stderr, "child: %s failed\n", #c); fails++; } } while (0)
-        rw_store_opts o = {.dir = dir, .nshards = 1, .busy_timeout_ms = 30,
+        rw_store_opts o = {.dir = (char *)dir, .nshards = 1, .busy_timeout_ms = 30,
                            .max_pending_bytes = 300};
         rw_err e;
         rw_err_init(&e);

@@ -1,0 +1,31 @@
+/* store_config.c - the `store:` section of the configuration: the rows that
+ * describe rw_store_opts (store.h), with every default of the storage layer.
+ * rw_store_open gives a zero field its default from here, so embedders and
+ * tests that fill only the directory get the same store as the binary. None
+ * of these keys can change on reload: they shape files on disk or threads
+ * started at open. */
+#include <stddef.h>
+#include "core/cfg.h"
+#include "store.h"
+
+#define OFF(f) offsetof(rw_store_opts, f)
+#define BIG 9.2e18
+
+static const rw_cfg_key keys[] = {
+    {"data_dir", RW_CFG_PATH, OFF(dir), "./data", 0, 0, 0, "data directory (--data)", NULL, NULL},
+    {"shards", RW_CFG_INT, OFF(nshards), "0", 0, 1024, 0,
+     "number of shards (0 = CPUs); fixed per data directory (--shards)", NULL, NULL},
+    {"retention", RW_CFG_DURATION, OFF(retention_ms), "15d", 0, BIG, 0,
+     "keep data this long before the newest sample (0 = forever) (--retention)", NULL, NULL},
+    {"max_series", RW_CFG_INT, OFF(max_series), "10000000", 0, BIG, 0,
+     "series the store may hold (0 = unlimited); new series beyond it are rejected, 400", NULL,
+     NULL},
+    {"checkpoint_interval", RW_CFG_DURATION, OFF(checkpoint_interval_ms), "5m", 1000, BIG, 0,
+     "how often head chunks are checkpointed and the WAL trimmed", NULL, NULL},
+    {"busy_timeout", RW_CFG_DURATION, OFF(busy_timeout_ms), "10s", 1, BIG, 0,
+     "SQLite busy timeout before a write answers 503", NULL, NULL},
+    {"max_pending_bytes", RW_CFG_BYTES, OFF(max_pending_bytes), "64MiB", 1 << 20, BIG, 0,
+     "unsynced WAL bytes per shard before writes answer 503", NULL, NULL},
+};
+
+const rw_cfg_table rw_store_config_table = RW_CFG_TABLE("store", rw_store_opts, keys, NULL, NULL);
