@@ -180,7 +180,8 @@ typedef enum {
 } rw_kubelet_decision;
 
 /* The decision for a kubelet series with these instance and node labels
- * (either may be NULL: kept). Counts drops per cluster. */
+ * (either may be NULL: kept). Counts drops per cluster (not when nsamples
+ * is 0: a dry run). */
 rw_kubelet_decision rw_kubelet_decide(rw_kubelet *k, const char *tenant, const char *cluster,
                                       const char *instance, const char *node, size_t nsamples);
 
@@ -206,5 +207,95 @@ void rw_kubelet_endpoints_json(rw_kubelet *k, const char *tenant, const char *cl
                                rw_buf *out);
 /* Series dropped in (tenant, cluster), for the status API. */
 uint64_t rw_kubelet_dropped(rw_kubelet *k, const char *tenant, const char *cluster);
+
+/* ---- per-tenant limits (limits.c) ----
+ *
+ * Token buckets for the ingestion rate and the set of active series per
+ * tenant (a series is active for the window after its last sample), both
+ * state that outlives a reload. Tenants are bounded (max_tenants); past it,
+ * new tenants share one overflow entry. */
+
+typedef struct rw_limits rw_limits;
+typedef struct rw_limits_tenant rw_limits_tenant;
+
+#define RW_LIMITS_MAX_TENANTS 100000
+
+rw_limits *rw_limits_new(rw_metrics *m);
+void rw_limits_free(rw_limits *l);
+/* The tenant's entry (created on first use; stable for the limits' life). */
+rw_limits_tenant *rw_limits_tenant_get(rw_limits *l, const char *tenant);
+/* Takes n samples from the tenant's bucket (rate per second, burst: the
+ * bucket's size; 0 = one second's worth). Returns 0 when admitted, else the
+ * seconds until that many tokens are back (at least 1). */
+int rw_limits_take(rw_limits_tenant *t, double rate, int64_t burst, uint64_t n, int64_t now_ms);
+
+/* Active series: lock once per request around the calls for its series. */
+void rw_limits_series_lock(rw_limits_tenant *t, int64_t now_ms, int64_t window_ms);
+void rw_limits_series_unlock(rw_limits_tenant *t);
+/* 1 when the series may be written (already active, or a new one under
+ * max_series), recording it; 0 when it is new and the tenant is at its
+ * limit. max_series 0 = unlimited (still counted). */
+int rw_limits_series_admit(rw_limits_tenant *t, uint64_t hash, int64_t max_series);
+/* Active series of a tenant right now (as of its last request). */
+uint64_t rw_limits_active(rw_limits *l, const char *tenant);
+
+/* ---- per-source status (sources.c) ----
+ *
+ * Per (tenant, cluster): newest sample time, samples/s over the last
+ * minute, samples rejected or dropped by reason, remote-write versions
+ * seen, whether the cluster is missing from the inventory. Bounded by
+ * max_sources; beyond, counted as overflow. Writers accumulate a request's
+ * deltas per source and add them once per request. */
+
+typedef enum {
+    RW_SRC_INVALID,          /* series breaking the label rules or a label limit */
+    RW_SRC_FUTURE,           /* samples too far ahead of the clock */
+    RW_SRC_OUT_OF_ORDER,
+    RW_SRC_DUPLICATE,
+    RW_SRC_TOO_OLD,
+    RW_SRC_STORE_SERIES_LIMIT,
+    RW_SRC_MAX_SERIES,       /* the tenant's active series limit */
+    RW_SRC_RATE_LIMITED,
+    RW_SRC__REJECTED,        /* reasons above: rejected (the sender is told) */
+    RW_SRC_HA_DEDUP = RW_SRC__REJECTED, /* below: dropped on purpose (2xx) */
+    RW_SRC_RELABEL_DROP,
+    RW_SRC_RELABEL_INVALID,
+    RW_SRC_KUBELET,
+    RW_SRC__COUNT
+} rw_src_reason;
+
+const char *rw_src_reason_str(rw_src_reason r);
+
+typedef struct rw_source_delta {
+    uint64_t accepted;                 /* samples written */
+    uint64_t reasons[RW_SRC__COUNT];   /* samples */
+    int64_t newest_ms;                 /* newest accepted sample time, INT64_MIN = none */
+    unsigned versions;                 /* bit 1: remote-write 1.0, bit 2: 2.0 */
+    int unlisted;                      /* 1 missing from the inventory, 0 listed, -1 no inventory */
+} rw_source_delta;
+
+typedef struct rw_sources rw_sources;
+
+rw_sources *rw_sources_new(size_t max_sources);
+void rw_sources_free(rw_sources *s);
+void rw_sources_reconfigure(rw_sources *s, size_t max_sources);
+void rw_sources_add(rw_sources *s, const char *tenant, const char *cluster,
+                    const rw_source_delta *d, int64_t now_ms);
+
+/* One source, for reports. */
+typedef struct rw_source_info {
+    const char *tenant, *cluster;
+    int64_t newest_ms, first_ms, last_ms;  /* sample time; wall clock of first/last request */
+    double rate_1m;                        /* accepted samples/s over the last minute */
+    uint64_t accepted;
+    const uint64_t *reasons;               /* RW_SRC__COUNT */
+    unsigned versions;
+    int unlisted;
+} rw_source_info;
+/* Calls fn for each source in (tenant, cluster) order; filters when not NULL. */
+void rw_sources_each(rw_sources *s, const char *tenant, const char *cluster, int64_t now_ms,
+                     void (*fn)(void *ctx, const rw_source_info *in), void *ctx);
+uint64_t rw_sources_overflow(rw_sources *s);
+size_t rw_sources_count(rw_sources *s);
 
 #endif

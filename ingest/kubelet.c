@@ -656,7 +656,7 @@ rw_kubelet_decision rw_kubelet_decide(rw_kubelet *k, const char *tenant, const c
                            node_ready(&c->nodes[i]) == RW_NODE_READY_UNKNOWN))
                 d = RW_KUBELET_DROP_NOT_READY;
         }
-        if (d != RW_KUBELET_KEEP) {
+        if (d != RW_KUBELET_KEEP && nsamples) { /* 0: a dry run, nothing counted */
             /* counters are only read for reports: relaxed races are fine, but
                keep them exact with atomics */
             __atomic_fetch_add(d == RW_KUBELET_DROP_IP_REUSE ? &c->dropped_reuse

@@ -516,6 +516,8 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
                 written++;
             } else if (skip_old && (r == RW_REJ_OUT_OF_ORDER || r == RW_REJ_DUPLICATE)) {
                 skipped++; /* already held, from another replica (HA dedup) */
+                if (res->on_skip)
+                    res->on_skip(res->on_reject_ctx, a, j, (rw_reject_reason)r);
             } else {
                 rej[r]++;
                 if (res->on_reject)

@@ -111,6 +111,8 @@ typedef struct rw_append_result {
        stage's "already held from the other replica" */
     const uint8_t *skip_old;
     uint64_t skipped;
+    rw_reject_fn on_skip;       /* optional, called for every skipped sample (reason
+                                   out_of_order or duplicate_timestamp) */
 } rw_append_result;
 
 /* Appends a batch. Per-sample rejections are counted in *res and do not fail
