@@ -282,7 +282,8 @@ static size_t lb_snapshot(rw_relabel_state *st)
     for (size_t i = 0; i < st->nbase; i++)
         if (!st->bdel[i])
             st->snap[n++] = st->base[i];
-    memcpy(st->snap + n, st->add, st->nadd * sizeof *st->add);
+    if (st->nadd)
+        memcpy(st->snap + n, st->add, st->nadd * sizeof *st->add);
     return n + st->nadd;
 }
 
@@ -548,7 +549,8 @@ rw_relabel_result rw_relabel_apply(rw_relabel_state *st, const rw_relabel_config
             return RW_RELABEL_FAILED;
         }
         /* sort the (few) added labels, then merge with the sorted base */
-        qsort(st->add, st->nadd, sizeof *st->add, cmp_label);
+        if (st->nadd > 1)
+            qsort(st->add, st->nadd, sizeof *st->add, cmp_label);
         size_t i = 0, j = 0, k = 0;
         while (i < nin || j < st->nadd) {
             if (i < nin && st->bdel[i]) {
