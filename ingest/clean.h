@@ -78,8 +78,15 @@ rw_rc rw_inventory_apply(const rw_inventory_entry *e, rw_arena *a, const rw_labe
  * elected replica is current. Time is partitioned at a failover: the old
  * replica's samples up to the failover point are still taken (its in-flight
  * data), the new one's from then on; per series the store skips any sample
- * not newer than what it holds (RW_APPEND skip_old), so a failover never
- * stores a sample twice nor moves a counter backwards. */
+ * not newer than what it holds (rw_append_result.skip_old), so a failover
+ * never stores a sample twice nor moves a counter backwards.
+ *
+ * No gap at a failover: a standby's dropped samples that are newer than the
+ * elected replica's newest are kept in a bounded buffer (they are the ones
+ * the elected replica has not covered yet); when that standby takes over,
+ * they are handed back and stored before its current samples, so the data
+ * continues from where the old replica stopped instead of after the
+ * timeout (the ~30 s hole of mimir#7495). */
 
 typedef struct rw_ha rw_ha;
 
@@ -87,21 +94,41 @@ typedef struct rw_ha_opts {
     const char *state_path;      /* elections persisted here (atomically); NULL = none */
     int64_t failover_timeout_ms; /* default 30 s */
     size_t max_clusters;         /* tracked (tenant, cluster) pairs; default 100000 */
+    size_t buffer_bytes;         /* standby samples kept for a failover; 0 = none */
     rw_metrics *metrics;         /* may be NULL */
 } rw_ha_opts;
 
 #define RW_HA_DEFAULT_FAILOVER_MS 30000
 #define RW_HA_DEFAULT_MAX_CLUSTERS 100000
+#define RW_HA_DEFAULT_BUFFER_BYTES ((size_t)64 << 20)
 
 /* Loads persisted elections (a missing file is an empty table; a corrupt
  * one is an error naming the line). */
 rw_ha *rw_ha_open(const rw_ha_opts *o, rw_err *err);
 /* Persists, frees. */
 void rw_ha_close(rw_ha *ha);
-void rw_ha_reconfigure(rw_ha *ha, int64_t failover_timeout_ms, size_t max_clusters);
+void rw_ha_reconfigure(rw_ha *ha, int64_t failover_timeout_ms, size_t max_clusters,
+                       size_t buffer_bytes);
 /* Writes the elections when they changed since the last write (temporary
  * file, fsync, rename). Called periodically and at close. */
 rw_rc rw_ha_persist(rw_ha *ha, rw_err *err);
+
+/* A new elected replica's buffered samples, handed back at its failover:
+ * series (labels without the replica label) with samples in time order. */
+typedef struct rw_ha_backlog_series {
+    const rw_label *labels;
+    size_t nlabels;
+    const rw_sample *samples;
+    size_t nsamples;
+} rw_ha_backlog_series;
+
+typedef struct rw_ha_backlog {
+    rw_ha_backlog_series *series;
+    size_t n;
+    void *priv;       /* owns the labels and samples */
+} rw_ha_backlog;
+
+void rw_ha_backlog_free(rw_ha_backlog *b);
 
 /* What happened to one series' samples. */
 typedef struct rw_ha_verdict {
@@ -109,12 +136,17 @@ typedef struct rw_ha_verdict {
     size_t dropped;    /* from a replica that is not elected for their time */
     int failover;      /* this series' samples caused a failover */
     int untracked;     /* the table is full: passed through undeduplicated */
+    rw_ha_backlog *backlog; /* on a failover: the new replica's buffered samples
+                               (the caller stores them first and frees them) */
 } rw_ha_verdict;
 
 /* Judges the samples of one series from `replica` of (tenant, cluster):
- * compacts samples[] to the accepted ones. Thread-safe. */
+ * compacts samples[] to the accepted ones. labels (sorted, without the
+ * replica label; may be NULL) let a standby's samples be buffered for a
+ * failover. Thread-safe. */
 void rw_ha_judge(rw_ha *ha, const char *tenant, const char *cluster, const char *replica,
-                 rw_sample *samples, size_t n, rw_ha_verdict *v);
+                 const rw_label *labels, size_t nlabels, rw_sample *samples, size_t n,
+                 rw_ha_verdict *v);
 
 /* The elected replica of (tenant, cluster), copied into buf; 0 when none. */
 int rw_ha_elected(rw_ha *ha, const char *tenant, const char *cluster, char *buf, size_t cap);

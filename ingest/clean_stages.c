@@ -267,6 +267,41 @@ static void remove_label(rw_in_series *s, const char *name)
         }
 }
 
+/* A failover's backlog: the new replica's buffered samples become series
+ * of their own in front of the batch, so they are appended before the
+ * request's own (newer) samples of the same series. */
+static rw_rc add_backlog(rw_in_ctx *c, rw_in_batch *b, size_t *front, const rw_ha_backlog *bl)
+{
+    size_t n = b->nseries + bl->n;
+    rw_in_series *ns = rw_arena_calloc(c->a, n, sizeof *ns);
+    if (!ns)
+        return RW_LIMIT;
+    memcpy(ns, b->series, *front * sizeof *ns);
+    for (size_t i = 0; i < bl->n; i++) {
+        const rw_ha_backlog_series *x = &bl->series[i];
+        rw_in_series *s = &ns[*front + i];
+        s->labels = rw_arena_alloc(c->a, (x->nlabels ? x->nlabels : 1) * sizeof *s->labels);
+        s->samples = rw_arena_alloc(c->a, x->nsamples * sizeof *s->samples);
+        if (!s->labels || !s->samples)
+            return RW_LIMIT;
+        for (size_t k = 0; k < x->nlabels; k++) {
+            s->labels[k].name = rw_arena_strdup(c->a, x->labels[k].name);
+            s->labels[k].value = rw_arena_strdup(c->a, x->labels[k].value);
+            if (!s->labels[k].name || !s->labels[k].value)
+                return RW_LIMIT;
+        }
+        memcpy(s->samples, x->samples, x->nsamples * sizeof *s->samples);
+        s->nlabels = x->nlabels;
+        s->nsamples = x->nsamples;
+        s->skip_old = 1;
+    }
+    memcpy(ns + *front + bl->n, b->series + *front, (b->nseries - *front) * sizeof *ns);
+    b->series = ns;
+    b->nseries = n;
+    *front += bl->n;
+    return RW_OK;
+}
+
 rw_rc rw_in_stage_ha(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
 {
     const rw_ingest_ha_config *h = &c->cfg->ha_dedup;
@@ -275,7 +310,7 @@ rw_rc rw_in_stage_ha(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
     uint64_t deduped = 0;
     for (size_t i = 0; i < b->nseries; i++) {
         rw_in_series *s = &b->series[i];
-        if (!s->nsamples)
+        if (!s->nsamples || s->skip_old)
             continue;
         const char *replica = rw_labels_get(s->labels, s->nlabels, h->replica_label);
         if (!replica)
@@ -283,19 +318,31 @@ rw_rc rw_in_stage_ha(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
         const char *cluster = rw_labels_get(s->labels, s->nlabels, h->cluster_label);
         if (!cluster)
             continue; /* both labels or no HA pair: stored as sent */
+        /* the stored series has no replica label: drop it first, the
+           standby buffer keeps the labels as they will be stored */
+        remove_label(s, h->replica_label);
+        s->skip_old = 1;
         rw_ha_verdict v;
-        rw_ha_judge(c->ig->ha, c->tenant, cluster, replica, s->samples, s->nsamples, &v);
+        rw_ha_judge(c->ig->ha, c->tenant, cluster, replica, s->labels, s->nlabels, s->samples,
+                    s->nsamples, &v);
         if (v.dropped) {
             rw_in_src_note(c, s, RW_SRC_HA_DEDUP, v.dropped);
             deduped += v.dropped;
         }
         s->nsamples = v.kept;
-        remove_label(s, h->replica_label);
-        s->skip_old = 1;
+        if (v.backlog) {
+            /* the series judged so far stay in front; the backlog goes right
+               after them, before this series (its newer samples) */
+            size_t front = i;
+            rw_rc rc = add_backlog(c, b, &front, v.backlog);
+            rw_ha_backlog_free(v.backlog);
+            if (rc != RW_OK)
+                return rw_err_set(err, RW_LIMIT, "request too complex");
+            i = front; /* this series, moved behind the backlog */
+        }
     }
     c->st->samples_deduplicated += deduped;
     rw_counter_add(c->ig->ha_deduplicated, deduped);
-    (void)err;
     return RW_OK;
 }
 

@@ -16,6 +16,12 @@
  * background thread every persist interval when something changed, and at
  * close; rw_ha_open reads it back, so a restart keeps the elections.
  *
+ * Standby buffers: a standby's dropped samples newer than the elected
+ * replica's newest are kept per series (up to SB_MAX samples, all buffers
+ * together under buffer_bytes) and handed back when that standby takes
+ * over, so the data has no hole of failover_timeout; a series not heard
+ * from for a while leaves its buffer.
+ *
  * Locking: one mutex guards the table; a judgement holds it for one series
  * (a few comparisons per sample). The persist thread copies the table under
  * the mutex and writes the copy without it. */
@@ -36,6 +42,27 @@
 /* a pair not heard from for this long (wall clock) is forgotten */
 #define IDLE_FORGET_MS (24LL * 3600 * 1000)
 
+/* A standby's samples of one series that the elected replica has not
+ * covered yet (newer than its newest), kept for a failover. */
+#define SB_MAX 16
+
+typedef struct sb_series {
+    uint64_t hash;
+    struct sb_series *next;
+    rw_label *labels;         /* one block: the array, then the strings */
+    size_t nlabels, bytes;
+    int64_t seen_ms;
+    uint32_t n;
+    rw_sample s[SB_MAX];
+} sb_series;
+
+typedef struct sb {           /* one standby replica's buffer */
+    char *replica;
+    sb_series **b;
+    size_t nb, n;
+    struct sb *next;
+} sb;
+
 typedef struct ha_entry {
     char *tenant, *cluster;   /* key */
     uint64_t hash;
@@ -46,6 +73,7 @@ typedef struct ha_entry {
     int64_t since;            /* sample time elected took over at */
     int64_t seen_ms;          /* wall clock of the last judgement */
     uint64_t accepted, deduped, failovers;
+    sb *standby;              /* buffers of the replicas that are not elected */
     struct ha_entry *next;
 } ha_entry;
 
@@ -58,6 +86,9 @@ struct rw_ha {
     int dirty;
     char *state_path;
     uint64_t untracked;       /* samples passed through because the table was full */
+    size_t sb_bytes, sb_cap;  /* standby buffers: in use, allowed */
+    uint64_t sb_full;         /* standby samples not buffered: no room */
+    uint64_t sb_replayed;     /* buffered samples handed back at failovers */
     /* persist thread */
     pthread_t thr;
     int thr_started;
@@ -74,6 +105,28 @@ static uint64_t key_hash(const char *tenant, const char *cluster)
     for (const char *p = cluster; *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211ULL;
     return h;
+}
+
+static void sb_free(rw_ha *ha, sb *b)
+{
+    for (size_t i = 0; i < b->nb; i++)
+        for (sb_series *x = b->b[i], *next; x; x = next) {
+            next = x->next;
+            ha->sb_bytes -= x->bytes;
+            free(x);
+        }
+    free(b->b);
+    free(b->replica);
+    free(b);
+}
+
+static void entry_free_sb(rw_ha *ha, ha_entry *e)
+{
+    for (sb *b = e->standby, *next; b; b = next) {
+        next = b->next;
+        sb_free(ha, b);
+    }
+    e->standby = NULL;
 }
 
 static void entry_free(ha_entry *e)
@@ -141,8 +194,184 @@ static int set_str(char **dst, const char *s)
     return 0;
 }
 
+/* ---- standby buffers ---- */
+
+static int labels_eq(const sb_series *x, const rw_label *l, size_t n)
+{
+    if (x->nlabels != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(x->labels[i].name, l[i].name) || strcmp(x->labels[i].value, l[i].value))
+            return 0;
+    return 1;
+}
+
+static sb *sb_get(ha_entry *e, const char *replica, int create)
+{
+    for (sb *b = e->standby; b; b = b->next)
+        if (!strcmp(b->replica, replica))
+            return b;
+    if (!create)
+        return NULL;
+    sb *b = calloc(1, sizeof *b);
+    if (!b || !(b->replica = strdup(replica)) || !(b->b = calloc(64, sizeof *b->b))) {
+        if (b)
+            free(b->replica);
+        free(b);
+        return NULL;
+    }
+    b->nb = 64;
+    b->next = e->standby;
+    e->standby = b;
+    return b;
+}
+
+static sb_series *sb_series_get(rw_ha *ha, sb *b, const rw_label *l, size_t n, uint64_t hash)
+{
+    for (sb_series *x = b->b[hash & (b->nb - 1)]; x; x = x->next)
+        if (x->hash == hash && labels_eq(x, l, n))
+            return x;
+    size_t bytes = sizeof(sb_series) + n * sizeof(rw_label);
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(l[i].name) + strlen(l[i].value) + 2;
+    if (ha->sb_bytes + bytes > ha->sb_cap)
+        return NULL;
+    if (b->n + 1 > b->nb) {
+        size_t nb = b->nb * 2;
+        sb_series **nbk = calloc(nb, sizeof *nbk);
+        if (!nbk)
+            return NULL;
+        for (size_t i = 0; i < b->nb; i++)
+            for (sb_series *x = b->b[i], *next; x; x = next) {
+                next = x->next;
+                x->next = nbk[x->hash & (nb - 1)];
+                nbk[x->hash & (nb - 1)] = x;
+            }
+        free(b->b);
+        b->b = nbk;
+        b->nb = nb;
+    }
+    sb_series *x = malloc(bytes);
+    if (!x)
+        return NULL;
+    memset(x, 0, sizeof *x);
+    x->hash = hash;
+    x->bytes = bytes;
+    x->nlabels = n;
+    x->labels = (rw_label *)(x + 1);
+    char *p = (char *)(x->labels + n);
+    for (size_t i = 0; i < n; i++) {
+        size_t ln = strlen(l[i].name) + 1, lv = strlen(l[i].value) + 1;
+        memcpy(p, l[i].name, ln);
+        x->labels[i].name = p;
+        p += ln;
+        memcpy(p, l[i].value, lv);
+        x->labels[i].value = p;
+        p += lv;
+    }
+    x->next = b->b[hash & (b->nb - 1)];
+    b->b[hash & (b->nb - 1)] = x;
+    b->n++;
+    ha->sb_bytes += bytes;
+    return x;
+}
+
+/* Keeps a dropped standby sample the elected replica has not covered. */
+static void sb_keep(rw_ha *ha, ha_entry *e, sb **bp, sb_series **xp, const char *replica,
+                    const rw_label *l, size_t n, rw_sample smp)
+{
+    if (!l || smp.t <= e->newest || !ha->sb_cap)
+        return;
+    if (!*xp) {
+        uint64_t hash = rw_labels_hash(l, n);
+        if (!*bp && !(*bp = sb_get(e, replica, 1))) {
+            ha->sb_full++;
+            return;
+        }
+        if (!(*xp = sb_series_get(ha, *bp, l, n, hash))) {
+            ha->sb_full++;
+            return;
+        }
+    }
+    sb_series *x = *xp;
+    x->seen_ms = e->seen_ms;
+    /* what the elected replica has covered meanwhile is of no use */
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < x->n; i++)
+        if (x->s[i].t > e->newest && x->s[i].t < smp.t)
+            x->s[k++] = x->s[i];
+    x->n = k;
+    if (x->n == SB_MAX) {
+        memmove(x->s, x->s + 1, (SB_MAX - 1) * sizeof *x->s);
+        x->n--;
+    }
+    x->s[x->n++] = smp;
+}
+
+void rw_ha_backlog_free(rw_ha_backlog *b);
+
+/* Detaches replica's buffer as a backlog of samples newer than `after`. */
+static rw_ha_backlog *sb_take(rw_ha *ha, ha_entry *e, const char *replica, int64_t after)
+{
+    sb **pp = &e->standby;
+    while (*pp && strcmp((*pp)->replica, replica))
+        pp = &(*pp)->next;
+    sb *b = *pp;
+    if (!b)
+        return NULL;
+    *pp = b->next;
+    rw_ha_backlog *bl = calloc(1, sizeof *bl);
+    if (bl)
+        bl->series = calloc(b->n ? b->n : 1, sizeof *bl->series);
+    if (!bl || !bl->series) {
+        free(bl);
+        sb_free(ha, b);
+        return NULL;
+    }
+    /* the nodes move to the backlog (freed by rw_ha_backlog_free): only
+       their accounting leaves the buffer now */
+    sb_series *keep = NULL;
+    for (size_t i = 0; i < b->nb; i++)
+        for (sb_series *x = b->b[i], *next; x; x = next) {
+            next = x->next;
+            ha->sb_bytes -= x->bytes;
+            uint32_t k = 0;
+            for (uint32_t j = 0; j < x->n; j++)
+                if (x->s[j].t > after)
+                    x->s[k++] = x->s[j];
+            x->n = k;
+            x->next = keep;
+            keep = x;
+            if (k) {
+                bl->series[bl->n++] = (rw_ha_backlog_series){x->labels, x->nlabels, x->s, k};
+                ha->sb_replayed += k;
+            }
+        }
+    b->nb = 0;
+    sb_free(ha, b);
+    bl->priv = keep;
+    if (!bl->n) {
+        rw_ha_backlog_free(bl);
+        return NULL;
+    }
+    return bl;
+}
+
+void rw_ha_backlog_free(rw_ha_backlog *b)
+{
+    if (!b)
+        return;
+    for (sb_series *x = b->priv, *next; x; x = next) {
+        next = x->next;
+        free(x);
+    }
+    free(b->series);
+    free(b);
+}
+
 void rw_ha_judge(rw_ha *ha, const char *tenant, const char *cluster, const char *replica,
-                 rw_sample *samples, size_t n, rw_ha_verdict *v)
+                 const rw_label *labels, size_t nlabels, rw_sample *samples, size_t n,
+                 rw_ha_verdict *v)
 {
     memset(v, 0, sizeof *v);
     if (!tenant)
@@ -162,6 +391,8 @@ void rw_ha_judge(rw_ha *ha, const char *tenant, const char *cluster, const char 
     e->seen_ms = rw_now_ms();
     int is_elected = e->elected && !strcmp(e->elected, replica);
     int is_prev = !is_elected && e->prev && !strcmp(e->prev, replica);
+    sb *buf = NULL;
+    sb_series *bser = NULL;
     size_t keep = 0;
     for (size_t i = 0; i < n; i++) {
         int64_t t = samples[i].t;
@@ -189,6 +420,11 @@ void rw_ha_judge(rw_ha *ha, const char *tenant, const char *cluster, const char 
                 v->dropped++;
                 continue;
             }
+            /* what this replica sent while the old one was still in charge
+               and that the old one never covered: stored first, no gap */
+            v->backlog = sb_take(ha, e, replica, old_newest);
+            buf = NULL;
+            bser = NULL;
             free(e->prev);
             e->prev = old;
             e->prev_until = t;
@@ -203,6 +439,7 @@ void rw_ha_judge(rw_ha *ha, const char *tenant, const char *cluster, const char 
                     tenant, cluster, replica, old, (long long)t, (long long)old_newest);
         } else {
             v->dropped++;
+            sb_keep(ha, e, &buf, &bser, replica, labels, nlabels, samples[i]);
             continue;
         }
         samples[keep++] = samples[i];
@@ -243,11 +480,13 @@ void rw_ha_each(rw_ha *ha, void (*fn)(void *ctx, const rw_ha_info *info), void *
     pthread_mutex_unlock(&ha->mu);
 }
 
-void rw_ha_reconfigure(rw_ha *ha, int64_t failover_timeout_ms, size_t max_clusters)
+void rw_ha_reconfigure(rw_ha *ha, int64_t failover_timeout_ms, size_t max_clusters,
+                       size_t buffer_bytes)
 {
     pthread_mutex_lock(&ha->mu);
     ha->timeout_ms = failover_timeout_ms > 0 ? failover_timeout_ms : RW_HA_DEFAULT_FAILOVER_MS;
     ha->max_clusters = max_clusters ? max_clusters : RW_HA_DEFAULT_MAX_CLUSTERS;
+    ha->sb_cap = buffer_bytes;
     pthread_mutex_unlock(&ha->mu);
 }
 
@@ -377,14 +616,42 @@ static rw_rc write_atomic(const char *path, const char *data, size_t len, rw_err
     return RW_OK;
 }
 
+/* A standby series not heard from for this long is no longer buffered. */
+static int64_t sb_idle_ms(const rw_ha *ha)
+{
+    int64_t t = 3 * ha->timeout_ms;
+    return t > 300000 ? t : 300000;
+}
+
+static void sb_sweep(rw_ha *ha, ha_entry *e, int64_t now)
+{
+    for (sb *b = e->standby; b; b = b->next)
+        for (size_t i = 0; i < b->nb; i++) {
+            sb_series **pp = &b->b[i];
+            while (*pp) {
+                sb_series *x = *pp;
+                if (now - x->seen_ms > sb_idle_ms(ha)) {
+                    *pp = x->next;
+                    ha->sb_bytes -= x->bytes;
+                    b->n--;
+                    free(x);
+                } else {
+                    pp = &x->next;
+                }
+            }
+        }
+}
+
 static void forget_idle(rw_ha *ha, int64_t now)
 {
     for (size_t i = 0; i < ha->nbuckets; i++) {
         ha_entry **pp = &ha->buckets[i];
         while (*pp) {
             ha_entry *e = *pp;
+            sb_sweep(ha, e, now);
             if (e->seen_ms && now - e->seen_ms > IDLE_FORGET_MS) {
                 *pp = e->next;
+                entry_free_sb(ha, e);
                 entry_free(e);
                 ha->n--;
                 ha->dirty = 1;
@@ -541,8 +808,19 @@ static void collect(void *ctx, rw_buf *out)
                        "# TYPE rwgate_ha_untracked_samples_total counter\n"
                        "rwgate_ha_untracked_samples_total %llu\n"
                        "# HELP rwgate_ha_clusters Tenant and cluster pairs tracked by HA dedup.\n"
-                       "# TYPE rwgate_ha_clusters gauge\nrwgate_ha_clusters %zu\n",
-                  (unsigned long long)ha->untracked, ha->n);
+                       "# TYPE rwgate_ha_clusters gauge\nrwgate_ha_clusters %zu\n"
+                       "# HELP rwgate_ha_standby_buffer_bytes Standby samples kept for a gapless "
+                       "failover, bytes.\n# TYPE rwgate_ha_standby_buffer_bytes gauge\n"
+                       "rwgate_ha_standby_buffer_bytes %zu\n"
+                       "# HELP rwgate_ha_standby_buffer_full_total Standby samples not kept "
+                       "because the buffer was full (a failover may leave a gap).\n"
+                       "# TYPE rwgate_ha_standby_buffer_full_total counter\n"
+                       "rwgate_ha_standby_buffer_full_total %llu\n"
+                       "# HELP rwgate_ha_standby_replayed_samples_total Buffered standby samples "
+                       "stored at failovers.\n# TYPE rwgate_ha_standby_replayed_samples_total "
+                       "counter\nrwgate_ha_standby_replayed_samples_total %llu\n",
+                  (unsigned long long)ha->untracked, ha->n, ha->sb_bytes,
+                  (unsigned long long)ha->sb_full, (unsigned long long)ha->sb_replayed);
     pthread_mutex_unlock(&ha->mu);
 }
 
@@ -559,6 +837,7 @@ rw_ha *rw_ha_open(const rw_ha_opts *o, rw_err *err)
     ha->buckets = calloc(ha->nbuckets, sizeof *ha->buckets);
     ha->timeout_ms = o->failover_timeout_ms > 0 ? o->failover_timeout_ms : RW_HA_DEFAULT_FAILOVER_MS;
     ha->max_clusters = o->max_clusters ? o->max_clusters : RW_HA_DEFAULT_MAX_CLUSTERS;
+    ha->sb_cap = o->buffer_bytes;
     if (!ha->buckets || (o->state_path && !(ha->state_path = strdup(o->state_path)))) {
         rw_ha_close(ha);
         rw_err_set(err, RW_NOMEM, "out of memory");
@@ -599,6 +878,7 @@ void rw_ha_close(rw_ha *ha)
     for (size_t i = 0; ha->buckets && i < ha->nbuckets; i++)
         for (ha_entry *e = ha->buckets[i], *next; e; e = next) {
             next = e->next;
+            entry_free_sb(ha, e);
             entry_free(e);
         }
     free(ha->buckets);

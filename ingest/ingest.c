@@ -144,6 +144,7 @@ rw_ingest *rw_ingest_new(const rw_ingest_opts *o, rw_err *err)
     rw_ha_opts ho = {.state_path = path,
                      .failover_timeout_ms = cfg->ha_dedup.failover_timeout_ms,
                      .max_clusters = (size_t)cfg->ha_dedup.max_clusters,
+                     .buffer_bytes = (size_t)cfg->ha_dedup.standby_buffer_bytes,
                      .metrics = m};
     ig->ha = rw_ha_open(&ho, err);
     free(path);
@@ -201,7 +202,8 @@ rw_rc rw_ingest_reconfigure(rw_ingest *ig, const rw_ingest_config *cfg, rw_err *
         ig_settings_put(ig, s);
         return rc;
     }
-    rw_ha_reconfigure(ig->ha, nc->ha_dedup.failover_timeout_ms, (size_t)nc->ha_dedup.max_clusters);
+    rw_ha_reconfigure(ig->ha, nc->ha_dedup.failover_timeout_ms, (size_t)nc->ha_dedup.max_clusters,
+                      (size_t)nc->ha_dedup.standby_buffer_bytes);
     rw_kubelet_opts ko = {.mode = (rw_kubelet_mode)nc->kubelet_dedup.mode,
                           .node_ttl_ms = nc->kubelet_dedup.node_ttl_ms,
                           .max_nodes = (size_t)nc->kubelet_dedup.max_nodes};

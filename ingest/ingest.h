@@ -32,6 +32,7 @@ typedef struct rw_ingest_ha_config {
     char *replica_label;          /* "__replica__"; removed before storage */
     int64_t failover_timeout_ms;  /* 30s, judged by sample time */
     int64_t max_clusters;         /* tracked (tenant, cluster) pairs */
+    int64_t standby_buffer_bytes; /* a standby's uncovered samples kept for a gapless failover */
 } rw_ingest_ha_config;
 
 /* ingest.kubelet_dedup.kubernetes_api.tls_config */

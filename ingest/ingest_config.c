@@ -39,6 +39,9 @@ static const rw_cfg_key ha_keys[] = {
     {"max_clusters", RW_CFG_INT, HA(max_clusters), "100000", 1, 1e9, RW_CFG_RELOAD,
      "(tenant, cluster) pairs tracked; beyond, series pass undeduplicated and are counted",
      NULL, NULL},
+    {"standby_buffer", RW_CFG_BYTES, HA(standby_buffer_bytes), "64MiB", 0, 9.2e18, RW_CFG_RELOAD,
+     "memory for standby samples the elected replica has not covered yet, stored when that "
+     "standby takes over so a failover leaves no gap; 0 = none", NULL, NULL},
 };
 static const rw_cfg_table ha_table =
     RW_CFG_TABLE("ha_dedup", rw_ingest_ha_config, ha_keys, check_ha, NULL);

@@ -24,7 +24,7 @@ static size_t judge(rw_ha *ha, const char *cluster, const char *replica, const i
         n++;
     }
     rw_ha_verdict v;
-    rw_ha_judge(ha, "t1", cluster, replica, smp, n, &v);
+    rw_ha_judge(ha, "t1", cluster, replica, NULL, 0, smp, n, &v);
     CHECK_INT(v.kept + v.dropped, v.untracked ? v.kept : n);
     for (size_t i = 0; out && i < v.kept; i++)
         out[i] = smp[i].t / S;
@@ -61,7 +61,7 @@ static void test_election(void)
     /* another tenant is another election */
     rw_sample s = {100 * S, 1};
     rw_ha_verdict v;
-    rw_ha_judge(ha, "t2", "c1", "b", &s, 1, &v);
+    rw_ha_judge(ha, "t2", "c1", "b", NULL, 0, &s, 1, &v);
     CHECK_INT(v.kept, 1);
     CHECK(rw_ha_elected(ha, "t2", "c1", buf, sizeof buf));
     CHECK_STR(buf, "b");
@@ -160,6 +160,60 @@ static void test_clusters_and_cap(void)
     rw_ha_close(ha);
 }
 
+/* the standby's samples the elected replica never covered come back at the
+ * failover: per series, only those newer than the old replica's newest */
+static void test_backlog(void)
+{
+    rw_ha_opts o = {.failover_timeout_ms = 30 * S, .buffer_bytes = 1 << 20};
+    rw_err e;
+    rw_err_init(&e);
+    rw_ha *ha = rw_ha_open(&o, &e);
+    rw_label la[] = {{"__name__", "up"}, {"cluster", "c1"}, {"job", "x"}};
+    rw_label lb[] = {{"__name__", "cpu"}, {"cluster", "c1"}, {"job", "x"}};
+    rw_sample s1[] = {{100 * S, 1}};
+    rw_ha_verdict v;
+    rw_ha_judge(ha, "t", "c1", "a", la, 3, s1, 1, &v); /* a elected, newest 100 s */
+    /* b: 90 s is covered by a (not kept), 105 and 120 s are not */
+    rw_sample s2[] = {{90 * S, 1}, {105 * S, 2}, {120 * S, 3}};
+    rw_ha_judge(ha, "t", "c1", "b", la, 3, s2, 3, &v);
+    CHECK_INT(v.kept, 0);
+    rw_sample s3[] = {{106 * S, 7}};
+    rw_ha_judge(ha, "t", "c1", "b", lb, 3, s3, 1, &v);
+    CHECK_INT(v.kept, 0);
+    /* a advances to 110 s: b's 105 s samples are covered now */
+    rw_sample s4[] = {{110 * S, 1}};
+    rw_ha_judge(ha, "t", "c1", "a", la, 3, s4, 1, &v);
+    /* b at 141 s: takes over; the backlog holds what a never covered */
+    rw_sample s5[] = {{141 * S, 4}};
+    rw_ha_judge(ha, "t", "c1", "b", la, 3, s5, 1, &v);
+    CHECK(v.failover);
+    CHECK_INT(v.kept, 1);
+    CHECK(v.backlog != NULL);
+    if (v.backlog) {
+        size_t total = 0;
+        for (size_t i = 0; i < v.backlog->n; i++) {
+            const rw_ha_backlog_series *x = &v.backlog->series[i];
+            total += x->nsamples;
+            for (size_t k = 0; k < x->nsamples; k++)
+                CHECK(x->samples[k].t > 110 * S);
+            if (!strcmp(x->labels[0].value, "up"))
+                CHECK(x->nsamples == 1 && x->samples[0].t == 120 * S);
+        }
+        CHECK_INT(total, 1); /* up@120; up@105 and cpu@106 were covered by a's 110 */
+        rw_ha_backlog_free(v.backlog);
+    }
+    /* no buffer configured: nothing is kept */
+    rw_ha_close(ha);
+    rw_ha_opts o2 = {.failover_timeout_ms = 30 * S};
+    ha = rw_ha_open(&o2, &e);
+    rw_ha_judge(ha, "t", "c1", "a", la, 3, s1, 1, &v);
+    rw_sample s6[] = {{120 * S, 3}};
+    rw_ha_judge(ha, "t", "c1", "b", la, 3, s6, 1, &v);
+    rw_ha_judge(ha, "t", "c1", "b", la, 3, s5, 1, &v);
+    CHECK(v.failover && v.backlog == NULL);
+    rw_ha_close(ha);
+}
+
 static void test_persistence(void)
 {
     char dir[] = "/tmp/rwgate-ha-XXXXXX";
@@ -204,6 +258,7 @@ int main(void)
     RUN(test_failover_by_sample_time);
     RUN(test_lagging_sender);
     RUN(test_clusters_and_cap);
+    RUN(test_backlog);
     RUN(test_persistence);
     TEST_DONE();
 }
