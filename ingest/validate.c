@@ -13,18 +13,18 @@ rw_rc rw_in_validate_series_lim(const rw_in_label_limits *lim, const rw_in_serie
     /* the messages name the limit (the config key), so a sender's operator
        knows what to ask for */
     if (s->nlabels > (size_t)lim->max_labels)
-        return rw_err_set(err, RW_LIMIT, "series has %zu labels, over the limit max_labels_per_series = %lld",
+        return rw_err_set(err, RW_LIMIT, "series has %zu labels, limit is %lld (max_labels_per_series)",
                           s->nlabels, (long long)lim->max_labels);
     for (size_t i = 0; i < s->nlabels; i++) {
         size_t nl = s->lens ? s->lens[2 * i] : strlen(s->labels[i].name);
         size_t vl = s->lens ? s->lens[2 * i + 1] : strlen(s->labels[i].value);
         if (nl > (size_t)lim->max_name)
             return rw_err_set(err, RW_LIMIT,
-                              "label name \"%.40s...\" is %zu bytes, over the limit "
-                              "max_label_name_length = %lld", s->labels[i].name, nl, (long long)lim->max_name);
+                              "label name \"%.40s...\" is %zu bytes, limit is %lld "
+                              "(max_label_name_length)", s->labels[i].name, nl, (long long)lim->max_name);
         if (vl > (size_t)lim->max_value)
             return rw_err_set(err, RW_LIMIT,
-                              "label %.64s: value is %zu bytes, over the limit max_label_value_length = %lld",
+                              "label %.64s: value is %zu bytes, limit is %lld (max_label_value_length)",
                               s->labels[i].name, vl, (long long)lim->max_value);
     }
     return rw_labels_validate_lens(s->labels, s->lens, s->nlabels, err);

@@ -413,7 +413,7 @@ static void test_limits(void)
     CHECK(send(f.ig, &r, "someone", &st, &e) == RW_OK);
     CHECK_INT(st.samples_written, 1);
     CHECK_INT(st.series_rejected, 1);
-    CHECK_MSG(strstr(st.reasons, "max_labels_per_series = 4") != NULL, "%s", st.reasons);
+    CHECK_MSG(strstr(st.reasons, "limit is 4 (max_labels_per_series)") != NULL, "%s", st.reasons);
     /* max_series: the third new series is rejected, known ones go on */
     add(&r, "up{i=1}", 1, 100.0, 1.0);
     add(&r, "up{i=2}", 1, 100.0, 1.0);
