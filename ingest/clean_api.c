@@ -157,8 +157,33 @@ static void h_sources(void *ctx, rw_http_req *req, rw_http_resp *resp)
             rw_json_str(b, ks.last_error);
         else
             rw_buf_puts(b, "null");
+        rw_buf_puts(b, ",\"settings\":");
+        rw_in_kube_api_settings_json(ig, b);
         rw_buf_putc(b, '}');
     }
+    /* the settings in force, so a reload can be verified from outside */
+    const rw_ingest_config *cf = &s->cfg;
+    char win[32];
+    rw_format_duration(cf->active_series_window_ms, win, sizeof win);
+    rw_buf_puts(b, ",\"settings\":{\"cluster_label\":");
+    rw_json_str(b, cf->cluster_label);
+    rw_buf_printf(b, ",\"active_series_window\":\"%s\",\"ha_dedup\":{\"enabled\":%s,"
+                     "\"cluster_label\":", win, cf->ha_dedup.enabled ? "true" : "false");
+    rw_json_str(b, cf->ha_dedup.cluster_label);
+    rw_buf_puts(b, ",\"replica_label\":");
+    rw_json_str(b, cf->ha_dedup.replica_label);
+    rw_format_duration(cf->ha_dedup.failover_timeout_ms, win, sizeof win);
+    rw_buf_printf(b, ",\"failover_timeout\":\"%s\",\"max_clusters\":%lld,"
+                     "\"standby_buffer_bytes\":%lld},\"kubelet_dedup\":{\"enabled\":%s,"
+                     "\"mode\":\"%s\",\"selector\":",
+                  win, (long long)cf->ha_dedup.max_clusters,
+                  (long long)cf->ha_dedup.standby_buffer_bytes,
+                  cf->kubelet_dedup.enabled ? "true" : "false",
+                  cf->kubelet_dedup.mode ? "strict" : "ip-reuse");
+    rw_json_str(b, cf->kubelet_dedup.selector);
+    rw_format_duration(cf->kubelet_dedup.node_ttl_ms, win, sizeof win);
+    rw_buf_printf(b, ",\"node_ttl\":\"%s\",\"max_nodes\":%lld}}", win,
+                  (long long)cf->kubelet_dedup.max_nodes);
     rw_buf_puts(b, "}}");
     ig_settings_put(ig, s);
 }

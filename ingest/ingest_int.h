@@ -123,6 +123,8 @@ typedef struct rw_in_kube_api_status {
     size_t nodes;
 } rw_in_kube_api_status;
 int rw_in_kube_api_status_get(rw_ingest *ig, rw_in_kube_api_status *out);
+/* The running poller's settings as JSON (null when off). */
+void rw_in_kube_api_settings_json(rw_ingest *ig, rw_buf *b);
 
 /* clean_stages.c: the cleaning stages and the sink's share of them */
 rw_rc rw_in_stage_relabel(rw_in_ctx *c, rw_in_batch *b, rw_err *err);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "core/json.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/yaml.h"
@@ -450,6 +451,39 @@ rw_rc rw_in_kube_api_apply(rw_ingest *ig, const rw_ingest_kube_api_config *c, rw
             c->cluster, c->url, (long long)(c->refresh_interval_ms / 1000));
     pthread_mutex_unlock(&ig->kapi_mu);
     return RW_OK;
+}
+
+static void jstr(rw_buf *b, const char *k, const char *v)
+{
+    rw_buf_printf(b, ",\"%s\":", k);
+    if (v)
+        rw_json_str(b, v);
+    else
+        rw_buf_puts(b, "null");
+}
+
+void rw_in_kube_api_settings_json(rw_ingest *ig, rw_buf *b)
+{
+    pthread_mutex_lock(&ig->kapi_mu);
+    struct rw_kube_api *ka = ig->kapi;
+    if (!ka) {
+        rw_buf_puts(b, "null");
+        pthread_mutex_unlock(&ig->kapi_mu);
+        return;
+    }
+    const kstr *s = &ka->s;
+    rw_buf_printf(b, "{\"refresh_interval_seconds\":%lld,\"timeout_seconds\":%lld",
+                  (long long)(s->interval_ms / 1000), (long long)(s->timeout_ms / 1000));
+    jstr(b, "url", s->url);
+    jstr(b, "cluster", s->cluster);
+    jstr(b, "tenant", s->tenant);
+    jstr(b, "bearer_token_file", s->token_file);
+    jstr(b, "ca_file", s->ca);
+    jstr(b, "cert_file", s->cert);
+    jstr(b, "key_file", s->key);
+    jstr(b, "server_name", s->server_name);
+    rw_buf_printf(b, ",\"insecure_skip_verify\":%s}", s->insecure ? "true" : "false");
+    pthread_mutex_unlock(&ig->kapi_mu);
 }
 
 int rw_in_kube_api_status_get(rw_ingest *ig, rw_in_kube_api_status *out)
