@@ -15,8 +15,12 @@
  * Go would accept "a)|(b" because its wrapping is plain concatenation, but
  * the result ("^(?s:a)|(b)$") is never what the author meant.
  *
- * The shapes configuration uses most (".*", "(.*)", ".+", a plain literal)
- * are recognised at compile time and matched without PCRE2. Matching goes
+ * The shapes configuration uses most (".*", "(.*)", ".+", a plain literal,
+ * an alternation of literals) are recognised at compile time and matched
+ * without PCRE2; for the rest, the literal prefix of every top-level branch
+ * is a prefilter that rejects most non-matching subjects (label names
+ * against "__meta_(.+)", metric names against "go_.*|process_.*") before
+ * PCRE2. Matching goes
  * through a per-thread rw_regex_md (PCRE2 match data, a match context with
  * the match limits, a JIT stack); a limit hit is an error, never a "no". */
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -40,13 +44,23 @@
 #define DEPTH_LIMIT 10000u
 #define RE2_MAX_REPEAT 1000
 
-enum { K_PCRE, K_ANY, K_ANY1, K_NONEMPTY, K_LITERAL };
+enum { K_PCRE, K_ANY, K_ANY1, K_NONEMPTY, K_LITERAL, K_ALTS };
+
+#define MAX_PREFIXES 16
 
 struct rw_regex {
     char *src;         /* as written */
     int kind;
     int ngroups;
+    size_t srclen;
     pcre2_code *code;  /* K_PCRE only */
+    /* K_ALTS: "a|b|c" or "(a|b|c)" of plain literals, matched by comparison;
+       K_PCRE: the literal prefixes one of which every match starts with
+       (from each top-level branch), so most non-matching subjects never
+       reach PCRE2. n = 0: no such prefilter. */
+    char **lits;
+    size_t *litlen;
+    size_t nlits;
 };
 
 struct rw_regex_md {
@@ -451,6 +465,131 @@ static rw_rc translate(const char *src, xlat *x, rw_err *err)
 
 /* ---- compile ---- */
 
+static int plain_char(unsigned char c)
+{
+    return c >= 0x80 || is_alnum(c) || strchr("_-:/,;=@%#!~'\"<>& ", c);
+}
+
+static int add_lit(rw_regex *re, const char *p, size_t n)
+{
+    if (re->nlits == MAX_PREFIXES)
+        return -1;
+    if (!re->lits) {
+        re->lits = calloc(MAX_PREFIXES, sizeof *re->lits);
+        re->litlen = calloc(MAX_PREFIXES, sizeof *re->litlen);
+        if (!re->lits || !re->litlen)
+            return -1;
+    }
+    if (!(re->lits[re->nlits] = strndup(p, n)))
+        return -1;
+    re->litlen[re->nlits++] = n;
+    return 0;
+}
+
+static void free_lits(rw_regex *re)
+{
+    for (size_t i = 0; i < re->nlits; i++)
+        free(re->lits[i]);
+    free(re->lits);
+    free(re->litlen);
+    re->lits = NULL;
+    re->litlen = NULL;
+    re->nlits = 0;
+}
+
+/* "a|b|c" or "(a|b|c)" with plain literal branches: K_ALTS. */
+static int try_alts(rw_regex *re, const char *src)
+{
+    size_t n = strlen(src);
+    int group = n >= 2 && src[0] == '(' && src[n - 1] == ')';
+    const char *p = src + group, *end = src + n - group;
+    if (group && p < end && *p == '?')
+        return 0; /* (?...) */
+    for (const char *q = p; q < end; q++)
+        if (*q != '|' && !plain_char((unsigned char)*q))
+            return 0;
+    while (1) {
+        const char *bar = memchr(p, '|', (size_t)(end - p));
+        const char *e = bar ? bar : end;
+        if (add_lit(re, p, (size_t)(e - p)) < 0) {
+            free_lits(re);
+            return 0;
+        }
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    re->kind = K_ALTS;
+    re->ngroups = group;
+    return 1;
+}
+
+/* The literal prefix of each top-level branch of src (as RE2 source); none
+ * when a branch has none, when flags could change case, or when there are
+ * too many branches. */
+static void prefixes(rw_regex *re, const char *src)
+{
+    if (strstr(src, "(?"))
+        return;
+    const char *p = src;
+    char buf[256];
+    for (;;) {
+        size_t n = 0;
+        if (*p == '^')
+            p++;
+        while (*p && n < sizeof buf - 1) {
+            if (plain_char((unsigned char)*p)) {
+                buf[n++] = *p++;
+            } else if (*p == '\\' && p[1] && !is_alnum((unsigned char)p[1]) &&
+                       (unsigned char)p[1] < 0x80) {
+                buf[n++] = p[1];
+                p += 2;
+            } else {
+                break;
+            }
+        }
+        /* a quantifier after the last literal makes it optional */
+        if (n && (*p == '*' || *p == '?' || *p == '{'))
+            n--;
+        if (!n) {
+            free_lits(re);
+            return;
+        }
+        if (add_lit(re, buf, n) < 0) {
+            free_lits(re);
+            return;
+        }
+        /* the next top-level '|' (outside groups and classes) */
+        int depth = 0, in_class = 0;
+        while (*p) {
+            if (*p == '\\' && p[1]) {
+                p += 2;
+                continue;
+            }
+            if (in_class) {
+                if (*p == ']')
+                    in_class = 0;
+            } else if (*p == '[') {
+                in_class = 1;
+                if (p[1] == '^')
+                    p++;
+                if (p[1] == ']')
+                    p++;
+            } else if (*p == '(') {
+                depth++;
+            } else if (*p == ')') {
+                depth--;
+            } else if (*p == '|' && depth == 0) {
+                break;
+            }
+            p++;
+        }
+        if (*p != '|')
+            return;
+        p++;
+    }
+}
+
 static int is_literal(const char *s)
 {
     for (; *s; s++)
@@ -487,10 +626,13 @@ rw_regex *rw_regex_compile(const char *src, rw_err *err)
         re->kind = K_NONEMPTY;
         return re;
     }
+    re->srclen = strlen(src);
     if (is_literal(src)) {
         re->kind = K_LITERAL;
         return re;
     }
+    if (try_alts(re, src))
+        return re;
     xlat x = {0};
     puts_(&x, "(?s:");
     if (translate(src, &x, err) != RW_OK) {
@@ -533,6 +675,7 @@ rw_regex *rw_regex_compile(const char *src, rw_err *err)
     pcre2_pattern_info(re->code, PCRE2_INFO_CAPTURECOUNT, &cnt);
     re->ngroups = (int)cnt;
     re->kind = K_PCRE;
+    prefixes(re, src);
     return re;
 }
 
@@ -542,6 +685,7 @@ void rw_regex_free(rw_regex *re)
         return;
     if (re->code)
         pcre2_code_free(re->code);
+    free_lits(re);
     free(re->src);
     free(re);
 }
@@ -563,6 +707,42 @@ int rw_regex_group_number(const rw_regex *re, const char *name, size_t len)
 int rw_regex_is_match_all(const rw_regex *re)
 {
     return re->kind == K_ANY || re->kind == K_ANY1;
+}
+
+int rw_regex_quick(const rw_regex *re, const char *s, size_t len)
+{
+    switch (re->kind) {
+    case K_ANY:
+    case K_ANY1:
+        return 1;
+    case K_NONEMPTY:
+        return len > 0;
+    case K_LITERAL:
+        return re->srclen == len && memcmp(re->src, s, len) == 0;
+    case K_ALTS:
+        for (size_t i = 0; i < re->nlits; i++)
+            if (re->litlen[i] == len && memcmp(re->lits[i], s, len) == 0)
+                return 1;
+        return 0;
+    }
+    if (!re->nlits)
+        return -1;
+    for (size_t i = 0; i < re->nlits; i++)
+        if (re->litlen[i] <= len && memcmp(re->lits[i], s, re->litlen[i]) == 0)
+            return -1;
+    return 0;
+}
+
+int rw_regex_cheap(const rw_regex *re, const char *s, size_t len)
+{
+    if (re->kind != K_PCRE)
+        return 1;
+    if (!re->nlits)
+        return 0;
+    for (size_t i = 0; i < re->nlits; i++)
+        if (re->litlen[i] <= len && memcmp(re->lits[i], s, re->litlen[i]) == 0)
+            return 0;
+    return 1; /* the prefilter rejects it */
 }
 
 /* ---- match ---- */
@@ -629,9 +809,25 @@ int rw_regex_match(const rw_regex *re, rw_regex_md *md, const char *s, size_t le
         r = len > 0;
         break;
     case K_LITERAL:
-        r = strlen(re->src) == len && memcmp(re->src, s, len) == 0;
+        r = re->srclen == len && memcmp(re->src, s, len) == 0;
+        break;
+    case K_ALTS:
+        for (size_t i = 0; i < re->nlits && !r; i++)
+            r = re->litlen[i] == len && memcmp(re->lits[i], s, len) == 0;
+        if (r && re->ngroups) {
+            md->fast[2] = 0;
+            md->fast[3] = len;
+            md->ngroups = 1;
+        }
         break;
     default: {
+        if (re->nlits) {
+            int any = 0;
+            for (size_t i = 0; i < re->nlits && !any; i++)
+                any = re->litlen[i] <= len && memcmp(re->lits[i], s, re->litlen[i]) == 0;
+            if (!any)
+                break; /* no branch can match: r = 0 */
+        }
         int pr = pcre2_match(re->code, (PCRE2_SPTR)s, len, 0, 0, md->pmd, md->mctx);
         if (pr >= 0) {
             md->from_pcre = 1;

@@ -43,6 +43,13 @@ int rw_regex_group(const rw_regex_md *md, int i, size_t *start, size_t *end);
 int rw_regex_md_groups(const rw_regex_md *md);
 /* 1 when the regex matches every string (".*", "(.*)"). */
 int rw_regex_is_match_all(const rw_regex *re);
+/* 1 when matching s costs no PCRE2 call (a shape matched by comparison, or
+ * a subject the literal-prefix prefilter rejects): callers that memoize
+ * results can skip their cache for it. */
+int rw_regex_cheap(const rw_regex *re, const char *s, size_t len);
+/* Whether re matches s when that is known without PCRE2 (1 or 0), else -1.
+ * No groups are recorded: for yes/no questions on hot paths. */
+int rw_regex_quick(const rw_regex *re, const char *s, size_t len);
 
 /* Appends tmpl with $1, ${1}, $name, ${name} replaced by the groups of the
  * last match of re against subj, exactly as Go's Regexp.Expand (what

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <wctype.h>
+#include <xxhash.h>
 #include "buf.h"
 #include "regex.h"
 #include "text.h"
@@ -35,6 +36,7 @@ enum {
     F_TARGET_VAR = 1,    /* target_label contains '$' */
     F_REPL_VAR = 2,      /* replacement contains '$' */
     F_REGEX_DEFAULT = 4, /* regex is "(.*)" */
+    F_REPL_WHOLE = 8,    /* replacement "$1" with regex "(.*)": the value itself */
 };
 
 #define SCRATCH_CAP (1u << 20) /* joined values and expansions */
@@ -130,6 +132,8 @@ rw_rc rw_relabel_config_validate(rw_relabel_config *c, rw_err *err)
         c->flags |= F_REPL_VAR;
     if (strcmp(rsrc, "(.*)") == 0)
         c->flags |= F_REGEX_DEFAULT;
+    if ((c->flags & F_REGEX_DEFAULT) && (!strcmp(repl, "$1") || !strcmp(repl, "${1}")))
+        c->flags |= F_REPL_WHOLE;
     c->sep_len = strlen(sep);
     c->target_len = strlen(tl);
     c->repl_len = strlen(repl);
@@ -138,12 +142,34 @@ rw_rc rw_relabel_config_validate(rw_relabel_config *c, rw_err *err)
 
 /* ---- state ---- */
 
+/* A rule's outcome for one input (a joined value, or a label name for the
+ * rules that walk names). Keys point at request memory (labels, arena), so
+ * entries are only valid within one generation = one request. */
+#define MEMO_SLOTS 2048
+
+#define NHINTS 64
+
+typedef struct hint {
+    const char *name;     /* a configuration string */
+    size_t pos;
+} hint;
+
+typedef struct memo {
+    const rw_relabel_config *rule;
+    const char *key;
+    uint32_t klen, gen;
+    int8_t matched;       /* keep/drop/replace/label rules: the regex matched */
+    const char *a, *b;    /* replace: target (NULL = invalid), value;
+                             labelmap: the new name; case/hashmod: the value */
+} memo;
+
 struct rw_relabel_state {
     rw_regex_md *md;
     rw_buf join, exp;
     EVP_MD_CTX *md5;
     /* builder */
     const rw_label *base;
+    const uint32_t *blens;  /* name/value lengths of base, or NULL */
     size_t nbase;
     uint8_t *bdel;        /* base label i removed or overridden */
     size_t bdel_cap;
@@ -151,8 +177,14 @@ struct rw_relabel_state {
     rw_label *add;
     size_t nadd, add_cap;
     rw_label *snap;       /* Range snapshot */
-    size_t snap_cap;
+    uint32_t *snaplen;    /* its name lengths */
+    size_t snap_cap, snaplen_cap;
     int rule;             /* decided the last drop / failure */
+    /* per-request memo of rule outcomes (rw_relabel_state_begin): the
+       series of one request repeat their label names and most values */
+    memo *memo;
+    uint32_t gen;         /* 0 = memo off */
+    hint hints[NHINTS];   /* last base position of config label names */
 };
 
 rw_relabel_state *rw_relabel_state_new(void)
@@ -182,12 +214,64 @@ void rw_relabel_state_free(rw_relabel_state *st)
     free(st->bdel);
     free(st->add);
     free(st->snap);
+    free(st->snaplen);
+    free(st->memo);
     free(st);
 }
 
 int rw_relabel_state_rule(const rw_relabel_state *st)
 {
     return st->rule;
+}
+
+void rw_relabel_state_begin(rw_relabel_state *st)
+{
+    if (!st->memo && !(st->memo = calloc(MEMO_SLOTS, sizeof *st->memo)))
+        return; /* no memo: slower, same results */
+    if (++st->gen == 0) { /* wrapped: old entries must not match */
+        memset(st->memo, 0, MEMO_SLOTS * sizeof *st->memo);
+        st->gen = 1;
+    }
+}
+
+static memo *memo_slot(rw_relabel_state *st, const rw_relabel_config *c, const char *k, size_t n)
+{
+    uint64_t h = XXH3_64bits_withSeed(k, n, (uint64_t)(uintptr_t)c);
+    return &st->memo[h & (MEMO_SLOTS - 1)];
+}
+
+/* The memo entry for (rule, key) when present, else NULL with *slot set for
+ * memo_put (NULL when the memo is off). */
+static const memo *memo_get(rw_relabel_state *st, const rw_relabel_config *c, const char *k,
+                            size_t n, memo **slot)
+{
+    *slot = NULL;
+    if (!st->gen)
+        return NULL;
+    memo *m = memo_slot(st, c, k, n);
+    if (m->gen == st->gen && m->rule == c && m->klen == n && !memcmp(m->key, k, n))
+        return m;
+    *slot = m;
+    return NULL;
+}
+
+/* Records an outcome; key must live as long as the request (copied into
+ * the arena when it is the join scratch). */
+static void memo_put(rw_relabel_state *st, memo *slot, const rw_relabel_config *c, const char *k,
+                     size_t n, rw_arena *a, int matched, const char *x, const char *y)
+{
+    if (!slot)
+        return;
+    if (st->join.p && k >= st->join.p && k < st->join.p + st->join.alloc &&
+        !(k = rw_arena_strndup(a, k, n)))
+        return;
+    slot->rule = c;
+    slot->key = k;
+    slot->klen = (uint32_t)n;
+    slot->gen = st->gen;
+    slot->matched = (int8_t)matched;
+    slot->a = x;
+    slot->b = y;
 }
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -207,12 +291,21 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 
 /* ---- the builder ---- */
 
+/* strcmp with the first byte compared inline: label names mostly differ
+ * there, and this runs several times per rule per series */
+static inline int ncmp(const char *a, const char *b)
+{
+    if (a[0] != b[0])
+        return (unsigned char)a[0] - (unsigned char)b[0];
+    return strcmp(a, b);
+}
+
 static long base_find(const rw_relabel_state *st, const char *name)
 {
     size_t lo = 0, hi = st->nbase;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = strcmp(st->base[mid].name, name);
+        int c = ncmp(st->base[mid].name, name);
         if (c == 0)
             return (long)mid;
         if (c < 0)
@@ -226,11 +319,46 @@ static long base_find(const rw_relabel_state *st, const char *name)
 static const char *lb_get(const rw_relabel_state *st, const char *name)
 {
     for (size_t i = 0; i < st->nadd; i++)
-        if (strcmp(st->add[i].name, name) == 0)
+        if (ncmp(st->add[i].name, name) == 0)
             return st->add[i].value;
     long b = base_find(st, name);
     if (b >= 0 && !st->bdel[b])
         return st->base[b].value;
+    return "";
+}
+
+/* lb_get with the value's length (known for base labels when the caller
+ * gave lengths) */
+/* base_find for a configuration string (stable address): the position it
+ * had in the previous series is tried first - consecutive series mostly
+ * share their label layout - and checked, so a wrong guess costs one
+ * comparison */
+static long base_find_hint(rw_relabel_state *st, const char *name)
+{
+    hint *h = &st->hints[((uintptr_t)name >> 4) & (NHINTS - 1)];
+    if (h->name == name && h->pos < st->nbase && ncmp(st->base[h->pos].name, name) == 0)
+        return (long)h->pos;
+    long b = base_find(st, name);
+    if (b >= 0) {
+        h->name = name;
+        h->pos = (size_t)b;
+    }
+    return b;
+}
+
+static const char *lb_get_len(rw_relabel_state *st, const char *name, size_t *len)
+{
+    for (size_t i = 0; i < st->nadd; i++)
+        if (ncmp(st->add[i].name, name) == 0) {
+            *len = strlen(st->add[i].value);
+            return st->add[i].value;
+        }
+    long b = base_find_hint(st, name);
+    if (b >= 0 && !st->bdel[b]) {
+        *len = st->blens ? st->blens[2 * b + 1] : strlen(st->base[b].value);
+        return st->base[b].value;
+    }
+    *len = 0;
     return "";
 }
 
@@ -246,7 +374,7 @@ static void lb_mark_base(rw_relabel_state *st, const char *name)
 static void lb_del(rw_relabel_state *st, const char *name)
 {
     for (size_t i = 0; i < st->nadd; i++)
-        if (strcmp(st->add[i].name, name) == 0) {
+        if (ncmp(st->add[i].name, name) == 0) {
             memmove(st->add + i, st->add + i + 1, (st->nadd - i - 1) * sizeof *st->add);
             st->nadd--;
             break;
@@ -262,7 +390,7 @@ static int lb_set(rw_relabel_state *st, const char *name, const char *value)
         return 0;
     }
     for (size_t i = 0; i < st->nadd; i++)
-        if (strcmp(st->add[i].name, name) == 0) {
+        if (ncmp(st->add[i].name, name) == 0) {
             st->add[i].value = value;
             return 0;
         }
@@ -275,16 +403,21 @@ static int lb_set(rw_relabel_state *st, const char *name, const char *value)
     return 0;
 }
 
-/* Builder.Range's order: surviving base labels, then the added ones. */
+/* Builder.Range's order: surviving base labels, then the added ones; with
+ * each name's length (from the caller's lengths for base labels). */
 static size_t lb_snapshot(rw_relabel_state *st)
 {
     size_t n = 0;
     for (size_t i = 0; i < st->nbase; i++)
-        if (!st->bdel[i])
+        if (!st->bdel[i]) {
+            st->snaplen[n] = st->blens ? st->blens[2 * i] : (uint32_t)strlen(st->base[i].name);
             st->snap[n++] = st->base[i];
-    if (st->nadd)
-        memcpy(st->snap + n, st->add, st->nadd * sizeof *st->add);
-    return n + st->nadd;
+        }
+    for (size_t i = 0; i < st->nadd; i++) {
+        st->snaplen[n] = (uint32_t)strlen(st->add[i].name);
+        st->snap[n++] = st->add[i];
+    }
+    return n;
 }
 
 /* ---- actions ---- */
@@ -297,17 +430,15 @@ static const char *join_values(rw_relabel_state *st, const rw_relabel_config *c,
         *len = 0;
         return "";
     }
-    if (n == 1) {
-        const char *v = lb_get(st, c->source_labels.v[0]);
-        *len = strlen(v);
-        return v;
-    }
+    if (n == 1)
+        return lb_get_len(st, c->source_labels.v[0], len);
     rw_buf_reset(&st->join);
     for (size_t i = 0; i < n; i++) {
         if (i)
             rw_buf_append(&st->join, c->separator, c->sep_len);
-        const char *v = lb_get(st, c->source_labels.v[i]);
-        rw_buf_append(&st->join, v, strlen(v));
+        size_t vl;
+        const char *v = lb_get_len(st, c->source_labels.v[i], &vl);
+        rw_buf_append(&st->join, v, vl);
     }
     if (st->join.failed)
         return NULL;
@@ -410,23 +541,45 @@ static int match(rw_relabel_state *st, const rw_relabel_config *c, const char *v
 /* labelmap, labeldrop, labelkeep: a walk over a snapshot of the labels */
 static int each_label(rw_relabel_state *st, const rw_relabel_config *c, rw_arena *a, rw_err *err)
 {
-    if (grow((void **)&st->snap, &st->snap_cap, st->nbase + st->nadd, sizeof *st->snap))
+    if (grow((void **)&st->snap, &st->snap_cap, st->nbase + st->nadd, sizeof *st->snap) ||
+        grow((void **)&st->snaplen, &st->snaplen_cap, st->nbase + st->nadd, sizeof *st->snaplen))
         return rw_err_set(err, RW_NOMEM, "out of memory"), R_FAIL;
     size_t n = lb_snapshot(st);
     for (size_t i = 0; i < n; i++) {
         const rw_label *l = &st->snap[i];
-        int m = match(st, c, l->name, strlen(l->name), err);
-        if (m < 0)
-            return R_FAIL;
-        switch (c->action) {
-        case RW_RELABEL_LABELMAP:
-            if (m) {
-                const char *nn = (c->flags & F_REPL_VAR)
-                                     ? expand(st, a, c, c->replacement, c->repl_len, l->name)
-                                     : c->replacement;
-                if (!nn || lb_set(st, nn, l->value))
+        size_t nl = st->snaplen[i];
+        /* most names are decided by a comparison (a literal, a prefix that
+           does not fit); the rest by the memo, the regex only once each */
+        int m = rw_regex_quick(c->regex.re, l->name, nl);
+        if (c->action == RW_RELABEL_LABELMAP) {
+            if (m == 0)
+                continue;
+        } else if (m >= 0) {
+            if ((c->action == RW_RELABEL_LABELDROP) == (m == 1))
+                lb_del(st, l->name);
+            continue;
+        }
+        memo *slot;
+        const memo *hit = memo_get(st, c, l->name, nl, &slot);
+        const char *nn = NULL;
+        if (hit) {
+            m = hit->matched;
+            nn = hit->a;
+        } else {
+            if ((m = match(st, c, l->name, nl, err)) < 0)
+                return R_FAIL;
+            if (m && c->action == RW_RELABEL_LABELMAP) {
+                nn = (c->flags & F_REPL_VAR) ? expand(st, a, c, c->replacement, c->repl_len, l->name)
+                                             : c->replacement;
+                if (!nn)
                     return rw_err_set(err, RW_NOMEM, "out of memory"), R_FAIL;
             }
+            memo_put(st, slot, c, l->name, nl, a, m, nn, NULL);
+        }
+        switch (c->action) {
+        case RW_RELABEL_LABELMAP:
+            if (m && lb_set(st, nn, l->value))
+                return rw_err_set(err, RW_NOMEM, "out of memory"), R_FAIL;
             break;
         case RW_RELABEL_LABELDROP:
             if (m)
@@ -451,11 +604,57 @@ static int apply_one(rw_relabel_state *st, const rw_relabel_config *c, rw_arena 
     if (!val)
         return rw_err_set(err, RW_LIMIT, "joined source label values are too long"), R_FAIL;
     int m;
+    memo *slot = NULL;
+    const memo *hit = NULL;
+    if (c->action == RW_RELABEL_KEEP || c->action == RW_RELABEL_DROP) {
+        int q = rw_regex_quick(c->regex.re, val, len);
+        if (q >= 0)
+            return (q != 0) == (c->action == RW_RELABEL_KEEP) ? R_KEEP : R_DROP;
+    } else if (c->action == RW_RELABEL_REPLACE) {
+        int q = rw_regex_quick(c->regex.re, val, len);
+        if (q == 0)
+            return R_KEEP; /* no match: no replacement */
+        if (q == 1 && !(c->flags & F_TARGET_VAR)) {
+            /* a match known without PCRE2 and no group to expand: the
+               configured strings (or the whole value for "(.*)" -> "$1") */
+            const char *res = c->replacement;
+            if (c->flags & F_REPL_WHOLE)
+                res = !len ? ""
+                      : (st->join.p && val >= st->join.p && val < st->join.p + st->join.alloc)
+                          ? rw_arena_strndup(a, val, len)
+                          : val;
+            if (!(c->flags & F_REPL_VAR) || (c->flags & F_REPL_WHOLE)) {
+                if (!res || lb_set(st, c->target_label, res))
+                    return rw_err_set(err, RW_NOMEM, "out of memory"), R_FAIL;
+                return R_KEEP;
+            }
+        }
+    }
+    if (c->action != RW_RELABEL_KEEPEQUAL && c->action != RW_RELABEL_DROPEQUAL)
+        hit = memo_get(st, c, val, len, &slot);
+    if (hit) {
+        switch (c->action) {
+        case RW_RELABEL_DROP:
+        case RW_RELABEL_KEEP:
+            return (hit->matched != 0) == (c->action == RW_RELABEL_KEEP) ? R_KEEP : R_DROP;
+        case RW_RELABEL_REPLACE:
+            if (!hit->matched || !hit->a)
+                return R_KEEP;
+            break;
+        default:
+            break;
+        }
+        if (lb_set(st, c->action == RW_RELABEL_REPLACE ? hit->a : c->target_label,
+                   c->action == RW_RELABEL_REPLACE ? hit->b : hit->a))
+            return rw_err_set(err, RW_NOMEM, "out of memory"), R_FAIL;
+        return R_KEEP;
+    }
     switch (c->action) {
     case RW_RELABEL_DROP:
     case RW_RELABEL_KEEP:
         if ((m = match(st, c, val, len, err)) < 0)
             return R_FAIL;
+        memo_put(st, slot, c, val, len, a, m, NULL, NULL);
         return (m != 0) == (c->action == RW_RELABEL_KEEP) ? R_KEEP : R_DROP;
     case RW_RELABEL_DROPEQUAL:
     case RW_RELABEL_KEEPEQUAL: {
@@ -471,16 +670,20 @@ static int apply_one(rw_relabel_state *st, const rw_relabel_config *c, rw_arena 
         }
         if ((m = match(st, c, val, len, err)) < 0)
             return R_FAIL;
-        if (!m)
+        if (!m) {
+            memo_put(st, slot, c, val, len, a, 0, NULL, NULL);
             return R_KEEP;
+        }
         /* val may point into the join scratch: expansions do not touch it */
         const char *target = c->target_label;
         if (c->flags & F_TARGET_VAR) {
             target = expand(st, a, c, c->target_label, c->target_len, val);
             if (!target)
                 return rw_err_set(err, RW_NOMEM, "out of memory"), R_FAIL;
-            if (!name_valid(target))
+            if (!name_valid(target)) {
+                memo_put(st, slot, c, val, len, a, 1, NULL, NULL);
                 return R_KEEP;
+            }
         }
         const char *res = c->replacement;
         if (c->flags & F_REPL_VAR) {
@@ -488,6 +691,7 @@ static int apply_one(rw_relabel_state *st, const rw_relabel_config *c, rw_arena 
             if (!res)
                 return rw_err_set(err, RW_NOMEM, "out of memory"), R_FAIL;
         }
+        memo_put(st, slot, c, val, len, a, 1, target, res);
         if (lb_set(st, target, res))
             return rw_err_set(err, RW_NOMEM, "out of memory"), R_FAIL;
         return R_KEEP;
@@ -495,12 +699,16 @@ static int apply_one(rw_relabel_state *st, const rw_relabel_config *c, rw_arena 
     case RW_RELABEL_LOWERCASE:
     case RW_RELABEL_UPPERCASE: {
         const char *r = map_case(a, val, len, c->action == RW_RELABEL_UPPERCASE);
+        if (r)
+            memo_put(st, slot, c, val, len, a, 1, r, NULL);
         if (!r || lb_set(st, c->target_label, r))
             return rw_err_set(err, RW_NOMEM, "out of memory"), R_FAIL;
         return R_KEEP;
     }
     case RW_RELABEL_HASHMOD: {
         const char *r = hashmod(st, a, val, len, (uint64_t)c->modulus);
+        if (r)
+            memo_put(st, slot, c, val, len, a, 1, r, NULL);
         if (!r || lb_set(st, c->target_label, r))
             return rw_err_set(err, RW_NOMEM, "hashmod: digest failed or out of memory"), R_FAIL;
         return R_KEEP;
@@ -509,16 +717,22 @@ static int apply_one(rw_relabel_state *st, const rw_relabel_config *c, rw_arena 
     return rw_err_set(err, RW_INTERNAL, "unknown relabel action %d", c->action), R_FAIL;
 }
 
-static int cmp_label(const void *a, const void *b)
-{
-    return strcmp(((const rw_label *)a)->name, ((const rw_label *)b)->name);
-}
-
 rw_relabel_result rw_relabel_apply(rw_relabel_state *st, const rw_relabel_config *rules, size_t n,
                                    unsigned flags, rw_arena *a, const rw_label *in, size_t nin,
                                    rw_labels *out, rw_err *err)
 {
+    return rw_relabel_apply_lens(st, rules, n, flags, a, in, NULL, nin, out, NULL, err);
+}
+
+rw_relabel_result rw_relabel_apply_lens(rw_relabel_state *st, const rw_relabel_config *rules,
+                                        size_t n, unsigned flags, rw_arena *a, const rw_label *in,
+                                        const uint32_t *in_lens, size_t nin, rw_labels *out,
+                                        const uint32_t **out_lens, rw_err *err)
+{
     st->rule = -1;
+    st->blens = in_lens;
+    if (out_lens)
+        *out_lens = in_lens;
     st->base = in;
     st->nbase = nin;
     st->nadd = 0;
@@ -549,21 +763,43 @@ rw_relabel_result rw_relabel_apply(rw_relabel_state *st, const rw_relabel_config
             return RW_RELABEL_FAILED;
         }
         /* sort the (few) added labels, then merge with the sorted base */
-        if (st->nadd > 1)
-            qsort(st->add, st->nadd, sizeof *st->add, cmp_label);
+        for (size_t x = 1; x < st->nadd; x++) /* insertion sort: a rule adds few */
+            for (size_t y = x; y > 0 && ncmp(st->add[y - 1].name, st->add[y].name) > 0; y--) {
+                rw_label t = st->add[y];
+                st->add[y] = st->add[y - 1];
+                st->add[y - 1] = t;
+            }
+        uint32_t *ol = NULL;
+        if (out_lens) {
+            if (!(ol = rw_arena_alloc(a, 2 * (nn ? nn : 1) * sizeof *ol))) {
+                rw_err_set(err, RW_NOMEM, "out of memory");
+                return RW_RELABEL_FAILED;
+            }
+        }
         size_t i = 0, j = 0, k = 0;
         while (i < nin || j < st->nadd) {
             if (i < nin && st->bdel[i]) {
                 i++;
                 continue;
             }
-            if (j >= st->nadd || (i < nin && strcmp(in[i].name, st->add[j].name) < 0))
+            if (j >= st->nadd || (i < nin && ncmp(in[i].name, st->add[j].name) < 0)) {
+                if (ol) {
+                    ol[2 * k] = in_lens ? in_lens[2 * i] : (uint32_t)strlen(in[i].name);
+                    ol[2 * k + 1] = in_lens ? in_lens[2 * i + 1] : (uint32_t)strlen(in[i].value);
+                }
                 v[k++] = in[i++];
-            else
+            } else {
+                if (ol) {
+                    ol[2 * k] = (uint32_t)strlen(st->add[j].name);
+                    ol[2 * k + 1] = (uint32_t)strlen(st->add[j].value);
+                }
                 v[k++] = st->add[j++];
+            }
         }
         out->v = v;
         out->n = k;
+        if (out_lens)
+            *out_lens = ol;
     }
     int has_name = 0;
     for (size_t i = 0; i < out->n; i++) {
@@ -572,7 +808,7 @@ rw_relabel_result rw_relabel_apply(rw_relabel_state *st, const rw_relabel_config
                        out->v[i].value);
             return RW_RELABEL_INVALID;
         }
-        if (!has_name && strcmp(out->v[i].name, RW_METRIC_NAME) == 0)
+        if (!has_name && ncmp(out->v[i].name, RW_METRIC_NAME) == 0)
             has_name = 1;
     }
     if ((flags & RW_RELABEL_REQUIRE_NAME) && !has_name) {

@@ -96,7 +96,23 @@ rw_relabel_result rw_relabel_apply(rw_relabel_state *st, const rw_relabel_config
                                    unsigned flags, rw_arena *a, const rw_label *in, size_t nin,
                                    rw_labels *out, rw_err *err);
 
+/* The same with label lengths: in_lens (2 per label: name, value; may be
+ * NULL) spares the rules strlen, and *out_lens (when out_lens is not NULL)
+ * gets the lengths of the result (in_lens itself when nothing changed, a
+ * new array in a otherwise), so the caller's hashing needs none either. */
+rw_relabel_result rw_relabel_apply_lens(rw_relabel_state *st, const rw_relabel_config *rules,
+                                        size_t n, unsigned flags, rw_arena *a, const rw_label *in,
+                                        const uint32_t *in_lens, size_t nin, rw_labels *out,
+                                        const uint32_t **out_lens, rw_err *err);
+
 /* Index of the rule that decided the last DROPPED / FAILED result, else -1. */
 int rw_relabel_state_rule(const rw_relabel_state *st);
+
+/* Starts a request: from now until the next begin, rule outcomes are
+ * remembered per (rule, input) so the series of one request that repeat a
+ * label name or value (most do) skip the regex. Every string handed to
+ * rw_relabel_apply until the next begin must stay valid until then (one
+ * request arena). Without a begin, nothing is remembered. */
+void rw_relabel_state_begin(rw_relabel_state *st);
 
 #endif

@@ -67,6 +67,12 @@ const rw_label *rw_inventory_entry_labels(const rw_inventory_entry *e, size_t *n
  * RW_NOMEM when the arena is exhausted. */
 rw_rc rw_inventory_apply(const rw_inventory_entry *e, rw_arena *a, const rw_label *in,
                          size_t nin, rw_labels *out);
+/* The same carrying label lengths along (2 per label; see
+ * rw_relabel_apply_lens): *out_lens is in_lens when nothing changed, the
+ * result's lengths otherwise, NULL when in_lens was NULL. */
+rw_rc rw_inventory_apply_lens(const rw_inventory_entry *e, rw_arena *a, const rw_label *in,
+                              const uint32_t *in_lens, size_t nin, rw_labels *out,
+                              const uint32_t **out_lens);
 
 /* ---- HA-pair dedup (ha.c) ----
  *
@@ -147,6 +153,20 @@ typedef struct rw_ha_verdict {
 void rw_ha_judge(rw_ha *ha, const char *tenant, const char *cluster, const char *replica,
                  const rw_label *labels, size_t nlabels, rw_sample *samples, size_t n,
                  rw_ha_verdict *v);
+
+/* The same for the series of one request: begin takes the tracker's lock
+ * once, judge_in remembers the last (cluster) entry, end releases it. */
+typedef struct rw_ha_session {
+    rw_ha *ha;
+    const char *tenant, *cluster;
+    void *entry;
+    int64_t now_ms;
+} rw_ha_session;
+void rw_ha_begin(rw_ha *ha, rw_ha_session *s, const char *tenant);
+void rw_ha_judge_in(rw_ha_session *s, const char *cluster, const char *replica,
+                    const rw_label *labels, size_t nlabels, rw_sample *samples, size_t n,
+                    rw_ha_verdict *v);
+void rw_ha_end(rw_ha_session *s);
 
 /* The elected replica of (tenant, cluster), copied into buf; 0 when none. */
 int rw_ha_elected(rw_ha *ha, const char *tenant, const char *cluster, char *buf, size_t cap);

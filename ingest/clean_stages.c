@@ -32,8 +32,10 @@ ig_scratch *ig_scratch_get(rw_ingest *ig)
     if (s)
         ig->pool = s->next;
     pthread_mutex_unlock(&ig->pool_mu);
-    if (s)
+    if (s) {
+        rw_relabel_state_begin(s->rs); /* a new request: a new memo generation */
         return s;
+    }
     s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
@@ -45,6 +47,7 @@ ig_scratch *ig_scratch_get(rw_ingest *ig)
         free(s);
         return NULL;
     }
+    rw_relabel_state_begin(s->rs);
     return s;
 }
 
@@ -178,6 +181,7 @@ rw_rc rw_in_stage_relabel(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
         if (!s->nsamples)
             continue;
         rw_labels out = {s->labels, s->nlabels};
+        const uint32_t *lens = s->lens;
         rw_relabel_result r = RW_RELABEL_KEPT;
         rw_err rerr;
         rerr.msg[0] = '\0';
@@ -185,11 +189,15 @@ rw_rc rw_in_stage_relabel(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
             const rw_cfg_list *l = pass ? t : g;
             if (!l || !l->n)
                 continue;
-            r = rw_relabel_apply(c->scr->rs, l->v, l->n, RW_RELABEL_REQUIRE_NAME, c->a, out.v,
-                                 out.n, &out, &rerr);
+            r = rw_relabel_apply_lens(c->scr->rs, l->v, l->n, RW_RELABEL_REQUIRE_NAME, c->a, out.v,
+                                      lens, out.n, &out, &lens, &rerr);
         }
         if (r == RW_RELABEL_KEPT) {
-            labels_changed(s, &out);
+            if (out.v != s->labels) {
+                s->labels = out.v;
+                s->nlabels = out.n;
+                s->lens = (uint32_t *)lens; /* lengths came along: no strlen later */
+            }
             continue;
         }
         rw_src_reason why = r == RW_RELABEL_DROPPED ? RW_SRC_RELABEL_DROP : RW_SRC_RELABEL_INVALID;
@@ -244,9 +252,14 @@ rw_rc rw_in_stage_inventory(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
         if (!e)
             unlisted += s->nsamples;
         rw_labels out;
-        if (rw_inventory_apply(e, c->a, s->labels, s->nlabels, &out) != RW_OK)
+        const uint32_t *lens;
+        if (rw_inventory_apply_lens(e, c->a, s->labels, s->lens, s->nlabels, &out, &lens) != RW_OK)
             return rw_err_set(err, RW_LIMIT, "request too complex");
-        labels_changed(s, &out);
+        if (out.v != s->labels) {
+            s->labels = out.v;
+            s->nlabels = out.n;
+            s->lens = (uint32_t *)lens;
+        }
     }
     rw_counter_add(c->ig->inventory_unlisted, unlisted);
     return RW_OK;
@@ -308,6 +321,8 @@ rw_rc rw_in_stage_ha(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
     if (!h->enabled)
         return RW_OK;
     uint64_t deduped = 0;
+    rw_ha_session hs;
+    int in_session = 0;
     for (size_t i = 0; i < b->nseries; i++) {
         rw_in_series *s = &b->series[i];
         if (!s->nsamples || s->skip_old)
@@ -323,8 +338,11 @@ rw_rc rw_in_stage_ha(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
         remove_label(s, h->replica_label);
         s->skip_old = 1;
         rw_ha_verdict v;
-        rw_ha_judge(c->ig->ha, c->tenant, cluster, replica, s->labels, s->nlabels, s->samples,
-                    s->nsamples, &v);
+        if (!in_session) {
+            rw_ha_begin(c->ig->ha, &hs, c->tenant);
+            in_session = 1;
+        }
+        rw_ha_judge_in(&hs, cluster, replica, s->labels, s->nlabels, s->samples, s->nsamples, &v);
         if (v.dropped) {
             rw_in_src_note(c, s, RW_SRC_HA_DEDUP, v.dropped);
             deduped += v.dropped;
@@ -336,11 +354,15 @@ rw_rc rw_in_stage_ha(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
             size_t front = i;
             rw_rc rc = add_backlog(c, b, &front, v.backlog);
             rw_ha_backlog_free(v.backlog);
-            if (rc != RW_OK)
+            if (rc != RW_OK) {
+                rw_ha_end(&hs);
                 return rw_err_set(err, RW_LIMIT, "request too complex");
+            }
             i = front; /* this series, moved behind the backlog */
         }
     }
+    if (in_session)
+        rw_ha_end(&hs);
     c->st->samples_deduplicated += deduped;
     rw_counter_add(c->ig->ha_deduplicated, deduped);
     return RW_OK;

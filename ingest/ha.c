@@ -369,26 +369,67 @@ void rw_ha_backlog_free(rw_ha_backlog *b)
     free(b);
 }
 
-void rw_ha_judge(rw_ha *ha, const char *tenant, const char *cluster, const char *replica,
-                 const rw_label *labels, size_t nlabels, rw_sample *samples, size_t n,
-                 rw_ha_verdict *v)
+void rw_ha_begin(rw_ha *ha, rw_ha_session *s, const char *tenant)
 {
-    memset(v, 0, sizeof *v);
-    if (!tenant)
-        tenant = "";
-    uint64_t h = key_hash(tenant, cluster);
+    s->ha = ha;
+    s->tenant = tenant ? tenant : "";
+    s->cluster = NULL;
+    s->entry = NULL;
+    s->now_ms = rw_now_ms();
     pthread_mutex_lock(&ha->mu);
-    ha_entry *e = find(ha, tenant, cluster, h);
-    if (!e)
-        e = insert(ha, tenant, cluster, h);
+}
+
+void rw_ha_end(rw_ha_session *s)
+{
+    pthread_mutex_unlock(&s->ha->mu);
+    s->entry = NULL;
+}
+
+static void judge_locked(rw_ha *ha, ha_entry *e, const char *tenant, const char *cluster,
+                         const char *replica, const rw_label *labels, size_t nlabels,
+                         rw_sample *samples, size_t n, rw_ha_verdict *v);
+
+void rw_ha_judge_in(rw_ha_session *s, const char *cluster, const char *replica,
+                    const rw_label *labels, size_t nlabels, rw_sample *samples, size_t n,
+                    rw_ha_verdict *v)
+{
+    rw_ha *ha = s->ha;
+    memset(v, 0, sizeof *v);
+    ha_entry *e = s->entry;
+    /* the series of a request mostly share their cluster: one lookup */
+    if (!e || strcmp(s->cluster, cluster)) {
+        uint64_t h = key_hash(s->tenant, cluster);
+        e = find(ha, s->tenant, cluster, h);
+        if (!e)
+            e = insert(ha, s->tenant, cluster, h);
+        s->entry = e;
+        s->cluster = cluster;
+        if (e)
+            e->seen_ms = s->now_ms;
+    }
     if (!e) { /* table full (or no memory): never lose data, count it */
         ha->untracked += n;
-        pthread_mutex_unlock(&ha->mu);
         v->kept = n;
         v->untracked = 1;
         return;
     }
-    e->seen_ms = rw_now_ms();
+    judge_locked(ha, e, s->tenant, cluster, replica, labels, nlabels, samples, n, v);
+}
+
+void rw_ha_judge(rw_ha *ha, const char *tenant, const char *cluster, const char *replica,
+                 const rw_label *labels, size_t nlabels, rw_sample *samples, size_t n,
+                 rw_ha_verdict *v)
+{
+    rw_ha_session s;
+    rw_ha_begin(ha, &s, tenant);
+    rw_ha_judge_in(&s, cluster, replica, labels, nlabels, samples, n, v);
+    rw_ha_end(&s);
+}
+
+static void judge_locked(rw_ha *ha, ha_entry *e, const char *tenant, const char *cluster,
+                         const char *replica, const rw_label *labels, size_t nlabels,
+                         rw_sample *samples, size_t n, rw_ha_verdict *v)
+{
     int is_elected = e->elected && !strcmp(e->elected, replica);
     int is_prev = !is_elected && e->prev && !strcmp(e->prev, replica);
     sb *buf = NULL;
@@ -448,7 +489,6 @@ void rw_ha_judge(rw_ha *ha, const char *tenant, const char *cluster, const char 
     e->deduped += v->dropped;
     if (keep)
         ha->dirty = 1;
-    pthread_mutex_unlock(&ha->mu);
     v->kept = keep;
 }
 

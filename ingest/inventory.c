@@ -72,6 +72,7 @@ static const rw_cfg_table file_table = RW_CFG_TABLE("inventory", inv_file, file_
 struct rw_inventory_entry {
     char *cluster;
     rw_label *labels; /* sorted; strings owned by the inventory's block */
+    uint32_t lens[2 * 64]; /* name and value lengths of the first 64 labels */
     size_t nlabels;
     int override;
 };
@@ -160,6 +161,10 @@ static rw_inventory *build(inv_file *f, const char *path, rw_err *err)
         }
         e->nlabels = (size_t)(lp - e->labels);
         qsort(e->labels, e->nlabels, sizeof *e->labels, cmp_label);
+        for (size_t j = 0; j < e->nlabels && j < 64; j++) {
+            e->lens[2 * j] = (uint32_t)strlen(e->labels[j].name);
+            e->lens[2 * j + 1] = (uint32_t)strlen(e->labels[j].value);
+        }
         size_t len = strlen(e->cluster);
         size_t s = slot_of(inv, e->cluster, len);
         while (inv->slots[s])
@@ -236,51 +241,85 @@ const rw_label *rw_inventory_entry_labels(const rw_inventory_entry *e, size_t *n
 
 static const rw_label unknown_label[] = {{"scenario", "unknown"}};
 
-rw_rc rw_inventory_apply(const rw_inventory_entry *e, rw_arena *a, const rw_label *in,
-                         size_t nin, rw_labels *out)
+static inline int ncmp(const char *a, const char *b)
+{
+    if (a[0] != b[0])
+        return (unsigned char)a[0] - (unsigned char)b[0];
+    return strcmp(a, b);
+}
+
+static const uint32_t unknown_lens[] = {8, 7};
+
+rw_rc rw_inventory_apply_lens(const rw_inventory_entry *e, rw_arena *a, const rw_label *in,
+                              const uint32_t *in_lens, size_t nin, rw_labels *out,
+                              const uint32_t **out_lens)
 {
     const rw_label *add = e ? e->labels : unknown_label;
+    const uint32_t *alens = e ? (e->nlabels <= 64 ? e->lens : NULL) : unknown_lens;
     size_t nadd = e ? e->nlabels : 1;
     int override = e ? e->override : 0;
     out->v = (rw_label *)in;
     out->n = nin;
-    /* does anything change? (a series that already carries every label with
-       the same value, or that wins every conflict, is left alone) */
-    size_t i = 0, j = 0, changes = 0;
-    while (j < nadd) {
-        int c = i < nin ? strcmp(in[i].name, add[j].name) : 1;
-        if (c < 0) {
-            i++;
-        } else if (c > 0) {
-            changes++;
-            j++;
-        } else {
-            if (override && strcmp(in[i].value, add[j].value))
-                changes++;
-            i++;
-            j++;
-        }
-    }
-    if (!changes)
-        return RW_OK;
+    if (out_lens)
+        *out_lens = in_lens;
+    /* one merge into a new array; when nothing changed (every label there
+       with the same value, or the sender's winning) the input is kept */
     rw_label *v = rw_arena_alloc(a, (nin + nadd) * sizeof *v);
-    if (!v)
+    uint32_t *vl = NULL;
+    if (!v || (out_lens && in_lens && alens &&
+               !(vl = rw_arena_alloc(a, 2 * (nin + nadd) * sizeof *vl))))
         return RW_NOMEM;
-    size_t k = 0;
-    i = j = 0;
+    size_t i = 0, j = 0, k = 0;
+    int changed = 0;
+#define FROM_IN()                                                                  \
+    do {                                                                           \
+        if (vl) {                                                                  \
+            vl[2 * k] = in_lens[2 * i];                                            \
+            vl[2 * k + 1] = in_lens[2 * i + 1];                                    \
+        }                                                                          \
+        v[k++] = in[i];                                                            \
+    } while (0)
+#define FROM_ADD()                                                                 \
+    do {                                                                           \
+        if (vl) {                                                                  \
+            vl[2 * k] = alens[2 * j];                                              \
+            vl[2 * k + 1] = alens[2 * j + 1];                                      \
+        }                                                                          \
+        v[k++] = add[j];                                                           \
+    } while (0)
     while (i < nin || j < nadd) {
-        int c = i >= nin ? 1 : j >= nadd ? -1 : strcmp(in[i].name, add[j].name);
+        int c = i >= nin ? 1 : j >= nadd ? -1 : ncmp(in[i].name, add[j].name);
         if (c < 0) {
-            v[k++] = in[i++];
+            FROM_IN();
+            i++;
         } else if (c > 0) {
-            v[k++] = add[j++];
+            FROM_ADD();
+            j++;
+            changed = 1;
         } else {
-            v[k++] = override ? add[j] : in[i];
+            if (override && strcmp(in[i].value, add[j].value)) {
+                FROM_ADD();
+                changed = 1;
+            } else {
+                FROM_IN();
+            }
             i++;
             j++;
         }
     }
-    out->v = v;
-    out->n = k;
+#undef FROM_IN
+#undef FROM_ADD
+    if (changed) {
+        out->v = v;
+        out->n = k;
+        if (out_lens)
+            *out_lens = vl; /* NULL when lengths were not known: strlen later */
+    }
     return RW_OK;
+}
+
+rw_rc rw_inventory_apply(const rw_inventory_entry *e, rw_arena *a, const rw_label *in,
+                         size_t nin, rw_labels *out)
+{
+    return rw_inventory_apply_lens(e, a, in, NULL, nin, out, NULL);
 }

@@ -109,17 +109,19 @@ static rw_rc stage_tenant(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
     return RW_OK;
 }
 
-/* relabel -> inventory -> HA dedup -> kubelet dedup -> rate limit: the
- * cleaning stages (clean_stages.c). Relabeling first, so rules can
- * normalise the cluster and replica labels the later stages read; the rate
- * limit last, so it counts what would be stored (an HA pair does not pay
- * twice). */
+/* HA dedup -> relabel -> inventory -> kubelet dedup -> rate limit: the
+ * cleaning stages (clean_stages.c). HA dedup first, as Mimir's distributor
+ * does: it reads the senders' own external labels (cluster, replica), and
+ * the standby's half of an HA pair's traffic then costs nothing further -
+ * no relabeling, no inventory lookup. Relabeling next, so rules see and may
+ * normalise what the inventory and the kubelet dedup read; the rate limit
+ * last, so it counts what would be stored (an HA pair does not pay twice). */
 static const rw_in_stage stages[] = {
     {"validate", stage_validate},
     {"tenant", stage_tenant},
+    {"ha_dedup", rw_in_stage_ha},
     {"relabel", rw_in_stage_relabel},
     {"inventory", rw_in_stage_inventory},
-    {"ha_dedup", rw_in_stage_ha},
     {"kubelet_dedup", rw_in_stage_kubelet},
     {"rate_limit", rw_in_stage_rate},
 };
