@@ -318,6 +318,45 @@ static void h_relabel_test(void *ctx, rw_http_req *req, rw_http_resp *resp)
         labels_json(b, ser.labels, ser.nlabels);
         rw_buf_puts(b, "},");
     }
+    const rw_ingest_ha_config *h = &cfg->ha_dedup;
+    const char *rep = rw_labels_get(ser.labels, ser.nlabels, h->replica_label);
+    const char *hcl = rw_labels_get(ser.labels, ser.nlabels, h->cluster_label);
+    /* the order of the write path's stages: HA dedup, relabel, inventory,
+       kubelet dedup */
+    if (!strcmp(result, "stored") && h->enabled && rep && hcl) {
+        char el[256];
+        int has = rw_ha_elected(ig->ha, tenant, hcl, el, sizeof el);
+        rw_buf_puts(b, "{\"stage\":\"ha_dedup\",\"replica\":");
+        rw_json_str(b, rep);
+        rw_buf_puts(b, ",\"elected\":");
+        if (has)
+            rw_json_str(b, el);
+        else
+            rw_buf_puts(b, "null");
+        int mine = !has || !strcmp(el, rep);
+        rw_buf_printf(b, ",\"samples\":\"%s\"",
+                      mine ? "accepted" : "dropped unless newer than the elected replica's "
+                                          "newest sample by the failover timeout");
+        rw_in_series tmp = ser;
+        rw_label *cp = rw_arena_alloc(a, (ser.nlabels ? ser.nlabels : 1) * sizeof *cp);
+        if (cp) {
+            size_t k = 0;
+            for (size_t i = 0; i < ser.nlabels; i++)
+                if (strcmp(ser.labels[i].name, h->replica_label))
+                    cp[k++] = ser.labels[i];
+            tmp.labels = cp;
+            tmp.nlabels = k;
+        }
+        ser = tmp;
+        rw_buf_puts(b, ",\"labels\":");
+        labels_json(b, ser.labels, ser.nlabels);
+        rw_buf_puts(b, "},");
+        if (!mine) {
+            result = "deduplicated";
+            snprintf(why, sizeof why, "replica \"%.100s\" is not the elected one (\"%.100s\")",
+                     rep, el);
+        }
+    }
     /* relabel: global, then the tenant's */
     const rw_ingest_tenant_limits *tl = rw_in_tenant_limits(cfg, tenant);
     ig_scratch *scr = ig_scratch_get(ig);
@@ -377,43 +416,6 @@ static void h_relabel_test(void *ctx, rw_http_req *req, rw_http_resp *resp)
         rw_buf_printf(b, ",\"listed\":%s,\"labels\":", ie ? "true" : "false");
         labels_json(b, ser.labels, ser.nlabels);
         rw_buf_puts(b, "},");
-    }
-    const rw_ingest_ha_config *h = &cfg->ha_dedup;
-    const char *rep = rw_labels_get(ser.labels, ser.nlabels, h->replica_label);
-    const char *hcl = rw_labels_get(ser.labels, ser.nlabels, h->cluster_label);
-    if (!strcmp(result, "stored") && h->enabled && rep && hcl) {
-        char el[256];
-        int has = rw_ha_elected(ig->ha, tenant, hcl, el, sizeof el);
-        rw_buf_puts(b, "{\"stage\":\"ha_dedup\",\"replica\":");
-        rw_json_str(b, rep);
-        rw_buf_puts(b, ",\"elected\":");
-        if (has)
-            rw_json_str(b, el);
-        else
-            rw_buf_puts(b, "null");
-        int mine = !has || !strcmp(el, rep);
-        rw_buf_printf(b, ",\"samples\":\"%s\"",
-                      mine ? "accepted" : "dropped unless newer than the elected replica's "
-                                          "newest sample by the failover timeout");
-        rw_in_series tmp = ser;
-        rw_label *cp = rw_arena_alloc(a, (ser.nlabels ? ser.nlabels : 1) * sizeof *cp);
-        if (cp) {
-            size_t k = 0;
-            for (size_t i = 0; i < ser.nlabels; i++)
-                if (strcmp(ser.labels[i].name, h->replica_label))
-                    cp[k++] = ser.labels[i];
-            tmp.labels = cp;
-            tmp.nlabels = k;
-        }
-        ser = tmp;
-        rw_buf_puts(b, ",\"labels\":");
-        labels_json(b, ser.labels, ser.nlabels);
-        rw_buf_puts(b, "},");
-        if (!mine) {
-            result = "deduplicated";
-            snprintf(why, sizeof why, "replica \"%.100s\" is not the elected one (\"%.100s\")",
-                     rep, el);
-        }
     }
     const rw_ingest_kubelet_config *k = &cfg->kubelet_dedup;
     if (!strcmp(result, "stored") && k->enabled && k->compiled_selector) {

@@ -159,13 +159,6 @@ void rw_in_clean_finish(rw_in_ctx *c)
 
 /* ---- relabel ---- */
 
-static void labels_changed(rw_in_series *s, const rw_labels *out)
-{
-    if (out->v != s->labels) {
-        s->labels = out->v;
-        s->nlabels = out->n;
-        s->lens = NULL; /* lengths of the new set are not known: strlen */
-    }
 }
 
 rw_rc rw_in_stage_relabel(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
