@@ -733,6 +733,31 @@ int rw_regex_quick(const rw_regex *re, const char *s, size_t len)
     return 0;
 }
 
+void rw_regex_first_bytes(const rw_regex *re, uint8_t set[32])
+{
+    memset(set, 0, 32);
+    switch (re->kind) {
+    case K_LITERAL:
+        if (re->srclen)
+            set[(unsigned char)re->src[0] >> 3] |= (uint8_t)(1u << ((unsigned char)re->src[0] & 7));
+        return;
+    case K_ALTS:
+        break;
+    case K_PCRE:
+        if (re->nlits)
+            break;
+        __attribute__((fallthrough)); /* anything may start a match */
+    default:
+        memset(set, 0xff, 32);
+        return;
+    }
+    for (size_t i = 0; i < re->nlits; i++)
+        if (re->litlen[i]) {
+            unsigned char c = (unsigned char)re->lits[i][0];
+            set[c >> 3] |= (uint8_t)(1u << (c & 7));
+        }
+}
+
 int rw_regex_cheap(const rw_regex *re, const char *s, size_t len)
 {
     if (re->kind != K_PCRE)

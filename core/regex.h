@@ -11,6 +11,7 @@
 #define RW_REGEX_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "buf.h"
 #include "err.h"
 
@@ -50,6 +51,10 @@ int rw_regex_cheap(const rw_regex *re, const char *s, size_t len);
 /* Whether re matches s when that is known without PCRE2 (1 or 0), else -1.
  * No groups are recorded: for yes/no questions on hot paths. */
 int rw_regex_quick(const rw_regex *re, const char *s, size_t len);
+/* The bytes a non-empty match can start with, as a 256-bit set (all of
+ * them when unknown): a hot loop over many short strings rejects most with
+ * one bit test. */
+void rw_regex_first_bytes(const rw_regex *re, uint8_t set[32]);
 
 /* Appends tmpl with $1, ${1}, $name, ${name} replaced by the groups of the
  * last match of re against subj, exactly as Go's Regexp.Expand (what

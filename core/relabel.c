@@ -134,6 +134,7 @@ rw_rc rw_relabel_config_validate(rw_relabel_config *c, rw_err *err)
         c->flags |= F_REGEX_DEFAULT;
     if ((c->flags & F_REGEX_DEFAULT) && (!strcmp(repl, "$1") || !strcmp(repl, "${1}")))
         c->flags |= F_REPL_WHOLE;
+    rw_regex_first_bytes(c->regex.re, c->first);
     c->sep_len = strlen(sep);
     c->target_len = strlen(tl);
     c->repl_len = strlen(repl);
@@ -185,6 +186,7 @@ struct rw_relabel_state {
     memo *memo;
     uint32_t gen;         /* 0 = memo off */
     hint hints[NHINTS];   /* last base position of config label names */
+    uint8_t bfirst[32];   /* first bytes of the base's names */
 };
 
 rw_relabel_state *rw_relabel_state_new(void)
@@ -302,6 +304,9 @@ static inline int ncmp(const char *a, const char *b)
 
 static long base_find(const rw_relabel_state *st, const char *name)
 {
+    unsigned char b0 = (unsigned char)name[0];
+    if (!((st->bfirst[b0 >> 3] >> (b0 & 7)) & 1))
+        return -1; /* no base name starts with that byte */
     size_t lo = 0, hi = st->nbase;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
@@ -550,7 +555,8 @@ static int each_label(rw_relabel_state *st, const rw_relabel_config *c, rw_arena
         size_t nl = st->snaplen[i];
         /* most names are decided by a comparison (a literal, a prefix that
            does not fit); the rest by the memo, the regex only once each */
-        int m = rw_regex_quick(c->regex.re, l->name, nl);
+        unsigned char b0 = (unsigned char)l->name[0];
+        int m = (c->first[b0 >> 3] >> (b0 & 7)) & 1 ? rw_regex_quick(c->regex.re, l->name, nl) : 0;
         if (c->action == RW_RELABEL_LABELMAP) {
             if (m == 0)
                 continue;
@@ -744,6 +750,11 @@ rw_relabel_result rw_relabel_apply_lens(rw_relabel_state *st, const rw_relabel_c
         return RW_RELABEL_FAILED;
     }
     memset(st->bdel, 0, nin);
+    memset(st->bfirst, 0, sizeof st->bfirst);
+    for (size_t i = 0; i < nin; i++) {
+        unsigned char b0 = (unsigned char)in[i].name[0];
+        st->bfirst[b0 >> 3] |= (uint8_t)(1u << (b0 & 7));
+    }
     for (size_t i = 0; i < n; i++) {
         int r = apply_one(st, &rules[i], a, err);
         if (r == R_KEEP)

@@ -59,6 +59,7 @@ typedef struct rw_relabel_config {
     /* derived by the table's check (rw_relabel_config_validate) */
     unsigned flags;
     size_t sep_len, target_len, repl_len;
+    uint8_t first[32];        /* bytes a regex match can start with (label rules) */
 } rw_relabel_config;
 
 /* The element table: one rule. */

@@ -163,9 +163,10 @@ typedef struct rw_ha_session {
     int64_t now_ms;
 } rw_ha_session;
 void rw_ha_begin(rw_ha *ha, rw_ha_session *s, const char *tenant);
+/* lens: the labels' name/value lengths (2 per label) or NULL */
 void rw_ha_judge_in(rw_ha_session *s, const char *cluster, const char *replica,
-                    const rw_label *labels, size_t nlabels, rw_sample *samples, size_t n,
-                    rw_ha_verdict *v);
+                    const rw_label *labels, const uint32_t *lens, size_t nlabels,
+                    rw_sample *samples, size_t n, rw_ha_verdict *v);
 void rw_ha_end(rw_ha_session *s);
 
 /* The elected replica of (tenant, cluster), copied into buf; 0 when none. */

@@ -159,8 +159,6 @@ void rw_in_clean_finish(rw_in_ctx *c)
 
 /* ---- relabel ---- */
 
-}
-
 rw_rc rw_in_stage_relabel(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
 {
     const rw_cfg_list *g = &c->cfg->write_relabel_configs;
@@ -335,7 +333,8 @@ rw_rc rw_in_stage_ha(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
             rw_ha_begin(c->ig->ha, &hs, c->tenant);
             in_session = 1;
         }
-        rw_ha_judge_in(&hs, cluster, replica, s->labels, s->nlabels, s->samples, s->nsamples, &v);
+        rw_ha_judge_in(&hs, cluster, replica, s->labels, s->lens, s->nlabels, s->samples,
+                       s->nsamples, &v);
         if (v.dropped) {
             rw_in_src_note(c, s, RW_SRC_HA_DEDUP, v.dropped);
             deduped += v.dropped;

@@ -49,7 +49,8 @@
 typedef struct sb_series {
     uint64_t hash;
     struct sb_series *next;
-    rw_label *labels;         /* one block: the array, then the strings */
+    rw_label *labels;         /* one block: the array, the lengths, then the strings */
+    uint32_t *lens;
     size_t nlabels, bytes;
     int64_t seen_ms;
     uint32_t n;
@@ -196,13 +197,18 @@ static int set_str(char **dst, const char *s)
 
 /* ---- standby buffers ---- */
 
-static int labels_eq(const sb_series *x, const rw_label *l, size_t n)
+static int labels_eq(const sb_series *x, const rw_label *l, const uint32_t *lens, size_t n)
 {
     if (x->nlabels != n)
         return 0;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(x->labels[i].name, l[i].name) || strcmp(x->labels[i].value, l[i].value))
+    for (size_t i = 0; i < n; i++) {
+        if (lens && (x->lens[2 * i] != lens[2 * i] || x->lens[2 * i + 1] != lens[2 * i + 1]))
             return 0;
+        if (lens ? memcmp(x->labels[i].name, l[i].name, lens[2 * i]) ||
+                       memcmp(x->labels[i].value, l[i].value, lens[2 * i + 1])
+                 : strcmp(x->labels[i].name, l[i].name) || strcmp(x->labels[i].value, l[i].value))
+            return 0;
+    }
     return 1;
 }
 
@@ -226,14 +232,15 @@ static sb *sb_get(ha_entry *e, const char *replica, int create)
     return b;
 }
 
-static sb_series *sb_series_get(rw_ha *ha, sb *b, const rw_label *l, size_t n, uint64_t hash)
+static sb_series *sb_series_get(rw_ha *ha, sb *b, const rw_label *l, const uint32_t *lens,
+                                size_t n, uint64_t hash)
 {
     for (sb_series *x = b->b[hash & (b->nb - 1)]; x; x = x->next)
-        if (x->hash == hash && labels_eq(x, l, n))
+        if (x->hash == hash && labels_eq(x, l, lens, n))
             return x;
-    size_t bytes = sizeof(sb_series) + n * sizeof(rw_label);
+    size_t bytes = sizeof(sb_series) + n * (sizeof(rw_label) + 2 * sizeof(uint32_t));
     for (size_t i = 0; i < n; i++)
-        bytes += strlen(l[i].name) + strlen(l[i].value) + 2;
+        bytes += (lens ? lens[2 * i] + lens[2 * i + 1] : strlen(l[i].name) + strlen(l[i].value)) + 2;
     if (ha->sb_bytes + bytes > ha->sb_cap)
         return NULL;
     if (b->n + 1 > b->nb) {
@@ -259,9 +266,13 @@ static sb_series *sb_series_get(rw_ha *ha, sb *b, const rw_label *l, size_t n, u
     x->bytes = bytes;
     x->nlabels = n;
     x->labels = (rw_label *)(x + 1);
-    char *p = (char *)(x->labels + n);
+    x->lens = (uint32_t *)(x->labels + n);
+    char *p = (char *)(x->lens + 2 * n);
     for (size_t i = 0; i < n; i++) {
-        size_t ln = strlen(l[i].name) + 1, lv = strlen(l[i].value) + 1;
+        size_t ln = (lens ? lens[2 * i] : strlen(l[i].name)) + 1;
+        size_t lv = (lens ? lens[2 * i + 1] : strlen(l[i].value)) + 1;
+        x->lens[2 * i] = (uint32_t)(ln - 1);
+        x->lens[2 * i + 1] = (uint32_t)(lv - 1);
         memcpy(p, l[i].name, ln);
         x->labels[i].name = p;
         p += ln;
@@ -278,17 +289,17 @@ static sb_series *sb_series_get(rw_ha *ha, sb *b, const rw_label *l, size_t n, u
 
 /* Keeps a dropped standby sample the elected replica has not covered. */
 static void sb_keep(rw_ha *ha, ha_entry *e, sb **bp, sb_series **xp, const char *replica,
-                    const rw_label *l, size_t n, rw_sample smp)
+                    const rw_label *l, const uint32_t *lens, size_t n, rw_sample smp)
 {
     if (!l || smp.t <= e->newest || !ha->sb_cap)
         return;
     if (!*xp) {
-        uint64_t hash = rw_labels_hash(l, n);
+        uint64_t hash = lens ? rw_labels_hash_lens(l, lens, n) : rw_labels_hash(l, n);
         if (!*bp && !(*bp = sb_get(e, replica, 1))) {
             ha->sb_full++;
             return;
         }
-        if (!(*xp = sb_series_get(ha, *bp, l, n, hash))) {
+        if (!(*xp = sb_series_get(ha, *bp, l, lens, n, hash))) {
             ha->sb_full++;
             return;
         }
@@ -386,12 +397,12 @@ void rw_ha_end(rw_ha_session *s)
 }
 
 static void judge_locked(rw_ha *ha, ha_entry *e, const char *tenant, const char *cluster,
-                         const char *replica, const rw_label *labels, size_t nlabels,
-                         rw_sample *samples, size_t n, rw_ha_verdict *v);
+                         const char *replica, const rw_label *labels, const uint32_t *lens,
+                         size_t nlabels, rw_sample *samples, size_t n, rw_ha_verdict *v);
 
 void rw_ha_judge_in(rw_ha_session *s, const char *cluster, const char *replica,
-                    const rw_label *labels, size_t nlabels, rw_sample *samples, size_t n,
-                    rw_ha_verdict *v)
+                    const rw_label *labels, const uint32_t *lens, size_t nlabels,
+                    rw_sample *samples, size_t n, rw_ha_verdict *v)
 {
     rw_ha *ha = s->ha;
     memset(v, 0, sizeof *v);
@@ -413,7 +424,7 @@ void rw_ha_judge_in(rw_ha_session *s, const char *cluster, const char *replica,
         v->untracked = 1;
         return;
     }
-    judge_locked(ha, e, s->tenant, cluster, replica, labels, nlabels, samples, n, v);
+    judge_locked(ha, e, s->tenant, cluster, replica, labels, lens, nlabels, samples, n, v);
 }
 
 void rw_ha_judge(rw_ha *ha, const char *tenant, const char *cluster, const char *replica,
@@ -422,13 +433,13 @@ void rw_ha_judge(rw_ha *ha, const char *tenant, const char *cluster, const char 
 {
     rw_ha_session s;
     rw_ha_begin(ha, &s, tenant);
-    rw_ha_judge_in(&s, cluster, replica, labels, nlabels, samples, n, v);
+    rw_ha_judge_in(&s, cluster, replica, labels, NULL, nlabels, samples, n, v);
     rw_ha_end(&s);
 }
 
 static void judge_locked(rw_ha *ha, ha_entry *e, const char *tenant, const char *cluster,
-                         const char *replica, const rw_label *labels, size_t nlabels,
-                         rw_sample *samples, size_t n, rw_ha_verdict *v)
+                         const char *replica, const rw_label *labels, const uint32_t *lens,
+                         size_t nlabels, rw_sample *samples, size_t n, rw_ha_verdict *v)
 {
     int is_elected = e->elected && !strcmp(e->elected, replica);
     int is_prev = !is_elected && e->prev && !strcmp(e->prev, replica);
@@ -480,7 +491,7 @@ static void judge_locked(rw_ha *ha, ha_entry *e, const char *tenant, const char 
                     tenant, cluster, replica, old, (long long)t, (long long)old_newest);
         } else {
             v->dropped++;
-            sb_keep(ha, e, &buf, &bser, replica, labels, nlabels, samples[i]);
+            sb_keep(ha, e, &buf, &bser, replica, labels, lens, nlabels, samples[i]);
             continue;
         }
         samples[keep++] = samples[i];

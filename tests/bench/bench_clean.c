@@ -113,6 +113,18 @@ int main(int argc, char **argv)
            "run on it too), written %llu, deduplicated %llu, rejected %llu\n",
            argv[2], n, (unsigned long long)samples, (t1 - t0) * 1e9 / (double)samples,
            (unsigned long long)written, (unsigned long long)dedup, (unsigned long long)rejected);
+    /* how many series the store holds: a check that the run stored what it
+       should (one copy of an HA pair's series) */
+    rw_matcher m;
+    rw_matcher_init(&m, RW_MATCH_RE, "__name__", ".+", &e);
+    rw_arena *qa = rw_arena_new(0, 0);
+    rw_series_data *sd;
+    size_t ns = 0;
+    if (rw_store_select(st, &m, 1, INT64_MIN / 2, INT64_MAX / 2, RW_SELECT_LABELS_ONLY, 0, qa, &sd,
+                        &ns, &e) == RW_OK)
+        printf("series stored: %zu\n", ns);
+    rw_arena_free(qa);
+    rw_matcher_free(&m);
     rw_ingest_free(ig);
     rw_store_close(st);
     rw_cfg_free(&top_table, &cfg);

@@ -467,9 +467,13 @@ static void test_memo_equivalence(void)
         snprintf(inst, sizeof inst, "10.0.%d.%d:2381", i % 5, i % 3);
         snprintf(pod, sizeof pod, "p%d", i % 11);
         snprintf(tmp, sizeof tmp, "t%d", i % 13);
-        rw_label in[9] = {{"__name__", names[i % 5]}, {"cluster", cl}, {"code", codes[i % 4]},
-                          {"instance", inst}, {"job", i % 4 ? "etcd" : "node"}, {"pod", pod},
-                          {"team", i % 6 ? "" : "storage"}, {"tmp_x", tmp}, {"zz", "1"}};
+        /* the memo's contract: inputs live as long as the generation (one
+           request arena) */
+        rw_label in[9] = {{"__name__", names[i % 5]}, {"cluster", rw_arena_strdup(a, cl)},
+                          {"code", codes[i % 4]}, {"instance", rw_arena_strdup(a, inst)},
+                          {"job", i % 4 ? "etcd" : "node"}, {"pod", rw_arena_strdup(a, pod)},
+                          {"team", i % 6 ? "" : "storage"}, {"tmp_x", rw_arena_strdup(a, tmp)},
+                          {"zz", "1"}};
         size_t n = 9;
         /* an empty value means absent: drop it from the input */
         if (!in[6].value[0]) {
