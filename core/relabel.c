@@ -766,6 +766,19 @@ rw_relabel_result rw_relabel_apply_lens(rw_relabel_state *st, const rw_relabel_c
             rw_err_prefix(err, "relabel rule %zu (%s)", i, rw_relabel_action_names[rules[i].action]);
         return RW_RELABEL_FAILED;
     }
+    /* rules that set labels to the values they already had (a normalising
+       rule on an already normal value) change nothing: keep the input */
+    if (st->nadd && st->nadd == st->ndel) {
+        size_t same = 0;
+        for (size_t j = 0; j < st->nadd; j++) {
+            long b = base_find(st, st->add[j].name);
+            if (b < 0 || !st->bdel[b] || strcmp(st->base[b].value, st->add[j].value))
+                break;
+            same++;
+        }
+        if (same == st->nadd)
+            st->nadd = st->ndel = 0;
+    }
     if (st->nadd || st->ndel) {
         size_t nn = nin - st->ndel + st->nadd;
         rw_label *v = rw_arena_alloc(a, (nn ? nn : 1) * sizeof *v);

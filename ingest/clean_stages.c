@@ -140,6 +140,8 @@ ig_src *rw_in_src_labels(rw_in_ctx *c, const rw_label *l, size_t n)
 
 ig_src *rw_in_src(rw_in_ctx *c, rw_in_series *s)
 {
+    if (s->src > 0) /* found by the inventory stage, labels unchanged since */
+        return &c->srcs[s->src - 1];
     return rw_in_src_labels(c, s->labels, s->nlabels);
 }
 
@@ -238,8 +240,10 @@ rw_rc rw_in_stage_inventory(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
             last_e = e;
         }
         ig_src *src = src_find(c, cl);
-        if (src)
+        if (src) {
             src->d.unlisted = e ? 0 : 1;
+            s->src = (int32_t)(src - c->srcs) + 1;
+        }
         if (!e)
             unlisted += s->nsamples;
         rw_labels out;

@@ -77,7 +77,7 @@ typedef struct kcluster {
 struct rw_kubelet {
     pthread_rwlock_t lock;
     kcluster **buckets;
-    size_t nbuckets, nclusters, total_nodes;
+    size_t nbuckets, nclusters, total_nodes, total_names;
     rw_kubelet_mode mode;
     int64_t ttl_ms;
     size_t max_nodes;
@@ -357,8 +357,10 @@ static void observe_locked(rw_kubelet *k, kcluster *c, const rw_label *l, size_t
                 }
                 return;
             }
-        if (c->nnames >= 2 * k->max_nodes)
+        if (k->total_names >= 2 * k->max_nodes) {
+            k->untracked++;
             return;
+        }
         if (c->nnames == c->capnames) {
             size_t nc = c->capnames ? c->capnames * 2 : 16;
             kname *nn = realloc(c->names, nc * sizeof *nn);
@@ -377,6 +379,7 @@ static void observe_locked(rw_kubelet *k, kcluster *c, const rw_label *l, size_t
             return;
         }
         c->nnames++;
+        k->total_names++;
         c->version++;
         return;
     }
@@ -552,6 +555,19 @@ static void expire(rw_kubelet *k, kcluster *c)
         c->nnodes = j;
         reindex(c);
     }
+    /* what a kubelet said about itself ages the same way */
+    j = 0;
+    for (size_t i = 0; i < c->nnames; i++) {
+        kname *x = &c->names[i];
+        if (c->newest_t != INT64_MIN && c->newest_t - x->t > k->ttl_ms) {
+            free(x->ip);
+            free(x->node);
+            k->total_names--;
+            continue;
+        }
+        c->names[j++] = *x;
+    }
+    c->nnames = j;
 }
 
 static void derive(rw_kubelet *k, kcluster *c)

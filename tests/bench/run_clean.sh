@@ -36,20 +36,44 @@ clusters=$(python3 -c "import json; print(json.load(open('$work/data.pack.json')
   done
 } > "$work/clusters.yml"
 
-cat > "$work/clean.yml" <<YML
-ingest:
-  inventory_file: $work/clusters.yml
-  write_relabel_configs:
+# ten relabel rules: RULES=cleanup (default) is the ingest-time cleanup a
+# fleet gateway typically runs (drop noisy families and labels, normalise
+# values, one label added); RULES=enrich adds five labels to every series
+# (what the inventory is for) and shows what larger label sets cost.
+if [ "${RULES:-cleanup}" = enrich ]; then
+  rules=$(cat <<'R'
     - {source_labels: [__name__], regex: 'go_memstats_.*_bucket|etcd_debugging_.*', action: drop}
-    - {source_labels: [cluster], regex: 'rke2-(prod|test)-.*', target_label: env, replacement: '\$1'}
-    - {source_labels: [instance], regex: '([^:]+):.*', target_label: host, replacement: '\$1'}
+    - {source_labels: [cluster], regex: 'rke2-(prod|test)-.*', target_label: env, replacement: '$1'}
+    - {source_labels: [instance], regex: '([^:]+):.*', target_label: host, replacement: '$1'}
     - {action: labeldrop, regex: 'pod_template_hash|controller_revision_hash'}
     - {source_labels: [job], regex: etcd, target_label: component, replacement: control-plane}
     - {source_labels: [__name__], regex: '.+', action: keep}
     - {source_labels: [team], regex: '', target_label: team, replacement: platform}
     - {action: labelmap, regex: '__meta_kubernetes_(.+)'}
-    - {source_labels: [cluster, job], separator: '/', regex: '(.*)', target_label: scope, replacement: '\$1'}
+    - {source_labels: [cluster, job], separator: '/', regex: '(.*)', target_label: scope, replacement: '$1'}
     - {source_labels: [grpc_code], regex: 'Unknown|Internal|Unavailable|DataLoss|DeadlineExceeded', target_label: grpc_error, replacement: 'true'}
+R
+)
+else
+  rules=$(cat <<'R'
+    - {source_labels: [__name__], regex: 'go_memstats_.*_bucket|etcd_debugging_.*', action: drop}
+    - {source_labels: [__name__], regex: 'go_info|go_memstats_last_gc_time_seconds', action: drop}
+    - {action: labeldrop, regex: 'pod_template_hash|controller_revision_hash'}
+    - {action: labelmap, regex: '__meta_kubernetes_(.+)'}
+    - {source_labels: [cluster], target_label: cluster, action: lowercase}
+    - {source_labels: [job], regex: 'etcd-server', target_label: job, replacement: etcd}
+    - {source_labels: [__name__], regex: '.+', action: keep}
+    - {source_labels: [grpc_code], regex: 'Unknown|Internal|Unavailable|DataLoss|DeadlineExceeded', target_label: grpc_error, replacement: 'true'}
+    - {source_labels: [cluster], regex: 'rke2-(prod|test)-.*', target_label: env, replacement: '$1'}
+    - {source_labels: [instance], regex: '(.+):2381', target_label: instance, replacement: '${1}:2381'}
+R
+)
+fi
+cat > "$work/clean.yml" <<YML
+ingest:
+  inventory_file: $work/clusters.yml
+  write_relabel_configs:
+$rules
   ha_dedup: {failover_timeout: 30s}
 YML
 cat > "$work/off.yml" <<YML
@@ -64,4 +88,4 @@ cd "$bench"
 ./bench.py run --pack "$work/pairs.pack" --rounds "$rounds" --systems "" --no-queries --no-verify \
   --system clean="$root/build/rwgate --config $work/clean.yml --listen 127.0.0.1:{port} --data {data}" \
   --system off="$root/build/rwgate --config $work/off.yml --listen 127.0.0.1:{port} --data {data}" \
-  --workdir "$work" --out "$out/clean-$preset"
+  --workdir "$work" --out "$out/clean-$preset-${RULES:-cleanup}"
