@@ -20,6 +20,19 @@
 #include "core/regex.h"
 #include "store/store.h"
 
+/* FNV-1a over a, a 0xff separator, b: the key hash of the cleaning modules'
+ * (tenant, cluster) tables (b may be "" for one-string keys). */
+static inline uint64_t rw_in_pair_hash(const char *a, const char *b)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *a; a++)
+        h = (h ^ (unsigned char)*a) * 1099511628211ULL;
+    h = (h ^ 0xff) * 1099511628211ULL;
+    for (; *b; b++)
+        h = (h ^ (unsigned char)*b) * 1099511628211ULL;
+    return h;
+}
+
 /* ---- label selectors in configuration (selector.c) ---- */
 
 typedef struct rw_in_matcher {

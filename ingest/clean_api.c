@@ -195,19 +195,6 @@ static int cmp_label(const void *a, const void *b)
     return strcmp(((const rw_label *)a)->name, ((const rw_label *)b)->name);
 }
 
-static void labels_json(rw_buf *b, const rw_label *l, size_t n)
-{
-    rw_buf_putc(b, '{');
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            rw_buf_putc(b, ',');
-        rw_json_str(b, l[i].name);
-        rw_buf_putc(b, ':');
-        rw_json_str(b, l[i].value);
-    }
-    rw_buf_putc(b, '}');
-}
-
 /* The label set from the request: a JSON body {"labels": {...}, "tenant":
  * "..."} (or just the label object), or the parameter series=up{job="x"}. */
 static int read_input(rw_http_req *req, rw_arena *a, rw_label **out, size_t *n,
@@ -304,7 +291,7 @@ static void h_relabel_test(void *ctx, rw_http_req *req, rw_http_resp *resp)
     rw_buf *b = &resp->body;
     ok_json(resp);
     rw_buf_puts(b, "{\"status\":\"success\",\"data\":{\"input\":");
-    labels_json(b, in, nin);
+    rw_json_labels(b, in, nin);
     rw_buf_puts(b, ",\"tenant\":");
     rw_json_str(b, tenant);
     rw_buf_puts(b, ",\"stages\":[");
@@ -315,7 +302,7 @@ static void h_relabel_test(void *ctx, rw_http_req *req, rw_http_resp *resp)
     if (cfg->tenant_label[0] && tenant[0]) {
         rw_in_set_label(a, &ser, cfg->tenant_label, tenant);
         rw_buf_puts(b, "{\"stage\":\"tenant\",\"labels\":");
-        labels_json(b, ser.labels, ser.nlabels);
+        rw_json_labels(b, ser.labels, ser.nlabels);
         rw_buf_puts(b, "},");
     }
     const rw_ingest_ha_config *h = &cfg->ha_dedup;
@@ -349,7 +336,7 @@ static void h_relabel_test(void *ctx, rw_http_req *req, rw_http_resp *resp)
         }
         ser = tmp;
         rw_buf_puts(b, ",\"labels\":");
-        labels_json(b, ser.labels, ser.nlabels);
+        rw_json_labels(b, ser.labels, ser.nlabels);
         rw_buf_puts(b, "},");
         if (!mine) {
             result = "deduplicated";
@@ -392,7 +379,7 @@ static void h_relabel_test(void *ctx, rw_http_req *req, rw_http_resp *resp)
         }
         if (r == RW_RELABEL_KEPT || r == RW_RELABEL_INVALID) {
             rw_buf_puts(b, ",\"labels\":");
-            labels_json(b, out.v, out.n);
+            rw_json_labels(b, out.v, out.n);
         }
         rw_buf_puts(b, "},");
         if (r != RW_RELABEL_KEPT) {
@@ -414,7 +401,7 @@ static void h_relabel_test(void *ctx, rw_http_req *req, rw_http_resp *resp)
         rw_buf_printf(b, "{\"stage\":\"inventory\",\"cluster\":");
         rw_json_str(b, cl);
         rw_buf_printf(b, ",\"listed\":%s,\"labels\":", ie ? "true" : "false");
-        labels_json(b, ser.labels, ser.nlabels);
+        rw_json_labels(b, ser.labels, ser.nlabels);
         rw_buf_puts(b, "},");
     }
     const rw_ingest_kubelet_config *k = &cfg->kubelet_dedup;
@@ -451,7 +438,7 @@ static void h_relabel_test(void *ctx, rw_http_req *req, rw_http_resp *resp)
     }
     rw_buf_puts(b, ",\"output\":");
     if (!strcmp(result, "stored"))
-        labels_json(b, ser.labels, ser.nlabels);
+        rw_json_labels(b, ser.labels, ser.nlabels);
     else
         rw_buf_puts(b, "null");
     rw_buf_puts(b, "}}");

@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "core/log.h"
+#include "core/text.h"
 #include "core/timeutil.h"
 
 #define PERSIST_INTERVAL_MS 10000
@@ -96,17 +97,6 @@ struct rw_ha {
     pthread_cond_t cv;
     int stop;
 };
-
-static uint64_t key_hash(const char *tenant, const char *cluster)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a over tenant \xff cluster */
-    for (const char *p = tenant; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    h = (h ^ 0xff) * 1099511628211ULL;
-    for (const char *p = cluster; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return h;
-}
 
 static void sb_free(rw_ha *ha, sb *b)
 {
@@ -409,7 +399,7 @@ void rw_ha_judge_in(rw_ha_session *s, const char *cluster, const char *replica,
     ha_entry *e = s->entry;
     /* the series of a request mostly share their cluster: one lookup */
     if (!e || strcmp(s->cluster, cluster)) {
-        uint64_t h = key_hash(s->tenant, cluster);
+        uint64_t h = rw_in_pair_hash(s->tenant, cluster);
         e = find(ha, s->tenant, cluster, h);
         if (!e)
             e = insert(ha, s->tenant, cluster, h);
@@ -509,7 +499,7 @@ int rw_ha_elected(rw_ha *ha, const char *tenant, const char *cluster, char *buf,
         tenant = "";
     int r = 0;
     pthread_mutex_lock(&ha->mu);
-    ha_entry *e = find(ha, tenant, cluster, key_hash(tenant, cluster));
+    ha_entry *e = find(ha, tenant, cluster, rw_in_pair_hash(tenant, cluster));
     if (e && e->elected) {
         snprintf(buf, cap, "%s", e->elected);
         r = 1;
@@ -556,17 +546,6 @@ static void put_str(rw_buf *b, const char *s)
     }
 }
 
-static int hexv(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* decodes one token in place; NULL when malformed */
 static char *get_str(char *tok)
 {
@@ -575,7 +554,7 @@ static char *get_str(char *tok)
     char *o = tok, *p = tok + 1;
     while (*p) {
         if (*p == '%') {
-            int a = hexv(p[1]), b = a >= 0 ? hexv(p[2]) : -1;
+            int a = rw_hex_digit(p[1]), b = a >= 0 ? rw_hex_digit(p[2]) : -1;
             if (a < 0 || b < 0 || (a == 0 && b == 0))
                 return NULL;
             *o++ = (char)(a * 16 + b);
@@ -773,7 +752,7 @@ static rw_rc load(rw_ha *ha, rw_err *err)
                             lineno);
             break;
         }
-        uint64_t h = key_hash(tenant, cluster);
+        uint64_t h = rw_in_pair_hash(tenant, cluster);
         ha_entry *e = find(ha, tenant, cluster, h);
         if (!e && !(e = insert(ha, tenant, cluster, h))) {
             rc = rw_err_set(err, RW_NOMEM, "%s:%d: cannot hold more HA elections",

@@ -86,17 +86,6 @@ struct rw_kubelet {
 
 /* ---- small helpers ---- */
 
-static uint64_t fnv(const char *a, const char *b)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = a; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    h = (h ^ 0xff) * 1099511628211ULL;
-    for (const char *p = b; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return h;
-}
-
 static int set_str(char **dst, const char *s)
 {
     if ((*dst == NULL && s == NULL) || (*dst && s && !strcmp(*dst, s)))
@@ -155,7 +144,7 @@ static void cluster_free(kcluster *c)
 
 static kcluster *cluster_find(rw_kubelet *k, const char *tenant, const char *cluster, int create)
 {
-    uint64_t h = fnv(tenant, cluster);
+    uint64_t h = rw_in_pair_hash(tenant, cluster);
     for (kcluster *c = k->buckets[h & (k->nbuckets - 1)]; c; c = c->next)
         if (c->hash == h && !strcmp(c->cluster, cluster) && !strcmp(c->tenant, tenant))
             return c;
@@ -193,7 +182,7 @@ static kcluster *cluster_find(rw_kubelet *k, const char *tenant, const char *clu
 
 static uint64_t str_hash(const char *s)
 {
-    return fnv(s, "");
+    return rw_in_pair_hash(s, "");
 }
 
 static void reindex(kcluster *c)

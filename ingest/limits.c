@@ -40,14 +40,6 @@ struct rw_limits {
     rw_limits_tenant *overflow;  /* shared by tenants beyond RW_LIMITS_MAX_TENANTS */
 };
 
-static uint64_t name_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 static rw_limits_tenant *tenant_new(const char *name)
 {
     rw_limits_tenant *t = calloc(1, sizeof *t);
@@ -113,7 +105,7 @@ rw_limits_tenant *rw_limits_tenant_get(rw_limits *l, const char *tenant)
 {
     if (!tenant)
         tenant = "";
-    uint64_t h = name_hash(tenant);
+    uint64_t h = rw_in_pair_hash(tenant, "");
     pthread_mutex_lock(&l->mu);
     rw_limits_tenant *t = find(l, tenant, h);
     if (!t && l->n < RW_LIMITS_MAX_TENANTS) {
@@ -124,7 +116,7 @@ rw_limits_tenant *rw_limits_tenant_get(rw_limits *l, const char *tenant)
                 for (size_t i = 0; i < l->nbuckets; i++)
                     for (rw_limits_tenant *x = l->buckets[i], *next; x; x = next) {
                         next = x->next;
-                        uint64_t xh = name_hash(x->name) & (nb - 1);
+                        uint64_t xh = rw_in_pair_hash(x->name, "") & (nb - 1);
                         x->next = b[xh];
                         b[xh] = x;
                     }
@@ -250,7 +242,7 @@ uint64_t rw_limits_active(rw_limits *l, const char *tenant)
     if (!tenant)
         tenant = "";
     pthread_mutex_lock(&l->mu);
-    rw_limits_tenant *t = find(l, tenant, name_hash(tenant));
+    rw_limits_tenant *t = find(l, tenant, rw_in_pair_hash(tenant, ""));
     pthread_mutex_unlock(&l->mu);
     if (!t)
         return 0;

@@ -58,17 +58,6 @@ const char *rw_src_reason_str(rw_src_reason r)
     return r < RW_SRC__COUNT ? reason_names[r] : "?";
 }
 
-static uint64_t key_hash(const char *a, const char *b)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *a; a++)
-        h = (h ^ (unsigned char)*a) * 1099511628211ULL;
-    h = (h ^ 0xff) * 1099511628211ULL;
-    for (; *b; b++)
-        h = (h ^ (unsigned char)*b) * 1099511628211ULL;
-    return h;
-}
-
 rw_sources *rw_sources_new(size_t max_sources)
 {
     rw_sources *s = calloc(1, sizeof *s);
@@ -109,7 +98,7 @@ void rw_sources_reconfigure(rw_sources *s, size_t max_sources)
 
 static source *get(rw_sources *s, const char *tenant, const char *cluster)
 {
-    uint64_t h = key_hash(tenant, cluster);
+    uint64_t h = rw_in_pair_hash(tenant, cluster);
     for (source *x = s->buckets[h & (s->nbuckets - 1)]; x; x = x->next)
         if (x->hash == h && !strcmp(x->cluster, cluster) && !strcmp(x->tenant, tenant))
             return x;
