@@ -220,6 +220,8 @@ static rw_rc add_routes(rw_app *app, rw_err *err)
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
         if ((rc = rw_routes_add(app->routes, &ops[i], err)) != RW_OK)
             return rc;
+    if ((rc = rw_ingest_routes(app->ingest, app->routes, err)) != RW_OK)
+        return rc;
     if ((rc = rw_rules_routes(app->rules, app->routes, err)) != RW_OK)
         return rc;
     if ((rc = rw_query_api_routes(app->api, app->routes, err)) != RW_OK)
@@ -267,7 +269,8 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
         goto fail;
     app->appender = rw_store_appender(app->store);
 
-    rw_ingest_opts io = {.appender = &app->appender, .metrics = app->metrics, .cfg = &c->ingest};
+    rw_ingest_opts io = {.appender = &app->appender, .metrics = app->metrics, .cfg = &c->ingest,
+                         .data_dir = c->store.dir};
     app->ingest = rw_ingest_new(&io, err);
     if (!app->ingest)
         goto fail;

@@ -3,6 +3,7 @@
  * increasing precisions with %.*e and parsing back; then the digits are laid
  * out in fixed or exponent notation the way Go's strconv does. */
 #include "json.h"
+#include "labels.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -343,4 +344,17 @@ rw_rc rw_json_point(rw_buf *b, int64_t t_ms, double v)
     num[n++] = '"';
     num[n++] = ']';
     return rw_buf_append(b, num, (size_t)n);
+}
+
+rw_rc rw_json_labels(rw_buf *b, const rw_label *l, size_t n)
+{
+    rw_buf_putc(b, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            rw_buf_putc(b, ',');
+        rw_json_str(b, l[i].name);
+        rw_buf_putc(b, ':');
+        rw_json_str(b, l[i].value);
+    }
+    return rw_buf_putc(b, '}');
 }

@@ -17,6 +17,9 @@ int rw_fmt_float_g(double v, char *out);
 /* "..." with JSON escaping. */
 rw_rc rw_json_str(rw_buf *b, const char *s);
 rw_rc rw_json_strn(rw_buf *b, const char *s, size_t n);
+/* A label set as a JSON object {"name":"value",...}, in the set's order. */
+struct rw_label;
+rw_rc rw_json_labels(rw_buf *b, const struct rw_label *l, size_t n);
 /* A sample pair [t_seconds, "value"] as the query API writes it. */
 rw_rc rw_json_point(rw_buf *b, int64_t t_ms, double v);
 

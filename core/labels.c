@@ -98,7 +98,9 @@ const char *rw_labels_get(const rw_label *l, size_t n, const char *name)
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = strcmp(l[mid].name, name);
+        /* names mostly differ in their first byte: no call for those */
+        const char *a = l[mid].name;
+        int c = a[0] != name[0] ? (unsigned char)a[0] - (unsigned char)name[0] : strcmp(a, name);
         if (c == 0)
             return l[mid].value;
         if (c < 0)

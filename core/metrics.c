@@ -270,3 +270,17 @@ void rw_metrics_render(rw_metrics *m, rw_buf *out)
     for (; c; c = c->next)
         c->fn(c->ctx, out);
 }
+
+void rw_metrics_quote(rw_buf *out, const char *v)
+{
+    rw_buf_putc(out, '"');
+    for (const char *p = v; *p; p++) {
+        if (*p == '\\' || *p == '"')
+            rw_buf_putc(out, '\\'), rw_buf_putc(out, *p);
+        else if (*p == '\n')
+            rw_buf_puts(out, "\\n");
+        else
+            rw_buf_putc(out, *p);
+    }
+    rw_buf_putc(out, '"');
+}

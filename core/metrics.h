@@ -42,6 +42,11 @@ void rw_metrics_add_collector(rw_metrics *m, rw_metrics_collect_fn fn, void *ctx
 
 void rw_metrics_render(rw_metrics *m, rw_buf *out);
 
+/* Appends v as a quoted label value of the text exposition format ("...",
+ * with backslash, double quote and newline escaped), for collectors that
+ * render series with run-time labels (per cluster, per tenant). */
+void rw_metrics_quote(rw_buf *out, const char *v);
+
 /* Default latency buckets in seconds (0.5 ms ... 10 s). */
 extern const double rw_latency_buckets[];
 extern const size_t rw_latency_nbuckets;

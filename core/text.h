@@ -47,4 +47,31 @@ static inline size_t rw_utf8_put(char *o, uint32_t cp)
     return 4;
 }
 
+/* Decodes the UTF-8 sequence at s (n bytes available, input already
+ * validated); stores the code point in *cp and returns its length. A
+ * truncated sequence yields U+FFFD and length 1. */
+static inline size_t rw_utf8_get(const char *s, size_t n, uint32_t *cp)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (u[0] < 0x80) {
+        *cp = u[0];
+        return 1;
+    }
+    if ((u[0] & 0xe0) == 0xc0 && n >= 2) {
+        *cp = ((uint32_t)(u[0] & 0x1f) << 6) | (u[1] & 0x3f);
+        return 2;
+    }
+    if ((u[0] & 0xf0) == 0xe0 && n >= 3) {
+        *cp = ((uint32_t)(u[0] & 0x0f) << 12) | ((uint32_t)(u[1] & 0x3f) << 6) | (u[2] & 0x3f);
+        return 3;
+    }
+    if ((u[0] & 0xf8) == 0xf0 && n >= 4) {
+        *cp = ((uint32_t)(u[0] & 0x07) << 18) | ((uint32_t)(u[1] & 0x3f) << 12) |
+              ((uint32_t)(u[2] & 0x3f) << 6) | (u[3] & 0x3f);
+        return 4;
+    }
+    *cp = 0xfffd;
+    return 1;
+}
+
 #endif

@@ -108,6 +108,64 @@ rw_ingest *rw_ingest_new(const rw_ingest_opts *o, rw_err *err)
                                               "Metric metadata entries stored.");
     ig->bytes_received = rw_metrics_counter(m, "rwgate_ingest_bytes_received_total", NULL,
                                             "Compressed remote-write body bytes received.");
+    const char *dh = "Samples dropped on purpose by ingest-time cleaning, by reason.";
+    ig->relabel_dropped = rw_metrics_counter(m, "rwgate_ingest_samples_dropped_total",
+                                             "reason=\"relabel_drop\"", dh);
+    ig->relabel_invalid = rw_metrics_counter(m, "rwgate_ingest_samples_dropped_total",
+                                             "reason=\"relabel_invalid\"", dh);
+    ig->relabel_failed = rw_metrics_counter(m, "rwgate_ingest_samples_dropped_total",
+                                            "reason=\"relabel_failed\"", dh);
+    ig->kubelet_dropped[0] = rw_metrics_counter(m, "rwgate_ingest_samples_dropped_total",
+                                                "reason=\"kubelet_ip_reuse\"", dh);
+    ig->kubelet_dropped[1] = rw_metrics_counter(m, "rwgate_ingest_samples_dropped_total",
+                                                "reason=\"kubelet_not_ready\"", dh);
+    const char *hh = "Samples of HA pairs not stored because the other replica's are, by "
+                     "where it was decided (election: a standby's; store: already held newer).";
+    ig->ha_deduplicated = rw_metrics_counter(m, "rwgate_ingest_samples_deduplicated_total",
+                                             "stage=\"election\"", hh);
+    ig->ha_skipped = rw_metrics_counter(m, "rwgate_ingest_samples_deduplicated_total",
+                                        "stage=\"store\"", hh);
+    ig->inventory_unlisted = rw_metrics_counter(
+        m, "rwgate_inventory_unlisted_samples_total", NULL,
+        "Samples of clusters missing from the inventory (stored with scenario=\"unknown\").");
+    ig->rate_limited = rw_metrics_counter(m, "rwgate_ingest_samples_rejected_total",
+                                          "reason=\"rate_limited\"", sh);
+    ig->max_series_rejected = rw_metrics_counter(m, "rwgate_ingest_samples_rejected_total",
+                                                 "reason=\"max_series\"", sh);
+    pthread_mutex_init(&ig->pool_mu, NULL);
+    pthread_mutex_init(&ig->kapi_mu, NULL);
+    const rw_ingest_config *cfg = &ig->cur->cfg;
+    char *path = NULL;
+    if (o->data_dir && *o->data_dir) {
+        size_t n = strlen(o->data_dir) + 32;
+        if ((path = malloc(n)))
+            snprintf(path, n, "%s/ha_elections", o->data_dir);
+    }
+    rw_ha_opts ho = {.state_path = path,
+                     .failover_timeout_ms = cfg->ha_dedup.failover_timeout_ms,
+                     .max_clusters = (size_t)cfg->ha_dedup.max_clusters,
+                     .buffer_bytes = (size_t)cfg->ha_dedup.standby_buffer_bytes,
+                     .metrics = m};
+    ig->ha = rw_ha_open(&ho, err);
+    free(path);
+    rw_kubelet_opts ko = {.mode = (rw_kubelet_mode)cfg->kubelet_dedup.mode,
+                          .node_ttl_ms = cfg->kubelet_dedup.node_ttl_ms,
+                          .max_nodes = (size_t)cfg->kubelet_dedup.max_nodes,
+                          .metrics = m};
+    if (ig->ha)
+        ig->kubelet = rw_kubelet_new(&ko, err);
+    ig->limits = rw_limits_new(m);
+    ig->sources = rw_sources_new((size_t)cfg->max_sources);
+    if (!ig->ha || !ig->kubelet || !ig->limits || !ig->sources) {
+        if (ig->ha && ig->kubelet)
+            rw_err_set(err, RW_NOMEM, "out of memory");
+        rw_ingest_free(ig);
+        return NULL;
+    }
+    if (rw_in_kube_api_apply(ig, &cfg->kubelet_dedup.kubernetes_api, err) != RW_OK) {
+        rw_ingest_free(ig);
+        return NULL;
+    }
     return ig;
 }
 
@@ -115,6 +173,19 @@ void rw_ingest_free(rw_ingest *ig)
 {
     if (!ig)
         return;
+    rw_in_kube_api_stop(ig);
+    rw_ha_close(ig->ha);
+    rw_kubelet_free(ig->kubelet);
+    rw_limits_free(ig->limits);
+    rw_sources_free(ig->sources);
+    for (ig_scratch *s = ig->pool, *next; s; s = next) {
+        next = s->next;
+        rw_relabel_state_free(s->rs);
+        rw_regex_md_free(s->md);
+        free(s);
+    }
+    pthread_mutex_destroy(&ig->pool_mu);
+    pthread_mutex_destroy(&ig->kapi_mu);
     ig_settings_put(ig, ig->cur);
     pthread_mutex_destroy(&ig->mu);
     free(ig);
@@ -125,6 +196,19 @@ rw_rc rw_ingest_reconfigure(rw_ingest *ig, const rw_ingest_config *cfg, rw_err *
     ig_settings *s = settings_new(cfg, err);
     if (!s)
         return err ? err->code : RW_NOMEM;
+    const rw_ingest_config *nc = &s->cfg;
+    rw_rc rc = rw_in_kube_api_apply(ig, &nc->kubelet_dedup.kubernetes_api, err);
+    if (rc != RW_OK) {
+        ig_settings_put(ig, s);
+        return rc;
+    }
+    rw_ha_reconfigure(ig->ha, nc->ha_dedup.failover_timeout_ms, (size_t)nc->ha_dedup.max_clusters,
+                      (size_t)nc->ha_dedup.standby_buffer_bytes);
+    rw_kubelet_opts ko = {.mode = (rw_kubelet_mode)nc->kubelet_dedup.mode,
+                          .node_ttl_ms = nc->kubelet_dedup.node_ttl_ms,
+                          .max_nodes = (size_t)nc->kubelet_dedup.max_nodes};
+    rw_kubelet_reconfigure(ig->kubelet, &ko);
+    rw_sources_reconfigure(ig->sources, (size_t)nc->max_sources);
     pthread_mutex_lock(&ig->mu);
     ig_settings *old = ig->cur;
     ig->cur = s;
@@ -206,11 +290,17 @@ static rw_rc write_batch(rw_ingest *ig, const rw_ingest_config *cfg, rw_proto_ve
     }
     rw_in_ctx c = {
         .ig = ig, .cfg = cfg, .a = a, .version = v, .tenant = tenant, .now_ms = rw_now_ms(),
-        .st = st,
+        .st = st, .tl = rw_in_tenant_limits(cfg, tenant), .scr = ig_scratch_get(ig),
     };
+    if (!c.scr) {
+        rw_arena_free(a);
+        return rw_err_set(err, RW_AGAIN, "out of memory");
+    }
     rc = rw_in_run_pipeline(&c, &b, err);
     if (rc == RW_AGAIN || rc == RW_IO || rc == RW_NOMEM)
         rw_counter_add(ig->req_unavailable, 1);
+    rw_in_clean_finish(&c);
+    ig_scratch_put(ig, c.scr);
     rw_arena_free(a);
     return rc;
 }

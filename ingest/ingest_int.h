@@ -4,6 +4,8 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include "clean.h"
+#include "core/relabel.h"
 #include "ingest.h"
 
 /* One decoded series, labels sorted, strings in the request arena. */
@@ -15,6 +17,8 @@ typedef struct rw_in_series {
     size_t nsamples;
     uint64_t nhistograms;
     uint64_t nexemplars;
+    uint8_t skip_old;     /* HA series: the store skips samples it already holds newer */
+    int32_t src;          /* per-request source index + 1 (0 = not looked up yet) */
 } rw_in_series;
 
 /* A decoded request: the batch the pipeline stages work on. */
@@ -44,7 +48,36 @@ struct rw_ingest {
     rw_counter *samples_written, *series_invalid, *histograms_rejected, *exemplars_dropped;
     rw_counter *samples_rejected[RW_REJ__COUNT];
     rw_counter *metadata_written, *bytes_received, *samples_future;
+    /* ingest-time cleaning: state kept across reloads (clean.h) */
+    rw_ha *ha;
+    rw_kubelet *kubelet;
+    struct rw_kube_api *kapi;     /* the Kubernetes API node poller; NULL when off */
+    pthread_mutex_t kapi_mu;      /* serialises reconfiguring the poller */
+    rw_limits *limits;
+    rw_sources *sources;
+    pthread_mutex_t pool_mu;      /* guards pool */
+    struct ig_scratch *pool;      /* per-request scratch kept for reuse */
+    rw_counter *relabel_dropped, *relabel_invalid, *relabel_failed, *inventory_unlisted;
+    rw_counter *ha_deduplicated, *ha_skipped, *kubelet_dropped[2], *rate_limited;
+    rw_counter *max_series_rejected, *limit_rejected;
 };
+
+/* Scratch one request needs and later requests can reuse (regex match data
+ * with its JIT stack, relabel buffers): kept in a small pool. */
+typedef struct ig_scratch {
+    rw_relabel_state *rs;
+    rw_regex_md *md;              /* for selectors */
+    struct ig_scratch *next;
+} ig_scratch;
+
+ig_scratch *ig_scratch_get(rw_ingest *ig);
+void ig_scratch_put(rw_ingest *ig, ig_scratch *s);
+
+/* One source's counts within a request (flushed to rw_sources at its end). */
+typedef struct ig_src {
+    const char *cluster;          /* the cluster label's value ("" = none) */
+    rw_source_delta d;
+} ig_src;
 
 ig_settings *ig_settings_get(rw_ingest *ig);
 void ig_settings_put(rw_ingest *ig, ig_settings *s);
@@ -69,7 +102,58 @@ typedef struct rw_in_ctx {
     int64_t now_ms;
     rw_write_stats *st;
     int nreasons;                /* reasons written into st->reasons */
+    /* cleaning */
+    ig_scratch *scr;             /* per-request scratch (relabel state, match data) */
+    const rw_ingest_tenant_limits *tl; /* the tenant's limits entry (or "default"), or NULL */
+    rw_limits_tenant *lt;        /* held (locked) by the sink's active-series check */
+    ig_src *srcs;                /* sources seen in this request (arena) */
+    size_t nsrcs, capsrcs;
+    int32_t last_src;
+    uint64_t ha_skipped;         /* samples the store skipped as already held (HA) */
 } rw_in_ctx;
+
+/* kube_api.c: starts, restarts or stops the Kubernetes API node poller so
+ * that it matches the settings (no change: nothing happens). */
+rw_rc rw_in_kube_api_apply(rw_ingest *ig, const rw_ingest_kube_api_config *c, rw_err *err);
+void rw_in_kube_api_stop(rw_ingest *ig);
+/* For the sources report: the poller's last outcome (NULL when off). */
+typedef struct rw_in_kube_api_status {
+    int64_t last_ok_ms, last_try_ms;
+    char last_error[256];
+    size_t nodes;
+} rw_in_kube_api_status;
+int rw_in_kube_api_status_get(rw_ingest *ig, rw_in_kube_api_status *out);
+/* The running poller's settings as JSON (null when off). */
+void rw_in_kube_api_settings_json(rw_ingest *ig, rw_buf *b);
+
+/* clean_stages.c: the cleaning stages and the sink's share of them */
+rw_rc rw_in_stage_relabel(rw_in_ctx *c, rw_in_batch *b, rw_err *err);
+rw_rc rw_in_stage_inventory(rw_in_ctx *c, rw_in_batch *b, rw_err *err);
+rw_rc rw_in_stage_ha(rw_in_ctx *c, rw_in_batch *b, rw_err *err);
+rw_rc rw_in_stage_kubelet(rw_in_ctx *c, rw_in_batch *b, rw_err *err);
+rw_rc rw_in_stage_rate(rw_in_ctx *c, rw_in_batch *b, rw_err *err);
+/* The request's source index for a series (by its cluster label now). */
+ig_src *rw_in_src(rw_in_ctx *c, rw_in_series *s);
+ig_src *rw_in_src_labels(rw_in_ctx *c, const rw_label *l, size_t n);
+/* Notes n samples of s dropped or rejected for reason r. */
+void rw_in_src_note(rw_in_ctx *c, rw_in_series *s, rw_src_reason r, uint64_t n);
+/* Sink: the tenant's active-series limit. begin/end bracket the batch (one
+ * lock); admit is 0 when s is a new series over the limit (counted, reason
+ * given). */
+void rw_in_series_limit_begin(rw_in_ctx *c);
+int rw_in_series_limit_admit(rw_in_ctx *c, rw_in_series *s, uint64_t hash);
+void rw_in_series_limit_end(rw_in_ctx *c);
+/* End of a request: sources and counters. */
+void rw_in_clean_finish(rw_in_ctx *c);
+/* The tenant's limits entry from the settings ("default" when it has none). */
+const rw_ingest_tenant_limits *rw_in_tenant_limits(const rw_ingest_config *cfg,
+                                                   const char *tenant);
+/* Label limits in force for a tenant (its entry, else the ingest-wide ones). */
+typedef struct rw_in_label_limits {
+    int64_t max_labels, max_name, max_value;
+} rw_in_label_limits;
+rw_in_label_limits rw_in_label_limits_for(const rw_ingest_config *cfg,
+                                          const rw_ingest_tenant_limits *tl);
 
 typedef rw_rc (*rw_in_stage_fn)(rw_in_ctx *c, rw_in_batch *b, rw_err *err);
 
@@ -105,6 +189,9 @@ rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, rw_arena *a, rw_in_batch *out, r
 /* validate.c: checks one series against the limits and label rules (sorts
  * nothing; invalid series are reported, not fixed). */
 rw_rc rw_in_validate_series(const rw_ingest_config *c, const rw_in_series *s, rw_err *err);
+/* The same with the limits in force for the request's tenant. */
+rw_rc rw_in_validate_series_lim(const rw_in_label_limits *lim, const rw_in_series *s,
+                                rw_err *err);
 /* Adds (or overrides) the tenant label; the set stays sorted. */
 rw_rc rw_in_set_label(rw_arena *a, rw_in_series *s, const char *name, const char *value);
 

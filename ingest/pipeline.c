@@ -48,6 +48,8 @@ static rw_rc stage_validate(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
 {
     int64_t future_limit = c->cfg->max_future_ms > 0 ? c->now_ms + c->cfg->max_future_ms
                                                       : INT64_MAX;
+    /* the tenant's label limits where it has its own */
+    rw_in_label_limits lim = rw_in_label_limits_for(c->cfg, c->tl);
     uint64_t future = 0;
     for (size_t i = 0; i < b->nseries; i++) {
         rw_in_series *s = &b->series[i];
@@ -60,18 +62,20 @@ static rw_rc stage_validate(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
             continue;
         rw_err verr;
         rw_err_init(&verr);
-        if (rw_in_validate_series(c->cfg, s, &verr) != RW_OK) {
+        if (rw_in_validate_series_lim(&lim, s, &verr) != RW_OK) {
             char lbl[200];
             series_name(s, lbl, sizeof lbl);
             rw_in_reason(c, "series %s: %s", lbl, verr.msg);
             c->st->series_rejected++;
             c->st->samples_rejected += s->nsamples;
+            rw_in_src_note(c, s, RW_SRC_INVALID, s->nsamples);
             s->nsamples = 0;
             continue;
         }
         size_t keep = 0;
         for (size_t k = 0; k < s->nsamples; k++) {
             if (s->samples[k].t > future_limit) {
+                rw_in_src_note(c, s, RW_SRC_FUTURE, 1);
                 if (!future) {
                     char lbl[200];
                     series_name(s, lbl, sizeof lbl);
@@ -105,24 +109,65 @@ static rw_rc stage_tenant(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
     return RW_OK;
 }
 
+/* HA dedup -> relabel -> inventory -> kubelet dedup -> rate limit: the
+ * cleaning stages (clean_stages.c). HA dedup first, as Mimir's distributor
+ * does: it reads the senders' own external labels (cluster, replica), and
+ * the standby's half of an HA pair's traffic then costs nothing further -
+ * no relabeling, no inventory lookup. Relabeling next, so rules see and may
+ * normalise what the inventory and the kubelet dedup read; the rate limit
+ * last, so it counts what would be stored (an HA pair does not pay twice). */
 static const rw_in_stage stages[] = {
     {"validate", stage_validate},
     {"tenant", stage_tenant},
+    {"ha_dedup", rw_in_stage_ha},
+    {"relabel", rw_in_stage_relabel},
+    {"inventory", rw_in_stage_inventory},
+    {"kubelet_dedup", rw_in_stage_kubelet},
+    {"rate_limit", rw_in_stage_rate},
 };
 
 /* ---- sink ---- */
 
 /* Called by the store under its shard lock for every rejected sample: only
  * the first few reasons are formatted, the rest cost a comparison. */
+static rw_src_reason src_reason(rw_reject_reason r)
+{
+    switch (r) {
+    case RW_REJ_OUT_OF_ORDER: return RW_SRC_OUT_OF_ORDER;
+    case RW_REJ_DUPLICATE: return RW_SRC_DUPLICATE;
+    case RW_REJ_TOO_OLD: return RW_SRC_TOO_OLD;
+    default: return RW_SRC_STORE_SERIES_LIMIT;
+    }
+}
+
 static void on_reject(void *ctx, const rw_append_series *s, size_t i, rw_reject_reason r)
 {
     rw_in_ctx *c = ctx;
+    ig_src *src = rw_in_src_labels(c, s->labels, s->nlabels);
+    if (src) {
+        src->d.accepted--;
+        src->d.reasons[src_reason(r)]++;
+    }
     if (c->nreasons >= MAX_REASONS)
         return;
     char lbl[256];
     rw_labels_format(s->labels, s->nlabels, lbl, sizeof lbl);
     rw_in_reason(c, "%s: sample at %lld: %s", lbl, (long long)s->samples[i].t,
                  rw_reject_reason_str(r));
+}
+
+/* A sample of an HA series the store already holds newer (the other
+ * replica's): deduplicated, not rejected. */
+static void on_skip(void *ctx, const rw_append_series *s, size_t i, rw_reject_reason r)
+{
+    rw_in_ctx *c = ctx;
+    ig_src *src = rw_in_src_labels(c, s->labels, s->nlabels);
+    if (src) {
+        src->d.accepted--;
+        src->d.reasons[RW_SRC_HA_DEDUP]++;
+    }
+    (void)i;
+    (void)r;
 }
 
 static rw_rc append(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
@@ -132,23 +177,45 @@ static rw_rc append(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
     rw_append_series *as = rw_arena_alloc(c->a, (b->nseries ? b->nseries : 1) * sizeof *as);
     if (!as)
         return rw_err_set(err, RW_LIMIT, "request too complex");
+    uint8_t *skip = NULL;
     size_t nas = 0;
+    rw_in_series_limit_begin(c);
     for (size_t i = 0; i < b->nseries; i++) {
         rw_in_series *s = &b->series[i];
         if (!s->nsamples)
             continue;
+        /* the one hash of the series, after the last stage that may change
+           its labels */
+        uint64_t h = s->lens ? rw_labels_hash_lens(s->labels, s->lens, s->nlabels)
+                             : rw_labels_hash(s->labels, s->nlabels);
+        if (!rw_in_series_limit_admit(c, s, h))
+            continue;
+        if (s->skip_old && !skip && !(skip = rw_arena_calloc(c->a, b->nseries, 1))) {
+            rw_in_series_limit_end(c);
+            return rw_err_set(err, RW_LIMIT, "request too complex");
+        }
+        if (skip)
+            skip[nas] = s->skip_old;
+        ig_src *src = rw_in_src(c, s);
+        if (src) {
+            src->d.accepted += s->nsamples;
+            if (s->samples[s->nsamples - 1].t > src->d.newest_ms)
+                src->d.newest_ms = s->samples[s->nsamples - 1].t;
+        }
         as[nas].labels = s->labels;
         as[nas].nlabels = s->nlabels;
-        as[nas].hash = s->lens ? rw_labels_hash_lens(s->labels, s->lens, s->nlabels)
-                               : rw_labels_hash(s->labels, s->nlabels);
+        as[nas].hash = h;
         as[nas].samples = s->samples;
         as[nas].nsamples = s->nsamples;
         nas++;
     }
+    rw_in_series_limit_end(c);
     rw_append_result res;
     memset(&res, 0, sizeof res);
     res.on_reject = on_reject;
     res.on_reject_ctx = c;
+    res.skip_old = skip;
+    res.on_skip = on_skip;
     if (nas) {
         rw_rc rc = rw_append(&ig->appender, as, nas, &res, err);
         if (rc != RW_OK)
@@ -164,6 +231,8 @@ static rw_rc append(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
             rw_warn("ingest: storing %zu metadata entries failed: %s", b->nmetadata, merr.msg);
     }
     st->samples_written = res.samples_written;
+    st->samples_deduplicated += res.skipped;
+    rw_counter_add(ig->ha_skipped, res.skipped);
     for (int r = 0; r < RW_REJ__COUNT; r++) {
         st->samples_rejected += res.rejected[r];
         rw_counter_add(ig->samples_rejected[r], res.rejected[r]);

@@ -7,22 +7,34 @@
 #include <string.h>
 #include "ingest_int.h"
 
-rw_rc rw_in_validate_series(const rw_ingest_config *c, const rw_in_series *s, rw_err *err)
+rw_rc rw_in_validate_series_lim(const rw_in_label_limits *lim, const rw_in_series *s,
+                                rw_err *err)
 {
-    if (s->nlabels > (size_t)c->max_labels_per_series)
-        return rw_err_set(err, RW_LIMIT, "series has %zu labels, limit is %lld", s->nlabels,
-                          (long long)c->max_labels_per_series);
+    /* the messages name the limit (the config key), so a sender's operator
+       knows what to ask for */
+    if (s->nlabels > (size_t)lim->max_labels)
+        return rw_err_set(err, RW_LIMIT, "series has %zu labels, limit is %lld (max_labels_per_series)",
+                          s->nlabels, (long long)lim->max_labels);
     for (size_t i = 0; i < s->nlabels; i++) {
         size_t nl = s->lens ? s->lens[2 * i] : strlen(s->labels[i].name);
         size_t vl = s->lens ? s->lens[2 * i + 1] : strlen(s->labels[i].value);
-        if (nl > (size_t)c->max_label_name_len)
-            return rw_err_set(err, RW_LIMIT, "label name \"%.40s...\" is %zu bytes, limit is %lld",
-                              s->labels[i].name, nl, (long long)c->max_label_name_len);
-        if (vl > (size_t)c->max_label_value_len)
-            return rw_err_set(err, RW_LIMIT, "label %.64s: value is %zu bytes, limit is %lld",
-                              s->labels[i].name, vl, (long long)c->max_label_value_len);
+        if (nl > (size_t)lim->max_name)
+            return rw_err_set(err, RW_LIMIT,
+                              "label name \"%.40s...\" is %zu bytes, limit is %lld "
+                              "(max_label_name_length)", s->labels[i].name, nl, (long long)lim->max_name);
+        if (vl > (size_t)lim->max_value)
+            return rw_err_set(err, RW_LIMIT,
+                              "label %.64s: value is %zu bytes, limit is %lld (max_label_value_length)",
+                              s->labels[i].name, vl, (long long)lim->max_value);
     }
     return rw_labels_validate_lens(s->labels, s->lens, s->nlabels, err);
+}
+
+rw_rc rw_in_validate_series(const rw_ingest_config *c, const rw_in_series *s, rw_err *err)
+{
+    rw_in_label_limits lim = {c->max_labels_per_series, c->max_label_name_len,
+                              c->max_label_value_len};
+    return rw_in_validate_series_lim(&lim, s, err);
 }
 
 rw_rc rw_in_set_label(rw_arena *a, rw_in_series *s, const char *name, const char *value)

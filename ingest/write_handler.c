@@ -100,7 +100,10 @@ void rw_ingest_http_write(void *ctx, rw_http_req *req, rw_http_resp *resp)
         int status = rw_rc_http_status(rc);
         rw_http_resp_text(resp, status, "%s", err.msg);
         if (status == 503)
-            rw_http_resp_header(resp, "Retry-After", "5");
+            rw_http_resp_header(resp, "Retry-After",
+                                st.retry_after_s > 0
+                                    ? rw_arena_sprintf(rw_http_arena(req), "%d", st.retry_after_s)
+                                    : "5");
         return;
     }
     uint64_t rejected = st.samples_rejected + st.histograms_rejected;
@@ -115,6 +118,8 @@ void rw_ingest_http_write(void *ctx, rw_http_req *req, rw_http_resp *resp)
                           (unsigned long long)st.histograms_rejected, st.reasons);
         return;
     }
-    resp->status = 204;
+    /* samples of a replica that is not elected were dropped on purpose: 202,
+       as the Cortex/Mimir HA tracker answers (the sender must not retry) */
+    resp->status = st.samples_deduplicated && !st.samples_written ? 202 : 204;
     resp->content_type = NULL;
 }

@@ -278,15 +278,7 @@ void rw_qapi_end(rw_http_resp *resp, const char *const *warnings, size_t nwarnin
 
 void rw_qapi_labels_json(rw_buf *b, const rw_label *l, size_t n)
 {
-    rw_buf_putc(b, '{');
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            rw_buf_putc(b, ',');
-        rw_json_str(b, l[i].name);
-        rw_buf_putc(b, ':');
-        rw_json_str(b, l[i].value);
-    }
-    rw_buf_putc(b, '}');
+    rw_json_labels(b, l, n);
 }
 
 /* ---- parameters ---- */

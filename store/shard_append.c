@@ -443,7 +443,7 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
     if (!acc)
         return rw_err_set(err, RW_NOMEM, "out of memory");
     uint64_t rej[RW_REJ__COUNT] = {0};
-    uint64_t written = 0;
+    uint64_t written = 0, skipped = 0;
     rw_rc rc = RW_OK;
     uint64_t series_cap = st->opts.max_series
                               ? (st->opts.max_series + (uint64_t)st->opts.nshards - 1) /
@@ -502,6 +502,7 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
         }
         size_t nacc = 0;
         int nomem = 0;
+        int skip_old = res->skip_old && res->skip_old[idx[k]];
         for (size_t j = 0; j < a->nsamples; j++) {
             int r = series_append_sample(sh, s, a->samples[j].t, a->samples[j].v, 0, &nomem);
             if (nomem) {
@@ -513,6 +514,10 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
                 written++;
             } else if (r == -2) {
                 written++;
+            } else if (skip_old && (r == RW_REJ_OUT_OF_ORDER || r == RW_REJ_DUPLICATE)) {
+                skipped++; /* already held, from another replica (HA dedup) */
+                if (res->on_skip)
+                    res->on_skip(res->on_reject_ctx, a, j, (rw_reject_reason)r);
             } else {
                 rej[r]++;
                 if (res->on_reject)
@@ -528,6 +533,7 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
     free(acc);
 
     res->samples_written += written;
+    res->skipped += skipped;
     rw_counter_add(st->m_appended, written);
     for (int r = 0; r < RW_REJ__COUNT; r++) {
         res->rejected[r] += rej[r];

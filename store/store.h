@@ -105,6 +105,14 @@ typedef struct rw_append_result {
     uint64_t series_created;
     rw_reject_fn on_reject;     /* optional, called for every rejected sample */
     void *on_reject_ctx;
+    /* optional, one byte per series of the batch: when nonzero, a sample of
+       that series not newer than the series' newest is skipped silently
+       (counted in skipped, neither written nor rejected): the HA dedup
+       stage's "already held from the other replica" */
+    const uint8_t *skip_old;
+    uint64_t skipped;
+    rw_reject_fn on_skip;       /* optional, called for every skipped sample (reason
+                                   out_of_order or duplicate_timestamp) */
 } rw_append_result;
 
 /* Appends a batch. Per-sample rejections are counted in *res and do not fail

@@ -563,12 +563,18 @@ class Prometheus:
         self.url = "http://127.0.0.1:%d" % self.port
         with open(os.path.join(self.dir, "prometheus.yml"), "w") as f:
             f.write(config.replace("SELF_PORT", str(self.port)))
+        self.extra = list(extra)
+        self.name = name
         self.logf = open(os.path.join(self.dir, "log"), "wb")
+        self._spawn()
+
+    def _spawn(self):
         self.proc = subprocess.Popen(
             [self.binary, "--config.file=" + os.path.join(self.dir, "prometheus.yml"),
              "--storage.tsdb.path=" + os.path.join(self.dir, "data"),
-             "--web.listen-address=127.0.0.1:%d" % self.port] + list(extra),
+             "--web.listen-address=127.0.0.1:%d" % self.port] + self.extra,
             stdout=self.logf, stderr=subprocess.STDOUT)
+        name = self.name
         for _ in range(600):
             if self.proc.poll() is not None:
                 break
@@ -598,6 +604,19 @@ class Prometheus:
             params["time"] = "%.3f" % t
         st, _, b = http("GET", self.url + path + "?" + urllib.parse.urlencode(params), timeout=60)
         return json.loads(b)
+
+    def pause(self):
+        """SIGTERM, keeping the data directory (its WAL) for resume()"""
+        self.proc.terminate()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def resume(self):
+        """starts again on the same port and data directory"""
+        self._spawn()
 
     def stop(self, show_log=False):
         self.proc.terminate()

@@ -5,7 +5,10 @@ config`), so a key that becomes reloadable without a check here fails this
 test. Each key is changed alone in the file, the running process reloads
 (POST /-/reload), and a write or a read shows the new behaviour; then the
 file goes back to the base and the old behaviour returns. Keys inside lists
-and maps (e.g. relabel rules) are covered by their container's check.
+and maps (e.g. relabel rules) are covered by their container's check; keys
+that only make sense together with others (the Kubernetes API source) are
+set in a small document of their own and checked through the settings the
+running poller reports.
 
 Rules and alerting keys are checked with a rule file (a group without its
 own interval, an alert that fires at once and reports its evaluation time as
@@ -304,6 +307,209 @@ def k_queue_capacity(expect=False):
     return b"rwgate_notifications_queue_capacity 77" in b
 
 
+# ---- ingest-time cleaning
+
+def sources():
+    st, j = g.api("/api/v1/status/sources")
+    return j.get("data", {}) if st == 200 else {}
+
+
+def w(labels, t, v=1.0, headers=None):
+    """writes one sample of one series (labels: dict), sorted as Prometheus sends"""
+    return write([(sorted(labels.items()), [(t, v)])], headers)
+
+
+def stored(match):
+    return series_labels(match)
+
+
+def k_cluster_label(expect=False):
+    cl = fresh("rl_cl")
+    w({"__name__": "rl_cl_m", "kc": cl}, NOW)
+    return any(x["cluster"] == cl for x in sources().get("sources", []))
+
+
+def k_inventory_file(expect=False):
+    m = fresh("rl_inv")
+    w({"__name__": m, "cluster": "invc"}, NOW)
+    return any(x.get("region") == "r1" for x in stored(m))
+
+
+def k_write_relabel_configs(expect=False):
+    m = fresh("rl_wr")
+    w({"__name__": m}, NOW)
+    return any(x.get("rl") == "yes" for x in stored(m))
+
+
+def k_tenant_limits(expect=False):
+    st, _, b = w({"__name__": fresh("rl_tlim"), "a": "1", "b": "2"}, NOW, headers={"X-Scope-OrgID": "tl1"})
+    return st == 400 and b"limit is 2 (max_labels_per_series)" in b
+
+
+def ha_pair(cluster, labels_extra=None, replica_label="__replica__", cluster_label="cluster"):
+    """replica a at NOW-60s, then b at NOW; returns the stored series of the metric"""
+    m = fresh("rl_ha")
+    la = {"__name__": m, cluster_label: cluster, replica_label: "a"}
+    lb = dict(la)
+    lb[replica_label] = "b"
+    w(la, NOW - 60000, 1.0)
+    w(lb, NOW, 2.0)
+    return m
+
+
+def k_ha_enabled(expect=False):
+    m = ha_pair(fresh("c"))
+    return any("__replica__" in x for x in stored(m))      # not removed: dedup off
+
+
+def k_ha_cluster_label(expect=False):
+    m = ha_pair(fresh("c"), cluster_label="hc")
+    return not any("__replica__" in x for x in stored(m))  # deduplicated: label gone
+
+
+def k_ha_replica_label(expect=False):
+    m = ha_pair(fresh("c"), replica_label="rep")
+    return not any("rep" in x for x in stored(m))
+
+
+def samples_of(m):
+    st, j = g.api("/api/v1/query", query="count_over_time(%s[10m])" % m, time="%.3f" % (NOW / 1000.0 + 1))
+    r = j.get("data", {}).get("result", []) if st == 200 else []
+    return int(float(r[0]["value"][1])) if r else 0
+
+
+def k_ha_failover_timeout(expect=False):
+    m = ha_pair(fresh("c"))   # b 60 s newer: a failover at 30s, none at 1h
+    return samples_of(m) == 1
+
+
+def k_ha_max_clusters(expect=False):
+    """the table is full (earlier probes filled it): a new cluster passes
+    undeduplicated, both replicas' samples are stored"""
+    m = fresh("rl_hm")
+    c1 = fresh("c")
+    w({"__name__": m, "__replica__": "a", "cluster": c1}, NOW - 1000, 1.0)
+    w({"__name__": m, "__replica__": "b", "cluster": c1}, NOW, 2.0)
+    return samples_of(m) == 2
+
+
+def k_ha_standby_buffer(expect=False):
+    """b's sample at +5 s is newer than anything of a's: kept and stored at
+    b's failover (+40 s) with a buffer, lost without"""
+    m = fresh("rl_hb")
+    c1 = fresh("c")
+    w({"__name__": m, "__replica__": "a", "cluster": c1}, NOW - 45000, 1.0)
+    w({"__name__": m, "__replica__": "b", "cluster": c1}, NOW - 40000, 2.0)
+    w({"__name__": m, "__replica__": "b", "cluster": c1}, NOW, 3.0)
+    return samples_of(m) == 2   # a's and b's current one only
+
+
+def kubelet_case(strict_node=False, ksm_age_ms=0, node_label="node", instance_label="instance", job="kubelet"):
+    """node 'old' (Ready unknown) and 'new' (Ready true) share 10.9.9.9 in a
+    fresh cluster; returns whether old's kubelet series was stored. With
+    strict_node: a lone node with Ready=false instead."""
+    c1 = fresh("kc")
+    m = fresh("rl_kub")
+    if strict_node:
+        for st, v in (("true", 0.0), ("false", 1.0), ("unknown", 0.0)):
+            w({"__name__": "kube_node_status_condition", "cluster": c1, "condition": "Ready",
+               "node": "old", "status": st}, NOW, v)
+        w({"__name__": "kube_node_info", "cluster": c1, "internal_ip": "10.9.9.8", "node": "old"}, NOW)
+        w({"__name__": m, "cluster": c1, instance_label: "10.9.9.8:10250", "job": job, node_label: "old"}, NOW)
+        return bool(stored(m))
+    for node, ready, age in (("old", "unknown", ksm_age_ms), ("new", "true", 0)):
+        for st in ("true", "false", "unknown"):
+            w({"__name__": "kube_node_status_condition", "cluster": c1, "condition": "Ready",
+               "node": node, "status": st}, NOW - age, 1.0 if st == ready else 0.0)
+        w({"__name__": "kube_node_info", "cluster": c1, "internal_ip": "10.9.9.9", "node": node}, NOW - age)
+    labels = {"__name__": m, "cluster": c1, "instance": "10.9.9.9:10250", "job": job, "node": "old"}
+    # a second node / instance label under another name: what the series is
+    # judged by when node_label / instance_label name it
+    if node_label != "node":
+        labels[node_label] = "new"
+    if instance_label != "instance":
+        labels[instance_label] = "10.9.9.7:10250"
+    w(labels, NOW)
+    return bool(stored(m))
+
+
+def k_kub_enabled(expect=False):
+    return kubelet_case()
+
+
+def k_kub_selector(expect=False):
+    return kubelet_case()
+
+
+def k_kub_mode(expect=False):
+    return not kubelet_case(strict_node=True)
+
+
+def k_kub_node_label(expect=False):
+    return kubelet_case(node_label="nd")
+
+
+def k_kub_instance_label(expect=False):
+    return kubelet_case(instance_label="inst")
+
+
+def k_kub_node_ttl(expect=False):
+    return kubelet_case(ksm_age_ms=5 * 60000)   # old's KSM data 5 min older: expired at 1m
+
+
+def k_kub_max_nodes(expect=False):
+    return kubelet_case()
+
+
+def k_active_series_window(expect=False):
+    return sources().get("settings", {}).get("active_series_window") == "2h"
+
+
+def k_max_sources(expect=False):
+    before = sources().get("overflow_requests", 0)
+    w({"__name__": "rl_ms_m", "cluster": fresh("src")}, NOW)
+    return sources().get("overflow_requests", 0) > before
+
+
+def kapi(field, want):
+    def probe(expect=False):
+        k = sources().get("kubernetes_api")
+        return bool(k) and (k.get("settings") or {}).get(field) == want
+    return probe
+
+
+KAPI = "ingest:\n  kubelet_dedup:\n    kubernetes_api:\n      url: http://127.0.0.1:9\n      cluster: kc0\n"
+
+
+def kapi_yaml(extra):
+    return BASE + KAPI + "".join("      " + line + "\n" for line in extra.splitlines())
+
+
+inv_path = os.path.join(tmp, "clusters.yml")
+open(inv_path, "w").write("clusters:\n  invc: {region: r1}\n")
+
+# keys whose change needs more than one line of YAML: key -> (document, probe)
+FULL = {
+    "ingest.kubelet_dedup.kubernetes_api.url": (kapi_yaml(""), kapi("url", "http://127.0.0.1:9")),
+    "ingest.kubelet_dedup.kubernetes_api.cluster": (kapi_yaml(""), kapi("cluster", "kc0")),
+    "ingest.kubelet_dedup.kubernetes_api.tenant": (kapi_yaml("tenant: kt"), kapi("tenant", "kt")),
+    "ingest.kubelet_dedup.kubernetes_api.bearer_token_file": (
+        kapi_yaml("bearer_token_file: /nonexistent/token"), kapi("bearer_token_file", "/nonexistent/token")),
+    "ingest.kubelet_dedup.kubernetes_api.refresh_interval": (
+        kapi_yaml("refresh_interval: 7s"), kapi("refresh_interval_seconds", 7)),
+    "ingest.kubelet_dedup.kubernetes_api.timeout": (kapi_yaml("timeout: 9s"), kapi("timeout_seconds", 9)),
+    "ingest.kubelet_dedup.kubernetes_api.tls_config.ca_file": (
+        kapi_yaml("tls_config: {ca_file: /nonexistent/ca.pem}"), kapi("ca_file", "/nonexistent/ca.pem")),
+    "ingest.kubelet_dedup.kubernetes_api.tls_config.cert_file": (
+        kapi_yaml("tls_config: {cert_file: /nonexistent/c.pem}"), kapi("cert_file", "/nonexistent/c.pem")),
+    "ingest.kubelet_dedup.kubernetes_api.tls_config.key_file": (
+        kapi_yaml("tls_config: {key_file: /nonexistent/k.pem}"), kapi("key_file", "/nonexistent/k.pem")),
+    "ingest.kubelet_dedup.kubernetes_api.tls_config.server_name": (
+        kapi_yaml("tls_config: {server_name: api.example}"), kapi("server_name", "api.example")),
+    "ingest.kubelet_dedup.kubernetes_api.tls_config.insecure_skip_verify": (
+        kapi_yaml("tls_config: {insecure_skip_verify: true}"), kapi("insecure_skip_verify", True)),
+}
+
 CASES = {
     "rule_files": ("[rl_other.yml]", k_rule_files),
     "global.evaluation_interval": ("7s", k_evaluation_interval),
@@ -325,23 +531,47 @@ CASES = {
     "ingest.max_label_value_length": ("5", k_max_label_value_length),
     "ingest.max_inflight_bytes": ("64KiB", k_max_inflight_bytes),
     "global.external_labels": ("{central: two}", k_external_labels),
+    "ingest.cluster_label": ("kc", k_cluster_label),
+    "ingest.inventory_file": (inv_path, k_inventory_file),
+    "ingest.write_relabel_configs": ("[{target_label: rl, replacement: 'yes'}]", k_write_relabel_configs),
+    "ingest.tenant_limits": ("{tl1: {max_labels_per_series: 2}}", k_tenant_limits),
+    "ingest.ha_dedup.enabled": ("false", k_ha_enabled),
+    "ingest.ha_dedup.cluster_label": ("hc", k_ha_cluster_label),
+    "ingest.ha_dedup.replica_label": ("rep", k_ha_replica_label),
+    "ingest.ha_dedup.failover_timeout": ("1h", k_ha_failover_timeout),
+    "ingest.ha_dedup.max_clusters": ("1", k_ha_max_clusters),
+    "ingest.ha_dedup.standby_buffer": ("0", k_ha_standby_buffer),
+    "ingest.kubelet_dedup.enabled": ("false", k_kub_enabled),
+    "ingest.kubelet_dedup.selector": ("'{job=\"kub2\"}'", k_kub_selector),
+    "ingest.kubelet_dedup.mode": ("strict", k_kub_mode),
+    "ingest.kubelet_dedup.node_label": ("nd", k_kub_node_label),
+    "ingest.kubelet_dedup.instance_label": ("inst", k_kub_instance_label),
+    "ingest.kubelet_dedup.node_ttl": ("1m", k_kub_node_ttl),
+    "ingest.kubelet_dedup.max_nodes": ("1", k_kub_max_nodes),
+    "ingest.active_series_window": ("2h", k_active_series_window),
+    "ingest.max_sources": ("1", k_max_sources),
 }
 
 try:
     keys = reloadable_keys()
     c.check(len(keys) >= len(CASES) - 1, "help config lists the reloadable keys", sorted(keys))
-    missing = sorted(keys - set(CASES))
+    missing = sorted(keys - set(CASES) - set(FULL))
     c.eq(missing, [], "every reloadable key has a check here")
 
     open(cfg, "w").write(BASE)
     g = Rwgate(extra=["--config", cfg, "--shards", "1"]).start()
-    for key in sorted(CASES):
+    for key in sorted(set(CASES) | set(FULL)):
         if key not in keys:
             c.check(False, "%s is reloadable" % key)
             continue
-        value, probe = CASES[key]
+        if key in FULL:
+            doc, probe = FULL[key]
+            value = "(document)"
+        else:
+            value, probe = CASES[key]
+            doc = yaml_for(key, value)
         c.check(not probe(False), "%s: base behaviour before the reload" % key)
-        reload_with(yaml_for(key, value))
+        reload_with(doc)
         c.check(probe(True), "%s=%s applies after the reload" % (key, value))
         reload_with(BASE)
         c.check(not probe(False), "%s: base behaviour back after reloading the base" % key)

@@ -1,0 +1,444 @@
+/* test_ingest_clean.c - the write path's cleaning stages end to end in one
+ * process: remote-write 1.0 bodies through rw_ingest_write into a real
+ * store, configured from YAML like the `ingest:` section of rwgate.yml.
+ * Relabeling (global and per tenant) with dropped and invalid series
+ * counted, the inventory's labels, HA pairs (one copy stored, the replica
+ * label gone, failover by sample time without duplicates or regressions,
+ * elections kept across a reload and a restart), kubelet dedup fed by KSM
+ * series in the same requests, per-tenant limits (label limits naming the
+ * limit, max_series, the ingestion rate with Retry-After), and the status
+ * reports. */
+#include <snappy-c.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "core/cfg.h"
+#include "ingest/ingest_int.h"
+#include "proto/remote.pb-c.h"
+#include "store/store.h"
+#include "tests/unit/support/tmpdir.h"
+#include "test.h"
+
+/* ---- a request builder ---- */
+
+#define MAXS 64
+
+typedef struct req {
+    Prometheus__TimeSeries ts[MAXS];
+    Prometheus__TimeSeries *tsp[MAXS];
+    Prometheus__Label l[MAXS][16];
+    Prometheus__Label *lp[MAXS][16];
+    Prometheus__Sample s[MAXS][8];
+    Prometheus__Sample *sp[MAXS][8];
+    char text[MAXS][512];
+    size_t n;
+} req;
+
+/* adds a series "name{a=b,c=d}" with samples (t, v) pairs, t in seconds */
+static void add(req *r, const char *series, int ns, ...)
+{
+    size_t i = r->n++;
+    Prometheus__TimeSeries *ts = &r->ts[i];
+    prometheus__time_series__init(ts);
+    snprintf(r->text[i], sizeof r->text[i], "%s", series);
+    char *p = r->text[i];
+    char *brace = strchr(p, '{');
+    size_t nl = 0;
+    prometheus__label__init(&r->l[i][nl]);
+    r->l[i][nl].name = "__name__";
+    r->l[i][nl].value = p;
+    nl++;
+    if (brace) {
+        *brace = '\0';
+        char *q = brace + 1;
+        q[strlen(q) - 1] = '\0'; /* the closing brace */
+        for (char *tok = strtok(q, ","); tok; tok = strtok(NULL, ",")) {
+            char *eq = strchr(tok, '=');
+            *eq = '\0';
+            prometheus__label__init(&r->l[i][nl]);
+            r->l[i][nl].name = tok;
+            r->l[i][nl].value = eq + 1;
+            nl++;
+        }
+    }
+    /* sorted by name, as Prometheus sends them */
+    for (size_t a = 1; a < nl; a++)
+        for (size_t b = a; b > 0 && strcmp(r->l[i][b - 1].name, r->l[i][b].name) > 0; b--) {
+            Prometheus__Label t = r->l[i][b];
+            r->l[i][b] = r->l[i][b - 1];
+            r->l[i][b - 1] = t;
+        }
+    for (size_t k = 0; k < nl; k++)
+        r->lp[i][k] = &r->l[i][k];
+    ts->n_labels = nl;
+    ts->labels = r->lp[i];
+    va_list ap;
+    va_start(ap, ns);
+    for (int k = 0; k < ns; k++) {
+        prometheus__sample__init(&r->s[i][k]);
+        r->s[i][k].timestamp = (int64_t)(va_arg(ap, double) * 1000);
+        r->s[i][k].value = va_arg(ap, double);
+        r->sp[i][k] = &r->s[i][k];
+    }
+    va_end(ap);
+    ts->n_samples = (size_t)ns;
+    ts->samples = r->sp[i];
+    r->tsp[i] = ts;
+}
+
+static rw_rc send(rw_ingest *ig, req *r, const char *tenant, rw_write_stats *st, rw_err *e)
+{
+    Prometheus__WriteRequest wr = PROMETHEUS__WRITE_REQUEST__INIT;
+    wr.n_timeseries = r->n;
+    wr.timeseries = r->tsp;
+    size_t len = prometheus__write_request__get_packed_size(&wr);
+    uint8_t *buf = malloc(len + 1);
+    prometheus__write_request__pack(&wr, buf);
+    size_t clen = snappy_max_compressed_length(len);
+    char *body = malloc(clen);
+    snappy_compress((char *)buf, len, body, &clen);
+    rw_err_init(e);
+    rw_rc rc = rw_ingest_write(ig, RW_PROTO_V1, tenant, body, clen, st, e);
+    free(buf);
+    free(body);
+    memset(r, 0, sizeof *r);
+    return rc;
+}
+
+/* ---- fixtures ---- */
+
+typedef struct fx {
+    char *dir;
+    rw_store *store;
+    rw_appender ap;
+    rw_ingest *ig;
+    rw_ingest_config cfg;
+} fx;
+
+static int load_cfg(rw_ingest_config *cfg, const char *yaml, rw_err *e)
+{
+    rw_cfg_defaults(&rw_ingest_config_table, cfg);
+    rw_err_init(e);
+    return rw_cfg_load_string(&rw_ingest_config_table, cfg, yaml, strlen(yaml), "ingest.yml",
+                              e) == RW_OK;
+}
+
+static void fx_open(fx *f, const char *yaml)
+{
+    if (!f->dir)
+        f->dir = test_mkdtemp("rwgate-clean");
+    rw_store_opts so = {.dir = f->dir, .nshards = 2};
+    rw_err e;
+    rw_err_init(&e);
+    f->store = rw_store_open(&so, &e);
+    CHECK_MSG(f->store != NULL, "%s", e.msg);
+    f->ap = rw_store_appender(f->store);
+    CHECK_MSG(load_cfg(&f->cfg, yaml, &e), "%s", e.msg);
+    rw_ingest_opts o = {.appender = &f->ap, .cfg = &f->cfg, .data_dir = f->dir};
+    f->ig = rw_ingest_new(&o, &e);
+    CHECK_MSG(f->ig != NULL, "%s", e.msg);
+}
+
+static void fx_close(fx *f, int keep_dir)
+{
+    rw_ingest_free(f->ig);
+    rw_store_close(f->store);
+    rw_cfg_free(&rw_ingest_config_table, &f->cfg);
+    if (!keep_dir) {
+        test_rmtree(f->dir);
+        f->dir = NULL;
+    }
+}
+
+/* Series matching `name="value"` and their samples; returns the count and
+ * writes "labels|t:v t:v;" lines into out. */
+static size_t query(fx *f, const char *name, const char *value, char *out, size_t cap)
+{
+    rw_matcher m;
+    rw_err e;
+    rw_matcher_init(&m, RW_MATCH_EQ, name, value, &e);
+    rw_arena *a = rw_arena_new(0, 0);
+    rw_series_data *sd;
+    size_t n = 0, o = 0;
+    if (rw_store_select(f->store, &m, 1, 0, INT64_MAX / 2, 0, 0, a, &sd, &n, &e) != RW_OK)
+        n = 0;
+    if (out)
+        out[0] = '\0';
+    for (size_t i = 0; out && i < n; i++) {
+        char lbl[512];
+        rw_labels_format(sd[i].labels, sd[i].nlabels, lbl, sizeof lbl);
+        o += (size_t)snprintf(out + o, o < cap ? cap - o : 0, "%s|", lbl);
+        for (size_t k = 0; k < sd[i].n; k++)
+            o += (size_t)snprintf(out + o, o < cap ? cap - o : 0, "%lld:%g ",
+                                  (long long)(sd[i].t[k] / 1000), sd[i].v[k]);
+        o += (size_t)snprintf(out + o, o < cap ? cap - o : 0, ";");
+    }
+    rw_matcher_free(&m);
+    rw_arena_free(a);
+    return n;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    fputs(text, fp);
+    fclose(fp);
+}
+
+/* ---- tests ---- */
+
+static void test_relabel_and_inventory(void)
+{
+    fx f = {0};
+    f.dir = test_mkdtemp("rwgate-clean");
+    char inv[512], yaml[2048];
+    snprintf(inv, sizeof inv, "%s/clusters.yml", f.dir);
+    write_file(inv, "clusters:\n"
+                    "  gz-prod-0001: {region: gz, product: tke, scenario: business, size: large}\n"
+                    "  sh-test-0042: {region: sh, scenario: internal, team: storage}\n");
+    snprintf(yaml, sizeof yaml,
+             "inventory_file: %s\n"
+             "write_relabel_configs:\n"
+             "  - {source_labels: [__name__], regex: 'go_.*', action: drop}\n"
+             "  - {source_labels: [cluster], regex: '(gz)-.*', target_label: zone, "
+             "replacement: '${1}-zone'}\n"
+             "  - {source_labels: [kill], regex: 'me', target_label: __name__, replacement: ''}\n"
+             "tenant_limits:\n"
+             "  t2:\n"
+             "    write_relabel_configs:\n"
+             "      - {action: labeldrop, regex: pod}\n",
+             inv);
+    fx_open(&f, yaml);
+    req r = {0};
+    rw_write_stats st;
+    rw_err e;
+    add(&r, "up{cluster=gz-prod-0001,job=etcd,region=mine}", 1, 100.0, 1.0);
+    add(&r, "go_goroutines{cluster=gz-prod-0001,job=etcd}", 1, 100.0, 40.0);
+    add(&r, "up{cluster=nowhere-1,job=etcd}", 1, 100.0, 1.0);
+    add(&r, "up{cluster=sh-test-0042,job=x,kill=me}", 1, 100.0, 1.0);
+    add(&r, "up{job=nocluster,pod=p1}", 1, 100.0, 1.0);
+    CHECK(send(f.ig, &r, "", &st, &e) == RW_OK);
+    CHECK_INT(st.samples_written, 3);
+    CHECK_INT(st.samples_dropped, 2); /* go_* dropped, the __name__-less one invalid */
+    CHECK_INT(st.samples_rejected, 0);
+    char out[4096];
+    CHECK_INT(query(&f, "cluster", "gz-prod-0001", out, sizeof out), 1);
+    /* the sender's region wins, the rest of the inventory is added, the
+       relabel rule's zone too */
+    CHECK_MSG(strstr(out, "up{cluster=\"gz-prod-0001\", job=\"etcd\", product=\"tke\", "
+                          "region=\"mine\", scenario=\"business\", size=\"large\", "
+                          "zone=\"gz-zone\"}") != NULL, "%s", out);
+    CHECK_INT(query(&f, "cluster", "nowhere-1", out, sizeof out), 1);
+    CHECK_MSG(strstr(out, "scenario=\"unknown\"") != NULL, "%s", out);
+    CHECK_INT(query(&f, "job", "nocluster", out, sizeof out), 1);
+    CHECK_MSG(strstr(out, "scenario") == NULL && strstr(out, "pod=\"p1\""), "%s", out);
+    /* tenant t2's own rules run after the global ones */
+    add(&r, "up{job=nocluster2,pod=p1}", 1, 100.0, 1.0);
+    CHECK(send(f.ig, &r, "t2", &st, &e) == RW_OK);
+    CHECK_INT(query(&f, "job", "nocluster2", out, sizeof out), 1);
+    CHECK_MSG(strstr(out, "pod") == NULL && strstr(out, "tenant_id=\"t2\""), "%s", out);
+
+    /* the sources report: per tenant and cluster, with the drop reasons and
+       the inventory verdict */
+    rw_routes *routes = rw_routes_new();
+    CHECK(rw_ingest_routes(f.ig, routes, &e) == RW_OK);
+    CHECK_INT(rw_routes_count(routes), 3);
+    rw_routes_free(routes);
+    fx_close(&f, 0);
+}
+
+/* the samples of a series from two replicas, a at t, b at t + 2 s */
+static void pair(req *r, const char *replica, double t, double v)
+{
+    char s[256];
+    snprintf(s, sizeof s, "c_total{__replica__=%s,cluster=gz-prod-0001,job=node}", replica);
+    add(r, s, 1, t, v);
+    snprintf(s, sizeof s, "up{__replica__=%s,cluster=gz-prod-0001,job=node}", replica);
+    add(r, s, 1, t, 1.0);
+}
+
+static void test_ha(void)
+{
+    fx f = {0};
+    fx_open(&f, "ha_dedup: {failover_timeout: 30s}\n");
+    req r = {0};
+    rw_write_stats st;
+    rw_err e;
+    /* both replicas scrape every 15 s; a is elected by its first sample */
+    double va = 100, vb = 101;
+    for (int i = 0; i < 8; i++) {
+        double t = 1000 + 15 * i;
+        pair(&r, "a", t, va += 10);
+        CHECK(send(f.ig, &r, "", &st, &e) == RW_OK);
+        CHECK_INT(st.samples_written, 2);
+        pair(&r, "b", t + 2, vb += 10);
+        CHECK(send(f.ig, &r, "", &st, &e) == RW_OK);
+        CHECK_INT(st.samples_written, 0);
+        CHECK_INT(st.samples_deduplicated, 2);
+    }
+    char out[8192];
+    CHECK_INT(query(&f, "__name__", "c_total", out, sizeof out), 1);
+    CHECK_MSG(strstr(out, "__replica__") == NULL, "%s", out);
+    /* a stops after 1105 s; b's samples up to 1135 s are within a's
+       timeout, at 1137 s b takes over */
+    for (int i = 8; i < 14; i++) {
+        double t = 1000 + 15 * i;
+        pair(&r, "b", t + 2, vb += 10);
+        CHECK(send(f.ig, &r, "", &st, &e) == RW_OK);
+    }
+    CHECK_INT(query(&f, "__name__", "c_total", out, sizeof out), 1);
+    /* a, restarted, replays from before the failover and then current data:
+       nothing older than what is stored goes in, nothing after the failover
+       point from a */
+    pair(&r, "a", 1120, va += 10);
+    CHECK(send(f.ig, &r, "", &st, &e) == RW_OK);
+    CHECK_INT(st.samples_rejected, 0);
+    pair(&r, "a", 1210, va += 10);
+    CHECK(send(f.ig, &r, "", &st, &e) == RW_OK);
+    CHECK_INT(st.samples_written, 0);
+    CHECK_INT(query(&f, "__name__", "c_total", out, sizeof out), 1);
+    /* one series, timestamps strictly increasing, the counter never going
+       back, no gap longer than the failover timeout plus a scrape */
+    char *p = strchr(out, '|') + 1;
+    long long prev_t = -1;
+    double prev_v = -1;
+    int n = 0, ok = 1;
+    long long gap = 0;
+    while (*p && *p != ';') {
+        long long t;
+        double v;
+        int used;
+        if (sscanf(p, "%lld:%lf %n", &t, &v, &used) != 2)
+            break;
+        if (prev_t >= 0) {
+            ok &= t > prev_t && v >= prev_v;
+            if (t - prev_t > gap)
+                gap = t - prev_t;
+        }
+        prev_t = t;
+        prev_v = v;
+        n++;
+        p += used;
+    }
+    CHECK_MSG(ok, "%s", out);
+    /* b's samples at 1107 and 1122 s came while a was still in charge, but
+       a never covered them: they were kept and are stored at the failover,
+       so the series has no gap */
+    CHECK_MSG(gap <= 15, "gap %lld: %s", gap, out);
+    CHECK_INT(n, 8 + 7); /* a's 8; b's 1107 1122 (kept) 1137 1152 1167 1182 1197 */
+    char rep[64];
+    CHECK(rw_ha_elected(f.ig->ha, "", "gz-prod-0001", rep, sizeof rep));
+    CHECK_STR(rep, "b");
+
+    /* a reload keeps the election (and may change the timeout) */
+    rw_ingest_config nc;
+    CHECK(load_cfg(&nc, "ha_dedup: {failover_timeout: 1m}\n", &e));
+    CHECK(rw_ingest_reconfigure(f.ig, &nc, &e) == RW_OK);
+    rw_cfg_free(&rw_ingest_config_table, &nc);
+    CHECK(rw_ha_elected(f.ig->ha, "", "gz-prod-0001", rep, sizeof rep));
+    CHECK_STR(rep, "b");
+    /* so does a restart (the elections file in the data directory) */
+    fx_close(&f, 1);
+    fx_open(&f, "ha_dedup: {failover_timeout: 30s}\n");
+    CHECK(rw_ha_elected(f.ig->ha, "", "gz-prod-0001", rep, sizeof rep));
+    CHECK_STR(rep, "b");
+    pair(&r, "a", 1220, va += 10);
+    CHECK(send(f.ig, &r, "", &st, &e) == RW_OK);
+    CHECK_INT(st.samples_written, 0);
+    fx_close(&f, 0);
+}
+
+static void test_kubelet(void)
+{
+    fx f = {0};
+    fx_open(&f, "kubelet_dedup: {mode: ip-reuse}\n");
+    req r = {0};
+    rw_write_stats st;
+    rw_err e;
+    /* before any node information, both copies are stored */
+    add(&r, "kubelet_running_pods{cluster=c1,instance=10.0.0.5:10250,job=kubelet,node=old}", 1,
+        100.0, 7.0);
+    add(&r, "kubelet_running_pods{cluster=c1,instance=10.0.0.5:10250,job=kubelet,node=new}", 1,
+        100.0, 7.0);
+    CHECK(send(f.ig, &r, "", &st, &e) == RW_OK);
+    CHECK_INT(st.samples_written, 2);
+    /* KSM's node series and the kubelet series in one request, as a real
+       cluster's Prometheus sends a scrape round */
+    const char *ksm[] = {
+        "kube_node_status_condition{cluster=c1,condition=Ready,job=kube-state-metrics,node=old,"
+        "status=unknown}",
+        "kube_node_status_condition{cluster=c1,condition=Ready,job=kube-state-metrics,node=old,"
+        "status=true}",
+        "kube_node_status_condition{cluster=c1,condition=Ready,job=kube-state-metrics,node=new,"
+        "status=true}",
+        "kube_node_status_condition{cluster=c1,condition=Ready,job=kube-state-metrics,node=new,"
+        "status=unknown}",
+        "kube_node_info{cluster=c1,internal_ip=10.0.0.5,job=kube-state-metrics,node=old}",
+        "kube_node_info{cluster=c1,internal_ip=10.0.0.5,job=kube-state-metrics,node=new}",
+    };
+    double vals[] = {1, 0, 1, 0, 1, 1};
+    for (int i = 0; i < 6; i++)
+        add(&r, ksm[i], 1, 130.0, vals[i]);
+    add(&r, "kubelet_running_pods{cluster=c1,instance=10.0.0.5:10250,job=kubelet,node=old}", 1,
+        130.0, 8.0);
+    add(&r, "kubelet_running_pods{cluster=c1,instance=10.0.0.5:10250,job=kubelet,node=new}", 1,
+        130.0, 8.0);
+    CHECK(send(f.ig, &r, "", &st, &e) == RW_OK);
+    CHECK_INT(st.samples_written, 7);
+    CHECK_INT(st.samples_dropped, 1);
+    char out[4096];
+    CHECK_INT(query(&f, "node", "old", out, sizeof out), 4); /* 3 KSM + the early kubelet one */
+    CHECK_MSG(strstr(out, "130:8") == NULL, "%s", out);
+    CHECK_INT(query(&f, "__name__", "kubelet_running_pods", out, sizeof out), 2);
+    CHECK_MSG(strstr(out, "node=\"new\"}|100:7 130:8 ;") != NULL, "%s", out);
+    rw_buf b;
+    rw_buf_init(&b, 0);
+    rw_kubelet_endpoints_json(f.ig->kubelet, NULL, NULL, &b);
+    CHECK_MSG(strstr(b.p, "\"node\":\"new\"") && strstr(b.p, "\"ip_reuse\":1"), "%s", b.p);
+    rw_buf_free(&b);
+    fx_close(&f, 0);
+}
+
+static void test_limits(void)
+{
+    fx f = {0};
+    fx_open(&f, "tenant_limits:\n"
+                "  default: {max_labels_per_series: 4}\n"
+                "  small: {max_series: 2, ingestion_rate: 0.01, ingestion_burst: 5}\n");
+    req r = {0};
+    rw_write_stats st;
+    rw_err e;
+    add(&r, "up{a=1,b=2,c=3,d=4}", 1, 100.0, 1.0);
+    add(&r, "up{a=1}", 1, 100.0, 1.0);
+    CHECK(send(f.ig, &r, "someone", &st, &e) == RW_OK);
+    CHECK_INT(st.samples_written, 1);
+    CHECK_INT(st.series_rejected, 1);
+    CHECK_MSG(strstr(st.reasons, "limit is 4 (max_labels_per_series)") != NULL, "%s", st.reasons);
+    /* max_series: the third new series is rejected, known ones go on */
+    add(&r, "up{i=1}", 1, 100.0, 1.0);
+    add(&r, "up{i=2}", 1, 100.0, 1.0);
+    add(&r, "up{i=3}", 1, 100.0, 1.0);
+    CHECK(send(f.ig, &r, "small", &st, &e) == RW_OK);
+    CHECK_INT(st.samples_written, 2);
+    CHECK_INT(st.samples_rejected, 1);
+    CHECK_MSG(strstr(st.reasons, "max_series = 2") != NULL, "%s", st.reasons);
+    CHECK_INT(rw_limits_active(f.ig->limits, "small"), 2);
+    /* the bucket (5) is now used up by the 3 samples above: more waits */
+    add(&r, "up{i=1}", 3, 101.0, 1.0, 102.0, 1.0, 103.0, 1.0);
+    CHECK(send(f.ig, &r, "small", &st, &e) == RW_AGAIN);
+    CHECK(st.retry_after_s >= 1);
+    CHECK_MSG(strstr(e.msg, "ingestion rate limit") != NULL, "%s", e.msg);
+    /* other tenants are not affected */
+    add(&r, "up{i=1}", 1, 101.0, 1.0);
+    CHECK(send(f.ig, &r, "other", &st, &e) == RW_OK);
+    fx_close(&f, 0);
+}
+
+int main(void)
+{
+    RUN(test_relabel_and_inventory);
+    RUN(test_ha);
+    RUN(test_kubelet);
+    RUN(test_limits);
+    TEST_DONE();
+}
