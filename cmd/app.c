@@ -1,5 +1,5 @@
 /* app.c - wiring of a running rwgate (see app.h): store -> ingest -> query
- * engine -> query API, one HTTP route registry that every module adds its
+ * engine -> query API, the web UI, one HTTP route registry that every module adds its
  * rows to, the ops endpoints, self-metrics of the process, and
  * configuration reload.
  *
@@ -24,7 +24,10 @@
 #include "ingest/ingest.h"
 #include "query/api.h"
 #include "query/promql.h"
+#include "rules/notify.h"
+#include "rules/rules.h"
 #include "store/store.h"
+#include "ui/ui.h"
 
 #ifndef RWGATE_VERSION
 #define RWGATE_VERSION "0.1.0"
@@ -42,6 +45,11 @@ struct rw_app {
     rw_engine *engine;
     rw_query_api *api;
     rw_ingest *ingest;
+    rw_rules *rules;
+    rw_notifier *notifier;    /* Alertmanagers of `alerting:` */
+    char *rules_base_dir;     /* rule_files globs are relative to the config file */
+    char *default_url;        /* external URL when global.external_url is empty */
+    rw_ui *ui;
     rw_routes *routes;
     rw_http_server *http;
     atomic_int ready;
@@ -117,6 +125,68 @@ static void collect_process(void *ctx, rw_buf *out)
                   (double)app->start_ms / 1000.0, RWGATE_VERSION);
 }
 
+/* ---- rules ---- */
+
+/* http://<listen address>, with the host name for a wildcard address, as
+ * Prometheus builds its default external URL */
+static char *default_external_url(const char *listen)
+{
+    const char *colon = strrchr(listen, ':');
+    char host[256];
+    size_t hl = colon ? (size_t)(colon - listen) : strlen(listen);
+    snprintf(host, sizeof host, "%.*s", (int)hl, listen);
+    if (!host[0] || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0 ||
+        strcmp(host, "::") == 0) {
+        if (gethostname(host, sizeof host) != 0)
+            snprintf(host, sizeof host, "localhost");
+        host[sizeof host - 1] = '\0';
+    }
+    char *url = malloc(strlen(host) + 32);
+    if (url)
+        sprintf(url, "http://%s%s", host, colon ? colon : ":9201");
+    return url;
+}
+
+static void notify_alerts(void *ctx, const rw_alert_msg *alerts, size_t n)
+{
+    rw_notifier_send(ctx, alerts, n);
+}
+
+static rw_rules_opts rules_opts(rw_app *app, const rw_config *c)
+{
+    const char *url = c->rules.global.external_url;
+    rw_rules_opts o = {
+        .rule_files = (const char *const *)c->rules.rule_files.v,
+        .nrule_files = c->rules.rule_files.n,
+        .base_dir = app->rules_base_dir,
+        .evaluation_interval_ms = c->rules.global.evaluation_interval_ms,
+        .query_offset_ms = c->rules.global.rule_query_offset_ms,
+        .external_labels = c->global.external_labels.v,
+        .nexternal = c->global.external_labels.n,
+        .external_url = url && *url ? url : app->default_url,
+        .engine = app->engine,
+        .appender = app->appender,
+        .querier = rw_store_querier(app->store),
+        .timeout_ms = c->query.timeout_ms,
+        .outage_tolerance_ms = c->rules.rules.outage_tolerance_ms,
+        .for_grace_period_ms = c->rules.rules.for_grace_period_ms,
+        .resend_delay_ms = c->rules.rules.resend_delay_ms,
+        /* default: half the CPUs (at least one), the rest for ingestion and
+           queries; the store serialises reads of one shard, so more groups
+           at once mostly wait for each other */
+        .max_concurrent_groups = c->rules.rules.max_concurrent_groups > 0
+                                     ? (int)c->rules.rules.max_concurrent_groups
+                                     : (int)(sysconf(_SC_NPROCESSORS_ONLN) / 2 > 0
+                                                 ? sysconf(_SC_NPROCESSORS_ONLN) / 2
+                                                 : 1),
+        .max_samples = (size_t)c->query.max_samples,
+        .notify = notify_alerts,
+        .notify_ctx = app->notifier,
+        .metrics = app->metrics,
+    };
+    return o;
+}
+
 /* ---- lifecycle ---- */
 
 rw_rc rw_app_load_config(const char *config_path, const rw_app_flag *flags, size_t nflags,
@@ -152,7 +222,11 @@ static rw_rc add_routes(rw_app *app, rw_err *err)
             return rc;
     if ((rc = rw_ingest_routes(app->ingest, app->routes, err)) != RW_OK)
         return rc;
-    return rw_query_api_routes(app->api, app->routes, err);
+    if ((rc = rw_rules_routes(app->rules, app->routes, err)) != RW_OK)
+        return rc;
+    if ((rc = rw_query_api_routes(app->api, app->routes, err)) != RW_OK)
+        return rc;
+    return rw_ui_routes(app->ui, app->routes, err);
 }
 
 rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t nflags,
@@ -225,6 +299,26 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
         goto fail;
     }
 
+    if (config_path) {
+        const char *sl = strrchr(config_path, '/');
+        /* no directory part: globs stay relative to the working directory,
+           as Prometheus' filepath.Join(".", glob) leaves them */
+        if (sl)
+            app->rules_base_dir =
+                strndup(config_path, sl == config_path ? 1 : (size_t)(sl - config_path));
+    }
+    app->default_url = default_external_url(c->http.listen);
+    app->notifier = rw_notifier_new(&app->cfg.alerting, c->global.external_labels.v,
+                                    c->global.external_labels.n, app->metrics, err);
+    if (!app->notifier)
+        goto fail;
+    rw_rules_opts ro = rules_opts(app, c);
+    app->rules = rw_rules_open(&ro, err);
+    if (!app->rules)
+        goto fail;
+
+    if (!(app->ui = rw_ui_new(err)))
+        goto fail;
     if (!(app->routes = rw_routes_new())) {
         rw_err_set(err, RW_NOMEM, "out of memory");
         goto fail;
@@ -263,6 +357,11 @@ rw_rc rw_app_reload(rw_app *app, rw_err *err)
         rc = rw_err_set(err, RW_BADREQ, "%s cannot change without a restart", key);
         goto out;
     }
+    /* rules first: an invalid rule file is the likeliest failure, and until
+       it succeeds nothing has changed */
+    rw_rules_opts ro = rules_opts(app, &nc);
+    if ((rc = rw_rules_reconfigure(app->rules, &ro, err)) != RW_OK)
+        goto out;
     if ((rc = rw_ingest_reconfigure(app->ingest, &nc.ingest, err)) != RW_OK)
         goto out;
     if ((rc = rw_query_api_set_external_labels(app->api, nc.global.external_labels.v,
@@ -273,6 +372,14 @@ rw_rc rw_app_reload(rw_app *app, rw_err *err)
     rw_config tmp = app->cfg;
     app->cfg = nc;
     nc = tmp;
+    /* the notifier keeps a pointer to its section: give it the one that
+       stays (only fails for want of memory; the old targets keep going) */
+    rw_err nerr;
+    rw_err_init(&nerr);
+    if (rw_notifier_reconfigure(app->notifier, &app->cfg.alerting,
+                                app->cfg.global.external_labels.v,
+                                app->cfg.global.external_labels.n, &nerr) != RW_OK)
+        rw_error("reload: alerting not reconfigured: %s", nerr.msg);
     rw_info("reload: configuration reloaded from %s",
             app->config_path ? app->config_path : "defaults and flags");
 out:
@@ -297,6 +404,13 @@ void rw_app_stop(rw_app *app)
         rw_http_stop(app->http);
     }
     rw_routes_free(app->routes);
+    /* rules append through the store: stop them before it closes; then the
+       notifier delivers what they last sent */
+    rw_rules_close(app->rules);
+    rw_notifier_free(app->notifier);
+    free(app->rules_base_dir);
+    free(app->default_url);
+    rw_ui_free(app->ui);
     rw_query_api_free(app->api);
     rw_engine_free(app->engine);
     rw_ingest_free(app->ingest);

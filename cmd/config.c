@@ -31,6 +31,9 @@ static const rw_cfg_key keys[] = {
     {"store", RW_CFG_SECTION, OFF(store), NULL, 0, 0, 0, "", &rw_store_config_table, NULL},
     {"ingest", RW_CFG_SECTION, OFF(ingest), NULL, 0, 0, 0, "", &rw_ingest_config_table, NULL},
     {"query", RW_CFG_SECTION, OFF(query), NULL, 0, 0, 0, "", &rw_query_config_table, NULL},
+    RW_RULES_CONFIG_ROWS(OFF(rules)),
+    {"alerting", RW_CFG_SECTION, OFF(alerting), NULL, 0, 0, RW_CFG_RELOAD, "",
+     &rw_alerting_config_table, NULL},
 };
 
 const rw_cfg_table rw_config_table = RW_CFG_TABLE("config", rw_config, keys, NULL, NULL);

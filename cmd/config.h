@@ -10,6 +10,8 @@
 #include "core/http.h"
 #include "ingest/ingest.h"
 #include "query/api.h"
+#include "rules/notify.h"
+#include "rules/rules.h"
 #include "store/store.h"
 
 /* `global:` keys that several layers read; owned by the process. */
@@ -23,6 +25,8 @@ typedef struct rw_config {
     rw_store_opts store;
     rw_ingest_config ingest;
     rw_query_config query;
+    rw_rules_config rules; /* rule_files and the rules' global keys */
+    rw_alerting_config alerting;
 } rw_config;
 
 extern const rw_cfg_table rw_config_table;

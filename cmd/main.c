@@ -3,6 +3,8 @@
  *   rwgate [--config FILE] [--listen HOST:PORT] [--data DIR] [--shards N]
  *          [--retention DURATION] [--set KEY=VALUE ...]
  *   rwgate check config FILE
+ *   rwgate check rules [FILE...]
+ *   rwgate test rules [--run REGEX] FILE...
  *
  * Signals are blocked in every thread and taken synchronously here with
  * sigwait: SIGHUP reloads, SIGTERM/SIGINT stop (in-flight requests finish,
@@ -15,6 +17,7 @@
 #include "app.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "rules/rules.h"
 
 #define MAX_FLAGS 64
 
@@ -24,6 +27,8 @@ static void usage(FILE *f)
             "usage: rwgate [--config FILE] [--listen HOST:PORT] [--data DIR] [--shards N]\n"
             "              [--retention DURATION] [--set KEY=VALUE ...]\n"
             "       rwgate check config FILE\n"
+            "       rwgate check rules [FILE...]      (promtool check rules)\n"
+            "       rwgate test rules [--run REGEX] FILE...   (promtool test rules)\n"
             "       rwgate help config        (every configuration key)\n"
             "       rwgate --version\n"
             "\n"
@@ -42,10 +47,28 @@ static int check_config(const char *path)
         rw_cfg_free(&rw_config_table, &c);
         return 1;
     }
+    /* the rule files it names are part of it, as promtool check config has it */
+    rw_buf rules;
+    rw_buf_init(&rules, 0);
+    char *dir = NULL;
+    const char *sl = strrchr(path, '/');
+    if (sl)
+        dir = strndup(path, sl == path ? 1 : (size_t)(sl - path));
+    rw_rc rrc = rw_rules_check_config(&c.rules, dir, &rules);
+    free(dir);
+    if (rrc != RW_OK) {
+        fprintf(stderr, "FAILED: %s: rule files:\n%s", path, rules.p ? rules.p : "");
+        rw_buf_free(&rules);
+        rw_cfg_free(&rw_config_table, &c);
+        return 1;
+    }
     rw_buf b;
     rw_buf_init(&b, 0);
     rw_cfg_dump(&rw_config_table, &c, &b);
     printf("SUCCESS: %s is valid. Effective configuration:\n%s", path, b.p ? b.p : "");
+    if (rules.len)
+        printf("%s", rules.p);
+    rw_buf_free(&rules);
     rw_buf_free(&b);
     rw_cfg_free(&rw_config_table, &c);
     return 0;
@@ -63,13 +86,27 @@ static int help_config(void)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* Everything main does; the keys of --set flags it copies go to owned[]
+ * (at most MAX_FLAGS), freed by main whatever path run returns by, so a
+ * clean exit leaves nothing allocated. */
+static int run(int argc, char **argv, char **owned, size_t *nowned)
 {
     if (argc == 3 && strcmp(argv[1], "help") == 0 && strcmp(argv[2], "config") == 0)
         return help_config();
     if (argc >= 2 && strcmp(argv[1], "check") == 0) {
         if (argc == 4 && strcmp(argv[2], "config") == 0)
             return check_config(argv[3]);
+        if (argc >= 3 && strcmp(argv[2], "rules") == 0)
+            return rw_rules_check_main(argc - 3, argv + 3);
+        usage(stderr);
+        return 2;
+    }
+    if (argc >= 2 && strcmp(argv[1], "test") == 0) {
+        if (argc >= 4 && strcmp(argv[2], "rules") == 0) {
+            /* the temporary stores' open/close lines are noise in a test report */
+            setenv("RWGATE_LOG_LEVEL", "warn", 0);
+            return rw_rules_test_main(argc - 3, argv + 3);
+        }
         usage(stderr);
         return 2;
     }
@@ -124,7 +161,13 @@ int main(int argc, char **argv)
                 fprintf(stderr, "rwgate: --set wants KEY=VALUE, got \"%s\"\n", val);
                 return 2;
             }
-            flags[nflags].key = strndup(val, (size_t)(e - val));
+            char *k = strndup(val, (size_t)(e - val));
+            if (!k) {
+                fprintf(stderr, "rwgate: out of memory\n");
+                return 1;
+            }
+            owned[(*nowned)++] = k;
+            flags[nflags].key = k;
             flags[nflags].value = e + 1;
             nflags++;
         } else {
@@ -167,4 +210,14 @@ int main(int argc, char **argv)
     rw_app_stop(app);
     rw_info("stopped cleanly");
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char *owned[MAX_FLAGS];
+    size_t nowned = 0;
+    int rc = run(argc, argv, owned, &nowned);
+    for (size_t i = 0; i < nowned; i++)
+        free(owned[i]);
+    return rc;
 }

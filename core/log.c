@@ -1,6 +1,8 @@
 /* log.c - logfmt lines on stderr (see log.h). One fprintf per line so that
  * lines from concurrent threads do not interleave. Debug lines are printed
- * only when RWGATE_DEBUG is set in the environment (read per call; cheap). */
+ * only when RWGATE_DEBUG is set in the environment (read per call; cheap);
+ * RWGATE_LOG_LEVEL=warn|error hides the levels below (command-line tools
+ * such as `rwgate test rules` set it so their report stays readable). */
 #include "log.h"
 
 #include <stdarg.h>
@@ -13,6 +15,10 @@ void rw_log(rw_log_level lvl, const char *fmt, ...)
 {
     static const char *const names[] = {"debug", "info", "warn", "error"};
     if (lvl == RW_LOG_DEBUG && !getenv("RWGATE_DEBUG"))
+        return;
+    const char *min = getenv("RWGATE_LOG_LEVEL");
+    if (min && ((lvl < RW_LOG_WARN && strcmp(min, "warn") == 0) ||
+                (lvl < RW_LOG_ERROR && strcmp(min, "error") == 0)))
         return;
     char msg[1024], esc[2100], ts[40];
     va_list ap;

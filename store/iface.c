@@ -16,7 +16,19 @@ static rw_rc ap_put_metadata(void *ctx, const rw_metadata *md, size_t n, rw_err 
     return rw_store_put_metadata(ctx, md, n, err);
 }
 
-static const rw_appender_ops appender_ops = {ap_append, ap_put_metadata};
+static rw_rc ap_append_nowait(void *ctx, const rw_append_series *series, size_t n,
+                              rw_append_result *res, rw_err *err)
+{
+    return rw_store_append_nowait(ctx, series, n, res, err);
+}
+
+static rw_rc ap_sync(void *ctx, rw_err *err)
+{
+    return rw_store_sync(ctx, err);
+}
+
+static const rw_appender_ops appender_ops = {ap_append, ap_put_metadata, ap_append_nowait,
+                                             ap_sync};
 
 rw_appender rw_store_appender(rw_store *s)
 {

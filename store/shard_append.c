@@ -542,8 +542,8 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
     return rc;
 }
 
-rw_rc rw_store_append(rw_store *st, const rw_append_series *in, size_t n, rw_append_result *res,
-                      rw_err *err)
+static rw_rc store_append(rw_store *st, const rw_append_series *in, size_t n,
+                          rw_append_result *res, int wait, rw_err *err)
 {
     int ns = st->nshards;
     rw_rc rc = RW_OK;
@@ -604,7 +604,7 @@ rw_rc rw_store_append(rw_store *st, const rw_append_series *in, size_t n, rw_app
     }
     /* durability: every touched shard, even when nothing new was accepted
      * there (earlier appends' data this reply implies must be on disk) */
-    for (int k = 0; k < ns; k++) {
+    for (int k = 0; wait && k < ns; k++) {
         if (start[k + 1] == start[k])
             continue;
         rw_shard *sh = &st->shards[k];
@@ -618,5 +618,30 @@ out:
     free(idx);
     free(start);
     free(seq);
+    return rc;
+}
+
+rw_rc rw_store_append(rw_store *st, const rw_append_series *in, size_t n, rw_append_result *res,
+                      rw_err *err)
+{
+    return store_append(st, in, n, res, 1, err);
+}
+
+rw_rc rw_store_append_nowait(rw_store *st, const rw_append_series *in, size_t n,
+                             rw_append_result *res, rw_err *err)
+{
+    return store_append(st, in, n, res, 0, err);
+}
+
+rw_rc rw_store_sync(rw_store *st, rw_err *err)
+{
+    rw_rc rc = RW_OK;
+    for (int k = 0; k < st->nshards && rc == RW_OK; k++) {
+        rw_shard *sh = &st->shards[k];
+        pthread_mutex_lock(&sh->mu);
+        if (sh->committed_seq < sh->pending_seq)
+            rc = wait_durable(sh, sh->pending_seq, err);
+        pthread_mutex_unlock(&sh->mu);
+    }
     return rc;
 }

@@ -124,6 +124,15 @@ typedef struct rw_append_result {
 rw_rc rw_store_append(rw_store *s, const rw_append_series *series, size_t n,
                       rw_append_result *res, rw_err *err);
 
+/* rw_store_append without the wait for durability: returns once the
+ * samples are visible to readers (RW_AGAIN when a shard is backed up, as
+ * above). rw_store_sync then waits until everything appended before it is
+ * durable. Rule evaluation appends each rule's results this way (a later
+ * rule reads them at once) and syncs once per group evaluation. */
+rw_rc rw_store_append_nowait(rw_store *s, const rw_append_series *series, size_t n,
+                             rw_append_result *res, rw_err *err);
+rw_rc rw_store_sync(rw_store *s, rw_err *err);
+
 /* Metric metadata (type, help, unit per metric family), last write wins. */
 typedef struct rw_metadata {
     const char *metric;
@@ -206,6 +215,11 @@ typedef struct rw_appender_ops {
     rw_rc (*append)(void *ctx, const rw_append_series *series, size_t n, rw_append_result *res,
                     rw_err *err);
     rw_rc (*put_metadata)(void *ctx, const rw_metadata *md, size_t n, rw_err *err);
+    /* optional (NULL: append is all there is): append visible at once and
+     * durable only after sync, which covers everything appended before it */
+    rw_rc (*append_nowait)(void *ctx, const rw_append_series *series, size_t n,
+                           rw_append_result *res, rw_err *err);
+    rw_rc (*sync)(void *ctx, rw_err *err);
 } rw_appender_ops;
 
 typedef struct rw_appender {

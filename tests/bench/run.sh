@@ -6,9 +6,28 @@
 # RSS, bytes per sample on disk, visibility delay, query latencies and a
 # read-back check. Copy the figures into the README's benchmark section.
 #   tests/bench/run.sh [PRESET] [ROUNDS] [extra bench.py args]
+#   tests/bench/run.sh rules [PRESET] [ROUNDS] [extra rules_bench.py args]
+#     rule evaluation time per group against Prometheus with the shipped
+#     rule packs (deploy/rules), and ingest with and without rules
+#     (tests/bench/rules_bench.py); results in tests/bench/results/rules-<preset>.*
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
+if [ "${1:-}" = rules ]; then
+  shift
+  preset="${1:-medium}"
+  rounds="${2:-2}"
+  shift $(( $# > 2 ? 2 : $# )) || true
+  bench=$(cd "$root/../shared/bench" && pwd)
+  ./deploy/install-deps.sh
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build -j"$(nproc)" --target rwgate
+  make -s -C "$bench"
+  mkdir -p "$root/tests/bench/results"
+  exec python3 "$root/tests/bench/rules_bench.py" --bench "$bench" --rules "$root/deploy/rules" \
+    --rwgate "$root/build/rwgate" --preset "$preset" --rounds "$rounds" \
+    --out "$root/tests/bench/results/rules-$preset" "$@"
+fi
 preset="${1:-small}"
 rounds="${2:-2}"
 shift $(( $# > 2 ? 2 : $# )) || true

@@ -10,11 +10,18 @@ that only make sense together with others (the Kubernetes API source) are
 set in a small document of their own and checked through the settings the
 running poller reports.
 
+Rules and alerting keys are checked with a rule file (a group without its
+own interval, an alert that fires at once and reports its evaluation time as
+its value) and an Alertmanager stand-in that counts the alerts posted to it.
+
 Also: metrics registered once whatever the number of reloads, and
 rwgate_config_last_reload_successful following the outcome."""
 
+import json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,13 +29,64 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+from rwlib import rfc3339 as rwlib_rfc3339
 from rwlib import Checks, Rwgate, http, log, rwgate_path, snappy_compress, write_request_v1, V1_HEADERS
 
 c = Checks("test_reload")
 binary = rwgate_path()
 tmp = tempfile.mkdtemp(prefix="rwgate-e2e-reload-")
 cfg = os.path.join(tmp, "rwgate.yml")
-BASE = "store:\n  retention: 0\n"
+
+
+# ---- an Alertmanager stand-in: counts the alerts posted to each path
+class Sink(BaseHTTPRequestHandler):
+    posts = {}
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(n)
+        try:
+            count = len(json.loads(body))
+        except ValueError:
+            count = 0
+        Sink.posts[self.path] = Sink.posts.get(self.path, 0) + count
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+sink = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+threading.Thread(target=sink.serve_forever, daemon=True).start()
+SINK = "127.0.0.1:%d" % sink.server_address[1]
+
+RULES = {
+    "rl_base.yml": """groups:
+  - name: rl_default
+    rules: [{record: rl_default_rec, expr: vector(1)}]
+  - name: rl_fast
+    interval: 1s
+    rules:
+      - alert: rl_alert
+        expr: vector(time())
+        annotations: {url: "{{ $externalURL }}"}
+""",
+    "rl_other.yml": """groups:
+  - name: rl_other
+    rules: [{record: rl_other_rec, expr: vector(1)}]
+""",
+}
+for name, text in RULES.items():
+    open(os.path.join(tmp, name), "w").write(text)
+
+SECTIONS = [
+    ("store", "store:\n  retention: 0\n"),
+    ("rule_files", "rule_files: [rl_base.yml]\n"),
+    ("alerting", "alerting:\n  alertmanagers:\n    - static_configs: [{targets: ['%s']}]\n"
+                 "      path_prefix: /a\n" % SINK),
+]
+BASE = "".join(t for _, t in SECTIONS)
 
 
 def reloadable_keys():
@@ -42,8 +100,20 @@ def reloadable_keys():
 
 
 def yaml_for(key, value):
-    """the base config plus one dotted key set to value (a YAML fragment)"""
+    """the base config plus one dotted key set to value (a YAML fragment); a
+    key of a section the base has goes into that section, a top-level key of
+    the base replaces it"""
     parts = key.split(".")
+    base = dict(SECTIONS)
+    if parts[0] in base:
+        if len(parts) == 1 or base[parts[0]].split("\n")[1].strip().startswith(parts[1] + ":"):
+            # the key itself, or the first key of the base's section: replace
+            base[parts[0]] = parts[0] + ":\n  " + parts[1] + ": " + value + "\n" \
+                if len(parts) > 1 else parts[0] + ": " + value + "\n"
+        else:
+            base[parts[0]] = base[parts[0]].replace(parts[0] + ":\n", parts[0] + ":\n  " +
+                                                    parts[1] + ": " + value + "\n", 1)
+        return "".join(base[k] for k, _ in SECTIONS)
     text = ""
     for depth, p in enumerate(parts[:-1]):
         text += "  " * depth + p + ":\n"
@@ -374,7 +444,82 @@ FULL = {
         kapi_yaml("tls_config: {insecure_skip_verify: true}"), kapi("insecure_skip_verify", True)),
 }
 
+
+def rules_api():
+    st, j = g.api("/api/v1/rules")
+    return j["data"]["groups"] if st == 200 else []
+
+
+def fast_alert(after):
+    """rl_alert as evaluated after wall-clock time `after` (waits for it)"""
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        for grp in rules_api():
+            for r in grp["rules"]:
+                if r["name"] == "rl_alert" and r["alerts"] and rwlib_rfc3339(r["lastEvaluation"]) > after:
+                    return r
+        time.sleep(0.2)
+    return None
+
+
+def k_rule_files(expect=False):
+    return any(grp["name"] == "rl_other" for grp in rules_api())
+
+
+def k_evaluation_interval(expect=False):
+    return any(grp["name"] == "rl_default" and grp["interval"] == 7 for grp in rules_api())
+
+
+def k_rule_query_offset(expect=False):
+    """the alert's value is its evaluation time, lastEvaluation the wall
+    clock: they are the query offset apart (3m instead of 1m)"""
+    r = fast_alert(time.time())
+    if not r:
+        return None
+    return rwlib_rfc3339(r["lastEvaluation"]) - float(r["alerts"][0]["value"]) > 150
+
+
+def k_external_url(expect=False):
+    r = fast_alert(time.time())
+    return bool(r) and r["alerts"][0]["annotations"]["url"] == "http://rl.example:1234"
+
+
+def k_resend_delay(expect=False):
+    """firing alerts are sent again once more than the resend delay has
+    passed: with 1s (and 1s evaluations) every other evaluation, so at least
+    two in 5s; with the default 1m at most one"""
+    time.sleep(1.5)  # what the reload itself triggered is not counted
+    before = Sink.posts.get("/a/api/v2/alerts", 0)
+    time.sleep(5)
+    return Sink.posts.get("/a/api/v2/alerts", 0) - before >= 2
+
+
+def k_alertmanagers(expect=False):
+    """the firing alert reaches the new Alertmanager at its next resend (the
+    default resend delay is 1m); none arrives there with the base config"""
+    before = Sink.posts.get("/b/api/v2/alerts", 0)
+    deadline = time.time() + (70 if expect else 3)
+    while time.time() < deadline:
+        if Sink.posts.get("/b/api/v2/alerts", 0) > before:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def k_queue_capacity(expect=False):
+    st, _, b = http("GET", g.url + "/metrics")
+    return b"rwgate_notifications_queue_capacity 77" in b
+
+
 CASES = {
+    "rule_files": ("[rl_other.yml]", k_rule_files),
+    "global.evaluation_interval": ("7s", k_evaluation_interval),
+    "global.rule_query_offset": ("3m", k_rule_query_offset),
+    "global.external_url": ("http://rl.example:1234", k_external_url),
+    "rules.resend_delay": ("1s", k_resend_delay),
+    "alerting.alertmanagers": ("[{static_configs: [{targets: ['%s']}], path_prefix: /b}]" % SINK,
+                               k_alertmanagers),
+    "alerting.notification_queue_capacity": ("77", k_queue_capacity),
     "ingest.tenant_header": ("X-Team", k_tenant_header),
     "ingest.tenant_label": ("team", k_tenant_label),
     "ingest.default_tenant": ("anon", k_default_tenant),
