@@ -120,3 +120,40 @@ tmpl += [
     '{{ template "x" }}', '{{ end }}', '{{ if }}', '{{ $value | }}', '{{ "unterminated }}',
 ]
 put("fuzz_template", tmpl)
+
+# relabel rules: one rule per line, tab-separated fields (action byte index,
+# source labels, separator, regex, target_label, replacement, modulus), see
+# fuzz_relabel.c; every action, RE2 corners and regexes RE2 refuses
+A = {n: chr(i) for i, n in enumerate(["replace", "keep", "drop", "keepequal", "dropequal", "hashmod",
+                                      "labelmap", "labeldrop", "labelkeep", "lowercase", "uppercase"])}
+
+
+def rule(action, src="", sep=";", regex="(.*)", target="", repl="$1", mod="0"):
+    return "\t".join([A[action], src, sep, regex, target, repl, mod])
+
+
+relabel = [
+    rule("replace", "cluster", regex="([a-z]+)-(.*)", target="region"),
+    rule("replace", "instance,job", sep="/", regex="(?P<host>[^:]+):.*", target="${host}_x", repl="$host-${1}x$$"),
+    rule("keep", "__name__", regex="kubelet_.*|up"),
+    rule("drop", "job", regex="kubelet"),
+    rule("keepequal", "node", target="node"),
+    rule("dropequal", "job", target="cluster"),
+    rule("hashmod", "instance", target="shard", mod="7"),
+    rule("labelmap", regex="tmp_(.+)", repl="$1"),
+    rule("labeldrop", regex="tmp_.*|node"),
+    rule("labelkeep", regex="__name__|cluster|job"),
+    rule("lowercase", "tmp_x", target="lower"),
+    rule("uppercase", "tmp_x", target="upper"),
+    "\n".join([rule("replace", "cluster", regex="gz-.*", target="region", repl="gz"),
+               rule("labeldrop", regex="pod|service"),
+               rule("keep", "__name__", regex=".+")]),
+    rule("replace", "a", regex="(a|aa)*c", target="x"),
+    rule("replace", "a", regex="a(?=b)", target="x"),
+    rule("replace", "a", regex="(\\d+)\\1", target="x"),
+    rule("replace", "a", regex="[[:alpha:]]+\\pL*\\v\\s\\Qa.b\\E{2,3}x{,1}", target="x"),
+    rule("replace", "a", regex="(", target="x"),
+    rule("hashmod", "a", target="s", mod="0"),
+    rule("labelmap", regex="(.*)", repl=""),
+]
+put("fuzz_relabel", relabel)
