@@ -337,8 +337,12 @@ static rw_rc run(rw_engine *e, const rw_promql_expr *x, int64_t start, int64_t e
         ts[i] = start + (int64_t)i * step;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t deadline_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + timeout_ms * 1000000;
+    /* the store checks the deadline too, inside series selection */
+    rw_querier dq = rw_querier_with_deadline(eo && eo->querier ? eo->querier : &e->querier,
+                                             deadline_ns, ea);
     rw_eval_query q = {
-        .querier = eo && eo->querier ? eo->querier : &e->querier,
+        .querier = &dq,
         .opts = &opts,
         .a = ea,
         .text = x->text,
@@ -346,7 +350,7 @@ static rw_rc run(rw_engine *e, const rw_promql_expr *x, int64_t start, int64_t e
         /* start()/end() and @ end() use the requested end, as Prometheus */
         .end = range ? end : start,
         .step = range ? step : 0,
-        .deadline_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + timeout_ms * 1000000,
+        .deadline_ns = deadline_ns,
         .err = err,
     };
     rw_eval_ctx ctx = {.q = &q, .ts = ts, .nsteps = nsteps, .interval = range ? step : 1};

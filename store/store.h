@@ -205,6 +205,7 @@ typedef struct rw_appender {
     void *ctx;
 } rw_appender;
 
+struct rw_querier;
 typedef struct rw_querier_ops {
     rw_rc (*select)(void *ctx, const rw_matcher *ms, size_t nms, int64_t mint, int64_t maxt,
                     int flags, size_t max_samples, rw_arena *a, rw_series_data **out,
@@ -217,12 +218,28 @@ typedef struct rw_querier_ops {
     rw_rc (*label_values)(void *ctx, const char *name, const rw_matcher *ms, size_t nms,
                           int64_t mint, int64_t maxt, rw_arena *a, char ***out, size_t *nout,
                           rw_err *err);
+    /* Optional: the same querier with a deadline (rw_mono_ns clock): its
+     * reads give up with RW_TIMEOUT once the deadline has passed, checked
+     * inside series selection too (regex matchers over many values). The
+     * new querier's state lives in `a`. A wrapper forwards this to what it
+     * wraps and wraps the result. NULL: the querier has no deadlines. */
+    int (*with_deadline)(void *ctx, int64_t deadline_ns, rw_arena *a, struct rw_querier *out);
 } rw_querier_ops;
 
 typedef struct rw_querier {
     const rw_querier_ops *ops;
     void *ctx;
 } rw_querier;
+
+/* q with a deadline when q supports one (and memory allows), else q. */
+static inline rw_querier rw_querier_with_deadline(const rw_querier *q, int64_t deadline_ns,
+                                                  rw_arena *a)
+{
+    rw_querier out = *q;
+    if (deadline_ns && q->ops->with_deadline && q->ops->with_deadline(q->ctx, deadline_ns, a, &out) < 0)
+        out = *q;
+    return out;
+}
 
 /* The store as an appender / a querier (valid while the store is open). */
 rw_appender rw_store_appender(rw_store *s);

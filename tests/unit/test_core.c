@@ -154,6 +154,24 @@ static void test_matchers(void)
     rw_matcher_free(&m);
     CHECK(rw_matcher_init(&m, RW_MATCH_RE, "a", "(unclosed", &e) == RW_BADREQ);
     CHECK(strstr(e.msg, "invalid regular expression") != NULL);
+    /* a regex that cannot decide (match limit) is an error, not "no match" */
+    char s[64];
+    memset(s, 'a', 40);
+    strcpy(s + 40, "b");
+    CHECK(rw_matcher_init(&m, RW_MATCH_RE, "a", "(a|aa)+", &e) == RW_OK);
+    CHECK(rw_matcher_is_regex(&m));
+    CHECK(rw_matcher_match(&m, "aaaa", &e) == 1);
+    rw_err_init(&e);
+    CHECK(rw_matcher_match(&m, s, &e) == -1 && e.code == RW_LIMIT && strstr(e.msg, "limit"));
+    CHECK(!rw_matcher_matches(&m, s));
+    rw_matcher_free(&m);
+    CHECK(rw_matcher_init(&m, RW_MATCH_NRE, "a", "(a|aa)+", &e) == RW_OK);
+    CHECK(rw_matcher_match(&m, s, &e) == -1); /* negation does not turn it into a match */
+    CHECK(rw_matcher_match(&m, "x", &e) == 1);
+    rw_matcher_free(&m);
+    CHECK(rw_matcher_init(&m, RW_MATCH_RE, "a", "etcd|kube", &e) == RW_OK);
+    CHECK(!rw_matcher_is_regex(&m)); /* literal alternation: no PCRE2 */
+    rw_matcher_free(&m);
 }
 
 static void test_arena_buf(void)
