@@ -136,7 +136,8 @@ static rw_rc add_routes(rw_app *app, rw_err *err)
 {
     const rw_http_route ops[] = {
         {.path = "/api/v1/write", .methods = RW_HTTP_POST, .perm = RW_PERM_WRITE,
-         .body_limit = rw_ingest_max_body, .fn = rw_ingest_http_write, .ctx = app->ingest},
+         .body_limit = rw_ingest_max_body, .budget = rw_ingest_budget(app->ingest),
+         .fn = rw_ingest_http_write, .ctx = app->ingest},
         {.path = "/-/ready", .methods = RW_HTTP_GET, .perm = RW_PERM_OPEN, .fn = h_ready,
          .ctx = app},
         {.path = "/-/healthy", .methods = RW_HTTP_GET, .perm = RW_PERM_OPEN, .fn = h_healthy,

@@ -179,3 +179,22 @@ size_t rw_arena_used(const rw_arena *a)
 {
     return a->total;
 }
+
+void rw_arena_set_cap(rw_arena *a, size_t cap)
+{
+    a->cap = cap;
+}
+
+int rw_arena_reserve(rw_arena *a, size_t n)
+{
+    block *b = a->head;
+    if (b->size - b->used >= n)
+        return 0;
+    block *nb = block_new(a, n);
+    if (!nb)
+        return -1;
+    nb->next = b;
+    a->head = nb;
+    a->last = NULL;
+    return 0;
+}

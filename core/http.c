@@ -1,22 +1,37 @@
 /* http.c - the HTTP server wrapper over libmicrohttpd (see http.h).
  *
  * Every request goes through access_cb: the first call picks the route from
- * the table and enforces the method and the declared body size; later calls
- * append body bytes (still capped); the final call runs the handler and
- * queues its response (gzip-compressed when the handler allows it and the
- * client accepts it). One thread per connection, so handlers may block. The
- * per-request state (arena, body, parsed form) is freed in completed_cb. */
+ * the table and enforces the method and the declared body size, and takes
+ * the declared body from the route's byte budget (503 + Retry-After before
+ * a byte is read when it does not fit); later calls append body bytes
+ * (still capped; a body without Content-Length is charged as it arrives,
+ * and the connection is closed when it no longer fits - libmicrohttpd
+ * cannot answer in the middle of an upload); the final call runs the
+ * handler and queues its response (gzip-compressed when the handler allows
+ * it and the client accepts it). One thread per connection, so handlers
+ * may block. The per-request state (arena, body, parsed form, budget bytes)
+ * is released in completed_cb.
+ *
+ * Read deadlines: every connection is tracked from accept to close
+ * (notify_connection) with the phase it is in - reading headers, reading a
+ * body, in the handler - and a deadline for the first two; a watchdog
+ * thread shuts down the socket of a connection past its deadline, which
+ * ends it in its own thread. An inactivity timeout alone would let a client
+ * that sends a byte every few seconds hold a connection for ever. */
 #include "http.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <zlib.h>
+#include "budget.h"
 #include "cfg.h"
 #include "log.h"
 #include "metrics.h"
@@ -31,6 +46,18 @@ typedef struct route_state {
     rw_counter *by_class[6]; /* 1xx..5xx */
 } route_state;
 
+/* Connection phases, for the read deadlines. */
+enum { PH_HEADERS, PH_BODY, PH_HANDLER };
+
+/* One connection, from accept to close (cmu). */
+typedef struct conn_ent {
+    struct conn_ent *prev, *next;
+    int fd;
+    int phase;
+    int64_t deadline_ns; /* of PH_HEADERS / PH_BODY */
+    int shut;            /* the watchdog shut it down */
+} conn_ent;
+
 struct rw_http_server {
     struct MHD_Daemon *d;
     route_state *routes;
@@ -39,6 +66,18 @@ struct rw_http_server {
     rw_counter *not_found;
     rw_http_auth_fn auth;
     void *auth_ctx;
+    rw_budget *body_budget;   /* routes without a budget of their own */
+    rw_counter *overloaded, *timed_out_headers, *timed_out_body;
+    int64_t header_ns, body_ns, idle_ns;
+
+    /* connection tracking and the deadline watchdog */
+    pthread_mutex_t cmu;
+    pthread_cond_t ccv;       /* wakes the watchdog to stop */
+    conn_ent conns;           /* list head (sentinel) */
+    int stopping;             /* cmu */
+    pthread_t wd;
+    int wd_started;
+    int inited;               /* cmu and ccv initialised */
 };
 
 /* ---- the route registry ---- */
@@ -110,6 +149,8 @@ struct rw_http_req {
     rw_arena *arena;
     rw_buf body;
     size_t max_body;
+    rw_budget *budget;   /* body bytes charged to it */
+    size_t charged;      /* bytes of budget this request holds */
     int too_large;
     int64_t start_ns;
     kv *form; /* parsed x-www-form-urlencoded body, lazily */
@@ -228,6 +269,113 @@ static void observe(rw_http_req *req, int status)
         rw_counter_add(rs->by_class[cls], 1);
 }
 
+/* ---- connection tracking and read deadlines ---- */
+
+static conn_ent *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void set_phase(rw_http_server *s, struct MHD_Connection *c, int phase, int64_t in_ns)
+{
+    conn_ent *e = conn_of(c);
+    if (!e)
+        return;
+    pthread_mutex_lock(&s->cmu);
+    e->phase = phase;
+    e->deadline_ns = in_ns ? rw_mono_ns() + in_ns : 0;
+    pthread_mutex_unlock(&s->cmu);
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+    rw_http_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_ent *e = calloc(1, sizeof *e);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!e || !ci) {
+            free(e);
+            *socket_context = NULL;
+            return;
+        }
+        e->fd = ci->connect_fd;
+        e->phase = PH_HEADERS;
+        e->deadline_ns = rw_mono_ns() + s->header_ns;
+        pthread_mutex_lock(&s->cmu);
+        e->next = s->conns.next;
+        e->prev = &s->conns;
+        s->conns.next->prev = e;
+        s->conns.next = e;
+        pthread_mutex_unlock(&s->cmu);
+        *socket_context = e;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        /* libmicrohttpd notifies before it closes the socket, so the
+           watchdog (which holds cmu while it shuts one down) never touches
+           a descriptor that was closed and reused */
+        conn_ent *e = *socket_context;
+        if (!e)
+            return;
+        pthread_mutex_lock(&s->cmu);
+        e->prev->next = e->next;
+        e->next->prev = e->prev;
+        pthread_mutex_unlock(&s->cmu);
+        free(e);
+        *socket_context = NULL;
+    }
+}
+
+static void *watchdog(void *arg)
+{
+    rw_http_server *s = arg;
+    pthread_mutex_lock(&s->cmu);
+    while (!s->stopping) {
+        int64_t now = rw_mono_ns();
+        for (conn_ent *e = s->conns.next; e != &s->conns; e = e->next) {
+            if (e->shut || e->phase == PH_HANDLER || !e->deadline_ns || now < e->deadline_ns)
+                continue;
+            /* the connection's own thread sees end-of-file and closes it */
+            shutdown(e->fd, SHUT_RDWR);
+            e->shut = 1;
+            rw_counter_add(e->phase == PH_BODY ? s->timed_out_body : s->timed_out_headers, 1);
+            rw_log(RW_LOG_DEBUG, "http: closing a connection past its %s deadline",
+                   e->phase == PH_BODY ? "body" : "header");
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->ccv, &s->cmu, &ts);
+    }
+    pthread_mutex_unlock(&s->cmu);
+    return NULL;
+}
+
+static enum MHD_Result overloaded(rw_http_server *s, rw_http_req *req, struct MHD_Connection *conn)
+{
+    rw_counter_add(s->overloaded, 1);
+    observe(req, 503);
+    char msg[192];
+    snprintf(msg, sizeof msg,
+             "overloaded: %zu bytes of request bodies in flight (limit %zu); retry later\n",
+             rw_budget_used(req->budget), rw_budget_limit(req->budget));
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(msg), msg, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+    MHD_add_response_header(r, "Retry-After", "5");
+    enum MHD_Result ret = MHD_queue_response(conn, 503, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version,
                                  const char *upload_data, size_t *upload_size, void **con_cls)
@@ -259,10 +407,13 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
                         : rs->r.max_body ? rs->r.max_body
                                          : DEFAULT_MAX_BODY;
         req->start_ns = rw_mono_ns();
+        req->budget = rs->r.budget ? rs->r.budget : s->body_budget;
         rw_buf_init(&req->body, req->max_body);
         *con_cls = req;
+        set_phase(s, conn, PH_BODY, s->body_ns);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > req->max_body) {
+        unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+        if (cl && declared > req->max_body) {
             /* refuse before reading a byte of it */
             req->too_large = 1;
             observe(req, 413);
@@ -271,14 +422,38 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
                      req->max_body);
             return send_simple(conn, 413, msg);
         }
+        if (declared) {
+            /* the whole declared body is taken now, while a 503 can still
+               be sent, and held until the request ends */
+            if (!rw_budget_take(req->budget, (size_t)declared))
+                return overloaded(s, req, conn);
+            req->charged = (size_t)declared;
+            rw_buf_reserve(&req->body, (size_t)declared);
+        }
         return MHD_YES;
     }
     if (*upload_size) {
-        if (!req->too_large && rw_buf_append(&req->body, upload_data, *upload_size) != RW_OK)
-            req->too_large = 1;
+        size_t n = *upload_size;
         *upload_size = 0;
+        if (req->too_large)
+            return MHD_YES;
+        if (req->body.len + n > req->charged) {
+            /* a body longer than declared, or without a length: charged as
+               it arrives; past the budget the connection is closed (no
+               answer can be queued in the middle of an upload) */
+            size_t more = req->body.len + n - req->charged;
+            if (!rw_budget_take(req->budget, more)) {
+                rw_counter_add(s->overloaded, 1);
+                observe(req, 503);
+                return MHD_NO;
+            }
+            req->charged += more;
+        }
+        if (rw_buf_append(&req->body, upload_data, n) != RW_OK)
+            req->too_large = 1;
         return MHD_YES;
     }
+    set_phase(s, conn, PH_HANDLER, 0);
     if (req->too_large) {
         observe(req, 413);
         char msg[128];
@@ -300,9 +475,14 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    rw_http_server *s = cls;
+    /* the next request on a kept-alive connection may first wait idle */
+    set_phase(s, conn, PH_HEADERS, s->idle_ns + s->header_ns);
     rw_http_req *req = *con_cls;
     if (!req)
         return;
+    if (req->charged)
+        rw_budget_give(req->budget, req->charged);
     rw_buf_free(&req->body);
     rw_arena_free(req->arena);
     free(req);
@@ -353,6 +533,26 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, rw_err 
     return RW_OK;
 }
 
+static void server_free(rw_http_server *s)
+{
+    if (!s)
+        return;
+    if (s->wd_started) {
+        pthread_mutex_lock(&s->cmu);
+        s->stopping = 1;
+        pthread_cond_signal(&s->ccv);
+        pthread_mutex_unlock(&s->cmu);
+        pthread_join(s->wd, NULL);
+    }
+    if (s->inited) {
+        pthread_mutex_destroy(&s->cmu);
+        pthread_cond_destroy(&s->ccv);
+    }
+    rw_budget_free(s->body_budget);
+    free(s->routes);
+    free(s);
+}
+
 rw_http_server *rw_http_start(const rw_http_opts *opts, const rw_routes *routes, rw_err *err)
 {
     rw_http_config defaults;
@@ -394,7 +594,33 @@ rw_http_server *rw_http_start(const rw_http_opts *opts, const rw_routes *routes,
     s->not_found = rw_metrics_counter(m, "rwgate_http_requests_total",
                                       "handler=\"other\",code=\"4xx\"",
                                       "HTTP requests by handler and status class.");
+    s->overloaded = rw_metrics_counter(
+        m, "rwgate_http_requests_overloaded_total", NULL,
+        "Requests refused (503, or closed mid-upload) because their bodies did not fit the "
+        "in-flight byte budget.");
+    const char *th = "Connections closed because a request did not arrive in time.";
+    s->timed_out_headers = rw_metrics_counter(m, "rwgate_http_read_timeouts_total",
+                                              "phase=\"headers\"", th);
+    s->timed_out_body = rw_metrics_counter(m, "rwgate_http_read_timeouts_total",
+                                           "phase=\"body\"", th);
+    s->header_ns = cfg->read_header_timeout_ms * 1000000;
+    s->body_ns = cfg->read_timeout_ms * 1000000;
+    s->idle_ns = cfg->idle_timeout_ms * 1000000;
+    if (!(s->body_budget = rw_budget_new((size_t)cfg->max_inflight_body_bytes))) {
+        rw_err_set(err, RW_NOMEM, "out of memory");
+        goto fail;
+    }
+    pthread_mutex_init(&s->cmu, NULL);
+    pthread_cond_init(&s->ccv, NULL);
+    s->conns.next = s->conns.prev = &s->conns;
+    s->inited = 1;
+    if (pthread_create(&s->wd, NULL, watchdog, s) != 0) {
+        rw_err_set(err, RW_NOMEM, "cannot start the HTTP watchdog thread");
+        goto fail;
+    }
+    s->wd_started = 1;
     unsigned maxc = (unsigned)cfg->max_connections;
+    unsigned per_ip = (unsigned)cfg->max_connections_per_client;
     unsigned tmo = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_ERROR_LOG;
@@ -402,8 +628,10 @@ rw_http_server *rw_http_start(const rw_http_opts *opts, const rw_routes *routes,
         flags |= MHD_USE_IPv6;
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, s, MHD_OPTION_SOCK_ADDR,
                             (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, maxc,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
                             MHD_OPTION_CONNECTION_TIMEOUT, tmo, MHD_OPTION_NOTIFY_COMPLETED,
-                            completed_cb, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                            completed_cb, s, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (!s->d) {
         rw_err_set(err, RW_IO, "cannot listen on %s (address in use or not available)", listen);
@@ -415,9 +643,7 @@ rw_http_server *rw_http_start(const rw_http_opts *opts, const rw_routes *routes,
         rw_cfg_free(&rw_http_config_table, &defaults);
     return s;
 fail:
-    if (s)
-        free(s->routes);
-    free(s);
+    server_free(s);
     if (cfg == &defaults)
         rw_cfg_free(&rw_http_config_table, &defaults);
     return NULL;
@@ -436,8 +662,8 @@ void rw_http_stop(rw_http_server *s)
        finish and joins the connection threads */
     MHD_quiesce_daemon(s->d);
     MHD_stop_daemon(s->d);
-    free(s->routes);
-    free(s);
+    s->d = NULL;
+    server_free(s);
 }
 
 const char *rw_http_method(const rw_http_req *r) { return r->method; }

@@ -4,9 +4,20 @@
  * max_body, handler, ctx} that every module adds to; the dispatcher enforces
  * the method (405), the permission (through the auth function), the body
  * size limit (413, checked against Content-Length before reading and while
- * reading), and collects the body; handlers only do their own work. Each request has an arena that lives
- * until its response is sent. Connections are served one thread each, so a
- * handler may block (e.g. waiting for a group commit). */
+ * reading), and collects the body; handlers only do their own work. Each
+ * request has an arena that lives until its response is sent. Connections
+ * are served one thread each, so a handler may block (e.g. waiting for a
+ * group commit).
+ *
+ * What a client can hold is bounded: body bytes are charged to a byte
+ * budget as they arrive (the route's, e.g. the write path's in-flight
+ * budget, or the server's), and a request that does not fit gets 503 with
+ * Retry-After at once instead of being read to its end; a client address
+ * holds at most http.max_connections_per_client connections; request
+ * headers must arrive within http.read_header_timeout and a body within
+ * http.read_timeout (a watchdog closes connections past them, however
+ * slowly they trickle). Routes without a body (health, readiness, metrics)
+ * never wait on a budget. */
 #ifndef RW_HTTP_H
 #define RW_HTTP_H
 
@@ -56,6 +67,8 @@ typedef struct rw_http_route {
     size_t max_body;       /* bytes accepted; 0 = the server default (1 MiB) */
     rw_http_limit_fn body_limit; /* when set, asked per request (ctx as the handler's);
                                     overrides max_body */
+    struct rw_budget *budget;    /* body bytes are charged to it as they arrive; NULL:
+                                    the server's (http.max_inflight_body_bytes) */
     rw_http_handler_fn fn;
     void *ctx;
 } rw_http_route;
@@ -78,7 +91,12 @@ typedef int (*rw_http_auth_fn)(void *ctx, rw_http_req *req, rw_perm perm, rw_htt
 typedef struct rw_http_config {
     char *listen;              /* HOST:PORT; port 0 = any free port (rw_http_port) */
     int64_t max_connections;
+    int64_t max_connections_per_client; /* per client address; 0 = no limit */
     int64_t idle_timeout_ms;   /* an idle connection is closed after this */
+    int64_t read_header_timeout_ms; /* request headers must be complete within this */
+    int64_t read_timeout_ms;   /* a request body must be complete within this */
+    int64_t max_inflight_body_bytes; /* bodies being received at once on routes
+                                        without a budget of their own */
 } rw_http_config;
 
 struct rw_cfg_table;

@@ -1,6 +1,8 @@
 /* http_config.c - the `http:` section of the configuration: the rows that
- * describe rw_http_config (http.h), with the HTTP server's defaults. None
- * reloads: they shape the listening socket and its threads. */
+ * describe rw_http_config (http.h), with the HTTP server's defaults: the
+ * listening address, connection limits, read deadlines and the body byte
+ * budget of routes without one of their own. None reloads: they shape the
+ * listening socket and its threads. */
 #include <stddef.h>
 #include "cfg.h"
 #include "http.h"
@@ -12,8 +14,25 @@ static const rw_cfg_key keys[] = {
      "HOST:PORT to serve HTTP on; 0.0.0.0:9201 serves other hosts (--listen)", NULL, NULL},
     {"max_connections", RW_CFG_INT, OFF(max_connections), "1024", 1, 1 << 20, 0,
      "concurrent HTTP connections", NULL, NULL},
+    {"max_connections_per_client", RW_CFG_INT, OFF(max_connections_per_client), "256", 0,
+     1 << 20, 0,
+     "concurrent connections from one client address (0 = no limit); a Prometheus "
+     "remote-write queue uses up to max_shards connections",
+     NULL, NULL},
     {"idle_timeout", RW_CFG_DURATION, OFF(idle_timeout_ms), "2m", 1000, 86400000, 0,
      "an idle keep-alive connection is closed after this", NULL, NULL},
+    {"read_header_timeout", RW_CFG_DURATION, OFF(read_header_timeout_ms), "30s", 100,
+     86400000, 0,
+     "request headers must be complete within this (after an idle keep-alive wait: "
+     "idle_timeout plus this); slower connections are closed",
+     NULL, NULL},
+    {"read_timeout", RW_CFG_DURATION, OFF(read_timeout_ms), "2m", 100, 86400000, 0,
+     "a request body must be complete within this; slower uploads are closed", NULL, NULL},
+    {"max_inflight_body_bytes", RW_CFG_BYTES, OFF(max_inflight_body_bytes), "256MiB",
+     64 * 1024, 9.2e18, 0,
+     "request bodies being received at once on read routes (queries, remote-read); past "
+     "it 503 (writes count against ingest.max_inflight_bytes instead)",
+     NULL, NULL},
 };
 
 const rw_cfg_table rw_http_config_table = RW_CFG_TABLE("http", rw_http_config, keys, NULL, NULL);

@@ -30,8 +30,10 @@ typedef struct rw_ingest_config {
                                      = no tenant label on their series */
     int64_t max_body_bytes;       /* compressed body; enforced by the HTTP route */
     int64_t max_decoded_bytes;    /* snappy's declared length is checked against it */
-    int64_t max_inflight_bytes;   /* decoded bytes of requests being processed at once;
-                                     one request is always admitted */
+    int64_t max_inflight_bytes;   /* bytes the write requests in flight may hold at once:
+                                     compressed bodies as they arrive, decoded bodies,
+                                     decoding arenas; past it 503, a request that alone
+                                     needs more gets 400 */
     int64_t max_series_per_request;
     int64_t max_labels_per_series;
     int64_t max_label_name_len;
@@ -59,6 +61,13 @@ rw_rc rw_ingest_reconfigure(rw_ingest *ig, const rw_ingest_config *cfg, rw_err *
 /* The current body limit, for the route's body-limit callback (ctx =
  * rw_ingest *). */
 size_t rw_ingest_max_body(void *ctx);
+
+/* The in-flight byte budget (ingest.max_inflight_bytes) that decoded
+ * bodies and decoding arenas are charged to; the write route hands it to
+ * the HTTP server so that compressed bodies are charged to it too, as they
+ * arrive (rw_http_route.budget). */
+struct rw_budget;
+struct rw_budget *rw_ingest_budget(rw_ingest *ig);
 
 /* The route handler for POST /api/v1/write (ctx = rw_ingest *). */
 void rw_ingest_http_write(void *ctx, rw_http_req *req, rw_http_resp *resp);
