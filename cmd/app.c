@@ -200,6 +200,8 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
         goto fail;
 
     rw_engine_opts eo = rw_query_engine_opts(&c->query);
+    /* values built by label_replace / label_join: the ingest value limit */
+    eo.max_label_value_bytes = (size_t)c->ingest.max_label_value_len;
     rw_querier sq = rw_store_querier(app->store);
     app->engine = rw_engine_new(&sq, &eo);
     if (!app->engine) {

@@ -31,6 +31,9 @@ size_t rw_arena_used(const rw_arena *a);
  * bytes (at least the block size) when the current one has less room.
  * -1 when that would pass the cap or memory is out. */
 int rw_arena_reserve(rw_arena *a, size_t n);
+/* Whether an allocation has failed because of the cap (sticky): tells a
+ * limit apart from the system being out of memory. */
+int rw_arena_over_cap(const rw_arena *a);
 /* Changes the cap (0 = none); allocations already made stay. */
 void rw_arena_set_cap(rw_arena *a, size_t cap);
 

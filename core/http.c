@@ -156,6 +156,7 @@ struct rw_http_req {
     kv *form; /* parsed x-www-form-urlencoded body, lazily */
     size_t nform;
     int form_parsed;
+    rw_principal *principal;
 };
 
 static unsigned method_bit(const char *m)
@@ -664,6 +665,32 @@ void rw_http_stop(rw_http_server *s)
     MHD_stop_daemon(s->d);
     s->d = NULL;
     server_free(s);
+}
+
+rw_rc rw_http_set_principal(rw_http_req *r, const rw_principal *p)
+{
+    rw_arena *a = r->arena;
+    rw_principal *c = rw_arena_alloc(a, sizeof *c);
+    const char **rt = rw_arena_alloc(a, (p->nread_tenants ? p->nread_tenants : 1) * sizeof *rt);
+    if (!c || !rt)
+        return RW_NOMEM;
+    *c = *p;
+    c->name = rw_arena_strdup(a, p->name ? p->name : "");
+    c->tenant = rw_arena_strdup(a, p->tenant ? p->tenant : "");
+    c->tenant_label = rw_arena_strdup(a, p->tenant_label ? p->tenant_label : "");
+    if (!c->name || !c->tenant || !c->tenant_label)
+        return RW_NOMEM;
+    for (size_t i = 0; i < p->nread_tenants; i++)
+        if (!(rt[i] = rw_arena_strdup(a, p->read_tenants[i])))
+            return RW_NOMEM;
+    c->read_tenants = rt;
+    r->principal = c;
+    return RW_OK;
+}
+
+const rw_principal *rw_http_principal(const rw_http_req *r)
+{
+    return r->principal;
 }
 
 const char *rw_http_method(const rw_http_req *r) { return r->method; }

@@ -83,6 +83,23 @@ rw_rc rw_routes_add(rw_routes *r, const rw_http_route *row, rw_err *err);
 size_t rw_routes_count(const rw_routes *r);
 const rw_http_route *rw_routes_get(const rw_routes *r, size_t i);
 
+/* Who made a request, as the auth function established it; NULL when
+ * authentication is off or the path is open. Lives in the request arena. */
+typedef struct rw_principal {
+    const char *name;          /* the credential's entry (tenant name), for logs */
+    const char *tenant;        /* the tenant its writes belong to */
+    const char *tenant_label;  /* the label stored series carry their tenant in */
+    const char *const *read_tenants; /* tenants it may read, its own first */
+    size_t nread_tenants;
+    int read_all;              /* may read every tenant's series */
+    unsigned perms;            /* bit (1u << rw_perm) per permission held */
+} rw_principal;
+
+/* For the auth function: attaches the caller (copied into the request
+ * arena). */
+rw_rc rw_http_set_principal(rw_http_req *r, const rw_principal *p);
+const rw_principal *rw_http_principal(const rw_http_req *r);
+
 /* Decides whether a request may use a route needing `perm`: returns 1 to let
  * the handler run, or 0 after filling resp (401 with WWW-Authenticate, 403). */
 typedef int (*rw_http_auth_fn)(void *ctx, rw_http_req *req, rw_perm perm, rw_http_resp *resp);

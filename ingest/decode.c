@@ -12,7 +12,7 @@
 #include <snappy-c.h>
 #include <string.h>
 #include "ingest_int.h"
-#include "pb_wire.h"
+#include "core/pb_wire.h"
 
 const char *rw_in_metric_type_name(uint64_t t)
 {
@@ -87,9 +87,8 @@ rw_rc rw_in_decode_mem(const rw_ingest_config *c, rw_proto_version v, const void
     size_t got = ulen;
     if (snappy_uncompress(body, len, raw, &got) != SNAPPY_OK || got != ulen)
         return rw_err_set(err, RW_BADREQ, "snappy: corrupt input");
-    size_t max_series = (size_t)c->max_series_per_request;
-    return v == RW_PROTO_V2 ? rw_in_decode_v2((uint8_t *)raw, ulen, max_series, m, out, err)
-                            : rw_in_decode_v1((uint8_t *)raw, ulen, max_series, m, out, err);
+    return v == RW_PROTO_V2 ? rw_in_decode_v2((uint8_t *)raw, ulen, c, m, out, err)
+                            : rw_in_decode_v1((uint8_t *)raw, ulen, c, m, out, err);
 }
 
 rw_rc rw_in_decode(const rw_ingest_config *c, rw_proto_version v, const void *body, size_t len,

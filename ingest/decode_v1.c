@@ -25,7 +25,7 @@
  * does. Every length is checked against what remains before it is used. */
 #include <string.h>
 #include "ingest_int.h"
-#include "pb_wire.h"
+#include "core/pb_wire.h"
 
 /* Strings to terminate once parsing is over; sized by the count pass. */
 typedef struct term_list {
@@ -121,8 +121,15 @@ static int count_series(pb body, rw_in_series *s)
     return 0;
 }
 
-static size_t series_bytes(const rw_in_series *s)
+/* Arena bytes decode_series takes for s; a series over the label limit is
+ * not decoded (labels_over) and takes nothing. */
+static size_t series_bytes(rw_in_series *s, size_t max_labels)
 {
+    if (s->nlabels > max_labels) {
+        s->labels_over = s->nlabels;
+        s->nlabels = 0;
+        return 0;
+    }
     size_t nl = s->nlabels ? s->nlabels : 1;
     return PB_ALIGN16(nl * sizeof(rw_label)) + PB_ALIGN16(nl * 2 * sizeof(uint32_t)) +
            (s->nsamples ? PB_ALIGN16(s->nsamples * sizeof(rw_sample)) : 0);
@@ -131,6 +138,8 @@ static size_t series_bytes(const rw_in_series *s)
 /* Decode pass (counts from count_series, memory reserved). */
 static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t)
 {
+    if (s->labels_over)
+        return 0; /* counted only: validation rejects it */
     size_t nl = s->nlabels, ns = s->nsamples;
     s->labels = rw_arena_alloc(a, (nl ? nl : 1) * sizeof *s->labels);
     s->lens = rw_arena_alloc(a, (nl ? nl : 1) * 2 * sizeof *s->lens);
@@ -201,9 +210,10 @@ static rw_rc too_complex(rw_err *err)
 }
 
 /* raw must have one writable byte after raw[len] (see the file header). */
-rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, size_t max_series, rw_in_mem *m,
+rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in_mem *m,
                       rw_in_batch *out, rw_err *err)
 {
+    size_t max_series = (size_t)c->max_series_per_request;
     rw_arena *a = m->a;
     pb body = {raw, raw + len}, scan = body;
     size_t nts = 0, nmd = 0;
@@ -245,7 +255,7 @@ rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, size_t max_series, rw_in_mem *m,
         rw_in_series *s = &out->series[k];
         if (count_series(sub, s) < 0)
             return malformed(err, "time series", k);
-        need += series_bytes(s);
+        need += series_bytes(s, (size_t)c->max_labels_per_series);
         nlabels += s->nlabels;
         k++;
     }

@@ -19,7 +19,7 @@
  * labels_refs are both accepted, as protobuf requires of a parser. */
 #include <string.h>
 #include "ingest_int.h"
-#include "pb_wire.h"
+#include "core/pb_wire.h"
 
 static rw_rc bad(rw_err *err)
 {
@@ -235,9 +235,10 @@ static rw_rc decode_series(pb body, size_t idx, const symtab *sym, size_t nrefs,
     return RW_OK;
 }
 
-rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, size_t max_series, rw_in_mem *m,
+rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in_mem *m,
                       rw_in_batch *out, rw_err *err)
 {
+    size_t max_series = (size_t)c->max_series_per_request;
     rw_arena *a = m->a;
     pb body = {raw, raw + len}, scan = body;
     size_t nts = 0, nsym = 0;
@@ -289,6 +290,11 @@ rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, size_t max_series, rw_in_mem *m,
             rw_in_series *s = &out->series[k];
             if (count_series(sub, s, &nrefs[k]) < 0)
                 return bad(err);
+            if (nrefs[k] / 2 > (size_t)c->max_labels_per_series) {
+                s->labels_over = nrefs[k] / 2; /* counted only: validation rejects it */
+                k++;
+                continue;
+            }
             size_t nl = nrefs[k] / 2 ? nrefs[k] / 2 : 1;
             need += PB_ALIGN16(nl * sizeof(rw_label)) + PB_ALIGN16(nl * 2 * sizeof(uint32_t)) +
                     (s->nsamples ? PB_ALIGN16(s->nsamples * sizeof(rw_sample)) : 0);
@@ -310,6 +316,8 @@ rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, size_t max_series, rw_in_mem *m,
         if (num != 5)
             continue;
         size_t i = out->nseries++;
+        if (out->series[i].labels_over)
+            continue;
         if ((rc = decode_series(sub, i, &sym, nrefs[i], a, &out->series[i], out, err)) != RW_OK)
             return rc;
     }

@@ -16,6 +16,10 @@ typedef struct rw_in_series {
     size_t nsamples;
     uint64_t nhistograms;
     uint64_t nexemplars;
+    size_t labels_over;   /* > 0: the series has this many labels, more than
+                             max_labels_per_series; neither its labels nor
+                             its samples were decoded (nsamples still counts
+                             them): validation rejects it */
 } rw_in_series;
 
 /* A decoded request: the batch the pipeline stages work on. */
@@ -139,11 +143,13 @@ const char *rw_in_metric_type_name(uint64_t t);
 
 /* decode_v1.c / decode_v2.c: zero-copy decoders of prometheus.WriteRequest
  * and io.prometheus.write.v2.Request. raw must have one spare writable byte
- * after raw[len]: strings are terminated in place. More than max_series
- * series is RW_LIMIT before anything is allocated for them. */
-rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, size_t max_series, rw_in_mem *m,
+ * after raw[len]: strings are terminated in place. More than
+ * max_series_per_request series is RW_LIMIT before anything is allocated
+ * for them; a series with more than max_labels_per_series labels is
+ * counted, not decoded (labels_over). */
+rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in_mem *m,
                       rw_in_batch *out, rw_err *err);
-rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, size_t max_series, rw_in_mem *m,
+rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in_mem *m,
                       rw_in_batch *out, rw_err *err);
 
 /* validate.c: checks one series against the limits and label rules (sorts

@@ -9,6 +9,9 @@
 
 rw_rc rw_in_validate_series(const rw_ingest_config *c, const rw_in_series *s, rw_err *err)
 {
+    if (s->labels_over)
+        return rw_err_set(err, RW_LIMIT, "series has %zu labels, limit is %lld", s->labels_over,
+                          (long long)c->max_labels_per_series);
     if (s->nlabels > (size_t)c->max_labels_per_series)
         return rw_err_set(err, RW_LIMIT, "series has %zu labels, limit is %lld", s->nlabels,
                           (long long)c->max_labels_per_series);

@@ -68,7 +68,8 @@ void rw_qapi_series(void *ctx, rw_http_req *req, rw_http_resp *resp)
 {
     rw_query_api *api = ctx;
     int64_t start_ns = rw_mono_ns();
-    rw_arena *a = rw_http_arena(req);
+    qapi_req r = {0};
+    rw_arena *a = NULL;
     qapi_msets ms = {0};
     const char **vals;
     size_t limit;
@@ -80,8 +81,10 @@ void rw_qapi_series(void *ctx, rw_http_req *req, rw_http_resp *resp)
     if (!rw_qapi_limit_param(req, resp, &limit) ||
         !rw_qapi_time_param(req, resp, "start", INT64_MIN, &mint) ||
         !rw_qapi_time_param(req, resp, "end", INT64_MAX, &maxt) ||
-        !rw_qapi_parse_matches(req, resp, &ms))
+        !rw_qapi_parse_matches(req, resp, &ms) ||
+        !rw_qapi_req_begin(api, req, resp, api->default_timeout_ms, 0, &r))
         goto out;
+    a = r.a;
 
     rw_series_data *all = NULL;
     size_t n = 0;
@@ -90,10 +93,10 @@ void rw_qapi_series(void *ctx, rw_http_req *req, rw_http_resp *resp)
         size_t ns;
         rw_err e;
         rw_err_init(&e);
-        rw_rc rc = rw_query_select(&api->querier, ms.sets[i], ms.lens[i], mint, maxt,
+        rw_rc rc = rw_query_select(&r.q, ms.sets[i], ms.lens[i], mint, maxt,
                                    RW_SELECT_LABELS_ONLY, 0, a, &s, &ns, &e);
         if (rc != RW_OK) {
-            rw_qapi_error_rc(resp, rc, e.msg);
+            rw_qapi_req_error(api, &r, resp, rc, e.msg);
             goto out;
         }
         if (ms.n == 1) {
@@ -103,7 +106,7 @@ void rw_qapi_series(void *ctx, rw_http_req *req, rw_http_resp *resp)
         }
         rw_series_data *grown = rw_arena_realloc(a, all, n * sizeof *all, (n + ns) * sizeof *all);
         if (!grown && n + ns) {
-            rw_qapi_error(resp, 503, "unavailable", "out of memory");
+            rw_qapi_req_error(api, &r, resp, RW_NOMEM, "out of memory");
             goto out;
         }
         all = grown;
@@ -122,6 +125,7 @@ void rw_qapi_series(void *ctx, rw_http_req *req, rw_http_resp *resp)
     }
     list_answer(resp, all, n, limit, put_series);
 out:
+    rw_qapi_req_end(api, &r);
     rw_qapi_msets_free(&ms);
     rw_qapi_observe(api, QAPI_EP_SERIES, start_ns);
 }
@@ -138,20 +142,23 @@ static void put_string(rw_buf *b, const void *v, size_t i)
 static void names_or_values(rw_query_api *api, rw_http_req *req, rw_http_resp *resp,
                             const char *name)
 {
-    rw_arena *a = rw_http_arena(req);
+    qapi_req r = {0};
+    rw_arena *a;
     qapi_msets ms = {0};
     size_t limit;
     int64_t mint, maxt;
     if (!rw_qapi_limit_param(req, resp, &limit) ||
         !rw_qapi_time_param(req, resp, "start", INT64_MIN, &mint) ||
         !rw_qapi_time_param(req, resp, "end", INT64_MAX, &maxt) ||
-        !rw_qapi_parse_matches(req, resp, &ms))
-        return;
+        !rw_qapi_parse_matches(req, resp, &ms) ||
+        !rw_qapi_req_begin(api, req, resp, api->default_timeout_ms, 0, &r))
+        goto out;
+    a = r.a;
     size_t nsets = ms.n ? ms.n : 1;
     char ***lists = rw_arena_calloc(a, nsets, sizeof *lists);
     size_t *lens = rw_arena_calloc(a, nsets, sizeof *lens);
     if (!lists || !lens) {
-        rw_qapi_error(resp, 503, "unavailable", "out of memory");
+        rw_qapi_req_error(api, &r, resp, RW_NOMEM, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < nsets; i++) {
@@ -159,12 +166,12 @@ static void names_or_values(rw_query_api *api, rw_http_req *req, rw_http_resp *r
         size_t nm = ms.n ? ms.lens[i] : 0;
         rw_err e;
         rw_err_init(&e);
-        rw_rc rc = name ? api->querier.ops->label_values(api->querier.ctx, name, m, nm, mint, maxt, a,
-                                                &lists[i], &lens[i], &e)
-                        : api->querier.ops->label_names(api->querier.ctx, m, nm, mint, maxt, a, &lists[i],
-                                               &lens[i], &e);
+        rw_rc rc = name ? r.q.ops->label_values(r.q.ctx, name, m, nm, mint, maxt, a, &lists[i],
+                                                &lens[i], &e)
+                        : r.q.ops->label_names(r.q.ctx, m, nm, mint, maxt, a, &lists[i], &lens[i],
+                                               &e);
         if (rc != RW_OK) {
-            rw_qapi_error_rc(resp, rc, e.msg);
+            rw_qapi_req_error(api, &r, resp, rc, e.msg);
             goto out;
         }
     }
@@ -172,6 +179,7 @@ static void names_or_values(rw_query_api *api, rw_http_req *req, rw_http_resp *r
     size_t n = rw_qapi_merge_strings(a, lists, lens, nsets, &v);
     list_answer(resp, v, n, limit, put_string);
 out:
+    rw_qapi_req_end(api, &r);
     rw_qapi_msets_free(&ms);
 }
 
@@ -387,6 +395,16 @@ static void stat_array(rw_buf *b, const char *key, const rw_stat_entry *e, size_
 
 void rw_qapi_tsdb(void *ctx, rw_http_req *req, rw_http_resp *resp)
 {
+    {
+        /* cardinality spans every tenant's series */
+        const rw_principal *p = rw_http_principal(req);
+        if (p && !p->read_all) {
+            rw_qapi_error(resp, 403, "forbidden",
+                          "TSDB status covers every tenant; credential %s may read only its own",
+                          p->name);
+            return;
+        }
+    }
     rw_query_api *api = ctx;
     int64_t start_ns = rw_mono_ns();
     long long limit = 10;

@@ -141,6 +141,7 @@ void rw_qapi_federate(void *ctx, rw_http_req *req, rw_http_resp *resp)
 {
     rw_query_api *api = ctx;
     int64_t start_ns = rw_mono_ns();
+    qapi_req r = {0};
     rw_arena *a = rw_http_arena(req);
     qapi_msets ms = {0};
     const char **vals;
@@ -175,6 +176,9 @@ void rw_qapi_federate(void *ctx, rw_http_req *req, rw_http_resp *resp)
         ms.lens[ms.n++] = nm;
     }
 
+    if (!rw_qapi_req_begin(api, req, resp, api->default_timeout_ms, 1, &r))
+        goto out;
+    a = r.a;
     int64_t maxt = rw_now_ms(), mint = maxt - api->lookback_ms;
     fed_series *fs = NULL;
     size_t n = 0, cap = 0;
@@ -183,10 +187,17 @@ void rw_qapi_federate(void *ctx, rw_http_req *req, rw_http_resp *resp)
         size_t nsd;
         rw_err e;
         rw_err_init(&e);
-        rw_rc rc = rw_query_select(&api->querier, ms.sets[i], ms.lens[i], mint, maxt, RW_SELECT_LAST,
-                                   0, a, &sd, &nsd, &e);
+        rw_rc rc = rw_query_select(&r.q, ms.sets[i], ms.lens[i], mint, maxt, RW_SELECT_LAST, 0, a,
+                                   &sd, &nsd, &e);
         if (rc != RW_OK) {
-            rw_http_resp_text(resp, rc == RW_BADREQ ? 400 : rw_rc_http_status(rc), "%s", e.msg);
+            if (rw_arena_over_cap(a))
+                rw_http_resp_text(resp, 400,
+                                  "federation would use more than %zu bytes of memory "
+                                  "(query.max_memory_bytes)",
+                                  api->max_memory_bytes);
+            else
+                rw_http_resp_text(resp, rc == RW_BADREQ ? 400 : rw_rc_http_status(rc), "%s",
+                                  e.msg);
             goto out;
         }
         if (n + nsd > cap) {
@@ -267,9 +278,15 @@ void rw_qapi_federate(void *ctx, rw_http_req *req, rw_http_resp *resp)
         }
         write_series(b, &fs[i], ext, next);
     }
-    if (b->failed)
+    if (b->failed == 2)
+        rw_http_resp_text(resp, 400,
+                          "the federation response would be larger than %zu bytes "
+                          "(query.max_response_bytes); narrow match[]",
+                          b->cap);
+    else if (b->failed)
         rw_http_resp_text(resp, 503, "out of memory writing the response");
 out:
+    rw_qapi_req_end(api, &r);
     rw_qapi_msets_free(&ms);
     rw_qapi_observe(api, QAPI_EP_FEDERATE, start_ns);
 }

@@ -51,6 +51,14 @@ static void test_json_point(void)
     rw_buf_reset(&b);
     rw_json_str(&b, "a\"b\\c\n<");
     CHECK_STR(b.p, "\"a\\\"b\\\\c\\n\\u003c\"");
+    /* valid UTF-8 passes through; every invalid byte becomes U+FFFD */
+    rw_buf_reset(&b);
+    rw_json_str(&b, "h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80!");
+    CHECK_STR(b.p, "\"h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80!\"");
+    rw_buf_reset(&b);
+    rw_json_str(&b, "\xff\xfe|\xc3|\xed\xa0\x80|\xc0\xaf|\xf4\x90\x80\x80|\xe2\x82");
+    CHECK_STR(b.p, "\"\\ufffd\\ufffd|\\ufffd|\\ufffd\\ufffd\\ufffd|\\ufffd\\ufffd|"
+                   "\\ufffd\\ufffd\\ufffd\\ufffd|\\ufffd\\ufffd\"");
     rw_buf_free(&b);
 }
 

@@ -1,9 +1,10 @@
-/* pb_wire.h - the protobuf wire format as the hand-written remote-write
- * decoders read it (decode_v1.c, decode_v2.c): varints and one field at a
- * time, every length checked against what remains before it is used.
- * Internal to ingest/. */
-#ifndef RW_INGEST_PB_WIRE_H
-#define RW_INGEST_PB_WIRE_H
+/* pb_wire.h - the protobuf wire format as rwgate's hand-written decoders
+ * read it (the remote-write decoders in ingest/, the remote-read request
+ * scan in query/): varints and one field at a time, every length checked
+ * against what remains before it is used. Header-only: these are inlined
+ * into decode loops. */
+#ifndef RW_PB_WIRE_H
+#define RW_PB_WIRE_H
 
 #include <stdint.h>
 #include <string.h>
