@@ -1,5 +1,5 @@
 /* app.c - wiring of a running rwgate (see app.h): store -> ingest -> query
- * engine -> query API, one HTTP route registry that every module adds its
+ * engine -> query API, the web UI, one HTTP route registry that every module adds its
  * rows to, the ops endpoints, self-metrics of the process, and
  * configuration reload.
  *
@@ -25,6 +25,7 @@
 #include "query/api.h"
 #include "query/promql.h"
 #include "store/store.h"
+#include "ui/ui.h"
 
 #ifndef RWGATE_VERSION
 #define RWGATE_VERSION "0.1.0"
@@ -42,6 +43,7 @@ struct rw_app {
     rw_engine *engine;
     rw_query_api *api;
     rw_ingest *ingest;
+    rw_ui *ui;
     rw_routes *routes;
     rw_http_server *http;
     atomic_int ready;
@@ -151,7 +153,9 @@ static rw_rc add_routes(rw_app *app, rw_err *err)
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
         if ((rc = rw_routes_add(app->routes, &ops[i], err)) != RW_OK)
             return rc;
-    return rw_query_api_routes(app->api, app->routes, err);
+    if ((rc = rw_query_api_routes(app->api, app->routes, err)) != RW_OK)
+        return rc;
+    return rw_ui_routes(app->ui, app->routes, err);
 }
 
 rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t nflags,
@@ -225,6 +229,8 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
         goto fail;
     }
 
+    if (!(app->ui = rw_ui_new(err)))
+        goto fail;
     if (!(app->routes = rw_routes_new())) {
         rw_err_set(err, RW_NOMEM, "out of memory");
         goto fail;
@@ -297,6 +303,7 @@ void rw_app_stop(rw_app *app)
         rw_http_stop(app->http);
     }
     rw_routes_free(app->routes);
+    rw_ui_free(app->ui);
     rw_query_api_free(app->api);
     rw_engine_free(app->engine);
     rw_ingest_free(app->ingest);

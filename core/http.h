@@ -67,10 +67,10 @@ typedef struct rw_http_route {
     size_t max_body;       /* bytes accepted; 0 = the server default (1 MiB) */
     rw_http_limit_fn body_limit; /* when set, asked per request (ctx as the handler's);
                                     overrides max_body */
-    struct rw_budget *budget;    /* body bytes are charged to it as they arrive; NULL:
-                                    the server's (http.max_inflight_body_bytes) */
     rw_http_handler_fn fn;
     void *ctx;
+    struct rw_budget *budget;    /* body bytes are charged to it as they arrive; NULL:
+                                    the server's (http.max_inflight_body_bytes) */
 } rw_http_route;
 
 /* The route registry: every module adds its rows before the server starts

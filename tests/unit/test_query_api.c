@@ -268,10 +268,41 @@ static void test_metadata_status(void)
                              "\"labelValueCountByLabelName\":[{\"name\":\"__name__\",\"value\":"
                              "7}],\"memoryInBytesByLabelName\":[{\"name\":") != NULL,
               "%s", r.body);
-    CHECK_MSG(strstr(r.body, "\"seriesCountByLabelValuePair\":[{\"name\":\"job=api\",\"value\":5}]}}") !=
+    CHECK_MSG(strstr(r.body, "\"seriesCountByLabelValuePair\":[{\"name\":\"job=api\",\"value\":5}],"
+                             "\"seriesCountByLabelName\":[{\"name\":\"__name__\",\"value\":8}]}}") !=
                   NULL,
               "%s", r.body);
     test_http_free(&r);
+
+    /* VictoriaMetrics' match[] and focusLabel: counts over the selected
+       series only (job="api": up x2, http_requests_total, gone, ext_has) */
+    CHECK(test_http(srv.port, "GET",
+                    "/api/v1/status/tsdb?limit=2&focusLabel=instance&match[]=%7Bjob%3D%22api%22%7D",
+                    NULL, NULL, 0, &r) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK_MSG(strstr(r.body, "\"totalSeries\":5,\"totalLabelValuePairs\":11,"
+                             "\"seriesCountByMetricName\":[{\"name\":\"up\",\"value\":2},"
+                             "{\"name\":\"ext_has\",\"value\":1}],"
+                             "\"labelValueCountByLabelName\":[{\"name\":\"__name__\",\"value\":4},"
+                             "{\"name\":\"instance\",\"value\":3}]") != NULL,
+              "%s", r.body);
+    CHECK_MSG(strstr(r.body, "\"seriesCountByLabelValuePair\":[{\"name\":\"job=api\",\"value\":5},"
+                             "{\"name\":\"__name__=up\",\"value\":2}],"
+                             "\"seriesCountByLabelName\":[{\"name\":\"__name__\",\"value\":5},"
+                             "{\"name\":\"job\",\"value\":5}],"
+                             "\"seriesCountByFocusLabelValue\":[{\"name\":\"a:1\",\"value\":1},"
+                             "{\"name\":\"b:1\",\"value\":1}]}}") != NULL,
+              "%s", r.body);
+    test_http_free(&r);
+    /* without match[], focusLabel reads the store's pair counts */
+    CHECK(test_http(srv.port, "GET", "/api/v1/status/tsdb?limit=1&focusLabel=job", NULL, NULL, 0,
+                    &r) == 0);
+    CHECK_MSG(strstr(r.body, "\"seriesCountByFocusLabelValue\":[{\"name\":\"api\",\"value\":5}]}}") !=
+                  NULL,
+              "%s", r.body);
+    test_http_free(&r);
+    get_exact("/api/v1/status/tsdb?match[]=up%7B", 400,
+              BAD("invalid parameter \\\"match[]\\\": 1:4: parse error: unexpected end of input inside braces"));
     get_exact("/api/v1/query_exemplars?query=up", 200, OK("[]"));
     get_exact("/api/v1/query_exemplars?query=up&start=10&end=5", 400,
               BAD("end timestamp must not be before start timestamp"));
