@@ -44,6 +44,7 @@ struct rw_app {
     rw_query_api *api;
     rw_ingest *ingest;
     rw_ui *ui;
+    rw_auth *auth;
     rw_routes *routes;
     rw_http_server *http;
     atomic_int ready;
@@ -140,9 +141,10 @@ static rw_rc add_routes(rw_app *app, rw_err *err)
         {.path = "/api/v1/write", .methods = RW_HTTP_POST, .perm = RW_PERM_WRITE,
          .body_limit = rw_ingest_max_body, .budget = rw_ingest_budget(app->ingest),
          .fn = rw_ingest_http_write, .ctx = app->ingest},
-        {.path = "/-/ready", .methods = RW_HTTP_GET, .perm = RW_PERM_OPEN, .fn = h_ready,
+        /* open by default through auth.open_paths, which can close them */
+        {.path = "/-/ready", .methods = RW_HTTP_GET, .perm = RW_PERM_READ, .fn = h_ready,
          .ctx = app},
-        {.path = "/-/healthy", .methods = RW_HTTP_GET, .perm = RW_PERM_OPEN, .fn = h_healthy,
+        {.path = "/-/healthy", .methods = RW_HTTP_GET, .perm = RW_PERM_READ, .fn = h_healthy,
          .ctx = app},
         {.path = "/-/reload", .methods = RW_HTTP_POST | RW_HTTP_PUT, .perm = RW_PERM_ADMIN,
          .fn = h_reload, .ctx = app},
@@ -237,7 +239,10 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
     }
     if (add_routes(app, err) != RW_OK)
         goto fail;
-    rw_http_opts ho = {.cfg = &c->http, .metrics = app->metrics};
+    if (!(app->auth = rw_auth_new(&c->auth, c->ingest.tenant_label, app->metrics, err)))
+        goto fail;
+    rw_http_opts ho = {.cfg = &c->http, .metrics = app->metrics, .auth = rw_auth_http,
+                       .auth_ctx = app->auth};
     app->http = rw_http_start(&ho, app->routes, err);
     if (!app->http)
         goto fail;
@@ -269,6 +274,8 @@ rw_rc rw_app_reload(rw_app *app, rw_err *err)
         rc = rw_err_set(err, RW_BADREQ, "%s cannot change without a restart", key);
         goto out;
     }
+    if ((rc = rw_auth_reconfigure(app->auth, &nc.auth, nc.ingest.tenant_label, err)) != RW_OK)
+        goto out;
     if ((rc = rw_ingest_reconfigure(app->ingest, &nc.ingest, err)) != RW_OK)
         goto out;
     if ((rc = rw_query_api_set_external_labels(app->api, nc.global.external_labels.v,
@@ -304,6 +311,7 @@ void rw_app_stop(rw_app *app)
     }
     rw_routes_free(app->routes);
     rw_ui_free(app->ui);
+    rw_auth_free(app->auth);
     rw_query_api_free(app->api);
     rw_engine_free(app->engine);
     rw_ingest_free(app->ingest);

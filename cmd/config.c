@@ -31,6 +31,19 @@ static const rw_cfg_key keys[] = {
     {"store", RW_CFG_SECTION, OFF(store), NULL, 0, 0, 0, "", &rw_store_config_table, NULL},
     {"ingest", RW_CFG_SECTION, OFF(ingest), NULL, 0, 0, 0, "", &rw_ingest_config_table, NULL},
     {"query", RW_CFG_SECTION, OFF(query), NULL, 0, 0, 0, "", &rw_query_config_table, NULL},
+    {"auth", RW_CFG_SECTION, OFF(auth), NULL, 0, 0, RW_CFG_RELOAD, "", &rw_auth_config_table,
+     NULL},
 };
 
-const rw_cfg_table rw_config_table = RW_CFG_TABLE("config", rw_config, keys, NULL, NULL);
+/* Checks across sections. */
+static rw_rc check_config(void *obj, rw_err *err)
+{
+    const rw_config *c = obj;
+    if (c->auth.tenants.n && !c->ingest.tenant_label[0])
+        return rw_err_set(err, RW_BADREQ,
+                          "auth.tenants need ingest.tenant_label: it is the label that keeps "
+                          "tenants' series apart and scopes their reads");
+    return RW_OK;
+}
+
+const rw_cfg_table rw_config_table = RW_CFG_TABLE("config", rw_config, keys, check_config, NULL);

@@ -6,6 +6,7 @@
 #ifndef RW_CMD_CONFIG_H
 #define RW_CMD_CONFIG_H
 
+#include "core/auth.h"
 #include "core/cfg.h"
 #include "core/http.h"
 #include "ingest/ingest.h"
@@ -23,6 +24,7 @@ typedef struct rw_config {
     rw_store_opts store;
     rw_ingest_config ingest;
     rw_query_config query;
+    rw_auth_config auth;
 } rw_config;
 
 extern const rw_cfg_table rw_config_table;
