@@ -247,9 +247,10 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
     if (!app->http)
         goto fail;
     atomic_store(&app->ready, 1);
-    rw_info("rwgate %s ready: listening on http://%s (port %d), data in %s, %d shards, "
+    rw_info("rwgate %s ready: listening on %s://%s (port %d), data in %s, %d shards, "
             "started in %.0f ms",
-            RWGATE_VERSION, c->http.listen, rw_http_port(app->http), c->store.dir,
+            RWGATE_VERSION, rw_http_tls_enabled(app->http) ? "https" : "http", c->http.listen,
+            rw_http_port(app->http), c->store.dir,
             rw_store_nshards(app->store), (double)(rw_mono_ns() - t0) / 1e6);
     return app;
 fail:
@@ -274,6 +275,10 @@ rw_rc rw_app_reload(rw_app *app, rw_err *err)
         rc = rw_err_set(err, RW_BADREQ, "%s cannot change without a restart", key);
         goto out;
     }
+    /* the certificate files are read again even when their paths did not
+       change: a renewed certificate is what a SIGHUP is usually for */
+    if ((rc = rw_http_reload_tls(app->http, &nc.http, err)) != RW_OK)
+        goto out;
     if ((rc = rw_auth_reconfigure(app->auth, &nc.auth, nc.ingest.tenant_label, err)) != RW_OK)
         goto out;
     if ((rc = rw_ingest_reconfigure(app->ingest, &nc.ingest, err)) != RW_OK)

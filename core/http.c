@@ -21,11 +21,13 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +80,26 @@ struct rw_http_server {
     pthread_t wd;
     int wd_started;
     int inited;               /* cmu and ccv initialised */
+
+    /* what a daemon is started with, kept to start another on a TLS reload */
+    unsigned maxc, per_ip, tmo;
+    struct sockaddr_storage ss;
+    int tls;
+    const char *priorities;
+    char *cert_pem, *key_pem; /* the current daemon's pair (owned) */
+    MHD_socket listen_fd;     /* owned by us once a reload swapped daemons */
+    struct retired *retired;  /* daemons finishing their connections */
 };
+
+/* A daemon replaced by a TLS reload: stopped in its own thread (stopping
+ * waits for its connections), joined when the server stops. */
+typedef struct retired {
+    struct MHD_Daemon *d;
+    char *cert_pem, *key_pem;
+    pthread_t th;
+    rw_http_server *s;
+    struct retired *next;
+} retired;
 
 /* ---- the route registry ---- */
 
@@ -534,21 +555,235 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, rw_err 
     return RW_OK;
 }
 
+/* ---- daemons and TLS ---- */
+
+static struct MHD_Daemon *start_daemon(rw_http_server *s, MHD_socket fd, const char *cert,
+                                       const char *key)
+{
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    if (s->ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (s->tls)
+        flags |= MHD_USE_TLS;
+    struct MHD_OptionItem o[16];
+    int n = 0;
+    if (fd != MHD_INVALID_SOCKET)
+        o[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, (intptr_t)fd, NULL};
+    else
+        o[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &s->ss};
+    o[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)s->maxc, NULL};
+    o[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)s->per_ip,
+                                     NULL};
+    o[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)s->tmo, NULL};
+    o[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, s};
+    o[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection,
+                                     s};
+    o[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, s};
+    o[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
+    if (s->tls) {
+        o[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert};
+        o[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key};
+        o[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)s->priorities};
+    }
+    o[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    return MHD_start_daemon(flags, 0, NULL, NULL, access_cb, s, MHD_OPTION_ARRAY, o,
+                            MHD_OPTION_END);
+}
+
+static char *read_file(const char *path, rw_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        rw_err_set(err, RW_IO, "cannot read %s", path);
+        return NULL;
+    }
+    rw_buf b;
+    rw_buf_init(&b, 1u << 20);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (rw_buf_append(&b, chunk, n) != RW_OK)
+            break;
+    int bad = ferror(f) || b.failed;
+    fclose(f);
+    if (bad) {
+        rw_buf_free(&b);
+        rw_err_set(err, RW_IO, "cannot read %s (larger than 1 MiB?)", path);
+        return NULL;
+    }
+    size_t len;
+    char *p = rw_buf_detach(&b, &len);
+    if (!p && (p = malloc(1)))
+        p[0] = '\0';
+    return p;
+}
+
+/* Reads a certificate and key and checks that GnuTLS takes them as a pair,
+ * so a bad file is a clear error and never a daemon that fails to start. */
+static rw_rc read_tls_pair(const rw_http_tls *t, char **cert, char **key, rw_err *err)
+{
+    *cert = *key = NULL;
+    char *c = read_file(t->cert_file, err), *k = c ? read_file(t->key_file, err) : NULL;
+    if (!c || !k) {
+        free(c);
+        free(k);
+        return err ? err->code : RW_IO;
+    }
+    gnutls_certificate_credentials_t cred;
+    int r = gnutls_certificate_allocate_credentials(&cred);
+    if (r == GNUTLS_E_SUCCESS) {
+        gnutls_datum_t cd = {(unsigned char *)c, (unsigned)strlen(c)};
+        gnutls_datum_t kd = {(unsigned char *)k, (unsigned)strlen(k)};
+        r = gnutls_certificate_set_x509_key_mem(cred, &cd, &kd, GNUTLS_X509_FMT_PEM);
+        gnutls_certificate_free_credentials(cred);
+    }
+    if (r < 0) {
+        free(c);
+        free(k);
+        return rw_err_set(err, RW_BADREQ, "http.tls: %s / %s: %s", t->cert_file, t->key_file,
+                          gnutls_strerror(r));
+    }
+    *cert = c;
+    *key = k;
+    return RW_OK;
+}
+
+/* Lets the connections a replaced daemon serves end on their own (keep-
+ * alive clients go on with the old pair until they close or idle out),
+ * then stops it; at once when the server stops. */
+static void *retire_main(void *arg)
+{
+    retired *r = arg;
+    rw_http_server *s = r->s;
+    int64_t until = rw_mono_ns() + s->idle_ns + s->header_ns;
+    for (;;) {
+        /* libmicrohttpd is asked without cmu held: its threads take cmu
+           (notify_connection) while holding locks of their own */
+        const union MHD_DaemonInfo *di =
+            MHD_get_daemon_info(r->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if ((di && di->num_connections == 0) || rw_mono_ns() >= until)
+            break;
+        pthread_mutex_lock(&s->cmu);
+        if (s->stopping) {
+            pthread_mutex_unlock(&s->cmu);
+            break;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->ccv, &s->cmu, &ts);
+        pthread_mutex_unlock(&s->cmu);
+    }
+    MHD_stop_daemon(r->d); /* lets requests in flight finish */
+    return NULL;
+}
+
+rw_rc rw_http_reload_tls(rw_http_server *s, const rw_http_config *cfg, rw_err *err)
+{
+    if (!s->tls && !cfg->tls.cert_file[0])
+        return RW_OK;
+    if (!s->tls || !cfg->tls.cert_file[0])
+        return rw_err_set(err, RW_BADREQ, "http.tls cannot be turned on or off without a restart");
+    char *cert, *key;
+    rw_rc rc = read_tls_pair(&cfg->tls, &cert, &key, err);
+    if (rc != RW_OK)
+        return rc;
+    if (!strcmp(cert, s->cert_pem) && !strcmp(key, s->key_pem)) {
+        free(cert);
+        free(key);
+        return RW_OK;
+    }
+    retired *r = calloc(1, sizeof *r);
+    if (!r) {
+        free(cert);
+        free(key);
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    }
+    r->s = s;
+    /* the listening socket moves to a daemon with the new pair: connections
+       wait in the backlog meanwhile, none is refused; the old daemon ends
+       the ones it serves with the old pair */
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    if (fd == MHD_INVALID_SOCKET) {
+        free(r);
+        free(cert);
+        free(key);
+        return rw_err_set(err, RW_INTERNAL, "http: cannot take over the listening socket");
+    }
+    s->listen_fd = fd;
+    struct MHD_Daemon *nd = start_daemon(s, fd, cert, key);
+    if (!nd) {
+        /* cannot happen with a pair GnuTLS accepted; serve the old pair */
+        free(cert);
+        free(key);
+        nd = start_daemon(s, fd, s->cert_pem, s->key_pem);
+        if (!nd) {
+            free(r);
+            rw_error("http: no daemon could take over the listening socket");
+            return rw_err_set(err, RW_INTERNAL, "http: cannot restart the server");
+        }
+        r->d = s->d;
+        s->d = nd;
+        r->cert_pem = NULL;
+        r->key_pem = NULL;
+        rc = rw_err_set(err, RW_INTERNAL, "http: the new TLS pair could not be served");
+    } else {
+        r->d = s->d;
+        r->cert_pem = s->cert_pem;
+        r->key_pem = s->key_pem;
+        s->d = nd;
+        s->cert_pem = cert;
+        s->key_pem = key;
+        rw_info("http: TLS certificate reloaded from %s", cfg->tls.cert_file);
+    }
+    if (pthread_create(&r->th, NULL, retire_main, r) != 0) {
+        MHD_stop_daemon(r->d);
+        r->th = pthread_self();
+        r->d = NULL;
+    }
+    r->next = s->retired;
+    s->retired = r;
+    return rc;
+}
+
+int rw_http_tls_enabled(const rw_http_server *s)
+{
+    return s->tls;
+}
+
 static void server_free(rw_http_server *s)
 {
     if (!s)
         return;
-    if (s->wd_started) {
+    if (s->inited) {
         pthread_mutex_lock(&s->cmu);
         s->stopping = 1;
-        pthread_cond_signal(&s->ccv);
+        pthread_cond_broadcast(&s->ccv); /* the watchdog and retiring daemons */
         pthread_mutex_unlock(&s->cmu);
-        pthread_join(s->wd, NULL);
     }
+    if (s->wd_started)
+        pthread_join(s->wd, NULL);
     if (s->inited) {
         pthread_mutex_destroy(&s->cmu);
         pthread_cond_destroy(&s->ccv);
     }
+    for (retired *r = s->retired, *n; r; r = n) {
+        n = r->next;
+        if (r->d)
+            pthread_join(r->th, NULL);
+        free(r->cert_pem);
+        free(r->key_pem);
+        free(r);
+    }
+    if (s->listen_fd != MHD_INVALID_SOCKET)
+        close(s->listen_fd);
+    free(s->cert_pem);
+    free(s->key_pem);
     rw_budget_free(s->body_budget);
     free(s->routes);
     free(s);
@@ -569,6 +804,8 @@ rw_http_server *rw_http_start(const rw_http_opts *opts, const rw_routes *routes,
     if (parse_listen(listen, &ss, err) != RW_OK)
         goto fail;
     s = calloc(1, sizeof *s);
+    if (s)
+        s->listen_fd = MHD_INVALID_SOCKET;
     size_t nroutes = routes ? routes->n : 0;
     if (!s || !(s->routes = calloc(nroutes ? nroutes : 1, sizeof *s->routes))) {
         rw_err_set(err, RW_NOMEM, "out of memory");
@@ -620,21 +857,24 @@ rw_http_server *rw_http_start(const rw_http_opts *opts, const rw_routes *routes,
         goto fail;
     }
     s->wd_started = 1;
-    unsigned maxc = (unsigned)cfg->max_connections;
-    unsigned per_ip = (unsigned)cfg->max_connections_per_client;
-    unsigned tmo = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    s->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, s, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, maxc,
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
-                            MHD_OPTION_CONNECTION_TIMEOUT, tmo, MHD_OPTION_NOTIFY_COMPLETED,
-                            completed_cb, s, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
-    if (!s->d) {
+    s->maxc = (unsigned)cfg->max_connections;
+    s->per_ip = (unsigned)cfg->max_connections_per_client;
+    s->tmo = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
+    s->ss = ss;
+    s->listen_fd = MHD_INVALID_SOCKET;
+    if (cfg->tls.cert_file[0]) {
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+            rw_err_set(err, RW_UNSUPPORTED, "http.tls: this libmicrohttpd has no TLS support");
+            goto fail;
+        }
+        s->tls = 1;
+        s->priorities = cfg->tls.min_version == RW_TLS13 ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+                                                          : "NORMAL:-VERS-ALL:+VERS-TLS1.3:"
+                                                            "+VERS-TLS1.2";
+        if (read_tls_pair(&cfg->tls, &s->cert_pem, &s->key_pem, err) != RW_OK)
+            goto fail;
+    }
+    if (!(s->d = start_daemon(s, MHD_INVALID_SOCKET, s->cert_pem, s->key_pem))) {
         rw_err_set(err, RW_IO, "cannot listen on %s (address in use or not available)", listen);
         goto fail;
     }
@@ -661,7 +901,9 @@ void rw_http_stop(rw_http_server *s)
         return;
     /* stop accepting first; MHD_stop_daemon then lets running handlers
        finish and joins the connection threads */
-    MHD_quiesce_daemon(s->d);
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    if (fd != MHD_INVALID_SOCKET)
+        s->listen_fd = fd; /* ours now: closed by server_free */
     MHD_stop_daemon(s->d);
     s->d = NULL;
     server_free(s);

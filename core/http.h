@@ -104,6 +104,17 @@ const rw_principal *rw_http_principal(const rw_http_req *r);
  * the handler run, or 0 after filling resp (401 with WWW-Authenticate, 403). */
 typedef int (*rw_http_auth_fn)(void *ctx, rw_http_req *req, rw_perm perm, rw_http_resp *resp);
 
+/* TLS for the server (http.tls). Certificate and key are PEM files, read at
+ * start and again at every reload (SIGHUP, /-/reload): a renewed
+ * certificate takes effect without a restart and without refusing a
+ * connection. Turning TLS on or off needs a restart. */
+enum { RW_TLS12, RW_TLS13 };
+typedef struct rw_http_tls {
+    char *cert_file;   /* "" = plain HTTP */
+    char *key_file;
+    int min_version;   /* RW_TLS12 / RW_TLS13 */
+} rw_http_tls;
+
 /* The `http:` section of the configuration (rows in http_config.c). */
 typedef struct rw_http_config {
     char *listen;              /* HOST:PORT; port 0 = any free port (rw_http_port) */
@@ -114,6 +125,7 @@ typedef struct rw_http_config {
     int64_t read_timeout_ms;   /* a request body must be complete within this */
     int64_t max_inflight_body_bytes; /* bodies being received at once on routes
                                         without a budget of their own */
+    rw_http_tls tls;
 } rw_http_config;
 
 struct rw_cfg_table;
@@ -132,6 +144,13 @@ typedef struct rw_http_server rw_http_server;
 /* Starts serving the registry's routes (copied). */
 rw_http_server *rw_http_start(const rw_http_opts *opts, const rw_routes *routes, rw_err *err);
 int rw_http_port(const rw_http_server *s);
+/* Re-reads the TLS certificate and key (cfg->tls) and serves new
+ * connections with them; connections in flight finish with the old ones.
+ * Nothing changes when the files are unchanged. An unreadable or
+ * mismatched pair fails with a message and the old pair stays. */
+rw_rc rw_http_reload_tls(rw_http_server *s, const rw_http_config *cfg, rw_err *err);
+/* Whether the server speaks TLS. */
+int rw_http_tls_enabled(const rw_http_server *s);
 /* Stops accepting, waits for in-flight requests to finish, frees. */
 void rw_http_stop(rw_http_server *s);
 

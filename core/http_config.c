@@ -1,11 +1,40 @@
 /* http_config.c - the `http:` section of the configuration: the rows that
  * describe rw_http_config (http.h), with the HTTP server's defaults: the
  * listening address, connection limits, read deadlines and the body byte
- * budget of routes without one of their own. None reloads: they shape the
- * listening socket and its threads. */
+ * budget of routes without one of their own, TLS. Only the TLS files
+ * reload (rw_http_reload_tls); the rest shapes the listening socket and its
+ * threads. */
 #include <stddef.h>
+#include <string.h>
+#include <unistd.h>
 #include "cfg.h"
 #include "http.h"
+
+static const char *const tls_versions[] = {"TLS12", "TLS13", NULL};
+
+static rw_rc check_tls(void *obj, rw_err *err)
+{
+    const rw_http_tls *t = obj;
+    if (!t->cert_file[0] != !t->key_file[0])
+        return rw_err_set(err, RW_BADREQ, "cert_file and key_file go together");
+    const char *files[] = {t->cert_file, t->key_file};
+    for (size_t i = 0; i < 2; i++)
+        if (files[i][0] && access(files[i], R_OK) != 0)
+            return rw_err_set(err, RW_BADREQ, "cannot read %s", files[i]);
+    return RW_OK;
+}
+
+#define TOFF(f) offsetof(rw_http_tls, f)
+static const rw_cfg_key tls_keys[] = {
+    {"cert_file", RW_CFG_PATH, TOFF(cert_file), NULL, 0, 0, RW_CFG_RELOAD,
+     "PEM certificate (chain) of the server; re-read at every reload; empty = plain HTTP", NULL,
+     NULL},
+    {"key_file", RW_CFG_PATH, TOFF(key_file), NULL, 0, 0, RW_CFG_RELOAD,
+     "PEM private key of cert_file; re-read at every reload", NULL, NULL},
+    {"min_version", RW_CFG_ENUM, TOFF(min_version), "TLS12", 0, 0, 0,
+     "oldest TLS version accepted: TLS12 or TLS13", NULL, tls_versions},
+};
+static const rw_cfg_table tls_table = RW_CFG_TABLE("tls", rw_http_tls, tls_keys, check_tls, NULL);
 
 #define OFF(f) offsetof(rw_http_config, f)
 
@@ -33,6 +62,7 @@ static const rw_cfg_key keys[] = {
      "request bodies being received at once on read routes (queries, remote-read); past "
      "it 503 (writes count against ingest.max_inflight_bytes instead)",
      NULL, NULL},
+    {"tls", RW_CFG_SECTION, OFF(tls), NULL, 0, 0, 0, "TLS for the server", &tls_table, NULL},
 };
 
 const rw_cfg_table rw_http_config_table = RW_CFG_TABLE("http", rw_http_config, keys, NULL, NULL);
