@@ -201,6 +201,23 @@ remote_write:
         c.check(found, "Prometheus remote-writes over HTTPS (CA + server name verified)")
         prom.stop()
         prom = None
+
+    # ---- the Kubernetes manifest: its configuration (credentials, TLS,
+    # limits) loads, and the pod is hardened
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "deploy", "kubernetes", "rwgate.yaml")) as f:
+        manifest = f.read()
+    embedded = manifest.split("rwgate.yml: |\n")[1].split("\n---")[0]
+    text = "\n".join(l[4:] for l in embedded.splitlines())
+    text = text.replace("/etc/rwgate/tls/tls.crt", cert).replace("/etc/rwgate/tls/tls.key", key)
+    kcfg = os.path.join(tmp, "k8s.yml")
+    with open(kcfg, "w") as f:
+        f.write(text)
+    p = subprocess.run([rwgate_path(), "check", "config", kcfg], capture_output=True, text=True)
+    c.check(p.returncode == 0, "deploy/kubernetes configuration loads", p.stderr)
+    for want in ("runAsNonRoot: true", "readOnlyRootFilesystem: true", "allowPrivilegeEscalation: false",
+                 "drop: [ALL]", "limits: {cpu:", "requests: {cpu:", "kind: Secret", "scheme: HTTPS"):
+        c.check(want in manifest, "deploy/kubernetes: %s" % want)
 finally:
     if prom:
         prom.stop(show_log=True)
