@@ -38,6 +38,7 @@ typedef struct rw_ingest_config {
     int64_t max_labels_per_series;
     int64_t max_label_name_len;
     int64_t max_label_value_len;
+    int64_t max_help_len;         /* metadata help text */
     int64_t max_future_ms;        /* samples newer than now + this are rejected; 0 = no limit */
 } rw_ingest_config;
 
@@ -83,6 +84,7 @@ typedef struct rw_write_stats {
     uint64_t histograms_rejected; /* native histograms: not stored yet */
     uint64_t exemplars_dropped;
     uint64_t metadata_written;
+    uint64_t metadata_rejected;   /* invalid entries, or beyond store.max_metadata */
     char reasons[1024];           /* first few reasons, human readable */
 } rw_write_stats;
 

@@ -24,8 +24,9 @@ static const rw_cfg_key keys[] = {
     {"max_decoded_bytes", RW_CFG_BYTES, OFF(max_decoded_bytes), "128MiB", 1024, BIG, R,
      "largest decompressed request body", NULL, NULL},
     {"max_inflight_bytes", RW_CFG_BYTES, OFF(max_inflight_bytes), "512MiB", 64 * 1024, BIG, R,
-     "decoded bytes of write requests being processed at once; 503 + Retry-After above", NULL,
-     NULL},
+     "bytes the write requests in flight hold at once (bodies as they arrive, decoded bodies, "
+     "decoding memory); 503 + Retry-After above, 400 for a request that alone needs more",
+     NULL, NULL},
     {"max_series_per_request", RW_CFG_INT, OFF(max_series_per_request), "100000", 1, BIG, R,
      "series per write request", NULL, NULL},
     {"max_labels_per_series", RW_CFG_INT, OFF(max_labels_per_series), "128", 1, 65535, R,
@@ -33,7 +34,11 @@ static const rw_cfg_key keys[] = {
     {"max_label_name_length", RW_CFG_INT, OFF(max_label_name_len), "1024", 1, 1 << 20, R,
      "bytes per label name", NULL, NULL},
     {"max_label_value_length", RW_CFG_INT, OFF(max_label_value_len), "4096", 1, 1 << 24, R,
-     "bytes per label value", NULL, NULL},
+     "bytes per label value (also: values label_replace / label_join may build, metric "
+     "names and units of metadata)",
+     NULL, NULL},
+    {"max_help_length", RW_CFG_INT, OFF(max_help_len), "8192", 1, 1 << 24, R,
+     "bytes of a metadata help text; longer entries are rejected", NULL, NULL},
 };
 
 const rw_cfg_table rw_ingest_config_table =

@@ -119,15 +119,16 @@ void rw_ingest_http_write(void *ctx, rw_http_req *req, rw_http_resp *resp)
         return;
     }
     uint64_t rejected = st.samples_rejected + st.histograms_rejected;
-    if (rejected || st.series_rejected) {
+    if (rejected || st.series_rejected || st.metadata_rejected) {
         rw_http_resp_text(resp, 400,
                           "partial write: %llu samples written, %llu samples rejected "
-                          "(%llu series invalid, %llu native histogram samples not supported); "
-                          "first reasons: %s",
+                          "(%llu series invalid, %llu native histogram samples not supported), "
+                          "%llu metadata entries rejected; first reasons: %s",
                           (unsigned long long)st.samples_written,
                           (unsigned long long)st.samples_rejected,
                           (unsigned long long)st.series_rejected,
-                          (unsigned long long)st.histograms_rejected, st.reasons);
+                          (unsigned long long)st.histograms_rejected,
+                          (unsigned long long)st.metadata_rejected, st.reasons);
         return;
     }
     resp->status = 204;

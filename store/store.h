@@ -50,6 +50,8 @@ typedef struct rw_store_opts {
                                    shard as ceil(max_series / nshards) (series spread
                                    evenly by hash); a new series beyond it is rejected
                                    (RW_REJ_SERIES_LIMIT), known series keep ingesting */
+    int64_t max_metadata;       /* metric families with metadata, 0 = unlimited; entries
+                                   for new families beyond it are refused (RW_LIMIT) */
     rw_metrics *metrics;        /* may be NULL; not part of the table */
 } rw_store_opts;
 
@@ -125,6 +127,8 @@ typedef struct rw_metadata {
     const char *unit;
 } rw_metadata;
 
+/* Entries for families beyond opts.max_metadata are not stored: RW_LIMIT
+ * once the others are (err says how many were refused). */
 rw_rc rw_store_put_metadata(rw_store *s, const rw_metadata *md, size_t n, rw_err *err);
 /* All metadata (or only `metric` when not NULL), strings in arena, sorted by
  * metric name; at most `limit` entries when limit > 0. */

@@ -224,10 +224,13 @@ struct rw_store {
     rw_shard *shards;
     _Atomic int64_t newest; /* newest sample in the store; INT64_MIN = none */
 
-    /* metadata (md_mu); persisted in shard 0 */
+    /* metadata (md_mu); persisted in shard 0. Entries in arrival order,
+       indexed by metric name (md_index: metric -> position + 1); sorted
+       only when read */
     pthread_mutex_t md_mu;
     md_entry *md;
     size_t nmd, capmd;
+    strmap md_index;
 
     /* maintenance thread */
     pthread_t maint;
