@@ -26,10 +26,11 @@ static rw_rc check_tls(void *obj, rw_err *err)
 
 #define TOFF(f) offsetof(rw_http_tls, f)
 static const rw_cfg_key tls_keys[] = {
-    {"cert_file", RW_CFG_PATH, TOFF(cert_file), NULL, 0, 0, RW_CFG_RELOAD,
-     "PEM certificate (chain) of the server; re-read at every reload; empty = plain HTTP", NULL,
-     NULL},
-    {"key_file", RW_CFG_PATH, TOFF(key_file), NULL, 0, 0, RW_CFG_RELOAD,
+    {"cert_file", RW_CFG_PATH, TOFF(cert_file), NULL, 0, 0, 0,
+     "PEM certificate (chain) of the server; its content is re-read at every reload (a "
+     "renewed certificate needs no restart, another path does); empty = plain HTTP",
+     NULL, NULL},
+    {"key_file", RW_CFG_PATH, TOFF(key_file), NULL, 0, 0, 0,
      "PEM private key of cert_file; re-read at every reload", NULL, NULL},
     {"min_version", RW_CFG_ENUM, TOFF(min_version), "TLS12", 0, 0, 0,
      "oldest TLS version accepted: TLS12 or TLS13", NULL, tls_versions},
