@@ -243,15 +243,21 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
         goto fail;
     rw_http_opts ho = {.cfg = &c->http, .metrics = app->metrics, .auth = rw_auth_http,
                        .auth_ctx = app->auth};
+    /* a reload may arrive (POST /-/reload) as soon as the server listens:
+       it waits until app->http is set and start-up has read app->cfg */
+    pthread_mutex_lock(&app->reload_mu);
     app->http = rw_http_start(&ho, app->routes, err);
-    if (!app->http)
+    if (!app->http) {
+        pthread_mutex_unlock(&app->reload_mu);
         goto fail;
+    }
     atomic_store(&app->ready, 1);
     rw_info("rwgate %s ready: listening on %s://%s (port %d), data in %s, %d shards, "
             "started in %.0f ms",
             RWGATE_VERSION, rw_http_tls_enabled(app->http) ? "https" : "http", c->http.listen,
             rw_http_port(app->http), c->store.dir,
             rw_store_nshards(app->store), (double)(rw_mono_ns() - t0) / 1e6);
+    pthread_mutex_unlock(&app->reload_mu);
     return app;
 fail:
     rw_app_stop(app);

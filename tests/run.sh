@@ -5,6 +5,7 @@
 # Exits non-zero on any failure.
 #   RWGATE_TEST_FILTER=regex   run only matching tests (ctest -R)
 #   RWGATE_SKIP_ASAN=1         skip the AddressSanitizer pass of the unit tests
+#   RWGATE_SKIP_TSAN=1         skip the ThreadSanitizer pass of the concurrency tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,16 @@ if [ -z "${RWGATE_SKIP_ASAN:-}" ]; then
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRWGATE_SANITIZE=ON >/dev/null
   cmake --build build-asan -j"$jobs"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -L unit "${filter[@]}") || status=1
+fi
+
+# The concurrency test (writes, every read path, racing reloads, frequent
+# checkpoints at once) and the reload test once more against a
+# ThreadSanitizer build: any data race report fails the suite.
+if [ -z "${RWGATE_SKIP_TSAN:-}" ]; then
+  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRWGATE_TSAN=ON -DRWGATE_UI=OFF >/dev/null
+  cmake --build build-tsan -j"$jobs" --target rwgate
+  (cd build-tsan && TSAN_OPTIONS=halt_on_error=0 ctest --output-on-failure --timeout 900 -L e2e \
+     -R 'e2e_test_(concurrency|reload)$') || status=1
 fi
 
 exit $status
