@@ -31,13 +31,14 @@ if [ -z "${RWGATE_SKIP_ASAN:-}" ]; then
 fi
 
 # The concurrency test (writes, every read path, racing reloads, frequent
-# checkpoints at once) and the reload test once more against a
-# ThreadSanitizer build: any data race report fails the suite.
+# checkpoints at once) once more against a
+# ThreadSanitizer build: a data race report in its log (or TSan's exit code)
+# fails it.
 if [ -z "${RWGATE_SKIP_TSAN:-}" ]; then
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRWGATE_TSAN=ON -DRWGATE_UI=OFF >/dev/null
   cmake --build build-tsan -j"$jobs" --target rwgate
   (cd build-tsan && TSAN_OPTIONS=halt_on_error=0 ctest --output-on-failure --timeout 900 -L e2e \
-     -R 'e2e_test_(concurrency|reload)$') || status=1
+     -R 'e2e_test_concurrency$') || status=1
 fi
 
 exit $status
