@@ -35,21 +35,27 @@ static int cmp_u32(const void *a, const void *b)
  * match, not their number: a slow pattern over many values takes seconds,
  * and the shard lock is what the shard's writers wait on. So before a shard
  * is locked for selection, the values of each regex matcher's label are
- * copied under a short lock and matched without it, checking the deadline;
- * the outcomes are memoised and selection looks them up. A value that
- * appeared in between (a series created meanwhile) is matched under the
- * lock: a handful at most. A regex that cannot decide (match limit) fails
- * the selection: it is neither a match nor a non-match. */
+ * copied under a short lock and matched without it, checking the deadline.
+ * What is kept is what selection needs: for a matcher that does not match
+ * "" the values that satisfy it (their postings are the candidates), for
+ * one that does the values that do not (their postings are taken out).
+ * Series ids only grow: a series with an id at or past the one recorded
+ * when the values were copied is newer than the copy, and is matched under
+ * the lock - a handful at most. A regex that cannot decide (match limit)
+ * fails the selection: it is neither a match nor a non-match. */
 
-#define MEMO_YES ((void *)1)
-#define MEMO_NO ((void *)2)
+typedef struct re_vals {
+    int used;      /* the matcher is a regex */
+    char **v;      /* values that satisfy it (it does not match ""), or that do not */
+    size_t n;
+} re_vals;
 
 typedef struct sel_ctx {
     const rw_matcher *ms;
     size_t nms;
-    strmap *memo;        /* parallel to ms (empty map for non-regex matchers);
-                            NULL when no matcher is a regex */
-    rw_arena *scratch;   /* memo keys */
+    re_vals *rv;         /* parallel to ms; NULL when no matcher is a regex */
+    uint32_t snap_id;    /* series with ids below it existed when values were copied */
+    rw_arena *scratch;   /* the copied values */
     int64_t deadline_ns; /* 0 = none */
     rw_err *err;
 } sel_ctx;
@@ -69,16 +75,10 @@ static rw_rc regex_failed(rw_err *err)
     return RW_EXEC;
 }
 
-/* 1 / 0, or -1 with c->err set. */
+/* Matcher i on a value under the lock (not a regex, or a series newer than
+ * the copy): 1 / 0, or -1 with c->err set. */
 static int ctx_match(sel_ctx *c, size_t i, const char *value)
 {
-    const strmap *memo = c->memo ? &c->memo[i] : NULL;
-    if (memo && memo->n) {
-        const char *v = value ? value : "";
-        strmap_slot *sl = strmap_find(memo, v, str_hash(v));
-        if (sl)
-            return sl->val == MEMO_YES;
-    }
     int r = rw_matcher_match(&c->ms[i], value, c->err);
     if (r < 0)
         regex_failed(c->err);
@@ -87,23 +87,26 @@ static int ctx_match(sel_ctx *c, size_t i, const char *value)
 
 static void sel_ctx_free(sel_ctx *c)
 {
-    if (c->memo)
-        for (size_t i = 0; i < c->nms; i++)
-            strmap_free(&c->memo[i]);
-    free(c->memo);
+    free(c->rv);
     rw_arena_free(c->scratch);
-    c->memo = NULL;
+    c->rv = NULL;
     c->scratch = NULL;
 }
 
-/* Copies the values of `name` in one shard (short lock). */
-static rw_rc copy_values(rw_shard *sh, const char *name, rw_arena *a, char ***out, size_t *n,
+/* Copies the values of `name` in one shard (short lock); records the next
+ * series id the first time. */
+static rw_rc copy_values(rw_shard *sh, sel_ctx *c, const char *name, char ***out, size_t *n,
                          rw_err *err)
 {
     rw_rc rc = RW_OK;
+    rw_arena *a = c->scratch;
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&sh->mu);
+    if (!c->snap_id)
+        c->snap_id = sh->next_id ? sh->next_id : 1;
+    else if (sh->next_id < c->snap_id)
+        c->snap_id = sh->next_id;
     const lname *ln = postings_name(sh, name);
     if (ln && ln->values.n) {
         char **v = rw_arena_alloc(a, ln->values.n * sizeof *v);
@@ -144,17 +147,23 @@ static rw_rc sel_ctx_init(sel_ctx *c, rw_shard *sh, const rw_matcher *ms, size_t
         any |= rw_matcher_is_regex(&ms[i]);
     if (!any)
         return RW_OK;
-    if (!(c->memo = calloc(nms, sizeof *c->memo)) || !(c->scratch = rw_arena_new(0, 0))) {
+    if (!(c->rv = calloc(nms, sizeof *c->rv)) || !(c->scratch = rw_arena_new(0, 0))) {
         sel_ctx_free(c);
         return rw_err_set(err, RW_NOMEM, "out of memory");
     }
     for (size_t i = 0; i < nms && rc == RW_OK; i++) {
         if (!rw_matcher_is_regex(&ms[i]))
             continue;
+        re_vals *rv = &c->rv[i];
+        rv->used = 1;
+        /* keep what satisfies a matcher that does not match "" (candidates),
+           what does not satisfy one that does (exclusions) */
+        int want = !rw_matcher_matches_empty(&ms[i]);
         char **vals;
         size_t n;
-        if ((rc = copy_values(sh, ms[i].name, c->scratch, &vals, &n, err)) != RW_OK)
+        if ((rc = copy_values(sh, c, ms[i].name, &vals, &n, err)) != RW_OK)
             break;
+        rv->v = vals; /* filtered in place */
         for (size_t k = 0; k < n; k++) {
             if (k % 64 == 0 && (rc = deadline_check(deadline_ns, err)) != RW_OK)
                 break;
@@ -163,16 +172,17 @@ static rw_rc sel_ctx_init(sel_ctx *c, rw_shard *sh, const rw_matcher *ms, size_t
                 rc = regex_failed(err);
                 break;
             }
-            if (strmap_put(&c->memo[i], vals[k], str_hash(vals[k]), r ? MEMO_YES : MEMO_NO) < 0) {
-                rc = rw_err_set(err, RW_NOMEM, "out of memory");
-                break;
-            }
+            if (r == want)
+                vals[rv->n++] = vals[k];
         }
     }
     if (rc != RW_OK)
         sel_ctx_free(c);
     return rc;
 }
+
+static rw_rc idset_from_values(const rw_shard *sh, const char *name, const re_vals *rv, idset *out,
+                               rw_err *err);
 
 /* ids of series whose label `m->name` has a value matching ms[mi] (which
  * does not match ""); mu held. */
@@ -190,6 +200,10 @@ static rw_rc matcher_ids(const rw_shard *sh, sel_ctx *c, size_t mi, idset *out)
         }
         return RW_OK;
     }
+    if (c->rv && c->rv[mi].used)
+        /* the values matched outside the lock; series newer than the copy
+           are left out: the selection is as of the copy */
+        return idset_from_values(sh, m->name, &c->rv[mi], out, c->err);
     const lname *ln = postings_name(sh, m->name);
     if (!ln)
         return RW_OK;
@@ -218,7 +232,7 @@ static rw_rc matcher_ids(const rw_shard *sh, sel_ctx *c, size_t mi, idset *out)
         return rw_err_set(c->err, RW_NOMEM, "out of memory");
     size_t k = 0;
     STRMAP_EACH(&ln->values, s) {
-        /* decided above: memoised, or cheap (not a regex) */
+        /* not a regex: cheap to decide again */
         if (ctx_match(c, mi, s->key) == 1) {
             const plist *p = s->val;
             memcpy(ids + k, p->ids, p->n * sizeof *ids);
@@ -233,6 +247,51 @@ static rw_rc matcher_ids(const rw_shard *sh, sel_ctx *c, size_t mi, idset *out)
     return RW_OK;
 }
 
+/* The union of the postings of `name` = each of rv's values (mu held). */
+static rw_rc idset_from_values(const rw_shard *sh, const char *name, const re_vals *rv, idset *out,
+                               rw_err *err)
+{
+    out->ids = NULL;
+    out->n = 0;
+    out->owned = 0;
+    const lname *ln = postings_name(sh, name);
+    if (!ln || !rv->n)
+        return RW_OK;
+    size_t total = 0, nfound = 0;
+    const plist *one = NULL;
+    for (size_t k = 0; k < rv->n; k++) {
+        const plist *p = strmap_get(&ln->values, rv->v[k], str_hash(rv->v[k]));
+        if (p && p->n) {
+            total += p->n;
+            nfound++;
+            one = p;
+        }
+    }
+    if (nfound == 1) {
+        out->ids = one->ids;
+        out->n = one->n;
+        return RW_OK;
+    }
+    if (!total)
+        return RW_OK;
+    uint32_t *ids = malloc(total * sizeof *ids);
+    if (!ids)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t k = 0; k < rv->n; k++) {
+        const plist *p = strmap_get(&ln->values, rv->v[k], str_hash(rv->v[k]));
+        if (p && p->n) {
+            memcpy(ids + n, p->ids, p->n * sizeof *ids);
+            n += p->n;
+        }
+    }
+    qsort(ids, n, sizeof *ids, cmp_u32);
+    out->ids = ids;
+    out->n = n;
+    out->owned = 1;
+    return RW_OK;
+}
+
 static void idset_free(idset *s)
 {
     if (s->owned)
@@ -240,6 +299,7 @@ static void idset_free(idset *s)
     s->ids = NULL;
     s->n = 0;
 }
+
 
 /* Candidate series of one shard (mu held): a malloc'd array of series
  * pointers, valid while mu is held. With no positive matcher, all series. */
@@ -308,22 +368,52 @@ static rw_rc shard_candidates(rw_shard *sh, sel_ctx *c, series ***out, size_t *n
                 res[k++] = sh->by_id[i];
     }
     idset_free(&acc);
-    /* filter by the matchers that match "" (absent label = "") */
+    /* filter by the matchers that match "" (absent label = ""); a regex one
+       by the postings of the values that fail it, matched outside the lock */
+    idset *excl = NULL;
+    size_t *pos = NULL; /* res is in ascending id order: one cursor per set */
+    for (size_t j = 0; j < nms; j++) {
+        if (!c->rv || !c->rv[j].used || !rw_matcher_matches_empty(&ms[j]))
+            continue;
+        if (!excl && (!(excl = calloc(nms, sizeof *excl)) || !(pos = calloc(nms, sizeof *pos)))) {
+            free(excl);
+            free(pos);
+            free(res);
+            return rw_err_set(c->err, RW_NOMEM, "out of memory");
+        }
+        if ((rc = idset_from_values(sh, ms[j].name, &c->rv[j], &excl[j], c->err)) != RW_OK)
+            break;
+    }
     size_t w = 0;
-    for (size_t i = 0; i < k; i++) {
+    for (size_t i = 0; i < k && rc == RW_OK; i++) {
         series *s = res[i];
         int ok = 1;
         for (size_t j = 0; j < nms && ok == 1; j++) {
             if (!rw_matcher_matches_empty(&ms[j]))
                 continue;
-            ok = ctx_match(c, j, rw_labels_get(s->labels, s->nlabels, ms[j].name));
+            if (excl && c->rv[j].used && s->id < c->snap_id) {
+                const idset *x = &excl[j];
+                while (pos[j] < x->n && x->ids[pos[j]] < s->id)
+                    pos[j]++;
+                ok = !(pos[j] < x->n && x->ids[pos[j]] == s->id);
+            } else {
+                ok = ctx_match(c, j, rw_labels_get(s->labels, s->nlabels, ms[j].name));
+            }
         }
-        if (ok < 0) {
-            free(res);
-            return RW_EXEC;
-        }
-        if (ok)
+        if (ok < 0)
+            rc = RW_EXEC;
+        else if (ok)
             res[w++] = s;
+    }
+    if (excl) {
+        for (size_t j = 0; j < nms; j++)
+            idset_free(&excl[j]);
+        free(excl);
+        free(pos);
+    }
+    if (rc != RW_OK) {
+        free(res);
+        return rc;
     }
     *out = res;
     *nout = w;
