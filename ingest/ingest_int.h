@@ -123,7 +123,8 @@ rw_rc rw_in_mem_grow(rw_in_mem *m, size_t more, rw_err *err);
  * arrays, the append array): part of every request's reservation. */
 static inline size_t rw_in_stage_bytes(size_t nseries, size_t nlabels)
 {
-    return nseries * (2 * 16 + 2 * 16 + 64) + nlabels * 24;
+    /* a little for allocations every request makes, even one without series */
+    return 1024 + nseries * (2 * 16 + 2 * 16 + 64) + nlabels * 24;
 }
 
 /* decode.c: snappy + protobuf into the batch; RW_BADREQ / RW_LIMIT on

@@ -9,7 +9,8 @@
   still update;
 - invalid bytes already in the store (written by an older version straight
   into its metadata table) come out of /api/v1/metadata as U+FFFD: the
-  response decodes, across a restart.
+  response decodes, across a restart;
+- metadata-only requests of any size, as Prometheus sends them, are stored.
 """
 
 import json
@@ -80,6 +81,19 @@ try:
     c.check(ok, "the response is valid UTF-8 JSON", raw[:300])
     got = doc["data"].get("good_total", [{}])[0].get("help")
     c.eq(got, "\ufffd\ufffd ok", "invalid bytes come out as U+FFFD")
+finally:
+    g.cleanup()
+
+# ---- metadata-only requests as Prometheus sends them (hundreds of entries,
+# no series): stored, 204
+g = Rwgate(extra=["--shards", "1"]).start()
+try:
+    for n in (1, 3, 194, 500):
+        st, _, b = g.write(write_request_v1([], metadata=[(1, "fam%d_%03d" % (n, i), "help text %d" % i, "")
+                                                          for i in range(n)]))
+        c.eq(st, 204, "a metadata-only request of %d entries (%s)" % (n, b[:100]))
+    st, m = metadata(g)
+    c.eq(len(m["data"]), 1 + 3 + 194 + 500, "every entry stored")
 finally:
     g.cleanup()
 c.done()
