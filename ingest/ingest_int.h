@@ -119,12 +119,15 @@ rw_rc rw_in_mem_reserve(rw_in_mem *m, size_t total, rw_err *err);
 rw_rc rw_in_mem_grow(rw_in_mem *m, size_t more, rw_err *err);
 
 /* Arena bytes the pipeline's stages may add for a batch of nseries series
- * with nlabels labels in all (the tenant label's copies of the label
- * arrays, the append array): part of every request's reservation. */
+ * with nlabels labels in all: part of every request's reservation. It
+ * covers the tenant label's copies of the label arrays, the append array,
+ * a relabeling stage's copy of every label set, and a fixed amount for
+ * allocations every request makes (even one without series). A stage that
+ * allocates more per series or label must raise it: past it the request
+ * fails with "request too complex". */
 static inline size_t rw_in_stage_bytes(size_t nseries, size_t nlabels)
 {
-    /* a little for allocations every request makes, even one without series */
-    return 1024 + nseries * (2 * 16 + 2 * 16 + 64) + nlabels * 24;
+    return (16u << 10) + nseries * (2 * 16 + 2 * 16 + 64 + 64) + nlabels * 48;
 }
 
 /* decode.c: snappy + protobuf into the batch; RW_BADREQ / RW_LIMIT on
