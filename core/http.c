@@ -446,7 +446,18 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         }
         if (declared) {
             /* the whole declared body is taken now, while a 503 can still
-               be sent, and held until the request ends */
+               be sent, and held until the request ends; one that could
+               never fit is refused for good (a retry would not help) */
+            if (declared > rw_budget_limit(req->budget)) {
+                req->too_large = 1;
+                observe(req, 413);
+                char msg[160];
+                snprintf(msg, sizeof msg,
+                         "request body of %llu bytes is larger than the in-flight budget of %zu "
+                         "bytes\n",
+                         declared, rw_budget_limit(req->budget));
+                return send_simple(conn, 413, msg);
+            }
             if (!rw_budget_take(req->budget, (size_t)declared))
                 return overloaded(s, req, conn);
             req->charged = (size_t)declared;
