@@ -63,6 +63,7 @@ def wait_closed(s, secs):
 
 
 g = Rwgate(extra=["--shards", "1", "--set", "ingest.max_inflight_bytes=64MiB",
+                  "--set", "ingest.max_body_bytes=128MiB",
                   "--set", "http.read_timeout=3s", "--set", "http.read_header_timeout=2s",
                   "--set", "http.max_connections_per_client=30"]).start()
 socks = []
@@ -96,6 +97,12 @@ try:
     peak = peak_rss_mb(pid)
     c.check(peak < base + 160, "peak memory near the budget, not the sum of the uploads",
             "peak %d MB, at start %d MB" % (peak, base))
+
+    # a body that could never fit the budget is 413 (retrying cannot help)
+    s, early = open_upload(g.port, 100 * MiB)
+    s.close()
+    c.check(early.startswith(b"HTTP/1.1 413") and b"in-flight budget" in early,
+            "a body larger than the whole budget -> 413", early[:200])
 
     # ---- the stalled uploads are closed past http.read_timeout
     closed = [wait_closed(s, 30) for s in accepted]
