@@ -248,8 +248,99 @@ static int gzip_buf(const char *in, size_t n, rw_buf *out)
     return rc == Z_STREAM_END ? 0 : -1;
 }
 
+/* ---- streamed bodies ---- */
+
+typedef struct stream_st {
+    rw_http_stream_fn fn;
+    rw_http_stream_free_fn free_fn;
+    void *ctx;
+    int gzip, ended;
+    z_stream z;
+    char in[64 * 1024];
+} stream_st;
+
+/* libmicrohttpd asks for the next piece of a streamed body. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    stream_st *st = cls;
+    if (!st->gzip) {
+        long n = st->fn(st->ctx, buf, max);
+        return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR
+               : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM
+                        : (ssize_t)n;
+    }
+    /* gzip: feed the producer's bytes through deflate until some output */
+    st->z.next_out = (Bytef *)buf;
+    st->z.avail_out = (uInt)(max > UINT32_MAX ? UINT32_MAX : max);
+    while (st->z.avail_out == max) {
+        if (st->z.avail_in == 0 && !st->ended) {
+            long n = st->fn(st->ctx, st->in, sizeof st->in);
+            if (n < 0)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            if (n == 0)
+                st->ended = 1;
+            st->z.next_in = (Bytef *)st->in;
+            st->z.avail_in = (uInt)n;
+        }
+        int rc = deflate(&st->z, st->ended ? Z_FINISH : Z_NO_FLUSH);
+        if (rc == Z_STREAM_END) {
+            if (st->z.avail_out == max)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+            break;
+        }
+        if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    return (ssize_t)(max - st->z.avail_out);
+}
+
+static void stream_free(void *cls)
+{
+    stream_st *st = cls;
+    if (st->gzip)
+        deflateEnd(&st->z);
+    if (st->free_fn)
+        st->free_fn(st->ctx);
+    free(st);
+}
+
+static enum MHD_Result respond_stream(rw_http_req *req, rw_http_resp *resp)
+{
+    stream_st *st = calloc(1, sizeof *st);
+    if (!st) {
+        if (resp->stream_free)
+            resp->stream_free(resp->stream_ctx);
+        return MHD_NO;
+    }
+    st->fn = resp->stream;
+    st->free_fn = resp->stream_free;
+    st->ctx = resp->stream_ctx;
+    if (resp->gzip_ok && accepts_gzip(req) &&
+        deflateInit2(&st->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+                     Z_DEFAULT_STRATEGY) == Z_OK)
+        st->gzip = 1;
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, st, stream_free);
+    if (!r) {
+        stream_free(st);
+        return MHD_NO;
+    }
+    if (resp->content_type)
+        MHD_add_response_header(r, "Content-Type", resp->content_type);
+    if (st->gzip)
+        MHD_add_response_header(r, "Content-Encoding", "gzip");
+    for (size_t i = 0; i < resp->nheaders; i++)
+        MHD_add_response_header(r, resp->hname[i], resp->hvalue[i]);
+    enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    rw_buf_free(&resp->body);
+    return ret;
+}
+
 static enum MHD_Result respond(rw_http_req *req, rw_http_resp *resp)
 {
+    if (resp->stream)
+        return respond_stream(req, resp);
     rw_buf *body = &resp->body;
     rw_buf gz;
     rw_buf_init(&gz, 0);

@@ -33,6 +33,14 @@ typedef struct rw_http_req rw_http_req;
 
 #define RW_HTTP_MAX_RESP_HEADERS 8
 
+/* A body produced while it is sent (answers too big to build first:
+ * /federate): fills buf with up to max bytes and returns how many, 0 at
+ * the end, -1 on an error (the status has gone out already: the
+ * connection is closed, the client sees a truncated body). */
+typedef long (*rw_http_stream_fn)(void *ctx, char *buf, size_t max);
+/* Called once when the streamed response is done or abandoned. */
+typedef void (*rw_http_stream_free_fn)(void *ctx);
+
 typedef struct rw_http_resp {
     int status;                /* default 200 */
     const char *content_type;  /* default "application/json" */
@@ -41,6 +49,10 @@ typedef struct rw_http_resp {
     size_t nheaders;
     const char *hname[RW_HTTP_MAX_RESP_HEADERS];
     const char *hvalue[RW_HTTP_MAX_RESP_HEADERS]; /* strings must live as long as the request arena */
+    rw_http_stream_fn stream;  /* when set, the body comes from it (body is ignored);
+                                  gzip applies as for a buffer */
+    rw_http_stream_free_fn stream_free;
+    void *stream_ctx;          /* must not use the request arena: it outlives the handler */
 } rw_http_resp;
 
 typedef void (*rw_http_handler_fn)(void *ctx, rw_http_req *req, rw_http_resp *resp);
