@@ -44,10 +44,11 @@ static const rw_cfg_key keys[] = {
      "HOST:PORT to serve HTTP on; 0.0.0.0:9201 serves other hosts (--listen)", NULL, NULL},
     {"max_connections", RW_CFG_INT, OFF(max_connections), "1024", 1, 1 << 20, 0,
      "concurrent HTTP connections", NULL, NULL},
-    {"max_connections_per_client", RW_CFG_INT, OFF(max_connections_per_client), "256", 0,
+    {"max_connections_per_client", RW_CFG_INT, OFF(max_connections_per_client), "0", 0,
      1 << 20, 0,
-     "concurrent connections from one client address (0 = no limit); a Prometheus "
-     "remote-write queue uses up to max_shards connections",
+     "concurrent connections from one client address (0 = no limit). Set it when clients "
+     "connect directly (a Prometheus remote-write queue uses up to max_shards connections); "
+     "behind a load balancer or NAT every client shares a few addresses",
      NULL, NULL},
     {"idle_timeout", RW_CFG_DURATION, OFF(idle_timeout_ms), "2m", 1000, 86400000, 0,
      "an idle keep-alive connection is closed after this", NULL, NULL},
