@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
+#include <termios.h>
 #include "app.h"
 #include "core/auth.h"
 #include "core/buf.h"
@@ -118,7 +118,10 @@ static int hash_password(int argc, char **argv)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* Everything main does; the keys of --set flags it copies go to owned[]
+ * (at most MAX_FLAGS), freed by main whatever path run returns by, so a
+ * clean exit leaves nothing allocated. */
+static int run(int argc, char **argv, char **owned, size_t *nowned)
 {
     if (argc >= 2 && strcmp(argv[1], "hash-password") == 0)
         return hash_password(argc, argv);
@@ -181,7 +184,13 @@ int main(int argc, char **argv)
                 fprintf(stderr, "rwgate: --set wants KEY=VALUE, got \"%s\"\n", val);
                 return 2;
             }
-            flags[nflags].key = strndup(val, (size_t)(e - val));
+            char *k = strndup(val, (size_t)(e - val));
+            if (!k) {
+                fprintf(stderr, "rwgate: out of memory\n");
+                return 1;
+            }
+            owned[(*nowned)++] = k;
+            flags[nflags].key = k;
             flags[nflags].value = e + 1;
             nflags++;
         } else {
@@ -224,4 +233,14 @@ int main(int argc, char **argv)
     rw_app_stop(app);
     rw_info("stopped cleanly");
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char *owned[MAX_FLAGS];
+    size_t nowned = 0;
+    int rc = run(argc, argv, owned, &nowned);
+    for (size_t i = 0; i < nowned; i++)
+        free(owned[i]);
+    return rc;
 }

@@ -16,9 +16,10 @@ if ! command -v npm >/dev/null 2>&1; then
   BUILD_PKGS+=(nodejs npm)
 fi
 # Real peers for the end-to-end tests and the benchmark; chromium for the
-# web UI's browser tests.
+# web UI's browser tests; clang with its runtimes (libFuzzer,
+# AddressSanitizer, LeakSanitizer) for the fuzz targets.
 TEST_PKGS=(python3 curl openssl prometheus prometheus-alertmanager etcd-server
-  prometheus-node-exporter victoria-metrics sqlite3 chromium)
+  prometheus-node-exporter victoria-metrics sqlite3 chromium clang libclang-rt-14-dev)
 
 want=("${BUILD_PKGS[@]}")
 if [ "${1:-}" != "--build-only" ]; then

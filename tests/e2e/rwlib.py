@@ -52,6 +52,21 @@ def log(*a):
     print(time.strftime("%H:%M:%S"), *a, flush=True)
 
 
+def wait_for(cond, what, timeout=60, interval=0.1):
+    """Polls cond() until it returns a true value, which is returned; raises
+    TimeoutError naming `what` after `timeout` seconds. Deadlines are
+    generous: the suite runs on a loaded 2-core machine, and a condition
+    that holds returns at once."""
+    deadline = time.time() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise TimeoutError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -214,29 +229,95 @@ def _sint64(u):
 
 def decode_read_response(buf):
     """-> list (one per query) of {labels tuple: [(t, v)]}"""
+    return [dict(q) for q in decode_read_response_raw(buf)]
+
+
+def decode_read_response_raw(buf):
+    """-> list (one per query) of [(labels tuple, [(t, v)])], series and
+    samples exactly as sent (a series twice stays twice). Written as flat
+    loops over (field, wire type, start, end) spans: responses of 100k
+    series must decode in seconds."""
+    unpack_d = struct.Struct("<d").unpack_from
+
+    def fields(b, i, n):
+        while i < n:
+            k = b[i]
+            i += 1
+            if k & 0x80:
+                k, i = _uvarint(b, i - 1)
+            wt = k & 7
+            if wt == 2:
+                ln = b[i]
+                i += 1
+                if ln & 0x80:
+                    ln, i = _uvarint(b, i - 1)
+                yield k >> 3, wt, i, i + ln
+                i += ln
+            elif wt == 0:
+                v, i = _uvarint(b, i)
+                yield k >> 3, wt, v, None
+            elif wt == 1:
+                yield k >> 3, wt, i, i + 8
+                i += 8
+            elif wt == 5:
+                yield k >> 3, wt, i, i + 4
+                i += 4
+            else:
+                raise ValueError("bad wire type %d" % wt)
+
     results = []
-    for num, _, qr in pb_fields(buf):
+    for num, _, qs, qe in fields(buf, 0, len(buf)):
         if num != 1:
             continue
-        series = {}
-        for n2, _, ts in pb_fields(qr):
+        series = []
+        for n2, _, ss, se in fields(buf, qs, qe):
             if n2 != 1:
                 continue
             labels = []
             samples = []
-            for n3, _, v in pb_fields(ts):
-                if n3 == 1:
-                    kv = {n4: val.decode() for n4, _, val in pb_fields(v)}
-                    labels.append((kv.get(1, ""), kv.get(2, "")))
-                elif n3 == 2:
+            i = ss
+            while i < se:  # the TimeSeries' fields, by hand: this loop is the hot one
+                k = buf[i]
+                i += 1
+                if k & 0x80:
+                    k, i = _uvarint(buf, i - 1)
+                if k & 7 == 0:
+                    _, i = _uvarint(buf, i)
+                    continue
+                if k & 7 == 1:
+                    i += 8
+                    continue
+                if k & 7 == 5:
+                    i += 4
+                    continue
+                ln = buf[i]
+                i += 1
+                if ln & 0x80:
+                    ln, i = _uvarint(buf, i - 1)
+                a, e = i, i + ln
+                i = e
+                if k == 0x12:  # Sample
+                    if ln >= 11 and buf[a] == 0x09 and buf[a + 9] == 0x10:
+                        t, j = _uvarint(buf, a + 10)
+                        if j == e:  # the usual layout: value (fixed64), timestamp (varint)
+                            samples.append((_sint64(t), unpack_d(buf, a + 1)[0]))
+                            continue
                     val, t = 0.0, 0
-                    for n4, _, x in pb_fields(v):
-                        if n4 == 1:
-                            val = struct.unpack("<d", x)[0]
-                        elif n4 == 2:
+                    for n4, wt, x, y in fields(buf, a, e):
+                        if n4 == 1 and wt == 1:
+                            val = unpack_d(buf, x)[0]
+                        elif n4 == 2 and wt == 0:
                             t = _sint64(x)
                     samples.append((t, val))
-            series[tuple(sorted(labels))] = samples
+                elif k == 0x0a:  # Label
+                    name = value = ""
+                    for n4, _, x, y in fields(buf, a, e):
+                        if n4 == 1:
+                            name = buf[x:y].decode()
+                        elif n4 == 2:
+                            value = buf[x:y].decode()
+                    labels.append((name, value))
+            series.append((tuple(sorted(labels)), samples))
         results.append(series)
     return results
 
@@ -411,14 +492,34 @@ class Rwgate:
         body = body_pb if raw else snappy_compress(body_pb)
         return http("POST", self.url + "/api/v1/write", body, headers or V1_HEADERS)
 
-    def read(self, queries):
+    def read(self, queries, raw=False):
+        """remote-read; -> one {labels: samples} per query, or with raw=True
+        one [(labels, samples)] per query as the server sent it"""
         body = snappy_compress(read_request(queries))
         st, hd, b = http("POST", self.url + "/api/v1/read", body,
                          {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
-                          "X-Prometheus-Remote-Read-Version": "0.1.0"})
+                          "X-Prometheus-Remote-Read-Version": "0.1.0"}, timeout=120)
         if st != 200:
             raise RuntimeError("remote read: HTTP %d %s" % (st, b[:300]))
-        return decode_read_response(snappy_decompress(b))
+        res = decode_read_response_raw(snappy_decompress(b))
+        return res if raw else [dict(q) for q in res]
+
+    def metric(self, name, labels=None):
+        """the value of one line of /metrics (name plus exact label text such
+        as 'result="failure"'), summed over lines that match; None if absent"""
+        st, _, b = http("GET", self.url + "/metrics")
+        if st != 200:
+            return None
+        total = None
+        for line in b.decode(errors="replace").splitlines():
+            if line.startswith("#"):
+                continue
+            key, _, val = line.rpartition(" ")
+            n, _, rest = key.partition("{")
+            if n != name or (labels is not None and rest.rstrip("}") != labels):
+                continue
+            total = (total or 0.0) + float(val)
+        return total
 
     def api(self, path, **params):
         q = urllib.parse.urlencode(params, doseq=True)

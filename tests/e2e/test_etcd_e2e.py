@@ -18,7 +18,8 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from rwlib import Checks, Prometheus, Rwgate, free_port, http, log
+from rwlib import (Checks, Prometheus, Rwgate, decode_read_response_raw, free_port, http, log, read_request,
+                   snappy_compress, snappy_decompress, wait_for)
 
 c = Checks("test_etcd_e2e")
 ETCD = shutil.which("etcd")
@@ -94,14 +95,48 @@ def norm(d):
     return sorted((json.dumps(s["metric"], sort_keys=True), s["value"][1]) for s in d["data"]["result"])
 
 
+def etcd_healthy():
+    try:
+        return http("GET", curl + "/health", timeout=2)[0] == 200
+    except OSError:
+        return False
+
+
+def count(url, expr, t):
+    st, _, b = http("GET", url + "/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": "%.3f" % t}),
+                    timeout=60)
+    r = json.loads(b).get("data", {}).get("result", [])
+    return float(r[0]["value"][1]) if st == 200 and r else 0.0
+
+
+def samples_read(url, t):
+    """the samples of job="etcd" in the two minutes before t, through the
+    remote-read API (Prometheus and rwgate both serve it)"""
+    body = snappy_compress(read_request([(int((t - 120) * 1000), int(t * 1000), [(0, "job", "etcd")])]))
+    st, _, b = http("POST", url + "/api/v1/read", body, {"Content-Type": "application/x-protobuf",
+                                                         "Content-Encoding": "snappy",
+                                                         "X-Prometheus-Remote-Read-Version": "0.1.0"}, timeout=60)
+    if st != 200:
+        return None
+    return {k: v for k, v in decode_read_response_raw(snappy_decompress(b))[0]}
+
+
+def ready_to_compare():
+    """-> the evaluation time once Prometheus has scraped etcd for over a
+    minute up to it (the queries use [1m] windows), every NONEMPTY query
+    answers there, and rwgate holds exactly the samples Prometheus stored in
+    the two minutes before it (remote-write caught up); else None"""
+    t = time.time() - 8
+    if count(prom.url, 'count_over_time(up{job="etcd"}[70s])', t) < 60:
+        return None
+    if any(not norm(prom.query(q, t)) for q in NONEMPTY):
+        return None
+    have = samples_read(prom.url, t)
+    return t if have and samples_read(g.url, t) == have else None
+
+
 try:
-    for _ in range(200):
-        try:
-            if http("GET", curl + "/health", timeout=2)[0] == 200:
-                break
-        except OSError:
-            pass
-        time.sleep(0.1)
+    wait_for(etcd_healthy, "etcd to answer /health", timeout=60)
     th = threading.Thread(target=load, daemon=True)
     th.start()
     prom = Prometheus("etcd", """
@@ -113,9 +148,8 @@ remote_write:
   - url: %s/api/v1/write
     queue_config: {batch_send_deadline: 1s, max_shards: 2}
 """ % (cport, g.url))
-    log("etcd %s, prometheus %s, rwgate %s: loading for 75s" % (curl, prom.url, g.url))
-    time.sleep(75)
-    t = time.time() - 8
+    log("etcd %s, prometheus %s, rwgate %s: loading until a minute of scrapes is in both" % (curl, prom.url, g.url))
+    t = wait_for(ready_to_compare, "a minute of etcd scrapes in Prometheus and rwgate", timeout=300, interval=1)
     for q in QUERIES + NONEMPTY:
         a = norm(prom.query(q, t))
         st, b = g.api("/api/v1/query", query=q, time="%.3f" % t)

@@ -13,7 +13,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from rwlib import Checks, Rwgate, http, log, rwgate_path, write_request_v1
+from rwlib import Checks, Rwgate, http, log, rwgate_path, wait_for, write_request_v1
 
 c = Checks("test_ops")
 binary = rwgate_path()
@@ -87,13 +87,14 @@ try:
     # SIGHUP reloads too
     open(cfg, "w").write("store:\n  retention: 30d\ningest:\n  tenant_label: viahup\n")
     g.proc.send_signal(signal.SIGHUP)
-    ok = False
-    for _ in range(50):
-        time.sleep(0.1)
-        st, _, _ = g.write(write_request_v1([([("__name__", "ops_hup")], [(T, 1.0)])]), headers=h)
-        if any(("viahup", "t1") in k for k in read_tenant_labels("ops_hup")):
-            ok = True
-            break
+
+    def hup_applied():
+        g.write(write_request_v1([([("__name__", "ops_hup")], [(T, 1.0)])]), headers=h)
+        return any(("viahup", "t1") in k for k in read_tenant_labels("ops_hup"))
+    try:
+        ok = wait_for(hup_applied, "the SIGHUP reload to apply", timeout=60)
+    except TimeoutError:
+        ok = False
     c.check(ok, "SIGHUP reloads the configuration")
 
     # a key that needs a restart: reload refused, old config stays

@@ -13,7 +13,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from rwlib import Checks, Prometheus, Rwgate, http, log
+from rwlib import Checks, Prometheus, Rwgate, http, log, wait_for
 
 c = Checks("test_prometheus_e2e")
 PROM = shutil.which("prometheus")
@@ -51,7 +51,7 @@ remote_write:
   - url: %s/api/v1/write
     queue_config: {batch_send_deadline: 1s, max_shards: 2, min_backoff: 50ms, max_backoff: 1s}
     metadata_config: {send: true, send_interval: 2s}
-""" % g.url)
+""" % g.url, extra=["--storage.remote.flush-deadline=1s"])  # rwgate stops first: do not retry for a minute
     procs.append(pa)
     pb = Prometheus("b", """
 global: {scrape_interval: 1h}
@@ -62,21 +62,17 @@ remote_read:
     procs.append(pb)
     ua, ub = pa.url, pb.url
     log("prometheus A %s, B %s, rwgate %s; waiting for scrapes" % (ua, ub, g.url))
-    # wait (bounded) until A has 12+ scrapes of every series in the window
-    # that ends 6 s ago, leaving time for the last remote-write batches
-    deadline = time.time() + 120
-    while True:
-        time.sleep(2)
+    # wait (bounded) until A has 12+ scrapes of every series in a 15 s window
+    # that ends 6 s ago ...
+    def window_scraped():
         t = time.time() - 6.0
         counts = [min([len(v) for v in prom_matrix(ua, e + "[15s]", t).values()] or [0]) for e in SERIES]
-        if min(counts) >= 12 or time.time() > deadline:
-            break
-    time.sleep(2)
-    for expr in SERIES:
-        local = prom_matrix(ua, expr + "[15s]", t)
-        c.check(len(local) >= 1 and all(len(v) >= 10 for v in local.values()),
-                "Prometheus A has scraped %s" % expr, repr(local)[:200])
-        # rwgate, raw samples through remote-read
+        return t if min(counts) >= 12 else None
+    t = wait_for(window_scraped, "12 scrapes in Prometheus A", timeout=180, interval=0.5)
+    log("Prometheus A has scraped the window; waiting for it in rwgate")
+
+    # ... and until A's remote-write has delivered that window to rwgate
+    def rr_window(expr):
         name = expr.split("{")[0]
         ms = [(0, "__name__", name)]
         if "{" in expr:
@@ -84,7 +80,19 @@ remote_read:
             ms.append((0, k, v.strip('"')))
         start_ms, end_ms = int(round((t - 15) * 1000)), int(round(t * 1000))
         rr = g.read([(start_ms, end_ms, ms)])[0]
-        rr = {k: [(ts, v) for ts, v in s if start_ms <= ts <= end_ms] for k, s in rr.items()}
+        return {k: [(ts, v) for ts, v in s if start_ms <= ts <= end_ms] for k, s in rr.items()}
+
+    try:
+        wait_for(lambda: all(rr_window(e) == prom_matrix(ua, e + "[15s]", t) for e in SERIES),
+                 "the window to arrive in rwgate", timeout=120, interval=0.5)
+    except TimeoutError:
+        pass  # the checks below say what differs
+    for expr in SERIES:
+        local = prom_matrix(ua, expr + "[15s]", t)
+        c.check(len(local) >= 1 and all(len(v) >= 10 for v in local.values()),
+                "Prometheus A has scraped %s" % expr, repr(local)[:200])
+        # rwgate, raw samples through remote-read
+        rr = rr_window(expr)
         c.eq(rr, local, "rwgate holds exactly A's samples of %s (remote-read)" % expr)
         # Prometheus B reads rwgate
         remote = prom_matrix(ub, expr + "[15s]", t)

@@ -3,7 +3,11 @@ remote-write to rwgate and to Debian's Prometheus (remote-write receiver on);
 dashboard-style queries (rates, increases, histogram_quantile over etcd's
 bucket layout, topk, sum by, predict_linear, absent, label_replace,
 subqueries, vector matching ...) must give the same answers within 1e-6
-relative, as instant queries at several times and as range queries.
+relative, as instant queries at several times and as range queries: the
+same series (none twice), values and, for top-level sort / sort_desc / topk /
+bottomk, cases marked ordered and every range result, the same order. An
+error on one side only fails; two errors pass only where the case expects
+one; two empty answers pass only where the case expects emptiness.
 
 Prometheus here is 2.42; rwgate implements 3.x. Where they differ on purpose
 the data avoids the difference rather than hiding it: samples carry
@@ -26,49 +30,70 @@ from rwlib import Checks, Prometheus, Rwgate, http, log, snappy_compress, write_
 c = Checks("test_promql_differential")
 PROM = shutil.which("prometheus")
 
+# Each case: the query and what it expects beyond "same answer on both".
+#   ordered: the order of an instant vector result matters (compared as
+#            well as the values); set for top-level sort, sort_desc, topk and
+#            bottomk, and for cases written as `eval ordered` would be
+#   empty:   the evaluation points where both must answer with no series
+#            ("all", or a set of TIMES names and "range"); anywhere else two
+#            empty answers fail, so no comparison passes vacuously
+#   error:   both must answer with an error (4xx, JSON status "error")
 QUERIES = [
-    'sum by (cluster) (rate(etcd_server_proposals_committed_total[5m]))',
-    'increase(etcd_server_proposals_committed_total[10m])',
-    'histogram_quantile(0.99, sum by (cluster, le) (rate(etcd_disk_wal_fsync_duration_seconds_bucket[5m])))',
-    'histogram_quantile(0.9, rate(etcd_network_peer_round_trip_time_seconds_bucket[5m]))',
-    'topk(3, rate(grpc_server_handled_total[5m]))',
-    'bottomk(2, etcd_mvcc_db_total_size_in_bytes)',
-    'sum by (cluster, grpc_code) (rate(grpc_server_handled_total{grpc_code!="OK"}[5m]))',
-    '100 * sum by (cluster) (rate(grpc_server_handled_total{grpc_code=~"Unknown|Unavailable|DeadlineExceeded"}[5m])) / sum by (cluster) (rate(grpc_server_handled_total[5m]))',
-    'predict_linear(etcd_mvcc_db_total_size_in_bytes[30m], 4 * 3600)',
-    'absent(etcd_server_has_leader{cluster="nope"})',
-    'absent(etcd_server_has_leader)',
-    'label_replace(etcd_mvcc_db_total_size_in_bytes, "member", "$1", "instance", "(.*):2381")',
-    'label_join(etcd_server_has_leader, "where", "/", "cluster", "instance")',
+    ('sum by (cluster) (rate(etcd_server_proposals_committed_total[5m]))', {}),
+    ('increase(etcd_server_proposals_committed_total[10m])', {}),
+    ('histogram_quantile(0.99, sum by (cluster, le) (rate(etcd_disk_wal_fsync_duration_seconds_bucket[5m])))', {}),
+    ('histogram_quantile(0.9, rate(etcd_network_peer_round_trip_time_seconds_bucket[5m]))', {}),
+    ('topk(3, rate(grpc_server_handled_total[5m]))', {}),
+    ('topk(5, etcd_mvcc_db_total_size_in_bytes)', {}),
+    ('bottomk(2, etcd_mvcc_db_total_size_in_bytes)', {}),
+    ('bottomk(3, rate(grpc_server_handled_total{grpc_code="OK"}[5m]))', {}),
+    ('sum by (cluster, grpc_code) (rate(grpc_server_handled_total{grpc_code!="OK"}[5m]))', {}),
+    ('100 * sum by (cluster) (rate(grpc_server_handled_total{grpc_code=~"Unknown|Unavailable|DeadlineExceeded"}[5m])) / sum by (cluster) (rate(grpc_server_handled_total[5m]))', {}),
+    ('predict_linear(etcd_mvcc_db_total_size_in_bytes[30m], 4 * 3600)', {}),
+    ('absent(etcd_server_has_leader{cluster="nope"})', {}),
+    ('absent(etcd_server_has_leader)', {"empty": "all"}),
+    ('label_replace(etcd_mvcc_db_total_size_in_bytes, "member", "$1", "instance", "(.*):2381")', {}),
+    ('label_join(etcd_server_has_leader, "where", "/", "cluster", "instance")', {}),
     # subquery offset by 7s: its inner steps (whole minutes) never sit on the
     # range boundary, where 2.42 (closed) and 3.x (left-open) differ
-    'max_over_time(rate(etcd_server_proposals_committed_total[5m])[30m:1m] offset 7s)',
-    'avg_over_time(sum by (cluster) (rate(grpc_server_handled_total[5m]))[20m:2m] offset 13s)',
-    'count by (cluster) (etcd_server_has_leader == 0)',
-    'etcd_server_has_leader == bool 0',
-    'sum(rate(etcd_disk_wal_fsync_duration_seconds_sum[5m])) / sum(rate(etcd_disk_wal_fsync_duration_seconds_count[5m]))',
-    'avg_over_time(etcd_mvcc_db_total_size_in_bytes[10m])',
-    'deriv(etcd_mvcc_db_total_size_in_bytes[10m])',
-    'resets(etcd_server_proposals_committed_total[1h])',
-    'changes(etcd_server_has_leader[1h])',
-    'quantile by (cluster) (0.5, etcd_mvcc_db_total_size_in_bytes)',
-    'count_values("v", etcd_server_has_leader)',
-    'stddev by (cluster) (etcd_mvcc_db_total_size_in_bytes)',
-    'holt_winters(etcd_mvcc_db_total_size_in_bytes[10m], 0.5, 0.5)',
-    'etcd_mvcc_db_total_size_in_bytes / on(cluster, instance) group_left etcd_server_is_leader',
-    'etcd_mvcc_db_total_size_in_bytes * on(cluster, instance) group_left(version) etcd_server_version',
-    'rate(etcd_server_proposals_committed_total[5m] offset 10m)',
-    'timestamp(etcd_server_has_leader)',
-    'irate(etcd_server_proposals_committed_total[2m])',
-    'delta(etcd_mvcc_db_total_size_in_bytes[15m])',
-    'quantile_over_time(0.9, etcd_mvcc_db_total_size_in_bytes[20m])',
-    'min by (cluster) (etcd_mvcc_db_total_size_in_bytes) unless on(cluster) (etcd_server_has_leader == 0)',
-    'clamp_max(rate(etcd_server_proposals_committed_total[5m]), 5)',
-    'sort_desc(sum by (cluster) (etcd_mvcc_db_total_size_in_bytes))',
-    'sum without (instance) (rate(etcd_disk_backend_commit_duration_seconds_count[5m]))',
-    'count({__name__=~"etcd_.*"})',
-    'sum by (cluster) (increase(rke2_etcd_snapshot_save_duration_seconds_count{status="success"}[1h]))',
+    ('max_over_time(rate(etcd_server_proposals_committed_total[5m])[30m:1m] offset 7s)', {}),
+    ('avg_over_time(sum by (cluster) (rate(grpc_server_handled_total[5m]))[20m:2m] offset 13s)', {}),
+    # a member of cluster 2 has no leader for 5 minutes, 57 minutes before the end
+    ('count by (cluster) (etcd_server_has_leader == 0)', {"empty": {"end", "end-10m", "end-30m"}}),
+    ('etcd_server_has_leader == bool 0', {}),
+    ('sum(rate(etcd_disk_wal_fsync_duration_seconds_sum[5m])) / sum(rate(etcd_disk_wal_fsync_duration_seconds_count[5m]))', {}),
+    ('avg_over_time(etcd_mvcc_db_total_size_in_bytes[10m])', {}),
+    ('deriv(etcd_mvcc_db_total_size_in_bytes[10m])', {}),
+    ('resets(etcd_server_proposals_committed_total[1h])', {}),
+    ('changes(etcd_server_has_leader[1h])', {}),
+    ('quantile by (cluster) (0.5, etcd_mvcc_db_total_size_in_bytes)', {}),
+    ('count_values("v", etcd_server_has_leader)', {}),
+    ('stddev by (cluster) (etcd_mvcc_db_total_size_in_bytes)', {}),
+    ('holt_winters(etcd_mvcc_db_total_size_in_bytes[10m], 0.5, 0.5)', {}),
+    ('etcd_mvcc_db_total_size_in_bytes / on(cluster, instance) group_left etcd_server_is_leader', {}),
+    ('etcd_mvcc_db_total_size_in_bytes * on(cluster, instance) group_left(version) etcd_server_version', {}),
+    ('rate(etcd_server_proposals_committed_total[5m] offset 10m)', {}),
+    ('timestamp(etcd_server_has_leader)', {}),
+    ('irate(etcd_server_proposals_committed_total[2m])', {}),
+    ('delta(etcd_mvcc_db_total_size_in_bytes[15m])', {}),
+    ('quantile_over_time(0.9, etcd_mvcc_db_total_size_in_bytes[20m])', {}),
+    ('min by (cluster) (etcd_mvcc_db_total_size_in_bytes) unless on(cluster) (etcd_server_has_leader == 0)', {}),
+    ('clamp_max(rate(etcd_server_proposals_committed_total[5m]), 5)', {}),
+    ('sort_desc(sum by (cluster) (etcd_mvcc_db_total_size_in_bytes))', {}),
+    ('sort(rate(etcd_server_proposals_committed_total[5m]))', {}),
+    ('sort_desc(rate(grpc_server_handled_total{grpc_code="OK", grpc_method="Put"}[5m]))', {}),
+    # an aggregation whose output order Prometheus defines only through the
+    # explicit sort: compared in order, as an `eval ordered` case
+    ('sort(max by (cluster) (etcd_mvcc_db_total_size_in_bytes) * 2)', {"ordered": True}),
+    ('sum without (instance) (rate(etcd_disk_backend_commit_duration_seconds_count[5m]))', {}),
+    ('count({__name__=~"etcd_.*"})', {}),
+    ('sum by (cluster) (increase(rke2_etcd_snapshot_save_duration_seconds_count{status="success"}[1h]))', {}),
+    # errors both must give
+    ('rate(etcd_server_has_leader)', {"error": True}),
+    ('label_replace(etcd_server_has_leader, "x", "$1", "instance", "(")', {"error": True}),
+    ('sum by (cluster) (', {"error": True}),
 ]
+ORDERED_FUNCS = ("sort(", "sort_desc(", "topk(", "bottomk(")
 # Semantics that changed between Prometheus 2.42 and 3.x, not compared here
 # (covered by the conformance files instead): left-open range selectors and
 # lookback at exact sample timestamps; subqueries whose inner steps fall on
@@ -189,17 +214,20 @@ def query(url, path, **params):
 
 
 def normalize(d):
+    """-> (kind, {labels: points}, [labels in answer order]); kind is the
+    result type or "error"."""
     if d.get("status") != "success":
-        return ("error", d.get("error"))
+        return ("error", d.get("error"), [])
     r = d["data"]
     if r["resultType"] in ("scalar", "string"):
-        return (r["resultType"], [r["result"]])
-    out = {}
+        return (r["resultType"], [r["result"]], [])
+    out, order = {}, []
     for s in r["result"]:
         key = tuple(sorted(s["metric"].items()))
         pts = s.get("values") or [s["value"]]
         out[key] = [(float(t), float(v)) for t, v in pts]
-    return (r["resultType"], out)
+        order.append(key)
+    return (r["resultType"], out, order)
 
 
 def close(a, b):
@@ -210,20 +238,52 @@ def close(a, b):
     return abs(a - b) <= 1e-6 * max(abs(a), abs(b)) or abs(a - b) < 1e-12
 
 
-def same(x, y):
+def differ(x, y, ordered):
+    """None when answers x (Prometheus) and y (rwgate) agree, else why not"""
+    if (x[0] == "error") != (y[0] == "error"):
+        return "one answered with an error, the other did not"
     if x[0] != y[0]:
-        return False
+        return "result types differ"
     if x[0] == "error":
-        return True
+        return None
     if x[0] in ("scalar", "string"):
-        return all(close(float(p[1]), float(q[1])) for p, q in zip(x[1], y[1]))
+        ok = all(close(float(p[1]), float(q[1])) if x[0] == "scalar" else p[1] == q[1] for p, q in zip(x[1], y[1]))
+        return None if ok else "values differ"
     if set(x[1]) != set(y[1]):
-        return False
+        return "series differ: only in Prometheus %s, only in rwgate %s" % (
+            sorted(set(x[1]) - set(y[1]))[:3], sorted(set(y[1]) - set(x[1]))[:3])
+    if len(x[2]) != len(set(x[2])) or len(y[2]) != len(set(y[2])):
+        return "a series appears twice"
     for k, pts in x[1].items():
         q = y[1][k]
         if len(pts) != len(q) or any(p[0] != r[0] or not close(p[1], r[1]) for p, r in zip(pts, q)):
-            return False
-    return True
+            return "values of %s differ" % (k,)
+    if ordered and x[2] != y[2]:
+        return "order differs"
+    return None
+
+
+def compare(q, opts, where, a, b):
+    """a, b: normalized answers of Prometheus and rwgate at `where` (a TIMES
+    name or "range")"""
+    what = "%s %s" % (where, q)
+    detail = "\n  prometheus: %s\n  rwgate:     %s" % (repr(a)[:600], repr(b)[:600])
+    if opts.get("error"):
+        c.check(a[0] == "error" and b[0] == "error", "both answer with an error: " + what, detail)
+        return
+    c.check(a[0] != "error", "Prometheus answers " + what, detail)
+    c.check(b[0] != "error", "rwgate answers " + what, detail)
+    # range results are sorted by labels in both; instant vectors keep the
+    # order of sort/topk/bottomk at the top
+    ordered = where == "range" or opts.get("ordered") or q.startswith(ORDERED_FUNCS)
+    why = differ(a, b, ordered)
+    c.check(why is None, "same answer: " + what, "(%s)%s" % (why, detail))
+    empty = opts.get("empty", ())
+    want_empty = empty == "all" or where in empty
+    for name, ans in (("Prometheus", a), ("rwgate", b)):
+        if ans[0] in ("vector", "matrix"):
+            c.check((len(ans[1]) == 0) == want_empty,
+                    "%s answers %s: %s" % (name, "nothing" if want_empty else "some series", what), detail)
 
 
 if not PROM:
@@ -242,16 +302,15 @@ try:
     send_all(purl, rounds)
     send_all(g.url, rounds)
     end_s = end_ms // 1000 // 60 * 60
-    times = [end_s, end_s - 600, end_s - 1800 - 7]
-    for q in QUERIES:
-        for t in times:
+    times = {"end": end_s, "end-10m": end_s - 600, "end-30m": end_s - 1800 - 7, "end-57m": end_s - 3600 + 150}
+    for q, opts in QUERIES:
+        for name, t in times.items():
             a = normalize(query(purl, "/api/v1/query", query=q, time=t))
             b = normalize(query(g.url, "/api/v1/query", query=q, time=t))
-            c.check(a[0] != "error", "Prometheus answers %s" % q, repr(a)[:200])
-            c.check(same(a, b), "instant %s @%d" % (q, t), "\n  prometheus: %s\n  rwgate:     %s" % (repr(a)[:600], repr(b)[:600]))
+            compare(q, opts, name, a, b)
         a = normalize(query(purl, "/api/v1/query_range", query=q, start=end_s - 3600, end=end_s, step=60))
         b = normalize(query(g.url, "/api/v1/query_range", query=q, start=end_s - 3600, end=end_s, step=60))
-        c.check(same(a, b), "range %s" % q, "\n  prometheus: %s\n  rwgate:     %s" % (repr(a)[:600], repr(b)[:600]))
+        compare(q, opts, "range", a, b)
 finally:
     prom.stop(show_log=bool(c.failed))
     if c.failed:

@@ -15,7 +15,7 @@ import json
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from rwlib import Checks, Prometheus, Rwgate, http, log, write_request_v1
+from rwlib import Checks, Prometheus, Rwgate, http, log, wait_for, write_request_v1
 
 c = Checks("test_promtool_federate")
 PROMTOOL = shutil.which("promtool")
@@ -27,6 +27,7 @@ if not PROMTOOL or not PROM:
 g = Rwgate().start()
 stop = threading.Event()
 written = {}
+rounds = [0]  # writes acknowledged so far
 
 
 def writer():
@@ -44,6 +45,8 @@ def writer():
         st, _, b = g.write(write_request_v1(series))
         if st != 204:
             print("writer: %d %s" % (st, b[:200]), flush=True)
+        else:
+            rounds[0] += 1
         i += 1
         stop.wait(1.0)
 
@@ -58,7 +61,8 @@ th = threading.Thread(target=writer, daemon=True)
 th.start()
 procs = []
 try:
-    time.sleep(3)
+    # a few rounds written: the range query below spans the last 2 s
+    wait_for(lambda: rounds[0] >= 3, "three rounds of writes")
     rc, out = promtool("instant", g.url, 'etcd_server_proposals_committed_total{instance="10.0.0.2:2381"}')
     c.check(rc == 0 and 'etcd_server_proposals_committed_total{cluster="c1", instance="10.0.0.2:2381", job="etcd"} =>' in out,
             "promtool query instant", out[:500])
@@ -99,9 +103,17 @@ scrape_configs:
 """ % g.port)
     procs.append(p)
     purl = p.url
-    time.sleep(8)
-    st, _, b = http("GET", purl + "/api/v1/query?" + urllib.parse.urlencode({"query": 'etcd_server_proposals_committed_total'}))
-    res = json.loads(b)["data"]["result"]
+
+    def federated():
+        st, _, b = http("GET", purl + "/api/v1/query?" + urllib.parse.urlencode(
+            {"query": 'etcd_server_proposals_committed_total'}))
+        r = json.loads(b)["data"]["result"] if st == 200 else []
+        return r if len(r) >= 3 else None
+    # Prometheus scrapes every second; a few scrapes in, the series are there
+    try:
+        res = wait_for(federated, "Prometheus to store the federated series", timeout=120, interval=0.5)
+    except TimeoutError:
+        res = []
     c.eq(len(res), 3, "Prometheus federating rwgate stores the 3 etcd series")
     for s in res:
         key = tuple([("__name__", s["metric"]["__name__"])] + sorted((k, v) for k, v in s["metric"].items() if k != "__name__"))

@@ -15,10 +15,12 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from rwlib import Checks, Rwgate, log, write_request_v1
+from rwlib import Checks, Rwgate, log, wait_for, write_request_v1
 
 c = Checks("test_storage_busy")
-g = Rwgate(extra=["--shards", "1", "--set", "store.busy_timeout=300ms",
+# busy_timeout 2s: a write stuck on the lock stays in flight long enough for
+# the overload check below to catch it there, however loaded the machine
+g = Rwgate(extra=["--shards", "1", "--set", "store.busy_timeout=2s",
                   "--set", "ingest.max_inflight_bytes=512KiB", "--set", "store.max_series=150"]).start()
 T = int(time.time() * 1000) - 60000
 
@@ -44,14 +46,11 @@ try:
     db.execute("ROLLBACK")
     db.close()
     # the sender retries what got 503
-    ok = False
-    for _ in range(50):
-        s1, _, _ = g.write(body(1))
-        s2, _, _ = g.write(body(2))
-        if s1 == 204 and s2 == 204:
-            ok = True
-            break
-        time.sleep(0.2)
+    try:
+        ok = wait_for(lambda: g.write(body(1))[0] == 204 and g.write(body(2))[0] == 204,
+                      "retried writes accepted", timeout=60, interval=0.2)
+    except TimeoutError:
+        ok = False
     c.check(ok, "retried writes succeed once the lock is gone")
     st, _, _ = g.write(body(3))
     c.eq(st, 204, "new writes succeed")
@@ -64,9 +63,13 @@ try:
     db = sqlite3.connect(os.path.join(g.data, "shard-0.db"), timeout=5, isolation_level=None)
     db.execute("BEGIN IMMEDIATE")
     first = {}
+    series0 = g.metric("rwgate_store_series")
     th = threading.Thread(target=lambda: first.update(r=g.write(big)))
     th.start()
-    time.sleep(0.1)
+    # the first write has appended its 100 new series and waits on the lock
+    wait_for(lambda: g.metric("rwgate_store_series") >= series0 + 100 or "r" in first,
+             "the first big write appended")
+    c.check("r" not in first, "the first big write is still in flight (stuck in its commit)")
     st, hd, b = g.write(big)
     c.eq(st, 503, "second big write while the first is in flight -> 503")
     c.check(b"overloaded" in b and "retry-after" in hd, "503 says overloaded, with Retry-After", b[:200])

@@ -362,7 +362,7 @@ static void test_series_limit(void)
     CHECK(st != NULL);
     if (!st)
         return;
-    char v[8];
+    char v[16];
     rw_sample smp[2] = {{1000, 1}, {2000, 2}};
     for (int i = 0; i < 3; i++) {
         snprintf(v, sizeof v, "%d", i);

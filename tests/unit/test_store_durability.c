@@ -36,7 +36,7 @@ static rw_store *open_opts(const char *dir, int nshards, int64_t retention, int6
 
 /* series i of a synthetic fleet: {__name__="m", inst="<i>"} */
 typedef struct fleet {
-    char inst[64][16];
+    char inst[64][32];
     rw_label l[64][2];
     uint64_t hash[64];
 } fleet;
@@ -324,7 +324,7 @@ static void test_concurrent(void)
         worker w[NT];
         pthread_t th[NT];
         for (int t = 0; t < NT; t++) {
-            char pre[8];
+            char pre[16];
             snprintf(pre, sizeof pre, "w%d-", t);
             w[t] = (worker){.st = st, .nb = NB};
             fleet_init(&w[t].f, 4, pre);
@@ -363,7 +363,7 @@ static void test_concurrent(void)
     if (st) {
         int ok = 1;
         for (int t = 0; t < NT; t++) {
-            char pre[8];
+            char pre[16];
             snprintf(pre, sizeof pre, "w%d-", t);
             fleet f;
             fleet_init(&f, 4, pre);

@@ -227,7 +227,7 @@ int pt_is_ident(char c)
     return isalnum((unsigned char)c) || c == '_' || c == ':';
 }
 
-static void lset_add(pt_lset *ls, const char *name, const char *value)
+void pt_lset_add(pt_lset *ls, const char *name, const char *value)
 {
     for (size_t i = 0; i < ls->n; i++)
         if (!strcmp(ls->l[i].name, name)) {
@@ -241,7 +241,7 @@ static void lset_add(pt_lset *ls, const char *name, const char *value)
     ls->n++;
 }
 
-static void lset_free(pt_lset *ls)
+void pt_lset_free(pt_lset *ls)
 {
     for (size_t i = 0; i < ls->n; i++) {
         free((char *)ls->l[i].name);
@@ -262,7 +262,7 @@ static const char *parse_labels(const char *s, pt_lset *ls)
         while (pt_is_ident(*p))
             p++;
         char *name = strndup(b, (size_t)(p - b));
-        lset_add(ls, RW_METRIC_NAME, name);
+        pt_lset_add(ls, RW_METRIC_NAME, name);
         free(name);
         found = 1;
     }
@@ -306,10 +306,10 @@ static const char *parse_labels(const char *s, pt_lset *ls)
                     free(tok);
                     return NULL;
                 }
-                lset_add(ls, tok, v);
+                pt_lset_add(ls, tok, v);
                 free(v);
             } else if (quoted) {
-                lset_add(ls, RW_METRIC_NAME, tok);
+                pt_lset_add(ls, RW_METRIC_NAME, tok);
             } else {
                 free(tok);
                 return NULL;
@@ -634,7 +634,7 @@ int pt_parse_file(const char *path, pt_cmd **out, size_t *nout)
                 for (size_t k = 0; k < c->load.nseries; k++)
                     if (rw_labels_equal(c->load.series[k].labels.l, c->load.series[k].labels.n,
                                         sd.labels.l, sd.labels.n)) {
-                        lset_free(&c->load.series[k].labels);
+                        pt_lset_free(&c->load.series[k].labels);
                         free(c->load.series[k].vals);
                         c->load.series[k] = sd;
                         replaced = 1;
@@ -740,7 +740,7 @@ int pt_parse_file(const char *path, pt_cmd **out, size_t *nout)
 static void free_series(pt_series *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        lset_free(&s[i].labels);
+        pt_lset_free(&s[i].labels);
         free(s[i].vals);
     }
     free(s);

@@ -102,5 +102,9 @@ void *pt_xrealloc(void *p, size_t n);
 char *pt_trim(char *s); /* strips blanks and \r at both ends, in place */
 int pt_is_ident_start(char c); /* [a-zA-Z_:] as a PromQL metric name */
 int pt_is_ident(char c);       /* [a-zA-Z0-9_:] */
+/* Sets name=value in a label set (replacing an earlier value; copies both),
+ * and frees a set's strings and array. */
+void pt_lset_add(pt_lset *ls, const char *name, const char *value);
+void pt_lset_free(pt_lset *ls);
 
 #endif
