@@ -50,6 +50,7 @@ struct rw_app {
     char *rules_base_dir;     /* rule_files globs are relative to the config file */
     char *default_url;        /* external URL when global.external_url is empty */
     rw_ui *ui;
+    rw_auth *auth;
     rw_routes *routes;
     rw_http_server *http;
     atomic_int ready;
@@ -206,10 +207,12 @@ static rw_rc add_routes(rw_app *app, rw_err *err)
 {
     const rw_http_route ops[] = {
         {.path = "/api/v1/write", .methods = RW_HTTP_POST, .perm = RW_PERM_WRITE,
-         .body_limit = rw_ingest_max_body, .fn = rw_ingest_http_write, .ctx = app->ingest},
-        {.path = "/-/ready", .methods = RW_HTTP_GET, .perm = RW_PERM_OPEN, .fn = h_ready,
+         .body_limit = rw_ingest_max_body, .budget = rw_ingest_budget(app->ingest),
+         .fn = rw_ingest_http_write, .ctx = app->ingest},
+        /* open by default through auth.open_paths, which can close them */
+        {.path = "/-/ready", .methods = RW_HTTP_GET, .perm = RW_PERM_READ, .fn = h_ready,
          .ctx = app},
-        {.path = "/-/healthy", .methods = RW_HTTP_GET, .perm = RW_PERM_OPEN, .fn = h_healthy,
+        {.path = "/-/healthy", .methods = RW_HTTP_GET, .perm = RW_PERM_READ, .fn = h_healthy,
          .ctx = app},
         {.path = "/-/reload", .methods = RW_HTTP_POST | RW_HTTP_PUT, .perm = RW_PERM_ADMIN,
          .fn = h_reload, .ctx = app},
@@ -276,6 +279,8 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
         goto fail;
 
     rw_engine_opts eo = rw_query_engine_opts(&c->query);
+    /* values built by label_replace / label_join: the ingest value limit */
+    eo.max_label_value_bytes = (size_t)c->ingest.max_label_value_len;
     rw_querier sq = rw_store_querier(app->store);
     app->engine = rw_engine_new(&sq, &eo);
     if (!app->engine) {
@@ -325,15 +330,25 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
     }
     if (add_routes(app, err) != RW_OK)
         goto fail;
-    rw_http_opts ho = {.cfg = &c->http, .metrics = app->metrics};
-    app->http = rw_http_start(&ho, app->routes, err);
-    if (!app->http)
+    if (!(app->auth = rw_auth_new(&c->auth, c->ingest.tenant_label, app->metrics, err)))
         goto fail;
+    rw_http_opts ho = {.cfg = &c->http, .metrics = app->metrics, .auth = rw_auth_http,
+                       .auth_ctx = app->auth};
+    /* a reload may arrive (POST /-/reload) as soon as the server listens:
+       it waits until app->http is set and start-up has read app->cfg */
+    pthread_mutex_lock(&app->reload_mu);
+    app->http = rw_http_start(&ho, app->routes, err);
+    if (!app->http) {
+        pthread_mutex_unlock(&app->reload_mu);
+        goto fail;
+    }
     atomic_store(&app->ready, 1);
-    rw_info("rwgate %s ready: listening on http://%s (port %d), data in %s, %d shards, "
+    rw_info("rwgate %s ready: listening on %s://%s (port %d), data in %s, %d shards, "
             "started in %.0f ms",
-            RWGATE_VERSION, c->http.listen, rw_http_port(app->http), c->store.dir,
+            RWGATE_VERSION, rw_http_tls_enabled(app->http) ? "https" : "http", c->http.listen,
+            rw_http_port(app->http), c->store.dir,
             rw_store_nshards(app->store), (double)(rw_mono_ns() - t0) / 1e6);
+    pthread_mutex_unlock(&app->reload_mu);
     return app;
 fail:
     rw_app_stop(app);
@@ -361,6 +376,12 @@ rw_rc rw_app_reload(rw_app *app, rw_err *err)
        it succeeds nothing has changed */
     rw_rules_opts ro = rules_opts(app, &nc);
     if ((rc = rw_rules_reconfigure(app->rules, &ro, err)) != RW_OK)
+        goto out;
+    /* the certificate files are read again even when their paths did not
+       change: a renewed certificate is what a SIGHUP is usually for */
+    if ((rc = rw_http_reload_tls(app->http, &nc.http, err)) != RW_OK)
+        goto out;
+    if ((rc = rw_auth_reconfigure(app->auth, &nc.auth, nc.ingest.tenant_label, err)) != RW_OK)
         goto out;
     if ((rc = rw_ingest_reconfigure(app->ingest, &nc.ingest, err)) != RW_OK)
         goto out;
@@ -411,6 +432,7 @@ void rw_app_stop(rw_app *app)
     free(app->rules_base_dir);
     free(app->default_url);
     rw_ui_free(app->ui);
+    rw_auth_free(app->auth);
     rw_query_api_free(app->api);
     rw_engine_free(app->engine);
     rw_ingest_free(app->ingest);

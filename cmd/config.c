@@ -34,6 +34,19 @@ static const rw_cfg_key keys[] = {
     RW_RULES_CONFIG_ROWS(OFF(rules)),
     {"alerting", RW_CFG_SECTION, OFF(alerting), NULL, 0, 0, RW_CFG_RELOAD, "",
      &rw_alerting_config_table, NULL},
+    {"auth", RW_CFG_SECTION, OFF(auth), NULL, 0, 0, RW_CFG_RELOAD, "", &rw_auth_config_table,
+     NULL},
 };
 
-const rw_cfg_table rw_config_table = RW_CFG_TABLE("config", rw_config, keys, NULL, NULL);
+/* Checks across sections. */
+static rw_rc check_config(void *obj, rw_err *err)
+{
+    const rw_config *c = obj;
+    if (c->auth.tenants.n && !c->ingest.tenant_label[0])
+        return rw_err_set(err, RW_BADREQ,
+                          "auth.tenants need ingest.tenant_label: it is the label that keeps "
+                          "tenants' series apart and scopes their reads");
+    return RW_OK;
+}
+
+const rw_cfg_table rw_config_table = RW_CFG_TABLE("config", rw_config, keys, check_config, NULL);

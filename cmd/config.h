@@ -6,6 +6,7 @@
 #ifndef RW_CMD_CONFIG_H
 #define RW_CMD_CONFIG_H
 
+#include "core/auth.h"
 #include "core/cfg.h"
 #include "core/http.h"
 #include "ingest/ingest.h"
@@ -27,6 +28,7 @@ typedef struct rw_config {
     rw_query_config query;
     rw_rules_config rules; /* rule_files and the rules' global keys */
     rw_alerting_config alerting;
+    rw_auth_config auth;
 } rw_config;
 
 extern const rw_cfg_table rw_config_table;

@@ -5,6 +5,7 @@
  *   rwgate check config FILE
  *   rwgate check rules [FILE...]
  *   rwgate test rules [--run REGEX] FILE...
+ *   rwgate hash-password [--iterations N]    (password on stdin)
  *
  * Signals are blocked in every thread and taken synchronously here with
  * sigwait: SIGHUP reloads, SIGTERM/SIGINT stop (in-flight requests finish,
@@ -14,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <termios.h>
 #include "app.h"
+#include "core/auth.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "rules/rules.h"
@@ -29,6 +33,7 @@ static void usage(FILE *f)
             "       rwgate check config FILE\n"
             "       rwgate check rules [FILE...]      (promtool check rules)\n"
             "       rwgate test rules [--run REGEX] FILE...   (promtool test rules)\n"
+            "       rwgate hash-password [--iterations N]  (reads the password from stdin)\n"
             "       rwgate help config        (every configuration key)\n"
             "       rwgate --version\n"
             "\n"
@@ -86,11 +91,63 @@ static int help_config(void)
     return 0;
 }
 
+/* Reads a password from stdin (one line, without echo on a terminal) and
+ * prints its PBKDF2 encoding for auth.tenants[].basic_auth.password_pbkdf2. */
+static int hash_password(int argc, char **argv)
+{
+    uint32_t iter = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--iterations") == 0 && i + 1 < argc) {
+            iter = (uint32_t)strtoul(argv[++i], NULL, 10);
+        } else {
+            fprintf(stderr, "usage: rwgate hash-password [--iterations N] < password\n");
+            return 2;
+        }
+    }
+    int tty = isatty(STDIN_FILENO);
+    struct termios old, quiet;
+    if (tty) {
+        fprintf(stderr, "Password: ");
+        tcgetattr(STDIN_FILENO, &old);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+    }
+    char pw[1024];
+    char *got = fgets(pw, sizeof pw, stdin);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &old);
+        fprintf(stderr, "\n");
+    }
+    if (!got) {
+        fprintf(stderr, "rwgate hash-password: no password on stdin\n");
+        return 1;
+    }
+    pw[strcspn(pw, "\r\n")] = '\0';
+    if (!pw[0]) {
+        fprintf(stderr, "rwgate hash-password: empty password\n");
+        return 1;
+    }
+    char out[256];
+    rw_err err;
+    rw_err_init(&err);
+    rw_rc rc = rw_auth_hash_password(pw, iter, out, sizeof out, &err);
+    memset(pw, 0, sizeof pw);
+    if (rc != RW_OK) {
+        fprintf(stderr, "rwgate hash-password: %s\n", err.msg);
+        return 1;
+    }
+    printf("%s\n", out);
+    return 0;
+}
+
 /* Everything main does; the keys of --set flags it copies go to owned[]
  * (at most MAX_FLAGS), freed by main whatever path run returns by, so a
  * clean exit leaves nothing allocated. */
 static int run(int argc, char **argv, char **owned, size_t *nowned)
 {
+    if (argc >= 2 && strcmp(argv[1], "hash-password") == 0)
+        return hash_password(argc, argv);
     if (argc == 3 && strcmp(argv[1], "help") == 0 && strcmp(argv[2], "config") == 0)
         return help_config();
     if (argc >= 2 && strcmp(argv[1], "check") == 0) {

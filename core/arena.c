@@ -20,6 +20,7 @@ struct rw_arena {
     size_t cap, total; /* bytes allocated from malloc, and the cap on it */
     void *last;        /* most recent allocation, for in-place realloc */
     size_t last_size;
+    int over_cap;      /* an allocation failed because of the cap */
 };
 
 #define ALIGN16(n) (((n) + 15) & ~(size_t)15)
@@ -27,8 +28,10 @@ struct rw_arena {
 static block *block_new(rw_arena *a, size_t min)
 {
     size_t sz = min > a->block_size ? min : a->block_size;
-    if (a->cap && a->total + sz > a->cap)
+    if (a->cap && a->total + sz > a->cap) {
+        a->over_cap = 1;
         return NULL;
+    }
     block *b = malloc(sizeof(block) + sz);
     if (!b)
         return NULL;
@@ -178,4 +181,28 @@ char *rw_arena_sprintf(rw_arena *a, const char *fmt, ...)
 size_t rw_arena_used(const rw_arena *a)
 {
     return a->total;
+}
+
+void rw_arena_set_cap(rw_arena *a, size_t cap)
+{
+    a->cap = cap;
+}
+
+int rw_arena_reserve(rw_arena *a, size_t n)
+{
+    block *b = a->head;
+    if (b->size - b->used >= n)
+        return 0;
+    block *nb = block_new(a, n);
+    if (!nb)
+        return -1;
+    nb->next = b;
+    a->head = nb;
+    a->last = NULL;
+    return 0;
+}
+
+int rw_arena_over_cap(const rw_arena *a)
+{
+    return a->over_cap;
 }

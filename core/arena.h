@@ -24,6 +24,17 @@ char *rw_arena_strndup(rw_arena *a, const char *s, size_t n);
 char *rw_arena_strdup(rw_arena *a, const char *s);
 char *rw_arena_sprintf(rw_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Bytes taken from malloc (whole blocks): what the arena really holds. */
 size_t rw_arena_used(const rw_arena *a);
+/* Makes sure the next n bytes of allocations (each rounded up to 16) come
+ * from the current block without waste: starts a new block of at least n
+ * bytes (at least the block size) when the current one has less room.
+ * -1 when that would pass the cap or memory is out. */
+int rw_arena_reserve(rw_arena *a, size_t n);
+/* Whether an allocation has failed because of the cap (sticky): tells a
+ * limit apart from the system being out of memory. */
+int rw_arena_over_cap(const rw_arena *a);
+/* Changes the cap (0 = none); allocations already made stay. */
+void rw_arena_set_cap(rw_arena *a, size_t cap);
 
 #endif

@@ -32,11 +32,11 @@ rw_rc rw_buf_reserve(rw_buf *b, size_t extra)
 {
     size_t need = b->len + extra + 1;
     if (need < b->len) {
-        b->failed = 1;
+        b->failed = 2;
         return RW_LIMIT;
     }
     if (b->cap && need > b->cap + 1) {
-        b->failed = 1;
+        b->failed = 2;
         return RW_LIMIT;
     }
     if (need <= b->alloc)
@@ -44,6 +44,8 @@ rw_rc rw_buf_reserve(rw_buf *b, size_t extra)
     size_t n = b->alloc ? b->alloc : 256;
     while (n < need)
         n *= 2;
+    if (b->cap && n > b->cap + 1)
+        n = b->cap + 1; /* never more than the cap allows */
     char *p = realloc(b->p, n);
     if (!p) {
         b->failed = 1;

@@ -9,7 +9,7 @@
 typedef struct rw_buf {
     char *p;
     size_t len, alloc, cap; /* cap 0 = no cap */
-    int failed;             /* sticky: an append failed (over cap / no memory) */
+    int failed;             /* sticky: an append failed: 1 no memory, 2 over the cap */
 } rw_buf;
 
 void rw_buf_init(rw_buf *b, size_t cap);

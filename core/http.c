@@ -1,22 +1,39 @@
 /* http.c - the HTTP server wrapper over libmicrohttpd (see http.h).
  *
  * Every request goes through access_cb: the first call picks the route from
- * the table and enforces the method and the declared body size; later calls
- * append body bytes (still capped); the final call runs the handler and
- * queues its response (gzip-compressed when the handler allows it and the
- * client accepts it). One thread per connection, so handlers may block. The
- * per-request state (arena, body, parsed form) is freed in completed_cb. */
+ * the table and enforces the method and the declared body size, and takes
+ * the declared body from the route's byte budget (503 + Retry-After before
+ * a byte is read when it does not fit); later calls append body bytes
+ * (still capped; a body without Content-Length is charged as it arrives,
+ * and the connection is closed when it no longer fits - libmicrohttpd
+ * cannot answer in the middle of an upload); the final call runs the
+ * handler and queues its response (gzip-compressed when the handler allows
+ * it and the client accepts it). One thread per connection, so handlers
+ * may block. The per-request state (arena, body, parsed form, budget bytes)
+ * is released in completed_cb.
+ *
+ * Read deadlines: every connection is tracked from accept to close
+ * (notify_connection) with the phase it is in - reading headers, reading a
+ * body, in the handler - and a deadline for the first two; a watchdog
+ * thread shuts down the socket of a connection past its deadline, which
+ * ends it in its own thread. An inactivity timeout alone would let a client
+ * that sends a byte every few seconds hold a connection for ever. */
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <zlib.h>
+#include "budget.h"
 #include "cfg.h"
 #include "log.h"
 #include "metrics.h"
@@ -31,6 +48,18 @@ typedef struct route_state {
     rw_counter *by_class[6]; /* 1xx..5xx */
 } route_state;
 
+/* Connection phases, for the read deadlines. */
+enum { PH_HEADERS, PH_BODY, PH_HANDLER };
+
+/* One connection, from accept to close (cmu). */
+typedef struct conn_ent {
+    struct conn_ent *prev, *next;
+    int fd;
+    int phase;
+    int64_t deadline_ns; /* of PH_HEADERS / PH_BODY */
+    int shut;            /* the watchdog shut it down */
+} conn_ent;
+
 struct rw_http_server {
     struct MHD_Daemon *d;
     route_state *routes;
@@ -39,7 +68,38 @@ struct rw_http_server {
     rw_counter *not_found;
     rw_http_auth_fn auth;
     void *auth_ctx;
+    rw_budget *body_budget;   /* routes without a budget of their own */
+    rw_counter *overloaded, *timed_out_headers, *timed_out_body;
+    int64_t header_ns, body_ns, idle_ns;
+
+    /* connection tracking and the deadline watchdog */
+    pthread_mutex_t cmu;
+    pthread_cond_t ccv;       /* wakes the watchdog to stop */
+    conn_ent conns;           /* list head (sentinel) */
+    int stopping;             /* cmu */
+    pthread_t wd;
+    int wd_started;
+    int inited;               /* cmu and ccv initialised */
+
+    /* what a daemon is started with, kept to start another on a TLS reload */
+    unsigned maxc, per_ip, tmo;
+    struct sockaddr_storage ss;
+    int tls;
+    const char *priorities;
+    char *cert_pem, *key_pem; /* the current daemon's pair (owned) */
+    MHD_socket listen_fd;     /* owned by us once a reload swapped daemons */
+    struct retired *retired;  /* daemons finishing their connections */
 };
+
+/* A daemon replaced by a TLS reload: stopped in its own thread (stopping
+ * waits for its connections), joined when the server stops. */
+typedef struct retired {
+    struct MHD_Daemon *d;
+    char *cert_pem, *key_pem;
+    pthread_t th;
+    rw_http_server *s;
+    struct retired *next;
+} retired;
 
 /* ---- the route registry ---- */
 
@@ -110,11 +170,14 @@ struct rw_http_req {
     rw_arena *arena;
     rw_buf body;
     size_t max_body;
+    rw_budget *budget;   /* body bytes charged to it */
+    size_t charged;      /* bytes of budget this request holds */
     int too_large;
     int64_t start_ns;
     kv *form; /* parsed x-www-form-urlencoded body, lazily */
     size_t nform;
     int form_parsed;
+    rw_principal *principal;
 };
 
 static unsigned method_bit(const char *m)
@@ -185,8 +248,99 @@ static int gzip_buf(const char *in, size_t n, rw_buf *out)
     return rc == Z_STREAM_END ? 0 : -1;
 }
 
+/* ---- streamed bodies ---- */
+
+typedef struct stream_st {
+    rw_http_stream_fn fn;
+    rw_http_stream_free_fn free_fn;
+    void *ctx;
+    int gzip, ended;
+    z_stream z;
+    char in[64 * 1024];
+} stream_st;
+
+/* libmicrohttpd asks for the next piece of a streamed body. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    stream_st *st = cls;
+    if (!st->gzip) {
+        long n = st->fn(st->ctx, buf, max);
+        return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR
+               : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM
+                        : (ssize_t)n;
+    }
+    /* gzip: feed the producer's bytes through deflate until some output */
+    st->z.next_out = (Bytef *)buf;
+    st->z.avail_out = (uInt)(max > UINT32_MAX ? UINT32_MAX : max);
+    while (st->z.avail_out == max) {
+        if (st->z.avail_in == 0 && !st->ended) {
+            long n = st->fn(st->ctx, st->in, sizeof st->in);
+            if (n < 0)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            if (n == 0)
+                st->ended = 1;
+            st->z.next_in = (Bytef *)st->in;
+            st->z.avail_in = (uInt)n;
+        }
+        int rc = deflate(&st->z, st->ended ? Z_FINISH : Z_NO_FLUSH);
+        if (rc == Z_STREAM_END) {
+            if (st->z.avail_out == max)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+            break;
+        }
+        if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    return (ssize_t)(max - st->z.avail_out);
+}
+
+static void stream_free(void *cls)
+{
+    stream_st *st = cls;
+    if (st->gzip)
+        deflateEnd(&st->z);
+    if (st->free_fn)
+        st->free_fn(st->ctx);
+    free(st);
+}
+
+static enum MHD_Result respond_stream(rw_http_req *req, rw_http_resp *resp)
+{
+    stream_st *st = calloc(1, sizeof *st);
+    if (!st) {
+        if (resp->stream_free)
+            resp->stream_free(resp->stream_ctx);
+        return MHD_NO;
+    }
+    st->fn = resp->stream;
+    st->free_fn = resp->stream_free;
+    st->ctx = resp->stream_ctx;
+    if (resp->gzip_ok && accepts_gzip(req) &&
+        deflateInit2(&st->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+                     Z_DEFAULT_STRATEGY) == Z_OK)
+        st->gzip = 1;
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, st, stream_free);
+    if (!r) {
+        stream_free(st);
+        return MHD_NO;
+    }
+    if (resp->content_type)
+        MHD_add_response_header(r, "Content-Type", resp->content_type);
+    if (st->gzip)
+        MHD_add_response_header(r, "Content-Encoding", "gzip");
+    for (size_t i = 0; i < resp->nheaders; i++)
+        MHD_add_response_header(r, resp->hname[i], resp->hvalue[i]);
+    enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    rw_buf_free(&resp->body);
+    return ret;
+}
+
 static enum MHD_Result respond(rw_http_req *req, rw_http_resp *resp)
 {
+    if (resp->stream)
+        return respond_stream(req, resp);
     rw_buf *body = &resp->body;
     rw_buf gz;
     rw_buf_init(&gz, 0);
@@ -228,6 +382,113 @@ static void observe(rw_http_req *req, int status)
         rw_counter_add(rs->by_class[cls], 1);
 }
 
+/* ---- connection tracking and read deadlines ---- */
+
+static conn_ent *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void set_phase(rw_http_server *s, struct MHD_Connection *c, int phase, int64_t in_ns)
+{
+    conn_ent *e = conn_of(c);
+    if (!e)
+        return;
+    pthread_mutex_lock(&s->cmu);
+    e->phase = phase;
+    e->deadline_ns = in_ns ? rw_mono_ns() + in_ns : 0;
+    pthread_mutex_unlock(&s->cmu);
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+    rw_http_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_ent *e = calloc(1, sizeof *e);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!e || !ci) {
+            free(e);
+            *socket_context = NULL;
+            return;
+        }
+        e->fd = ci->connect_fd;
+        e->phase = PH_HEADERS;
+        e->deadline_ns = rw_mono_ns() + s->header_ns;
+        pthread_mutex_lock(&s->cmu);
+        e->next = s->conns.next;
+        e->prev = &s->conns;
+        s->conns.next->prev = e;
+        s->conns.next = e;
+        pthread_mutex_unlock(&s->cmu);
+        *socket_context = e;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        /* libmicrohttpd notifies before it closes the socket, so the
+           watchdog (which holds cmu while it shuts one down) never touches
+           a descriptor that was closed and reused */
+        conn_ent *e = *socket_context;
+        if (!e)
+            return;
+        pthread_mutex_lock(&s->cmu);
+        e->prev->next = e->next;
+        e->next->prev = e->prev;
+        pthread_mutex_unlock(&s->cmu);
+        free(e);
+        *socket_context = NULL;
+    }
+}
+
+static void *watchdog(void *arg)
+{
+    rw_http_server *s = arg;
+    pthread_mutex_lock(&s->cmu);
+    while (!s->stopping) {
+        int64_t now = rw_mono_ns();
+        for (conn_ent *e = s->conns.next; e != &s->conns; e = e->next) {
+            if (e->shut || e->phase == PH_HANDLER || !e->deadline_ns || now < e->deadline_ns)
+                continue;
+            /* the connection's own thread sees end-of-file and closes it */
+            shutdown(e->fd, SHUT_RDWR);
+            e->shut = 1;
+            rw_counter_add(e->phase == PH_BODY ? s->timed_out_body : s->timed_out_headers, 1);
+            rw_log(RW_LOG_DEBUG, "http: closing a connection past its %s deadline",
+                   e->phase == PH_BODY ? "body" : "header");
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->ccv, &s->cmu, &ts);
+    }
+    pthread_mutex_unlock(&s->cmu);
+    return NULL;
+}
+
+static enum MHD_Result overloaded(rw_http_server *s, rw_http_req *req, struct MHD_Connection *conn)
+{
+    rw_counter_add(s->overloaded, 1);
+    observe(req, 503);
+    char msg[192];
+    snprintf(msg, sizeof msg,
+             "overloaded: %zu bytes of request bodies in flight (limit %zu); retry later\n",
+             rw_budget_used(req->budget), rw_budget_limit(req->budget));
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(msg), msg, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+    MHD_add_response_header(r, "Retry-After", "5");
+    enum MHD_Result ret = MHD_queue_response(conn, 503, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version,
                                  const char *upload_data, size_t *upload_size, void **con_cls)
@@ -259,10 +520,13 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
                         : rs->r.max_body ? rs->r.max_body
                                          : DEFAULT_MAX_BODY;
         req->start_ns = rw_mono_ns();
+        req->budget = rs->r.budget ? rs->r.budget : s->body_budget;
         rw_buf_init(&req->body, req->max_body);
         *con_cls = req;
+        set_phase(s, conn, PH_BODY, s->body_ns);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > req->max_body) {
+        unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+        if (cl && declared > req->max_body) {
             /* refuse before reading a byte of it */
             req->too_large = 1;
             observe(req, 413);
@@ -271,14 +535,49 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
                      req->max_body);
             return send_simple(conn, 413, msg);
         }
+        if (declared) {
+            /* the whole declared body is taken now, while a 503 can still
+               be sent, and held until the request ends; one that could
+               never fit is refused for good (a retry would not help) */
+            if (declared > rw_budget_limit(req->budget)) {
+                req->too_large = 1;
+                observe(req, 413);
+                char msg[160];
+                snprintf(msg, sizeof msg,
+                         "request body of %llu bytes is larger than the in-flight budget of %zu "
+                         "bytes\n",
+                         declared, rw_budget_limit(req->budget));
+                return send_simple(conn, 413, msg);
+            }
+            if (!rw_budget_take(req->budget, (size_t)declared))
+                return overloaded(s, req, conn);
+            req->charged = (size_t)declared;
+            rw_buf_reserve(&req->body, (size_t)declared);
+        }
         return MHD_YES;
     }
     if (*upload_size) {
-        if (!req->too_large && rw_buf_append(&req->body, upload_data, *upload_size) != RW_OK)
-            req->too_large = 1;
+        size_t n = *upload_size;
         *upload_size = 0;
+        if (req->too_large)
+            return MHD_YES;
+        if (req->body.len + n > req->charged) {
+            /* a body longer than declared, or without a length: charged as
+               it arrives; past the budget the connection is closed (no
+               answer can be queued in the middle of an upload) */
+            size_t more = req->body.len + n - req->charged;
+            if (!rw_budget_take(req->budget, more)) {
+                rw_counter_add(s->overloaded, 1);
+                observe(req, 503);
+                return MHD_NO;
+            }
+            req->charged += more;
+        }
+        if (rw_buf_append(&req->body, upload_data, n) != RW_OK)
+            req->too_large = 1;
         return MHD_YES;
     }
+    set_phase(s, conn, PH_HANDLER, 0);
     if (req->too_large) {
         observe(req, 413);
         char msg[128];
@@ -300,9 +599,14 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    rw_http_server *s = cls;
+    /* the next request on a kept-alive connection may first wait idle */
+    set_phase(s, conn, PH_HEADERS, s->idle_ns + s->header_ns);
     rw_http_req *req = *con_cls;
     if (!req)
         return;
+    if (req->charged)
+        rw_budget_give(req->budget, req->charged);
     rw_buf_free(&req->body);
     rw_arena_free(req->arena);
     free(req);
@@ -353,6 +657,240 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, rw_err 
     return RW_OK;
 }
 
+/* ---- daemons and TLS ---- */
+
+static struct MHD_Daemon *start_daemon(rw_http_server *s, MHD_socket fd, const char *cert,
+                                       const char *key)
+{
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    if (s->ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (s->tls)
+        flags |= MHD_USE_TLS;
+    struct MHD_OptionItem o[16];
+    int n = 0;
+    if (fd != MHD_INVALID_SOCKET)
+        o[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, (intptr_t)fd, NULL};
+    else
+        o[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &s->ss};
+    o[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)s->maxc, NULL};
+    o[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)s->per_ip,
+                                     NULL};
+    o[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)s->tmo, NULL};
+    o[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, s};
+    o[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection,
+                                     s};
+    o[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, s};
+    o[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
+    if (s->tls) {
+        o[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert};
+        o[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key};
+        o[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)s->priorities};
+    }
+    o[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    return MHD_start_daemon(flags, 0, NULL, NULL, access_cb, s, MHD_OPTION_ARRAY, o,
+                            MHD_OPTION_END);
+}
+
+static char *read_file(const char *path, rw_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        rw_err_set(err, RW_IO, "cannot read %s", path);
+        return NULL;
+    }
+    rw_buf b;
+    rw_buf_init(&b, 1u << 20);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (rw_buf_append(&b, chunk, n) != RW_OK)
+            break;
+    int bad = ferror(f) || b.failed;
+    fclose(f);
+    if (bad) {
+        rw_buf_free(&b);
+        rw_err_set(err, RW_IO, "cannot read %s (larger than 1 MiB?)", path);
+        return NULL;
+    }
+    size_t len;
+    char *p = rw_buf_detach(&b, &len);
+    if (!p && (p = malloc(1)))
+        p[0] = '\0';
+    return p;
+}
+
+/* Reads a certificate and key and checks that GnuTLS takes them as a pair,
+ * so a bad file is a clear error and never a daemon that fails to start. */
+static rw_rc read_tls_pair(const rw_http_tls *t, char **cert, char **key, rw_err *err)
+{
+    *cert = *key = NULL;
+    char *c = read_file(t->cert_file, err), *k = c ? read_file(t->key_file, err) : NULL;
+    if (!c || !k) {
+        free(c);
+        free(k);
+        return err ? err->code : RW_IO;
+    }
+    gnutls_certificate_credentials_t cred;
+    int r = gnutls_certificate_allocate_credentials(&cred);
+    if (r == GNUTLS_E_SUCCESS) {
+        gnutls_datum_t cd = {(unsigned char *)c, (unsigned)strlen(c)};
+        gnutls_datum_t kd = {(unsigned char *)k, (unsigned)strlen(k)};
+        r = gnutls_certificate_set_x509_key_mem(cred, &cd, &kd, GNUTLS_X509_FMT_PEM);
+        gnutls_certificate_free_credentials(cred);
+    }
+    if (r < 0) {
+        free(c);
+        free(k);
+        return rw_err_set(err, RW_BADREQ, "http.tls: %s / %s: %s", t->cert_file, t->key_file,
+                          gnutls_strerror(r));
+    }
+    *cert = c;
+    *key = k;
+    return RW_OK;
+}
+
+/* Lets the connections a replaced daemon serves end on their own (keep-
+ * alive clients go on with the old pair until they close or idle out),
+ * then stops it; at once when the server stops. */
+static void *retire_main(void *arg)
+{
+    retired *r = arg;
+    rw_http_server *s = r->s;
+    int64_t until = rw_mono_ns() + s->idle_ns + s->header_ns;
+    for (;;) {
+        /* libmicrohttpd is asked without cmu held: its threads take cmu
+           (notify_connection) while holding locks of their own */
+        const union MHD_DaemonInfo *di =
+            MHD_get_daemon_info(r->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if ((di && di->num_connections == 0) || rw_mono_ns() >= until)
+            break;
+        pthread_mutex_lock(&s->cmu);
+        if (s->stopping) {
+            pthread_mutex_unlock(&s->cmu);
+            break;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->ccv, &s->cmu, &ts);
+        pthread_mutex_unlock(&s->cmu);
+    }
+    MHD_stop_daemon(r->d); /* lets requests in flight finish */
+    return NULL;
+}
+
+rw_rc rw_http_reload_tls(rw_http_server *s, const rw_http_config *cfg, rw_err *err)
+{
+    if (!s->tls && !cfg->tls.cert_file[0])
+        return RW_OK;
+    if (!s->tls || !cfg->tls.cert_file[0])
+        return rw_err_set(err, RW_BADREQ, "http.tls cannot be turned on or off without a restart");
+    char *cert, *key;
+    rw_rc rc = read_tls_pair(&cfg->tls, &cert, &key, err);
+    if (rc != RW_OK)
+        return rc;
+    if (!strcmp(cert, s->cert_pem) && !strcmp(key, s->key_pem)) {
+        free(cert);
+        free(key);
+        return RW_OK;
+    }
+    retired *r = calloc(1, sizeof *r);
+    if (!r) {
+        free(cert);
+        free(key);
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    }
+    r->s = s;
+    /* the listening socket moves to a daemon with the new pair: connections
+       wait in the backlog meanwhile, none is refused; the old daemon ends
+       the ones it serves with the old pair */
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    if (fd == MHD_INVALID_SOCKET) {
+        free(r);
+        free(cert);
+        free(key);
+        return rw_err_set(err, RW_INTERNAL, "http: cannot take over the listening socket");
+    }
+    s->listen_fd = fd;
+    struct MHD_Daemon *nd = start_daemon(s, fd, cert, key);
+    if (!nd) {
+        /* cannot happen with a pair GnuTLS accepted; serve the old pair */
+        free(cert);
+        free(key);
+        nd = start_daemon(s, fd, s->cert_pem, s->key_pem);
+        if (!nd) {
+            free(r);
+            rw_error("http: no daemon could take over the listening socket");
+            return rw_err_set(err, RW_INTERNAL, "http: cannot restart the server");
+        }
+        r->d = s->d;
+        s->d = nd;
+        r->cert_pem = NULL;
+        r->key_pem = NULL;
+        rc = rw_err_set(err, RW_INTERNAL, "http: the new TLS pair could not be served");
+    } else {
+        r->d = s->d;
+        r->cert_pem = s->cert_pem;
+        r->key_pem = s->key_pem;
+        s->d = nd;
+        s->cert_pem = cert;
+        s->key_pem = key;
+        rw_info("http: TLS certificate reloaded from %s", cfg->tls.cert_file);
+    }
+    if (pthread_create(&r->th, NULL, retire_main, r) != 0) {
+        MHD_stop_daemon(r->d);
+        r->th = pthread_self();
+        r->d = NULL;
+    }
+    r->next = s->retired;
+    s->retired = r;
+    return rc;
+}
+
+int rw_http_tls_enabled(const rw_http_server *s)
+{
+    return s->tls;
+}
+
+static void server_free(rw_http_server *s)
+{
+    if (!s)
+        return;
+    if (s->inited) {
+        pthread_mutex_lock(&s->cmu);
+        s->stopping = 1;
+        pthread_cond_broadcast(&s->ccv); /* the watchdog and retiring daemons */
+        pthread_mutex_unlock(&s->cmu);
+    }
+    if (s->wd_started)
+        pthread_join(s->wd, NULL);
+    if (s->inited) {
+        pthread_mutex_destroy(&s->cmu);
+        pthread_cond_destroy(&s->ccv);
+    }
+    for (retired *r = s->retired, *n; r; r = n) {
+        n = r->next;
+        if (r->d)
+            pthread_join(r->th, NULL);
+        free(r->cert_pem);
+        free(r->key_pem);
+        free(r);
+    }
+    if (s->listen_fd != MHD_INVALID_SOCKET)
+        close(s->listen_fd);
+    free(s->cert_pem);
+    free(s->key_pem);
+    rw_budget_free(s->body_budget);
+    free(s->routes);
+    free(s);
+}
+
 rw_http_server *rw_http_start(const rw_http_opts *opts, const rw_routes *routes, rw_err *err)
 {
     rw_http_config defaults;
@@ -368,6 +906,8 @@ rw_http_server *rw_http_start(const rw_http_opts *opts, const rw_routes *routes,
     if (parse_listen(listen, &ss, err) != RW_OK)
         goto fail;
     s = calloc(1, sizeof *s);
+    if (s)
+        s->listen_fd = MHD_INVALID_SOCKET;
     size_t nroutes = routes ? routes->n : 0;
     if (!s || !(s->routes = calloc(nroutes ? nroutes : 1, sizeof *s->routes))) {
         rw_err_set(err, RW_NOMEM, "out of memory");
@@ -394,18 +934,49 @@ rw_http_server *rw_http_start(const rw_http_opts *opts, const rw_routes *routes,
     s->not_found = rw_metrics_counter(m, "rwgate_http_requests_total",
                                       "handler=\"other\",code=\"4xx\"",
                                       "HTTP requests by handler and status class.");
-    unsigned maxc = (unsigned)cfg->max_connections;
-    unsigned tmo = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    s->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, s, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, maxc,
-                            MHD_OPTION_CONNECTION_TIMEOUT, tmo, MHD_OPTION_NOTIFY_COMPLETED,
-                            completed_cb, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
-    if (!s->d) {
+    s->overloaded = rw_metrics_counter(
+        m, "rwgate_http_requests_overloaded_total", NULL,
+        "Requests refused (503, or closed mid-upload) because their bodies did not fit the "
+        "in-flight byte budget.");
+    const char *th = "Connections closed because a request did not arrive in time.";
+    s->timed_out_headers = rw_metrics_counter(m, "rwgate_http_read_timeouts_total",
+                                              "phase=\"headers\"", th);
+    s->timed_out_body = rw_metrics_counter(m, "rwgate_http_read_timeouts_total",
+                                           "phase=\"body\"", th);
+    s->header_ns = cfg->read_header_timeout_ms * 1000000;
+    s->body_ns = cfg->read_timeout_ms * 1000000;
+    s->idle_ns = cfg->idle_timeout_ms * 1000000;
+    if (!(s->body_budget = rw_budget_new((size_t)cfg->max_inflight_body_bytes))) {
+        rw_err_set(err, RW_NOMEM, "out of memory");
+        goto fail;
+    }
+    pthread_mutex_init(&s->cmu, NULL);
+    pthread_cond_init(&s->ccv, NULL);
+    s->conns.next = s->conns.prev = &s->conns;
+    s->inited = 1;
+    if (pthread_create(&s->wd, NULL, watchdog, s) != 0) {
+        rw_err_set(err, RW_NOMEM, "cannot start the HTTP watchdog thread");
+        goto fail;
+    }
+    s->wd_started = 1;
+    s->maxc = (unsigned)cfg->max_connections;
+    s->per_ip = (unsigned)cfg->max_connections_per_client;
+    s->tmo = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
+    s->ss = ss;
+    s->listen_fd = MHD_INVALID_SOCKET;
+    if (cfg->tls.cert_file[0]) {
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+            rw_err_set(err, RW_UNSUPPORTED, "http.tls: this libmicrohttpd has no TLS support");
+            goto fail;
+        }
+        s->tls = 1;
+        s->priorities = cfg->tls.min_version == RW_TLS13 ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+                                                          : "NORMAL:-VERS-ALL:+VERS-TLS1.3:"
+                                                            "+VERS-TLS1.2";
+        if (read_tls_pair(&cfg->tls, &s->cert_pem, &s->key_pem, err) != RW_OK)
+            goto fail;
+    }
+    if (!(s->d = start_daemon(s, MHD_INVALID_SOCKET, s->cert_pem, s->key_pem))) {
         rw_err_set(err, RW_IO, "cannot listen on %s (address in use or not available)", listen);
         goto fail;
     }
@@ -415,9 +986,7 @@ rw_http_server *rw_http_start(const rw_http_opts *opts, const rw_routes *routes,
         rw_cfg_free(&rw_http_config_table, &defaults);
     return s;
 fail:
-    if (s)
-        free(s->routes);
-    free(s);
+    server_free(s);
     if (cfg == &defaults)
         rw_cfg_free(&rw_http_config_table, &defaults);
     return NULL;
@@ -434,10 +1003,38 @@ void rw_http_stop(rw_http_server *s)
         return;
     /* stop accepting first; MHD_stop_daemon then lets running handlers
        finish and joins the connection threads */
-    MHD_quiesce_daemon(s->d);
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    if (fd != MHD_INVALID_SOCKET)
+        s->listen_fd = fd; /* ours now: closed by server_free */
     MHD_stop_daemon(s->d);
-    free(s->routes);
-    free(s);
+    s->d = NULL;
+    server_free(s);
+}
+
+rw_rc rw_http_set_principal(rw_http_req *r, const rw_principal *p)
+{
+    rw_arena *a = r->arena;
+    rw_principal *c = rw_arena_alloc(a, sizeof *c);
+    const char **rt = rw_arena_alloc(a, (p->nread_tenants ? p->nread_tenants : 1) * sizeof *rt);
+    if (!c || !rt)
+        return RW_NOMEM;
+    *c = *p;
+    c->name = rw_arena_strdup(a, p->name ? p->name : "");
+    c->tenant = rw_arena_strdup(a, p->tenant ? p->tenant : "");
+    c->tenant_label = rw_arena_strdup(a, p->tenant_label ? p->tenant_label : "");
+    if (!c->name || !c->tenant || !c->tenant_label)
+        return RW_NOMEM;
+    for (size_t i = 0; i < p->nread_tenants; i++)
+        if (!(rt[i] = rw_arena_strdup(a, p->read_tenants[i])))
+            return RW_NOMEM;
+    c->read_tenants = rt;
+    r->principal = c;
+    return RW_OK;
+}
+
+const rw_principal *rw_http_principal(const rw_http_req *r)
+{
+    return r->principal;
 }
 
 const char *rw_http_method(const rw_http_req *r) { return r->method; }

@@ -277,6 +277,43 @@ int rw_fmt_float_g(double v, char *out)
     return fmt_f(v < 0, d, nd, dp, out);
 }
 
+/* Length of the valid UTF-8 sequence at s[0..n) (n > 0, s[0] >= 0x80), or
+ * 0 when it is not one: a stray continuation byte, a truncated sequence,
+ * an overlong form, a surrogate or a code point past U+10FFFF. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0; /* overlong */
+        else if (c == 0xed)
+            hi = 0x9f; /* surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xf4)
+            hi = 0x8f; /* past U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
+/* Invalid UTF-8 (stored by an older version, echoed from a request, built
+ * by a function from a \xNN escape) is written as U+FFFD per bad byte, as
+ * Go's encoding/json does: the document stays valid UTF-8 JSON whatever a
+ * string holds. */
 rw_rc rw_json_strn(rw_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -285,6 +322,17 @@ rw_rc rw_json_strn(rw_buf *b, const char *s, size_t n)
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+            if (k) {
+                i += k - 1;
+                continue;
+            }
+            rw_buf_append(b, s + run, i - run);
+            run = i + 1;
+            rw_buf_append(b, "\\ufffd", 6);
+            continue;
+        }
         if (c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&')
             continue;
         rw_buf_append(b, s + run, i - run);

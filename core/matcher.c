@@ -1,13 +1,14 @@
 /* matcher.c - compiled label matchers (see matcher.h). Regex matching is hot
- * in series selection, so anchored PCRE2 with JIT is used and trivial
- * patterns skip it. Patterns are RE2 syntax, which PCRE2 accepts for the
- * subset PromQL users write; "." matches newlines as in Prometheus ((?s)). */
-#define PCRE2_CODE_UNIT_WIDTH 8
+ * in series selection, so trivial patterns skip PCRE2 altogether; real
+ * regexes go through core/regex.h, which anchors them, makes "." match
+ * newlines as Prometheus does ((?s)), JIT-compiles them and bounds
+ * backtracking with match and depth limits - a limit hit is an error the
+ * caller reports, never a silent "no match". */
 #include "matcher.h"
 
-#include <pcre2.h>
 #include <stdlib.h>
 #include <string.h>
+#include "regex.h"
 
 enum { K_EQ, K_ANY, K_NONEMPTY, K_ALTS, K_PCRE };
 
@@ -74,22 +75,13 @@ rw_rc rw_matcher_init(rw_matcher *m, rw_match_op op, const char *name, const cha
         m->kind = K_ALTS;
         return RW_OK;
     }
-    int ecode;
-    PCRE2_SIZE eoff;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)value, PCRE2_ZERO_TERMINATED,
-                                   PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_DOTALL | PCRE2_UTF,
-                                   &ecode, &eoff, NULL);
+    rw_regex *re = rw_regex_compile(value, err);
     if (!re) {
-        PCRE2_UCHAR msg[160];
-        pcre2_get_error_message(ecode, msg, sizeof msg);
-        rw_err_set(err, RW_BADREQ, "invalid regular expression \"%.100s\" at offset %zu: %s",
-                   value, (size_t)eoff, (char *)msg);
         rw_matcher_free(m);
-        return RW_BADREQ;
+        return err ? err->code : RW_BADREQ;
     }
-    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* best effort */
     m->re = re;
-    m->md = pcre2_match_data_create_from_pattern(re, NULL);
+    m->md = rw_regex_md_new(rw_regex_ngroups(re));
     if (!m->md) {
         rw_matcher_free(m);
         return rw_err_set(err, RW_NOMEM, "out of memory");
@@ -104,17 +96,15 @@ void rw_matcher_free(rw_matcher *m)
         return;
     free(m->name);
     free(m->value);
-    if (m->md)
-        pcre2_match_data_free(m->md);
-    if (m->re)
-        pcre2_code_free(m->re);
+    rw_regex_md_free(m->md);
+    rw_regex_free(m->re);
     for (size_t i = 0; i < m->nalts; i++)
         free(m->alts[i]);
     free(m->alts);
     memset(m, 0, sizeof *m);
 }
 
-static int raw_match(const rw_matcher *m, const char *v)
+static int raw_match(const rw_matcher *m, const char *v, rw_err *err)
 {
     switch (m->kind) {
     case K_EQ: return strcmp(v, m->value) == 0;
@@ -126,16 +116,28 @@ static int raw_match(const rw_matcher *m, const char *v)
                 return 1;
         return 0;
     default:
-        return pcre2_match(m->re, (PCRE2_SPTR)v, strlen(v), 0, 0, m->md, NULL) >= 0;
+        return rw_regex_match(m->re, m->md, v, strlen(v), err);
     }
+}
+
+int rw_matcher_match(const rw_matcher *m, const char *value, rw_err *err)
+{
+    if (!value)
+        value = "";
+    int r = raw_match(m, value, err);
+    if (r < 0)
+        return -1;
+    return (m->op == RW_MATCH_NEQ || m->op == RW_MATCH_NRE) ? !r : r;
 }
 
 int rw_matcher_matches(const rw_matcher *m, const char *value)
 {
-    if (!value)
-        value = "";
-    int r = raw_match(m, value);
-    return (m->op == RW_MATCH_NEQ || m->op == RW_MATCH_NRE) ? !r : r;
+    return rw_matcher_match(m, value, NULL) == 1;
+}
+
+int rw_matcher_is_regex(const rw_matcher *m)
+{
+    return m->kind == K_PCRE;
 }
 
 int rw_matcher_matches_empty(const rw_matcher *m)

@@ -12,91 +12,31 @@
  * parsing is over. String lengths travel with the labels (rw_in_series.lens)
  * so validation and hashing never rescan them.
  *
+ * Memory: three passes, nothing allocated before it is counted. A scan of
+ * the top-level fields counts series and metadata (too many series is
+ * refused before anything is allocated for them); a second pass counts
+ * each series' labels and samples into its rw_in_series; then the exact
+ * arena size is reserved against the in-flight budget (rw_in_mem) and the
+ * third pass decodes into arrays of exactly the counted sizes.
+ *
  * Wire format handled: varint (0), 64-bit (1), length-delimited (2) and
- * 32-bit (5) fields; groups (3, 4) are invalid. Unknown fields are skipped,
- * a repeated scalar field keeps its last value, as protobuf does. Every
- * length is checked against what remains before it is used. */
+ * 32-bit (5) fields; groups (3, 4) are invalid (pb_wire.h). Unknown fields
+ * are skipped, a repeated scalar field keeps its last value, as protobuf
+ * does. Every length is checked against what remains before it is used. */
 #include <string.h>
 #include "ingest_int.h"
+#include "core/pb_wire.h"
 
-typedef struct pb {
-    const uint8_t *p, *end;
-} pb;
-
-static inline __attribute__((always_inline)) int rd_varint(pb *b, uint64_t *out)
-{
-    if (b->p < b->end && !(*b->p & 0x80)) { /* tags and lengths: nearly always one byte */
-        *out = *b->p++;
-        return 0;
-    }
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64 && b->p < b->end; shift += 7) {
-        uint8_t c = *b->p++;
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* Reads one field's key and, for length-delimited fields, its body. */
-static inline __attribute__((always_inline)) int rd_field(pb *b, uint32_t *num, int *wt,
-                                                          pb *sub, uint64_t *val)
-{
-    uint64_t key;
-    if (rd_varint(b, &key) < 0 || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
-        return -1;
-    *num = (uint32_t)(key >> 3);
-    *wt = (int)(key & 7);
-    switch (*wt) {
-    case 0:
-        return rd_varint(b, val);
-    case 1:
-        if (b->end - b->p < 8)
-            return -1;
-        memcpy(val, b->p, 8);
-        b->p += 8;
-        return 0;
-    case 2: {
-        uint64_t len;
-        if (rd_varint(b, &len) < 0 || len > (uint64_t)(b->end - b->p))
-            return -1;
-        sub->p = b->p;
-        sub->end = b->p + len;
-        b->p += len;
-        return 0;
-    }
-    case 5:
-        if (b->end - b->p < 4)
-            return -1;
-        *val = 0;
-        memcpy(val, b->p, 4);
-        b->p += 4;
-        return 0;
-    default:
-        return -1;
-    }
-}
-
-/* Strings to terminate once parsing is over. */
+/* Strings to terminate once parsing is over; sized by the count pass. */
 typedef struct term_list {
     char **at;
     size_t n, cap;
-    rw_arena *a;
 } term_list;
 
 static int term_add(term_list *t, const pb *s)
 {
-    if (t->n == t->cap) {
-        size_t ncap = t->cap ? t->cap * 2 : 1024;
-        char **na = rw_arena_realloc(t->a, t->at, t->cap * sizeof *na, ncap * sizeof *na);
-        if (!na)
-            return -1;
-        t->at = na;
-        t->cap = ncap;
-    }
+    if (t->n == t->cap)
+        return -1;
     t->at[t->n++] = (char *)s->end;
     return 0;
 }
@@ -153,17 +93,17 @@ static int decode_sample(pb body, rw_sample *s)
     return 0;
 }
 
-static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t)
+/* Count pass: a series' labels, samples, exemplars and native histograms
+ * into s (nlabels / nsamples are reset by the decode pass). */
+static int count_series(pb body, rw_in_series *s)
 {
-    /* first pass: counts, so the arrays are allocated once */
     size_t nl = 0, ns = 0;
-    pb scan = body;
-    while (scan.p < scan.end) {
+    while (body.p < body.end) {
         uint32_t num;
         int wt;
         pb sub;
         uint64_t v;
-        if (rd_field(&scan, &num, &wt, &sub, &v) < 0)
+        if (rd_field(&body, &num, &wt, &sub, &v) < 0)
             return -1;
         if (num >= 1 && num <= 4 && wt != 2)
             return -1;
@@ -176,17 +116,44 @@ static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t)
         else if (num == 4)
             s->nhistograms++;
     }
+    s->nlabels = nl;
+    s->nsamples = ns;
+    return 0;
+}
+
+/* Arena bytes decode_series takes for s; a series over the label limit is
+ * not decoded (labels_over) and takes nothing. */
+static size_t series_bytes(rw_in_series *s, size_t max_labels)
+{
+    if (s->nlabels > max_labels) {
+        s->labels_over = s->nlabels;
+        s->nlabels = 0;
+        return 0;
+    }
+    size_t nl = s->nlabels ? s->nlabels : 1;
+    return PB_ALIGN16(nl * sizeof(rw_label)) + PB_ALIGN16(nl * 2 * sizeof(uint32_t)) +
+           (s->nsamples ? PB_ALIGN16(s->nsamples * sizeof(rw_sample)) : 0);
+}
+
+/* Decode pass (counts from count_series, memory reserved). */
+static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t)
+{
+    if (s->labels_over)
+        return 0; /* counted only: validation rejects it */
+    size_t nl = s->nlabels, ns = s->nsamples;
     s->labels = rw_arena_alloc(a, (nl ? nl : 1) * sizeof *s->labels);
     s->lens = rw_arena_alloc(a, (nl ? nl : 1) * 2 * sizeof *s->lens);
     s->samples = ns ? rw_arena_alloc(a, ns * sizeof *s->samples) : NULL;
     if (!s->labels || !s->lens || (ns && !s->samples))
         return -2;
+    s->nlabels = 0;
+    s->nsamples = 0;
     while (body.p < body.end) {
         uint32_t num = 0;
         int wt = 0;
         pb sub = {NULL, NULL};
         uint64_t v;
-        rd_field(&body, &num, &wt, &sub, &v); /* checked by the first pass */
+        rd_field(&body, &num, &wt, &sub, &v); /* checked by the count pass */
         if (num == 1) {
             if (decode_label(sub, &s->labels[s->nlabels], &s->lens[2 * s->nlabels], t) < 0)
                 return -1;
@@ -231,9 +198,23 @@ static int decode_metadata(pb body, rw_metadata *m, term_list *t)
     return 0;
 }
 
-/* raw must have one writable byte after raw[len] (see the file header). */
-rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, rw_arena *a, rw_in_batch *out, rw_err *err)
+static rw_rc malformed(rw_err *err, const char *what, size_t i)
 {
+    return rw_err_set(err, RW_BADREQ,
+                      "cannot decode protobuf prometheus.WriteRequest: malformed %s %zu", what, i);
+}
+
+static rw_rc too_complex(rw_err *err)
+{
+    return rw_err_set(err, RW_LIMIT, "request too complex: decoding needs more memory than allowed");
+}
+
+/* raw must have one writable byte after raw[len] (see the file header). */
+rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in_mem *m,
+                      rw_in_batch *out, rw_err *err)
+{
+    size_t max_series = (size_t)c->max_series_per_request;
+    rw_arena *a = m->a;
     pb body = {raw, raw + len}, scan = body;
     size_t nts = 0, nmd = 0;
     while (scan.p < scan.end) {
@@ -248,29 +229,58 @@ rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, rw_arena *a, rw_in_batch *out, r
         nts += num == 1;
         nmd += num == 3;
     }
+    if (nts > max_series)
+        return rw_err_set(err, RW_LIMIT, "request has %zu series, limit is %zu per request", nts,
+                          max_series);
+    rw_rc rc = rw_in_mem_grow(m, PB_ALIGN16((nts ? nts : 1) * sizeof(rw_in_series)) +
+                                     PB_ALIGN16((nmd ? nmd : 1) * sizeof(rw_metadata)),
+                              err);
+    if (rc != RW_OK)
+        return rc;
     out->series = rw_arena_calloc(a, nts ? nts : 1, sizeof *out->series);
     out->metadata = rw_arena_calloc(a, nmd ? nmd : 1, sizeof *out->metadata);
-    term_list t = {NULL, 0, 0, a};
     if (!out->series || !out->metadata)
-        return RW_LIMIT;
+        return too_complex(err);
+    /* count pass */
+    size_t need = 0, nlabels = 0, k = 0;
+    scan = body;
+    while (scan.p < scan.end) {
+        uint32_t num = 0;
+        int wt = 0;
+        pb sub = {NULL, NULL};
+        uint64_t v;
+        rd_field(&scan, &num, &wt, &sub, &v); /* checked by the scan */
+        if (num != 1)
+            continue;
+        rw_in_series *s = &out->series[k];
+        if (count_series(sub, s) < 0)
+            return malformed(err, "time series", k);
+        need += series_bytes(s, (size_t)c->max_labels_per_series);
+        nlabels += s->nlabels;
+        k++;
+    }
+    term_list t = {NULL, 0, 2 * nlabels + 3 * nmd};
+    need += PB_ALIGN16((t.cap ? t.cap : 1) * sizeof *t.at) + rw_in_stage_bytes(nts, nlabels);
+    if ((rc = rw_in_mem_grow(m, need, err)) != RW_OK)
+        return rc;
+    if (!(t.at = rw_arena_alloc(a, (t.cap ? t.cap : 1) * sizeof *t.at)))
+        return too_complex(err);
     while (body.p < body.end) {
         uint32_t num = 0;
         int wt = 0;
         pb sub = {NULL, NULL};
         uint64_t v;
         rd_field(&body, &num, &wt, &sub, &v); /* checked by the scan */
-        int rc = 0;
+        int r = 0;
         if (num == 1)
-            rc = decode_series(sub, a, &out->series[out->nseries++], &t);
+            r = decode_series(sub, a, &out->series[out->nseries++], &t);
         else if (num == 3)
-            rc = decode_metadata(sub, &out->metadata[out->nmetadata++], &t);
-        if (rc == -2)
-            return RW_LIMIT;
-        if (rc < 0)
-            return rw_err_set(err, RW_BADREQ,
-                              "cannot decode protobuf prometheus.WriteRequest: malformed %s %zu",
-                              num == 1 ? "time series" : "metadata entry",
-                              num == 1 ? out->nseries - 1 : out->nmetadata - 1);
+            r = decode_metadata(sub, &out->metadata[out->nmetadata++], &t);
+        if (r == -2)
+            return too_complex(err);
+        if (r < 0)
+            return num == 1 ? malformed(err, "time series", out->nseries - 1)
+                            : malformed(err, "metadata entry", out->nmetadata - 1);
     }
     for (size_t i = 0; i < t.n; i++)
         *t.at[i] = '\0';

@@ -74,6 +74,13 @@ rw_ingest *rw_ingest_new(const rw_ingest_opts *o, rw_err *err)
         free(ig);
         return NULL;
     }
+    if (!(ig->budget = rw_budget_new((size_t)ig->cur->cfg.max_inflight_bytes))) {
+        ig_settings_put(ig, ig->cur);
+        pthread_mutex_destroy(&ig->mu);
+        free(ig);
+        rw_err_set(err, RW_NOMEM, "out of memory");
+        return NULL;
+    }
     rw_metrics *m = o->metrics;
     const char *rh = "Remote-write requests received by protocol version.";
     ig->req_v1 = rw_metrics_counter(m, "rwgate_ingest_requests_total", "version=\"1\"", rh);
@@ -187,8 +194,14 @@ void rw_ingest_free(rw_ingest *ig)
     pthread_mutex_destroy(&ig->pool_mu);
     pthread_mutex_destroy(&ig->kapi_mu);
     ig_settings_put(ig, ig->cur);
+    rw_budget_free(ig->budget);
     pthread_mutex_destroy(&ig->mu);
     free(ig);
+}
+
+rw_budget *rw_ingest_budget(rw_ingest *ig)
+{
+    return ig->budget;
 }
 
 rw_rc rw_ingest_reconfigure(rw_ingest *ig, const rw_ingest_config *cfg, rw_err *err)
@@ -213,6 +226,7 @@ rw_rc rw_ingest_reconfigure(rw_ingest *ig, const rw_ingest_config *cfg, rw_err *
     ig_settings *old = ig->cur;
     ig->cur = s;
     pthread_mutex_unlock(&ig->mu);
+    rw_budget_set_limit(ig->budget, (size_t)cfg->max_inflight_bytes);
     ig_settings_put(ig, old);
     return RW_OK;
 }
@@ -226,36 +240,57 @@ size_t rw_ingest_max_body(void *ctx)
     return n;
 }
 
-static rw_rc write_batch(rw_ingest *ig, const rw_ingest_config *cfg, rw_proto_version v,
-                         const char *tenant, const void *body, size_t len, size_t ulen,
-                         rw_write_stats *st, rw_err *err);
-
-/* Admission: the decoded bytes of all requests being processed stay under
- * max_inflight_bytes, so memory stays bounded however many senders push at
- * once; past it the sender is told to retry later (503), never dropped. One
- * request is always admitted, whatever its size, so a lone big request
- * cannot be starved. */
+/* Admission: the request's decoded body and decoding arena are reserved
+ * against the in-flight budget (max_inflight_bytes) before they are
+ * allocated - in steps, as decoding counts what the body holds - beside the
+ * compressed bodies the HTTP layer charged as they arrived. Past the limit
+ * the sender is told to retry later (503), never dropped; a request that
+ * could not fit even alone is refused (400). */
 rw_rc ig_write(rw_ingest *ig, const ig_settings *s, rw_proto_version v, const char *tenant,
                const void *body, size_t len, rw_write_stats *st, rw_err *err)
 {
     memset(st, 0, sizeof *st);
     const rw_ingest_config *cfg = &s->cfg;
+    rw_counter_add(v == RW_PROTO_V2 ? ig->req_v2 : ig->req_v1, 1);
+    rw_counter_add(ig->bytes_received, len);
+    if (!tenant || !*tenant)
+        tenant = cfg->default_tenant;
     size_t ulen = 0;
     if (rw_in_decode_peek_len(body, len, &ulen) != RW_OK ||
         ulen > (size_t)cfg->max_decoded_bytes)
         ulen = 0; /* rejected by decode.c with a precise message */
-    size_t cost = ulen + len;
-    size_t before = atomic_fetch_add(&ig->inflight, cost);
-    if (before > 0 && before + cost > (size_t)cfg->max_inflight_bytes) {
-        atomic_fetch_sub(&ig->inflight, cost);
+    /* blocks sized after the body, so a small request holds little */
+    size_t block = ulen / 16;
+    block = block < (4u << 10) ? (4u << 10) : block > (1u << 20) ? (1u << 20) : block;
+    rw_in_mem m = {.budget = ig->budget, .block = block};
+    rw_rc rc = rw_in_mem_reserve(&m, block, err);
+    if (rc == RW_OK && !(m.a = rw_arena_new(block, m.held)))
+        rc = rw_err_set(err, RW_AGAIN, "out of memory");
+    rw_in_batch b;
+    if (rc == RW_OK)
+        rc = rw_in_decode_mem(cfg, v, body, len, &m, &b, err);
+    if (rc == RW_OK) {
+        rw_in_ctx c = {
+            .ig = ig, .cfg = cfg, .a = m.a, .version = v, .tenant = tenant,
+            .now_ms = rw_now_ms(), .st = st, .tl = rw_in_tenant_limits(cfg, tenant),
+            .scr = ig_scratch_get(ig),
+        };
+        if (!c.scr) {
+            rc = rw_err_set(err, RW_AGAIN, "out of memory");
+        } else {
+            rc = rw_in_run_pipeline(&c, &b, err);
+            rw_in_clean_finish(&c);
+            ig_scratch_put(ig, c.scr);
+        }
+        if (rc == RW_AGAIN || rc == RW_IO || rc == RW_NOMEM)
+            rw_counter_add(ig->req_unavailable, 1);
+    } else if (rc == RW_AGAIN) {
         rw_counter_add(ig->req_overloaded, 1);
-        return rw_err_set(err, RW_AGAIN,
-                          "overloaded: %zu bytes of write requests in flight (limit %lld); "
-                          "retry later",
-                          before, (long long)cfg->max_inflight_bytes);
+    } else {
+        rw_counter_add(ig->req_bad, 1);
     }
-    rw_rc rc = write_batch(ig, cfg, v, tenant, body, len, ulen, st, err);
-    atomic_fetch_sub(&ig->inflight, cost);
+    rw_arena_free(m.a);
+    rw_budget_give(ig->budget, m.held);
     return rc;
 }
 
@@ -265,42 +300,5 @@ rw_rc rw_ingest_write(rw_ingest *ig, rw_proto_version v, const char *tenant, con
     ig_settings *s = ig_settings_get(ig);
     rw_rc rc = ig_write(ig, s, v, tenant, body, len, st, err);
     ig_settings_put(ig, s);
-    return rc;
-}
-
-static rw_rc write_batch(rw_ingest *ig, const rw_ingest_config *cfg, rw_proto_version v,
-                         const char *tenant, const void *body, size_t len, size_t ulen,
-                         rw_write_stats *st, rw_err *err)
-{
-    rw_counter_add(v == RW_PROTO_V2 ? ig->req_v2 : ig->req_v1, 1);
-    rw_counter_add(ig->bytes_received, len);
-    if (!tenant || !*tenant)
-        tenant = cfg->default_tenant;
-    /* the arena is sized from the declared length (0 when decode.c is about
-       to reject it) */
-    rw_arena *a = rw_arena_new(ulen > (1u << 20) ? (1u << 20) : 0, ig_arena_cap(ulen));
-    if (!a)
-        return rw_err_set(err, RW_AGAIN, "out of memory");
-    rw_in_batch b;
-    rw_rc rc = rw_in_decode(cfg, v, body, len, a, &b, err);
-    if (rc != RW_OK) {
-        rw_arena_free(a);
-        rw_counter_add(ig->req_bad, 1);
-        return rc;
-    }
-    rw_in_ctx c = {
-        .ig = ig, .cfg = cfg, .a = a, .version = v, .tenant = tenant, .now_ms = rw_now_ms(),
-        .st = st, .tl = rw_in_tenant_limits(cfg, tenant), .scr = ig_scratch_get(ig),
-    };
-    if (!c.scr) {
-        rw_arena_free(a);
-        return rw_err_set(err, RW_AGAIN, "out of memory");
-    }
-    rc = rw_in_run_pipeline(&c, &b, err);
-    if (rc == RW_AGAIN || rc == RW_IO || rc == RW_NOMEM)
-        rw_counter_add(ig->req_unavailable, 1);
-    rw_in_clean_finish(&c);
-    ig_scratch_put(ig, c.scr);
-    rw_arena_free(a);
     return rc;
 }

@@ -84,12 +84,15 @@ typedef struct rw_ingest_config {
                                      = no tenant label on their series */
     int64_t max_body_bytes;       /* compressed body; enforced by the HTTP route */
     int64_t max_decoded_bytes;    /* snappy's declared length is checked against it */
-    int64_t max_inflight_bytes;   /* decoded bytes of requests being processed at once;
-                                     one request is always admitted */
+    int64_t max_inflight_bytes;   /* bytes the write requests in flight may hold at once:
+                                     compressed bodies as they arrive, decoded bodies,
+                                     decoding arenas; past it 503, a request that alone
+                                     needs more gets 400 */
     int64_t max_series_per_request;
     int64_t max_labels_per_series;
     int64_t max_label_name_len;
     int64_t max_label_value_len;
+    int64_t max_help_len;         /* metadata help text */
     int64_t max_future_ms;        /* samples newer than now + this are rejected; 0 = no limit */
 
     /* cleaning */
@@ -127,6 +130,13 @@ rw_rc rw_ingest_reconfigure(rw_ingest *ig, const rw_ingest_config *cfg, rw_err *
  * rw_ingest *). */
 size_t rw_ingest_max_body(void *ctx);
 
+/* The in-flight byte budget (ingest.max_inflight_bytes) that decoded
+ * bodies and decoding arenas are charged to; the write route hands it to
+ * the HTTP server so that compressed bodies are charged to it too, as they
+ * arrive (rw_http_route.budget). */
+struct rw_budget;
+struct rw_budget *rw_ingest_budget(rw_ingest *ig);
+
 /* The route handler for POST /api/v1/write (ctx = rw_ingest *). */
 void rw_ingest_http_write(void *ctx, rw_http_req *req, rw_http_resp *resp);
 
@@ -148,6 +158,7 @@ typedef struct rw_write_stats {
     uint64_t histograms_rejected; /* native histograms: not stored yet */
     uint64_t exemplars_dropped;
     uint64_t metadata_written;
+    uint64_t metadata_rejected;   /* invalid entries, or beyond store.max_metadata */
     char reasons[1024];           /* first few reasons, human readable */
 } rw_write_stats;
 

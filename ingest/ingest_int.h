@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include "clean.h"
 #include "core/relabel.h"
+#include "core/budget.h"
 #include "ingest.h"
 
 /* One decoded series, labels sorted, strings in the request arena. */
@@ -19,6 +20,10 @@ typedef struct rw_in_series {
     uint64_t nexemplars;
     uint8_t skip_old;     /* HA series: the store skips samples it already holds newer */
     int32_t src;          /* per-request source index + 1 (0 = not looked up yet) */
+    size_t labels_over;   /* > 0: the series has this many labels, more than
+                             max_labels_per_series; neither its labels nor
+                             its samples were decoded (nsamples still counts
+                             them): validation rejects it */
 } rw_in_series;
 
 /* A decoded request: the batch the pipeline stages work on. */
@@ -43,7 +48,9 @@ struct rw_ingest {
     pthread_mutex_t mu;       /* guards cur and every snapshot's refs */
     ig_settings *cur;
     /* self-metrics (NULL-safe); registered once, kept across reloads */
-    _Atomic size_t inflight;  /* decoded bytes of requests in rw_ingest_write now */
+    rw_budget *budget;        /* max_inflight_bytes: request bodies (charged by the HTTP
+                                 layer as they arrive), decoded bodies and decoding
+                                 arenas of the requests in flight */
     rw_counter *req_v1, *req_v2, *req_bad, *req_unavailable, *req_overloaded;
     rw_counter *samples_written, *series_invalid, *histograms_rejected, *exemplars_dropped;
     rw_counter *samples_rejected[RW_REJ__COUNT];
@@ -167,12 +174,52 @@ rw_rc rw_in_run_pipeline(rw_in_ctx *c, rw_in_batch *b, rw_err *err);
 /* Adds one of the first few reasons to the reply (cheap once enough are in). */
 void rw_in_reason(rw_in_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The request arena's cap for a body that decodes to ulen bytes: protobuf-c
- * turns every small message into a struct plus string copies, so allow that
- * expansion and a little more, never more. */
-static inline size_t ig_arena_cap(size_t ulen) { return ulen * 32 + (4u << 20); }
+/* ---- decoding memory ----
+ *
+ * A decoder counts what a body holds (series, labels, samples) in a scan
+ * before it allocates, and reserves the exact arena size it will need
+ * first: the arena's cap is raised to what the request holds of the
+ * in-flight budget, so a request can never hold more memory than it was
+ * granted, and a hostile body (millions of empty series or labels) is
+ * refused before anything is allocated for it. */
+typedef struct rw_in_mem {
+    rw_arena *a;
+    rw_budget *budget; /* NULL: no admission (tests, fuzzing): the arena's own
+                          cap, if any, is the only bound */
+    size_t held;       /* budget bytes this request holds; the caller gives
+                          them back when the request ends */
+    size_t block;      /* the arena's block size */
+} rw_in_mem;
 
-/* decode.c: snappy + protobuf into the batch; RW_BADREQ / RW_LIMIT on failure. */
+/* Makes sure the request may hold `total` bytes of arena (rw_arena_used
+ * counts): takes what it lacks from the budget and raises the arena's cap.
+ * RW_LIMIT when total passes the budget's whole limit (the request is too
+ * complex to decode, whatever else runs), RW_AGAIN when other requests hold
+ * the rest (retry later). */
+rw_rc rw_in_mem_reserve(rw_in_mem *m, size_t total, rw_err *err);
+/* Reserves room for `more` bytes of allocations (each a multiple of 16)
+ * beyond what the arena holds now, in one block (rw_arena_reserve), so the
+ * counted allocations that follow fit without waste. */
+rw_rc rw_in_mem_grow(rw_in_mem *m, size_t more, rw_err *err);
+
+/* Arena bytes the pipeline's stages may add for a batch of nseries series
+ * with nlabels labels in all: part of every request's reservation. It
+ * covers the tenant label's copies of the label arrays, the append array,
+ * a relabeling stage's copy of every label set, and a fixed amount for
+ * allocations every request makes (even one without series). A stage that
+ * allocates more per series or label must raise it: past it the request
+ * fails with "request too complex". */
+static inline size_t rw_in_stage_bytes(size_t nseries, size_t nlabels)
+{
+    return (16u << 10) + nseries * (2 * 16 + 2 * 16 + 64 + 64) + nlabels * 48;
+}
+
+/* decode.c: snappy + protobuf into the batch; RW_BADREQ / RW_LIMIT on
+ * failure, RW_AGAIN when the in-flight budget cannot take the request now. */
+rw_rc rw_in_decode_mem(const rw_ingest_config *c, rw_proto_version v, const void *body,
+                       size_t len, rw_in_mem *m, rw_in_batch *out, rw_err *err);
+/* rw_in_decode_mem without a budget, into the caller's arena (tests,
+ * fuzzing). */
 rw_rc rw_in_decode(const rw_ingest_config *c, rw_proto_version v, const void *body, size_t len,
                    rw_arena *a, rw_in_batch *out, rw_err *err);
 
@@ -182,9 +229,16 @@ rw_rc rw_in_decode_peek_len(const void *body, size_t len, size_t *ulen);
 /* The remote-write metric type enum (same numbers in 1.0 and 2.0) as text. */
 const char *rw_in_metric_type_name(uint64_t t);
 
-/* decode_v1.c: zero-copy prometheus.WriteRequest decoder. raw must have one
- * spare writable byte after raw[len]: strings are terminated in place. */
-rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, rw_arena *a, rw_in_batch *out, rw_err *err);
+/* decode_v1.c / decode_v2.c: zero-copy decoders of prometheus.WriteRequest
+ * and io.prometheus.write.v2.Request. raw must have one spare writable byte
+ * after raw[len]: strings are terminated in place. More than
+ * max_series_per_request series is RW_LIMIT before anything is allocated
+ * for them; a series with more than max_labels_per_series labels is
+ * counted, not decoded (labels_over). */
+rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in_mem *m,
+                      rw_in_batch *out, rw_err *err);
+rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in_mem *m,
+                      rw_in_batch *out, rw_err *err);
 
 /* validate.c: checks one series against the limits and label rules (sorts
  * nothing; invalid series are reported, not fixed). */

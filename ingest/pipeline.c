@@ -170,6 +170,41 @@ static void on_skip(void *ctx, const rw_append_series *s, size_t i, rw_reject_re
     (void)r;
 }
 
+/* Keeps the metadata entries that are valid UTF-8 within the limits (in
+ * place), rejecting the others with a reason: whatever is stored is later
+ * written out verbatim by /api/v1/metadata and /federate. */
+static size_t valid_metadata(rw_in_ctx *c, rw_in_batch *b)
+{
+    size_t keep = 0;
+    size_t max_v = (size_t)c->cfg->max_label_value_len, max_h = (size_t)c->cfg->max_help_len;
+    for (size_t i = 0; i < b->nmetadata; i++) {
+        const rw_metadata *m = &b->metadata[i];
+        size_t ml = strlen(m->metric), hl = strlen(m->help), ul = strlen(m->unit);
+        const char *why = NULL;
+        if (!ml)
+            continue; /* nothing to attach it to: ignored, as before */
+        if (ml > max_v || ul > max_v)
+            why = "metric name or unit longer than ingest.max_label_value_length";
+        else if (hl > max_h)
+            why = "help longer than ingest.max_help_length";
+        else if (!rw_utf8_valid(m->metric, ml) || !rw_utf8_valid(m->help, hl) ||
+                 !rw_utf8_valid(m->unit, ul))
+            why = "not valid UTF-8";
+        if (why) {
+            char name[80];
+            snprintf(name, sizeof name, "%.64s", m->metric);
+            for (char *p = name; *p; p++)
+                if ((unsigned char)*p >= 0x80 || (unsigned char)*p < 0x20)
+                    *p = '?'; /* the reason is text: no invalid bytes in it */
+            rw_in_reason(c, "metadata for %s rejected: %s", name, why);
+            c->st->metadata_rejected++;
+            continue;
+        }
+        b->metadata[keep++] = *m;
+    }
+    return keep;
+}
+
 static rw_rc append(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
 {
     rw_ingest *ig = c->ig;
@@ -221,14 +256,19 @@ static rw_rc append(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
         if (rc != RW_OK)
             return rc;
     }
-    if (b->nmetadata) {
+    size_t nmd = valid_metadata(c, b);
+    if (nmd) {
         rw_err merr;
         rw_err_init(&merr);
-        if (ig->appender.ops->put_metadata(ig->appender.ctx, b->metadata, b->nmetadata, &merr) ==
-            RW_OK)
-            st->metadata_written = b->nmetadata;
-        else
-            rw_warn("ingest: storing %zu metadata entries failed: %s", b->nmetadata, merr.msg);
+        rw_rc mrc = ig->appender.ops->put_metadata(ig->appender.ctx, b->metadata, nmd, &merr);
+        if (mrc == RW_OK) {
+            st->metadata_written = nmd;
+        } else if (mrc == RW_LIMIT) {
+            st->metadata_rejected += nmd; /* an upper bound: the store says how many */
+            rw_in_reason(c, "%s", merr.msg);
+        } else {
+            rw_warn("ingest: storing %zu metadata entries failed: %s", nmd, merr.msg);
+        }
     }
     st->samples_written = res.samples_written;
     st->samples_deduplicated += res.skipped;

@@ -1,7 +1,9 @@
 /* write_handler.c - POST /api/v1/write: the HTTP face of the write path.
  *
  * Negotiates the protocol from Content-Type / Content-Encoding (415 for what
- * we do not speak), reads the tenant header, runs rw_ingest_write and maps
+ * we do not speak), takes the tenant from the caller's credential when
+ * authentication is on (a tenant header naming another tenant is 403) or
+ * else from the tenant header, runs rw_ingest_write and maps
  * the outcome to the statuses senders act on: 204 when everything was
  * stored; 400 (do not retry) with counts and the first reasons when anything
  * was rejected - the valid rest is stored regardless; 400/413 for bad or
@@ -83,6 +85,19 @@ void rw_ingest_http_write(void *ctx, rw_http_req *req, rw_http_resp *resp)
     const char *tenant = rw_http_header(req, s->cfg.tenant_header);
     if (!tenant)
         tenant = rw_http_header(req, "THANOS-TENANT");
+    const rw_principal *who = rw_http_principal(req);
+    if (who) {
+        /* an authenticated sender writes as its credential's tenant; a
+           header naming another tenant is refused, never obeyed */
+        if (tenant && *tenant && strcmp(tenant, who->tenant) != 0) {
+            rw_http_resp_text(resp, 403,
+                              "credential of tenant %.100s may not write to tenant %.100s",
+                              who->tenant, tenant);
+            ig_settings_put(ig, s);
+            return;
+        }
+        tenant = who->tenant;
+    }
     if (tenant && (strlen(tenant) > (size_t)s->cfg.max_label_value_len ||
                    !rw_utf8_valid(tenant, strlen(tenant)))) {
         rw_http_resp_text(resp, 400, "invalid tenant in header %s", s->cfg.tenant_header);
@@ -107,15 +122,16 @@ void rw_ingest_http_write(void *ctx, rw_http_req *req, rw_http_resp *resp)
         return;
     }
     uint64_t rejected = st.samples_rejected + st.histograms_rejected;
-    if (rejected || st.series_rejected) {
+    if (rejected || st.series_rejected || st.metadata_rejected) {
         rw_http_resp_text(resp, 400,
                           "partial write: %llu samples written, %llu samples rejected "
-                          "(%llu series invalid, %llu native histogram samples not supported); "
-                          "first reasons: %s",
+                          "(%llu series invalid, %llu native histogram samples not supported), "
+                          "%llu metadata entries rejected; first reasons: %s",
                           (unsigned long long)st.samples_written,
                           (unsigned long long)st.samples_rejected,
                           (unsigned long long)st.series_rejected,
-                          (unsigned long long)st.histograms_rejected, st.reasons);
+                          (unsigned long long)st.histograms_rejected,
+                          (unsigned long long)st.metadata_rejected, st.reasons);
         return;
     }
     /* samples of a replica that is not elected were dropped on purpose: 202,

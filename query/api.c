@@ -14,12 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "core/cfg.h"
 #include "core/json.h"
 #include "core/timeutil.h"
 
 #define QUERY_MAX_BODY (8u << 20)      /* long PromQL / many match[] in a form */
-#define READ_MAX_BODY (32u << 20)      /* compressed remote-read request, as Prometheus */
+#define READ_MAX_BODY (4u << 20)       /* compressed remote-read request (a few matchers) */
 #define MAX_POINTS_PER_SERIES 11000
 
 /* Prometheus' printable forms of its minimum and maximum API times, which
@@ -72,6 +73,20 @@ rw_query_api *rw_query_api_new(const rw_query_api_opts *opts)
     api->max_remote_read_samples = (size_t)(opts->cfg.remote_read_max_samples > 0
                                                 ? opts->cfg.remote_read_max_samples
                                                 : d.remote_read_max_samples);
+#define DEF(f) (opts->cfg.f > 0 ? opts->cfg.f : d.f)
+    api->max_memory_bytes = (size_t)DEF(max_memory_bytes);
+    api->max_response_bytes = (size_t)DEF(max_response_bytes);
+    api->max_concurrent = (size_t)DEF(max_concurrent);
+    api->max_queued = (size_t)(opts->cfg.max_concurrent > 0 ? opts->cfg.max_queued : d.max_queued);
+    api->queue_timeout_ms = DEF(queue_timeout_ms);
+    api->rr_max_queries = (size_t)DEF(remote_read_max_queries);
+    api->rr_max_matchers = (size_t)DEF(remote_read_max_matchers);
+#undef DEF
+    pthread_mutex_init(&api->qmu, NULL);
+    pthread_cond_init(&api->qcv, NULL);
+    api->queue_rejected = rw_metrics_counter(
+        opts->metrics, "rwgate_query_rejected_total", "reason=\"queue\"",
+        "Read requests refused with 503 because no slot freed up in time.");
     api->version = strdup(opts->version ? opts->version : "unknown");
     api->revision = strdup(opts->revision ? opts->revision : "unknown");
     pthread_mutex_init(&api->ext_mu, NULL);
@@ -96,6 +111,8 @@ void rw_query_api_free(rw_query_api *api)
     if (!api)
         return;
     pthread_mutex_destroy(&api->ext_mu);
+    pthread_mutex_destroy(&api->qmu);
+    pthread_cond_destroy(&api->qcv);
     free(api->ext);
     free(api->version);
     free(api->revision);
@@ -172,6 +189,115 @@ rw_rc rw_query_api_routes(rw_query_api *api, rw_routes *routes, rw_err *err)
             return rc;
     }
     return RW_OK;
+}
+
+/* ---- per-request context ---- */
+
+static int slot_acquire(rw_query_api *api)
+{
+    pthread_mutex_lock(&api->qmu);
+    if (api->running < api->max_concurrent) {
+        api->running++;
+        pthread_mutex_unlock(&api->qmu);
+        return 1;
+    }
+    if (api->waiting >= api->max_queued) {
+        pthread_mutex_unlock(&api->qmu);
+        return 0;
+    }
+    api->waiting++;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += api->queue_timeout_ms / 1000;
+    ts.tv_nsec += (api->queue_timeout_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    int ok = 0;
+    for (;;) {
+        if (api->running < api->max_concurrent) {
+            api->running++;
+            ok = 1;
+            break;
+        }
+        if (pthread_cond_timedwait(&api->qcv, &api->qmu, &ts) != 0 &&
+            api->running >= api->max_concurrent)
+            break;
+    }
+    api->waiting--;
+    pthread_mutex_unlock(&api->qmu);
+    return ok;
+}
+
+static void slot_release(rw_query_api *api)
+{
+    pthread_mutex_lock(&api->qmu);
+    api->running--;
+    pthread_cond_signal(&api->qcv);
+    pthread_mutex_unlock(&api->qmu);
+}
+
+int rw_qapi_req_begin(rw_query_api *api, rw_http_req *req, rw_http_resp *resp,
+                      int64_t timeout_ms, int text, qapi_req *r)
+{
+    memset(r, 0, sizeof *r);
+    if (!slot_acquire(api)) {
+        rw_counter_add(api->queue_rejected, 1);
+        const char *fmt = "too many concurrent read requests (query.max_concurrent %zu, "
+                          "query.max_queued %zu); retry later";
+        if (text)
+            rw_http_resp_text(resp, 503, fmt, api->max_concurrent, api->max_queued);
+        else
+            rw_qapi_error(resp, 503, "unavailable", fmt, api->max_concurrent, api->max_queued);
+        rw_http_resp_header(resp, "Retry-After", "5");
+        return 0;
+    }
+    r->slot = 1;
+    rw_err e;
+    rw_err_init(&e);
+    if (!(r->a = rw_arena_new(0, api->max_memory_bytes)) ||
+        rw_query_scope_matcher(rw_http_principal(req), &r->scope, &r->has_scope, &e) != RW_OK) {
+        if (text)
+            rw_http_resp_text(resp, 503, "%s", r->a ? e.msg : "out of memory");
+        else
+            rw_qapi_error(resp, 503, "unavailable", "%s", r->a ? e.msg : "out of memory");
+        rw_qapi_req_end(api, r);
+        return 0;
+    }
+    r->q = api->querier;
+    if (r->has_scope)
+        r->q = rw_query_scoped(&api->querier, &r->scope, r->a);
+    if (timeout_ms > 0) {
+        r->deadline_ns = rw_mono_ns() + timeout_ms * 1000000;
+        r->q = rw_querier_with_deadline(&r->q, r->deadline_ns, r->a);
+    }
+    resp->body.cap = api->max_response_bytes;
+    return 1;
+}
+
+void rw_qapi_req_end(rw_query_api *api, qapi_req *r)
+{
+    if (r->has_scope)
+        rw_matcher_free(&r->scope);
+    r->has_scope = 0;
+    rw_arena_free(r->a);
+    r->a = NULL;
+    if (r->slot)
+        slot_release(api);
+    r->slot = 0;
+}
+
+void rw_qapi_req_error(rw_query_api *api, qapi_req *r, rw_http_resp *resp, rw_rc rc,
+                       const char *msg)
+{
+    if (r->a && rw_arena_over_cap(r->a))
+        rw_qapi_error(resp, 422, QAPI_EXEC,
+                      "the request would use more than %zu bytes of memory "
+                      "(query.max_memory_bytes)",
+                      api->max_memory_bytes);
+    else
+        rw_qapi_error_rc(resp, rc, msg);
 }
 
 void rw_qapi_observe(rw_query_api *api, qapi_endpoint ep, int64_t start_ns)
@@ -272,7 +398,12 @@ void rw_qapi_end(rw_http_resp *resp, const char *const *warnings, size_t nwarnin
     str_array(&resp->body, "warnings", "warning", warnings, nwarnings);
     str_array(&resp->body, "infos", "info", infos, ninfos);
     rw_buf_putc(&resp->body, '}');
-    if (resp->body.failed)
+    if (resp->body.failed == 2)
+        rw_qapi_error(resp, 422, QAPI_EXEC,
+                      "the response would be larger than %zu bytes (query.max_response_bytes); "
+                      "narrow the selection or set limit",
+                      resp->body.cap);
+    else if (resp->body.failed)
         rw_qapi_error(resp, 503, "unavailable", "out of memory writing the response");
 }
 
@@ -603,12 +734,26 @@ void rw_qapi_query(void *ctx, rw_http_req *req, rw_http_resp *resp)
         !engine_ready(api, resp))
         goto out;
     const char *q = rw_http_param(req, "query");
-    rw_result res;
-    memset(&res, 0, sizeof res);
     rw_err e;
     rw_err_init(&e);
-    rw_rc rc = rw_engine_instant(api->engine, q ? q : "", t, timeout, rw_http_arena(req), &res, &e);
-    answer(req, resp, rc, &res, &e, limit);
+    rw_promql_expr *x = rw_promql_prepare(q ? q : "", &e);
+    if (!x) {
+        answer(req, resp, e.code, NULL, &e, limit);
+        goto out;
+    }
+    qapi_req r;
+    if (rw_qapi_req_begin(api, req, resp, timeout, 0, &r)) {
+        rw_result res;
+        memset(&res, 0, sizeof res);
+        rw_eval_opts eo = {.querier = &r.q, .timeout_ms = timeout,
+                           .max_memory_bytes = api->max_memory_bytes};
+        rw_rc rc = rw_engine_eval_instant(api->engine, x, t, &eo, r.a, &res, &e);
+        answer(req, resp, rc, &res, &e, limit);
+        if (rc != RW_OK && rw_arena_over_cap(r.a))
+            rw_qapi_req_error(api, &r, resp, rc, e.msg);
+        rw_qapi_req_end(api, &r);
+    }
+    rw_promql_expr_free(x);
 out:
     rw_qapi_observe(api, QAPI_EP_QUERY, start_ns);
 }
@@ -660,11 +805,24 @@ void rw_qapi_query_range(void *ctx, rw_http_req *req, rw_http_resp *resp)
         !engine_ready(api, resp))
         goto out;
     const char *q = rw_http_param(req, "query");
-    rw_result res;
-    memset(&res, 0, sizeof res);
-    rw_rc rc = rw_engine_range(api->engine, q ? q : "", start, end, step, timeout,
-                               rw_http_arena(req), &res, &e);
-    answer(req, resp, rc, &res, &e, limit);
+    rw_promql_expr *x = rw_promql_prepare(q ? q : "", &e);
+    if (!x) {
+        answer(req, resp, e.code, NULL, &e, limit);
+        goto out;
+    }
+    qapi_req r;
+    if (rw_qapi_req_begin(api, req, resp, timeout, 0, &r)) {
+        rw_result res;
+        memset(&res, 0, sizeof res);
+        rw_eval_opts eo = {.querier = &r.q, .timeout_ms = timeout,
+                           .max_memory_bytes = api->max_memory_bytes};
+        rw_rc rc = rw_engine_eval_range(api->engine, x, start, end, step, &eo, r.a, &res, &e);
+        answer(req, resp, rc, &res, &e, limit);
+        if (rc != RW_OK && rw_arena_over_cap(r.a))
+            rw_qapi_req_error(api, &r, resp, rc, e.msg);
+        rw_qapi_req_end(api, &r);
+    }
+    rw_promql_expr_free(x);
 out:
     rw_qapi_observe(api, QAPI_EP_QUERY_RANGE, start_ns);
 }

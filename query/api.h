@@ -36,6 +36,13 @@ typedef struct rw_query_config {
     int64_t max_samples;             /* samples one query may hold at once */
     int64_t default_subquery_step_ms;
     int64_t remote_read_max_samples; /* samples one remote-read request may return */
+    int64_t max_memory_bytes;        /* memory one query may hold (its arenas) */
+    int64_t max_response_bytes;      /* a response body (JSON, /federate text) */
+    int64_t max_concurrent;          /* read requests evaluated at once */
+    int64_t max_queued;              /* read requests waiting for a slot; past it 503 */
+    int64_t queue_timeout_ms;        /* longest wait for a slot; past it 503 */
+    int64_t remote_read_max_queries;  /* queries in one remote-read request */
+    int64_t remote_read_max_matchers; /* matchers in one remote-read query */
 } rw_query_config;
 
 struct rw_cfg_table;
@@ -61,6 +68,16 @@ void rw_query_api_free(rw_query_api *api);
 
 /* Adds the module's routes (all RW_PERM_READ) to the registry. */
 rw_rc rw_query_api_routes(rw_query_api *api, rw_routes *routes, rw_err *err);
+
+/* ---- reads scoped to tenants ----
+ *
+ * A querier that adds `scope` to every selection and label lookup of
+ * `inner` (scope.c); its state lives in `a`, scope must outlive it. */
+rw_querier rw_query_scoped(const rw_querier *inner, const rw_matcher *scope, rw_arena *a);
+/* The matcher that limits reads to what principal p may see (its tenant
+ * and read_tenants): *has is 0 when p may read everything (or p is NULL:
+ * authentication off), else m is initialised (the caller frees it). */
+rw_rc rw_query_scope_matcher(const rw_principal *p, rw_matcher *m, int *has, rw_err *err);
 
 /* Replaces the external labels (config reload). Copied; thread-safe. Returns
  * RW_NOMEM (and keeps the old set) when the copy cannot be made. */

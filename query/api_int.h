@@ -36,8 +36,18 @@ struct rw_query_api {
     int64_t lookback_ms;
     int64_t default_timeout_ms;
     size_t max_remote_read_samples;
+    size_t max_memory_bytes, max_response_bytes;
+    size_t rr_max_queries, rr_max_matchers;
     char *version, *revision;
     rw_histogram *duration[QAPI_EP__COUNT];
+    rw_counter *queue_rejected;
+
+    /* concurrency: slots for read requests (qmu) */
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    size_t running, waiting;
+    size_t max_concurrent, max_queued;
+    int64_t queue_timeout_ms;
 
     /* ext_mu guards ext and next. The set is sorted by name; its strings
        live in the same malloc'd block as the array (one free). */
@@ -45,6 +55,31 @@ struct rw_query_api {
     rw_label *ext;
     size_t next;
 };
+
+/* What one read request works with: its slot among the concurrent read
+ * requests (query.max_concurrent, a queue of query.max_queued waiting at
+ * most query.queue_timeout), an arena capped at query.max_memory_bytes, and
+ * its querier - the store's, scoped to the caller's tenants when
+ * authentication is on, with the request's deadline. The response body is
+ * capped at query.max_response_bytes. */
+typedef struct qapi_req {
+    rw_arena *a;
+    rw_querier q;
+    int64_t deadline_ns;
+    rw_matcher scope;
+    int has_scope;
+    int slot;
+} qapi_req;
+
+/* Returns 0 after writing the error (503 + Retry-After when no slot is
+ * free in time; JSON envelope, or plain text when text is set). */
+int rw_qapi_req_begin(rw_query_api *api, rw_http_req *req, rw_http_resp *resp,
+                      int64_t timeout_ms, int text, qapi_req *r);
+void rw_qapi_req_end(rw_query_api *api, qapi_req *r);
+/* The error of a request that failed: names the memory limit when the
+ * request's arena hit it. */
+void rw_qapi_req_error(rw_query_api *api, qapi_req *r, rw_http_resp *resp, rw_rc rc,
+                       const char *msg);
 
 /* Copies the current external labels into the arena (sorted by name).
  * Returns the count; *out is NULL when there are none. */
@@ -102,11 +137,12 @@ size_t rw_qapi_merge_strings(rw_arena *a, char ***lists, const size_t *lens, siz
 
 /* ---- remote-read pieces, separate for the fuzz target ---- */
 
-/* Snappy (declared length capped) + protobuf-c from the arena. */
+/* Snappy (declared length capped), a scan that counts queries, matchers and
+ * fields against the limits, then protobuf-c from the arena. */
 struct Prometheus__ReadRequest;
 struct Prometheus__Query;
-rw_rc rw_qapi_read_decode(const char *body, size_t len, rw_arena *a,
-                          struct Prometheus__ReadRequest **out, rw_err *err);
+rw_rc rw_qapi_read_decode(const char *body, size_t len, size_t max_queries, size_t max_matchers,
+                          rw_arena *a, struct Prometheus__ReadRequest **out, rw_err *err);
 /* A Query's matchers into ms (room for q->n_matchers); an equality matcher
  * on an external label with its value becomes `name=""`. Returns 0 with err
  * set on a bad type or regex; *nms matchers are initialised either way. */

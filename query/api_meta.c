@@ -67,8 +67,9 @@ static void put_series(rw_buf *b, const void *v, size_t i)
 
 /* The union of the series that the match[] selectors select in
  * [mint, maxt], labels only, sorted; 0 after answering with an error. */
-static int select_union(rw_query_api *api, rw_http_resp *resp, const qapi_msets *ms, int64_t mint,
-                        int64_t maxt, rw_arena *a, rw_series_data **out, size_t *nout)
+static int select_union(rw_query_api *api, qapi_req *r, rw_http_resp *resp, const qapi_msets *ms,
+                        int64_t mint, int64_t maxt, rw_arena *a, rw_series_data **out,
+                        size_t *nout)
 {
     rw_series_data *all = NULL;
     size_t n = 0;
@@ -77,10 +78,10 @@ static int select_union(rw_query_api *api, rw_http_resp *resp, const qapi_msets 
         size_t ns;
         rw_err e;
         rw_err_init(&e);
-        rw_rc rc = rw_query_select(&api->querier, ms->sets[i], ms->lens[i], mint, maxt,
+        rw_rc rc = rw_query_select(&r->q, ms->sets[i], ms->lens[i], mint, maxt,
                                    RW_SELECT_LABELS_ONLY, 0, a, &s, &ns, &e);
         if (rc != RW_OK) {
-            rw_qapi_error_rc(resp, rc, e.msg);
+            rw_qapi_req_error(api, r, resp, rc, e.msg);
             return 0;
         }
         if (ms->n == 1) {
@@ -90,7 +91,7 @@ static int select_union(rw_query_api *api, rw_http_resp *resp, const qapi_msets 
         }
         rw_series_data *grown = rw_arena_realloc(a, all, n * sizeof *all, (n + ns) * sizeof *all);
         if (!grown && n + ns) {
-            rw_qapi_error(resp, 503, "unavailable", "out of memory");
+            rw_qapi_req_error(api, r, resp, RW_NOMEM, "out of memory");
             return 0;
         }
         all = grown;
@@ -116,7 +117,8 @@ void rw_qapi_series(void *ctx, rw_http_req *req, rw_http_resp *resp)
 {
     rw_query_api *api = ctx;
     int64_t start_ns = rw_mono_ns();
-    rw_arena *a = rw_http_arena(req);
+    qapi_req r = {0};
+    rw_arena *a = NULL;
     qapi_msets ms = {0};
     const char **vals;
     size_t limit;
@@ -128,13 +130,16 @@ void rw_qapi_series(void *ctx, rw_http_req *req, rw_http_resp *resp)
     if (!rw_qapi_limit_param(req, resp, &limit) ||
         !rw_qapi_time_param(req, resp, "start", INT64_MIN, &mint) ||
         !rw_qapi_time_param(req, resp, "end", INT64_MAX, &maxt) ||
-        !rw_qapi_parse_matches(req, resp, &ms))
+        !rw_qapi_parse_matches(req, resp, &ms) ||
+        !rw_qapi_req_begin(api, req, resp, api->default_timeout_ms, 0, &r))
         goto out;
+    a = r.a;
     rw_series_data *all;
     size_t n;
-    if (select_union(api, resp, &ms, mint, maxt, a, &all, &n))
+    if (select_union(api, &r, resp, &ms, mint, maxt, a, &all, &n))
         list_answer(resp, all, n, limit, put_series);
 out:
+    rw_qapi_req_end(api, &r);
     rw_qapi_msets_free(&ms);
     rw_qapi_observe(api, QAPI_EP_SERIES, start_ns);
 }
@@ -151,20 +156,23 @@ static void put_string(rw_buf *b, const void *v, size_t i)
 static void names_or_values(rw_query_api *api, rw_http_req *req, rw_http_resp *resp,
                             const char *name)
 {
-    rw_arena *a = rw_http_arena(req);
+    qapi_req r = {0};
+    rw_arena *a;
     qapi_msets ms = {0};
     size_t limit;
     int64_t mint, maxt;
     if (!rw_qapi_limit_param(req, resp, &limit) ||
         !rw_qapi_time_param(req, resp, "start", INT64_MIN, &mint) ||
         !rw_qapi_time_param(req, resp, "end", INT64_MAX, &maxt) ||
-        !rw_qapi_parse_matches(req, resp, &ms))
-        return;
+        !rw_qapi_parse_matches(req, resp, &ms) ||
+        !rw_qapi_req_begin(api, req, resp, api->default_timeout_ms, 0, &r))
+        goto out;
+    a = r.a;
     size_t nsets = ms.n ? ms.n : 1;
     char ***lists = rw_arena_calloc(a, nsets, sizeof *lists);
     size_t *lens = rw_arena_calloc(a, nsets, sizeof *lens);
     if (!lists || !lens) {
-        rw_qapi_error(resp, 503, "unavailable", "out of memory");
+        rw_qapi_req_error(api, &r, resp, RW_NOMEM, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < nsets; i++) {
@@ -172,12 +180,12 @@ static void names_or_values(rw_query_api *api, rw_http_req *req, rw_http_resp *r
         size_t nm = ms.n ? ms.lens[i] : 0;
         rw_err e;
         rw_err_init(&e);
-        rw_rc rc = name ? api->querier.ops->label_values(api->querier.ctx, name, m, nm, mint, maxt, a,
-                                                &lists[i], &lens[i], &e)
-                        : api->querier.ops->label_names(api->querier.ctx, m, nm, mint, maxt, a, &lists[i],
-                                               &lens[i], &e);
+        rw_rc rc = name ? r.q.ops->label_values(r.q.ctx, name, m, nm, mint, maxt, a, &lists[i],
+                                                &lens[i], &e)
+                        : r.q.ops->label_names(r.q.ctx, m, nm, mint, maxt, a, &lists[i], &lens[i],
+                                               &e);
         if (rc != RW_OK) {
-            rw_qapi_error_rc(resp, rc, e.msg);
+            rw_qapi_req_error(api, &r, resp, rc, e.msg);
             goto out;
         }
     }
@@ -185,6 +193,7 @@ static void names_or_values(rw_query_api *api, rw_http_req *req, rw_http_resp *r
     size_t n = rw_qapi_merge_strings(a, lists, lens, nsets, &v);
     list_answer(resp, v, n, limit, put_string);
 out:
+    rw_qapi_req_end(api, &r);
     rw_qapi_msets_free(&ms);
 }
 
@@ -548,9 +557,20 @@ static int count_store(rw_arena *a, const rw_store_cardinality *c, const char *f
 
 void rw_qapi_tsdb(void *ctx, rw_http_req *req, rw_http_resp *resp)
 {
+    {
+        /* cardinality spans every tenant's series */
+        const rw_principal *p = rw_http_principal(req);
+        if (p && !p->read_all) {
+            rw_qapi_error(resp, 403, "forbidden",
+                          "TSDB status covers every tenant; credential %s may read only its own",
+                          p->name);
+            return;
+        }
+    }
     rw_query_api *api = ctx;
     int64_t start_ns = rw_mono_ns();
-    rw_arena *a = rw_http_arena(req);
+    qapi_req r = {0};
+    rw_arena *a;
     qapi_msets ms = {0};
     long long limit = 10;
     const char *v = param(req, "limit");
@@ -572,8 +592,10 @@ void rw_qapi_tsdb(void *ctx, rw_http_req *req, rw_http_resp *resp)
     const char *focus = param(req, "focusLabel");
     const char **mv;
     int matched = rw_http_params(req, "match[]", &mv) > 0;
-    if (matched && !rw_qapi_parse_matches(req, resp, &ms))
+    if ((matched && !rw_qapi_parse_matches(req, resp, &ms)) ||
+        !rw_qapi_req_begin(api, req, resp, api->default_timeout_ms, 0, &r))
         goto out;
+    a = r.a;
     rw_store_stats st;
     memset(&st, 0, sizeof st);
     rw_store_get_stats(api->store, &st);
@@ -597,7 +619,7 @@ void rw_qapi_tsdb(void *ctx, rw_http_req *req, rw_http_resp *resp)
     if (matched) {
         rw_series_data *s;
         size_t n;
-        if (!select_union(api, resp, &ms, INT64_MIN, INT64_MAX, a, &s, &n))
+        if (!select_union(api, &r, resp, &ms, INT64_MIN, INT64_MAX, a, &s, &n))
             goto out;
         nseries = n;
         ok = count_series(a, s, n, focus, &l, &npairs);
@@ -634,6 +656,7 @@ void rw_qapi_tsdb(void *ctx, rw_http_req *req, rw_http_resp *resp)
     rw_buf_putc(b, '}');
     rw_qapi_end(resp, NULL, 0, NULL, 0);
 out:
+    rw_qapi_req_end(api, &r);
     rw_qapi_msets_free(&ms);
     rw_qapi_observe(api, QAPI_EP_TSDB, start_ns);
 }

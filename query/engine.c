@@ -38,6 +38,10 @@ rw_engine *rw_engine_new(const rw_querier *querier, const rw_engine_opts *opts)
         e->opts.max_samples = def.max_samples;
     if (e->opts.timeout_ms <= 0)
         e->opts.timeout_ms = def.timeout_ms;
+    if (e->opts.max_memory_bytes == 0)
+        e->opts.max_memory_bytes = def.max_memory_bytes;
+    if (e->opts.max_label_value_bytes == 0)
+        e->opts.max_label_value_bytes = 4096;
     return e;
 }
 
@@ -323,7 +327,11 @@ static rw_rc run(rw_engine *e, const rw_promql_expr *x, int64_t start, int64_t e
         timeout_ms = opts.timeout_ms;
     if (eo && eo->max_samples && eo->max_samples < opts.max_samples)
         opts.max_samples = eo->max_samples;
-    rw_arena *ea = rw_arena_new(0, 0);
+    if (eo && eo->max_memory_bytes && eo->max_memory_bytes < opts.max_memory_bytes)
+        opts.max_memory_bytes = eo->max_memory_bytes;
+    /* everything the evaluation holds comes from this arena: its cap is the
+       query's memory limit */
+    rw_arena *ea = rw_arena_new(0, opts.max_memory_bytes);
     if (!ea)
         return rw_err_set(err, RW_NOMEM, "out of memory");
     rw_rc rc;
@@ -337,8 +345,12 @@ static rw_rc run(rw_engine *e, const rw_promql_expr *x, int64_t start, int64_t e
         ts[i] = start + (int64_t)i * step;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t deadline_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + timeout_ms * 1000000;
+    /* the store checks the deadline too, inside series selection */
+    rw_querier dq = rw_querier_with_deadline(eo && eo->querier ? eo->querier : &e->querier,
+                                             deadline_ns, ea);
     rw_eval_query q = {
-        .querier = eo && eo->querier ? eo->querier : &e->querier,
+        .querier = &dq,
         .opts = &opts,
         .a = ea,
         .text = x->text,
@@ -346,7 +358,7 @@ static rw_rc run(rw_engine *e, const rw_promql_expr *x, int64_t start, int64_t e
         /* start()/end() and @ end() use the requested end, as Prometheus */
         .end = range ? end : start,
         .step = range ? step : 0,
-        .deadline_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + timeout_ms * 1000000,
+        .deadline_ns = deadline_ns,
         .err = err,
     };
     rw_eval_ctx ctx = {.q = &q, .ts = ts, .nsteps = nsteps, .interval = range ? step : 1};
@@ -354,6 +366,12 @@ static rw_rc run(rw_engine *e, const rw_promql_expr *x, int64_t start, int64_t e
     rc = rw_eval(&ctx, root, &v);
     if (rc == RW_OK)
         rc = build_result(&ctx, &v, range, a, out, err);
+    if (rc != RW_OK && rw_arena_over_cap(ea))
+        /* whatever failed to allocate did so because of the cap */
+        rc = rw_err_set(err, RW_EXEC,
+                        "query processing would use more than %zu bytes of memory "
+                        "(query.max_memory_bytes)",
+                        opts.max_memory_bytes);
     if (rc == RW_OK) {
         out->warnings = copy_strs(a, q.annos.warn, q.annos.nwarn);
         out->nwarnings = out->warnings ? q.annos.nwarn : 0;

@@ -21,6 +21,8 @@
  * HTTP layer gzips when the client accepts it. */
 #include "api_int.h"
 
+#include "core/log.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include "core/json.h"
@@ -137,10 +139,70 @@ static void write_series(rw_buf *b, const fed_series *s, const rw_label *ext, si
     rw_buf_printf(b, " %lld\n", (long long)s->t);
 }
 
+/* A /federate answer being sent: owns the request's context (arena with
+ * the selection, read slot) until the last byte or the client's going. */
+typedef struct fed_stream {
+    rw_query_api *api;
+    qapi_req r;
+    fed_series *fs;
+    size_t n, i;
+    rw_metadata *md;
+    size_t nmd;
+    rw_label *ext;
+    size_t next_ext;
+    const char *family;
+    rw_buf pending; /* formatted, not yet handed out: [off, len) */
+    size_t off, sent, cap;
+} fed_stream;
+
+static long fed_read(void *ctx, char *buf, size_t max)
+{
+    fed_stream *f = ctx;
+    rw_buf *b = &f->pending;
+    if (f->off && f->off == b->len) {
+        rw_buf_reset(b);
+        f->off = 0;
+    }
+    while (b->len - f->off < max && f->i < f->n) {
+        const fed_series *fs = &f->fs[f->i++];
+        if (!f->family || strcmp(f->family, fs->name) != 0) {
+            f->family = fs->name;
+            rw_buf_puts(b, "# TYPE ");
+            put_name(b, f->family, 1);
+            rw_buf_putc(b, ' ');
+            rw_buf_puts(b, family_type(f->md, f->nmd, f->family));
+            rw_buf_putc(b, '\n');
+        }
+        write_series(b, fs, f->ext, f->next_ext);
+        if (b->failed)
+            return -1;
+    }
+    size_t k = b->len - f->off;
+    if (k > max)
+        k = max;
+    if (f->sent + k > f->cap) {
+        rw_warn("federate: response cut at %zu bytes (query.max_response_bytes)", f->sent);
+        return -1;
+    }
+    memcpy(buf, b->p + f->off, k);
+    f->off += k;
+    f->sent += k;
+    return (long)k;
+}
+
+static void fed_free(void *ctx)
+{
+    fed_stream *f = ctx;
+    rw_buf_free(&f->pending);
+    rw_qapi_req_end(f->api, &f->r);
+    free(f);
+}
+
 void rw_qapi_federate(void *ctx, rw_http_req *req, rw_http_resp *resp)
 {
     rw_query_api *api = ctx;
     int64_t start_ns = rw_mono_ns();
+    qapi_req r = {0};
     rw_arena *a = rw_http_arena(req);
     qapi_msets ms = {0};
     const char **vals;
@@ -175,6 +237,9 @@ void rw_qapi_federate(void *ctx, rw_http_req *req, rw_http_resp *resp)
         ms.lens[ms.n++] = nm;
     }
 
+    if (!rw_qapi_req_begin(api, req, resp, api->default_timeout_ms, 1, &r))
+        goto out;
+    a = r.a;
     int64_t maxt = rw_now_ms(), mint = maxt - api->lookback_ms;
     fed_series *fs = NULL;
     size_t n = 0, cap = 0;
@@ -183,10 +248,17 @@ void rw_qapi_federate(void *ctx, rw_http_req *req, rw_http_resp *resp)
         size_t nsd;
         rw_err e;
         rw_err_init(&e);
-        rw_rc rc = rw_query_select(&api->querier, ms.sets[i], ms.lens[i], mint, maxt, RW_SELECT_LAST,
-                                   0, a, &sd, &nsd, &e);
+        rw_rc rc = rw_query_select(&r.q, ms.sets[i], ms.lens[i], mint, maxt, RW_SELECT_LAST, 0, a,
+                                   &sd, &nsd, &e);
         if (rc != RW_OK) {
-            rw_http_resp_text(resp, rc == RW_BADREQ ? 400 : rw_rc_http_status(rc), "%s", e.msg);
+            if (rw_arena_over_cap(a))
+                rw_http_resp_text(resp, 400,
+                                  "federation would use more than %zu bytes of memory "
+                                  "(query.max_memory_bytes)",
+                                  api->max_memory_bytes);
+            else
+                rw_http_resp_text(resp, rc == RW_BADREQ ? 400 : rw_rc_http_status(rc), "%s",
+                                  e.msg);
             goto out;
         }
         if (n + nsd > cap) {
@@ -250,26 +322,33 @@ void rw_qapi_federate(void *ctx, rw_http_req *req, rw_http_resp *resp)
         rw_labels_sort(ext, next);
     }
 
+    /* the text is produced while it is sent, as Prometheus streams it: the
+       selection is held (in the request's capped arena), its exposition
+       never is; the request keeps its read slot until the last byte */
+    fed_stream *f = calloc(1, sizeof *f);
+    if (!f) {
+        rw_http_resp_text(resp, 503, "out of memory");
+        goto out;
+    }
+    f->api = api;
+    f->r = r;
+    memset(&r, 0, sizeof r); /* the stream ends the request */
+    f->fs = fs;
+    f->n = n;
+    f->md = md;
+    f->nmd = nmd;
+    f->ext = ext;
+    f->next_ext = next;
+    f->cap = api->max_response_bytes;
+    rw_buf_init(&f->pending, 0);
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     resp->gzip_ok = 1;
-    rw_buf *b = &resp->body;
-    rw_buf_reset(b);
-    const char *family = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (!family || strcmp(family, fs[i].name) != 0) {
-            family = fs[i].name;
-            rw_buf_puts(b, "# TYPE ");
-            put_name(b, family, 1);
-            rw_buf_putc(b, ' ');
-            rw_buf_puts(b, family_type(md, nmd, family));
-            rw_buf_putc(b, '\n');
-        }
-        write_series(b, &fs[i], ext, next);
-    }
-    if (b->failed)
-        rw_http_resp_text(resp, 503, "out of memory writing the response");
+    resp->stream = fed_read;
+    resp->stream_free = fed_free;
+    resp->stream_ctx = f;
 out:
+    rw_qapi_req_end(api, &r);
     rw_qapi_msets_free(&ms);
     rw_qapi_observe(api, QAPI_EP_FEDERATE, start_ns);
 }

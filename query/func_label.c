@@ -1,16 +1,22 @@
 /* func_label.c - PromQL functions that work on series identity rather than
- * values: label_replace (anchored RE2-style regex through PCRE2, Go-style
- * $1 / ${name} expansion), label_join, absent, and the ordering functions
- * sort, sort_desc, sort_by_label(_desc) (natural order as Prometheus).
- * Ordering only matters for instant queries: a range query's result is
- * always sorted by labels, so there the sort functions only warn. */
+ * values: label_replace (anchored RE2-style regex through core/regex.h,
+ * Go-style $1 / ${name} expansion), label_join, absent, and the ordering
+ * functions sort, sort_desc, sort_by_label(_desc) (natural order as
+ * Prometheus). Ordering only matters for instant queries: a range query's
+ * result is always sorted by labels, so there the sort functions only warn.
+ *
+ * A label value these functions build is capped at the ingest value limit
+ * (rw_engine_opts.max_label_value_bytes): nested label_replace calls that
+ * double a value each time would otherwise reach gigabytes from a query of
+ * a few hundred bytes. Subjects with invalid UTF-8 (a "\xff" escape in a
+ * query string) are an error from core/regex.h, never undefined behaviour
+ * inside PCRE2. */
 #include "eval_int.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
 #include <math.h>
-#include <pcre2.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/regex.h"
 #include "func_impl.h"
 
 static const char *str_arg(const rw_node *n)
@@ -32,41 +38,52 @@ static int name_char(unsigned char c)
            c >= 0x80;
 }
 
-/* Appends to *o (arena buffer of capacity *cap) */
-static int put(rw_arena *a, char **o, size_t *len, size_t *cap, const char *s, size_t n)
+/* An output string in the arena, at most max bytes. */
+typedef struct outbuf {
+    rw_arena *a;
+    char *p;
+    size_t len, cap, max;
+    int over; /* past max */
+} outbuf;
+
+static int put(outbuf *o, const char *s, size_t n)
 {
-    if (*len + n + 1 > *cap) {
-        size_t nc = (*len + n + 1) * 2;
-        char *no = rw_arena_realloc(a, *o, *cap, nc);
-        if (!no)
-            return -1;
-        *o = no;
-        *cap = nc;
+    if (o->len + n > o->max) {
+        o->over = 1;
+        return -1;
     }
-    memcpy(*o + *len, s, n);
-    *len += n;
-    (*o)[*len] = '\0';
+    if (o->len + n + 1 > o->cap) {
+        size_t nc = (o->len + n + 1) * 2;
+        char *np = rw_arena_realloc(o->a, o->p, o->cap, nc);
+        if (!np)
+            return -1;
+        o->p = np;
+        o->cap = nc;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+    o->p[o->len] = '\0';
     return 0;
 }
 
-/* Go regexp.Expand semantics for the replacement template. */
-static char *expand(rw_arena *a, pcre2_code *re, const char *tmpl, const char *src,
-                    PCRE2_SIZE *ov, int nmatch)
+/* Go regexp.Expand semantics for the replacement template; NULL when out
+ * of memory or past o->max (o->over). */
+static char *expand(outbuf *o, const rw_regex *re, const rw_regex_md *md, const char *tmpl,
+                    const char *src)
 {
-    char *o = NULL;
-    size_t len = 0, cap = 0;
-    if (put(a, &o, &len, &cap, "", 0) < 0)
+    if (put(o, "", 0) < 0)
         return NULL;
     const char *p = tmpl;
     while (*p) {
         const char *d = strchr(p, '$');
         if (!d)
             break;
-        if (put(a, &o, &len, &cap, p, (size_t)(d - p)) < 0)
+        if (put(o, p, (size_t)(d - p)) < 0)
             return NULL;
         p = d + 1;
         if (*p == '$') {
-            put(a, &o, &len, &cap, "$", 1);
+            if (put(o, "$", 1) < 0)
+                return NULL;
             p++;
             continue;
         }
@@ -81,36 +98,38 @@ static char *expand(rw_arena *a, pcre2_code *re, const char *tmpl, const char *s
             q++;
         size_t nl = (size_t)(q - ns);
         if (nl == 0 || (brace && *q != '}')) {
-            put(a, &o, &len, &cap, "$", 1);
+            if (put(o, "$", 1) < 0)
+                return NULL;
             continue;
         }
-        char name[256];
-        if (nl >= sizeof name)
-            nl = sizeof name - 1;
-        memcpy(name, ns, nl);
-        name[nl] = '\0';
         p = q + brace;
         long num = 0;
         for (size_t i = 0; i < nl; i++) {
-            if (name[i] < '0' || name[i] > '9' || num >= 100000000) {
+            if (ns[i] < '0' || ns[i] > '9' || num >= 100000000) {
                 num = -1;
                 break;
             }
-            num = num * 10 + (name[i] - '0');
+            num = num * 10 + (ns[i] - '0');
         }
-        if (name[0] == '0' && nl > 1)
+        if (ns[0] == '0' && nl > 1)
             num = -1;
-        if (num < 0) {
-            int r = pcre2_substring_number_from_name(re, (PCRE2_SPTR)name);
-            num = r > 0 ? r : -1;
-        }
-        if (num >= 0 && num < nmatch && ov[2 * num] != PCRE2_UNSET)
-            if (put(a, &o, &len, &cap, src + ov[2 * num], ov[2 * num + 1] - ov[2 * num]) < 0)
-                return NULL;
+        if (num < 0)
+            num = rw_regex_group_number(re, ns, nl);
+        size_t gs, ge;
+        if (num >= 0 && rw_regex_group(md, (int)num, &gs, &ge) && put(o, src + gs, ge - gs) < 0)
+            return NULL;
     }
-    if (put(a, &o, &len, &cap, p, strlen(p)) < 0)
+    if (put(o, p, strlen(p)) < 0)
         return NULL;
-    return o;
+    return o->p;
+}
+
+static rw_rc value_too_long(rw_eval_ctx *ctx, const char *fn, const char *dst)
+{
+    return rw_eval_fail(ctx, RW_EXEC,
+                        "%s(): the value of label \"%.64s\" would be longer than %zu bytes, the "
+                        "limit on label values",
+                        fn, dst, ctx->q->opts->max_label_value_bytes);
 }
 
 /* Sets the destination label of label_replace / label_join on one result
@@ -132,19 +151,18 @@ RW_FN(rw_fn_label_replace)
     const char *repl = str_arg(call->u.call.args[2]);
     const char *src = str_arg(call->u.call.args[3]);
     const char *regex = str_arg(call->u.call.args[4]);
-    char *pat = rw_arena_sprintf(a, "^(?s:%s)$", regex);
-    if (!pat)
-        return rw_eval_nomem(ctx);
-    int errcode;
-    PCRE2_SIZE erroff;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_NO_UTF_CHECK,
-                                   &errcode, &erroff, NULL);
+    rw_err rerr;
+    rw_err_init(&rerr);
+    rw_regex *re = rw_regex_compile(regex, &rerr);
     if (!re)
-        return rw_eval_fail(ctx, RW_EXEC, "invalid regular expression in label_replace(): %s", regex);
+        return rerr.code == RW_NOMEM
+                   ? rw_eval_nomem(ctx)
+                   : rw_eval_fail(ctx, RW_EXEC, "invalid regular expression in label_replace(): %s",
+                                  regex);
     rw_rc rc = RW_OK;
-    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+    rw_regex_md *md = rw_regex_md_new(rw_regex_ngroups(re));
     if (!md) {
-        pcre2_code_free(re);
+        rw_regex_free(re);
         return rw_eval_nomem(ctx);
     }
     if (!valid_label_name(dst)) {
@@ -158,22 +176,25 @@ RW_FN(rw_fn_label_replace)
         const char *sv = rw_labels_get(se->labels, se->nlabels, src);
         if (!sv)
             sv = "";
-        int m = pcre2_match(re, (PCRE2_SPTR)sv, strlen(sv), 0, 0, md, NULL);
-        if (m < 0)
+        int m = rw_regex_match(re, md, sv, strlen(sv), &rerr);
+        if (m < 0) {
+            rc = rw_eval_fail(ctx, RW_EXEC, "label_replace(): %s", rerr.msg);
+            goto out;
+        }
+        if (m == 0)
             continue;
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-        int nmatch = (int)pcre2_get_ovector_count(md);
-        char *res = expand(a, re, repl, sv, ov, nmatch);
+        outbuf o = {.a = a, .max = ctx->q->opts->max_label_value_bytes};
+        char *res = expand(&o, re, md, repl, sv);
         if (!res) {
-            rc = rw_eval_nomem(ctx);
+            rc = o.over ? value_too_long(ctx, "label_replace", dst) : rw_eval_nomem(ctx);
             goto out;
         }
         set_dst(a, se, dst, res);
     }
     rc = rw_eval_merge_same_labels(ctx, out);
 out:
-    pcre2_match_data_free(md);
-    pcre2_code_free(re);
+    rw_regex_md_free(md);
+    rw_regex_free(re);
     return rc;
 }
 
@@ -201,6 +222,8 @@ RW_FN(rw_fn_label_join)
             const char *v = rw_labels_get(se->labels, se->nlabels, str_arg(call->u.call.args[3 + i]));
             total += (v ? strlen(v) : 0) + seplen;
         }
+        if (total - 1 > ctx->q->opts->max_label_value_bytes + seplen)
+            return value_too_long(ctx, "label_join", dst);
         char *res = rw_arena_alloc(a, total);
         if (!res)
             return rw_eval_nomem(ctx);

@@ -61,6 +61,9 @@ typedef struct rw_engine_opts {
     int64_t default_subquery_step_ms; /* default 1m: step of [x:] subqueries */
     size_t max_samples;          /* loaded at once; default 50,000,000 */
     int64_t timeout_ms;          /* default 2m */
+    size_t max_memory_bytes;     /* an evaluation's memory (its arena); default 1 GiB */
+    size_t max_label_value_bytes; /* a label value built by label_replace / label_join;
+                                     0 = 4096, the ingest default */
 } rw_engine_opts;
 
 /* The engine reads series through `querier` (store/store.h): the store itself,
@@ -94,11 +97,13 @@ typedef struct rw_eval_opts {
     const rw_querier *querier; /* NULL: the engine's */
     int64_t timeout_ms;        /* can shorten the engine's timeout, not extend it */
     size_t max_samples;        /* can lower the engine's limit, not raise it */
+    size_t max_memory_bytes;   /* can lower the engine's limit, not raise it */
 } rw_eval_opts;
 
 /* Parse errors are RW_BADREQ ("bad_data") with err->pos set and a message
  * giving the position and what was expected; evaluation errors are RW_EXEC
- * ("execution"), RW_TIMEOUT, RW_LIMIT (max samples: "execution" too).
+ * ("execution"), RW_TIMEOUT, RW_LIMIT (max samples: "execution" too); an
+ * evaluation past max_memory_bytes fails with RW_EXEC naming the limit.
  * opts may be NULL. */
 rw_rc rw_engine_eval_instant(rw_engine *e, const rw_promql_expr *x, int64_t t_ms,
                              const rw_eval_opts *opts, rw_arena *a, rw_result *out, rw_err *err);

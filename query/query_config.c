@@ -1,8 +1,9 @@
 /* query_config.c - the `query:` section of the configuration: the rows that
  * describe rw_query_config (api.h) and hold every default of the read side
  * (lookback, timeout, sample limits). The engine and the API take a zero
- * field's default from here. None reloads yet: the engine is immutable and
- * shared by every request thread. */
+ * field's default from here, and the read side's limits (memory, response
+ * size, concurrency, remote-read request shape). None reloads yet: the
+ * engine is immutable and shared by every request thread. */
 #include <stddef.h>
 #include "core/cfg.h"
 #include "query/api.h"
@@ -20,6 +21,26 @@ static const rw_cfg_key keys[] = {
      "step of subqueries written without one", NULL, NULL},
     {"remote_read_max_samples", RW_CFG_INT, OFF(remote_read_max_samples), "50000000", 1, BIG, 0,
      "samples one remote-read request may return", NULL, NULL},
+    {"max_memory_bytes", RW_CFG_BYTES, OFF(max_memory_bytes), "1GiB", 1 << 20, BIG, 0,
+     "memory one query, series, labels, federate or remote-read request may hold; past it "
+     "the request fails (422 / 400) instead of growing",
+     NULL, NULL},
+    {"max_response_bytes", RW_CFG_BYTES, OFF(max_response_bytes), "256MiB", 4096, BIG, 0,
+     "size of one read response (JSON, /federate text, remote-read); past it the request "
+     "fails instead of growing",
+     NULL, NULL},
+    {"max_concurrent", RW_CFG_INT, OFF(max_concurrent), "20", 1, 1 << 20, 0,
+     "read requests (queries, series, labels, federate, remote-read) evaluated at once; "
+     "more wait in a queue",
+     NULL, NULL},
+    {"max_queued", RW_CFG_INT, OFF(max_queued), "200", 0, 1 << 20, 0,
+     "read requests waiting for a slot; past it 503 + Retry-After at once", NULL, NULL},
+    {"queue_timeout", RW_CFG_DURATION, OFF(queue_timeout_ms), "30s", 1, BIG, 0,
+     "longest a read request waits for a slot; past it 503 + Retry-After", NULL, NULL},
+    {"remote_read_max_queries", RW_CFG_INT, OFF(remote_read_max_queries), "100", 1, 1 << 20, 0,
+     "queries in one remote-read request; more is 400", NULL, NULL},
+    {"remote_read_max_matchers", RW_CFG_INT, OFF(remote_read_max_matchers), "100", 1, 1 << 20,
+     0, "matchers in one remote-read query; more is 400", NULL, NULL},
 };
 
 const rw_cfg_table rw_query_config_table =
@@ -32,6 +53,7 @@ rw_engine_opts rw_query_engine_opts(const rw_query_config *c)
         .default_subquery_step_ms = c->default_subquery_step_ms,
         .max_samples = (size_t)c->max_samples,
         .timeout_ms = c->timeout_ms,
+        .max_memory_bytes = (size_t)c->max_memory_bytes,
     };
     return o;
 }

@@ -14,8 +14,14 @@
  * with 400 "exceeded sample limit".
  *
  * The request is decoded with protobuf-c from the generated
- * proto/remote.pb-c.h, allocating from the request arena; the declared
- * decompressed length is checked against a cap first. The response is
+ * proto/remote.pb-c.h, allocating from the request's capped arena; the
+ * declared decompressed length is checked against a cap first, and a scan
+ * of the wire format counts queries, matchers and every other field before
+ * protobuf-c expands them into structs (millions of empty matchers in a
+ * small body used to take gigabytes): more than
+ * query.remote_read_max_queries queries or remote_read_max_matchers
+ * matchers in a query is 400. Reads go through the request's querier
+ * (scoped to the caller's tenants, with the query timeout as deadline). The response is
  * encoded by hand straight from the store's arrays (sizes first, then one
  * write), because building protobuf-c message structs would cost about 48
  * bytes and an allocation per sample on a path meant for millions of them.
@@ -29,10 +35,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/pb_wire.h"
 #include "core/timeutil.h"
 #include "proto/remote.pb-c.h"
 
-#define READ_MAX_DECODED (32u << 20) /* a ReadRequest is a few matchers */
+#define READ_MAX_DECODED (4u << 20) /* a ReadRequest is a few matchers */
 
 /* ---- protobuf wire encoding ---- */
 
@@ -227,8 +234,66 @@ static int accepts_samples(const Prometheus__ReadRequest *rr, char *why, size_t 
     return 0;
 }
 
-rw_rc rw_qapi_read_decode(const char *body, size_t blen, rw_arena *a,
-                          Prometheus__ReadRequest **out, rw_err *err)
+/* Counts what protobuf-c would allocate for: queries, the matchers of each,
+ * and the fields of every message it expands (unknown fields are kept by
+ * protobuf-c, so they count too). */
+static rw_rc read_scan(const uint8_t *raw, size_t len, size_t max_queries, size_t max_matchers,
+                       rw_err *err)
+{
+    pb b = {raw, raw + len};
+    size_t nq = 0, fields = 0;
+    size_t max_fields = 64 + max_queries * (max_matchers * 4 + 32);
+    while (b.p < b.end) {
+        uint32_t num;
+        int wt;
+        pb q;
+        uint64_t v;
+        if (rd_field(&b, &num, &wt, &q, &v) < 0)
+            return rw_err_set(err, RW_BADREQ, "cannot decode prometheus.ReadRequest: invalid protobuf");
+        fields++;
+        if (num != 1 || wt != 2)
+            continue;
+        if (++nq > max_queries)
+            return rw_err_set(err, RW_BADREQ,
+                              "remote read: more than %zu queries in one request "
+                              "(query.remote_read_max_queries)",
+                              max_queries);
+        size_t nm = 0;
+        while (q.p < q.end) {
+            pb sub;
+            if (rd_field(&q, &num, &wt, &sub, &v) < 0)
+                return rw_err_set(err, RW_BADREQ,
+                                  "cannot decode prometheus.ReadRequest: invalid protobuf");
+            fields++;
+            if (wt == 2 && (num == 3 || num == 4)) {
+                /* a LabelMatcher or the ReadHints: their fields too */
+                while (sub.p < sub.end) {
+                    pb x;
+                    uint32_t n2;
+                    int w2;
+                    if (rd_field(&sub, &n2, &w2, &x, &v) < 0)
+                        return rw_err_set(err, RW_BADREQ,
+                                          "cannot decode prometheus.ReadRequest: invalid protobuf");
+                    fields++;
+                }
+            }
+            if (num == 3 && ++nm > max_matchers)
+                return rw_err_set(err, RW_BADREQ,
+                                  "remote read: more than %zu matchers in query %zu "
+                                  "(query.remote_read_max_matchers)",
+                                  max_matchers, nq - 1);
+        }
+        if (fields > max_fields)
+            break;
+    }
+    if (fields > max_fields)
+        return rw_err_set(err, RW_BADREQ,
+                          "remote read: the request has more than %zu protobuf fields", max_fields);
+    return RW_OK;
+}
+
+rw_rc rw_qapi_read_decode(const char *body, size_t blen, size_t max_queries, size_t max_matchers,
+                          rw_arena *a, Prometheus__ReadRequest **out, rw_err *err)
 {
     size_t ulen;
     *out = NULL;
@@ -244,6 +309,9 @@ rw_rc rw_qapi_read_decode(const char *body, size_t blen, rw_arena *a,
     size_t got = ulen;
     if (snappy_uncompress(body, blen, plain, &got) != SNAPPY_OK || got != ulen)
         return rw_err_set(err, RW_BADREQ, "snappy: corrupt input");
+    rw_rc rc = read_scan((const uint8_t *)plain, ulen, max_queries, max_matchers, err);
+    if (rc != RW_OK)
+        return rc;
     ProtobufCAllocator pa = {arena_alloc, arena_free, a};
     *out = prometheus__read_request__unpack(&pa, ulen, (uint8_t *)plain);
     if (!*out)
@@ -255,16 +323,27 @@ void rw_qapi_remote_read(void *ctx, rw_http_req *req, rw_http_resp *resp)
 {
     rw_query_api *api = ctx;
     int64_t start_ns = rw_mono_ns();
-    rw_arena *a = rw_http_arena(req);
+    qapi_req r = {0};
+    rw_arena *a;
     uint8_t *raw = NULL;
     size_t blen;
     const char *body = rw_http_body(req, &blen);
     Prometheus__ReadRequest *rr;
     rw_err de;
     rw_err_init(&de);
-    rw_rc drc = rw_qapi_read_decode(body, blen, a, &rr, &de);
+    if (!rw_qapi_req_begin(api, req, resp, api->default_timeout_ms, 1, &r))
+        goto out;
+    a = r.a;
+    rw_rc drc = rw_qapi_read_decode(body, blen, api->rr_max_queries, api->rr_max_matchers, a, &rr,
+                                    &de);
     if (drc != RW_OK) {
-        rw_http_resp_text(resp, rw_rc_http_status(drc), "%s", de.msg);
+        if (rw_arena_over_cap(a))
+            rw_http_resp_text(resp, 400,
+                              "remote read: decoding the request would use more than %zu bytes "
+                              "(query.max_memory_bytes)",
+                              api->max_memory_bytes);
+        else
+            rw_http_resp_text(resp, rw_rc_http_status(drc), "%s", de.msg);
         goto out;
     }
     char why[256];
@@ -295,8 +374,8 @@ void rw_qapi_remote_read(void *ctx, rw_http_req *req, rw_http_resp *resp)
         rw_rc rc = RW_BADREQ;
         if (rw_qapi_read_matchers(q, ext, next, ms, &nms, &e))
             /* budget + 1 so that the store fails only past the cap */
-            rc = rw_query_select(&api->querier, ms, nms, q->start_timestamp_ms, q->end_timestamp_ms,
-                                 0, cap - used + 1, a, &qr[i].series, &qr[i].n, &e);
+            rc = rw_query_select(&r.q, ms, nms, q->start_timestamp_ms, q->end_timestamp_ms, 0,
+                                 cap - used + 1, a, &qr[i].series, &qr[i].n, &e);
         for (size_t j = 0; j < nms; j++)
             rw_matcher_free(&ms[j]);
         free(ms);
@@ -305,6 +384,13 @@ void rw_qapi_remote_read(void *ctx, rw_http_req *req, rw_http_resp *resp)
                 used += qr[i].series[j].n;
             if (used > cap)
                 rc = RW_LIMIT;
+        }
+        if (rc != RW_OK && rw_arena_over_cap(a)) {
+            rw_http_resp_text(resp, 400,
+                              "remote read would use more than %zu bytes of memory "
+                              "(query.max_memory_bytes)",
+                              api->max_memory_bytes);
+            goto out;
         }
         if (rc == RW_LIMIT && strstr(e.msg, "memory")) { /* out of memory, not the cap */
             rw_http_resp_text(resp, 503, "%s", e.msg);
@@ -338,6 +424,14 @@ void rw_qapi_remote_read(void *ctx, rw_http_req *req, rw_http_resp *resp)
         total += ld_len(qr[i].len); /* ReadResponse.results = 1 */
     }
 
+    if (total > api->max_response_bytes) {
+        rw_http_resp_text(resp, 400,
+                          "remote read: the response would be larger than %zu bytes "
+                          "(query.max_response_bytes)",
+                          api->max_response_bytes);
+        goto out;
+    }
+    resp->body.cap = 0; /* checked above; snappy's bound may exceed it a little */
     raw = malloc(total ? total : 1);
     if (!raw || rw_buf_reserve(&resp->body, snappy_max_compressed_length(total)) != RW_OK) {
         rw_http_resp_text(resp, 503, "out of memory: response of %zu bytes", total);
@@ -365,5 +459,6 @@ void rw_qapi_remote_read(void *ctx, rw_http_req *req, rw_http_resp *resp)
     rw_http_resp_header(resp, "Content-Encoding", "snappy");
 out:
     free(raw);
+    rw_qapi_req_end(api, &r);
     rw_qapi_observe(api, QAPI_EP_READ, start_ns);
 }

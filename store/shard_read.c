@@ -3,6 +3,9 @@
  * rw_store_label_names() and rw_store_label_values(). Under each shard's lock it resolves matchers
  * through the postings (exact lookups for =, a scan of one label's values for
  * regexes and !=), filters by the matchers that also match the empty string,
+ * (regexes are matched beforehand, outside the lock, see "regex matchers"
+ * below, so a slow pattern never stalls the shard's writers; the query's
+ * deadline is checked while they run),
  * and copies what it needs - labels, the open head chunk, completed chunks not
  * yet committed - into the caller's arena; persisted chunks are then read
  * through the shard's read connection without the shard lock held (SQLite WAL
@@ -10,6 +13,7 @@
  * are merged and sorted by label set. */
 #include <stdlib.h>
 #include <string.h>
+#include "core/timeutil.h"
 #include "store_int.h"
 
 /* sorted id set */
@@ -25,10 +29,166 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* ids of series whose label `m->name` has a value matching m (m does not
- * match ""). */
-static int matcher_ids(const rw_shard *sh, const rw_matcher *m, idset *out)
+/* ---- regex matchers, outside the shard lock ----
+ *
+ * A regex runs over every value of its label, and PCRE2's limits bound each
+ * match, not their number: a slow pattern over many values takes seconds,
+ * and the shard lock is what the shard's writers wait on. So before a shard
+ * is locked for selection, the values of each regex matcher's label are
+ * copied under a short lock and matched without it, checking the deadline.
+ * What is kept is what selection needs: for a matcher that does not match
+ * "" the values that satisfy it (their postings are the candidates), for
+ * one that does the values that do not (their postings are taken out).
+ * Series ids only grow: a series with an id at or past the one recorded
+ * when the values were copied is newer than the copy, and is matched under
+ * the lock - a handful at most. A regex that cannot decide (match limit)
+ * fails the selection: it is neither a match nor a non-match. */
+
+typedef struct re_vals {
+    int used;      /* the matcher is a regex */
+    char **v;      /* values that satisfy it (it does not match ""), or that do not */
+    size_t n;
+} re_vals;
+
+typedef struct sel_ctx {
+    const rw_matcher *ms;
+    size_t nms;
+    re_vals *rv;         /* parallel to ms; NULL when no matcher is a regex */
+    uint32_t snap_id;    /* series with ids below it existed when values were copied */
+    rw_arena *scratch;   /* the copied values */
+    int64_t deadline_ns; /* 0 = none */
+    rw_err *err;
+} sel_ctx;
+
+static rw_rc deadline_check(int64_t deadline_ns, rw_err *err)
 {
+    if (deadline_ns && rw_mono_ns() > deadline_ns)
+        return rw_err_set(err, RW_TIMEOUT, "query timed out in series selection");
+    return RW_OK;
+}
+
+/* Regex errors are the query's execution errors (422), not a sample limit. */
+static rw_rc regex_failed(rw_err *err)
+{
+    if (err)
+        err->code = RW_EXEC;
+    return RW_EXEC;
+}
+
+/* Matcher i on a value under the lock (not a regex, or a series newer than
+ * the copy): 1 / 0, or -1 with c->err set. */
+static int ctx_match(sel_ctx *c, size_t i, const char *value)
+{
+    int r = rw_matcher_match(&c->ms[i], value, c->err);
+    if (r < 0)
+        regex_failed(c->err);
+    return r;
+}
+
+static void sel_ctx_free(sel_ctx *c)
+{
+    free(c->rv);
+    rw_arena_free(c->scratch);
+    c->rv = NULL;
+    c->scratch = NULL;
+}
+
+/* Copies the values of `name` in one shard (short lock); records the next
+ * series id the first time. */
+static rw_rc copy_values(rw_shard *sh, sel_ctx *c, const char *name, char ***out, size_t *n,
+                         rw_err *err)
+{
+    rw_rc rc = RW_OK;
+    rw_arena *a = c->scratch;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&sh->mu);
+    if (!c->snap_id)
+        c->snap_id = sh->next_id ? sh->next_id : 1;
+    else if (sh->next_id < c->snap_id)
+        c->snap_id = sh->next_id;
+    const lname *ln = postings_name(sh, name);
+    if (ln && ln->values.n) {
+        char **v = rw_arena_alloc(a, ln->values.n * sizeof *v);
+        if (!v) {
+            rc = rw_err_set(err, RW_NOMEM, "out of memory");
+        } else {
+            size_t k = 0;
+            STRMAP_EACH(&ln->values, sl) {
+                if (!(v[k] = rw_arena_strdup(a, sl->key))) {
+                    rc = rw_err_set(err, RW_NOMEM, "out of memory");
+                    break;
+                }
+                k++;
+            }
+            *out = v;
+            *n = k;
+        }
+    }
+    pthread_mutex_unlock(&sh->mu);
+    return rc;
+}
+
+/* Matches every regex matcher against its label's values in shard sh,
+ * without holding its lock (see above). */
+static rw_rc sel_ctx_init(sel_ctx *c, rw_shard *sh, const rw_matcher *ms, size_t nms,
+                          int64_t deadline_ns, rw_err *err)
+{
+    memset(c, 0, sizeof *c);
+    c->ms = ms;
+    c->nms = nms;
+    c->deadline_ns = deadline_ns;
+    c->err = err;
+    rw_rc rc = deadline_check(deadline_ns, err);
+    if (rc != RW_OK)
+        return rc;
+    int any = 0;
+    for (size_t i = 0; i < nms; i++)
+        any |= rw_matcher_is_regex(&ms[i]);
+    if (!any)
+        return RW_OK;
+    if (!(c->rv = calloc(nms, sizeof *c->rv)) || !(c->scratch = rw_arena_new(0, 0))) {
+        sel_ctx_free(c);
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < nms && rc == RW_OK; i++) {
+        if (!rw_matcher_is_regex(&ms[i]))
+            continue;
+        re_vals *rv = &c->rv[i];
+        rv->used = 1;
+        /* keep what satisfies a matcher that does not match "" (candidates),
+           what does not satisfy one that does (exclusions) */
+        int want = !rw_matcher_matches_empty(&ms[i]);
+        char **vals;
+        size_t n;
+        if ((rc = copy_values(sh, c, ms[i].name, &vals, &n, err)) != RW_OK)
+            break;
+        rv->v = vals; /* filtered in place */
+        for (size_t k = 0; k < n; k++) {
+            if (k % 64 == 0 && (rc = deadline_check(deadline_ns, err)) != RW_OK)
+                break;
+            int r = rw_matcher_match(&ms[i], vals[k], err);
+            if (r < 0) {
+                rc = regex_failed(err);
+                break;
+            }
+            if (r == want)
+                vals[rv->n++] = vals[k];
+        }
+    }
+    if (rc != RW_OK)
+        sel_ctx_free(c);
+    return rc;
+}
+
+static rw_rc idset_from_values(const rw_shard *sh, const char *name, const re_vals *rv, idset *out,
+                               rw_err *err);
+
+/* ids of series whose label `m->name` has a value matching ms[mi] (which
+ * does not match ""); mu held. */
+static rw_rc matcher_ids(const rw_shard *sh, sel_ctx *c, size_t mi, idset *out)
+{
+    const rw_matcher *m = &c->ms[mi];
     out->ids = NULL;
     out->n = 0;
     out->owned = 0;
@@ -38,15 +198,22 @@ static int matcher_ids(const rw_shard *sh, const rw_matcher *m, idset *out)
             out->ids = p->ids;
             out->n = p->n;
         }
-        return 0;
+        return RW_OK;
     }
+    if (c->rv && c->rv[mi].used)
+        /* the values matched outside the lock; series newer than the copy
+           are left out: the selection is as of the copy */
+        return idset_from_values(sh, m->name, &c->rv[mi], out, c->err);
     const lname *ln = postings_name(sh, m->name);
     if (!ln)
-        return 0;
+        return RW_OK;
     size_t total = 0, nmatch = 0;
     const plist *one = NULL;
     STRMAP_EACH(&ln->values, s) {
-        if (rw_matcher_matches(m, s->key)) {
+        int r = ctx_match(c, mi, s->key);
+        if (r < 0)
+            return RW_EXEC;
+        if (r) {
             const plist *p = s->val;
             total += p->n;
             nmatch++;
@@ -56,16 +223,17 @@ static int matcher_ids(const rw_shard *sh, const rw_matcher *m, idset *out)
     if (nmatch == 1) {
         out->ids = one->ids;
         out->n = one->n;
-        return 0;
+        return RW_OK;
     }
     if (!total)
-        return 0;
+        return RW_OK;
     uint32_t *ids = malloc(total * sizeof *ids);
     if (!ids)
-        return -1;
+        return rw_err_set(c->err, RW_NOMEM, "out of memory");
     size_t k = 0;
     STRMAP_EACH(&ln->values, s) {
-        if (rw_matcher_matches(m, s->key)) {
+        /* not a regex: cheap to decide again */
+        if (ctx_match(c, mi, s->key) == 1) {
             const plist *p = s->val;
             memcpy(ids + k, p->ids, p->n * sizeof *ids);
             k += p->n;
@@ -76,7 +244,52 @@ static int matcher_ids(const rw_shard *sh, const rw_matcher *m, idset *out)
     out->ids = ids;
     out->n = k;
     out->owned = 1;
-    return 0;
+    return RW_OK;
+}
+
+/* The union of the postings of `name` = each of rv's values (mu held). */
+static rw_rc idset_from_values(const rw_shard *sh, const char *name, const re_vals *rv, idset *out,
+                               rw_err *err)
+{
+    out->ids = NULL;
+    out->n = 0;
+    out->owned = 0;
+    const lname *ln = postings_name(sh, name);
+    if (!ln || !rv->n)
+        return RW_OK;
+    size_t total = 0, nfound = 0;
+    const plist *one = NULL;
+    for (size_t k = 0; k < rv->n; k++) {
+        const plist *p = strmap_get(&ln->values, rv->v[k], str_hash(rv->v[k]));
+        if (p && p->n) {
+            total += p->n;
+            nfound++;
+            one = p;
+        }
+    }
+    if (nfound == 1) {
+        out->ids = one->ids;
+        out->n = one->n;
+        return RW_OK;
+    }
+    if (!total)
+        return RW_OK;
+    uint32_t *ids = malloc(total * sizeof *ids);
+    if (!ids)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t k = 0; k < rv->n; k++) {
+        const plist *p = strmap_get(&ln->values, rv->v[k], str_hash(rv->v[k]));
+        if (p && p->n) {
+            memcpy(ids + n, p->ids, p->n * sizeof *ids);
+            n += p->n;
+        }
+    }
+    qsort(ids, n, sizeof *ids, cmp_u32);
+    out->ids = ids;
+    out->n = n;
+    out->owned = 1;
+    return RW_OK;
 }
 
 static void idset_free(idset *s)
@@ -87,20 +300,23 @@ static void idset_free(idset *s)
     s->n = 0;
 }
 
+
 /* Candidate series of one shard (mu held): a malloc'd array of series
  * pointers, valid while mu is held. With no positive matcher, all series. */
-static int shard_candidates(rw_shard *sh, const rw_matcher *ms, size_t nms, series ***out,
-                            size_t *nout)
+static rw_rc shard_candidates(rw_shard *sh, sel_ctx *c, series ***out, size_t *nout)
 {
+    const rw_matcher *ms = c->ms;
+    size_t nms = c->nms;
     idset acc = {0};
     int have = 0;
+    rw_rc rc;
     for (size_t i = 0; i < nms; i++) {
         if (rw_matcher_matches_empty(&ms[i]))
             continue;
         idset cur;
-        if (matcher_ids(sh, &ms[i], &cur) < 0) {
+        if ((rc = matcher_ids(sh, c, i, &cur)) != RW_OK) {
             idset_free(&acc);
-            return -1;
+            return rc;
         }
         if (!have) {
             acc = cur;
@@ -112,7 +328,7 @@ static int shard_candidates(rw_shard *sh, const rw_matcher *ms, size_t nms, seri
             if (!r) {
                 idset_free(&acc);
                 idset_free(&cur);
-                return -1;
+                return rw_err_set(c->err, RW_NOMEM, "out of memory");
             }
             size_t a = 0, b = 0, k = 0;
             while (a < acc.n && b < cur.n) {
@@ -139,7 +355,7 @@ static int shard_candidates(rw_shard *sh, const rw_matcher *ms, size_t nms, seri
     series **res = malloc((cap ? cap : 1) * sizeof *res);
     if (!res) {
         idset_free(&acc);
-        return -1;
+        return rw_err_set(c->err, RW_NOMEM, "out of memory");
     }
     size_t k = 0;
     if (have) {
@@ -152,22 +368,56 @@ static int shard_candidates(rw_shard *sh, const rw_matcher *ms, size_t nms, seri
                 res[k++] = sh->by_id[i];
     }
     idset_free(&acc);
-    /* filter by the matchers that match "" (absent label = "") */
+    /* filter by the matchers that match "" (absent label = ""); a regex one
+       by the postings of the values that fail it, matched outside the lock */
+    idset *excl = NULL;
+    size_t *pos = NULL; /* res is in ascending id order: one cursor per set */
+    for (size_t j = 0; j < nms; j++) {
+        if (!c->rv || !c->rv[j].used || !rw_matcher_matches_empty(&ms[j]))
+            continue;
+        if (!excl && (!(excl = calloc(nms, sizeof *excl)) || !(pos = calloc(nms, sizeof *pos)))) {
+            free(excl);
+            free(pos);
+            free(res);
+            return rw_err_set(c->err, RW_NOMEM, "out of memory");
+        }
+        if ((rc = idset_from_values(sh, ms[j].name, &c->rv[j], &excl[j], c->err)) != RW_OK)
+            break;
+    }
     size_t w = 0;
-    for (size_t i = 0; i < k; i++) {
+    for (size_t i = 0; i < k && rc == RW_OK; i++) {
         series *s = res[i];
         int ok = 1;
-        for (size_t j = 0; j < nms && ok; j++) {
+        for (size_t j = 0; j < nms && ok == 1; j++) {
             if (!rw_matcher_matches_empty(&ms[j]))
                 continue;
-            ok = rw_matcher_matches(&ms[j], rw_labels_get(s->labels, s->nlabels, ms[j].name));
+            if (excl && c->rv[j].used && s->id < c->snap_id) {
+                const idset *x = &excl[j];
+                while (pos[j] < x->n && x->ids[pos[j]] < s->id)
+                    pos[j]++;
+                ok = !(pos[j] < x->n && x->ids[pos[j]] == s->id);
+            } else {
+                ok = ctx_match(c, j, rw_labels_get(s->labels, s->nlabels, ms[j].name));
+            }
         }
-        if (ok)
+        if (ok < 0)
+            rc = RW_EXEC;
+        else if (ok)
             res[w++] = s;
+    }
+    if (excl) {
+        for (size_t j = 0; j < nms; j++)
+            idset_free(&excl[j]);
+        free(excl);
+        free(pos);
+    }
+    if (rc != RW_OK) {
+        free(res);
+        return rc;
     }
     *out = res;
     *nout = w;
-    return 0;
+    return RW_OK;
 }
 
 static int overlaps(const series *s, int64_t mint, int64_t maxt)
@@ -381,16 +631,21 @@ static rw_rc collect_pieces(const series *s, int64_t mint, int64_t maxt, int fla
 }
 
 static rw_rc select_shard(rw_shard *sh, const rw_matcher *ms, size_t nms, int64_t mint,
-                          int64_t maxt, int flags, rw_arena *a, sel_item **items, size_t *nitems,
-                          size_t *capitems, rw_err *err)
+                          int64_t maxt, int flags, int64_t deadline_ns, rw_arena *a,
+                          sel_item **items, size_t *nitems, size_t *capitems, rw_err *err)
 {
     series **cand;
     size_t ncand;
-    rw_rc rc = RW_OK;
+    sel_ctx c;
+    rw_rc rc = sel_ctx_init(&c, sh, ms, nms, deadline_ns, err);
+    if (rc != RW_OK)
+        return rc;
     pthread_mutex_lock(&sh->mu);
-    if (shard_candidates(sh, ms, nms, &cand, &ncand) < 0) {
+    rc = shard_candidates(sh, &c, &cand, &ncand);
+    if (rc != RW_OK) {
         pthread_mutex_unlock(&sh->mu);
-        return rw_err_set(err, RW_NOMEM, "out of memory");
+        sel_ctx_free(&c);
+        return rc;
     }
     for (size_t i = 0; i < ncand; i++) {
         series *s = cand[i];
@@ -423,6 +678,7 @@ static rw_rc select_shard(rw_shard *sh, const rw_matcher *ms, size_t nms, int64_
     }
     pthread_mutex_unlock(&sh->mu);
     free(cand);
+    sel_ctx_free(&c);
     return rc;
 }
 
@@ -526,6 +782,13 @@ rw_rc rw_store_select(rw_store *st, const rw_matcher *ms, size_t nms, int64_t mi
                       int flags, size_t max_samples, rw_arena *a, rw_series_data **out,
                       size_t *nout, rw_err *err)
 {
+    return store_select(st, ms, nms, mint, maxt, flags, max_samples, 0, a, out, nout, err);
+}
+
+rw_rc store_select(rw_store *st, const rw_matcher *ms, size_t nms, int64_t mint, int64_t maxt,
+                   int flags, size_t max_samples, int64_t deadline_ns, rw_arena *a,
+                   rw_series_data **out, size_t *nout, rw_err *err)
+{
     *out = NULL;
     *nout = 0;
     rw_rc rc = check_matchers(ms, nms, err);
@@ -534,8 +797,8 @@ rw_rc rw_store_select(rw_store *st, const rw_matcher *ms, size_t nms, int64_t mi
     sel_item *items = NULL;
     size_t nitems = 0, cap = 0;
     for (int k = 0; k < st->nshards && rc == RW_OK; k++)
-        rc = select_shard(&st->shards[k], ms, nms, mint, maxt, flags, a, &items, &nitems, &cap,
-                          err);
+        rc = select_shard(&st->shards[k], ms, nms, mint, maxt, flags, deadline_ns, a, &items,
+                          &nitems, &cap, err);
     if (rc != RW_OK) {
         free(items);
         return rc;
@@ -691,8 +954,8 @@ static int plist_overlaps(const rw_shard *sh, const plist *p, int64_t mint, int6
 
 /* name == NULL: label names; else values of `name`. */
 static rw_rc label_query(rw_store *st, const char *name, const rw_matcher *ms, size_t nms,
-                         int64_t mint, int64_t maxt, rw_arena *a, char ***out, size_t *nout,
-                         rw_err *err)
+                         int64_t mint, int64_t maxt, int64_t deadline_ns, rw_arena *a,
+                         char ***out, size_t *nout, rw_err *err)
 {
     rw_rc rc = RW_OK;
     if (nms && (rc = check_matchers(ms, nms, err)) != RW_OK)
@@ -700,6 +963,9 @@ static rw_rc label_query(rw_store *st, const char *name, const rw_matcher *ms, s
     strset set = {.a = a};
     for (int k = 0; k < st->nshards && rc == RW_OK; k++) {
         rw_shard *sh = &st->shards[k];
+        sel_ctx c;
+        if ((rc = sel_ctx_init(&c, sh, ms, nms, deadline_ns, err)) != RW_OK)
+            break;
         pthread_mutex_lock(&sh->mu);
         if (nms == 0) {
             if (!name) {
@@ -727,9 +993,7 @@ static rw_rc label_query(rw_store *st, const char *name, const rw_matcher *ms, s
         } else {
             series **cand;
             size_t ncand;
-            if (shard_candidates(sh, ms, nms, &cand, &ncand) < 0) {
-                rc = rw_err_set(err, RW_NOMEM, "out of memory");
-            } else {
+            if ((rc = shard_candidates(sh, &c, &cand, &ncand)) == RW_OK) {
                 for (size_t i = 0; i < ncand && rc == RW_OK; i++) {
                     series *s = cand[i];
                     if (!overlaps(s, mint, maxt))
@@ -748,6 +1012,7 @@ static rw_rc label_query(rw_store *st, const char *name, const rw_matcher *ms, s
             }
         }
         pthread_mutex_unlock(&sh->mu);
+        sel_ctx_free(&c);
     }
     if (rc != RW_OK) {
         strmap_free(&set.m);
@@ -759,12 +1024,19 @@ static rw_rc label_query(rw_store *st, const char *name, const rw_matcher *ms, s
 rw_rc rw_store_label_names(rw_store *st, const rw_matcher *ms, size_t nms, int64_t mint,
                            int64_t maxt, rw_arena *a, char ***out, size_t *nout, rw_err *err)
 {
-    return label_query(st, NULL, ms, nms, mint, maxt, a, out, nout, err);
+    return label_query(st, NULL, ms, nms, mint, maxt, 0, a, out, nout, err);
 }
 
 rw_rc rw_store_label_values(rw_store *st, const char *name, const rw_matcher *ms, size_t nms,
                             int64_t mint, int64_t maxt, rw_arena *a, char ***out, size_t *nout,
                             rw_err *err)
 {
-    return label_query(st, name, ms, nms, mint, maxt, a, out, nout, err);
+    return label_query(st, name, ms, nms, mint, maxt, 0, a, out, nout, err);
+}
+
+rw_rc store_label_query(rw_store *st, const char *name, const rw_matcher *ms, size_t nms,
+                        int64_t mint, int64_t maxt, int64_t deadline_ns, rw_arena *a,
+                        char ***out, size_t *nout, rw_err *err)
+{
+    return label_query(st, name, ms, nms, mint, maxt, deadline_ns, a, out, nout, err);
 }

@@ -43,25 +43,6 @@ static int mkdir_p(const char *dir)
 
 /* ---- metadata ---- */
 
-static int md_find(const rw_store *st, const char *metric, size_t *pos)
-{
-    size_t lo = 0, hi = st->nmd;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(st->md[mid].metric, metric);
-        if (c == 0) {
-            *pos = mid;
-            return 1;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *pos = lo;
-    return 0;
-}
-
 static void md_entry_free(md_entry *e)
 {
     free(e->metric);
@@ -70,7 +51,38 @@ static void md_entry_free(md_entry *e)
     free(e->unit);
 }
 
-/* Sets one entry (md_mu held); returns 1 if it changed, -1 on no memory. */
+/* Metadata is kept in arrival order with a hash index on the metric name:
+ * setting an entry is O(1) whatever the order names arrive in (a sorted
+ * array took quadratic time for names arriving in reverse order), and only
+ * a read sorts, into its own arena. */
+static int md_find(const rw_store *st, const char *metric, size_t *pos)
+{
+    void *v = strmap_get(&st->md_index, metric, str_hash(metric));
+    if (!v)
+        return 0;
+    *pos = (size_t)(uintptr_t)v - 1;
+    return 1;
+}
+
+/* Removes entry pos (md_mu held): the last entry takes its place. */
+static void md_remove(rw_store *st, size_t pos)
+{
+    md_entry *e = &st->md[pos];
+    strmap_del(&st->md_index, e->metric, str_hash(e->metric));
+    md_entry_free(e);
+    if (pos != st->nmd - 1) {
+        st->md[pos] = st->md[st->nmd - 1];
+        strmap_slot *sl =
+            strmap_find(&st->md_index, st->md[pos].metric, str_hash(st->md[pos].metric));
+        if (sl)
+            sl->val = (void *)(uintptr_t)(pos + 1);
+    }
+    st->nmd--;
+}
+
+
+/* Sets one entry (md_mu held); returns 1 if it changed, -1 on no memory,
+ * -2 when it is a new family beyond max_metadata. */
 static int md_set(rw_store *st, const char *metric, const char *type, const char *help,
                   const char *unit)
 {
@@ -97,6 +109,8 @@ static int md_set(rw_store *st, const char *metric, const char *type, const char
         e->unit = u;
         return 1;
     }
+    if (st->opts.max_metadata > 0 && st->nmd >= (size_t)st->opts.max_metadata)
+        return -2;
     if (st->nmd == st->capmd) {
         size_t nc = st->capmd ? st->capmd * 2 : 64;
         md_entry *n = realloc(st->md, nc * sizeof *n);
@@ -110,7 +124,11 @@ static int md_set(rw_store *st, const char *metric, const char *type, const char
         md_entry_free(&e);
         return -1;
     }
-    memmove(st->md + pos + 1, st->md + pos, (st->nmd - pos) * sizeof *st->md);
+    pos = st->nmd;
+    if (strmap_put(&st->md_index, e.metric, str_hash(e.metric), (void *)(uintptr_t)(pos + 1)) < 0) {
+        md_entry_free(&e);
+        return -1;
+    }
     st->md[pos] = e;
     st->nmd++;
     return 1;
@@ -128,7 +146,7 @@ static rw_rc md_load(rw_store *st, rw_err *err)
         const char *m = (const char *)sqlite3_column_text(q, 0);
         if (m && md_set(st, m, (const char *)sqlite3_column_text(q, 1),
                         (const char *)sqlite3_column_text(q, 2),
-                        (const char *)sqlite3_column_text(q, 3)) < 0) {
+                        (const char *)sqlite3_column_text(q, 3)) == -1) {
             sqlite3_finalize(q);
             return rw_err_set(err, RW_NOMEM, "out of memory loading metadata");
         }
@@ -143,12 +161,16 @@ rw_rc rw_store_put_metadata(rw_store *st, const rw_metadata *md, size_t n, rw_er
     size_t *changed = malloc((n ? n : 1) * sizeof *changed);
     if (!changed)
         return rw_err_set(err, RW_NOMEM, "out of memory");
-    size_t nch = 0;
+    size_t nch = 0, over = 0;
     pthread_mutex_lock(&st->md_mu);
     for (size_t i = 0; i < n; i++) {
         if (!md[i].metric || !md[i].metric[0])
             continue;
         int r = md_set(st, md[i].metric, md[i].type, md[i].help, md[i].unit);
+        if (r == -2) {
+            over++;
+            continue;
+        }
         if (r < 0) {
             rc = rw_err_set(err, RW_NOMEM, "out of memory");
             break;
@@ -189,18 +211,25 @@ rw_rc rw_store_put_metadata(rw_store *st, const rw_metadata *md, size_t n, rw_er
             /* forget the unsaved entries so the next put writes them again */
             for (size_t k = 0; k < nch; k++) {
                 size_t pos;
-                if (md_find(st, md[changed[k]].metric, &pos)) {
-                    md_entry_free(&st->md[pos]);
-                    memmove(st->md + pos, st->md + pos + 1, (st->nmd - pos - 1) * sizeof *st->md);
-                    st->nmd--;
-                }
+                if (md_find(st, md[changed[k]].metric, &pos))
+                    md_remove(st, pos);
             }
             rw_err_set(err, rc, "%s", lerr.msg);
         }
     }
     pthread_mutex_unlock(&st->md_mu);
     free(changed);
+    if (rc == RW_OK && over)
+        rc = rw_err_set(err, RW_LIMIT,
+                        "metadata of %zu new metric families not stored: the store holds "
+                        "store.max_metadata (%lld) families",
+                        over, (long long)st->opts.max_metadata);
     return rc;
+}
+
+static int cmp_md_ptr(const void *x, const void *y)
+{
+    return strcmp((*(md_entry *const *)x)->metric, (*(md_entry *const *)y)->metric);
 }
 
 rw_rc rw_store_get_metadata(rw_store *st, const char *metric, size_t limit, rw_arena *a,
@@ -210,25 +239,39 @@ rw_rc rw_store_get_metadata(rw_store *st, const char *metric, size_t limit, rw_a
     *out = NULL;
     *nout = 0;
     pthread_mutex_lock(&st->md_mu);
-    size_t from = 0, to = st->nmd;
+    md_entry **sel = NULL;
+    size_t n = 0;
     if (metric) {
         size_t pos;
         if (md_find(st, metric, &pos)) {
-            from = pos;
-            to = pos + 1;
-        } else {
-            to = from;
+            sel = rw_arena_alloc(a, sizeof *sel);
+            if (sel) {
+                sel[0] = &st->md[pos];
+                n = 1;
+            }
+        }
+    } else if (st->nmd) {
+        sel = rw_arena_alloc(a, st->nmd * sizeof *sel);
+        if (sel) {
+            for (size_t i = 0; i < st->nmd; i++)
+                sel[i] = &st->md[i];
+            n = st->nmd;
+            qsort(sel, n, sizeof *sel, cmp_md_ptr);
         }
     }
-    size_t n = to - from;
+    if (!sel && (metric ? 0 : st->nmd)) {
+        rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+        n = 0;
+    }
     if (limit && n > limit)
         n = limit;
-    rw_metadata *r = rw_arena_calloc(a, n ? n : 1, sizeof *r);
+    rw_metadata *r = rc == RW_OK ? rw_arena_calloc(a, n ? n : 1, sizeof *r) : NULL;
     if (!r) {
-        rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+        if (rc == RW_OK)
+            rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
     } else {
         for (size_t i = 0; i < n; i++) {
-            const md_entry *e = &st->md[from + i];
+            const md_entry *e = sel[i];
             r[i].metric = rw_arena_strdup(a, e->metric);
             r[i].type = rw_arena_strdup(a, e->type);
             r[i].help = rw_arena_strdup(a, e->help);
@@ -546,6 +589,7 @@ static void store_free(rw_store *st)
     for (size_t i = 0; i < st->nmd; i++)
         md_entry_free(&st->md[i]);
     free(st->md);
+    strmap_free(&st->md_index);
     free((char *)st->opts.dir);
     pthread_mutex_destroy(&st->md_mu);
     pthread_mutex_destroy(&st->maint_mu);
@@ -611,6 +655,8 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
         st->opts.busy_timeout_ms = d.busy_timeout_ms;
     if (st->opts.max_pending_bytes <= 0)
         st->opts.max_pending_bytes = d.max_pending_bytes;
+    if (st->opts.max_metadata < 0)
+        st->opts.max_metadata = d.max_metadata;
     rw_cfg_free(&rw_store_config_table, &d);
     st->opts.nshards = nshards;
     st->nshards = (int)nshards;

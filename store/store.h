@@ -50,6 +50,8 @@ typedef struct rw_store_opts {
                                    shard as ceil(max_series / nshards) (series spread
                                    evenly by hash); a new series beyond it is rejected
                                    (RW_REJ_SERIES_LIMIT), known series keep ingesting */
+    int64_t max_metadata;       /* metric families with metadata, 0 = unlimited; entries
+                                   for new families beyond it are refused (RW_LIMIT) */
     rw_metrics *metrics;        /* may be NULL; not part of the table */
 } rw_store_opts;
 
@@ -142,6 +144,8 @@ typedef struct rw_metadata {
     const char *unit;
 } rw_metadata;
 
+/* Entries for families beyond opts.max_metadata are not stored: RW_LIMIT
+ * once the others are (err says how many were refused). */
 rw_rc rw_store_put_metadata(rw_store *s, const rw_metadata *md, size_t n, rw_err *err);
 /* All metadata (or only `metric` when not NULL), strings in arena, sorted by
  * metric name; at most `limit` entries when limit > 0. */
@@ -227,6 +231,7 @@ typedef struct rw_appender {
     void *ctx;
 } rw_appender;
 
+struct rw_querier;
 typedef struct rw_querier_ops {
     rw_rc (*select)(void *ctx, const rw_matcher *ms, size_t nms, int64_t mint, int64_t maxt,
                     int flags, size_t max_samples, rw_arena *a, rw_series_data **out,
@@ -239,12 +244,28 @@ typedef struct rw_querier_ops {
     rw_rc (*label_values)(void *ctx, const char *name, const rw_matcher *ms, size_t nms,
                           int64_t mint, int64_t maxt, rw_arena *a, char ***out, size_t *nout,
                           rw_err *err);
+    /* Optional: the same querier with a deadline (rw_mono_ns clock): its
+     * reads give up with RW_TIMEOUT once the deadline has passed, checked
+     * inside series selection too (regex matchers over many values). The
+     * new querier's state lives in `a`. A wrapper forwards this to what it
+     * wraps and wraps the result. NULL: the querier has no deadlines. */
+    int (*with_deadline)(void *ctx, int64_t deadline_ns, rw_arena *a, struct rw_querier *out);
 } rw_querier_ops;
 
 typedef struct rw_querier {
     const rw_querier_ops *ops;
     void *ctx;
 } rw_querier;
+
+/* q with a deadline when q supports one (and memory allows), else q. */
+static inline rw_querier rw_querier_with_deadline(const rw_querier *q, int64_t deadline_ns,
+                                                  rw_arena *a)
+{
+    rw_querier out = *q;
+    if (deadline_ns && q->ops->with_deadline && q->ops->with_deadline(q->ctx, deadline_ns, a, &out) < 0)
+        out = *q;
+    return out;
+}
 
 /* The store as an appender / a querier (valid while the store is open). */
 rw_appender rw_store_appender(rw_store *s);

@@ -20,6 +20,10 @@ static const rw_cfg_key keys[] = {
     {"max_series", RW_CFG_INT, OFF(max_series), "10000000", 0, BIG, 0,
      "series the store may hold (0 = unlimited); new series beyond it are rejected, 400", NULL,
      NULL},
+    {"max_metadata", RW_CFG_INT, OFF(max_metadata), "100000", 0, BIG, 0,
+     "metric families with metadata (type, help, unit) kept (0 = unlimited); entries for new "
+     "families beyond it are refused, 400",
+     NULL, NULL},
     {"checkpoint_interval", RW_CFG_DURATION, OFF(checkpoint_interval_ms), "5m", 1000, BIG, 0,
      "how often head chunks are checkpointed and the WAL trimmed", NULL, NULL},
     {"busy_timeout", RW_CFG_DURATION, OFF(busy_timeout_ms), "10s", 1, BIG, 0,

@@ -224,10 +224,13 @@ struct rw_store {
     rw_shard *shards;
     _Atomic int64_t newest; /* newest sample in the store; INT64_MIN = none */
 
-    /* metadata (md_mu); persisted in shard 0 */
+    /* metadata (md_mu); persisted in shard 0. Entries in arrival order,
+       indexed by metric name (md_index: metric -> position + 1); sorted
+       only when read */
     pthread_mutex_t md_mu;
     md_entry *md;
     size_t nmd, capmd;
+    strmap md_index;
 
     /* maintenance thread */
     pthread_t maint;
@@ -332,6 +335,16 @@ int shard_note_new_series(rw_shard *sh, uint32_t id);
 void shard_take_new_series(rw_shard *sh, rw_buf *out);
 rw_rc db_put_series_rows(rw_shard *sh, const rw_buf *rows, size_t *n, rw_err *err);
 void shard_restore_new_series(rw_shard *sh, const rw_buf *rows);
+
+/* ---- shard_read.c ---- */
+/* rw_store_select / label names (name NULL) and values with a deadline
+ * (rw_mono_ns; 0 = none): past it they fail with RW_TIMEOUT. */
+rw_rc store_select(rw_store *st, const rw_matcher *ms, size_t nms, int64_t mint, int64_t maxt,
+                   int flags, size_t max_samples, int64_t deadline_ns, rw_arena *a,
+                   rw_series_data **out, size_t *nout, rw_err *err);
+rw_rc store_label_query(rw_store *st, const char *name, const rw_matcher *ms, size_t nms,
+                        int64_t mint, int64_t maxt, int64_t deadline_ns, rw_arena *a,
+                        char ***out, size_t *nout, rw_err *err);
 
 /* ---- checkpoint.c ---- */
 rw_rc shard_checkpoint(rw_shard *sh, int final, rw_err *err);

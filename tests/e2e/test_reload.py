@@ -126,7 +126,8 @@ g = None
 
 def reload_with(text):
     open(cfg, "w").write(text)
-    st, _, b = http("POST", g.url + "/-/reload")
+    # the credential the auth.* cases configure (ignored while auth is off)
+    st, _, b = http("POST", g.url + "/-/reload", headers={"Authorization": "Bearer test"})
     c.check(st == 200, "reload accepted", b[:300])
 
 
@@ -510,6 +511,37 @@ FULL = {
         kapi_yaml("tls_config: {insecure_skip_verify: true}"), kapi("insecure_skip_verify", True)),
 }
 
+def k_max_help_length(expect=False):
+    m = fresh("rl_hl")
+    st, _, b = g.write(write_request_v1([([("__name__", m), ("x", "1")], [(NOW, 1.0)])],
+                                        metadata=[(1, m, "a help text", "")]))
+    return st == 400 and b"max_help_length" in b
+
+
+TOKEN_SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"  # sha256("test")
+TENANTS = "[{name: t, bearer_token_sha256: %s, permissions: [write, read, admin]}]" % TOKEN_SHA
+
+
+def k_auth_tenants(expect=False):
+    """credentials configured: a write without one is 401, with it 204"""
+    m = fresh("rl_au")
+    body = snappy_compress(write_request_v1([([("__name__", m), ("x", "1")], [(NOW, 1.0)])]))
+    st, _, _ = http("POST", g.url + "/api/v1/write", body, V1_HEADERS)
+    h = dict(V1_HEADERS, Authorization="Bearer test")
+    st2, _, _ = http("POST", g.url + "/api/v1/write", body, h)
+    return st == 401 and st2 == 204
+
+
+def k_auth_open_paths(expect=False):
+    """/-/ready left out of open_paths needs a credential"""
+    return http("GET", g.url + "/-/ready")[0] == 401
+
+
+def k_auth_realm(expect=False):
+    st, hd, _ = http("GET", g.url + "/api/v1/query?query=1")
+    return st == 401 and 'realm="other"' in hd.get("www-authenticate", "")
+
+
 CASES = {
     "rule_files": ("[rl_other.yml]", k_rule_files),
     "global.evaluation_interval": ("7s", k_evaluation_interval),
@@ -550,6 +582,11 @@ CASES = {
     "ingest.kubelet_dedup.max_nodes": ("1", k_kub_max_nodes),
     "ingest.active_series_window": ("2h", k_active_series_window),
     "ingest.max_sources": ("1", k_max_sources),
+    "ingest.max_help_length": ("5", k_max_help_length),
+    "auth.tenants": (TENANTS, k_auth_tenants),
+    # open_paths and realm only matter with credentials: the value carries them
+    "auth.open_paths": ("[/metrics]\n  tenants: " + TENANTS, k_auth_open_paths),
+    "auth.realm": ("other\n  tenants: " + TENANTS, k_auth_realm),
 }
 
 try:

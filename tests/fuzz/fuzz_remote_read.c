@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rw_err e;
     rw_err_init(&e);
     static const rw_label ext[] = {{"cluster", "eu1"}, {"replica", "a"}};
-    if (rw_qapi_read_decode((const char *)data, size, a, &rr, &e) == RW_OK) {
+    if (rw_qapi_read_decode((const char *)data, size, 100, 100, a, &rr, &e) == RW_OK) {
         for (size_t i = 0; i < rr->n_queries; i++) {
             const Prometheus__Query *q = rr->queries[i];
             rw_matcher *ms = calloc(q->n_matchers ? q->n_matchers : 1, sizeof *ms);

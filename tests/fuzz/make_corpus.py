@@ -157,3 +157,28 @@ relabel = [
     rule("labelmap", regex="(.*)", repl=""),
 ]
 put("fuzz_relabel", relabel)
+# configuration files: the shipped example, the Kubernetes manifest's file,
+# every section with the keys that parse something (auth hashes, TLS,
+# durations, sizes, lists), YAML anchors, several documents, errors
+cfgs = [open(os.path.join(root, "deploy", "rwgate.example.yml"), encoding="utf-8").read()]
+manifest = open(os.path.join(root, "deploy", "kubernetes", "rwgate.yaml"), encoding="utf-8").read()
+embedded = manifest.split("rwgate.yml: |\n")[1].split("\n---")[0]
+cfgs.append("\n".join(line[4:] for line in embedded.splitlines()))
+cfgs += [
+    "http:\n  listen: 0.0.0.0:9201\n  max_connections_per_client: 64\n  read_header_timeout: 10s\n"
+    "  tls: {cert_file: '', key_file: '', min_version: TLS13}\n"
+    "ingest:\n  tenant_label: tenant_id\n  max_inflight_bytes: 64MiB\n"
+    "query:\n  max_concurrent: 4\n  max_memory_bytes: 256MiB\n"
+    "auth:\n  open_paths: [/metrics, /-/healthy]\n  tenants:\n"
+    "    - name: team-a\n      bearer_token_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+    "      permissions: [write, read]\n"
+    "    - name: dash\n      basic_auth: {username: grafana, password_pbkdf2: 'pbkdf2-sha256$1000$"
+    "10089690115e3b162af661feea52f9ae$463ba481f64651c972cdd90020f2ee4e32cf2165214e5b57c762422d789970fe'}\n"
+    "      permissions: [read]\n      read_tenants: ['*', team-a]\n"
+    "global:\n  external_labels: {central: eu-1, &a region: *a}\n",
+    "store:\n  retention: 1y2w3d\n  shards: 3\n  max_series: 0\n---\nquery: {timeout: 1ms}\n",
+    "ingest:\n  max_body_bytes: 1.5GiB\n  unknown: [1, {a: b}]\n",
+    "auth:\n  tenants:\n  - name: x\n    bearer_token_sha256: abc\n    permissions: [root]\n",
+    "http: [not, a, map]\n", "{a: [b, {c: d}]}", "- - -\n", "key: 'unterminated\n",
+]
+put("fuzz_config", cfgs)

@@ -51,6 +51,14 @@ static void test_json_point(void)
     rw_buf_reset(&b);
     rw_json_str(&b, "a\"b\\c\n<");
     CHECK_STR(b.p, "\"a\\\"b\\\\c\\n\\u003c\"");
+    /* valid UTF-8 passes through; every invalid byte becomes U+FFFD */
+    rw_buf_reset(&b);
+    rw_json_str(&b, "h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80!");
+    CHECK_STR(b.p, "\"h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80!\"");
+    rw_buf_reset(&b);
+    rw_json_str(&b, "\xff\xfe|\xc3|\xed\xa0\x80|\xc0\xaf|\xf4\x90\x80\x80|\xe2\x82");
+    CHECK_STR(b.p, "\"\\ufffd\\ufffd|\\ufffd|\\ufffd\\ufffd\\ufffd|\\ufffd\\ufffd|"
+                   "\\ufffd\\ufffd\\ufffd\\ufffd|\\ufffd\\ufffd\"");
     rw_buf_free(&b);
 }
 
@@ -154,6 +162,24 @@ static void test_matchers(void)
     rw_matcher_free(&m);
     CHECK(rw_matcher_init(&m, RW_MATCH_RE, "a", "(unclosed", &e) == RW_BADREQ);
     CHECK(strstr(e.msg, "invalid regular expression") != NULL);
+    /* a regex that cannot decide (match limit) is an error, not "no match" */
+    char s[64];
+    memset(s, 'a', 40);
+    strcpy(s + 40, "b");
+    CHECK(rw_matcher_init(&m, RW_MATCH_RE, "a", "(a|aa)+", &e) == RW_OK);
+    CHECK(rw_matcher_is_regex(&m));
+    CHECK(rw_matcher_match(&m, "aaaa", &e) == 1);
+    rw_err_init(&e);
+    CHECK(rw_matcher_match(&m, s, &e) == -1 && e.code == RW_LIMIT && strstr(e.msg, "limit"));
+    CHECK(!rw_matcher_matches(&m, s));
+    rw_matcher_free(&m);
+    CHECK(rw_matcher_init(&m, RW_MATCH_NRE, "a", "(a|aa)+", &e) == RW_OK);
+    CHECK(rw_matcher_match(&m, s, &e) == -1); /* negation does not turn it into a match */
+    CHECK(rw_matcher_match(&m, "x", &e) == 1);
+    rw_matcher_free(&m);
+    CHECK(rw_matcher_init(&m, RW_MATCH_RE, "a", "etcd|kube", &e) == RW_OK);
+    CHECK(!rw_matcher_is_regex(&m)); /* literal alternation: no PCRE2 */
+    rw_matcher_free(&m);
 }
 
 static void test_arena_buf(void)

@@ -1,0 +1,238 @@
+"""Authentication, permissions and tenancy (auth: section):
+
+- no or a wrong credential: 401 with WWW-Authenticate; a known credential
+  without the route's permission: 403 (write, read, admin are separate);
+- a credential writes as its tenant: the series carry tenant_id=<its
+  tenant>, and a tenant header naming another tenant is 403;
+- reads are scoped in every read path (query, query_range, series, labels,
+  label values, federate, remote-read): a tenant sees only its own series
+  unless read_tenants grants more ("*" = all); /api/v1/status/tsdb needs
+  read_tenants "*";
+- bearer tokens are stored as SHA-256, basic-auth passwords as PBKDF2
+  (`rwgate hash-password`); open_paths serve /metrics and health without a
+  credential; rwgate_auth_enabled says whether credentials are required;
+- credentials reload (SIGHUP / POST /-/reload by an admin);
+- a real Prometheus remote-writes with a bearer token.
+Without an auth section rwgate stays open and says so."""
+
+import base64
+import hashlib
+import http.client as http_client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(__file__))
+from rwlib import (Checks, Prometheus, Rwgate, V1_HEADERS, http, log, read_request, rwgate_path,
+                   snappy_compress, snappy_decompress, decode_read_response, write_request_v1)
+
+c = Checks("test_auth")
+binary = rwgate_path()
+tmp = tempfile.mkdtemp(prefix="rwgate-e2e-auth-")
+T = int(time.time() * 1000)
+
+TOK = {k: "tok-%s-%s" % (k, os.urandom(8).hex()) for k in ("a", "b", "ops", "reader")}
+
+
+def sha(s):
+    return hashlib.sha256(s.encode()).hexdigest()
+
+
+p = subprocess.run([binary, "hash-password", "--iterations", "2000"], input="grafana-pw\n",
+                   capture_output=True, text=True)
+c.check(p.returncode == 0 and p.stdout.startswith("pbkdf2-sha256$2000$"), "hash-password", p.stdout + p.stderr)
+PW_HASH = p.stdout.strip()
+
+
+def config(with_team_a=True):
+    ten = []
+    if with_team_a:
+        ten.append("  - name: team-a\n    bearer_token_sha256: %s\n    permissions: [write, read]\n" % sha(TOK["a"]))
+    ten.append("  - name: team-b\n    bearer_token_sha256: %s\n    permissions: [write, read]\n" % sha(TOK["b"]))
+    ten.append("  - name: dashboards\n    basic_auth: {username: grafana, password_pbkdf2: '%s'}\n"
+               "    permissions: [read]\n    read_tenants: ['*']\n" % PW_HASH)
+    ten.append("  - name: ops\n    bearer_token_sha256: %s\n    permissions: [admin]\n" % sha(TOK["ops"]))
+    ten.append("  - name: team-a\n    bearer_token_sha256: %s\n    permissions: [read]\n"
+               "    read_tenants: [team-b]\n" % sha(TOK["reader"]))
+    return ("auth:\n  open_paths: [/-/healthy, /-/ready, /metrics]\n  tenants:\n" + "".join(ten))
+
+
+cfg = os.path.join(tmp, "rwgate.yml")
+with open(cfg, "w") as f:
+    f.write(config())
+
+
+def bearer(k):
+    return {"Authorization": "Bearer " + TOK[k]}
+
+
+def basic(user, pw):
+    return {"Authorization": "Basic " + base64.b64encode(("%s:%s" % (user, pw)).encode()).decode()}
+
+
+DASH = basic("grafana", "grafana-pw")
+
+
+def write(g, name, hdr, extra=None):
+    h = dict(V1_HEADERS)
+    h.update(hdr)
+    h.update(extra or {})
+    body = snappy_compress(write_request_v1([([("__name__", name), ("x", "1")], [(T, 1.0)])]))
+    return http("POST", g.url + "/api/v1/write", body, h)
+
+
+def get(g, path, hdr, **params):
+    q = urllib.parse.urlencode(params, doseq=True)
+    return http("GET", g.url + path + ("?" + q if q else ""), headers=hdr)
+
+
+def tenants_of_query(g, hdr, q='{__name__=~"auth_.*"}'):
+    st, _, b = get(g, "/api/v1/query", hdr, query=q, time=str(T / 1000))
+    if st != 200:
+        return st, None
+    return st, sorted({s["metric"].get("tenant_id", "") for s in json.loads(b)["data"]["result"]})
+
+
+def remote_read_tenants(g, hdr):
+    body = snappy_compress(read_request([(0, 2**62, [(2, "__name__", "auth_.*")])]))
+    h = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
+    h.update(hdr)
+    st, _, b = http("POST", g.url + "/api/v1/read", body, h)
+    if st != 200:
+        return st, None
+    res = decode_read_response(snappy_decompress(b))[0]
+    return st, sorted({dict(k).get("tenant_id", "") for k in res})
+
+
+g = Rwgate(extra=["--config", cfg]).start()
+prom = None
+try:
+    c.check("authentication is on: 5 credentials" in g.log_tail(), "start-up log says auth is on")
+    st, _, b = http("GET", g.url + "/metrics")
+    c.eq(st, 200, "/metrics open (open_paths)")
+    c.check(b"rwgate_auth_enabled 1" in b, "rwgate_auth_enabled 1")
+    c.eq(http("GET", g.url + "/-/healthy")[0], 200, "/-/healthy open")
+
+    # ---- 401 / 403
+    st, hd, b = write(g, "auth_none", {})
+    c.eq(st, 401, "write without a credential -> 401")
+    conn = http_client.HTTPConnection("127.0.0.1", g.port, timeout=10)
+    conn.request("GET", "/api/v1/query?query=1")
+    r = conn.getresponse()
+    r.read()
+    challenges = sorted(v for k, v in r.getheaders() if k.lower() == "www-authenticate")
+    conn.close()
+    c.eq((r.status, challenges), (401, ['Basic realm="rwgate"', 'Bearer realm="rwgate"']),
+         "401 carries both WWW-Authenticate challenges")
+    c.eq(write(g, "auth_none", {"Authorization": "Bearer wrong"})[0], 401, "unknown token -> 401")
+    c.eq(write(g, "auth_none", basic("grafana", "nope"))[0], 401, "wrong password -> 401")
+    c.eq(write(g, "auth_none", basic("nobody", "x"))[0], 401, "unknown user -> 401")
+    c.eq(write(g, "auth_none", DASH)[0], 403, "read-only credential writing -> 403")
+    c.eq(get(g, "/api/v1/query", {}, query="1")[0], 401, "query without a credential -> 401")
+    c.eq(get(g, "/api/v1/query", bearer("ops"), query="1")[0], 403, "admin-only credential querying -> 403")
+    c.eq(http("POST", g.url + "/-/reload", b"", bearer("a"))[0], 403, "reload by a read/write credential -> 403")
+
+    # ---- writes carry the credential's tenant
+    c.eq(write(g, "auth_a", bearer("a"))[0], 204, "team-a writes")
+    c.eq(write(g, "auth_a2", bearer("a"), {"X-Scope-OrgID": "team-a"})[0], 204, "team-a with its own tenant header")
+    st, _, b = write(g, "auth_x", bearer("a"), {"X-Scope-OrgID": "team-b"})
+    c.eq(st, 403, "team-a naming team-b in the header -> 403")
+    c.check(b"may not write to tenant team-b" in b, "403 says why", b[:200])
+    c.eq(write(g, "auth_b", bearer("b"))[0], 204, "team-b writes")
+
+    # ---- scoped reads, every path
+    c.eq(tenants_of_query(g, bearer("a")), (200, ["team-a"]), "team-a query sees only team-a")
+    c.eq(tenants_of_query(g, bearer("b")), (200, ["team-b"]), "team-b query sees only team-b")
+    c.eq(tenants_of_query(g, DASH), (200, ["team-a", "team-b"]), "read_tenants '*' sees both")
+    c.eq(tenants_of_query(g, bearer("reader")), (200, ["team-a", "team-b"]), "read_tenants [team-b] adds team-b")
+    st, _, b = get(g, "/api/v1/query_range", bearer("b"), query='count({__name__=~"auth_.*"})',
+                   start=str(T / 1000 - 60), end=str(T / 1000 + 60), step="60")
+    vals = {v[1] for s in json.loads(b)["data"]["result"] for v in s["values"]} if st == 200 else None
+    c.eq((st, vals), (200, {"1"}), "query_range scoped (team-b counts one series)")
+    st, _, b = get(g, "/api/v1/series", bearer("a"), **{"match[]": '{__name__=~"auth_.*"}'})
+    c.eq(sorted(s["__name__"] for s in json.loads(b)["data"]), ["auth_a", "auth_a2"], "series scoped")
+    st, _, b = get(g, "/api/v1/label/tenant_id/values", bearer("a"))
+    c.eq(json.loads(b)["data"], ["team-a"], "label values scoped")
+    st, _, b = get(g, "/api/v1/label/__name__/values", bearer("b"))
+    c.eq(json.loads(b)["data"], ["auth_b"], "metric names scoped")
+    st, _, b = get(g, "/api/v1/labels", bearer("b"))
+    c.check(st == 200 and "tenant_id" in json.loads(b)["data"], "label names answer")
+    st, _, b = get(g, "/federate", bearer("b"), **{"match[]": '{__name__=~"auth_.*"}'})
+    c.check(st == 200 and b"auth_b" in b and b"auth_a" not in b, "federate scoped", b[:300])
+    c.eq(remote_read_tenants(g, bearer("a")), (200, ["team-a"]), "remote-read scoped")
+    c.eq(remote_read_tenants(g, DASH), (200, ["team-a", "team-b"]), "remote-read with '*'")
+    c.eq(get(g, "/api/v1/status/tsdb", bearer("a"))[0], 403, "tsdb status needs read_tenants '*'")
+    c.eq(get(g, "/api/v1/status/tsdb", DASH)[0], 200, "tsdb status for '*'")
+    # a selector naming another tenant finds nothing
+    c.eq(tenants_of_query(g, bearer("a"), '{tenant_id="team-b"}'), (200, []), "team-a cannot select team-b")
+
+    # ---- a real Prometheus remote-writes with its bearer token
+    if shutil.which("prometheus"):
+        prom = Prometheus("auth", """
+global: {scrape_interval: 1s}
+scrape_configs:
+  - job_name: self
+    static_configs: [{targets: ['127.0.0.1:SELF_PORT']}]
+remote_write:
+  - url: %s/api/v1/write
+    authorization: {credentials: %s}
+    queue_config: {batch_send_deadline: 1s}
+""" % (g.url, TOK["b"]))
+        found = None
+        for _ in range(120):
+            st, _, b = get(g, "/api/v1/query", bearer("b"), query='up{job="self"}')
+            if st == 200 and json.loads(b)["data"]["result"]:
+                found = json.loads(b)["data"]["result"][0]["metric"]
+                break
+            time.sleep(0.5)
+        c.check(found is not None and found.get("tenant_id") == "team-b",
+                "Prometheus' writes with a bearer token land in its tenant", found)
+        c.eq(tenants_of_query(g, bearer("a"), 'up{job="self"}'), (200, []), "team-a does not see them")
+        prom.stop()
+        prom = None
+
+    # ---- reload: remove team-a's token, by an admin
+    with open(cfg, "w") as f:
+        f.write(config(with_team_a=False))
+    st, _, b = http("POST", g.url + "/-/reload", b"", bearer("ops"))
+    c.eq(st, 200, "admin reloads (%s)" % b[:200])
+    c.eq(write(g, "auth_a", bearer("a"))[0], 401, "a removed token is refused after reload")
+    c.eq(write(g, "auth_b", bearer("b"))[0], 204, "other tokens keep working")
+finally:
+    if prom:
+        prom.stop(show_log=True)
+    if c.failed:
+        log("rwgate log tail:\n" + g.log_tail())
+    g.cleanup()
+
+# ---- config refusals
+bad = os.path.join(tmp, "bad.yml")
+for text, why in (
+        ("auth:\n  tenants:\n  - name: x\n    bearer_token_sha256: abc\n    permissions: [read]\n", "64 hex digits"),
+        ("auth:\n  tenants:\n  - name: x\n    bearer_token_sha256: %s\n    permissions: [root]\n" % sha("t"), "unknown permission"),
+        ("auth:\n  tenants:\n  - name: x\n    basic_auth: {username: u, password_pbkdf2: plain}\n    permissions: [read]\n", "hash-password"),
+        ("ingest:\n  tenant_label: ''\nauth:\n  tenants:\n  - name: x\n    bearer_token_sha256: %s\n    permissions: [read]\n" % sha("t"), "tenant_label"),
+        ("auth:\n  tenants:\n  - name: x\n    bearer_token_sha256: %s\n    permissions: [read]\n  - name: y\n    bearer_token_sha256: %s\n    permissions: [read]\n" % (sha("t"), sha("t")), "same bearer token")):
+    with open(bad, "w") as f:
+        f.write(text)
+    p = subprocess.run([binary, "check", "config", bad], capture_output=True, text=True)
+    c.check(p.returncode != 0 and why in p.stderr, "check config refuses: %s" % why, p.stderr)
+
+# ---- no auth section: open, and it says so
+g = Rwgate().start()
+try:
+    c.check("authentication is off" in g.log_tail(), "start-up log says rwgate is open")
+    st, _, b = http("GET", g.url + "/metrics")
+    c.check(b"rwgate_auth_enabled 0" in b, "rwgate_auth_enabled 0")
+    st, _, _ = g.write(write_request_v1([([("__name__", "open_m"), ("x", "1")], [(T, 1.0)])]))
+    c.eq(st, 204, "writes without credentials when auth is off")
+finally:
+    g.cleanup()
+shutil.rmtree(tmp, ignore_errors=True)
+c.done()
