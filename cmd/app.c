@@ -195,6 +195,7 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
     so.max_pending_bytes = (size_t)c->max_pending_bytes;
     so.checkpoint_interval_ms = c->checkpoint_interval_ms;
     so.max_series = (uint64_t)c->max_series;
+    so.max_future_ms = c->max_future_ms;
     so.metrics = app->metrics;
     app->store = rw_store_open(&so, err);
     if (!app->store)

@@ -53,7 +53,7 @@ static const ckey keys[] = {
      "decoded bytes of write requests being processed at once; 503 + Retry-After above"},
     {"ingest.max_series_per_request", T_INT, OFF(max_series_per_request), "100000", 1, BIG, 1,
      "series per write request"},
-    {"ingest.max_labels_per_series", T_INT, OFF(max_labels_per_series), "128", 1, 65535, 1,
+    {"ingest.max_labels_per_series", T_INT, OFF(max_labels_per_series), "128", 1, RW_LABELS_MAX, 1,
      "labels per series"},
     {"ingest.max_label_name_length", T_INT, OFF(max_label_name_len), "1024", 1, 1 << 20, 1,
      "bytes per label name"},

@@ -326,11 +326,13 @@ rw_http_server *rw_http_start(const char *listen, const rw_http_route *routes, s
                      MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* MHD's default SO_REUSEADDR only, never SO_REUSEPORT: a second process on
+     * the same port must fail to start, not silently share the connections */
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, s, MHD_OPTION_SOCK_ADDR,
                             (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, maxc,
                             MHD_OPTION_CONNECTION_TIMEOUT, tmo, MHD_OPTION_NOTIFY_COMPLETED,
                             completed_cb, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+                            MHD_OPTION_END);
     if (!s->d) {
         rw_err_set(err, RW_IO, "cannot listen on %s (address in use or not available)", listen);
         free(s->routes);

@@ -258,12 +258,16 @@ static rw_rc write_batch(rw_ingest *ig, rw_proto_version v, const char *tenant, 
         }
     }
     if (b.nmetadata) {
-        rw_err merr;
-        rw_err_init(&merr);
-        if (rw_store_put_metadata(ig->store, b.metadata, b.nmetadata, &merr) == RW_OK)
-            st->metadata_written = b.nmetadata;
-        else
-            rw_warn("ingest: storing %zu metadata entries failed: %s", b.nmetadata, merr.msg);
+        /* not stored = not acknowledged: 503, the sender retries (the store
+         * keeps what it held before) */
+        rc = rw_store_put_metadata(ig->store, b.metadata, b.nmetadata, err);
+        if (rc != RW_OK) {
+            rw_warn("ingest: storing %zu metadata entries failed: %s", b.nmetadata, err->msg);
+            rw_counter_add(ig->req_unavailable, 1);
+            rw_arena_free(a);
+            return rc;
+        }
+        st->metadata_written = b.nmetadata;
     }
     st->samples_written = res.samples_written;
     st->samples_rejected += future;

@@ -156,8 +156,19 @@ rw_rc db_open_shard(rw_shard *sh, rw_err *err)
         return rc;
     }
     sqlite3_busy_timeout(sh->wdb, sh->store->opts.busy_timeout_ms);
-    /* auto_vacuum only takes effect before the first table is created */
-    if ((rc = db_exec(sh->wdb, "PRAGMA auto_vacuum=INCREMENTAL", err)) != RW_OK ||
+    /* auto_vacuum only takes effect before the first table is created; on an
+     * existing file it is not set again (it would need a write, which fails
+     * on a full disk - and a full disk must not keep the store from opening) */
+    int64_t pages = 0;
+    {
+        sqlite3_stmt *q;
+        if (sqlite3_prepare_v2(sh->wdb, "PRAGMA page_count", -1, &q, NULL) == SQLITE_OK) {
+            if (sqlite3_step(q) == SQLITE_ROW)
+                pages = sqlite3_column_int64(q, 0);
+            sqlite3_finalize(q);
+        }
+    }
+    if ((pages == 0 && (rc = db_exec(sh->wdb, "PRAGMA auto_vacuum=INCREMENTAL", err)) != RW_OK) ||
         (rc = db_exec(sh->wdb, "PRAGMA journal_mode=WAL", err)) != RW_OK ||
         (rc = db_exec(sh->wdb, "PRAGMA synchronous=FULL", err)) != RW_OK ||
         /* SQLite's own -wal file is truncated back to this after checkpoints */

@@ -119,7 +119,7 @@ static rw_rc load_series(rw_shard *sh, uint64_t *n, rw_err *err)
         const uint8_t *b = sqlite3_column_blob(st, 1);
         const uint8_t *end = b + sqlite3_column_bytes(st, 1);
         uint64_t nl;
-        if (id <= 0 || id >= UINT32_MAX || !b || get_uvarint(&b, end, &nl) < 0 || nl > 10000 ||
+        if (id <= 0 || id >= UINT32_MAX || !b || get_uvarint(&b, end, &nl) < 0 || nl > RW_LABELS_MAX ||
             nl > (uint64_t)(end - b)) {
             bad++;
             continue;
@@ -178,9 +178,15 @@ static rw_rc load_series(rw_shard *sh, uint64_t *n, rw_err *err)
             sqlite3_bind_int64(sh->st_sym_del, 1, (int64_t)i);
             rc = db_step_done(sh, sh->st_sym_del, "delete symbol", err);
         }
-        rc = db_end(sh, rc, err);
+        rw_err perr;
+        rw_err_init(&perr);
+        rc = db_end(sh, rc, &perr);
         if (rc == RW_OK)
             rw_info("shard %d: %zu unreferenced symbols deleted", sh->idx, purge);
+        else /* harmless rows; the next open tries again */
+            rw_warn("shard %d: cannot delete %zu unreferenced symbols: %s", sh->idx, purge,
+                    perr.msg);
+        rc = RW_OK;
     }
 out:
     if (sym)
@@ -330,22 +336,33 @@ static rw_rc replay_wal(rw_shard *sh, uint64_t *records, replay_ctx *rc, rw_err 
         return db_rc(sh->wdb, r, "replay wal", err);
     wal_visitor v = {.ctx = rc, .series_fn = replay_series, .sample_fn = replay_sample};
     int64_t bad_seq = 0;
+    uint64_t unapplied = 0;
     const char *why = NULL;
     int64_t t_start = rw_mono_ns(), t_last = t_start;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t seq = sqlite3_column_int64(st, 0);
         const uint8_t *b = sqlite3_column_blob(st, 1);
         size_t len = (size_t)sqlite3_column_bytes(st, 1);
-        /* check the whole record before applying any of it */
-        if (!b || wal_record_check(b, len, &why) < 0 || wal_record_visit(b, len, &v, &why) < 0) {
+        /* check the whole record before applying any of it: only a record
+         * whose checksum fails is torn or corrupt */
+        if (!b || wal_record_check(b, len, &why) < 0) {
             if (!b)
                 why = "empty record";
+            bad_seq = seq;
+            break;
+        }
+        if (wal_record_visit(b, len, &v, &why) < 0) {
             if (rc->nomem) {
                 sqlite3_finalize(st);
                 return rw_err_set(err, RW_NOMEM, "out of memory replaying the WAL");
             }
-            bad_seq = seq;
-            break;
+            /* intact but not applicable (an entry this build cannot read):
+             * report it and keep going - later records hold acknowledged
+             * writes too */
+            unapplied++;
+            rw_error("shard %d: WAL record %lld is intact but could not be applied fully (%s); "
+                     "continuing with the next record",
+                     sh->idx, (long long)seq, why);
         }
         (*records)++;
         int64_t now = rw_mono_ns();
@@ -381,11 +398,12 @@ rw_rc shard_recover(rw_shard *sh, rw_err *err)
     pthread_mutex_lock(&sh->mu);
     sh->next_id = 1; /* 0 is never a series id */
     sh->next_sym = 1; /* nor a symbol id */
+    sh->newest_bound = store_newest_bound(sh->store);
     if ((r = load_series(sh, &nseries, err)) != RW_OK || (r = load_chunks(sh, &nchunks, err)) != RW_OK)
         goto out;
     /* the retention check during head/WAL replay needs the newest time */
     for (uint32_t i = 0; i < sh->cap_id; i++)
-        if (sh->by_id[i] && sh->by_id[i]->has_data)
+        if (sh->by_id[i] && sh->by_id[i]->has_data && sh->by_id[i]->newest_t <= sh->newest_bound)
             store_note_newest(sh->store, sh->by_id[i]->newest_t);
     if ((r = load_heads(sh, &nheads, err)) != RW_OK)
         goto out;

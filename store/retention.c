@@ -1,6 +1,7 @@
 /* retention.c - drops data older than the retention window, measured from
  * the newest sample in the store (not the wall clock, so backfilled data
- * stays). Run by the maintenance thread and rw_store_maintain(): whole
+ * stays) that is not ahead of the wall clock + max_future (so one far-future
+ * sample cannot move the window and delete everything). Run by the maintenance thread and rw_store_maintain(): whole
  * persisted chunks whose maxt is before the cut-off go, open head chunks
  * whose newest sample is before it go, and series left with no data are
  * removed from the index and from table `series`. In-memory state is changed
@@ -34,6 +35,17 @@ rw_rc shard_retention(rw_shard *sh, rw_err *err)
 {
     rw_store *st = sh->store;
     int64_t ret = st->opts.retention_ms;
+    int64_t bound = store_newest_bound(st);
+    if (ret > 0) {
+        /* samples stored ahead of the clock count once the clock reaches them */
+        pthread_mutex_lock(&sh->mu);
+        for (uint32_t i = 0; i < sh->cap_id; i++) {
+            const series *s = sh->by_id[i];
+            if (s && s->has_data && s->newest_t <= bound)
+                store_note_newest(st, s->newest_t);
+        }
+        pthread_mutex_unlock(&sh->mu);
+    }
     int64_t newest = atomic_load(&st->newest);
     if (ret <= 0 || newest == INT64_MIN || newest < INT64_MIN + ret)
         return RW_OK;

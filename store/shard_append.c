@@ -29,6 +29,12 @@ void store_note_newest(rw_store *st, int64_t t)
         ;
 }
 
+int64_t store_newest_bound(const rw_store *st)
+{
+    int64_t f = st->opts.max_future_ms > 0 ? st->opts.max_future_ms : 0;
+    return rw_now_ms() + f;
+}
+
 void shard_db_acquire(rw_shard *sh)
 {
     while (sh->db_owner)
@@ -119,7 +125,8 @@ int series_append_sample(rw_shard *sh, series *s, int64_t t, double v, int repla
     s->head_dirty = 1;
     if (s->head.n >= RW_CHUNK_MAX_SAMPLES)
         series_cut_head(sh, s); /* on failure the next append retries */
-    store_note_newest(sh->store, t);
+    if (t <= sh->newest_bound)
+        store_note_newest(sh->store, t);
     return -1;
 }
 
@@ -451,7 +458,9 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
                                     (uint64_t)st->opts.nshards
                               : 0;
 
+    int64_t bound = store_newest_bound(st);
     pthread_mutex_lock(&sh->mu);
+    sh->newest_bound = bound;
     if (sh->pending.len > max_pending(st)) {
         pthread_mutex_unlock(&sh->mu);
         free(acc);

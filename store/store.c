@@ -6,11 +6,14 @@
  * in shard 0), stats, cardinality for /api/v1/status/tsdb, and the
  * self-metrics registration and collector. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "store_int.h"
@@ -137,6 +140,23 @@ static rw_rc md_load(rw_store *st, rw_err *err)
     return r == SQLITE_DONE ? RW_OK : db_rc(sh->wdb, r, "load metadata", err);
 }
 
+/* Whether storing (type, help, unit) for metric would change what is held
+ * (md_mu held). */
+static int md_differs(const rw_store *st, const rw_metadata *m)
+{
+    size_t pos;
+    if (!md_find(st, m->metric, &pos))
+        return 1;
+    const md_entry *e = &st->md[pos];
+    return strcmp(e->type, m->type ? m->type : "") || strcmp(e->help, m->help ? m->help : "") ||
+           strcmp(e->unit, m->unit ? m->unit : "");
+}
+
+/* The rows are written first and the in-memory copy changes only once they
+ * are committed: a failed transaction (disk full, busy) leaves every entry
+ * as it was and answers the error, so the caller replies 503 and the sender
+ * retries - nothing is acknowledged that is not on disk, and nothing held
+ * before is dropped. */
 rw_rc rw_store_put_metadata(rw_store *st, const rw_metadata *md, size_t n, rw_err *err)
 {
     rw_rc rc = RW_OK;
@@ -148,15 +168,10 @@ rw_rc rw_store_put_metadata(rw_store *st, const rw_metadata *md, size_t n, rw_er
     for (size_t i = 0; i < n; i++) {
         if (!md[i].metric || !md[i].metric[0])
             continue;
-        int r = md_set(st, md[i].metric, md[i].type, md[i].help, md[i].unit);
-        if (r < 0) {
-            rc = rw_err_set(err, RW_NOMEM, "out of memory");
-            break;
-        }
-        if (r > 0)
+        if (md_differs(st, &md[i]))
             changed[nch++] = i;
     }
-    if (rc == RW_OK && nch) {
+    if (nch) {
         rw_shard *sh = &st->shards[0];
         rw_err lerr;
         rw_err_init(&lerr);
@@ -186,16 +201,14 @@ rw_rc rw_store_put_metadata(rw_store *st, const rw_metadata *md, size_t n, rw_er
         shard_db_release(sh);
         pthread_mutex_unlock(&sh->mu);
         if (rc != RW_OK) {
-            /* forget the unsaved entries so the next put writes them again */
-            for (size_t k = 0; k < nch; k++) {
-                size_t pos;
-                if (md_find(st, md[changed[k]].metric, &pos)) {
-                    md_entry_free(&st->md[pos]);
-                    memmove(st->md + pos, st->md + pos + 1, (st->nmd - pos - 1) * sizeof *st->md);
-                    st->nmd--;
-                }
+            rw_err_set(err, rc, "storing metadata: %s", lerr.msg);
+        } else {
+            for (size_t k = 0; k < nch && rc == RW_OK; k++) {
+                const rw_metadata *m = &md[changed[k]];
+                if (md_set(st, m->metric, m->type, m->help, m->unit) < 0)
+                    /* on disk, not in memory: the sender's retry rewrites it */
+                    rc = rw_err_set(err, RW_NOMEM, "out of memory storing metadata");
             }
-            rw_err_set(err, rc, "%s", lerr.msg);
         }
     }
     pthread_mutex_unlock(&st->md_mu);
@@ -523,6 +536,43 @@ static void *maint_main(void *arg)
 
 /* ---- open / close ---- */
 
+/* One data directory belongs to one process: an exclusive flock on
+ * <dir>/lock, taken before anything is read and held (the descriptor stays
+ * open) until rw_store_close; the kernel drops it when the process dies, so a
+ * kill -9 leaves no stale lock. The file holds the holder's pid for the
+ * message the next process prints. Returns the descriptor or -1. */
+static int dir_lock(const char *dir, rw_err *err)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/lock", dir);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rw_err_set(err, RW_IO, "store: cannot open %s: %s", p, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        if (e == EWOULDBLOCK)
+            rw_err_set(err, RW_BADREQ,
+                       "data directory %s is in use by another process (pid %s holds %s); one "
+                       "data directory belongs to one rwgate",
+                       dir, pid[0] ? pid : "unknown", p);
+        else
+            rw_err_set(err, RW_IO, "store: cannot lock %s: %s", p, strerror(e));
+        return -1;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+        rw_warn("store: cannot write the pid into %s: %s", p, strerror(errno));
+    return fd;
+}
+
 static void shard_free(rw_shard *sh)
 {
     db_close_shard(sh);
@@ -547,6 +597,8 @@ static void store_free(rw_store *st)
         md_entry_free(&st->md[i]);
     free(st->md);
     free((char *)st->opts.dir);
+    if (st->lock_fd >= 0)
+        close(st->lock_fd); /* releases the data directory lock */
     pthread_mutex_destroy(&st->md_mu);
     pthread_mutex_destroy(&st->maint_mu);
     pthread_cond_destroy(&st->maint_cv);
@@ -589,11 +641,16 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
         rw_err_set(err, RW_IO, "store: cannot create %s: %s", o->dir, strerror(errno));
         return NULL;
     }
+    int lock_fd = dir_lock(o->dir, err);
+    if (lock_fd < 0)
+        return NULL;
     rw_store *st = calloc(1, sizeof *st);
     if (!st) {
+        close(lock_fd);
         rw_err_set(err, RW_NOMEM, "out of memory");
         return NULL;
     }
+    st->lock_fd = lock_fd;
     st->opts = *o;
     st->opts.dir = strdup(o->dir);
     if (st->opts.checkpoint_interval_ms <= 0)
@@ -679,9 +736,18 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
     free(jobs);
     if (rc == RW_OK)
         rc = md_load(st, err);
-    /* make the recovered state the checkpoint: the next open replays nothing */
-    for (int k = 0; k < st->nshards && rc == RW_OK; k++)
-        rc = shard_checkpoint(&st->shards[k], 0, err);
+    /* make the recovered state the checkpoint: the next open replays nothing.
+     * A checkpoint that cannot be written (disk full) is not fatal: the WAL
+     * stays in place, reads are served, writes answer 503 until the storage
+     * recovers (the maintenance thread retries) */
+    for (int k = 0; k < st->nshards && rc == RW_OK; k++) {
+        rw_err cerr;
+        rw_err_init(&cerr);
+        if (shard_checkpoint(&st->shards[k], 0, &cerr) != RW_OK)
+            rw_warn("store: shard %d: start-up checkpoint failed, keeping its WAL and serving "
+                    "reads (writes answer 503 until the storage recovers): %s",
+                    k, cerr.msg);
+    }
     if (rc != RW_OK) {
         store_free(st);
         return NULL;

@@ -41,6 +41,11 @@ typedef struct rw_store_opts {
                                    fail RW_AGAIN (disk trouble); 0 = 64 MiB */
     int64_t checkpoint_interval_ms; /* how often head state is checkpointed and
                                    the WAL trimmed; 0 = 5 minutes */
+    int64_t max_future_ms;      /* retention and the too-old check measure from the
+                                   newest sample at most this far ahead of the wall
+                                   clock (later ones are stored but do not count, so
+                                   one far-future sample cannot move the window);
+                                   0 = the wall clock itself */
     uint64_t max_series;        /* series the store may hold, 0 = unlimited. Applied per
                                    shard as ceil(max_series / nshards) (series spread
                                    evenly by hash); a new series beyond it is rejected

@@ -202,6 +202,9 @@ typedef struct rw_shard {
     rw_rc fail_rc;
     char fail_msg[256];
     int64_t last_checkpoint_ms;
+    int64_t newest_bound;  /* wall clock + max_future when the current append
+                              or replay began: samples after it do not move
+                              the store's `newest` */
 
     /* ---- write connection (owned by the db_owner) ---- */
     sqlite3 *wdb;
@@ -220,9 +223,12 @@ typedef struct md_entry {
 
 struct rw_store {
     rw_store_opts opts;    /* copy; dir owned */
+    int lock_fd;           /* holds the flock on <dir>/lock for the store's life */
     int nshards;
     rw_shard *shards;
-    _Atomic int64_t newest; /* newest sample in the store; INT64_MIN = none */
+    _Atomic int64_t newest; /* newest sample in the store not ahead of the wall
+                               clock + max_future (when it was stored); the
+                               reference of retention; INT64_MIN = none */
 
     /* metadata (md_mu); persisted in shard 0 */
     pthread_mutex_t md_mu;
@@ -303,6 +309,8 @@ void shard_db_release(rw_shard *sh);
  * allocation failure. mu held. */
 int series_append_sample(rw_shard *sh, series *s, int64_t t, double v, int replay, int *nomem);
 void store_note_newest(rw_store *st, int64_t t);
+/* Wall clock + max_future: the newest sample time that counts for retention. */
+int64_t store_newest_bound(const rw_store *st);
 /* Commits pending data now (mu held, not the db owner). */
 rw_rc shard_commit_locked(rw_shard *sh, rw_err *err);
 /* Moves the open head chunk of s to the completed chunks (mu held). */

@@ -62,7 +62,7 @@ int labels_decode(const uint8_t **p, const uint8_t *end, rw_label **out, size_t 
 {
     uint64_t n;
     const uint8_t *q = *p;
-    if (get_uvarint(&q, end, &n) < 0 || n > 10000 || n > (uint64_t)(end - q))
+    if (get_uvarint(&q, end, &n) < 0 || n > RW_LABELS_MAX || n > (uint64_t)(end - q))
         return -1;
     /* first pass: sizes */
     size_t strbytes = 0;

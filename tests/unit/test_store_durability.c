@@ -536,8 +536,29 @@ static void test_nshards(void)
     test_rmtree(dir);
 }
 
+/* One data directory, one store: a second open is refused (naming the
+ * holder's pid) until the first closes. */
+static void test_dir_lock(void)
+{
+    char *dir = test_mkdtemp("rwstore-test");
+    rw_err e;
+    rw_store *st = open_opts(dir, 2, 0, 0, NULL, &e);
+    CHECK(st != NULL);
+    rw_store *st2 = open_opts(dir, 2, 0, 0, NULL, &e);
+    CHECK(st2 == NULL);
+    char pid[32];
+    snprintf(pid, sizeof pid, "pid %ld", (long)getpid());
+    CHECK_MSG(strstr(e.msg, pid) && strstr(e.msg, "in use"), "message: %s", e.msg);
+    rw_store_close(st);
+    st2 = open_opts(dir, 2, 0, 0, NULL, &e);
+    CHECK(st2 != NULL);
+    rw_store_close(st2);
+    test_rmtree(dir);
+}
+
 int main(void)
 {
+    RUN(test_dir_lock);
     RUN(test_nshards);
     RUN(test_torn_wal);
     RUN(test_commit_failure);
