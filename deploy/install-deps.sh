@@ -6,7 +6,7 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev
   libsnappy-dev libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev libssl-dev
-  libyaml-dev libpcre2-dev libxxhash-dev zlib1g-dev)
+  libyaml-dev libpcre2-dev libxxhash-dev zlib1g-dev libzstd-dev)
 # Real peers for the end-to-end tests and the benchmark.
 TEST_PKGS=(python3 curl prometheus prometheus-alertmanager etcd-server
   prometheus-node-exporter victoria-metrics sqlite3)

@@ -417,14 +417,23 @@ static void labels_unintern(rw_shard *sh, const series *s, uint32_t k)
     }
 }
 
-static void series_free(rw_shard *sh, series *s, int unintern)
+void series_free_data(rw_shard *sh, series *s)
 {
-    if (unintern)
-        labels_unintern(sh, s, s->nlabels);
+    (void)sh;
     chunk_enc_free(&s->head);
     for (uint32_t i = 0; i < s->nchunks; i++)
         free(s->chunks[i].data);
     free(s->chunks);
+    s->chunks = NULL;
+    s->nchunks = s->capchunks = 0;
+    ooo_free(s);
+}
+
+static void series_free(rw_shard *sh, series *s, int unintern)
+{
+    if (unintern)
+        labels_unintern(sh, s, s->nlabels);
+    series_free_data(sh, s);
     free(s);
 }
 
@@ -448,6 +457,8 @@ series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_l
     if (!s)
         return NULL;
     chunk_enc_init(&s->head);
+    s->pmint = INT64_MAX;
+    s->pmaxt = INT64_MIN;
     s->id = id;
     s->hash = hash;
     s->labels = (rw_label *)(s + 1);
@@ -499,7 +510,11 @@ void shard_series_delete(rw_shard *sh, series *s)
         sh->nheads--;
         sh->head_samples -= s->head.n;
     }
-    sh->nchunks -= s->nchunks;
+    for (uint32_t i = 0; i < s->nchunks; i++)
+        sh->head_samples -= s->chunks[i].n;
+    sh->head_chunks -= s->nchunks;
+    if (s->ooo)
+        sh->ooo_samples -= s->ooo->n;
     series_free(sh, s, 1);
 }
 

@@ -2,21 +2,24 @@
  *
  * The store holds float samples of many series in N shards. A series belongs
  * to the shard `hash % nshards` where hash is rw_labels_hash() of its full
- * label set. Each shard owns one SQLite database file `<dir>/shard-<k>.db`
- * holding its series (label sets as symbol ids), its completed compressed
- * chunks (timestamps as deviations from the scrape interval, XOR floats or
- * integer delta-of-delta values) and its write-ahead records; in memory it has a
- * postings index (label name -> value -> series) and one open head chunk per
- * series. See store/FORMAT.md for the on-disk format.
+ * label set. Recent samples live in memory (compressed head chunks, per
+ * series), made durable by a store-wide write-ahead log (<dir>/wal/); older
+ * ones in blocks: each shard owns one SQLite database file
+ * `<dir>/shard-<k>.db` holding its series (label sets as symbol ids) and its
+ * blocks - per series one part of columnar, zstd-compressed values, with
+ * the timestamp columns the series of one scrape target share stored once.
+ * In memory each shard has a postings index (label name -> value -> series).
+ * See store/FORMAT.md for the on-disk format.
  *
  * Threading: every function may be called from any thread concurrently.
  * Appends to one shard are serialised by the shard's lock; readers see a
  * consistent snapshot per shard.
  *
  * Durability: rw_store_append() returns RW_OK only once every sample it
- * accepted (and everything appended to the same shards before it) is
- * committed to disk: a 2xx reply built on RW_OK survives kill -9. Commits of
- * concurrent appends to one shard are grouped into one SQLite transaction. */
+ * accepted (and everything appended before it) is in the WAL on disk: a 2xx
+ * reply built on RW_OK survives kill -9 and power loss. Concurrent appends
+ * share one WAL write and sync (group commit), however many shards they
+ * touch. */
 #ifndef RW_STORE_H
 #define RW_STORE_H
 
@@ -39,8 +42,14 @@ typedef struct rw_store_opts {
     int busy_timeout_ms;        /* SQLite busy timeout; past it appends fail RW_AGAIN */
     size_t max_pending_bytes;   /* per shard: unsynced WAL bytes before appends
                                    fail RW_AGAIN (disk trouble); 0 = 64 MiB */
-    int64_t checkpoint_interval_ms; /* how often head state is checkpointed and
-                                   the WAL trimmed; 0 = 5 minutes */
+    int64_t checkpoint_interval_ms; /* how often retention runs; 0 = 5 minutes */
+    uint64_t checkpoint_bytes;  /* a full flush of everything in memory into blocks
+                                   when the WAL grows past this (bounds the replay
+                                   after a crash); 0 = 64 MiB */
+    uint64_t wal_segment_bytes; /* WAL segment files are this big (the unit the WAL
+                                   is deleted in); 0 = 32 MiB */
+    int64_t ooo_window_ms;      /* samples up to this far behind their series' newest
+                                   are accepted out of order; 0 = off */
     int64_t max_future_ms;      /* retention and the too-old check measure from the
                                    newest sample at most this far ahead of the wall
                                    clock (later ones are stored but do not count, so

@@ -101,12 +101,12 @@ try:
     c.eq(st, 204, "a sample ten years ahead (max_future=0 accepts it)")
     st, _, b = g.write(write_request_v1([([("__name__", "ret_m")], [(NOW - 1700 * 1000, 3.0)])]))
     c.eq(st, 204, "a later sample of the old series is not 'too old'")
-    # retention runs before every checkpoint: wait for two more checkpoints
-    n0 = metric(g, "rwgate_store_checkpoint_duration_seconds_count") or 0
+    # retention runs every store.checkpoint_interval: wait for two more passes
+    n0 = metric(g, "rwgate_store_maintenance_runs_total") or 0
     deadline = time.time() + 60
-    while time.time() < deadline and (metric(g, "rwgate_store_checkpoint_duration_seconds_count") or 0) < n0 + 2:
+    while time.time() < deadline and (metric(g, "rwgate_store_maintenance_runs_total") or 0) < n0 + 2:
         time.sleep(0.2)
-    c.check((metric(g, "rwgate_store_checkpoint_duration_seconds_count") or 0) >= n0 + 2,
+    c.check((metric(g, "rwgate_store_maintenance_runs_total") or 0) >= n0 + 2,
             "maintenance ran")
     c.eq(samples_of(g, "ret_m"), [NOW - 1800 * 1000, NOW - 1700 * 1000],
          "data within the retention window of the wall clock is kept")
