@@ -194,6 +194,9 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
     so.busy_timeout_ms = (int)c->busy_timeout_ms;
     so.max_pending_bytes = (size_t)c->max_pending_bytes;
     so.checkpoint_interval_ms = c->checkpoint_interval_ms;
+    so.checkpoint_bytes = (uint64_t)c->checkpoint_bytes;
+    so.wal_segment_bytes = (uint64_t)c->wal_segment_bytes;
+    so.ooo_window_ms = c->ooo_window_ms;
     so.max_series = (uint64_t)c->max_series;
     so.max_future_ms = c->max_future_ms;
     so.metrics = app->metrics;

@@ -71,7 +71,15 @@ static const ckey keys[] = {
     {"store.max_series", T_INT, OFF(max_series), "10000000", 0, BIG, 0,
      "series the store may hold (0 = unlimited); new series beyond it are rejected, 400"},
     {"store.checkpoint_interval", T_DURATION, OFF(checkpoint_interval_ms), "5m", 1000, BIG, 0,
-     "how often head chunks are checkpointed and the WAL trimmed"},
+     "how often retention runs"},
+    {"store.checkpoint_size", T_BYTES, OFF(checkpoint_bytes), "16MiB", 1 << 20, BIG, 0,
+     "everything in memory is flushed into blocks when the WAL grows past this; bounds the "
+     "replay after a crash (raised to 4 WAL segments when those are larger)"},
+    {"store.wal_segment_size", T_BYTES, OFF(wal_segment_bytes), "4MiB", 64 << 10, 1LL << 30, 0,
+     "size of a WAL segment file, the unit the WAL is deleted in (raised to 16 bytes per "
+     "series)"},
+    {"store.out_of_order_window", T_DURATION, OFF(ooo_window_ms), "0", 0, BIG, 0,
+     "samples up to this far behind their series' newest are accepted out of order (0 = off)"},
     {"store.busy_timeout", T_DURATION, OFF(busy_timeout_ms), "10s", 1, BIG, 0,
      "SQLite busy timeout before a write answers 503"},
     {"store.max_pending_bytes", T_BYTES, OFF(max_pending_bytes), "64MiB", 1 << 20, BIG, 0,

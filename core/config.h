@@ -49,6 +49,9 @@ typedef struct rw_config {
     int64_t checkpoint_interval_ms;
     int64_t busy_timeout_ms;
     int64_t max_pending_bytes;
+    int64_t checkpoint_bytes;
+    int64_t wal_segment_bytes;
+    int64_t ooo_window_ms;     /* 0 = out-of-order samples are rejected */
 
     /* http */
     int64_t max_connections;

@@ -494,9 +494,11 @@ static void drop_flushed(rw_shard *sh, const fitem *it, const bidx_ent *e)
         sh->head_samples -= s->chunks[c].n;
         free(s->chunks[c].data);
     }
-    memmove(s->chunks, s->chunks + k, (s->nchunks - k) * sizeof *s->chunks);
-    s->nchunks -= k;
-    sh->head_chunks -= k;
+    if (k) {
+        memmove(s->chunks, s->chunks + k, (s->nchunks - k) * sizeof *s->chunks);
+        s->nchunks -= k;
+        sh->head_chunks -= k;
+    }
     if (it->nooo && s->ooo) {
         /* remove exactly the samples flushed (newer ones may have come) */
         ooo_buf *o = s->ooo;
@@ -745,7 +747,8 @@ static inline int64_t floor_window(int64_t t)
 rw_rc store_flush_due(rw_store *st, int force_full, rw_err *err)
 {
     rw_rc first = RW_OK;
-    uint64_t limit = st->opts.checkpoint_bytes ? st->opts.checkpoint_bytes : DEFAULT_CKPT_BYTES;
+    uint64_t seg_limit, limit;
+    wal_limits(st, &seg_limit, &limit);
     int full = force_full || wal_bytes(&st->wal) > limit;
     if (full) {
         uint64_t seq;

@@ -126,8 +126,9 @@ size_t runs_merge(const srun *r, size_t nr, int64_t mint, int64_t maxt, int64_t 
     int ordered = 1;
     int64_t last = INT64_MIN;
     size_t total = 0;
-    for (size_t i = 0; i < nr && ordered; i++) {
-        if (!r[i].n)
+    for (size_t i = 0; i < nr; i++) {
+        total += r[i].n;
+        if (!r[i].n || !ordered)
             continue;
         if (last != INT64_MIN && r[i].t[0] <= last)
             ordered = 0;
@@ -135,7 +136,6 @@ size_t runs_merge(const srun *r, size_t nr, int64_t mint, int64_t maxt, int64_t 
             if (r[i].t[k] <= r[i].t[k - 1])
                 ordered = 0;
         last = r[i].t[r[i].n - 1];
-        total += r[i].n;
     }
     size_t n = 0;
     if (ordered) {

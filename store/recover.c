@@ -59,29 +59,57 @@ static int replay_series(void *ctx, uint32_t ref, rw_label *l, size_t n)
     return 0;
 }
 
-static int replay_sample(void *ctx, uint32_t ref, int64_t t, uint64_t v, int ooo)
+/* Applies one decoded section. Every sample lands on a different series
+ * (remote-write sends one sample per series per request), so the series are
+ * prefetched a few runs ahead: without it replay waits on memory. */
+static int replay_batch(void *ctx, const walbatch *b)
 {
     replay_ctx *rc = ctx;
     rw_shard *sh = rc->sh;
-    if (t > rc->bound)
-        rc->seg_future = 1;
-    else if (t > rc->seg_maxt)
-        rc->seg_maxt = t;
-    series *s = ref < sh->cap_id ? sh->by_id[ref] : NULL;
-    if (!s) {
-        rc->unknown_refs++;
-        return 0;
+    enum { AHEAD = 8 };
+    size_t at = 0;
+    /* three stages: the id slot, then the series, then its open chunk's
+     * tail - each loaded only once the previous stage had time to arrive */
+    for (size_t r = 0; r < b->nrun; r++) {
+        if (r + 3 * AHEAD < b->nrun && b->id[r + 3 * AHEAD] < sh->cap_id)
+            __builtin_prefetch(&sh->by_id[b->id[r + 3 * AHEAD]]);
+        if (r + 2 * AHEAD < b->nrun && b->id[r + 2 * AHEAD] < sh->cap_id) {
+            const series *p = sh->by_id[b->id[r + 2 * AHEAD]];
+            if (p) {
+                __builtin_prefetch(p);
+                __builtin_prefetch((const char *)p + 64);
+            }
+        }
+        if (r + AHEAD < b->nrun && b->id[r + AHEAD] < sh->cap_id) {
+            const series *p = sh->by_id[b->id[r + AHEAD]];
+            if (p && p->head.b)
+                __builtin_prefetch(p->head.b + (p->head.nbits >> 3));
+        }
+        uint32_t ref = b->id[r], n = b->n[r];
+        series *s = ref < sh->cap_id ? sh->by_id[ref] : NULL;
+        for (uint32_t i = 0; i < n; i++) {
+            int64_t t = b->t[at + i];
+            if (t > rc->bound)
+                rc->seg_future = 1;
+            else if (t > rc->seg_maxt)
+                rc->seg_maxt = t;
+            if (!s) {
+                rc->unknown_refs++;
+                continue;
+            }
+            int nomem = 0;
+            int k = series_append_sample(sh, s, t, b->v[at + i], b->ooo[r] ? 2 : 1, &nomem);
+            if (nomem) {
+                rc->nomem = 1;
+                return -1;
+            }
+            if (k == -1 || k == -3)
+                rc->samples++;
+            else
+                rc->ignored++;
+        }
+        at += n;
     }
-    int nomem = 0;
-    int r = series_append_sample(sh, s, t, v, ooo ? 2 : 1, &nomem);
-    if (nomem) {
-        rc->nomem = 1;
-        return -1;
-    }
-    if (r == -1 || r == -3)
-        rc->samples++;
-    else
-        rc->ignored++;
     return 0;
 }
 
@@ -380,7 +408,7 @@ static rw_rc replay_wal(rw_shard *sh, replay_ctx *rc, uint64_t *records, rw_err 
     memset(&ws, 0, sizeof ws);
     rw_buf scratch;
     rw_buf_init(&scratch, 0);
-    wal_visitor v = {.ctx = rc, .series_fn = replay_series, .sample_fn = replay_sample};
+    wal_visitor v = {.ctx = rc, .series_fn = replay_series, .batch_fn = replay_batch};
     int64_t t_start = rw_mono_ns(), t_last = t_start;
     rw_rc r = RW_OK;
     for (size_t i = 0; i < w->nsegs && r == RW_OK; i++) {
@@ -443,6 +471,7 @@ static rw_rc replay_wal(rw_shard *sh, replay_ctx *rc, uint64_t *records, rw_err 
         wal_note_segment(w, seq, rc->seg_maxt, rc->seg_future);
     }
     walstate_free(&ws);
+    walbatch_free(&v.batch);
     rw_buf_free(&scratch);
     return r;
 }

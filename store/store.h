@@ -45,9 +45,10 @@ typedef struct rw_store_opts {
     int64_t checkpoint_interval_ms; /* how often retention runs; 0 = 5 minutes */
     uint64_t checkpoint_bytes;  /* a full flush of everything in memory into blocks
                                    when the WAL grows past this (bounds the replay
-                                   after a crash); 0 = 64 MiB */
+                                   after a crash); 0 = 16 MiB; at least 4 segments */
     uint64_t wal_segment_bytes; /* WAL segment files are this big (the unit the WAL
-                                   is deleted in); 0 = 32 MiB */
+                                   is deleted in); 0 = 4 MiB; at least 16 bytes
+                                   per series */
     int64_t ooo_window_ms;      /* samples up to this far behind their series' newest
                                    are accepted out of order; 0 = off */
     int64_t max_future_ms;      /* retention and the too-old check measure from the

@@ -64,8 +64,14 @@
  * is past (the newest sample - the grace). */
 #define BLOCK_WINDOW_MS (2LL * 3600 * 1000)
 #define FLUSH_GRACE_MS (5LL * 60 * 1000)
-/* A full flush when the WAL grows past this (store.checkpoint_size). */
-#define DEFAULT_CKPT_BYTES (64u << 20)
+/* A full flush when the WAL grows past this (store.checkpoint_size), and
+ * the size of WAL segments (store.wal_segment_size); both grow with the
+ * series count (wal_limits), since every segment starts each series' value
+ * coding afresh. */
+#define DEFAULT_CKPT_BYTES (16u << 20)
+#define DEFAULT_SEG_BYTES (4u << 20)
+/* The effective segment size and full-flush threshold now. */
+void wal_limits(const struct rw_store *st, uint64_t *seg, uint64_t *ckpt);
 
 /* ---- index.c: maps ---- */
 
@@ -244,10 +250,14 @@ typedef struct wal_seg {
 /* Per-shard state the WAL value codec keeps per series (by id): the value
  * last logged for it in the current segment. Owned by the commit leader (or
  * by the replaying thread). */
+typedef struct wsent {
+    uint64_t v;          /* the value last logged */
+    uint32_t seg;        /* low 32 bits of the segment number v is from */
+    uint32_t bad;        /* segment in which the base became unknown (replay) */
+} wsent;
+
 typedef struct walstate {
-    uint64_t *v;
-    uint32_t *seg;       /* low 32 bits of the segment number v is from */
-    uint32_t *bad;       /* segment in which the base became unknown (replay) */
+    wsent *e;            /* by series id: one cache line touch per run */
     uint32_t cap;
     uint32_t all_bad;    /* segment in which every base became unknown */
 } walstate;
@@ -281,7 +291,6 @@ typedef struct rw_wal {
     size_t wcap;
     size_t tail;               /* bytes of the partial last block, at wbuf[0] */
     int broken;                /* a write failed: start a new segment first */
-    uint64_t seg_bytes;        /* rotate past this */
     /* encoder scratch (leader) */
     rw_buf raw, comp, rec;
     walstate *ws;              /* per shard */
@@ -437,17 +446,29 @@ int value_as_int(uint64_t bits, int64_t *out);
  * times (bound: samples after it count as future). */
 int walrec_encode(const pchain *pc, walstate *ws, uint64_t seg, int reset, int64_t bound,
                   rw_buf *out, int64_t *maxt, int *future);
+/* The sample runs of one section, decoded (so the replay can prefetch the
+ * series ahead of applying them). */
+typedef struct walbatch {
+    uint32_t *id, *n;       /* per run */
+    uint8_t *ooo;
+    int64_t *t;             /* per sample, the runs back to back */
+    uint64_t *v;
+    size_t nrun, nsmp, caprun, capsmp;
+} walbatch;
+void walbatch_free(walbatch *b);
+
 typedef struct wal_visitor {
     void *ctx;
     int (*series_fn)(void *ctx, uint32_t ref, rw_label *l, size_t n); /* takes l */
-    int (*sample_fn)(void *ctx, uint32_t ref, int64_t t, uint64_t v, int ooo);
+    int (*batch_fn)(void *ctx, const walbatch *b);
+    walbatch batch;         /* scratch the decoder fills */
 } wal_visitor;
 /* Decodes one section; -1 with *msg when something in it could not be
  * applied (what could was; the series whose value bases it leaves unknown
  * are poisoned until a record that stands alone). Samples skipped for a
  * poisoned series are counted in *unapplied. */
-int walrec_decode(const uint8_t *b, size_t len, walstate *ws, uint64_t seg,
-                  const wal_visitor *v, uint64_t *unapplied, const char **msg);
+int walrec_decode(const uint8_t *b, size_t len, walstate *ws, uint64_t seg, wal_visitor *v,
+                  uint64_t *unapplied, const char **msg);
 void walstate_poison_all(walstate *ws, uint64_t seg);
 int walstate_reserve(walstate *ws, uint32_t id);
 void walstate_free(walstate *ws);

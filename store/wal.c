@@ -42,7 +42,6 @@
 #define SEG_HDR 16
 #define REC_MAGIC 0x33525752u /* "RWR3" little endian */
 #define REC_HDR 12
-#define DEFAULT_SEG_BYTES (32u << 20)
 
 static void put_u32le(uint8_t *d, uint32_t v)
 {
@@ -100,7 +99,6 @@ rw_rc wal_open(rw_store *st, rw_err *err)
     rw_buf_init(&w->raw, 0);
     rw_buf_init(&w->comp, 0);
     rw_buf_init(&w->rec, 0);
-    w->seg_bytes = st->opts.wal_segment_bytes ? st->opts.wal_segment_bytes : DEFAULT_SEG_BYTES;
     size_t dl = strlen(st->opts.dir) + 8;
     w->dir = malloc(dl);
     w->ws = calloc((size_t)st->nshards, sizeof *w->ws);
@@ -283,6 +281,21 @@ static rw_rc open_segment(rw_wal *w, uint64_t seq, rw_err *err)
     return RW_OK;
 }
 
+void wal_limits(const rw_store *st, uint64_t *seg, uint64_t *ckpt)
+{
+    uint64_t nser = 0;
+    for (int k = 0; k < st->nshards; k++)
+        nser += st->shards[k].nseries; /* racy read: a size hint only */
+    uint64_t s = st->opts.wal_segment_bytes ? st->opts.wal_segment_bytes : DEFAULT_SEG_BYTES;
+    if (s < nser * 16)
+        s = nser * 16;
+    uint64_t c = st->opts.checkpoint_bytes ? st->opts.checkpoint_bytes : DEFAULT_CKPT_BYTES;
+    if (c < 4 * s)
+        c = 4 * s;
+    *seg = s;
+    *ckpt = c;
+}
+
 uint64_t wal_current_seq(rw_wal *w)
 {
     pthread_mutex_lock(&w->mu);
@@ -382,7 +395,9 @@ static rw_rc do_commit(rw_wal *w, rw_err *err)
         return RW_OK;
     int64_t t0 = rw_mono_ns();
     rw_rc rc = RW_OK;
-    if (w->fd < 0 || w->broken || w->off >= w->seg_bytes)
+    uint64_t seg_limit, ckpt_limit;
+    wal_limits(st, &seg_limit, &ckpt_limit);
+    if (w->fd < 0 || w->broken || w->off >= seg_limit)
         rc = rotate(w, err);
     int64_t maxt = INT64_MIN;
     int future = 0;
@@ -455,8 +470,7 @@ static rw_rc do_commit(rw_wal *w, rw_err *err)
         sg->maxt = maxt;
     sg->future |= (uint8_t)future;
     w->total_bytes += w->rec.len;
-    int kick = w->total_bytes > (st->opts.checkpoint_bytes ? st->opts.checkpoint_bytes
-                                                           : DEFAULT_CKPT_BYTES);
+    int kick = w->total_bytes > ckpt_limit;
     pthread_mutex_unlock(&w->mu);
     if (kick)
         store_kick(st); /* a full flush is due: replay stays bounded */

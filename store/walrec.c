@@ -161,32 +161,21 @@ int walstate_reserve(walstate *ws, uint32_t id)
     uint32_t nc = ws->cap ? ws->cap : 1024;
     while (nc <= id)
         nc = nc > UINT32_MAX / 2 ? UINT32_MAX : nc * 2;
-    uint64_t *v = realloc(ws->v, (size_t)nc * sizeof *v);
-    if (!v)
+    wsent *e = realloc(ws->e, (size_t)nc * sizeof *e);
+    if (!e)
         return -1;
-    ws->v = v;
-    uint32_t *s = realloc(ws->seg, (size_t)nc * sizeof *s);
-    if (!s)
-        return -1;
-    ws->seg = s;
-    uint32_t *b = realloc(ws->bad, (size_t)nc * sizeof *b);
-    if (!b)
-        return -1;
-    ws->bad = b;
+    ws->e = e;
     /* stamp 0 never names a live segment (numbers start at 1 and a segment
      * is never reused within 2^32 of another) */
-    memset(ws->seg + ws->cap, 0, (size_t)(nc - ws->cap) * sizeof *s);
     for (uint32_t i = ws->cap; i < nc; i++)
-        ws->bad[i] = ws->all_bad; /* poisoned too when everything is */
+        e[i] = (wsent){.v = 0, .seg = 0, .bad = ws->all_bad}; /* poisoned when all are */
     ws->cap = nc;
     return 0;
 }
 
 void walstate_free(walstate *ws)
 {
-    free(ws->v);
-    free(ws->seg);
-    free(ws->bad);
+    free(ws->e);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -195,19 +184,19 @@ void walstate_poison_all(walstate *ws, uint64_t seg)
     uint32_t s = (uint32_t)seg;
     ws->all_bad = s;
     for (uint32_t i = 0; i < ws->cap; i++)
-        ws->bad[i] = s;
+        ws->e[i].bad = s;
 }
 
 /* Whether the value base of id is unknown in segment seg (id < cap). */
 static inline int ws_poisoned(const walstate *ws, uint32_t id, uint32_t seg)
 {
-    return ws->bad[id] == seg;
+    return ws->e[id].bad == seg;
 }
 
 /* The previous value of series id in segment seg (id < cap). */
 static inline uint64_t ws_prev(const walstate *ws, uint32_t id, uint32_t seg)
 {
-    return ws->seg[id] == seg ? ws->v[id] : 0;
+    return ws->e[id].seg == seg ? ws->e[id].v : 0;
 }
 
 static inline uint8_t *val_put(uint8_t *p, uint64_t prev, uint64_t bits)
@@ -344,8 +333,8 @@ int walrec_encode(const pchain *pc, walstate *ws, uint64_t seg, int reset, int64
                 pv = val_put(pv, prev, v);
                 prev = v;
             }
-            ws->v[id] = prev;
-            ws->seg[id] = seg32;
+            ws->e[id].v = prev;
+            ws->e[id].seg = seg32;
             o += 9 + (size_t)n * 16;
         }
     }
@@ -376,6 +365,47 @@ int walrec_encode(const pchain *pc, walstate *ws, uint64_t seg, int reset, int64
 
 /* ---- decode ---- */
 
+void walbatch_free(walbatch *b)
+{
+    free(b->id);
+    free(b->n);
+    free(b->ooo);
+    free(b->t);
+    free(b->v);
+    memset(b, 0, sizeof *b);
+}
+
+static int batch_reserve(walbatch *b, size_t nrun, size_t nsmp)
+{
+    if (nrun > b->caprun) {
+        uint32_t *id = realloc(b->id, nrun * sizeof *id);
+        if (!id)
+            return -1;
+        b->id = id;
+        uint32_t *n = realloc(b->n, nrun * sizeof *n);
+        if (!n)
+            return -1;
+        b->n = n;
+        uint8_t *o = realloc(b->ooo, nrun);
+        if (!o)
+            return -1;
+        b->ooo = o;
+        b->caprun = nrun;
+    }
+    if (nsmp > b->capsmp) {
+        int64_t *t = realloc(b->t, nsmp * sizeof *t);
+        if (!t)
+            return -1;
+        b->t = t;
+        uint64_t *v = realloc(b->v, nsmp * sizeof *v);
+        if (!v)
+            return -1;
+        b->v = v;
+        b->capsmp = nsmp;
+    }
+    return 0;
+}
+
 /* Marks the series of runs [from, nrun) poisoned: their value bases are
  * unknown until the next record that stands alone. */
 static void poison_runs(walstate *ws, const uint8_t *pi, const uint8_t *pie, int64_t prev_id,
@@ -393,12 +423,12 @@ static void poison_runs(walstate *ws, const uint8_t *pi, const uint8_t *pie, int
             walstate_poison_all(ws, seg32);
             return;
         }
-        ws->bad[id] = seg32;
+        ws->e[id].bad = seg32;
     }
 }
 
-int walrec_decode(const uint8_t *b, size_t len, walstate *ws, uint64_t seg,
-                  const wal_visitor *v, uint64_t *unapplied, const char **msg)
+int walrec_decode(const uint8_t *b, size_t len, walstate *ws, uint64_t seg, wal_visitor *v,
+                  uint64_t *unapplied, const char **msg)
 {
     const uint8_t *p = b, *end = b + len;
     uint32_t seg32 = (uint32_t)seg;
@@ -441,20 +471,29 @@ int walrec_decode(const uint8_t *b, size_t len, walstate *ws, uint64_t seg,
         /* a series entry precedes the first sample of a new series (ids
          * are never reused): its base in this segment is known, 0 */
         if (walstate_reserve(ws, (uint32_t)id) == 0) {
-            ws->bad[id] = 0;
-            ws->seg[id] = 0;
+            ws->e[id].bad = 0;
+            ws->e[id].seg = 0;
         }
         if (v->series_fn(v->ctx, (uint32_t)id, l, nl) < 0)
             bad = 1; /* reported by the callback; its samples are unknown refs */
     }
+    /* every sample takes at least one byte of the times column */
+    walbatch *bt = &v->batch;
+    bt->nrun = bt->nsmp = 0;
+    if (batch_reserve(bt, (size_t)(nrun < lids ? nrun : lids) + 1, (size_t)lts + 1) < 0) {
+        *msg = "out of memory";
+        return -1;
+    }
     int64_t prev_id = 0, prev_t0 = 0;
+    int rc = 0;
     for (uint64_t r = 0; r < nrun; r++) {
         const uint8_t *pi_run = pi;
         uint64_t zid, nc;
         if (get_uvarint(&pi, pie, &zid) < 0 || get_uvarint(&pn, pne, &nc) < 0) {
             *msg = "bad run";
             walstate_poison_all(ws, seg32);
-            return -1;
+            rc = -1;
+            break;
         }
         int64_t id = prev_id + unzigzag(zid);
         uint64_t n = nc >> 1;
@@ -463,18 +502,21 @@ int walrec_decode(const uint8_t *b, size_t len, walstate *ws, uint64_t seg,
             walstate_reserve(ws, (uint32_t)id) < 0) {
             *msg = id <= 0 || id >= UINT32_MAX || n == 0 ? "bad run" : "out of memory";
             poison_runs(ws, pi_run, pie, prev_id, r, nrun, seg32);
-            return -1;
+            rc = -1;
+            break;
         }
         prev_id = id;
         int skip = !reset && ws_poisoned(ws, (uint32_t)id, seg32);
         uint64_t prev = reset ? 0 : ws_prev(ws, (uint32_t)id, seg32);
         int64_t t = 0;
+        size_t at = bt->nsmp;
         for (uint64_t i = 0; i < n; i++) {
             uint64_t z, bits;
             if (get_uvarint(&pt, pte, &z) < 0 || val_get(&pv, pve, prev, &bits) < 0) {
                 *msg = "bad sample";
                 poison_runs(ws, pi_run, pie, prev_id - unzigzag(zid), r, nrun, seg32);
-                return -1;
+                rc = -1;
+                break;
             }
             if (i == 0) {
                 t = (int64_t)((uint64_t)prev_t0 + (uint64_t)unzigzag(z));
@@ -483,20 +525,32 @@ int walrec_decode(const uint8_t *b, size_t len, walstate *ws, uint64_t seg,
                 t = (int64_t)((uint64_t)t + (uint64_t)unzigzag(z));
             }
             prev = bits;
-            if (skip) {
-                (*unapplied)++;
-                continue;
-            }
-            if (v->sample_fn(v->ctx, (uint32_t)id, t, bits, ooo) < 0) {
-                *msg = "out of memory";
-                return -1;
-            }
+            bt->t[at + i] = t;
+            bt->v[at + i] = bits;
         }
-        ws->v[id] = prev;
-        ws->seg[id] = seg32;
+        if (rc < 0)
+            break;
+        ws->e[id].v = prev;
+        ws->e[id].seg = seg32;
         if (reset)
-            ws->bad[id] = 0;
+            ws->e[id].bad = 0;
+        if (skip) {
+            *unapplied += n;
+            continue;
+        }
+        bt->id[bt->nrun] = (uint32_t)id;
+        bt->n[bt->nrun] = (uint32_t)n;
+        bt->ooo[bt->nrun] = (uint8_t)ooo;
+        bt->nrun++;
+        bt->nsmp += n;
     }
+    /* apply what was decoded, even when the rest could not be */
+    if (bt->nrun && v->batch_fn(v->ctx, bt) < 0) {
+        *msg = "out of memory";
+        return -1;
+    }
+    if (rc < 0)
+        return -1;
     if (pi != pie || pn != pne || pt != pte || pv != pve) {
         *msg = "trailing bytes in a column";
         return -1;

@@ -203,10 +203,10 @@ static int last_segment(const char *dir, char *out, size_t cap)
     if (!d)
         return -1;
     struct dirent *de;
-    char best[64] = "";
+    char best[17] = "";
     while ((de = readdir(d)))
         if (strlen(de->d_name) == 16 && strcmp(de->d_name, best) > 0)
-            snprintf(best, sizeof best, "%s", de->d_name);
+            memcpy(best, de->d_name, 17);
     closedir(d);
     if (!best[0])
         return -1;
