@@ -1,10 +1,21 @@
 /* engine.c - the PromQL engine's public API (promql.h): parses a query,
- * evaluates it over all its steps at once (eval.c) in a private arena, and
- * builds the result in the caller's arena: names dropped where delayed name
- * removal asks for it, range results merged by label set and sorted, and the
- * annotations collected during evaluation. An engine is immutable after
- * rw_engine_new, so one engine serves any number of threads; each call has
- * its own arena, AST and compiled matchers. */
+ * evaluates it (eval.c) in a private arena, and builds the result in the
+ * caller's arena: names dropped where delayed name removal asks for it,
+ * range results merged by label set and sorted, and the annotations
+ * collected during evaluation. An engine is immutable after rw_engine_new,
+ * so one engine serves any number of threads; each call has its own arena,
+ * AST and compiled matchers.
+ *
+ * A range query is evaluated in batches of steps: every node holds
+ * (series x steps) values while it is evaluated, so a dashboard's 3-day
+ * panel over thousands of series would need gigabytes at once. Each batch
+ * of steps gets a fresh evaluation arena and its own max_samples budget; its
+ * result joins the output, merged by label set at the end. The batch size
+ * adapts to what a batch used (about EVAL_BATCH_BYTES), and a batch that
+ * hits max_samples is retried with half the steps - a query is refused only
+ * when a single step does not fit. PromQL evaluates every step on its own
+ * (windows, lookback, subquery steps and @ start()/end() are absolute), so
+ * the batches give exactly the one-pass result. */
 #define _GNU_SOURCE
 #include "eval_int.h"
 
@@ -14,6 +25,8 @@
 #include <time.h>
 
 #define MAX_RANGE_POINTS 11000
+#define EVAL_BATCH_BYTES (64u << 20)
+#define FIRST_BATCH_STEPS 128
 
 rw_engine *rw_engine_new(rw_store *store, const rw_engine_opts *opts)
 {
@@ -205,16 +218,40 @@ static rw_rc build_result(rw_eval_ctx *ctx, rw_eval_value *v, int range, rw_aren
     }
 }
 
-static const char **copy_strs(rw_arena *a, char **s, size_t n)
+/* Keeps the annotations of a finished batch in the caller's arena
+ * (deduplicated), before the batch's arena goes. */
+static void keep_annos(rw_arena *a, rw_annos *keep, const rw_annos *got)
 {
-    if (!n)
-        return NULL;
-    const char **o = rw_arena_alloc(a, n * sizeof *o);
-    if (!o)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        o[i] = rw_arena_strdup(a, s[i]);
-    return o;
+    for (int info = 0; info < 2; info++) {
+        char **src = info ? got->info : got->warn;
+        size_t n = info ? got->ninfo : got->nwarn;
+        char ***arr = info ? &keep->info : &keep->warn;
+        size_t *kn = info ? &keep->ninfo : &keep->nwarn;
+        size_t *cap = info ? &keep->capinfo : &keep->capwarn;
+        for (size_t i = 0; i < n; i++) {
+            size_t k = 0;
+            while (k < *kn && strcmp((*arr)[k], src[i]) != 0)
+                k++;
+            if (k < *kn)
+                continue;
+            if (*kn == *cap) {
+                size_t nc = *cap ? *cap * 2 : 8;
+                char **na = rw_arena_realloc(a, *arr, *cap * sizeof(char *), nc * sizeof(char *));
+                if (!na)
+                    return;
+                *arr = na;
+                *cap = nc;
+            }
+            char *d = rw_arena_strdup(a, src[i]);
+            if (d)
+                (*arr)[(*kn)++] = d;
+        }
+    }
+}
+
+static int is_limit(const rw_err *err)
+{
+    return err->code == RW_EXEC && strstr(err->msg, "too many samples") != NULL;
 }
 
 static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, int64_t step,
@@ -238,13 +275,13 @@ static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, in
                               "exceeded maximum resolution of 11,000 points per timeseries. Try "
                               "decreasing the query resolution (?step=XX)");
     }
-    rw_arena *ea = rw_arena_new(0, 0);
-    if (!ea)
+    rw_arena *pa = rw_arena_new(0, 0);
+    if (!pa)
         return rw_err_set(err, RW_NOMEM, "out of memory");
     rw_node *root = NULL;
-    rw_rc rc = rw_promql_parse(query, ea, &root, err);
+    rw_rc rc = rw_promql_parse(query, pa, &root, err);
     if (rc != RW_OK) {
-        rw_arena_free(ea);
+        rw_arena_free(pa);
         return rc;
     }
     if (range && root->type != RW_VAL_SCALAR && root->type != RW_VAL_VECTOR) {
@@ -255,7 +292,7 @@ static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, in
         goto done;
     }
     size_t nsteps = range ? (size_t)((end - start) / step) + 1 : 1;
-    int64_t *ts = rw_arena_alloc(ea, nsteps * sizeof *ts);
+    int64_t *ts = rw_arena_alloc(pa, nsteps * sizeof *ts);
     if (!ts) {
         rc = rw_err_set(err, RW_NOMEM, "out of memory");
         goto done;
@@ -270,30 +307,89 @@ static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, in
     rw_eval_query q = {
         .store = e->store,
         .opts = &e->opts,
-        .a = ea,
         .text = query,
         .start = start,
-        .end = range ? start + (int64_t)(nsteps - 1) * step : start,
+        /* start()/end() and @ end() use the requested end, as Prometheus */
+        .end = range ? end : start,
         .step = range ? step : 0,
         .deadline_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + timeout_ms * 1000000,
         .err = err,
     };
-    /* start()/end() and @ end() use the requested end, as Prometheus */
-    q.end = range ? end : start;
-    rw_eval_ctx ctx = {.q = &q, .ts = ts, .nsteps = nsteps, .interval = range ? step : 1};
-    rw_eval_value v;
-    rc = rw_eval(&ctx, root, &v);
-    if (rc == RW_OK)
-        rc = build_result(&ctx, &v, range, a, out, err);
+    rw_annos keep = {0};
+    /* range results of all batches, joined by finish_matrix at the end */
+    rw_result_series *acc = NULL;
+    size_t nacc = 0, capacc = 0;
+    size_t batch = range && nsteps > FIRST_BATCH_STEPS ? FIRST_BATCH_STEPS : nsteps;
+    for (size_t i = 0; i < nsteps && rc == RW_OK;) {
+        size_t n = nsteps - i < batch ? nsteps - i : batch;
+        rw_arena *ea = rw_arena_new(0, 0);
+        if (!ea) {
+            rc = rw_err_set(err, RW_NOMEM, "out of memory");
+            break;
+        }
+        q.a = ea;
+        q.samples = 0;
+        memset(&q.annos, 0, sizeof q.annos);
+        rw_eval_ctx ctx = {.q = &q, .ts = ts + i, .nsteps = n, .interval = range ? step : 1};
+        rw_eval_value v;
+        rw_result part;
+        memset(&part, 0, sizeof part);
+        rc = rw_eval(&ctx, root, &v);
+        if (rc != RW_OK && range && n > 1 && is_limit(err)) {
+            /* too much at once: the same steps in two halves */
+            rw_arena_free(ea);
+            batch = n / 2;
+            rw_err_init(err);
+            rc = RW_OK;
+            continue;
+        }
+        if (rc == RW_OK)
+            rc = build_result(&ctx, &v, range, a, range && n < nsteps ? &part : out, err);
+        if (rc == RW_OK)
+            keep_annos(a, &keep, &q.annos);
+        if (rc == RW_OK && range && n < nsteps) {
+            if (nacc + part.nseries > capacc) {
+                size_t nc = capacc ? capacc * 2 : 64;
+                while (nc < nacc + part.nseries)
+                    nc *= 2;
+                rw_result_series *na = rw_arena_realloc(a, acc, capacc * sizeof *acc,
+                                                        nc * sizeof *acc);
+                if (!na)
+                    rc = rw_err_set(err, RW_NOMEM, "out of memory building the result");
+                acc = na;
+                capacc = nc;
+            }
+            if (rc == RW_OK) {
+                memcpy(acc + nacc, part.series, part.nseries * sizeof *acc);
+                nacc += part.nseries;
+            }
+        }
+        /* size the next batch after what this one took */
+        size_t used = rw_arena_used(ea);
+        rw_arena_free(ea);
+        i += n;
+        if (used < EVAL_BATCH_BYTES / 4 && batch < nsteps)
+            batch *= 2;
+        else if (used > EVAL_BATCH_BYTES && batch > 1)
+            batch /= 2;
+    }
+    if (rc == RW_OK && range && acc) {
+        out->type = RW_VAL_MATRIX;
+        out->series = acc;
+        out->nseries = nacc;
+        rc = finish_matrix(a, out, err);
+    } else if (rc == RW_OK && range && !out->type) {
+        out->type = RW_VAL_MATRIX; /* batches without any series */
+    }
     if (rc == RW_OK) {
-        out->warnings = copy_strs(a, q.annos.warn, q.annos.nwarn);
-        out->nwarnings = out->warnings ? q.annos.nwarn : 0;
-        out->infos = copy_strs(a, q.annos.info, q.annos.ninfo);
-        out->ninfos = out->infos ? q.annos.ninfo : 0;
+        out->warnings = (const char **)keep.warn;
+        out->nwarnings = keep.nwarn;
+        out->infos = (const char **)keep.info;
+        out->ninfos = keep.ninfo;
     }
 done:
     rw_ast_free(root);
-    rw_arena_free(ea);
+    rw_arena_free(pa);
     return rc;
 }
 
