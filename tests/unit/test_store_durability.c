@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <dirent.h>
+#include <sqlite3.h>
 #include <zlib.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -623,8 +624,41 @@ static void test_dir_lock(void)
     test_rmtree(dir);
 }
 
+/* A data directory written by the format-2 store (SQLite rows for chunks,
+ * heads and the WAL) is refused with a message naming the format, and left
+ * untouched. */
+static void test_old_format(void)
+{
+    char *dir = test_mkdtemp("rwstore-test");
+    char p[512];
+    snprintf(p, sizeof p, "%s/shard-0.db", dir);
+    sqlite3 *db;
+    CHECK(sqlite3_open(p, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db,
+                       "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+                       "INSERT INTO meta VALUES('format',2),('nshards',1),('shard',0);"
+                       "CREATE TABLE chunks(id INTEGER PRIMARY KEY, sid INTEGER, span INTEGER, data BLOB);"
+                       "CREATE TABLE wal(seq INTEGER PRIMARY KEY, data BLOB);"
+                       "INSERT INTO wal(data) VALUES(x'00');",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    rw_err e;
+    rw_store *st = open_opts(dir, 1, 0, 0, NULL, &e);
+    CHECK(st == NULL);
+    CHECK_MSG(strstr(e.msg, "format 2") && strstr(e.msg, "format 3"), "message: %s", e.msg);
+    /* untouched: the old rows are still there */
+    CHECK(sqlite3_open(p, &db) == SQLITE_OK);
+    sqlite3_stmt *q;
+    CHECK(sqlite3_prepare_v2(db, "SELECT count(*) FROM wal", -1, &q, NULL) == SQLITE_OK);
+    CHECK(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 1);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    test_rmtree(dir);
+}
+
 int main(void)
 {
+    RUN(test_old_format);
     RUN(test_dir_lock);
     RUN(test_nshards);
     RUN(test_torn_wal);
