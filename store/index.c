@@ -362,6 +362,24 @@ series *shard_series_lookup(rw_shard *sh, uint64_t hash, const rw_label *l, size
     }
 }
 
+void shard_series_prefetch_slot(const rw_shard *sh, uint64_t hash)
+{
+    if (sh->nslots)
+        __builtin_prefetch(&sh->slots[slot_of(sh, hash)]);
+}
+
+void shard_series_prefetch(const rw_shard *sh, uint64_t hash)
+{
+    if (!sh->nslots)
+        return;
+    const sslot *sl = &sh->slots[slot_of(sh, hash)];
+    if (sl->s && sl->hash == hash) {
+        __builtin_prefetch(sl->s);
+        __builtin_prefetch((const char *)sl->s + 64);
+        __builtin_prefetch((const char *)sl->s + 128);
+    }
+}
+
 static void slot_insert(sslot *slots, size_t mask, unsigned shift, series *s)
 {
     size_t i = (size_t)((s->hash * 0x9E3779B97F4A7C15ULL) >> shift);

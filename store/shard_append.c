@@ -314,6 +314,10 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
     size_t need = 1, nnew = 0;
     for (size_t k = 0; k < n; k++) {
         const rw_append_series *a = &in[idx[k]];
+        if (k + 16 < n)
+            shard_series_prefetch_slot(sh, in[idx[k + 16]].hash);
+        if (k + 8 < n)
+            shard_series_prefetch(sh, in[idx[k + 8]].hash);
         sp[k] = a->nsamples ? shard_series_lookup(sh, a->hash, a->labels, a->nlabels) : NULL;
         need += 18 + 16 * a->nsamples;
         if (!sp[k] && a->nsamples) {
@@ -333,6 +337,8 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
         const rw_append_series *a = &in[idx[k]];
         if (!a->nsamples)
             continue;
+        if (k + 4 < n && sp[k + 4] && sp[k + 4]->head.b)
+            __builtin_prefetch(sp[k + 4]->head.b + (sp[k + 4]->head.nbits >> 3));
         series *s = sp[k];
         if (!s) /* created by an earlier entry of this request (a repeated series)? */
             s = shard_series_lookup(sh, a->hash, a->labels, a->nlabels);

@@ -415,6 +415,10 @@ series *shard_series_lookup(rw_shard *sh, uint64_t hash, const rw_label *l, size
 series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_label *l,
                             size_t n, const uint32_t *symids);
 void shard_series_delete(rw_shard *sh, series *s);
+/* Prefetch the slot of a hash, then (a few lookups later) its series: the
+ * lookups of one request touch thousands of series in random order. */
+void shard_series_prefetch_slot(const rw_shard *sh, uint64_t hash);
+void shard_series_prefetch(const rw_shard *sh, uint64_t hash);
 void shard_index_free(rw_shard *sh);
 const plist *postings_get(const rw_shard *sh, const char *name, const char *value);
 const lname *postings_name(const rw_shard *sh, const char *name);
