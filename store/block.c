@@ -549,29 +549,15 @@ static tscol *get_tscol(rw_shard *sh, const blockd *b, int64_t id, rw_buf *scrat
     return t;
 }
 
-rw_rc part_read(rw_shard *sh, const blockd *b, const bidx_ent *e, int64_t *t, uint64_t *v,
-                rw_buf *scratch, rw_err *err)
+/* Decodes a part's row (its timestamp column id and value blob) into t/v
+ * (rd_mu held). */
+static rw_rc part_decode_row(rw_shard *sh, const blockd *b, const bidx_ent *e, int64_t tsid,
+                             const uint8_t *blob, size_t len, int64_t *t, uint64_t *v,
+                             rw_buf *scratch, rw_err *err)
 {
-    sqlite3_stmt *q = sh->st_part_get;
-    sqlite3_bind_int64(q, 1, e->rowid);
-    int r = sqlite3_step(q);
-    rw_rc rc = RW_OK;
-    int64_t tsid = 0;
-    if (r == SQLITE_ROW && (uint32_t)sqlite3_column_int64(q, 0) == e->sid) {
-        tsid = sqlite3_column_int64(q, 1);
-        const uint8_t *blob = sqlite3_column_blob(q, 2);
-        int len = sqlite3_column_bytes(q, 2);
-        if (!blob || part_decode_values(blob, (size_t)len, e->n, v, scratch, sh->zd) < 0)
-            rc = rw_err_set(err, RW_INTERNAL, "shard %d: part %lld is corrupt", sh->idx,
-                            (long long)e->rowid);
-    } else if (r == SQLITE_ROW || r == SQLITE_DONE) {
-        rc = RW_NOTFOUND; /* deleted by retention meanwhile */
-    } else {
-        rc = db_rc(sh->rdb, r, "read part", err);
-    }
-    sqlite3_reset(q);
-    if (rc != RW_OK)
-        return rc;
+    if (!blob || part_decode_values(blob, len, e->n, v, scratch, sh->zd) < 0)
+        return rw_err_set(err, RW_INTERNAL, "shard %d: part %lld is corrupt", sh->idx,
+                          (long long)e->rowid);
     rw_err lerr;
     rw_err_init(&lerr);
     tscol *c = get_tscol(sh, b, tsid, scratch, &lerr);
@@ -588,4 +574,60 @@ rw_rc part_read(rw_shard *sh, const blockd *b, const bidx_ent *e, int64_t *t, ui
     memcpy(t, c->t, c->n * sizeof *t);
     tscol_put(c);
     return RW_OK;
+}
+
+rw_rc part_read(rw_shard *sh, const blockd *b, const bidx_ent *e, int64_t *t, uint64_t *v,
+                rw_buf *scratch, rw_err *err)
+{
+    sqlite3_stmt *q = sh->st_part_get;
+    sqlite3_bind_int64(q, 1, e->rowid);
+    int r = sqlite3_step(q);
+    rw_rc rc;
+    if (r == SQLITE_ROW && (uint32_t)sqlite3_column_int64(q, 0) == e->sid) {
+        int64_t tsid = sqlite3_column_int64(q, 1);
+        const uint8_t *blob = sqlite3_column_blob(q, 2);
+        int len = sqlite3_column_bytes(q, 2);
+        rc = part_decode_row(sh, b, e, tsid, blob, (size_t)len, t, v, scratch, err);
+    } else if (r == SQLITE_ROW || r == SQLITE_DONE) {
+        rc = RW_NOTFOUND; /* deleted by retention meanwhile */
+    } else {
+        rc = db_rc(sh->rdb, r, "read part", err);
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+rw_rc parts_scan(rw_shard *sh, const blockd *b, const bidx_ent *const *e, size_t n,
+                 int64_t *const *t, uint64_t *const *v, rw_rc *res, rw_buf *scratch, rw_err *err)
+{
+    sqlite3_stmt *q = sh->st_part_scan;
+    sqlite3_bind_int64(q, 1, e[0]->rowid);
+    sqlite3_bind_int64(q, 2, e[n - 1]->rowid);
+    size_t k = 0;
+    int r;
+    rw_rc rc = RW_OK;
+    for (size_t i = 0; i < n; i++)
+        res[i] = RW_NOTFOUND;
+    while (k < n && (r = sqlite3_step(q)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(q, 0);
+        while (k < n && e[k]->rowid < id)
+            k++; /* gone (retention) */
+        if (k == n || e[k]->rowid != id)
+            continue;
+        if ((uint32_t)sqlite3_column_int64(q, 1) == e[k]->sid) {
+            const uint8_t *blob = sqlite3_column_blob(q, 3);
+            int len = sqlite3_column_bytes(q, 3);
+            res[k] = part_decode_row(sh, b, e[k], sqlite3_column_int64(q, 2), blob, (size_t)len,
+                                     t[k], v[k], scratch, err);
+            if (res[k] != RW_OK && res[k] != RW_NOTFOUND) {
+                rc = res[k];
+                break;
+            }
+        }
+        k++;
+    }
+    if (rc == RW_OK && k < n && r != SQLITE_ROW && r != SQLITE_DONE)
+        rc = db_rc(sh->rdb, r, "read parts", err);
+    sqlite3_reset(q);
+    return rc;
 }

@@ -244,7 +244,9 @@ rw_rc db_open_shard(rw_shard *sh, rw_err *err)
         (rc = prep(sh, sh->rdb, "SELECT sid, ts, data FROM parts WHERE id=?", &sh->st_part_get,
                    err)) ||
         (rc = prep(sh, sh->rdb, "SELECT data FROM tscols WHERE id=?", &sh->st_ts_get, err)) ||
-        (rc = prep(sh, sh->rdb, "SELECT idx FROM blocks WHERE id=?", &sh->st_idx_get, err)))
+        (rc = prep(sh, sh->rdb, "SELECT idx FROM blocks WHERE id=?", &sh->st_idx_get, err)) ||
+        (rc = prep(sh, sh->rdb, "SELECT id, sid, ts, data FROM parts WHERE id BETWEEN ? AND ?",
+                   &sh->st_part_scan, err)))
         goto fail;
     sh->zd = ZSTD_createDCtx();
     if (!sh->zd) {
@@ -263,7 +265,7 @@ void db_close_shard(rw_shard *sh)
     sqlite3_stmt **sts[] = {&sh->st_part_ins, &sh->st_ts_ins,    &sh->st_block_ins,
                             &sh->st_series_put, &sh->st_series_del, &sh->st_meta_put,
                             &sh->st_sym_put,  &sh->st_sym_del,   &sh->st_part_get,
-                            &sh->st_ts_get,   &sh->st_idx_get};
+                            &sh->st_ts_get,   &sh->st_idx_get,   &sh->st_part_scan};
     for (size_t i = 0; i < sizeof sts / sizeof sts[0]; i++) {
         sqlite3_finalize(*sts[i]);
         *sts[i] = NULL;

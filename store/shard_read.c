@@ -392,6 +392,34 @@ static rw_rc select_shard(rw_shard *sh, const rw_matcher *ms, size_t nms, int64_
     return rc;
 }
 
+/* A decoded part of one item (block samples, in the call's scratch). */
+typedef struct brun {
+    size_t item;
+    size_t blk;            /* block order: later blocks hold newer writes */
+    int64_t *t;
+    double *v;
+    uint32_t n;
+} brun;
+
+static int brun_cmp(const void *a, const void *b)
+{
+    const brun *x = a, *y = b;
+    if (x->item != y->item)
+        return x->item < y->item ? -1 : 1;
+    return x->blk < y->blk ? -1 : x->blk > y->blk;
+}
+
+typedef struct want {
+    size_t item;
+    const bidx_ent *e;
+} want;
+
+static int want_cmp(const void *a, const void *b)
+{
+    const want *x = a, *y = b;
+    return x->e->rowid < y->e->rowid ? -1 : x->e->rowid > y->e->rowid;
+}
+
 /* Per-call decoding state of one shard. */
 typedef struct reader {
     rw_shard *sh;
@@ -400,33 +428,16 @@ typedef struct reader {
     size_t nblocks;
     int in_txn;
     rw_buf scratch;
-    /* growing scratch for parts and decoded head chunks */
+    rw_arena *bs;          /* decoded block samples of this call */
+    brun *runs;
+    size_t nruns, capruns;
+    /* scratch for one item's merge */
     int64_t *t;
     double *v;
-    size_t cap, used;
-    srun *runs;
-    size_t caprun;
+    size_t cap;
+    srun *sr;
+    size_t capsr;
 } reader;
-
-static int reader_room(reader *r, size_t n)
-{
-    if (r->used + n <= r->cap)
-        return 0;
-    size_t nc = r->cap ? r->cap : 4096;
-    while (nc < r->used + n)
-        nc *= 2;
-    /* runs point into the arrays: only grow between items */
-    int64_t *t = realloc(r->t, nc * sizeof *t);
-    if (!t)
-        return -1;
-    r->t = t;
-    double *v = realloc(r->v, nc * sizeof *v);
-    if (!v)
-        return -1;
-    r->v = v;
-    r->cap = nc;
-    return 0;
-}
 
 static void reader_done(reader *r)
 {
@@ -440,15 +451,102 @@ static void reader_done(reader *r)
     }
     free(r->blocks);
     free(r->idx);
+    rw_arena_free(r->bs);
+    free(r->runs);
     free(r->t);
     free(r->v);
-    free(r->runs);
+    free(r->sr);
     rw_buf_free(&r->scratch);
 }
 
-/* The samples of one item into *ot, *ov (arena) and *on. */
-static rw_rc decode_item(reader *r, sel_item *it, int64_t mint, int64_t maxt, int last,
-                         rw_arena *a, int64_t **ot, double **ov, size_t *on, rw_err *err)
+static void reader_txn(reader *r)
+{
+    if (!r->in_txn) {
+        pthread_mutex_lock(&r->sh->rd_mu);
+        db_exec(r->sh->rdb, "BEGIN", NULL); /* one snapshot per shard */
+        r->in_txn = 1;
+    }
+}
+
+static int add_brun(reader *r, size_t item, size_t blk, int64_t *t, double *v, uint32_t n)
+{
+    if (r->nruns == r->capruns) {
+        size_t nc = r->capruns ? r->capruns * 2 : 256;
+        brun *x = realloc(r->runs, nc * sizeof *x);
+        if (!x)
+            return -1;
+        r->runs = x;
+        r->capruns = nc;
+    }
+    r->runs[r->nruns++] = (brun){item, blk, t, v, n};
+    return 0;
+}
+
+/* Reads the parts of every item in every block overlapping the range: a
+ * block most of whose parts are wanted is read in one rowid range scan,
+ * otherwise part by part. */
+static rw_rc read_blocks(reader *r, sel_item *items, const size_t *mine, size_t nm, int64_t mint,
+                         int64_t maxt, rw_err *err)
+{
+    rw_shard *sh = r->sh;
+    want *w = malloc((nm ? nm : 1) * sizeof *w);
+    const bidx_ent **e = malloc((nm ? nm : 1) * sizeof *e);
+    int64_t **tt = malloc((nm ? nm : 1) * sizeof *tt);
+    uint64_t **vv = malloc((nm ? nm : 1) * sizeof *vv);
+    rw_rc *res = malloc((nm ? nm : 1) * sizeof *res);
+    rw_rc rc = w && e && tt && vv && res ? RW_OK : rw_err_set(err, RW_NOMEM, "out of memory");
+    for (size_t b = 0; b < r->nblocks && rc == RW_OK; b++) {
+        if (!r->idx[b])
+            continue;
+        size_t nw = 0;
+        for (size_t k = 0; k < nm; k++) {
+            sel_item *it = &items[mine[k]];
+            if (!it->blocks)
+                continue;
+            const bidx_ent *x = bidx_find(r->idx[b], it->sid);
+            if (x && x->mint <= maxt && x->maxt >= mint)
+                w[nw++] = (want){mine[k], x};
+        }
+        if (!nw)
+            continue;
+        qsort(w, nw, sizeof *w, want_cmp);
+        for (size_t k = 0; k < nw && rc == RW_OK; k++) {
+            e[k] = w[k].e;
+            tt[k] = rw_arena_alloc(r->bs, w[k].e->n * sizeof(int64_t));
+            vv[k] = rw_arena_alloc(r->bs, w[k].e->n * sizeof(uint64_t));
+            if (!tt[k] || !vv[k])
+                rc = rw_err_set(err, RW_NOMEM, "out of memory");
+        }
+        if (rc != RW_OK)
+            break;
+        reader_txn(r);
+        if (nw >= 32 && nw * 8 >= r->idx[b]->n) {
+            rc = parts_scan(sh, r->blocks[b], e, nw, tt, vv, res, &r->scratch, err);
+        } else {
+            for (size_t k = 0; k < nw && rc == RW_OK; k++) {
+                res[k] = part_read(sh, r->blocks[b], e[k], tt[k], vv[k], &r->scratch, err);
+                if (res[k] != RW_OK && res[k] != RW_NOTFOUND)
+                    rc = res[k];
+            }
+        }
+        for (size_t k = 0; k < nw && rc == RW_OK; k++)
+            if (res[k] == RW_OK &&
+                add_brun(r, w[k].item, b, tt[k], (double *)(void *)vv[k], e[k]->n) < 0)
+                rc = rw_err_set(err, RW_NOMEM, "out of memory");
+    }
+    free(w);
+    free(e);
+    free(tt);
+    free(vv);
+    free(res);
+    return rc;
+}
+
+/* Merges one item's runs (its block parts, head chunks, out-of-order
+ * samples) into the arena: *ot, *ov, *on. */
+static rw_rc merge_item(reader *r, sel_item *it, const brun *br, size_t nbr, int64_t mint,
+                        int64_t maxt, int last, rw_arena *a, int64_t **ot, double **ov,
+                        size_t *on, rw_err *err)
 {
     rw_shard *sh = r->sh;
     *on = 0;
@@ -464,89 +562,92 @@ static rw_rc decode_item(reader *r, sel_item *it, int64_t mint, int64_t maxt, in
         *on = 1;
         return RW_OK;
     }
-    /* sizes first: the runs point into r->t and r->v, which must not move
-     * while they are built */
-    size_t need = it->maxn, nruns = it->npieces + (it->nooo ? 1 : 0);
-    const bidx_ent *ents[r->nblocks ? r->nblocks : 1];
-    if (it->blocks) {
-        for (size_t b = 0; b < r->nblocks; b++) {
-            ents[b] = r->idx[b] ? bidx_find(r->idx[b], it->sid) : NULL;
-            if (ents[b] && (ents[b]->mint > maxt || ents[b]->maxt < mint))
-                ents[b] = NULL;
-            if (ents[b]) {
-                need += ents[b]->n;
-                nruns++;
-            }
-        }
-    }
+    size_t nruns = nbr + it->npieces + (it->nooo ? 1 : 0);
     if (!nruns)
         return RW_OK;
-    r->used = 0;
-    if (reader_room(r, need) < 0)
-        return rw_err_set(err, RW_NOMEM, "out of memory");
-    if (nruns > r->caprun) {
-        srun *n = realloc(r->runs, nruns * sizeof *n);
-        if (!n)
+    if (nruns > r->capsr) {
+        srun *x = realloc(r->sr, nruns * sizeof *x);
+        if (!x)
             return rw_err_set(err, RW_NOMEM, "out of memory");
-        r->runs = n;
-        r->caprun = nruns;
+        r->sr = x;
+        r->capsr = nruns;
     }
-    size_t k = 0;
+    /* the head chunks decode into reusable scratch */
+    size_t hn = 0;
+    for (size_t p = 0; p < it->npieces; p++)
+        hn += it->pieces[p].n;
+    if (hn > r->cap) {
+        size_t nc = r->cap ? r->cap : 1024;
+        while (nc < hn)
+            nc *= 2;
+        int64_t *t = realloc(r->t, nc * sizeof *t);
+        if (!t)
+            return rw_err_set(err, RW_NOMEM, "out of memory");
+        r->t = t;
+        double *v = realloc(r->v, nc * sizeof *v);
+        if (!v)
+            return rw_err_set(err, RW_NOMEM, "out of memory");
+        r->v = v;
+        r->cap = nc;
+    }
+    size_t k = 0, used = 0, total = 0;
     /* blocks first (older writes), in block order */
-    for (size_t b = 0; it->blocks && b < r->nblocks; b++) {
-        if (!ents[b])
-            continue;
-        if (!r->in_txn) {
-            pthread_mutex_lock(&sh->rd_mu);
-            db_exec(sh->rdb, "BEGIN", NULL); /* one snapshot per shard */
-            r->in_txn = 1;
-        }
-        int64_t *t = r->t + r->used;
-        double *v = r->v + r->used;
-        rw_rc rc = part_read(sh, r->blocks[b], ents[b], t, (uint64_t *)(void *)v, &r->scratch,
-                             err);
-        if (rc == RW_NOTFOUND)
-            continue; /* dropped by retention meanwhile */
-        if (rc != RW_OK)
-            return rc;
-        r->runs[k++] = (srun){t, v, ents[b]->n};
-        r->used += ents[b]->n;
-    }
+    for (size_t i = 0; i < nbr; i++)
+        r->sr[k++] = (srun){br[i].t, br[i].v, br[i].n};
     for (size_t p = 0; p < it->npieces; p++) {
         chunk_it ci;
         if (chunk_it_init(&ci, it->pieces[p].data, it->pieces[p].len) < 0)
             return rw_err_set(err, RW_INTERNAL, "shard %d: head chunk is corrupt", sh->idx);
-        int64_t *t = r->t + r->used;
-        double *v = r->v + r->used;
+        int64_t *t = r->t + used;
+        double *v = r->v + used;
         size_t n = 0;
-        int c;
-        while (n < it->pieces[p].n && (c = chunk_it_next(&ci, &t[n], &v[n])) == 1)
+        while (n < it->pieces[p].n && chunk_it_next(&ci, &t[n], &v[n]) == 1)
             n++;
         if (n != it->pieces[p].n)
             return rw_err_set(err, RW_INTERNAL, "shard %d: head chunk is corrupt", sh->idx);
-        r->runs[k++] = (srun){t, v, n};
-        r->used += n;
+        r->sr[k++] = (srun){t, v, n};
+        used += n;
     }
     if (it->nooo)
-        r->runs[k++] = (srun){it->ooo_t, (const double *)(const void *)it->ooo_v, it->nooo};
-    size_t total = 0;
+        r->sr[k++] = (srun){it->ooo_t, (const double *)(const void *)it->ooo_v, it->nooo};
     for (size_t i = 0; i < k; i++)
-        total += r->runs[i].n;
+        total += r->sr[i].n;
     if (!total)
         return RW_OK;
+    if (last) {
+        /* only the newest sample in range is wanted: merge into scratch */
+        int64_t *t = malloc(total * sizeof *t);
+        double *v = malloc(total * sizeof *v);
+        int nomem = !t || !v;
+        size_t n = nomem ? 0 : runs_merge(r->sr, k, mint, maxt, t, v, &nomem);
+        rw_rc rc = RW_OK;
+        if (nomem) {
+            rc = rw_err_set(err, RW_NOMEM, "out of memory");
+        } else if (n) {
+            int64_t *t1 = rw_arena_alloc(a, sizeof *t1);
+            double *v1 = rw_arena_alloc(a, sizeof *v1);
+            if (!t1 || !v1) {
+                rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+            } else {
+                *t1 = t[n - 1];
+                *v1 = v[n - 1];
+                *ot = t1;
+                *ov = v1;
+                *on = 1;
+            }
+        }
+        free(t);
+        free(v);
+        return rc;
+    }
     int64_t *t = rw_arena_alloc(a, total * sizeof *t);
     double *v = rw_arena_alloc(a, total * sizeof *v);
     if (!t || !v)
         return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
     int nomem = 0;
-    size_t n = runs_merge(r->runs, k, mint, maxt, t, v, &nomem);
+    size_t n = runs_merge(r->sr, k, mint, maxt, t, v, &nomem);
     if (nomem)
         return rw_err_set(err, RW_NOMEM, "out of memory");
-    if (last && n > 1) {
-        t[0] = t[n - 1];
-        v[0] = v[n - 1];
-        n = 1;
-    }
     *ot = t;
     *ov = v;
     *on = n;
@@ -563,30 +664,47 @@ static rw_rc decode_items(rw_shard *sh, sel_item *items, size_t nitems, int64_t 
     r.sh = sh;
     rw_buf_init(&r.scratch, 0);
     rw_rc rc = RW_OK;
+    size_t *mine = malloc((nitems ? nitems : 1) * sizeof *mine), nm = 0;
+    if (!mine)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
     int need_blocks = 0;
-    for (size_t i = 0; i < nitems && !need_blocks; i++)
-        need_blocks = items[i].shard == sh->idx && items[i].blocks;
+    for (size_t i = 0; i < nitems; i++) {
+        if (items[i].shard != sh->idx)
+            continue;
+        mine[nm++] = i;
+        need_blocks |= items[i].blocks && !items[i].has_last;
+    }
     if (need_blocks) {
         pthread_mutex_lock(&sh->mu);
         r.blocks = blocks_in(sh, mint, maxt, &r.nblocks);
         pthread_mutex_unlock(&sh->mu);
         if (r.nblocks) {
             r.idx = calloc(r.nblocks, sizeof *r.idx);
-            if (!r.idx)
+            r.bs = rw_arena_new(1u << 20, 0);
+            if (!r.idx || !r.bs)
                 rc = rw_err_set(err, RW_NOMEM, "out of memory");
             for (size_t b = 0; b < r.nblocks && rc == RW_OK; b++)
                 if (!(r.idx[b] = block_index(sh, r.blocks[b], err)))
                     rc = err && err->code ? err->code : RW_INTERNAL;
+            if (rc == RW_OK)
+                rc = read_blocks(&r, items, mine, nm, mint, maxt, err);
+            if (rc == RW_OK && r.nruns > 1)
+                qsort(r.runs, r.nruns, sizeof *r.runs, brun_cmp);
         }
     }
-    for (size_t i = 0; i < nitems && rc == RW_OK; i++) {
-        sel_item *it = &items[i];
-        if (it->shard != sh->idx)
-            continue;
+    size_t j = 0;
+    for (size_t m = 0; m < nm && rc == RW_OK; m++) {
+        size_t i = mine[m];
+        while (j < r.nruns && r.runs[j].item < i)
+            j++;
+        size_t j2 = j;
+        while (j2 < r.nruns && r.runs[j2].item == i)
+            j2++;
         int64_t *t = NULL;
         double *v = NULL;
         size_t n = 0;
-        rc = decode_item(&r, it, mint, maxt, last, a, &t, &v, &n, err);
+        rc = merge_item(&r, &items[i], r.runs + j, j2 - j, mint, maxt, last, a, &t, &v, &n, err);
+        j = j2;
         if (rc != RW_OK || n == 0)
             continue;
         *total += n;
@@ -599,6 +717,7 @@ static rw_rc decode_items(rw_shard *sh, sel_item *items, size_t nitems, int64_t 
         out[i].v = v;
         out[i].n = n;
     }
+    free(mine);
     reader_done(&r);
     return rc;
 }

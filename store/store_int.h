@@ -360,7 +360,7 @@ typedef struct rw_shard {
     /* ---- read connection (rd_mu) ---- */
     pthread_mutex_t rd_mu;
     sqlite3 *rdb;
-    sqlite3_stmt *st_part_get, *st_ts_get, *st_idx_get;
+    sqlite3_stmt *st_part_get, *st_ts_get, *st_idx_get, *st_part_scan;
     void *zd;              /* ZSTD_DCtx for reads (rd_mu) */
 
     /* ---- block index / timestamp column cache (cache_mu) ---- */
@@ -600,6 +600,11 @@ void blockd_put(blockd *b);
  * RW_NOTFOUND (err untouched) when retention deleted it meanwhile. */
 rw_rc part_read(rw_shard *sh, const blockd *b, const bidx_ent *e, int64_t *t, uint64_t *v,
                 rw_buf *scratch, rw_err *err);
+/* Reads the parts e[0..n) of block b (ascending rowids) in one range scan
+ * (rd_mu held): part i into t[i]/v[i]; res[i] is RW_OK or RW_NOTFOUND
+ * (deleted meanwhile). Returns an error other than those. */
+rw_rc parts_scan(rw_shard *sh, const blockd *b, const bidx_ent *const *e, size_t n,
+                 int64_t *const *t, uint64_t *const *v, rw_rc *res, rw_buf *scratch, rw_err *err);
 
 /* ---- flush.c ---- */
 /* Adds a block to the shard's list (mu held); -1 out of memory. */
