@@ -1,11 +1,13 @@
 /* app.c - wiring of a running rwgate (see app.h): store -> ingest -> query
- * engine -> query API, one HTTP route table for all of them, the ops
- * endpoints, self-metrics of the process, and configuration reload.
+ * engine -> query API, the web UI, one HTTP route registry that every module adds its
+ * rows to, the ops endpoints, self-metrics of the process, and
+ * configuration reload.
  *
- * Reload swaps the write path's settings under a read-write lock: write
- * handlers hold it shared for the duration of a request, a reload takes it
- * exclusively for the instant of the swap, so ingestion never pauses for
- * longer than one in-flight request. */
+ * A reload loads the whole configuration anew, refuses it when a key that
+ * cannot change at run time changed, and hands each stateful module its new
+ * section (rw_ingest_reconfigure, ...): modules keep their state and
+ * counters, and swap settings between requests, so ingestion never pauses.
+ * Reloads are serialised (SIGHUP and POST /-/reload may arrive together). */
 #include "app.h"
 
 #include <pthread.h>
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "cmd/config.h"
 #include "core/http.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -22,59 +25,34 @@
 #include "query/api.h"
 #include "query/promql.h"
 #include "store/store.h"
+#include "ui/ui.h"
 
 #ifndef RWGATE_VERSION
 #define RWGATE_VERSION "0.1.0"
 #endif
 
-#define MAX_ROUTES 32
-
 struct rw_app {
     char *config_path;
     const rw_app_flag *flags; /* owned by the caller, outlive the app */
     size_t nflags;
-    rw_config cfg;            /* guarded by lock for the reloadable parts */
+    pthread_mutex_t reload_mu; /* serialises reloads; guards cfg */
+    rw_config cfg;
     rw_metrics *metrics;
     rw_store *store;
+    rw_appender appender;
     rw_engine *engine;
     rw_query_api *api;
-    pthread_rwlock_t lock;    /* guards ingest (swapped on reload) and cfg */
     rw_ingest *ingest;
+    rw_ui *ui;
+    rw_routes *routes;
     rw_http_server *http;
     atomic_int ready;
     int64_t start_ms;
     rw_counter *reloads_ok, *reloads_failed;
+    rw_gauge *reload_last_ok, *reload_last_ts;
 };
 
-static rw_ingest *make_ingest(rw_app *app, const rw_config *c, rw_err *err)
-{
-    rw_ingest_opts o;
-    memset(&o, 0, sizeof o);
-    o.store = app->store;
-    o.metrics = app->metrics;
-    o.limits.max_body_bytes = (size_t)c->max_body_bytes;
-    o.limits.max_decoded_bytes = (size_t)c->max_decoded_bytes;
-    o.limits.max_series_per_request = (size_t)c->max_series_per_request;
-    o.limits.max_labels_per_series = (size_t)c->max_labels_per_series;
-    o.limits.max_label_name_len = (size_t)c->max_label_name_len;
-    o.limits.max_label_value_len = (size_t)c->max_label_value_len;
-    o.limits.max_future_ms = c->max_future_ms ? c->max_future_ms : -1; /* 0 = no limit */
-    o.limits.max_inflight_bytes = (size_t)c->max_inflight_bytes;
-    o.tenant_header = c->tenant_header;
-    o.tenant_label = c->tenant_label;
-    o.default_tenant = c->default_tenant;
-    return rw_ingest_new(&o, err);
-}
-
 /* ---- handlers ---- */
-
-static void h_write(void *ctx, rw_http_req *req, rw_http_resp *resp)
-{
-    rw_app *app = ctx;
-    pthread_rwlock_rdlock(&app->lock);
-    rw_ingest_http_write(app->ingest, req, resp);
-    pthread_rwlock_unlock(&app->lock);
-}
 
 static void h_ready(void *ctx, rw_http_req *req, rw_http_resp *resp)
 {
@@ -143,23 +121,40 @@ static void collect_process(void *ctx, rw_buf *out)
 
 /* ---- lifecycle ---- */
 
-static int default_shards(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
 rw_rc rw_app_load_config(const char *config_path, const rw_app_flag *flags, size_t nflags,
                          rw_config *out, rw_err *err)
 {
     rw_rc rc;
-    rw_config_defaults(out);
-    if (config_path && (rc = rw_config_load_file(out, config_path, err)) != RW_OK)
+    rw_cfg_defaults(&rw_config_table, out);
+    if (config_path && (rc = rw_cfg_load_file(&rw_config_table, out, config_path, err)) != RW_OK)
         return rc;
     for (size_t i = 0; i < nflags; i++)
-        if ((rc = rw_config_set(out, flags[i].key, flags[i].value, err)) != RW_OK)
+        if ((rc = rw_cfg_set(&rw_config_table, out, flags[i].key, flags[i].value, err)) != RW_OK)
             return rc;
-    return RW_OK;
+    return rw_cfg_check(&rw_config_table, out, err);
+}
+
+static rw_rc add_routes(rw_app *app, rw_err *err)
+{
+    const rw_http_route ops[] = {
+        {.path = "/api/v1/write", .methods = RW_HTTP_POST, .perm = RW_PERM_WRITE,
+         .body_limit = rw_ingest_max_body, .fn = rw_ingest_http_write, .ctx = app->ingest},
+        {.path = "/-/ready", .methods = RW_HTTP_GET, .perm = RW_PERM_OPEN, .fn = h_ready,
+         .ctx = app},
+        {.path = "/-/healthy", .methods = RW_HTTP_GET, .perm = RW_PERM_OPEN, .fn = h_healthy,
+         .ctx = app},
+        {.path = "/-/reload", .methods = RW_HTTP_POST | RW_HTTP_PUT, .perm = RW_PERM_ADMIN,
+         .fn = h_reload, .ctx = app},
+        {.path = "/metrics", .methods = RW_HTTP_GET, .perm = RW_PERM_READ, .fn = h_metrics,
+         .ctx = app},
+    };
+    rw_rc rc;
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if ((rc = rw_routes_add(app->routes, &ops[i], err)) != RW_OK)
+            return rc;
+    if ((rc = rw_query_api_routes(app->api, app->routes, err)) != RW_OK)
+        return rc;
+    return rw_ui_routes(app->ui, app->routes, err);
 }
 
 rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t nflags,
@@ -172,7 +167,7 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
         return NULL;
     }
     app->start_ms = rw_now_ms();
-    pthread_rwlock_init(&app->lock, NULL);
+    pthread_mutex_init(&app->reload_mu, NULL);
     app->config_path = config_path ? strdup(config_path) : NULL;
     app->flags = flags;
     app->nflags = nflags;
@@ -180,83 +175,77 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
         goto fail;
     app->metrics = rw_metrics_new();
     rw_metrics_add_collector(app->metrics, collect_process, app);
+    const char *rh = "Configuration reloads.";
     app->reloads_ok = rw_metrics_counter(app->metrics, "rwgate_config_reloads_total",
-                                         "result=\"success\"", "Configuration reloads.");
+                                         "result=\"success\"", rh);
     app->reloads_failed = rw_metrics_counter(app->metrics, "rwgate_config_reloads_total",
-                                             "result=\"failure\"", "Configuration reloads.");
+                                             "result=\"failure\"", rh);
+    app->reload_last_ok = rw_metrics_gauge(app->metrics, "rwgate_config_last_reload_successful",
+                                           NULL, "Whether the last configuration reload "
+                                                 "attempt was successful.");
+    app->reload_last_ts = rw_metrics_gauge(
+        app->metrics, "rwgate_config_last_reload_success_timestamp_seconds", NULL,
+        "Timestamp of the last successful configuration reload.");
+    rw_gauge_set(app->reload_last_ok, 1);
+    rw_gauge_set(app->reload_last_ts, (double)app->start_ms / 1000.0);
     const rw_config *c = &app->cfg;
 
-    rw_store_opts so;
-    memset(&so, 0, sizeof so);
-    so.dir = c->data_dir;
-    so.nshards = c->shards ? (int)c->shards : default_shards();
-    so.retention_ms = c->retention_ms;
-    so.busy_timeout_ms = (int)c->busy_timeout_ms;
-    so.max_pending_bytes = (size_t)c->max_pending_bytes;
-    so.checkpoint_interval_ms = c->checkpoint_interval_ms;
-    so.checkpoint_bytes = (uint64_t)c->checkpoint_bytes;
-    so.wal_segment_bytes = (uint64_t)c->wal_segment_bytes;
-    so.ooo_window_ms = c->ooo_window_ms;
-    so.max_series = (uint64_t)c->max_series;
-    so.max_future_ms = c->max_future_ms;
+    rw_store_opts so = c->store;
+    /* retention measures from the newest sample not ahead of the clock plus
+     * the future the ingest path allows */
+    so.max_future_ms = c->ingest.max_future_ms;
     so.metrics = app->metrics;
     app->store = rw_store_open(&so, err);
     if (!app->store)
         goto fail;
+    app->appender = rw_store_appender(app->store);
 
-    app->ingest = make_ingest(app, c, err);
+    rw_ingest_opts io = {.appender = &app->appender, .metrics = app->metrics, .cfg = &c->ingest};
+    app->ingest = rw_ingest_new(&io, err);
     if (!app->ingest)
         goto fail;
 
-    rw_engine_opts eo;
-    memset(&eo, 0, sizeof eo);
-    eo.lookback_ms = c->lookback_ms;
-    eo.default_subquery_step_ms = c->subquery_step_ms;
-    eo.max_samples = (size_t)c->query_max_samples;
-    eo.timeout_ms = c->query_timeout_ms;
-    app->engine = rw_engine_new(app->store, &eo);
+    rw_engine_opts eo = rw_query_engine_opts(&c->query);
+    rw_querier sq = rw_store_querier(app->store);
+    app->engine = rw_engine_new(&sq, &eo);
     if (!app->engine) {
         rw_err_set(err, RW_NOMEM, "cannot create the query engine");
         goto fail;
     }
 
-    rw_query_api_opts qo;
-    memset(&qo, 0, sizeof qo);
-    qo.store = app->store;
-    qo.engine = app->engine;
-    qo.external_labels = c->external_labels;
-    qo.nexternal = c->nexternal;
-    qo.lookback_ms = c->lookback_ms;
-    qo.default_timeout_ms = c->query_timeout_ms;
-    qo.max_remote_read_samples = (size_t)c->remote_read_max_samples;
-    qo.version = RWGATE_VERSION;
-    qo.revision = "";
-    qo.metrics = app->metrics;
+    rw_query_api_opts qo = {
+        .store = app->store,
+        .engine = app->engine,
+        .external_labels = c->global.external_labels.v,
+        .nexternal = c->global.external_labels.n,
+        .cfg = c->query,
+        .version = RWGATE_VERSION,
+        .revision = "",
+        .metrics = app->metrics,
+    };
     app->api = rw_query_api_new(&qo);
     if (!app->api) {
         rw_err_set(err, RW_NOMEM, "cannot create the query API");
         goto fail;
     }
 
-    rw_http_route routes[MAX_ROUTES];
-    size_t n = 0;
-    routes[n++] = (rw_http_route){"/api/v1/write", RW_HTTP_POST, (size_t)c->max_body_bytes,
-                                  h_write, app};
-    routes[n++] = (rw_http_route){"/-/ready", RW_HTTP_GET, 0, h_ready, app};
-    routes[n++] = (rw_http_route){"/-/healthy", RW_HTTP_GET, 0, h_healthy, app};
-    routes[n++] = (rw_http_route){"/-/reload", RW_HTTP_POST | RW_HTTP_PUT, 0, h_reload, app};
-    routes[n++] = (rw_http_route){"/metrics", RW_HTTP_GET, 0, h_metrics, app};
-    n += rw_query_api_routes(app->api, routes + n, MAX_ROUTES - n);
-
-    rw_http_opts ho = {.max_connections = (unsigned)c->max_connections, .metrics = app->metrics};
-    app->http = rw_http_start(c->listen, routes, n, &ho, err);
+    if (!(app->ui = rw_ui_new(err)))
+        goto fail;
+    if (!(app->routes = rw_routes_new())) {
+        rw_err_set(err, RW_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (add_routes(app, err) != RW_OK)
+        goto fail;
+    rw_http_opts ho = {.cfg = &c->http, .metrics = app->metrics};
+    app->http = rw_http_start(&ho, app->routes, err);
     if (!app->http)
         goto fail;
     atomic_store(&app->ready, 1);
     rw_info("rwgate %s ready: listening on http://%s (port %d), data in %s, %d shards, "
             "started in %.0f ms",
-            RWGATE_VERSION, c->listen, rw_http_port(app->http), c->data_dir, so.nshards,
-            (double)(rw_mono_ns() - t0) / 1e6);
+            RWGATE_VERSION, c->http.listen, rw_http_port(app->http), c->store.dir,
+            rw_store_nshards(app->store), (double)(rw_mono_ns() - t0) / 1e6);
     return app;
 fail:
     rw_app_stop(app);
@@ -270,41 +259,37 @@ int rw_app_port(const rw_app *app)
 
 rw_rc rw_app_reload(rw_app *app, rw_err *err)
 {
+    pthread_mutex_lock(&app->reload_mu);
     rw_config nc;
+    char key[256];
     rw_rc rc = rw_app_load_config(app->config_path, app->flags, app->nflags, &nc, err);
     if (rc != RW_OK)
         goto out;
-    const char *bad = rw_config_unreloadable_change(&app->cfg, &nc);
-    if (bad) {
-        rc = rw_err_set(err, RW_BADREQ, "%s cannot change without a restart", bad);
+    if (!rw_cfg_equal(&rw_config_table, &app->cfg, &nc, 1, key, sizeof key)) {
+        rc = rw_err_set(err, RW_BADREQ, "%s cannot change without a restart", key);
         goto out;
     }
-    rw_ingest *ni = make_ingest(app, &nc, err);
-    if (!ni) {
-        rc = RW_NOMEM;
+    if ((rc = rw_ingest_reconfigure(app->ingest, &nc.ingest, err)) != RW_OK)
         goto out;
-    }
-    if ((rc = rw_query_api_set_external_labels(app->api, nc.external_labels, nc.nexternal)) !=
-        RW_OK) {
-        rw_ingest_free(ni);
+    if ((rc = rw_query_api_set_external_labels(app->api, nc.global.external_labels.v,
+                                               nc.global.external_labels.n)) != RW_OK) {
         rw_err_set(err, rc, "cannot apply external labels");
         goto out;
     }
-    pthread_rwlock_wrlock(&app->lock);
-    rw_ingest *old = app->ingest;
-    app->ingest = ni;
     rw_config tmp = app->cfg;
     app->cfg = nc;
     nc = tmp;
-    pthread_rwlock_unlock(&app->lock);
-    rw_ingest_free(old);
     rw_info("reload: configuration reloaded from %s",
             app->config_path ? app->config_path : "defaults and flags");
 out:
-    rw_config_free(&nc);
+    rw_cfg_free(&rw_config_table, &nc);
     rw_counter_add(rc == RW_OK ? app->reloads_ok : app->reloads_failed, 1);
-    if (rc != RW_OK)
+    rw_gauge_set(app->reload_last_ok, rc == RW_OK);
+    if (rc == RW_OK)
+        rw_gauge_set(app->reload_last_ts, (double)rw_now_ms() / 1000.0);
+    else
         rw_warn("reload failed, keeping the running configuration: %s", err->msg);
+    pthread_mutex_unlock(&app->reload_mu);
     return rc;
 }
 
@@ -317,14 +302,16 @@ void rw_app_stop(rw_app *app)
         rw_info("shutting down: finishing in-flight requests");
         rw_http_stop(app->http);
     }
+    rw_routes_free(app->routes);
+    rw_ui_free(app->ui);
     rw_query_api_free(app->api);
     rw_engine_free(app->engine);
     rw_ingest_free(app->ingest);
     if (app->store)
         rw_store_close(app->store);
     rw_metrics_free(app->metrics);
-    rw_config_free(&app->cfg);
+    rw_cfg_free(&rw_config_table, &app->cfg);
     free(app->config_path);
-    pthread_rwlock_destroy(&app->lock);
+    pthread_mutex_destroy(&app->reload_mu);
     free(app);
 }

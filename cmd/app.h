@@ -5,7 +5,7 @@
 #ifndef RW_APP_H
 #define RW_APP_H
 
-#include "core/config.h"
+#include "cmd/config.h"
 #include "core/err.h"
 
 typedef struct rw_app rw_app;

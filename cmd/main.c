@@ -24,12 +24,12 @@ static void usage(FILE *f)
             "usage: rwgate [--config FILE] [--listen HOST:PORT] [--data DIR] [--shards N]\n"
             "              [--retention DURATION] [--set KEY=VALUE ...]\n"
             "       rwgate check config FILE\n"
+            "       rwgate help config        (every configuration key)\n"
             "       rwgate --version\n"
             "\n"
-            "With no arguments rwgate serves on %s with data in %s.\n"
+            "With no arguments rwgate serves on 127.0.0.1:9201 with data in ./data.\n"
             "KEY is a configuration key such as ingest.max_body_bytes or query.timeout\n"
-            "(see deploy/rwgate.example.yml).\n",
-            RW_DEFAULT_LISTEN, RW_DEFAULT_DATA);
+            "(see deploy/rwgate.example.yml).\n");
 }
 
 static int check_config(const char *path)
@@ -39,20 +39,34 @@ static int check_config(const char *path)
     rw_err_init(&err);
     if (rw_app_load_config(path, NULL, 0, &c, &err) != RW_OK) {
         fprintf(stderr, "FAILED: %s\n", err.msg);
-        rw_config_free(&c);
+        rw_cfg_free(&rw_config_table, &c);
         return 1;
     }
     rw_buf b;
     rw_buf_init(&b, 0);
-    rw_config_dump(&c, &b);
+    rw_cfg_dump(&rw_config_table, &c, &b);
     printf("SUCCESS: %s is valid. Effective configuration:\n%s", path, b.p ? b.p : "");
     rw_buf_free(&b);
-    rw_config_free(&c);
+    rw_cfg_free(&rw_config_table, &c);
+    return 0;
+}
+
+/* Every configuration key with its type, default, whether a reload applies
+ * it, and what it does. */
+static int help_config(void)
+{
+    rw_buf b;
+    rw_buf_init(&b, 0);
+    rw_cfg_describe(&rw_config_table, &b);
+    printf("KEY\tTYPE\tDEFAULT\tAPPLIES\tDESCRIPTION\n%s", b.p ? b.p : "");
+    rw_buf_free(&b);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "help") == 0 && strcmp(argv[2], "config") == 0)
+        return help_config();
     if (argc >= 2 && strcmp(argv[1], "check") == 0) {
         if (argc == 4 && strcmp(argv[2], "config") == 0)
             return check_config(argv[3]);
@@ -64,8 +78,8 @@ int main(int argc, char **argv)
     size_t nflags = 0;
     static const struct {
         const char *flag, *key;
-    } simple[] = {{"--listen", "listen"}, {"--data", "data_dir"}, {"--shards", "shards"},
-                  {"--retention", "retention"}};
+    } simple[] = {{"--listen", "http.listen"}, {"--data", "store.data_dir"},
+                  {"--shards", "store.shards"}, {"--retention", "store.retention"}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {

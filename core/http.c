@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <zlib.h>
+#include "cfg.h"
 #include "log.h"
 #include "metrics.h"
 #include "text.h"
@@ -36,7 +37,67 @@ struct rw_http_server {
     size_t nroutes;
     int port;
     rw_counter *not_found;
+    rw_http_auth_fn auth;
+    void *auth_ctx;
 };
+
+/* ---- the route registry ---- */
+
+struct rw_routes {
+    rw_http_route *v;
+    size_t n, cap;
+};
+
+rw_routes *rw_routes_new(void)
+{
+    return calloc(1, sizeof(rw_routes));
+}
+
+void rw_routes_free(rw_routes *r)
+{
+    if (!r)
+        return;
+    free(r->v);
+    free(r);
+}
+
+rw_rc rw_routes_add(rw_routes *r, const rw_http_route *row, rw_err *err)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (!strcmp(r->v[i].path, row->path))
+            return rw_err_set(err, RW_BADREQ, "route %s is registered twice", row->path);
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 32;
+        rw_http_route *nv = realloc(r->v, cap * sizeof *nv);
+        if (!nv)
+            return rw_err_set(err, RW_NOMEM, "out of memory");
+        r->v = nv;
+        r->cap = cap;
+    }
+    r->v[r->n++] = *row;
+    return RW_OK;
+}
+
+size_t rw_routes_count(const rw_routes *r)
+{
+    return r->n;
+}
+
+const rw_http_route *rw_routes_get(const rw_routes *r, size_t i)
+{
+    return i < r->n ? &r->v[i] : NULL;
+}
+
+const char *rw_perm_name(rw_perm p)
+{
+    switch (p) {
+    case RW_PERM_OPEN: return "open";
+    case RW_PERM_READ: return "read";
+    case RW_PERM_WRITE: return "write";
+    case RW_PERM_ADMIN: return "admin";
+    }
+    return "?";
+}
 
 typedef struct kv {
     const char *k, *v;
@@ -194,7 +255,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         req->route = rs;
         req->method = method;
         req->path = url;
-        req->max_body = rs->r.max_body ? rs->r.max_body : DEFAULT_MAX_BODY;
+        req->max_body = rs->r.body_limit ? rs->r.body_limit(rs->r.ctx)
+                        : rs->r.max_body ? rs->r.max_body
+                                         : DEFAULT_MAX_BODY;
         req->start_ns = rw_mono_ns();
         rw_buf_init(&req->body, req->max_body);
         *con_cls = req;
@@ -227,7 +290,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     resp.status = 200;
     resp.content_type = "application/json";
     rw_buf_init(&resp.body, 0);
-    req->route->r.fn(req->route->r.ctx, req, &resp);
+    if (!s->auth || req->route->r.perm == RW_PERM_OPEN ||
+        s->auth(s->auth_ctx, req, req->route->r.perm, &resp))
+        req->route->r.fn(req->route->r.ctx, req, &resp);
     observe(req, resp.status);
     return respond(req, &resp);
 }
@@ -288,31 +353,40 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, rw_err 
     return RW_OK;
 }
 
-rw_http_server *rw_http_start(const char *listen, const rw_http_route *routes, size_t nroutes,
-                              const rw_http_opts *opts, rw_err *err)
+rw_http_server *rw_http_start(const rw_http_opts *opts, const rw_routes *routes, rw_err *err)
 {
+    rw_http_config defaults;
+    const rw_http_config *cfg = opts->cfg;
+    if (!cfg) {
+        rw_cfg_defaults(&rw_http_config_table, &defaults);
+        cfg = &defaults;
+    }
+    const char *listen = opts->listen ? opts->listen : cfg->listen;
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
+    rw_http_server *s = NULL;
     if (parse_listen(listen, &ss, err) != RW_OK)
-        return NULL;
-    rw_http_server *s = calloc(1, sizeof *s);
-    if (!s) {
+        goto fail;
+    s = calloc(1, sizeof *s);
+    size_t nroutes = routes ? routes->n : 0;
+    if (!s || !(s->routes = calloc(nroutes ? nroutes : 1, sizeof *s->routes))) {
         rw_err_set(err, RW_NOMEM, "out of memory");
-        return NULL;
+        goto fail;
     }
-    s->routes = calloc(nroutes ? nroutes : 1, sizeof *s->routes);
     s->nroutes = nroutes;
-    rw_metrics *m = opts ? opts->metrics : NULL;
+    s->auth = opts->auth;
+    s->auth_ctx = opts->auth_ctx;
+    rw_metrics *m = opts->metrics;
     for (size_t i = 0; i < nroutes; i++) {
-        s->routes[i].r = routes[i];
+        s->routes[i].r = routes->v[i];
         char lbl[256];
-        snprintf(lbl, sizeof lbl, "handler=\"%s\"", routes[i].path);
+        snprintf(lbl, sizeof lbl, "handler=\"%s\"", routes->v[i].path);
         s->routes[i].duration =
             rw_metrics_histogram(m, "rwgate_http_request_duration_seconds", lbl,
                                  "Duration of HTTP requests by handler.", rw_latency_buckets,
                                  rw_latency_nbuckets);
         for (int c = 2; c <= 5; c++) {
-            snprintf(lbl, sizeof lbl, "handler=\"%s\",code=\"%dxx\"", routes[i].path, c);
+            snprintf(lbl, sizeof lbl, "handler=\"%s\",code=\"%dxx\"", routes->v[i].path, c);
             s->routes[i].by_class[c] = rw_metrics_counter(
                 m, "rwgate_http_requests_total", lbl, "HTTP requests by handler and status class.");
         }
@@ -320,8 +394,8 @@ rw_http_server *rw_http_start(const char *listen, const rw_http_route *routes, s
     s->not_found = rw_metrics_counter(m, "rwgate_http_requests_total",
                                       "handler=\"other\",code=\"4xx\"",
                                       "HTTP requests by handler and status class.");
-    unsigned maxc = opts && opts->max_connections ? opts->max_connections : 1024;
-    unsigned tmo = opts && opts->timeout_s ? opts->timeout_s : 120;
+    unsigned maxc = (unsigned)cfg->max_connections;
+    unsigned tmo = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
@@ -335,13 +409,20 @@ rw_http_server *rw_http_start(const char *listen, const rw_http_route *routes, s
                             MHD_OPTION_END);
     if (!s->d) {
         rw_err_set(err, RW_IO, "cannot listen on %s (address in use or not available)", listen);
-        free(s->routes);
-        free(s);
-        return NULL;
+        goto fail;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : 0;
+    if (cfg == &defaults)
+        rw_cfg_free(&rw_http_config_table, &defaults);
     return s;
+fail:
+    if (s)
+        free(s->routes);
+    free(s);
+    if (cfg == &defaults)
+        rw_cfg_free(&rw_http_config_table, &defaults);
+    return NULL;
 }
 
 int rw_http_port(const rw_http_server *s)

@@ -69,24 +69,35 @@ void rw_metrics_free(rw_metrics *m)
     free(m);
 }
 
+/* Returns the series of this name and labels, registering it when new
+ * (*created = 1). Idempotent: a module rebuilt or reconfigured on reload
+ * gets its old series back and keeps counting where it was. */
 static struct rw_metric *reg(rw_metrics *m, int type, const char *name, const char *labels,
-                             const char *help)
+                             const char *help, int *created)
 {
+    *created = 0;
     if (!m)
         return NULL;
+    pthread_mutex_lock(&m->mu);
+    struct rw_metric *after = NULL;
+    for (struct rw_metric *y = m->head; y; y = y->next) {
+        if (strcmp(y->name, name) != 0)
+            continue;
+        if (y->type == type && !strcmp(y->labels ? y->labels : "", labels ? labels : "")) {
+            pthread_mutex_unlock(&m->mu);
+            return y;
+        }
+        after = y; /* keep series of one name adjacent: insert after the last */
+    }
     struct rw_metric *x = calloc(1, sizeof *x);
-    if (!x)
+    if (!x) {
+        pthread_mutex_unlock(&m->mu);
         return NULL;
+    }
     x->type = type;
     x->name = strdup(name);
     x->labels = labels && *labels ? strdup(labels) : NULL;
     x->help = strdup(help ? help : "");
-    pthread_mutex_lock(&m->mu);
-    /* keep series of one name adjacent: insert after the last of that name */
-    struct rw_metric *after = NULL;
-    for (struct rw_metric *y = m->head; y; y = y->next)
-        if (strcmp(y->name, name) == 0)
-            after = y;
     if (after) {
         x->next = after->next;
         after->next = x;
@@ -98,6 +109,7 @@ static struct rw_metric *reg(rw_metrics *m, int type, const char *name, const ch
     } else {
         m->head = m->tail = x;
     }
+    *created = 1;
     pthread_mutex_unlock(&m->mu);
     return x;
 }
@@ -105,21 +117,24 @@ static struct rw_metric *reg(rw_metrics *m, int type, const char *name, const ch
 rw_counter *rw_metrics_counter(rw_metrics *m, const char *name, const char *labels,
                                const char *help)
 {
-    return reg(m, M_COUNTER, name, labels, help);
+    int created;
+    return reg(m, M_COUNTER, name, labels, help, &created);
 }
 
 rw_gauge *rw_metrics_gauge(rw_metrics *m, const char *name, const char *labels,
                            const char *help)
 {
-    return reg(m, M_GAUGE, name, labels, help);
+    int created;
+    return reg(m, M_GAUGE, name, labels, help, &created);
 }
 
 rw_histogram *rw_metrics_histogram(rw_metrics *m, const char *name, const char *labels,
                                    const char *help, const double *bounds, size_t nbounds)
 {
-    struct rw_metric *x = reg(m, M_HISTOGRAM, name, labels, help);
-    if (!x)
-        return NULL;
+    int created;
+    struct rw_metric *x = reg(m, M_HISTOGRAM, name, labels, help, &created);
+    if (!x || !created)
+        return x;
     x->bounds = malloc(nbounds * sizeof *bounds);
     x->counts = calloc(nbounds + 1, sizeof *x->counts);
     if (x->bounds)

@@ -20,7 +20,8 @@ rw_metrics *rw_metrics_new(void);
 void rw_metrics_free(rw_metrics *m);
 
 /* name: metric name; labels: the inside of {} (e.g. `reason="ooo"`) or NULL.
- * Series of one name share its help text (the first registration's). */
+ * Series of one name share its help text (the first registration's).
+ * Registering the same name and labels again returns the same series. */
 rw_counter *rw_metrics_counter(rw_metrics *m, const char *name, const char *labels,
                                const char *help);
 rw_gauge *rw_metrics_gauge(rw_metrics *m, const char *name, const char *labels,

@@ -7,9 +7,16 @@ set -euo pipefail
 BUILD_PKGS=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev
   libsnappy-dev libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev libssl-dev
   libyaml-dev libpcre2-dev libxxhash-dev zlib1g-dev libzstd-dev)
-# Real peers for the end-to-end tests and the benchmark.
-TEST_PKGS=(python3 curl prometheus prometheus-alertmanager etcd-server
-  prometheus-node-exporter victoria-metrics sqlite3)
+# The web UI fetches its one runtime dependency (uPlot, pinned in
+# ui/package-lock.json) with npm at build time; a machine that has node and
+# npm from elsewhere keeps them (-DRWGATE_UI=OFF builds without both).
+if ! command -v npm >/dev/null 2>&1; then
+  BUILD_PKGS+=(nodejs npm)
+fi
+# Real peers for the end-to-end tests and the benchmark; chromium for the
+# web UI's browser tests.
+TEST_PKGS=(python3 curl openssl prometheus prometheus-alertmanager etcd-server
+  prometheus-node-exporter victoria-metrics sqlite3 chromium)
 
 want=("${BUILD_PKGS[@]}")
 if [ "${1:-}" != "--build-only" ]; then

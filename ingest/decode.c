@@ -98,17 +98,17 @@ rw_rc rw_in_decode_peek_len(const void *body, size_t len, size_t *ulen)
     return snappy_uncompressed_length(body, len, ulen) == SNAPPY_OK ? RW_OK : RW_BADREQ;
 }
 
-rw_rc rw_in_decode(const rw_ingest *ig, rw_proto_version v, const void *body, size_t len,
+rw_rc rw_in_decode(const rw_ingest_config *c, rw_proto_version v, const void *body, size_t len,
                    rw_arena *a, rw_in_batch *out, rw_err *err)
 {
     memset(out, 0, sizeof *out);
     size_t ulen = 0;
     if (snappy_uncompressed_length(body, len, &ulen) != SNAPPY_OK)
         return rw_err_set(err, RW_BADREQ, "snappy: corrupt input (bad length header)");
-    if (ulen > ig->lim.max_decoded_bytes)
+    if (ulen > (size_t)c->max_decoded_bytes)
         return rw_err_set(err, RW_LIMIT,
-                          "snappy: decoded size %zu bytes exceeds the limit of %zu bytes", ulen,
-                          ig->lim.max_decoded_bytes);
+                          "snappy: decoded size %zu bytes exceeds the limit of %lld bytes", ulen,
+                          (long long)c->max_decoded_bytes);
     char *raw = rw_arena_alloc(a, ulen + 1); /* +1: decode_v1.c terminates in place */
     if (!raw)
         return rw_err_set(err, RW_AGAIN, "out of memory for a %zu-byte body", ulen);
@@ -127,8 +127,8 @@ rw_rc rw_in_decode(const rw_ingest *ig, rw_proto_version v, const void *body, si
         return rw_err_set(err, RW_BADREQ, "cannot decode protobuf %s",
                           v == RW_PROTO_V2 ? "io.prometheus.write.v2.Request"
                                            : "prometheus.WriteRequest");
-    if (rc == RW_OK && out->nseries > ig->lim.max_series_per_request)
-        return rw_err_set(err, RW_LIMIT, "request has %zu series, limit is %zu per request",
-                          out->nseries, ig->lim.max_series_per_request);
+    if (rc == RW_OK && out->nseries > (size_t)c->max_series_per_request)
+        return rw_err_set(err, RW_LIMIT, "request has %zu series, limit is %lld per request",
+                          out->nseries, (long long)c->max_series_per_request);
     return rc;
 }

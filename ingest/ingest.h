@@ -21,41 +21,44 @@
 
 typedef struct rw_ingest rw_ingest;
 
-typedef struct rw_ingest_limits {
-    size_t max_body_bytes;        /* compressed body; enforced by the HTTP route */
-    size_t max_decoded_bytes;     /* snappy's declared length is checked against it */
-    size_t max_series_per_request;
-    size_t max_labels_per_series;
-    size_t max_label_name_len;
-    size_t max_label_value_len;
-    int64_t max_future_ms;        /* samples newer than now + this are rejected; <0 = no limit */
-    size_t max_inflight_bytes;    /* decoded bytes of requests being processed at once;
+/* The `ingest:` section of the configuration; its rows and every default are
+ * in ingest_config.c. Every key applies on reload (rw_ingest_reconfigure). */
+typedef struct rw_ingest_config {
+    char *tenant_header;          /* "X-Scope-OrgID"; "THANOS-TENANT" is also read */
+    char *tenant_label;           /* "tenant_id"; "" turns the tenant label off */
+    char *default_tenant;         /* tenant of requests without the header; ""
+                                     = no tenant label on their series */
+    int64_t max_body_bytes;       /* compressed body; enforced by the HTTP route */
+    int64_t max_decoded_bytes;    /* snappy's declared length is checked against it */
+    int64_t max_inflight_bytes;   /* decoded bytes of requests being processed at once;
                                      one request is always admitted */
-} rw_ingest_limits;
+    int64_t max_series_per_request;
+    int64_t max_labels_per_series;
+    int64_t max_label_name_len;
+    int64_t max_label_value_len;
+    int64_t max_future_ms;        /* samples newer than now + this are rejected; 0 = no limit */
+} rw_ingest_config;
+
+struct rw_cfg_table;
+extern const struct rw_cfg_table rw_ingest_config_table;
 
 typedef struct rw_ingest_opts {
-    rw_store *store;
+    const rw_appender *appender;  /* where accepted samples go (copied) */
     rw_metrics *metrics;          /* may be NULL */
-    rw_ingest_limits limits;      /* zero fields take the defaults below */
-    const char *tenant_header;    /* default "X-Scope-OrgID"; "THANOS-TENANT" is also read */
-    const char *tenant_label;     /* default "tenant_id"; "" turns the tenant label off */
-    const char *default_tenant;   /* tenant of requests without the header; "" (default)
-                                     = no tenant label on their series */
+    const rw_ingest_config *cfg;  /* copied; NULL = every default */
 } rw_ingest_opts;
-
-#define RW_INGEST_DEFAULT_MAX_BODY (32u << 20)
-#define RW_INGEST_DEFAULT_MAX_DECODED (128u << 20)
-#define RW_INGEST_DEFAULT_MAX_SERIES 100000
-#define RW_INGEST_DEFAULT_MAX_LABELS 128
-#define RW_INGEST_DEFAULT_MAX_NAME_LEN 1024
-#define RW_INGEST_DEFAULT_MAX_VALUE_LEN 4096
-#define RW_INGEST_DEFAULT_MAX_FUTURE_MS (10 * 60 * 1000)
-#define RW_INGEST_DEFAULT_MAX_INFLIGHT ((size_t)512 << 20)
 
 rw_ingest *rw_ingest_new(const rw_ingest_opts *opts, rw_err *err);
 void rw_ingest_free(rw_ingest *ig);
-/* Effective limits (defaults filled in). */
-const rw_ingest_limits *rw_ingest_get_limits(const rw_ingest *ig);
+
+/* Applies new settings without a gap: requests in flight finish with the
+ * settings they started with, later ones use the new. Counters and every
+ * other piece of state are kept. */
+rw_rc rw_ingest_reconfigure(rw_ingest *ig, const rw_ingest_config *cfg, rw_err *err);
+
+/* The current body limit, for the route's body-limit callback (ctx =
+ * rw_ingest *). */
+size_t rw_ingest_max_body(void *ctx);
 
 /* The route handler for POST /api/v1/write (ctx = rw_ingest *). */
 void rw_ingest_http_write(void *ctx, rw_http_req *req, rw_http_resp *resp);

@@ -7,20 +7,20 @@
 #include <string.h>
 #include "ingest_int.h"
 
-rw_rc rw_in_validate_series(const rw_ingest *ig, const rw_in_series *s, rw_err *err)
+rw_rc rw_in_validate_series(const rw_ingest_config *c, const rw_in_series *s, rw_err *err)
 {
-    if (s->nlabels > ig->lim.max_labels_per_series)
-        return rw_err_set(err, RW_LIMIT, "series has %zu labels, limit is %zu", s->nlabels,
-                          ig->lim.max_labels_per_series);
+    if (s->nlabels > (size_t)c->max_labels_per_series)
+        return rw_err_set(err, RW_LIMIT, "series has %zu labels, limit is %lld", s->nlabels,
+                          (long long)c->max_labels_per_series);
     for (size_t i = 0; i < s->nlabels; i++) {
         size_t nl = s->lens ? s->lens[2 * i] : strlen(s->labels[i].name);
         size_t vl = s->lens ? s->lens[2 * i + 1] : strlen(s->labels[i].value);
-        if (nl > ig->lim.max_label_name_len)
-            return rw_err_set(err, RW_LIMIT, "label name \"%.40s...\" is %zu bytes, limit is %zu",
-                              s->labels[i].name, nl, ig->lim.max_label_name_len);
-        if (vl > ig->lim.max_label_value_len)
-            return rw_err_set(err, RW_LIMIT, "label %.64s: value is %zu bytes, limit is %zu",
-                              s->labels[i].name, vl, ig->lim.max_label_value_len);
+        if (nl > (size_t)c->max_label_name_len)
+            return rw_err_set(err, RW_LIMIT, "label name \"%.40s...\" is %zu bytes, limit is %lld",
+                              s->labels[i].name, nl, (long long)c->max_label_name_len);
+        if (vl > (size_t)c->max_label_value_len)
+            return rw_err_set(err, RW_LIMIT, "label %.64s: value is %zu bytes, limit is %lld",
+                              s->labels[i].name, vl, (long long)c->max_label_value_len);
     }
     return rw_labels_validate_lens(s->labels, s->lens, s->nlabels, err);
 }

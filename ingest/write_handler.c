@@ -79,18 +79,21 @@ void rw_ingest_http_write(void *ctx, rw_http_req *req, rw_http_resp *resp)
         rw_http_resp_text(resp, 415, "%s", err.msg);
         return;
     }
-    const char *tenant = rw_http_header(req, ig->tenant_header);
+    ig_settings *s = ig_settings_get(ig);
+    const char *tenant = rw_http_header(req, s->cfg.tenant_header);
     if (!tenant)
         tenant = rw_http_header(req, "THANOS-TENANT");
-    if (tenant && (strlen(tenant) > ig->lim.max_label_value_len ||
+    if (tenant && (strlen(tenant) > (size_t)s->cfg.max_label_value_len ||
                    !rw_utf8_valid(tenant, strlen(tenant)))) {
-        rw_http_resp_text(resp, 400, "invalid tenant in header %s", ig->tenant_header);
+        rw_http_resp_text(resp, 400, "invalid tenant in header %s", s->cfg.tenant_header);
+        ig_settings_put(ig, s);
         return;
     }
     size_t len;
     const char *body = rw_http_body(req, &len);
     rw_write_stats st;
-    rw_rc rc = rw_ingest_write(ig, v, tenant, body, len, &st, &err);
+    rw_rc rc = ig_write(ig, s, v, tenant, body, len, &st, &err);
+    ig_settings_put(ig, s);
     if (v == RW_PROTO_V2)
         written_headers(req, resp, &st);
     if (rc != RW_OK) {

@@ -14,12 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/cfg.h"
 #include "core/json.h"
 #include "core/timeutil.h"
 
-#define DEFAULT_LOOKBACK_MS (5 * 60 * 1000)
-#define DEFAULT_TIMEOUT_MS (2 * 60 * 1000)
-#define DEFAULT_REMOTE_READ_SAMPLES 50000000
 #define QUERY_MAX_BODY (8u << 20)      /* long PromQL / many match[] in a form */
 #define READ_MAX_BODY (32u << 20)      /* compressed remote-read request, as Prometheus */
 #define MAX_POINTS_PER_SERIES 11000
@@ -65,12 +63,15 @@ rw_query_api *rw_query_api_new(const rw_query_api_opts *opts)
     if (!api)
         return NULL;
     api->store = opts->store;
+    api->querier = opts->querier ? *opts->querier : rw_store_querier(opts->store);
     api->engine = opts->engine;
-    api->lookback_ms = opts->lookback_ms > 0 ? opts->lookback_ms : DEFAULT_LOOKBACK_MS;
-    api->default_timeout_ms =
-        opts->default_timeout_ms > 0 ? opts->default_timeout_ms : DEFAULT_TIMEOUT_MS;
-    api->max_remote_read_samples =
-        opts->max_remote_read_samples ? opts->max_remote_read_samples : DEFAULT_REMOTE_READ_SAMPLES;
+    rw_query_config d;
+    rw_cfg_defaults(&rw_query_config_table, &d);
+    api->lookback_ms = opts->cfg.lookback_ms > 0 ? opts->cfg.lookback_ms : d.lookback_ms;
+    api->default_timeout_ms = opts->cfg.timeout_ms > 0 ? opts->cfg.timeout_ms : d.timeout_ms;
+    api->max_remote_read_samples = (size_t)(opts->cfg.remote_read_max_samples > 0
+                                                ? opts->cfg.remote_read_max_samples
+                                                : d.remote_read_max_samples);
     api->version = strdup(opts->version ? opts->version : "unknown");
     api->revision = strdup(opts->revision ? opts->revision : "unknown");
     pthread_mutex_init(&api->ext_mu, NULL);
@@ -141,26 +142,36 @@ size_t rw_qapi_ext_labels(rw_query_api *api, rw_arena *a, rw_label **out)
     return n;
 }
 
-size_t rw_query_api_routes(rw_query_api *api, rw_http_route *out, size_t max)
+rw_rc rw_query_api_routes(rw_query_api *api, rw_routes *routes, rw_err *err)
 {
     const unsigned GP = RW_HTTP_GET | RW_HTTP_POST;
-    const rw_http_route rows[RW_QUERY_API_NROUTES] = {
-        {"/api/v1/query", GP, QUERY_MAX_BODY, rw_qapi_query, api},
-        {"/api/v1/query_range", GP, QUERY_MAX_BODY, rw_qapi_query_range, api},
-        {"/api/v1/series", GP, QUERY_MAX_BODY, rw_qapi_series, api},
-        {"/api/v1/labels", GP, QUERY_MAX_BODY, rw_qapi_labels, api},
-        {"/api/v1/label/*", RW_HTTP_GET, 0, rw_qapi_label_values, api},
-        {"/api/v1/metadata", RW_HTTP_GET, 0, rw_qapi_metadata, api},
-        {"/api/v1/status/buildinfo", RW_HTTP_GET, 0, rw_qapi_buildinfo, api},
-        {"/api/v1/status/tsdb", RW_HTTP_GET, 0, rw_qapi_tsdb, api},
-        {"/federate", RW_HTTP_GET, 0, rw_qapi_federate, api},
-        {"/api/v1/read", RW_HTTP_POST, READ_MAX_BODY, rw_qapi_remote_read, api},
-        {"/api/v1/query_exemplars", GP, QUERY_MAX_BODY, rw_qapi_exemplars, api},
+    const struct {
+        const char *path;
+        unsigned methods;
+        size_t max_body;
+        rw_http_handler_fn fn;
+    } rows[] = {
+        {"/api/v1/query", GP, QUERY_MAX_BODY, rw_qapi_query},
+        {"/api/v1/query_range", GP, QUERY_MAX_BODY, rw_qapi_query_range},
+        {"/api/v1/series", GP, QUERY_MAX_BODY, rw_qapi_series},
+        {"/api/v1/labels", GP, QUERY_MAX_BODY, rw_qapi_labels},
+        {"/api/v1/label/*", RW_HTTP_GET, 0, rw_qapi_label_values},
+        {"/api/v1/metadata", RW_HTTP_GET, 0, rw_qapi_metadata},
+        {"/api/v1/status/buildinfo", RW_HTTP_GET, 0, rw_qapi_buildinfo},
+        {"/api/v1/status/tsdb", RW_HTTP_GET, 0, rw_qapi_tsdb},
+        {"/federate", RW_HTTP_GET, 0, rw_qapi_federate},
+        {"/api/v1/read", RW_HTTP_POST, READ_MAX_BODY, rw_qapi_remote_read},
+        {"/api/v1/query_exemplars", GP, QUERY_MAX_BODY, rw_qapi_exemplars},
     };
-    size_t n = max < RW_QUERY_API_NROUTES ? max : RW_QUERY_API_NROUTES;
-    for (size_t i = 0; i < n; i++)
-        out[i] = rows[i];
-    return n;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        rw_http_route r = {.path = rows[i].path, .methods = rows[i].methods,
+                           .perm = RW_PERM_READ, .max_body = rows[i].max_body,
+                           .fn = rows[i].fn, .ctx = api};
+        rw_rc rc = rw_routes_add(routes, &r, err);
+        if (rc != RW_OK)
+            return rc;
+    }
+    return RW_OK;
 }
 
 void rw_qapi_observe(rw_query_api *api, qapi_endpoint ep, int64_t start_ns)

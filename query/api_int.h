@@ -31,6 +31,7 @@ typedef enum {
 struct rw_query_api {
     /* set once in rw_query_api_new, read-only afterwards */
     rw_store *store;
+    rw_querier querier;
     rw_engine *engine;
     int64_t lookback_ms;
     int64_t default_timeout_ms;

@@ -4,7 +4,8 @@
  * parameters like Prometheus (defaults: all time, no limit), asks the store
  * (store/store.h) once per match[] selector, merges the sorted answers and
  * writes them in Prometheus' JSON shape, including the "results truncated
- * due to limit" warning. */
+ * due to limit" warning. /api/v1/status/tsdb also takes VictoriaMetrics'
+ * match[] and focusLabel, counting over the selected series. */
 #include "api_int.h"
 
 #include <errno.h>
@@ -64,6 +65,53 @@ static void put_series(rw_buf *b, const void *v, size_t i)
     rw_qapi_labels_json(b, s->labels, s->nlabels);
 }
 
+/* The union of the series that the match[] selectors select in
+ * [mint, maxt], labels only, sorted; 0 after answering with an error. */
+static int select_union(rw_query_api *api, rw_http_resp *resp, const qapi_msets *ms, int64_t mint,
+                        int64_t maxt, rw_arena *a, rw_series_data **out, size_t *nout)
+{
+    rw_series_data *all = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < ms->n; i++) {
+        rw_series_data *s;
+        size_t ns;
+        rw_err e;
+        rw_err_init(&e);
+        rw_rc rc = rw_query_select(&api->querier, ms->sets[i], ms->lens[i], mint, maxt,
+                                   RW_SELECT_LABELS_ONLY, 0, a, &s, &ns, &e);
+        if (rc != RW_OK) {
+            rw_qapi_error_rc(resp, rc, e.msg);
+            return 0;
+        }
+        if (ms->n == 1) {
+            all = s;
+            n = ns;
+            break;
+        }
+        rw_series_data *grown = rw_arena_realloc(a, all, n * sizeof *all, (n + ns) * sizeof *all);
+        if (!grown && n + ns) {
+            rw_qapi_error(resp, 503, "unavailable", "out of memory");
+            return 0;
+        }
+        all = grown;
+        memcpy(all + n, s, ns * sizeof *s);
+        n += ns;
+    }
+    if (ms->n > 1 && n > 1) {
+        /* union: each answer is sorted, their concatenation is not */
+        qsort(all, n, sizeof *all, cmp_series);
+        size_t k = 1;
+        for (size_t i = 1; i < n; i++)
+            if (!rw_labels_equal(all[i].labels, all[i].nlabels, all[k - 1].labels,
+                                 all[k - 1].nlabels))
+                all[k++] = all[i];
+        n = k;
+    }
+    *out = all;
+    *nout = n;
+    return 1;
+}
+
 void rw_qapi_series(void *ctx, rw_http_req *req, rw_http_resp *resp)
 {
     rw_query_api *api = ctx;
@@ -82,45 +130,10 @@ void rw_qapi_series(void *ctx, rw_http_req *req, rw_http_resp *resp)
         !rw_qapi_time_param(req, resp, "end", INT64_MAX, &maxt) ||
         !rw_qapi_parse_matches(req, resp, &ms))
         goto out;
-
-    rw_series_data *all = NULL;
-    size_t n = 0;
-    for (size_t i = 0; i < ms.n; i++) {
-        rw_series_data *s;
-        size_t ns;
-        rw_err e;
-        rw_err_init(&e);
-        rw_rc rc = rw_store_select(api->store, ms.sets[i], ms.lens[i], mint, maxt,
-                                   RW_SELECT_LABELS_ONLY, 0, a, &s, &ns, &e);
-        if (rc != RW_OK) {
-            rw_qapi_error_rc(resp, rc, e.msg);
-            goto out;
-        }
-        if (ms.n == 1) {
-            all = s;
-            n = ns;
-            break;
-        }
-        rw_series_data *grown = rw_arena_realloc(a, all, n * sizeof *all, (n + ns) * sizeof *all);
-        if (!grown && n + ns) {
-            rw_qapi_error(resp, 503, "unavailable", "out of memory");
-            goto out;
-        }
-        all = grown;
-        memcpy(all + n, s, ns * sizeof *s);
-        n += ns;
-    }
-    if (ms.n > 1 && n > 1) {
-        /* union: each answer is sorted, their concatenation is not */
-        qsort(all, n, sizeof *all, cmp_series);
-        size_t k = 1;
-        for (size_t i = 1; i < n; i++)
-            if (!rw_labels_equal(all[i].labels, all[i].nlabels, all[k - 1].labels,
-                                 all[k - 1].nlabels))
-                all[k++] = all[i];
-        n = k;
-    }
-    list_answer(resp, all, n, limit, put_series);
+    rw_series_data *all;
+    size_t n;
+    if (select_union(api, resp, &ms, mint, maxt, a, &all, &n))
+        list_answer(resp, all, n, limit, put_series);
 out:
     rw_qapi_msets_free(&ms);
     rw_qapi_observe(api, QAPI_EP_SERIES, start_ns);
@@ -159,9 +172,9 @@ static void names_or_values(rw_query_api *api, rw_http_req *req, rw_http_resp *r
         size_t nm = ms.n ? ms.lens[i] : 0;
         rw_err e;
         rw_err_init(&e);
-        rw_rc rc = name ? rw_store_label_values(api->store, name, m, nm, mint, maxt, a,
+        rw_rc rc = name ? api->querier.ops->label_values(api->querier.ctx, name, m, nm, mint, maxt, a,
                                                 &lists[i], &lens[i], &e)
-                        : rw_store_label_names(api->store, m, nm, mint, maxt, a, &lists[i],
+                        : api->querier.ops->label_names(api->querier.ctx, m, nm, mint, maxt, a, &lists[i],
                                                &lens[i], &e);
         if (rc != RW_OK) {
             rw_qapi_error_rc(resp, rc, e.msg);
@@ -372,6 +385,21 @@ void rw_qapi_buildinfo(void *ctx, rw_http_req *req, rw_http_resp *resp)
 
 /* ---- /api/v1/status/tsdb ---- */
 
+/* Prometheus' keys (headStats, seriesCountByMetricName,
+ * labelValueCountByLabelName, memoryInBytesByLabelName,
+ * seriesCountByLabelValuePair) plus VictoriaMetrics' (totalSeries,
+ * totalLabelValuePairs, seriesCountByLabelName and, with focusLabel,
+ * seriesCountByFocusLabelValue). With match[], every count is over the
+ * series the selectors select (VictoriaMetrics' semantics); without it, over
+ * the whole store. */
+
+typedef struct tsdb_lists {
+    rw_stat_entry *v[6];
+    size_t n[6];
+} tsdb_lists;
+
+enum { L_METRIC, L_VALUES, L_MEMORY, L_PAIR, L_BY_LABEL, L_FOCUS };
+
 static void stat_array(rw_buf *b, const char *key, const rw_stat_entry *e, size_t n)
 {
     rw_buf_printf(b, ",\"%s\":[", key);
@@ -385,12 +413,149 @@ static void stat_array(rw_buf *b, const char *key, const rw_stat_entry *e, size_
     rw_buf_putc(b, ']');
 }
 
+static int stat_desc(const void *x, const void *y)
+{
+    const rw_stat_entry *a = x, *b = y;
+    if (a->value != b->value)
+        return a->value < b->value ? 1 : -1;
+    return strcmp(a->name, b->name);
+}
+
+typedef struct pair_ref {
+    const char *name, *value;
+} pair_ref;
+
+static int cmp_pair(const void *x, const void *y)
+{
+    const pair_ref *a = x, *b = y;
+    int c = strcmp(a->name, b->name);
+    return c ? c : strcmp(a->value, b->value);
+}
+
+/* Appends to a list growing in the arena; 0 when out of memory. */
+static int push(rw_arena *a, tsdb_lists *l, size_t cap[6], int k, char *name, uint64_t v)
+{
+    if (l->n[k] == cap[k]) {
+        size_t nc = cap[k] ? cap[k] * 2 : 64;
+        rw_stat_entry *g = rw_arena_realloc(a, l->v[k], cap[k] * sizeof *g, nc * sizeof *g);
+        if (!g)
+            return 0;
+        l->v[k] = g;
+        cap[k] = nc;
+    }
+    l->v[k][l->n[k]].name = name;
+    l->v[k][l->n[k]].value = v;
+    l->n[k]++;
+    return 1;
+}
+
+/* Counts over selected series: every (name, value) pair sorted, then runs. */
+static int count_series(rw_arena *a, const rw_series_data *s, size_t n, const char *focus,
+                        tsdb_lists *l, uint64_t *npairs)
+{
+    size_t total = 0, k = 0;
+    for (size_t i = 0; i < n; i++)
+        total += s[i].nlabels;
+    pair_ref *p = malloc((total ? total : 1) * sizeof *p);
+    if (!p)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < s[i].nlabels; j++)
+            p[k++] = (pair_ref){s[i].labels[j].name, s[i].labels[j].value};
+    qsort(p, total, sizeof *p, cmp_pair);
+    size_t cap[6] = {0};
+    int ok = 1;
+    *npairs = 0;
+    for (size_t i = 0; i < total && ok;) {
+        /* one label name: its values and their series counts */
+        size_t j = i;
+        uint64_t values = 0, series = 0, bytes = 0;
+        while (j < total && strcmp(p[j].name, p[i].name) == 0) {
+            size_t r = j;
+            while (r < total && strcmp(p[r].name, p[i].name) == 0 &&
+                   strcmp(p[r].value, p[j].value) == 0)
+                r++;
+            uint64_t cnt = r - j;
+            values++;
+            series += cnt;
+            bytes += strlen(p[j].value);
+            char *pair = rw_arena_sprintf(a, "%s=%s", p[j].name, p[j].value);
+            ok = ok && pair && push(a, l, cap, L_PAIR, pair, cnt);
+            if (ok && strcmp(p[j].name, RW_METRIC_NAME) == 0)
+                ok = push(a, l, cap, L_METRIC, (char *)p[j].value, cnt);
+            if (ok && focus && strcmp(p[j].name, focus) == 0)
+                ok = push(a, l, cap, L_FOCUS, (char *)p[j].value, cnt);
+            j = r;
+        }
+        *npairs += values;
+        char *name = (char *)p[i].name;
+        ok = ok && push(a, l, cap, L_VALUES, name, values) &&
+             push(a, l, cap, L_MEMORY, name, bytes) && push(a, l, cap, L_BY_LABEL, name, series);
+        i = j;
+    }
+    free(p);
+    return ok;
+}
+
+static int cmp_entry_name(const void *x, const void *y)
+{
+    return strcmp(((const rw_stat_entry *)x)->name, ((const rw_stat_entry *)y)->name);
+}
+
+/* The same lists from the store's counts over all series: pairs come as
+ * "name=value" (a label name has no '='), so in name order the pairs of one
+ * label name are one run. */
+static int count_store(rw_arena *a, const rw_store_cardinality *c, const char *focus,
+                       tsdb_lists *l, uint64_t *npairs)
+{
+    size_t cap[6] = {0};
+    l->v[L_METRIC] = c->by_metric;
+    l->n[L_METRIC] = c->n_by_metric;
+    l->v[L_VALUES] = c->label_values;
+    l->n[L_VALUES] = c->n_label_values;
+    l->v[L_MEMORY] = c->memory_by_label;
+    l->n[L_MEMORY] = c->n_memory_by_label;
+    l->v[L_PAIR] = c->by_label_pair;
+    l->n[L_PAIR] = c->n_by_label_pair;
+    *npairs = c->n_by_label_pair;
+    size_t n = c->n_by_label_pair;
+    rw_stat_entry *byname = rw_arena_alloc(a, (n ? n : 1) * sizeof *byname);
+    if (!byname)
+        return 0;
+    memcpy(byname, c->by_label_pair, n * sizeof *byname);
+    qsort(byname, n, sizeof *byname, cmp_entry_name);
+    size_t fl = focus ? strlen(focus) : 0;
+    for (size_t i = 0; i < n;) {
+        const char *pair = byname[i].name, *eq = strchr(pair, '=');
+        size_t nl = eq ? (size_t)(eq - pair) : strlen(pair);
+        uint64_t series = 0;
+        size_t j = i;
+        for (; j < n && strncmp(byname[j].name, pair, nl) == 0 && byname[j].name[nl] == '='; j++) {
+            series += byname[j].value;
+            if (focus && nl == fl && strncmp(pair, focus, fl) == 0 &&
+                !push(a, l, cap, L_FOCUS, byname[j].name + nl + 1, byname[j].value))
+                return 0;
+        }
+        if (j == i) /* not a name=value pair: skip it */
+            j = i + 1;
+        char *name = rw_arena_strndup(a, pair, nl);
+        if (!name || !push(a, l, cap, L_BY_LABEL, name, series))
+            return 0;
+        i = j;
+    }
+    return 1;
+}
+
 void rw_qapi_tsdb(void *ctx, rw_http_req *req, rw_http_resp *resp)
 {
     rw_query_api *api = ctx;
     int64_t start_ns = rw_mono_ns();
+    rw_arena *a = rw_http_arena(req);
+    qapi_msets ms = {0};
     long long limit = 10;
     const char *v = param(req, "limit");
+    if (!v)
+        v = param(req, "topN"); /* VictoriaMetrics' name */
     if (v) {
         char *end;
         errno = 0;
@@ -404,47 +569,72 @@ void rw_qapi_tsdb(void *ctx, rw_http_req *req, rw_http_resp *resp)
             goto out;
         }
     }
+    const char *focus = param(req, "focusLabel");
+    const char **mv;
+    int matched = rw_http_params(req, "match[]", &mv) > 0;
+    if (matched && !rw_qapi_parse_matches(req, resp, &ms))
+        goto out;
     rw_store_stats st;
     memset(&st, 0, sizeof st);
     rw_store_get_stats(api->store, &st);
+    tsdb_lists l;
+    memset(&l, 0, sizeof l);
+    uint64_t nseries = st.series, npairs, head_pairs;
+    /* the store's counts over every series: headStats describes the whole
+       store, with or without match[] (the store builds the full counts for
+       any limit; the lists are cut to `limit` below) */
     rw_store_cardinality card;
     memset(&card, 0, sizeof card);
     rw_err e;
     rw_err_init(&e);
-    /* all entries: numLabelPairs is the sum of values over every label name
-       (the store builds the full counts for any limit, so this costs only
-       the arrays); the lists are cut to `limit` here */
-    rw_rc rc = rw_store_cardinality_top(api->store, 0, rw_http_arena(req), &card, &e);
+    rw_rc rc = rw_store_cardinality_top(api->store, 0, a, &card, &e);
     if (rc != RW_OK) {
         rw_qapi_error_rc(resp, rc, e.msg);
         goto out;
     }
-    unsigned long long pairs = 0;
-    for (size_t i = 0; i < card.n_label_values; i++)
-        pairs += card.label_values[i].value;
-    size_t lim = (size_t)limit;
-    if (card.n_by_metric > lim)
-        card.n_by_metric = lim;
-    if (card.n_label_values > lim)
-        card.n_label_values = lim;
-    if (card.n_memory_by_label > lim)
-        card.n_memory_by_label = lim;
-    if (card.n_by_label_pair > lim)
-        card.n_by_label_pair = lim;
+    head_pairs = card.n_by_label_pair;
+    int ok;
+    if (matched) {
+        rw_series_data *s;
+        size_t n;
+        if (!select_union(api, resp, &ms, INT64_MIN, INT64_MAX, a, &s, &n))
+            goto out;
+        nseries = n;
+        ok = count_series(a, s, n, focus, &l, &npairs);
+    } else {
+        ok = count_store(a, &card, focus, &l, &npairs);
+    }
+    if (!ok) {
+        rw_qapi_error(resp, 503, "unavailable", "out of memory counting series");
+        goto out;
+    }
+    for (int k = 0; k < 6; k++) {
+        if (l.n[k] > 1)
+            qsort(l.v[k], l.n[k], sizeof *l.v[k], stat_desc);
+        if (l.n[k] > (size_t)limit)
+            l.n[k] = (size_t)limit;
+    }
     rw_qapi_begin(resp);
     rw_buf *b = &resp->body;
     rw_buf_printf(b,
                   "{\"headStats\":{\"numSeries\":%llu,\"numLabelPairs\":%llu,"
                   "\"chunkCount\":%llu,\"minTime\":%lld,\"maxTime\":%lld}",
-                  (unsigned long long)st.series, pairs, (unsigned long long)st.head_chunks,
-                  (long long)st.min_time, (long long)st.max_time);
-    stat_array(b, "seriesCountByMetricName", card.by_metric, card.n_by_metric);
-    stat_array(b, "labelValueCountByLabelName", card.label_values, card.n_label_values);
-    stat_array(b, "memoryInBytesByLabelName", card.memory_by_label, card.n_memory_by_label);
-    stat_array(b, "seriesCountByLabelValuePair", card.by_label_pair, card.n_by_label_pair);
+                  (unsigned long long)st.series, (unsigned long long)head_pairs,
+                  (unsigned long long)st.head_chunks, (long long)st.min_time,
+                  (long long)st.max_time);
+    rw_buf_printf(b, ",\"totalSeries\":%llu,\"totalLabelValuePairs\":%llu",
+                  (unsigned long long)nseries, (unsigned long long)npairs);
+    stat_array(b, "seriesCountByMetricName", l.v[L_METRIC], l.n[L_METRIC]);
+    stat_array(b, "labelValueCountByLabelName", l.v[L_VALUES], l.n[L_VALUES]);
+    stat_array(b, "memoryInBytesByLabelName", l.v[L_MEMORY], l.n[L_MEMORY]);
+    stat_array(b, "seriesCountByLabelValuePair", l.v[L_PAIR], l.n[L_PAIR]);
+    stat_array(b, "seriesCountByLabelName", l.v[L_BY_LABEL], l.n[L_BY_LABEL]);
+    if (focus)
+        stat_array(b, "seriesCountByFocusLabelValue", l.v[L_FOCUS], l.n[L_FOCUS]);
     rw_buf_putc(b, '}');
     rw_qapi_end(resp, NULL, 0, NULL, 0);
 out:
+    rw_qapi_msets_free(&ms);
     rw_qapi_observe(api, QAPI_EP_TSDB, start_ns);
 }
 

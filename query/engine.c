@@ -23,27 +23,34 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "core/buf.h"
+#include "core/cfg.h"
+#include "query/api.h"
 
 #define MAX_RANGE_POINTS 11000
 #define EVAL_BATCH_BYTES (64u << 20)
 #define FIRST_BATCH_STEPS 128
 
-rw_engine *rw_engine_new(rw_store *store, const rw_engine_opts *opts)
+rw_engine *rw_engine_new(const rw_querier *querier, const rw_engine_opts *opts)
 {
     rw_engine *e = calloc(1, sizeof *e);
     if (!e)
         return NULL;
-    e->store = store;
+    e->querier = *querier;
     if (opts)
         e->opts = *opts;
+    /* zero fields take the configuration table's defaults (query_config.c) */
+    rw_query_config d;
+    rw_cfg_defaults(&rw_query_config_table, &d);
+    rw_engine_opts def = rw_query_engine_opts(&d);
     if (e->opts.lookback_ms <= 0)
-        e->opts.lookback_ms = 5 * 60 * 1000;
+        e->opts.lookback_ms = def.lookback_ms;
     if (e->opts.default_subquery_step_ms <= 0)
-        e->opts.default_subquery_step_ms = 60 * 1000;
+        e->opts.default_subquery_step_ms = def.default_subquery_step_ms;
     if (e->opts.max_samples == 0)
-        e->opts.max_samples = 50000000;
+        e->opts.max_samples = def.max_samples;
     if (e->opts.timeout_ms <= 0)
-        e->opts.timeout_ms = 2 * 60 * 1000;
+        e->opts.timeout_ms = def.timeout_ms;
     return e;
 }
 
@@ -254,8 +261,72 @@ static int is_limit(const rw_err *err)
     return err->code == RW_EXEC && strstr(err->msg, "too many samples") != NULL;
 }
 
-static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, int64_t step,
-                 int range, int64_t timeout_ms, rw_arena *a, rw_result *out, rw_err *err)
+/* ---- prepared expressions ---- */
+
+struct rw_promql_expr {
+    rw_arena *a;      /* the tree, its strings and the texts */
+    rw_node *root;
+    char *text;
+    char *canonical;
+};
+
+rw_promql_expr *rw_promql_prepare(const char *text, rw_err *err)
+{
+    rw_promql_expr *x = calloc(1, sizeof *x);
+    if (!x || !(x->a = rw_arena_new(0, 0))) {
+        free(x);
+        rw_err_set(err, RW_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (!(x->text = rw_arena_strdup(x->a, text))) {
+        rw_err_set(err, RW_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (rw_promql_parse(x->text, x->a, &x->root, err) != RW_OK)
+        goto fail;
+    rw_buf b;
+    rw_buf_init(&b, 0);
+    if (rw_ast_format(x->root, &b) != RW_OK ||
+        !(x->canonical = rw_arena_strndup(x->a, b.p ? b.p : "", b.len))) {
+        rw_buf_free(&b);
+        rw_err_set(err, RW_NOMEM, "out of memory");
+        goto fail;
+    }
+    rw_buf_free(&b);
+    return x;
+fail:
+    rw_promql_expr_free(x);
+    return NULL;
+}
+
+void rw_promql_expr_free(rw_promql_expr *x)
+{
+    if (!x)
+        return;
+    rw_ast_free(x->root);
+    rw_arena_free(x->a);
+    free(x);
+}
+
+const char *rw_promql_expr_text(const rw_promql_expr *x)
+{
+    return x->text;
+}
+
+const char *rw_promql_expr_string(const rw_promql_expr *x)
+{
+    return x->canonical;
+}
+
+rw_val_type rw_promql_expr_type(const rw_promql_expr *x)
+{
+    return x->root->type;
+}
+
+/* ---- evaluation ---- */
+
+static rw_rc run(rw_engine *e, const rw_promql_expr *x, int64_t start, int64_t end, int64_t step,
+                 int range, const rw_eval_opts *eo, rw_arena *a, rw_result *out, rw_err *err)
 {
     rw_err local;
     if (!err) {
@@ -263,6 +334,7 @@ static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, in
         err = &local;
     }
     memset(out, 0, sizeof *out);
+    const rw_node *root = x->root;
     if (range) {
         if (step <= 0)
             return rw_err_set(err, RW_BADREQ,
@@ -274,40 +346,38 @@ static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, in
             return rw_err_set(err, RW_BADREQ,
                               "exceeded maximum resolution of 11,000 points per timeseries. Try "
                               "decreasing the query resolution (?step=XX)");
+        if (root->type != RW_VAL_SCALAR && root->type != RW_VAL_VECTOR)
+            return rw_err_set(err, RW_BADREQ,
+                              "invalid expression type \"%s\" for range query, must be Scalar or "
+                              "instant Vector",
+                              root->type == RW_VAL_MATRIX ? "range vector"
+                                                          : rw_val_type_name(root->type));
     }
+    /* per-evaluation limits can tighten the engine's, never loosen them */
+    rw_engine_opts opts = e->opts;
+    int64_t timeout_ms = eo ? eo->timeout_ms : 0;
+    if (timeout_ms <= 0 || timeout_ms > opts.timeout_ms)
+        timeout_ms = opts.timeout_ms;
+    if (eo && eo->max_samples && eo->max_samples < opts.max_samples)
+        opts.max_samples = eo->max_samples;
     rw_arena *pa = rw_arena_new(0, 0);
     if (!pa)
         return rw_err_set(err, RW_NOMEM, "out of memory");
-    rw_node *root = NULL;
-    rw_rc rc = rw_promql_parse(query, pa, &root, err);
-    if (rc != RW_OK) {
-        rw_arena_free(pa);
-        return rc;
-    }
-    if (range && root->type != RW_VAL_SCALAR && root->type != RW_VAL_VECTOR) {
-        rc = rw_err_set(err, RW_BADREQ,
-                        "invalid expression type \"%s\" for range query, must be Scalar or instant "
-                        "Vector",
-                        root->type == RW_VAL_MATRIX ? "range vector" : rw_val_type_name(root->type));
-        goto done;
-    }
+    rw_rc rc = RW_OK;
     size_t nsteps = range ? (size_t)((end - start) / step) + 1 : 1;
     int64_t *ts = rw_arena_alloc(pa, nsteps * sizeof *ts);
     if (!ts) {
-        rc = rw_err_set(err, RW_NOMEM, "out of memory");
-        goto done;
+        rw_arena_free(pa);
+        return rw_err_set(err, RW_NOMEM, "out of memory");
     }
     for (size_t i = 0; i < nsteps; i++)
         ts[i] = start + (int64_t)i * step;
-    /* the request's timeout can shorten the engine's, not extend it */
-    if (timeout_ms <= 0 || timeout_ms > e->opts.timeout_ms)
-        timeout_ms = e->opts.timeout_ms;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     rw_eval_query q = {
-        .store = e->store,
-        .opts = &e->opts,
-        .text = query,
+        .querier = eo && eo->querier ? eo->querier : &e->querier,
+        .opts = &opts,
+        .text = x->text,
         .start = start,
         /* start()/end() and @ end() use the requested end, as Prometheus */
         .end = range ? end : start,
@@ -319,6 +389,7 @@ static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, in
     /* range results of all batches, joined by finish_matrix at the end */
     rw_result_series *acc = NULL;
     size_t nacc = 0, capacc = 0;
+    int batched = 0;
     size_t batch = range && nsteps > FIRST_BATCH_STEPS ? FIRST_BATCH_STEPS : nsteps;
     for (size_t i = 0; i < nsteps && rc == RW_OK;) {
         size_t n = nsteps - i < batch ? nsteps - i : batch;
@@ -334,6 +405,8 @@ static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, in
         rw_eval_value v;
         rw_result part;
         memset(&part, 0, sizeof part);
+        int whole = n == nsteps;
+        batched |= !whole;
         rc = rw_eval(&ctx, root, &v);
         if (rc != RW_OK && range && n > 1 && is_limit(err)) {
             /* too much at once: the same steps in two halves */
@@ -344,10 +417,10 @@ static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, in
             continue;
         }
         if (rc == RW_OK)
-            rc = build_result(&ctx, &v, range, a, range && n < nsteps ? &part : out, err);
+            rc = build_result(&ctx, &v, range, a, whole ? out : &part, err);
         if (rc == RW_OK)
             keep_annos(a, &keep, &q.annos);
-        if (rc == RW_OK && range && n < nsteps) {
+        if (rc == RW_OK && !whole && part.nseries) {
             if (nacc + part.nseries > capacc) {
                 size_t nc = capacc ? capacc * 2 : 64;
                 while (nc < nacc + part.nseries)
@@ -373,13 +446,12 @@ static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, in
         else if (used > EVAL_BATCH_BYTES && batch > 1)
             batch /= 2;
     }
-    if (rc == RW_OK && range && acc) {
+    if (rc == RW_OK && batched) {
+        /* batched: the parts joined, series merged by label set */
         out->type = RW_VAL_MATRIX;
         out->series = acc;
         out->nseries = nacc;
         rc = finish_matrix(a, out, err);
-    } else if (rc == RW_OK && range && !out->type) {
-        out->type = RW_VAL_MATRIX; /* batches without any series */
     }
     if (rc == RW_OK) {
         out->warnings = (const char **)keep.warn;
@@ -387,23 +459,47 @@ static rw_rc run(rw_engine *e, const char *query, int64_t start, int64_t end, in
         out->infos = (const char **)keep.info;
         out->ninfos = keep.ninfo;
     }
-done:
-    rw_ast_free(root);
     rw_arena_free(pa);
+    return rc;
+}
+
+rw_rc rw_engine_eval_instant(rw_engine *e, const rw_promql_expr *x, int64_t t_ms,
+                             const rw_eval_opts *opts, rw_arena *a, rw_result *out, rw_err *err)
+{
+    return run(e, x, t_ms, t_ms, 0, 0, opts, a, out, err);
+}
+
+rw_rc rw_engine_eval_range(rw_engine *e, const rw_promql_expr *x, int64_t start_ms,
+                           int64_t end_ms, int64_t step_ms, const rw_eval_opts *opts,
+                           rw_arena *a, rw_result *out, rw_err *err)
+{
+    return run(e, x, start_ms, end_ms, step_ms, 1, opts, a, out, err);
+}
+
+static rw_rc one_shot(rw_engine *e, const char *query, int64_t start, int64_t end, int64_t step,
+                      int range, int64_t timeout_ms, rw_arena *a, rw_result *out, rw_err *err)
+{
+    memset(out, 0, sizeof *out);
+    rw_promql_expr *x = rw_promql_prepare(query, err);
+    if (!x)
+        return err ? err->code : RW_BADREQ;
+    rw_eval_opts eo = {.timeout_ms = timeout_ms};
+    rw_rc rc = run(e, x, start, end, step, range, &eo, a, out, err);
+    rw_promql_expr_free(x);
     return rc;
 }
 
 rw_rc rw_engine_instant(rw_engine *e, const char *query, int64_t t_ms, int64_t timeout_ms,
                         rw_arena *a, rw_result *out, rw_err *err)
 {
-    return run(e, query, t_ms, t_ms, 0, 0, timeout_ms, a, out, err);
+    return one_shot(e, query, t_ms, t_ms, 0, 0, timeout_ms, a, out, err);
 }
 
 rw_rc rw_engine_range(rw_engine *e, const char *query, int64_t start_ms, int64_t end_ms,
                       int64_t step_ms, int64_t timeout_ms, rw_arena *a, rw_result *out,
                       rw_err *err)
 {
-    return run(e, query, start_ms, end_ms, step_ms, 1, timeout_ms, a, out, err);
+    return one_shot(e, query, start_ms, end_ms, step_ms, 1, timeout_ms, a, out, err);
 }
 
 const char *rw_val_type_name(rw_val_type t)

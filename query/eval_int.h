@@ -44,7 +44,7 @@
 #include "store/store.h"
 
 struct rw_engine {
-    rw_store *store;
+    rw_querier querier;  /* the default source of series */
     rw_engine_opts opts; /* defaults filled in; read-only after rw_engine_new */
 };
 
@@ -59,7 +59,7 @@ typedef struct rw_annos {
 /* State of one query evaluation, shared by the root context and every
  * subquery context. */
 typedef struct rw_eval_query {
-    rw_store *store;
+    const rw_querier *querier;
     const rw_engine_opts *opts;
     rw_arena *a;             /* evaluation arena: all intermediate values */
     const char *text;        /* the query text (positions in annotations) */

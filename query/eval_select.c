@@ -39,7 +39,7 @@ static rw_rc do_select(rw_eval_ctx *ctx, const rw_node *n, int64_t mint, int64_t
     }
     rw_err serr;
     rw_err_init(&serr);
-    rw_rc rc = rw_store_select(q->store, n->u.sel.matchers, n->u.sel.nmatchers, mint, maxt, flags,
+    rw_rc rc = rw_query_select(q->querier, n->u.sel.matchers, n->u.sel.nmatchers, mint, maxt, flags,
                                budget, q->a, data, nd, &serr);
     if (rc == RW_LIMIT)
         return rw_err_set(q->err, RW_EXEC,
@@ -110,7 +110,7 @@ static rw_rc sel_iter_read(rw_sel_iter *it, rw_series_data **d, size_t *nd)
     size_t cap = it->budget, got = 0;
     rw_err serr;
     rw_err_init(&serr);
-    rc = rw_store_read_samples(q->store, b, n, it->mint, it->maxt, 0, cap, it->scratch, &got,
+    rc = q->querier->ops->read_samples(q->querier->ctx, b, n, it->mint, it->maxt, 0, cap, it->scratch, &got,
                                &serr);
     if (rc == RW_LIMIT)
         return limit_error(q);

@@ -183,7 +183,7 @@ void rw_qapi_federate(void *ctx, rw_http_req *req, rw_http_resp *resp)
         size_t nsd;
         rw_err e;
         rw_err_init(&e);
-        rw_rc rc = rw_store_select(api->store, ms.sets[i], ms.lens[i], mint, maxt, RW_SELECT_LAST,
+        rw_rc rc = rw_query_select(&api->querier, ms.sets[i], ms.lens[i], mint, maxt, RW_SELECT_LAST,
                                    0, a, &sd, &nsd, &e);
         if (rc != RW_OK) {
             rw_http_resp_text(resp, rc == RW_BADREQ ? 400 : rw_rc_http_status(rc), "%s", e.msg);

@@ -29,6 +29,7 @@ struct rw_func {
     int max_args;        /* -1 = variadic (last type repeats) */
     rw_val_type ret;
     rw_func_impl impl;
+    int op;              /* which variant impl runs (func_impl.h enums) */
 };
 
 /* NULL when there is no such function. */

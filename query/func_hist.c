@@ -432,7 +432,7 @@ static rw_rc hist_fn(rw_eval_ctx *ctx, const rw_node *call, int mode, rw_eval_va
 
 RW_FN(rw_fn_histogram_quantile)
 {
-    int plural = !strcmp(call->u.call.fn->name, "histogram_quantiles");
+    int plural = call->u.call.fn->op == RW_HQ_MANY;
     return hist_fn(ctx, call, plural ? H_QUANTILES : H_QUANTILE, out);
 }
 

@@ -355,7 +355,7 @@ RW_FN(rw_fn_sort)
         sort_warn(ctx, call);
         return RW_OK;
     }
-    int desc = !strcmp(call->u.call.fn->name, "sort_desc");
+    int desc = call->u.call.fn->op == RW_SORT_DESC;
     rw_eval_series *tmp = rw_arena_alloc(ctx->q->a, (out->nseries + 1) * sizeof *tmp);
     rw_eval_series *copy = rw_arena_alloc(ctx->q->a, (out->nseries + 1) * sizeof *copy);
     if (!tmp || !copy)
@@ -401,7 +401,7 @@ RW_FN(rw_fn_sort_by_label)
         return RW_OK;
     }
     label_sort ls = {.n = call->u.call.nargs - 1,
-                     .desc = !strcmp(call->u.call.fn->name, "sort_by_label_desc")};
+                     .desc = call->u.call.fn->op == RW_SORT_DESC};
     ls.names = rw_arena_alloc(ctx->q->a, (ls.n + 1) * sizeof(char *));
     rw_eval_series *tmp = rw_arena_alloc(ctx->q->a, (out->nseries + 1) * sizeof *tmp);
     rw_eval_series *copy = rw_arena_alloc(ctx->q->a, (out->nseries + 1) * sizeof *copy);

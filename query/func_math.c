@@ -65,27 +65,24 @@ static double f_deg(double x, double a, double b) { return x * 180 / M_PI; }
 static double f_rad(double x, double a, double b) { return x * M_PI / 180; }
 static double f_sgn(double x, double a, double b) { return x < 0 ? -1 : x > 0 ? 1 : x; }
 
-static const struct {
-    const char *name;
-    map_fn fn;
-} math_fns[] = {
-    {"abs", f_abs},     {"ceil", f_ceil},   {"floor", f_floor}, {"exp", f_exp},
-    {"sqrt", f_sqrt},   {"ln", f_ln},       {"log2", f_log2},   {"log10", f_log10},
-    {"sin", f_sin},     {"cos", f_cos},     {"tan", f_tan},     {"asin", f_asin},
-    {"acos", f_acos},   {"atan", f_atan},   {"sinh", f_sinh},   {"cosh", f_cosh},
-    {"tanh", f_tanh},   {"asinh", f_asinh}, {"acosh", f_acosh}, {"atanh", f_atanh},
-    {"deg", f_deg},     {"rad", f_rad},     {"sgn", f_sgn},
+/* indexed by the table row's op */
+static const map_fn kernels[RW_MATH__COUNT] = {
+    [RW_MATH_ABS] = f_abs,     [RW_MATH_CEIL] = f_ceil,   [RW_MATH_FLOOR] = f_floor,
+    [RW_MATH_EXP] = f_exp,     [RW_MATH_SQRT] = f_sqrt,   [RW_MATH_LN] = f_ln,
+    [RW_MATH_LOG2] = f_log2,   [RW_MATH_LOG10] = f_log10, [RW_MATH_SIN] = f_sin,
+    [RW_MATH_COS] = f_cos,     [RW_MATH_TAN] = f_tan,     [RW_MATH_ASIN] = f_asin,
+    [RW_MATH_ACOS] = f_acos,   [RW_MATH_ATAN] = f_atan,   [RW_MATH_SINH] = f_sinh,
+    [RW_MATH_COSH] = f_cosh,   [RW_MATH_TANH] = f_tanh,   [RW_MATH_ASINH] = f_asinh,
+    [RW_MATH_ACOSH] = f_acosh, [RW_MATH_ATANH] = f_atanh, [RW_MATH_DEG] = f_deg,
+    [RW_MATH_RAD] = f_rad,     [RW_MATH_SGN] = f_sgn,
 };
 
 RW_FN(rw_fn_math)
 {
-    const char *name = call->u.call.fn->name;
-    map_fn f = NULL;
-    for (size_t i = 0; i < sizeof math_fns / sizeof math_fns[0]; i++)
-        if (strcmp(math_fns[i].name, name) == 0)
-            f = math_fns[i].fn;
+    int op = call->u.call.fn->op;
+    map_fn f = op >= 0 && op < RW_MATH__COUNT ? kernels[op] : NULL;
     if (!f)
-        return rw_eval_fail(ctx, RW_INTERNAL, "no math function %s", name);
+        return rw_eval_fail(ctx, RW_INTERNAL, "no math kernel for %s", call->u.call.fn->name);
     rw_eval_value in;
     rw_rc rc = rw_eval(ctx, call->u.call.args[0], &in);
     if (rc != RW_OK)
@@ -125,14 +122,14 @@ static double f_clamp(double x, double lo, double hi)
 
 RW_FN(rw_fn_clamp)
 {
-    const char *name = call->u.call.fn->name;
+    int op = call->u.call.fn->op;
     rw_eval_value in;
     double *lo = NULL, *hi = NULL, *tmp;
     rw_rc rc = rw_eval(ctx, call->u.call.args[0], &in);
     if (rc != RW_OK)
         return rc;
     size_t ns = ctx->nsteps;
-    if (!strcmp(name, "clamp")) {
+    if (op == RW_CLAMP_BOTH) {
         if ((rc = rw_eval_scalar(ctx, call->u.call.args[1], &lo)) != RW_OK ||
             (rc = rw_eval_scalar(ctx, call->u.call.args[2], &hi)) != RW_OK)
             return rc;
@@ -142,7 +139,7 @@ RW_FN(rw_fn_clamp)
         double *inf = rw_arena_alloc(ctx->q->a, ns * sizeof(double));
         if (!inf)
             return rw_eval_nomem(ctx);
-        int is_max = !strcmp(name, "clamp_max");
+        int is_max = op == RW_CLAMP_MAX;
         for (size_t i = 0; i < ns; i++)
             inf[i] = is_max ? -INFINITY : INFINITY;
         lo = is_max ? inf : tmp;
@@ -189,7 +186,7 @@ RW_FN(rw_fn_minmax_of)
         (rc = rw_eval_scalar(ctx, call->u.call.args[1], &b)) != RW_OK ||
         (rc = rw_eval_scalar_new(ctx, out)) != RW_OK)
         return rc;
-    int is_max = !strcmp(call->u.call.fn->name, "max_of");
+    int is_max = call->u.call.fn->op == RW_OF_MAX;
     for (size_t i = 0; i < ctx->nsteps; i++)
         out->scalar[i] = is_max ? go_max(a[i], b[i]) : go_min(a[i], b[i]);
     return RW_OK;

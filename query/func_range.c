@@ -16,27 +16,8 @@
 #include <string.h>
 #include "func_impl.h"
 
-typedef enum {
-    K_RATE, K_INCREASE, K_DELTA, K_IRATE, K_IDELTA, K_DERIV, K_PREDICT, K_SMOOTH,
-    K_AVG, K_COUNT, K_SUM, K_MIN, K_MAX, K_STDDEV, K_STDVAR, K_LAST, K_FIRST, K_PRESENT,
-    K_CHANGES, K_RESETS, K_MAD, K_QUANTILE, K_TS_FIRST, K_TS_LAST, K_TS_MAX, K_TS_MIN
-} kind;
-
-static const struct {
-    const char *name;
-    kind k;
-} kinds[] = {
-    {"rate", K_RATE}, {"increase", K_INCREASE}, {"delta", K_DELTA}, {"irate", K_IRATE},
-    {"idelta", K_IDELTA}, {"deriv", K_DERIV}, {"predict_linear", K_PREDICT},
-    {"double_exponential_smoothing", K_SMOOTH}, {"holt_winters", K_SMOOTH},
-    {"avg_over_time", K_AVG}, {"count_over_time", K_COUNT}, {"sum_over_time", K_SUM},
-    {"min_over_time", K_MIN}, {"max_over_time", K_MAX}, {"stddev_over_time", K_STDDEV},
-    {"stdvar_over_time", K_STDVAR}, {"last_over_time", K_LAST}, {"first_over_time", K_FIRST},
-    {"present_over_time", K_PRESENT}, {"changes", K_CHANGES}, {"resets", K_RESETS},
-    {"mad_over_time", K_MAD}, {"quantile_over_time", K_QUANTILE},
-    {"ts_of_first_over_time", K_TS_FIRST}, {"ts_of_last_over_time", K_TS_LAST},
-    {"ts_of_max_over_time", K_TS_MAX}, {"ts_of_min_over_time", K_TS_MIN},
-};
+/* What a window computes: the table row's op (func_impl.h RW_RANGE_*). */
+typedef int kind;
 
 /* ---- per-window computations; return 0 when there is no output ---- */
 
@@ -194,7 +175,7 @@ static rw_rc range_series(rw_eval_ctx *ctx, range_state *rs, const rw_eval_value
         return rw_eval_nomem(ctx);
     int any = 0;
     int resets = 0; /* any decrease in the whole series */
-    if (k == K_RATE || k == K_INCREASE)
+    if (k == RW_RANGE_RATE || k == RW_RANGE_INCREASE)
         for (size_t j = 1; j < ms->n && !resets; j++)
             resets = ms->v[j] < ms->v[j - 1];
     /* the window (ws, we] of step i is samples [lo, hi); steps ascend,
@@ -220,16 +201,16 @@ static rw_rc range_series(rw_eval_ctx *ctx, range_state *rs, const rw_eval_value
         double r = 0;
         int ok = 1;
         switch (k) {
-        case K_RATE:
+        case RW_RANGE_RATE:
             ok = extrapolated_rate(t, v, n, ws, we, 1, resets, 1, m->range_ms, &r);
             break;
-        case K_INCREASE:
+        case RW_RANGE_INCREASE:
             ok = extrapolated_rate(t, v, n, ws, we, 1, resets, 0, m->range_ms, &r);
             break;
-        case K_DELTA: ok = extrapolated_rate(t, v, n, ws, we, 0, 0, 0, m->range_ms, &r); break;
-        case K_IRATE: ok = instant_value(t, v, n, 1, &r); break;
-        case K_IDELTA: ok = instant_value(t, v, n, 0, &r); break;
-        case K_DERIV: {
+        case RW_RANGE_DELTA: ok = extrapolated_rate(t, v, n, ws, we, 0, 0, 0, m->range_ms, &r); break;
+        case RW_RANGE_IRATE: ok = instant_value(t, v, n, 1, &r); break;
+        case RW_RANGE_IDELTA: ok = instant_value(t, v, n, 0, &r); break;
+        case RW_RANGE_DERIV: {
             double icpt;
             if (n < 2) {
                 ok = 0;
@@ -238,7 +219,7 @@ static rw_rc range_series(rw_eval_ctx *ctx, range_state *rs, const rw_eval_value
             linear_regression(t, v, n, t[0], &r, &icpt);
             break;
         }
-        case K_PREDICT: {
+        case RW_RANGE_PREDICT: {
             double slope, icpt;
             if (n < 2) {
                 ok = 0;
@@ -248,7 +229,7 @@ static rw_rc range_series(rw_eval_ctx *ctx, range_state *rs, const rw_eval_value
             r = slope * p1[i] + icpt;
             break;
         }
-        case K_SMOOTH: {
+        case RW_RANGE_SMOOTH: {
             double sf = p1[i], tf = p2[i];
             if (sf <= 0 || sf >= 1)
                 return rw_eval_fail(ctx, RW_EXEC,
@@ -272,25 +253,25 @@ static rw_rc range_series(rw_eval_ctx *ctx, range_state *rs, const rw_eval_value
             r = s1;
             break;
         }
-        case K_AVG: r = avg_over(v, n); break;
-        case K_COUNT: r = (double)n; break;
-        case K_SUM: {
+        case RW_RANGE_AVG: r = avg_over(v, n); break;
+        case RW_RANGE_COUNT: r = (double)n; break;
+        case RW_RANGE_SUM: {
             double sum = 0, c = 0;
             for (size_t j = 0; j < n; j++)
                 rw_kahan_inc(v[j], &sum, &c);
             r = isinf(sum) ? sum : sum + c;
             break;
         }
-        case K_MIN: case K_MAX: case K_TS_MIN: case K_TS_MAX: {
+        case RW_RANGE_MIN: case RW_RANGE_MAX: case RW_RANGE_TS_MIN: case RW_RANGE_TS_MAX: {
             double best = v[0];
             int64_t bt = t[0];
             for (size_t j = 0; j < n; j++) {
                 double x = v[j];
                 int take;
                 switch (k) {
-                case K_MAX: take = x > best || isnan(best); break;
-                case K_MIN: take = x < best || isnan(best); break;
-                case K_TS_MAX: take = x >= best || isnan(best); break;
+                case RW_RANGE_MAX: take = x > best || isnan(best); break;
+                case RW_RANGE_MIN: take = x < best || isnan(best); break;
+                case RW_RANGE_TS_MAX: take = x >= best || isnan(best); break;
                 default: take = x <= best || isnan(best); break;
                 }
                 if (take) {
@@ -298,17 +279,17 @@ static rw_rc range_series(rw_eval_ctx *ctx, range_state *rs, const rw_eval_value
                     bt = t[j];
                 }
             }
-            r = (k == K_MIN || k == K_MAX) ? best : (double)bt / 1000;
+            r = (k == RW_RANGE_MIN || k == RW_RANGE_MAX) ? best : (double)bt / 1000;
             break;
         }
-        case K_STDDEV: r = sqrt(variance_over(v, n)); break;
-        case K_STDVAR: r = variance_over(v, n); break;
-        case K_LAST: r = v[n - 1]; break;
-        case K_FIRST: r = v[0]; break;
-        case K_TS_LAST: r = (double)t[n - 1] / 1000; break;
-        case K_TS_FIRST: r = (double)t[0] / 1000; break;
-        case K_PRESENT: r = 1; break;
-        case K_CHANGES: {
+        case RW_RANGE_STDDEV: r = sqrt(variance_over(v, n)); break;
+        case RW_RANGE_STDVAR: r = variance_over(v, n); break;
+        case RW_RANGE_LAST: r = v[n - 1]; break;
+        case RW_RANGE_FIRST: r = v[0]; break;
+        case RW_RANGE_TS_LAST: r = (double)t[n - 1] / 1000; break;
+        case RW_RANGE_TS_FIRST: r = (double)t[0] / 1000; break;
+        case RW_RANGE_PRESENT: r = 1; break;
+        case RW_RANGE_CHANGES: {
             double c = 0;
             for (size_t j = 1; j < n; j++)
                 if (v[j] != v[j - 1] && !(isnan(v[j]) && isnan(v[j - 1])))
@@ -316,7 +297,7 @@ static rw_rc range_series(rw_eval_ctx *ctx, range_state *rs, const rw_eval_value
             r = c;
             break;
         }
-        case K_RESETS: {
+        case RW_RANGE_RESETS: {
             double c = 0;
             for (size_t j = 1; j < n; j++)
                 if (v[j] < v[j - 1])
@@ -324,14 +305,14 @@ static rw_rc range_series(rw_eval_ctx *ctx, range_state *rs, const rw_eval_value
             r = c;
             break;
         }
-        case K_MAD: case K_QUANTILE: {
+        case RW_RANGE_MAD: case RW_RANGE_QUANTILE: {
             if (n > rs->bufcap) {
                 rs->bufcap = n * 2;
                 if (!(rs->buf = rw_arena_alloc(a, rs->bufcap * sizeof(double))))
                     return rw_eval_nomem(ctx);
             }
             memcpy(rs->buf, v, n * sizeof(double));
-            if (k == K_QUANTILE) {
+            if (k == RW_RANGE_QUANTILE) {
                 double q = p1[i];
                 if (!rs->qwarned && (isnan(q) || q < 0 || q > 1)) {
                     char qb[64];
@@ -366,7 +347,7 @@ static rw_rc range_series(rw_eval_ctx *ctx, range_state *rs, const rw_eval_value
     if (!any)
         return RW_OK;
     out->nseries++;
-    if (k == K_RATE || k == K_INCREASE) {
+    if (k == RW_RANGE_RATE || k == RW_RANGE_INCREASE) {
         const char *mn = rw_labels_get(ms->labels, ms->nlabels, RW_METRIC_NAME);
         if (mn && *mn && !is_counter_name(mn))
             rw_eval_info(ctx, marg->pos,
@@ -379,32 +360,23 @@ static rw_rc range_series(rw_eval_ctx *ctx, range_state *rs, const rw_eval_value
 
 static rw_rc range_fn(rw_eval_ctx *ctx, const rw_node *call, rw_eval_value *out)
 {
-    const char *name = call->u.call.fn->name;
-    kind k = K_RATE;
-    int found = 0;
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (!strcmp(kinds[i].name, name)) {
-            k = kinds[i].k;
-            found = 1;
-        }
-    if (!found)
-        return rw_eval_fail(ctx, RW_INTERNAL, "no range function %s", name);
+    kind k = call->u.call.fn->op;
     rw_arena *a = ctx->q->a;
-    size_t midx = k == K_QUANTILE ? 1 : 0;
+    size_t midx = k == RW_RANGE_QUANTILE ? 1 : 0;
     double *p1 = NULL, *p2 = NULL;
     rw_rc rc;
-    if (k == K_QUANTILE && (rc = rw_eval_scalar(ctx, call->u.call.args[0], &p1)) != RW_OK)
+    if (k == RW_RANGE_QUANTILE && (rc = rw_eval_scalar(ctx, call->u.call.args[0], &p1)) != RW_OK)
         return rc;
-    if (k == K_PREDICT && (rc = rw_eval_scalar(ctx, call->u.call.args[1], &p1)) != RW_OK)
+    if (k == RW_RANGE_PREDICT && (rc = rw_eval_scalar(ctx, call->u.call.args[1], &p1)) != RW_OK)
         return rc;
-    if (k == K_SMOOTH && ((rc = rw_eval_scalar(ctx, call->u.call.args[1], &p1)) != RW_OK ||
+    if (k == RW_RANGE_SMOOTH && ((rc = rw_eval_scalar(ctx, call->u.call.args[1], &p1)) != RW_OK ||
                           (rc = rw_eval_scalar(ctx, call->u.call.args[2], &p2)) != RW_OK))
         return rc;
     const rw_node *marg = rw_node_unparen(call->u.call.args[midx]);
     memset(out, 0, sizeof *out);
     out->type = RW_VAL_VECTOR;
     range_state r = {.k = k, .call = call, .marg = marg, .p1 = p1, .p2 = p2,
-                     .keep_name = k == K_LAST || k == K_FIRST};
+                     .keep_name = k == RW_RANGE_LAST || k == RW_RANGE_FIRST};
     if (marg->kind == RW_N_MATRIX_SEL) {
         /* a plain selector: decode and reduce one batch of series at a
            time, so only the output and one batch of samples are held */
@@ -425,7 +397,8 @@ static rw_rc range_fn(rw_eval_ctx *ctx, const rw_node *call, rw_eval_value *out)
     if ((rc = rw_eval(ctx, marg, &m)) != RW_OK)
         return rc;
     if (m.type != RW_VAL_MATRIX)
-        return rw_eval_fail(ctx, RW_EXEC, "%s: expected a range vector argument", name);
+        return rw_eval_fail(ctx, RW_EXEC, "%s: expected a range vector argument",
+                            call->u.call.fn->name);
     out->series = rw_arena_alloc(a, (m.nms ? m.nms : 1) * sizeof *out->series);
     if (!out->series)
         return rw_eval_nomem(ctx);

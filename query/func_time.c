@@ -43,17 +43,14 @@ RW_FN(rw_fn_time)
 
 RW_FN(rw_fn_query_time)
 {
-    const char *name = call->u.call.fn->name;
     rw_eval_query *q = ctx->q;
     double v;
-    if (!strcmp(name, "start"))
-        v = (double)q->start / 1000;
-    else if (!strcmp(name, "end"))
-        v = (double)q->end / 1000;
-    else if (!strcmp(name, "range"))
-        v = (double)(q->end - q->start) / 1000;
-    else
-        v = q->start == q->end ? 0 : (double)q->step / 1000;
+    switch (call->u.call.fn->op) {
+    case RW_QT_START: v = (double)q->start / 1000; break;
+    case RW_QT_END: v = (double)q->end / 1000; break;
+    case RW_QT_RANGE: v = (double)(q->end - q->start) / 1000; break;
+    default: v = q->start == q->end ? 0 : (double)q->step / 1000; break;
+    }
     return rw_eval_scalar_const(ctx, v, out);
 }
 
@@ -83,7 +80,7 @@ static int is_leap(long y)
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-static double calendar(const char *name, double secs)
+static double calendar(int op, double secs)
 {
     /* Go: time.Unix(int64(f), 0).UTC() */
     int64_t s;
@@ -96,33 +93,28 @@ static double calendar(const char *name, double secs)
     if (!gmtime_r(&t, &tm))
         return NAN;
     long year = (long)tm.tm_year + 1900;
-    if (!strcmp(name, "year"))
-        return (double)year;
-    if (!strcmp(name, "month"))
-        return tm.tm_mon + 1;
-    if (!strcmp(name, "day_of_month"))
-        return tm.tm_mday;
-    if (!strcmp(name, "day_of_week"))
-        return tm.tm_wday;
-    if (!strcmp(name, "day_of_year"))
-        return tm.tm_yday + 1;
-    if (!strcmp(name, "hour"))
-        return tm.tm_hour;
-    if (!strcmp(name, "minute"))
-        return tm.tm_min;
-    if (!strcmp(name, "days_in_month")) {
+    switch (op) {
+    case RW_CAL_YEAR: return (double)year;
+    case RW_CAL_MONTH: return tm.tm_mon + 1;
+    case RW_CAL_DAY_OF_MONTH: return tm.tm_mday;
+    case RW_CAL_DAY_OF_WEEK: return tm.tm_wday;
+    case RW_CAL_DAY_OF_YEAR: return tm.tm_yday + 1;
+    case RW_CAL_HOUR: return tm.tm_hour;
+    case RW_CAL_MINUTE: return tm.tm_min;
+    case RW_CAL_DAYS_IN_MONTH: {
         static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
         int d = days[tm.tm_mon];
         if (tm.tm_mon == 1 && is_leap(year))
             d = 29;
         return d;
     }
+    }
     return NAN;
 }
 
 RW_FN(rw_fn_calendar)
 {
-    const char *name = call->u.call.fn->name;
+    int op = call->u.call.fn->op;
     memset(out, 0, sizeof *out);
     out->type = RW_VAL_VECTOR;
     if (call->u.call.nargs == 0) {
@@ -131,7 +123,7 @@ RW_FN(rw_fn_calendar)
             return rw_eval_nomem(ctx);
         for (size_t i = 0; i < ctx->nsteps; i++) {
             out->series[0].ok[i] = 1;
-            out->series[0].v[i] = calendar(name, (double)(ctx->ts[i] / 1000));
+            out->series[0].v[i] = calendar(op, (double)(ctx->ts[i] / 1000));
         }
         out->nseries = 1;
         return RW_OK;
@@ -145,7 +137,7 @@ RW_FN(rw_fn_calendar)
         rw_eval_series *o = &out->series[s];
         for (size_t i = 0; i < ctx->nsteps; i++)
             if (is->ok[i])
-                o->v[i] = calendar(name, is->v[i]);
+                o->v[i] = calendar(op, is->v[i]);
     }
     return RW_OK;
 }

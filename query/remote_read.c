@@ -1,6 +1,6 @@
 /* remote_read.c - POST /api/v1/read, the remote-read protocol with the
  * SAMPLES response type: a snappy-compressed prometheus.ReadRequest comes in,
- * each Query's matchers and time range become one rw_store_select, and a
+ * each Query's matchers and time range become one selection through the querier, and a
  * snappy-compressed prometheus.ReadResponse goes out with one QueryResult per
  * Query, in order.
  *
@@ -295,7 +295,7 @@ void rw_qapi_remote_read(void *ctx, rw_http_req *req, rw_http_resp *resp)
         rw_rc rc = RW_BADREQ;
         if (rw_qapi_read_matchers(q, ext, next, ms, &nms, &e))
             /* budget + 1 so that the store fails only past the cap */
-            rc = rw_store_select(api->store, ms, nms, q->start_timestamp_ms, q->end_timestamp_ms,
+            rc = rw_query_select(&api->querier, ms, nms, q->start_timestamp_ms, q->end_timestamp_ms,
                                  0, cap - used + 1, a, &qr[i].series, &qr[i].n, &e);
         for (size_t j = 0; j < nms; j++)
             rw_matcher_free(&ms[j]);

@@ -18,7 +18,6 @@
 #include "core/timeutil.h"
 #include "store_int.h"
 
-#define DEFAULT_MAX_PENDING (64u << 20)
 #define PBUF_MIN (256u << 10)
 
 void store_note_newest(rw_store *st, int64_t t)
@@ -271,7 +270,7 @@ int shard_note_new_series(rw_shard *sh, uint32_t id)
 
 static size_t max_pending(const rw_store *st)
 {
-    return st->opts.max_pending_bytes ? st->opts.max_pending_bytes : DEFAULT_MAX_PENDING;
+    return (size_t)st->opts.max_pending_bytes;
 }
 
 /* Applies the series routed to one shard; *ticket gets what to wait for. */

@@ -18,11 +18,10 @@
 #include <unistd.h>
 #include "core/log.h"
 #include "core/timeutil.h"
+#include "core/cfg.h"
 #include "store_int.h"
 
-#define DEFAULT_CKPT_MS (5 * 60 * 1000)
 #define TICK_MS 1000
-#define DEFAULT_BUSY_MS 5000
 #define MAX_SHARDS 4096
 
 int rw_store_nshards(const rw_store *st)
@@ -687,9 +686,14 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
         rw_err_set(err, RW_BADREQ, "store: no data directory given");
         return NULL;
     }
-    if (o->nshards < 1 || o->nshards > MAX_SHARDS) {
-        rw_err_set(err, RW_BADREQ, "store: shard count %d out of range 1..%d", o->nshards,
-                   MAX_SHARDS);
+    int64_t nshards = o->nshards;
+    if (nshards == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        nshards = cpus > 0 ? cpus : 1;
+    }
+    if (nshards < 1 || nshards > MAX_SHARDS) {
+        rw_err_set(err, RW_BADREQ, "store: shard count %lld out of range 1..%d",
+                   (long long)nshards, MAX_SHARDS);
         return NULL;
     }
     if (o->retention_ms < 0) {
@@ -710,13 +714,25 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
         return NULL;
     }
     st->lock_fd = lock_fd;
+    /* zero fields take the table's defaults (store_config.c), the only place
+       defaults are written */
+    rw_store_opts d;
+    rw_cfg_defaults(&rw_store_config_table, &d);
     st->opts = *o;
     st->opts.dir = strdup(o->dir);
     if (st->opts.checkpoint_interval_ms <= 0)
-        st->opts.checkpoint_interval_ms = DEFAULT_CKPT_MS;
+        st->opts.checkpoint_interval_ms = d.checkpoint_interval_ms;
     if (st->opts.busy_timeout_ms <= 0)
-        st->opts.busy_timeout_ms = DEFAULT_BUSY_MS;
-    st->nshards = o->nshards;
+        st->opts.busy_timeout_ms = d.busy_timeout_ms;
+    if (st->opts.max_pending_bytes <= 0)
+        st->opts.max_pending_bytes = d.max_pending_bytes;
+    if (st->opts.checkpoint_bytes <= 0)
+        st->opts.checkpoint_bytes = d.checkpoint_bytes;
+    if (st->opts.wal_segment_bytes <= 0)
+        st->opts.wal_segment_bytes = d.wal_segment_bytes;
+    rw_cfg_free(&rw_store_config_table, &d);
+    st->opts.nshards = nshards;
+    st->nshards = (int)nshards;
     atomic_init(&st->newest, INT64_MIN);
     pthread_mutex_init(&st->md_mu, NULL);
     pthread_mutex_init(&st->maint_mu, NULL);

@@ -33,35 +33,43 @@
 
 typedef struct rw_store rw_store;
 
+/* The store's configuration: the `store:` section of the config file, and
+ * what embedders and tests fill in directly. The rows of
+ * rw_store_config_table (store_config.c) hold every default; a zero field
+ * given to rw_store_open takes that default. */
 typedef struct rw_store_opts {
-    const char *dir;            /* data directory, created if missing */
-    int nshards;                /* >= 1; fixed for a data directory (stored in it) */
+    char *dir;                  /* data directory, created if missing */
+    int64_t nshards;            /* 0 = number of CPUs; fixed for a data directory
+                                   (stored in it) */
     int64_t retention_ms;       /* chunks whose newest sample is older than
                                    (newest sample in the store - retention) are
                                    dropped; 0 = keep forever */
-    int busy_timeout_ms;        /* SQLite busy timeout; past it appends fail RW_AGAIN */
-    size_t max_pending_bytes;   /* per shard: unsynced WAL bytes before appends
-                                   fail RW_AGAIN (disk trouble); 0 = 64 MiB */
-    int64_t checkpoint_interval_ms; /* how often retention runs; 0 = 5 minutes */
-    uint64_t checkpoint_bytes;  /* a full flush of everything in memory into blocks
+    int64_t busy_timeout_ms;    /* SQLite busy timeout of flushes and retention */
+    int64_t max_pending_bytes;  /* per shard: WAL entries not yet committed before
+                                   appends fail RW_AGAIN (disk trouble) */
+    int64_t checkpoint_interval_ms; /* how often retention runs */
+    int64_t checkpoint_bytes;   /* a full flush of everything in memory into blocks
                                    when the WAL grows past this (bounds the replay
-                                   after a crash); 0 = 16 MiB; at least 4 segments */
-    uint64_t wal_segment_bytes; /* WAL segment files are this big (the unit the WAL
-                                   is deleted in); 0 = 4 MiB; at least 16 bytes
-                                   per series */
+                                   after a crash); at least 4 segments */
+    int64_t wal_segment_bytes;  /* WAL segment files are this big (the unit the WAL
+                                   is deleted in); at least 16 bytes per series */
     int64_t ooo_window_ms;      /* samples up to this far behind their series' newest
                                    are accepted out of order; 0 = off */
-    int64_t max_future_ms;      /* retention and the too-old check measure from the
+    int64_t max_future_ms;      /* not part of the table (ingest.max_future):
+                                   retention and the too-old check measure from the
                                    newest sample at most this far ahead of the wall
                                    clock (later ones are stored but do not count, so
                                    one far-future sample cannot move the window);
                                    0 = the wall clock itself */
-    uint64_t max_series;        /* series the store may hold, 0 = unlimited. Applied per
+    int64_t max_series;         /* series the store may hold, 0 = unlimited. Applied per
                                    shard as ceil(max_series / nshards) (series spread
                                    evenly by hash); a new series beyond it is rejected
                                    (RW_REJ_SERIES_LIMIT), known series keep ingesting */
-    rw_metrics *metrics;        /* may be NULL */
+    rw_metrics *metrics;        /* may be NULL; not part of the table */
 } rw_store_opts;
+
+struct rw_cfg_table;
+extern const struct rw_cfg_table rw_store_config_table;
 
 /* Opens (creating or recovering) every shard. Logs what it does: shards opened,
  * WAL records replayed (with progress on long replays), series and chunks
@@ -191,6 +199,62 @@ rw_rc rw_store_label_names(rw_store *s, const rw_matcher *ms, size_t nms, int64_
 rw_rc rw_store_label_values(rw_store *s, const char *name, const rw_matcher *ms, size_t nms,
                             int64_t mint, int64_t maxt, rw_arena *a, char ***out, size_t *nout,
                             rw_err *err);
+
+/* ---- narrow interfaces for the layers above ----
+ *
+ * The write path and rule evaluation append through an rw_appender; the
+ * PromQL engine, /federate, remote-read and the metadata API read through
+ * an rw_querier. The store provides both (rw_store_appender,
+ * rw_store_querier); other implementations wrap or replace them (reads
+ * scoped to a tenant, forwarding to peers, remote stores) without the
+ * engine or the ingest pipeline knowing. The functions have the contracts of
+ * the rw_store_* functions of the same names above. */
+typedef struct rw_appender_ops {
+    rw_rc (*append)(void *ctx, const rw_append_series *series, size_t n, rw_append_result *res,
+                    rw_err *err);
+    rw_rc (*put_metadata)(void *ctx, const rw_metadata *md, size_t n, rw_err *err);
+} rw_appender_ops;
+
+typedef struct rw_appender {
+    const rw_appender_ops *ops;
+    void *ctx;
+} rw_appender;
+
+typedef struct rw_querier_ops {
+    rw_rc (*select)(void *ctx, const rw_matcher *ms, size_t nms, int64_t mint, int64_t maxt,
+                    int flags, size_t max_samples, rw_arena *a, rw_series_data **out,
+                    size_t *nout, rw_err *err);
+    rw_rc (*read_samples)(void *ctx, rw_series_data *series, size_t n, int64_t mint,
+                          int64_t maxt, int flags, size_t max_samples, rw_arena *a,
+                          size_t *decoded, rw_err *err);
+    rw_rc (*label_names)(void *ctx, const rw_matcher *ms, size_t nms, int64_t mint,
+                         int64_t maxt, rw_arena *a, char ***out, size_t *nout, rw_err *err);
+    rw_rc (*label_values)(void *ctx, const char *name, const rw_matcher *ms, size_t nms,
+                          int64_t mint, int64_t maxt, rw_arena *a, char ***out, size_t *nout,
+                          rw_err *err);
+} rw_querier_ops;
+
+typedef struct rw_querier {
+    const rw_querier_ops *ops;
+    void *ctx;
+} rw_querier;
+
+/* The store as an appender / a querier (valid while the store is open). */
+rw_appender rw_store_appender(rw_store *s);
+rw_querier rw_store_querier(rw_store *s);
+
+/* Calls through an interface, for readability at call sites. */
+static inline rw_rc rw_append(const rw_appender *ap, const rw_append_series *series, size_t n,
+                              rw_append_result *res, rw_err *err)
+{
+    return ap->ops->append(ap->ctx, series, n, res, err);
+}
+static inline rw_rc rw_query_select(const rw_querier *q, const rw_matcher *ms, size_t nms,
+                                    int64_t mint, int64_t maxt, int flags, size_t max_samples,
+                                    rw_arena *a, rw_series_data **out, size_t *nout, rw_err *err)
+{
+    return q->ops->select(q->ctx, ms, nms, mint, maxt, flags, max_samples, a, out, nout, err);
+}
 
 /* ---- status ---- */
 

@@ -64,13 +64,10 @@
  * is past (the newest sample - the grace). */
 #define BLOCK_WINDOW_MS (2LL * 3600 * 1000)
 #define FLUSH_GRACE_MS (5LL * 60 * 1000)
-/* A full flush when the WAL grows past this (store.checkpoint_size), and
- * the size of WAL segments (store.wal_segment_size); both grow with the
- * series count (wal_limits), since every segment starts each series' value
- * coding afresh. */
-#define DEFAULT_CKPT_BYTES (16u << 20)
-#define DEFAULT_SEG_BYTES (4u << 20)
-/* The effective segment size and full-flush threshold now. */
+/* The effective WAL segment size and full-flush threshold now: the
+ * configured store.wal_segment_size and store.checkpoint_size, grown with
+ * the series count, since every segment starts each series' value coding
+ * afresh. */
 void wal_limits(const struct rw_store *st, uint64_t *seg, uint64_t *ckpt);
 
 /* ---- index.c: maps ---- */

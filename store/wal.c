@@ -286,10 +286,10 @@ void wal_limits(const rw_store *st, uint64_t *seg, uint64_t *ckpt)
     uint64_t nser = 0;
     for (int k = 0; k < st->nshards; k++)
         nser += st->shards[k].nseries; /* racy read: a size hint only */
-    uint64_t s = st->opts.wal_segment_bytes ? st->opts.wal_segment_bytes : DEFAULT_SEG_BYTES;
+    uint64_t s = (uint64_t)st->opts.wal_segment_bytes;
     if (s < nser * 16)
         s = nser * 16;
-    uint64_t c = st->opts.checkpoint_bytes ? st->opts.checkpoint_bytes : DEFAULT_CKPT_BYTES;
+    uint64_t c = (uint64_t)st->opts.checkpoint_bytes;
     if (c < 4 * s)
         c = 4 * s;
     *seg = s;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "core/timeutil.h"
+#include "core/cfg.h"
 #include "ingest/ingest.h"
 #include "proto/remote.pb-c.h"
 #include "store/store.h"
@@ -90,8 +91,11 @@ int main(int argc, char **argv)
     rw_err err;
     rw_err_init(&err);
     rw_store *st = rw_store_open(&so, &err);
-    rw_ingest_opts io = {.store = st};
-    io.limits.max_future_ms = -1;
+    rw_appender ap = rw_store_appender(st);
+    rw_ingest_config icfg;
+    rw_cfg_defaults(&rw_ingest_config_table, &icfg);
+    icfg.max_future_ms = 0; /* the generated samples may be ahead of the clock */
+    rw_ingest_opts io = {.appender = &ap, .cfg = &icfg};
     rw_ingest *ig = rw_ingest_new(&io, &err);
     if (!st || !ig) {
         fprintf(stderr, "setup: %s\n", err.msg);

@@ -21,13 +21,14 @@ tmp = tempfile.mkdtemp(prefix="rwgate-e2e-ops-")
 cfg = os.path.join(tmp, "rwgate.yml")
 
 # ---- check config
-open(cfg, "w").write("retention: 30d\ningest:\n  tenant_label: team\nexternal_labels:\n  central: one\n")
+open(cfg, "w").write("store:\n  retention: 30d\ningest:\n  tenant_label: team\nglobal:\n  external_labels:\n    central: one\n")
 p = subprocess.run([binary, "check", "config", cfg], capture_output=True, text=True)
 c.check(p.returncode == 0 and "SUCCESS" in p.stdout and "retention: 4w2d" in p.stdout, "check config: valid file", p.stdout + p.stderr)
 bad = os.path.join(tmp, "bad.yml")
 open(bad, "w").write("ingest:\n  max_bodyy: 1\n")
 p = subprocess.run([binary, "check", "config", bad], capture_output=True, text=True)
-c.check(p.returncode != 0 and "unknown configuration key \"ingest.max_bodyy\"" in p.stderr, "check config: names the bad key", p.stderr)
+c.check(p.returncode != 0 and "bad.yml:2: unknown configuration key \"ingest.max_bodyy\"" in p.stderr,
+        "check config: names the bad key and its line", p.stderr)
 p = subprocess.run([binary, "--bogus"], capture_output=True, text=True)
 c.check(p.returncode == 2 and "unknown argument" in p.stderr, "unknown flag -> exit 2 with usage", p.stderr)
 p = subprocess.run([binary, "--help"], capture_output=True, text=True)
@@ -68,7 +69,7 @@ try:
     th = threading.Thread(target=writer, daemon=True)
     th.start()
 
-    open(cfg, "w").write("retention: 30d\ningest:\n  tenant_label: tenant\nexternal_labels:\n  central: two\n")
+    open(cfg, "w").write("store:\n  retention: 30d\ningest:\n  tenant_label: tenant\nglobal:\n  external_labels:\n    central: two\n")
     st, _, b = http("POST", g.url + "/-/reload")
     c.eq(st, 200, "POST /-/reload with a reloadable change")
     st, _, _ = g.write(write_request_v1([([("__name__", "ops_m"), ("k", "2")], [(T, 1.0)])]), headers=h)
@@ -84,7 +85,7 @@ try:
     c.check(b'central="two"' in b, "reloaded external labels appear in /federate", b[:300])
 
     # SIGHUP reloads too
-    open(cfg, "w").write("retention: 30d\ningest:\n  tenant_label: viahup\n")
+    open(cfg, "w").write("store:\n  retention: 30d\ningest:\n  tenant_label: viahup\n")
     g.proc.send_signal(signal.SIGHUP)
     ok = False
     for _ in range(50):
@@ -96,11 +97,11 @@ try:
     c.check(ok, "SIGHUP reloads the configuration")
 
     # a key that needs a restart: reload refused, old config stays
-    open(cfg, "w").write("retention: 30d\nquery:\n  lookback_delta: 1m\ningest:\n  tenant_label: viahup\n")
+    open(cfg, "w").write("store:\n  retention: 30d\nquery:\n  lookback_delta: 1m\ningest:\n  tenant_label: viahup\n")
     st, _, b = http("POST", g.url + "/-/reload")
     c.check(st == 500 and b"query.lookback_delta cannot change without a restart" in b,
             "reload with an unreloadable change is refused with a reason", b[:300])
-    open(cfg, "w").write("retention: 'unterminated\n")
+    open(cfg, "w").write("store: {retention: 'unterminated\n")
     st, _, b = http("POST", g.url + "/-/reload")
     c.check(st == 500 and b"YAML" in b, "reload of a broken file is refused", b[:300])
     st, _, _ = g.write(write_request_v1([([("__name__", "ops_after")], [(T, 1.0)])]), headers=h)

@@ -5,16 +5,16 @@
  *   cmake --build build-fuzz --target fuzz_write && build-fuzz/fuzz_write -max_total_time=60 */
 #include <stdint.h>
 #include <string.h>
+#include "core/cfg.h"
 #include "ingest/ingest_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static rw_ingest *ig; /* fuzzer harness state, not product code */
+    static rw_ingest_config cfg, *ig; /* fuzzer harness state, not product code */
     if (!ig) {
-        rw_ingest_opts o;
-        memset(&o, 0, sizeof o);
-        o.limits.max_decoded_bytes = 4u << 20;
-        ig = rw_ingest_new(&o, NULL);
+        rw_cfg_defaults(&rw_ingest_config_table, &cfg);
+        cfg.max_decoded_bytes = 4u << 20;
+        ig = &cfg;
     }
     if (size < 1)
         return 0;

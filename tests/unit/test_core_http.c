@@ -31,14 +31,21 @@ static void big(void *ctx, rw_http_req *req, rw_http_resp *resp)
 
 static void test_server(void)
 {
-    rw_http_route routes[] = {
-        {"/echo", RW_HTTP_GET | RW_HTTP_POST, 100, echo, NULL},
-        {"/prefix/*", RW_HTTP_GET, 0, echo, NULL},
-        {"/big", RW_HTTP_GET, 0, big, NULL},
+    rw_http_route rows[] = {
+        {.path = "/echo", .methods = RW_HTTP_GET | RW_HTTP_POST, .max_body = 100, .fn = echo},
+        {.path = "/prefix/*", .methods = RW_HTTP_GET, .fn = echo},
+        {.path = "/big", .methods = RW_HTTP_GET, .fn = big},
     };
     rw_err e;
     rw_err_init(&e);
-    rw_http_server *s = rw_http_start("127.0.0.1:0", routes, 3, NULL, &e);
+    rw_routes *routes = rw_routes_new();
+    for (size_t i = 0; i < 3; i++)
+        CHECK(rw_routes_add(routes, &rows[i], &e) == RW_OK);
+    /* a path is routed once: a second module claiming it is a wiring error */
+    CHECK(rw_routes_add(routes, &rows[0], &e) == RW_BADREQ && strstr(e.msg, "/echo"));
+    CHECK_INT(rw_routes_count(routes), 3);
+    rw_http_opts ho = {.listen = "127.0.0.1:0"};
+    rw_http_server *s = rw_http_start(&ho, routes, &e);
     CHECK_MSG(s != NULL, "%s", e.msg);
     if (!s)
         return;
@@ -102,8 +109,10 @@ static void test_server(void)
     test_http_free(&r);
 
     rw_http_stop(s);
-    rw_http_server *bad = rw_http_start("nohostport", routes, 1, NULL, &e);
+    rw_http_opts bo = {.listen = "nohostport"};
+    rw_http_server *bad = rw_http_start(&bo, routes, &e);
     CHECK(bad == NULL && strstr(e.msg, "HOST:PORT"));
+    rw_routes_free(routes);
 }
 
 int main(void)

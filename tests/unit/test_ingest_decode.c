@@ -7,21 +7,29 @@
  * fails the suite. */
 #include <snappy-c.h>
 #include <stdlib.h>
+#include "core/cfg.h"
 #include "ingest/ingest_int.h"
 #include "proto/remote.pb-c.h"
 #include "proto/write_v2.pb-c.h"
 #include "test.h"
 
-static rw_ingest *new_ingest(size_t max_decoded)
+/* The write path's settings with small limits (decode and validation take
+ * the settings, not a whole write path). */
+static rw_ingest_config *new_ingest(size_t max_decoded)
 {
-    rw_ingest_opts o;
-    memset(&o, 0, sizeof o);
-    o.limits.max_decoded_bytes = max_decoded;
-    o.limits.max_labels_per_series = 4;
-    o.limits.max_label_value_len = 16;
-    rw_err e;
-    rw_err_init(&e);
-    return rw_ingest_new(&o, &e);
+    rw_ingest_config *c = malloc(sizeof *c);
+    rw_cfg_defaults(&rw_ingest_config_table, c);
+    if (max_decoded)
+        c->max_decoded_bytes = (int64_t)max_decoded;
+    c->max_labels_per_series = 4;
+    c->max_label_value_len = 16;
+    return c;
+}
+
+static void free_cfg(rw_ingest_config *c)
+{
+    rw_cfg_free(&rw_ingest_config_table, c);
+    free(c);
 }
 
 static char *compress(const void *in, size_t n, size_t *out_len)
@@ -97,7 +105,7 @@ static void test_negotiate(void)
 
 static void test_decode_v1(void)
 {
-    rw_ingest *ig = new_ingest(0);
+    rw_ingest_config *ig = new_ingest(0);
     size_t raw_len, clen;
     uint8_t *raw = make_v1(3, &raw_len);
     char *body = compress(raw, raw_len, &clen);
@@ -125,12 +133,12 @@ static void test_decode_v1(void)
     rw_arena_free(a);
     free(raw);
     free(body);
-    rw_ingest_free(ig);
+    free_cfg(ig);
 }
 
 static void test_decode_v2(void)
 {
-    rw_ingest *ig = new_ingest(0);
+    rw_ingest_config *ig = new_ingest(0);
     Io__Prometheus__Write__V2__Request rq = IO__PROMETHEUS__WRITE__V2__REQUEST__INIT;
     char *syms[] = {"", "__name__", "etcd_up", "job", "etcd", "help!", "seconds"};
     rq.n_symbols = 7;
@@ -202,7 +210,7 @@ static void test_decode_v2(void)
     CHECK(strstr(e.msg, "symbols[0]") != NULL);
     free(body);
     rw_arena_free(a);
-    rw_ingest_free(ig);
+    free_cfg(ig);
 }
 
 /* hand-built wire bytes for the zero-copy 1.0 decoder */
@@ -216,7 +224,7 @@ static size_t put_str(uint8_t *p, int field, const char *s, size_t n)
 
 static void test_decode_v1_wire(void)
 {
-    rw_ingest *ig = new_ingest(0);
+    rw_ingest_config *ig = new_ingest(0);
     rw_arena *a = rw_arena_new(0, 0);
     rw_in_batch b;
     rw_err e;
@@ -295,12 +303,12 @@ static void test_decode_v1_wire(void)
     CHECK(rw_in_decode(ig, RW_PROTO_V1, body, clen, a, &b, &e) == RW_BADREQ);
     free(body);
     rw_arena_free(a);
-    rw_ingest_free(ig);
+    free_cfg(ig);
 }
 
 static void test_hostile(void)
 {
-    rw_ingest *ig = new_ingest(1 << 20);
+    rw_ingest_config *ig = new_ingest(1 << 20);
     rw_arena *a = rw_arena_new(0, 0);
     rw_in_batch b;
     rw_err e;
@@ -379,7 +387,7 @@ static void test_hostile(void)
     free(raw);
     free(body);
     rw_arena_free(a);
-    rw_ingest_free(ig);
+    free_cfg(ig);
 }
 
 int main(void)

@@ -543,7 +543,8 @@ static int store_open(runner *r)
         return -1;
     }
     rw_engine_opts eo = {0};
-    r->eng = rw_engine_new(r->store, &eo);
+    rw_querier sq = rw_store_querier(r->store);
+    r->eng = rw_engine_new(&sq, &eo);
     return r->eng ? 0 : -1;
 }
 
@@ -960,7 +961,8 @@ static void engine_api_tests(runner *r)
 
     /* max_samples */
     rw_engine_opts lo = {.max_samples = 10};
-    rw_engine *small = rw_engine_new(r->store, &lo);
+    rw_querier sq = rw_store_querier(r->store);
+    rw_engine *small = rw_engine_new(&sq, &lo);
     rw_err_init(&err);
     CHECK_INT(rw_engine_instant(small, "count_over_time(api_total[1h])", 3600000, 0, a, &res,
                                 &err),

@@ -1,5 +1,5 @@
 /* test_promql_functable.c - the PromQL function table (query/func.c): every
- * row has an implementation, rows are sorted (lookup is a binary search) and
+ * row has an implementation, rows sharing one differ by op, rows are sorted (lookup is a binary search) and
  * every name is found; plus the evaluator's Go-compatible helpers that
  * labels and messages depend on (float formatting, quoting, natural order). */
 #include <math.h>
@@ -22,6 +22,14 @@ static void test_table(void)
         CHECK_MSG(rw_func_lookup(t[i].name, strlen(t[i].name)) == &t[i], "lookup %s", t[i].name);
         CHECK_MSG(t[i].max_args < 0 || t[i].max_args >= t[i].min_args, "arity of %s", t[i].name);
     }
+    /* functions that share an implementation are told apart by their op, never
+       by name: two rows with the same impl and op must be aliases */
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            if (t[i].impl == t[j].impl && t[i].op == t[j].op)
+                CHECK_MSG(!strcmp(t[i].name, "double_exponential_smoothing") &&
+                              !strcmp(t[j].name, "holt_winters"),
+                          "%s and %s share impl and op", t[i].name, t[j].name);
     CHECK(rw_func_lookup("nope", 4) == NULL);
     CHECK(rw_func_lookup("rat", 3) == NULL);
     CHECK(rw_func_lookup("ratex", 5) == NULL);

@@ -79,6 +79,7 @@ static void load(void)
 
 typedef struct server {
     rw_query_api *api;
+    rw_routes *routes;
     rw_http_server *http;
     int port;
 } server;
@@ -91,18 +92,18 @@ static int start(server *s, size_t max_read_samples)
         .engine = engine,
         .external_labels = ext,
         .nexternal = 1,
-        .max_remote_read_samples = max_read_samples,
+        .cfg = {.remote_read_max_samples = (int64_t)max_read_samples},
         .version = "1.2.3",
         .revision = "abc",
     };
     s->api = rw_query_api_new(&o);
     CHECK(s->api != NULL);
-    rw_http_route routes[RW_QUERY_API_NROUTES];
-    size_t n = rw_query_api_routes(s->api, routes, RW_QUERY_API_NROUTES);
-    CHECK_INT(n, RW_QUERY_API_NROUTES);
     rw_err e;
     rw_err_init(&e);
-    s->http = rw_http_start("127.0.0.1:0", routes, n, NULL, &e);
+    s->routes = rw_routes_new();
+    CHECK(rw_query_api_routes(s->api, s->routes, &e) == RW_OK);
+    rw_http_opts ho = {.listen = "127.0.0.1:0"};
+    s->http = rw_http_start(&ho, s->routes, &e);
     CHECK_MSG(s->http != NULL, "%s", e.msg);
     if (!s->http)
         return 0;
@@ -113,6 +114,7 @@ static int start(server *s, size_t max_read_samples)
 static void stop(server *s)
 {
     rw_http_stop(s->http);
+    rw_routes_free(s->routes);
     rw_query_api_free(s->api);
 }
 
@@ -266,10 +268,41 @@ static void test_metadata_status(void)
                              "\"labelValueCountByLabelName\":[{\"name\":\"__name__\",\"value\":"
                              "7}],\"memoryInBytesByLabelName\":[{\"name\":") != NULL,
               "%s", r.body);
-    CHECK_MSG(strstr(r.body, "\"seriesCountByLabelValuePair\":[{\"name\":\"job=api\",\"value\":5}]}}") !=
+    CHECK_MSG(strstr(r.body, "\"seriesCountByLabelValuePair\":[{\"name\":\"job=api\",\"value\":5}],"
+                             "\"seriesCountByLabelName\":[{\"name\":\"__name__\",\"value\":8}]}}") !=
                   NULL,
               "%s", r.body);
     test_http_free(&r);
+
+    /* VictoriaMetrics' match[] and focusLabel: counts over the selected
+       series only (job="api": up x2, http_requests_total, gone, ext_has) */
+    CHECK(test_http(srv.port, "GET",
+                    "/api/v1/status/tsdb?limit=2&focusLabel=instance&match[]=%7Bjob%3D%22api%22%7D",
+                    NULL, NULL, 0, &r) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK_MSG(strstr(r.body, "\"totalSeries\":5,\"totalLabelValuePairs\":11,"
+                             "\"seriesCountByMetricName\":[{\"name\":\"up\",\"value\":2},"
+                             "{\"name\":\"ext_has\",\"value\":1}],"
+                             "\"labelValueCountByLabelName\":[{\"name\":\"__name__\",\"value\":4},"
+                             "{\"name\":\"instance\",\"value\":3}]") != NULL,
+              "%s", r.body);
+    CHECK_MSG(strstr(r.body, "\"seriesCountByLabelValuePair\":[{\"name\":\"job=api\",\"value\":5},"
+                             "{\"name\":\"__name__=up\",\"value\":2}],"
+                             "\"seriesCountByLabelName\":[{\"name\":\"__name__\",\"value\":5},"
+                             "{\"name\":\"job\",\"value\":5}],"
+                             "\"seriesCountByFocusLabelValue\":[{\"name\":\"a:1\",\"value\":1},"
+                             "{\"name\":\"b:1\",\"value\":1}]}}") != NULL,
+              "%s", r.body);
+    test_http_free(&r);
+    /* without match[], focusLabel reads the store's pair counts */
+    CHECK(test_http(srv.port, "GET", "/api/v1/status/tsdb?limit=1&focusLabel=job", NULL, NULL, 0,
+                    &r) == 0);
+    CHECK_MSG(strstr(r.body, "\"seriesCountByFocusLabelValue\":[{\"name\":\"api\",\"value\":5}]}}") !=
+                  NULL,
+              "%s", r.body);
+    test_http_free(&r);
+    get_exact("/api/v1/status/tsdb?match[]=up%7B", 400,
+              BAD("invalid parameter \\\"match[]\\\": 1:4: parse error: unexpected end of input inside braces"));
     get_exact("/api/v1/query_exemplars?query=up", 200, OK("[]"));
     get_exact("/api/v1/query_exemplars?query=up&start=10&end=5", 400,
               BAD("end timestamp must not be before start timestamp"));
@@ -676,7 +709,8 @@ int main(void)
     if (!store)
         TEST_DONE();
     rw_engine_opts eo = {0};
-    engine = rw_engine_new(store, &eo);
+    rw_querier sq = rw_store_querier(store);
+    engine = rw_engine_new(&sq, &eo);
     load();
     if (start(&srv, 0)) {
         RUN(test_series);

@@ -14,7 +14,7 @@
 
 static rw_store *open_store(const char *dir, int nshards, int64_t retention)
 {
-    rw_store_opts o = {.dir = dir, .nshards = nshards, .retention_ms = retention};
+    rw_store_opts o = {.dir = (char *)dir, .nshards = nshards, .retention_ms = retention};
     rw_err e;
     rw_err_init(&e);
     rw_store *s = rw_store_open(&o, &e);
@@ -355,7 +355,7 @@ static void test_metadata(void)
 static void test_series_limit(void)
 {
     char *dir = test_mkdtemp("rwstore-test");
-    rw_store_opts o = {.dir = dir, .nshards = 1, .max_series = 3};
+    rw_store_opts o = {.dir = (char *)dir, .nshards = 1, .max_series = 3};
     rw_err e;
     rw_err_init(&e);
     rw_store *st = rw_store_open(&o, &e);

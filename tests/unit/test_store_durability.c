@@ -28,7 +28,7 @@
 static rw_store *open_opts(const char *dir, int nshards, int64_t retention, int64_t ckpt_ms,
                            rw_metrics *m, rw_err *e)
 {
-    rw_store_opts o = {.dir = dir, .nshards = nshards, .retention_ms = retention,
+    rw_store_opts o = {.dir = (char *)dir, .nshards = nshards, .retention_ms = retention,
                        .checkpoint_interval_ms = ckpt_ms, .metrics = m};
     rw_err_init(e);
     rw_store *s = rw_store_open(&o, e);

@@ -20,7 +20,7 @@
 
 static rw_store *open_store(const char *dir, int nshards, int64_t retention)
 {
-    rw_store_opts o = {.dir = dir, .nshards = nshards, .retention_ms = retention};
+    rw_store_opts o = {.dir = (char *)dir, .nshards = nshards, .retention_ms = retention};
     rw_err e;
     rw_err_init(&e);
     rw_store *s = rw_store_open(&o, &e);
