@@ -149,7 +149,8 @@ static void test_batches(void)
     load(st, T0, T0 + 3 * H);
     CHECK_INT(rw_store_maintain(st, &e), RW_OK); /* these hours into blocks */
     load(st, T0 + 3 * H, T0 + 5 * H);            /* the rest in the head */
-    rw_engine *eng = rw_engine_new(st, NULL);
+    rw_querier sq = rw_store_querier(st);
+    rw_engine *eng = rw_engine_new(&sq, NULL);
     /* 5 h at 10 s: 1801 steps, several batches */
     int64_t start = T0 + 7000, end = T0 + 5 * H - 2000, step = 10000;
     const char *qs[] = {
@@ -175,7 +176,7 @@ static void test_batches(void)
     /* max_samples: the whole range (12 series x 1801 steps) does not fit at
      * once, a batch does: answered */
     rw_engine_opts eo = {.max_samples = 4000};
-    eng = rw_engine_new(st, &eo);
+    eng = rw_engine_new(&sq, &eo);
     rw_arena *a = rw_arena_new(0, 0);
     rw_result rr;
     rw_err_init(&e);
@@ -189,7 +190,7 @@ static void test_batches(void)
     rw_arena_reset(a);
     /* a single step over more samples than allowed is still refused */
     rw_engine_opts tiny = {.max_samples = 5};
-    eng = rw_engine_new(st, &tiny);
+    eng = rw_engine_new(&sq, &tiny);
     rw_err_init(&e);
     CHECK_INT(rw_engine_range(eng, "reqs", start, end, step, 0, a, &rr, &e), RW_EXEC);
     CHECK(strstr(e.msg, "too many samples") != NULL);

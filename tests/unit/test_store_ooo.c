@@ -22,7 +22,7 @@
 #define WIN (10 * 60 * 1000)
 #define T0 (1700000000000LL)
 
-static rw_store *open_store(const char *dir, int64_t window)
+static rw_store *open_store(char *dir, int64_t window)
 {
     rw_store_opts o = {.dir = dir, .nshards = 2, .ooo_window_ms = window};
     rw_err e;
