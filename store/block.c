@@ -549,10 +549,10 @@ static tscol *get_tscol(rw_shard *sh, const blockd *b, int64_t id, rw_buf *scrat
     return t;
 }
 
-/* Decodes a part's row (its timestamp column id and value blob) into t/v
- * (rd_mu held). */
+/* Decodes a part's row (its timestamp column id and value blob) into v and
+ * *ts (a reference the caller releases with tscol_put) (rd_mu held). */
 static rw_rc part_decode_row(rw_shard *sh, const blockd *b, const bidx_ent *e, int64_t tsid,
-                             const uint8_t *blob, size_t len, int64_t *t, uint64_t *v,
+                             const uint8_t *blob, size_t len, tscol **ts, uint64_t *v,
                              rw_buf *scratch, rw_err *err)
 {
     if (!blob || part_decode_values(blob, len, e->n, v, scratch, sh->zd) < 0)
@@ -571,12 +571,11 @@ static rw_rc part_decode_row(rw_shard *sh, const blockd *b, const bidx_ent *e, i
         return rw_err_set(err, RW_INTERNAL, "shard %d: part %lld: %u values, %zu timestamps",
                           sh->idx, (long long)e->rowid, e->n, c->n);
     }
-    memcpy(t, c->t, c->n * sizeof *t);
-    tscol_put(c);
+    *ts = c;
     return RW_OK;
 }
 
-rw_rc part_read(rw_shard *sh, const blockd *b, const bidx_ent *e, int64_t *t, uint64_t *v,
+rw_rc part_read(rw_shard *sh, const blockd *b, const bidx_ent *e, tscol **ts, uint64_t *v,
                 rw_buf *scratch, rw_err *err)
 {
     sqlite3_stmt *q = sh->st_part_get;
@@ -587,7 +586,7 @@ rw_rc part_read(rw_shard *sh, const blockd *b, const bidx_ent *e, int64_t *t, ui
         int64_t tsid = sqlite3_column_int64(q, 1);
         const uint8_t *blob = sqlite3_column_blob(q, 2);
         int len = sqlite3_column_bytes(q, 2);
-        rc = part_decode_row(sh, b, e, tsid, blob, (size_t)len, t, v, scratch, err);
+        rc = part_decode_row(sh, b, e, tsid, blob, (size_t)len, ts, v, scratch, err);
     } else if (r == SQLITE_ROW || r == SQLITE_DONE) {
         rc = RW_NOTFOUND; /* deleted by retention meanwhile */
     } else {
@@ -598,7 +597,7 @@ rw_rc part_read(rw_shard *sh, const blockd *b, const bidx_ent *e, int64_t *t, ui
 }
 
 rw_rc parts_scan(rw_shard *sh, const blockd *b, const bidx_ent *const *e, size_t n,
-                 int64_t *const *t, uint64_t *const *v, rw_rc *res, rw_buf *scratch, rw_err *err)
+                 tscol **ts, uint64_t *const *v, rw_rc *res, rw_buf *scratch, rw_err *err)
 {
     sqlite3_stmt *q = sh->st_part_scan;
     sqlite3_bind_int64(q, 1, e[0]->rowid);
@@ -618,7 +617,7 @@ rw_rc parts_scan(rw_shard *sh, const blockd *b, const bidx_ent *const *e, size_t
             const uint8_t *blob = sqlite3_column_blob(q, 3);
             int len = sqlite3_column_bytes(q, 3);
             res[k] = part_decode_row(sh, b, e[k], sqlite3_column_int64(q, 2), blob, (size_t)len,
-                                     t[k], v[k], scratch, err);
+                                     &ts[k], v[k], scratch, err);
             if (res[k] != RW_OK && res[k] != RW_NOTFOUND) {
                 rc = res[k];
                 break;

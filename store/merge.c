@@ -119,33 +119,53 @@ static int mref_cmp(const void *a, const void *b)
     return x->run < y->run ? -1 : x->run > y->run; /* newer run last */
 }
 
+/* First index of run r with t >= x. */
+static size_t lower(const srun *r, int64_t x)
+{
+    size_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (r->t[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 size_t runs_merge(const srun *r, size_t nr, int64_t mint, int64_t maxt, int64_t *ot, double *ov,
                   int *nomem)
 {
-    /* the common case: runs in time order without overlap - concatenate */
+    /* the common case: runs in time order without overlap (every run is
+     * ascending by construction) - copy the part of each inside the range */
     int ordered = 1;
     int64_t last = INT64_MIN;
+    int first = 1;
     size_t total = 0;
     for (size_t i = 0; i < nr; i++) {
         total += r[i].n;
         if (!r[i].n || !ordered)
             continue;
-        if (last != INT64_MIN && r[i].t[0] <= last)
+        if (!first && r[i].t[0] <= last)
             ordered = 0;
-        for (size_t k = 1; k < r[i].n && ordered; k++)
-            if (r[i].t[k] <= r[i].t[k - 1])
-                ordered = 0;
+        first = 0;
         last = r[i].t[r[i].n - 1];
     }
     size_t n = 0;
     if (ordered) {
-        for (size_t i = 0; i < nr; i++)
-            for (size_t k = 0; k < r[i].n; k++)
-                if (r[i].t[k] >= mint && r[i].t[k] <= maxt) {
-                    ot[n] = r[i].t[k];
-                    ov[n] = r[i].v[k];
-                    n++;
-                }
+        for (size_t i = 0; i < nr; i++) {
+            if (!r[i].n || r[i].t[r[i].n - 1] < mint || r[i].t[0] > maxt)
+                continue;
+            size_t a = r[i].t[0] >= mint ? 0 : lower(&r[i], mint);
+            size_t b = r[i].t[r[i].n - 1] <= maxt ? r[i].n : lower(&r[i], maxt + (maxt < INT64_MAX));
+            if (maxt == INT64_MAX)
+                b = r[i].n;
+            if (b <= a)
+                continue;
+            memcpy(ot + n, r[i].t + a, (b - a) * sizeof *ot);
+            memcpy(ov + n, r[i].v + a, (b - a) * sizeof *ov);
+            n += b - a;
+        }
         return n;
     }
     mref *m = malloc((total ? total : 1) * sizeof *m);

@@ -396,7 +396,7 @@ static rw_rc select_shard(rw_shard *sh, const rw_matcher *ms, size_t nms, int64_
 typedef struct brun {
     size_t item;
     size_t blk;            /* block order: later blocks hold newer writes */
-    int64_t *t;
+    const int64_t *t;
     double *v;
     uint32_t n;
 } brun;
@@ -428,7 +428,9 @@ typedef struct reader {
     size_t nblocks;
     int in_txn;
     rw_buf scratch;
-    rw_arena *bs;          /* decoded block samples of this call */
+    rw_arena *bs;          /* decoded block values of this call */
+    tscol **tsref;         /* timestamp columns the runs point into (held) */
+    size_t ntsref, captsref;
     brun *runs;
     size_t nruns, capruns;
     /* scratch for one item's merge */
@@ -451,6 +453,9 @@ static void reader_done(reader *r)
     }
     free(r->blocks);
     free(r->idx);
+    for (size_t i = 0; i < r->ntsref; i++)
+        tscol_put(r->tsref[i]);
+    free(r->tsref);
     rw_arena_free(r->bs);
     free(r->runs);
     free(r->t);
@@ -468,7 +473,7 @@ static void reader_txn(reader *r)
     }
 }
 
-static int add_brun(reader *r, size_t item, size_t blk, int64_t *t, double *v, uint32_t n)
+static int add_brun(reader *r, size_t item, size_t blk, const int64_t *t, double *v, uint32_t n)
 {
     if (r->nruns == r->capruns) {
         size_t nc = r->capruns ? r->capruns * 2 : 256;
@@ -491,7 +496,7 @@ static rw_rc read_blocks(reader *r, sel_item *items, const size_t *mine, size_t 
     rw_shard *sh = r->sh;
     want *w = malloc((nm ? nm : 1) * sizeof *w);
     const bidx_ent **e = malloc((nm ? nm : 1) * sizeof *e);
-    int64_t **tt = malloc((nm ? nm : 1) * sizeof *tt);
+    tscol **tt = malloc((nm ? nm : 1) * sizeof *tt);
     uint64_t **vv = malloc((nm ? nm : 1) * sizeof *vv);
     rw_rc *res = malloc((nm ? nm : 1) * sizeof *res);
     rw_rc rc = w && e && tt && vv && res ? RW_OK : rw_err_set(err, RW_NOMEM, "out of memory");
@@ -510,11 +515,23 @@ static rw_rc read_blocks(reader *r, sel_item *items, const size_t *mine, size_t 
         if (!nw)
             continue;
         qsort(w, nw, sizeof *w, want_cmp);
+        if (r->ntsref + nw > r->captsref) {
+            size_t nc = r->captsref ? r->captsref * 2 : 256;
+            while (nc < r->ntsref + nw)
+                nc *= 2;
+            tscol **x = realloc(r->tsref, nc * sizeof *x);
+            if (!x)
+                rc = rw_err_set(err, RW_NOMEM, "out of memory");
+            else {
+                r->tsref = x;
+                r->captsref = nc;
+            }
+        }
         for (size_t k = 0; k < nw && rc == RW_OK; k++) {
             e[k] = w[k].e;
-            tt[k] = rw_arena_alloc(r->bs, w[k].e->n * sizeof(int64_t));
+            tt[k] = NULL;
             vv[k] = rw_arena_alloc(r->bs, w[k].e->n * sizeof(uint64_t));
-            if (!tt[k] || !vv[k])
+            if (!vv[k])
                 rc = rw_err_set(err, RW_NOMEM, "out of memory");
         }
         if (rc != RW_OK)
@@ -524,14 +541,18 @@ static rw_rc read_blocks(reader *r, sel_item *items, const size_t *mine, size_t 
             rc = parts_scan(sh, r->blocks[b], e, nw, tt, vv, res, &r->scratch, err);
         } else {
             for (size_t k = 0; k < nw && rc == RW_OK; k++) {
-                res[k] = part_read(sh, r->blocks[b], e[k], tt[k], vv[k], &r->scratch, err);
+                res[k] = part_read(sh, r->blocks[b], e[k], &tt[k], vv[k], &r->scratch, err);
                 if (res[k] != RW_OK && res[k] != RW_NOTFOUND)
                     rc = res[k];
             }
         }
+        /* every timestamp column taken is held until the reader is done */
+        for (size_t k = 0; k < nw; k++)
+            if (tt[k])
+                r->tsref[r->ntsref++] = tt[k];
         for (size_t k = 0; k < nw && rc == RW_OK; k++)
             if (res[k] == RW_OK &&
-                add_brun(r, w[k].item, b, tt[k], (double *)(void *)vv[k], e[k]->n) < 0)
+                add_brun(r, w[k].item, b, tt[k]->t, (double *)(void *)vv[k], e[k]->n) < 0)
                 rc = rw_err_set(err, RW_NOMEM, "out of memory");
     }
     free(w);

@@ -89,7 +89,13 @@ typedef struct rw_sample {
 } rw_sample;
 
 #define RW_STALE_NAN_BITS 0x7ff0000000000002ULL
-int rw_is_stale_nan(double v);
+/* Inline: readers test every sample they decode. */
+static inline int rw_is_stale_nan(double v)
+{
+    uint64_t u;
+    __builtin_memcpy(&u, &v, sizeof u);
+    return u == RW_STALE_NAN_BITS;
+}
 double rw_stale_nan(void);
 
 typedef struct rw_append_series {

@@ -593,15 +593,17 @@ void tscol_put(tscol *c);
 void cache_drop_block(rw_shard *sh, const blockd *b);
 void cache_free(rw_shard *sh);
 void blockd_put(blockd *b);
-/* Reads the part e of block b (rd_mu held) into t/v (e->n entries each).
- * RW_NOTFOUND (err untouched) when retention deleted it meanwhile. */
-rw_rc part_read(rw_shard *sh, const blockd *b, const bidx_ent *e, int64_t *t, uint64_t *v,
+/* Reads the part e of block b (rd_mu held): values into v (e->n entries),
+ * timestamps as *ts (a reference to release with tscol_put). RW_NOTFOUND
+ * (err untouched) when retention deleted it meanwhile. */
+rw_rc part_read(rw_shard *sh, const blockd *b, const bidx_ent *e, tscol **ts, uint64_t *v,
                 rw_buf *scratch, rw_err *err);
 /* Reads the parts e[0..n) of block b (ascending rowids) in one range scan
- * (rd_mu held): part i into t[i]/v[i]; res[i] is RW_OK or RW_NOTFOUND
+ * (rd_mu held): part i's values into v[i], its timestamps as *ts[i] (a
+ * reference to release with tscol_put); res[i] is RW_OK or RW_NOTFOUND
  * (deleted meanwhile). Returns an error other than those. */
 rw_rc parts_scan(rw_shard *sh, const blockd *b, const bidx_ent *const *e, size_t n,
-                 int64_t *const *t, uint64_t *const *v, rw_rc *res, rw_buf *scratch, rw_err *err);
+                 tscol **ts, uint64_t *const *v, rw_rc *res, rw_buf *scratch, rw_err *err);
 
 /* ---- flush.c ---- */
 /* Adds a block to the shard's list (mu held); -1 out of memory. */
