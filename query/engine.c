@@ -15,14 +15,18 @@
  * hits max_samples is retried with half the steps - a query is refused only
  * when a single step does not fit. PromQL evaluates every step on its own
  * (windows, lookback, subquery steps and @ start()/end() are absolute), so
- * the batches give exactly the one-pass result. */
+ * the batches give exactly the one-pass result - and can run at the same
+ * time: up to MAX_WORKERS threads (one per CPU) take batches, which is what
+ * lets a long range query use the machine's cores. */
 #define _GNU_SOURCE
 #include "eval_int.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 #include "core/buf.h"
 #include "core/cfg.h"
 #include "query/api.h"
@@ -325,6 +329,129 @@ rw_val_type rw_promql_expr_type(const rw_promql_expr *x)
 
 /* ---- evaluation ---- */
 
+/* ---- batches of steps, evaluated by a few threads ---- */
+
+#define MAX_WORKERS 4
+
+/* A range query split into batches of steps. Workers take the next batch
+ * (a retried half first), evaluate it on their own parse of the query (a
+ * tree's matchers keep match state, so no two threads share one) in their
+ * own arena, and add its result under the mutex. */
+typedef struct batches {
+    pthread_mutex_t mu;
+    const rw_promql_expr *x;
+    const rw_eval_query *tmpl;   /* what every batch's query starts from */
+    const int64_t *ts;
+    size_t nsteps, cursor, batch;
+    int64_t step;
+    size_t retry_at[64], retry_n[64]; /* halves of batches over max_samples */
+    size_t nretry;
+    rw_arena *a;                 /* the caller's: results (under mu) */
+    rw_result_series *acc;
+    size_t nacc, capacc;
+    rw_annos keep;
+    rw_rc rc;
+    rw_err *err;
+} batches;
+
+static void *batch_worker(void *arg)
+{
+    batches *b = arg;
+    rw_err lerr;
+    rw_err_init(&lerr);
+    rw_arena *pa = rw_arena_new(0, 0);
+    rw_node *root = NULL;
+    rw_rc rc = pa ? rw_promql_parse(b->x->text, pa, &root, &lerr)
+                  : rw_err_set(&lerr, RW_NOMEM, "out of memory");
+    for (;;) {
+        pthread_mutex_lock(&b->mu);
+        if (rc != RW_OK && b->rc == RW_OK) {
+            b->rc = rc;
+            *b->err = lerr;
+        }
+        size_t i, n;
+        if (b->rc != RW_OK) {
+            pthread_mutex_unlock(&b->mu);
+            break;
+        }
+        if (b->nretry) {
+            b->nretry--;
+            i = b->retry_at[b->nretry];
+            n = b->retry_n[b->nretry];
+        } else if (b->cursor < b->nsteps) {
+            i = b->cursor;
+            n = b->nsteps - i < b->batch ? b->nsteps - i : b->batch;
+            b->cursor += n;
+        } else {
+            pthread_mutex_unlock(&b->mu);
+            break;
+        }
+        pthread_mutex_unlock(&b->mu);
+
+        rw_arena *ea = rw_arena_new(0, 0);
+        if (!ea) {
+            rc = rw_err_set(&lerr, RW_NOMEM, "out of memory");
+            continue;
+        }
+        rw_eval_query q = *b->tmpl;
+        q.a = ea;
+        q.samples = 0;
+        q.err = &lerr;
+        memset(&q.annos, 0, sizeof q.annos);
+        rw_eval_ctx ctx = {.q = &q, .ts = b->ts + i, .nsteps = n, .interval = b->step};
+        rw_eval_value v;
+        rw_result part;
+        memset(&part, 0, sizeof part);
+        rc = rw_eval(&ctx, root, &v);
+        pthread_mutex_lock(&b->mu);
+        if (rc != RW_OK && n > 1 && is_limit(&lerr) && b->nretry + 2 <= 64) {
+            /* too much at once: the same steps in two halves */
+            b->retry_at[b->nretry] = i + n / 2;
+            b->retry_n[b->nretry++] = n - n / 2;
+            b->retry_at[b->nretry] = i;
+            b->retry_n[b->nretry++] = n / 2;
+            if (b->batch > n / 2)
+                b->batch = n / 2;
+            rw_err_init(&lerr);
+            rc = RW_OK;
+        } else if (rc == RW_OK) {
+            rc = build_result(&ctx, &v, 1, b->a, &part, &lerr);
+            if (rc == RW_OK)
+                keep_annos(b->a, &b->keep, &q.annos);
+            if (rc == RW_OK && part.nseries) {
+                if (b->nacc + part.nseries > b->capacc) {
+                    size_t nc = b->capacc ? b->capacc * 2 : 64;
+                    while (nc < b->nacc + part.nseries)
+                        nc *= 2;
+                    rw_result_series *na = rw_arena_realloc(b->a, b->acc, b->capacc * sizeof *na,
+                                                            nc * sizeof *na);
+                    if (!na) {
+                        rc = rw_err_set(&lerr, RW_NOMEM, "out of memory building the result");
+                    } else {
+                        b->acc = na;
+                        b->capacc = nc;
+                    }
+                }
+                if (rc == RW_OK) {
+                    memcpy(b->acc + b->nacc, part.series, part.nseries * sizeof *part.series);
+                    b->nacc += part.nseries;
+                }
+            }
+            /* size the next batches after what this one took */
+            size_t used = rw_arena_used(ea);
+            if (used < EVAL_BATCH_BYTES / 4 && b->batch < b->nsteps)
+                b->batch *= 2;
+            else if (used > EVAL_BATCH_BYTES && b->batch > 1)
+                b->batch /= 2;
+        }
+        pthread_mutex_unlock(&b->mu);
+        rw_arena_free(ea);
+    }
+    rw_ast_free(root);
+    rw_arena_free(pa);
+    return NULL;
+}
+
 static rw_rc run(rw_engine *e, const rw_promql_expr *x, int64_t start, int64_t end, int64_t step,
                  int range, const rw_eval_opts *eo, rw_arena *a, rw_result *out, rw_err *err)
 {
@@ -385,79 +512,58 @@ static rw_rc run(rw_engine *e, const rw_promql_expr *x, int64_t start, int64_t e
         .deadline_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + timeout_ms * 1000000,
         .err = err,
     };
-    rw_annos keep = {0};
-    /* range results of all batches, joined by finish_matrix at the end */
-    rw_result_series *acc = NULL;
-    size_t nacc = 0, capacc = 0;
-    int batched = 0;
-    size_t batch = range && nsteps > FIRST_BATCH_STEPS ? FIRST_BATCH_STEPS : nsteps;
-    for (size_t i = 0; i < nsteps && rc == RW_OK;) {
-        size_t n = nsteps - i < batch ? nsteps - i : batch;
+    if (!range || nsteps <= FIRST_BATCH_STEPS) {
+        /* one pass */
         rw_arena *ea = rw_arena_new(0, 0);
         if (!ea) {
-            rc = rw_err_set(err, RW_NOMEM, "out of memory");
-            break;
+            rw_arena_free(pa);
+            return rw_err_set(err, RW_NOMEM, "out of memory");
         }
         q.a = ea;
-        q.samples = 0;
-        memset(&q.annos, 0, sizeof q.annos);
-        rw_eval_ctx ctx = {.q = &q, .ts = ts + i, .nsteps = n, .interval = range ? step : 1};
+        rw_eval_ctx ctx = {.q = &q, .ts = ts, .nsteps = nsteps, .interval = range ? step : 1};
         rw_eval_value v;
-        rw_result part;
-        memset(&part, 0, sizeof part);
-        int whole = n == nsteps;
-        batched |= !whole;
         rc = rw_eval(&ctx, root, &v);
-        if (rc != RW_OK && range && n > 1 && is_limit(err)) {
-            /* too much at once: the same steps in two halves */
-            rw_arena_free(ea);
-            batch = n / 2;
-            rw_err_init(err);
-            rc = RW_OK;
-            continue;
-        }
         if (rc == RW_OK)
-            rc = build_result(&ctx, &v, range, a, whole ? out : &part, err);
-        if (rc == RW_OK)
+            rc = build_result(&ctx, &v, range, a, out, err);
+        if (rc == RW_OK) {
+            rw_annos keep = {0};
             keep_annos(a, &keep, &q.annos);
-        if (rc == RW_OK && !whole && part.nseries) {
-            if (nacc + part.nseries > capacc) {
-                size_t nc = capacc ? capacc * 2 : 64;
-                while (nc < nacc + part.nseries)
-                    nc *= 2;
-                rw_result_series *na = rw_arena_realloc(a, acc, capacc * sizeof *acc,
-                                                        nc * sizeof *acc);
-                if (!na)
-                    rc = rw_err_set(err, RW_NOMEM, "out of memory building the result");
-                acc = na;
-                capacc = nc;
-            }
-            if (rc == RW_OK) {
-                memcpy(acc + nacc, part.series, part.nseries * sizeof *acc);
-                nacc += part.nseries;
-            }
+            out->warnings = (const char **)keep.warn;
+            out->nwarnings = keep.nwarn;
+            out->infos = (const char **)keep.info;
+            out->ninfos = keep.ninfo;
         }
-        /* size the next batch after what this one took */
-        size_t used = rw_arena_used(ea);
         rw_arena_free(ea);
-        i += n;
-        if (used < EVAL_BATCH_BYTES / 4 && batch < nsteps)
-            batch *= 2;
-        else if (used > EVAL_BATCH_BYTES && batch > 1)
-            batch /= 2;
+        rw_arena_free(pa);
+        return rc;
     }
-    if (rc == RW_OK && batched) {
-        /* batched: the parts joined, series merged by label set */
+    batches b = {.x = x, .tmpl = &q, .ts = ts, .nsteps = nsteps, .step = step, .a = a,
+                 .batch = FIRST_BATCH_STEPS, .err = err};
+    pthread_mutex_init(&b.mu, NULL);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int nw = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (int)cpus;
+    pthread_t th[MAX_WORKERS];
+    int started = 0;
+    for (int w = 1; w < nw; w++)
+        if (pthread_create(&th[started], NULL, batch_worker, &b) == 0)
+            started++;
+    batch_worker(&b);
+    for (int w = 0; w < started; w++)
+        pthread_join(th[w], NULL);
+    pthread_mutex_destroy(&b.mu);
+    rc = b.rc;
+    if (rc == RW_OK) {
+        /* the parts joined, series merged by label set */
         out->type = RW_VAL_MATRIX;
-        out->series = acc;
-        out->nseries = nacc;
+        out->series = b.acc;
+        out->nseries = b.nacc;
         rc = finish_matrix(a, out, err);
     }
     if (rc == RW_OK) {
-        out->warnings = (const char **)keep.warn;
-        out->nwarnings = keep.nwarn;
-        out->infos = (const char **)keep.info;
-        out->ninfos = keep.ninfo;
+        out->warnings = (const char **)b.keep.warn;
+        out->nwarnings = b.keep.nwarn;
+        out->infos = (const char **)b.keep.info;
+        out->ninfos = b.keep.ninfo;
     }
     rw_arena_free(pa);
     return rc;

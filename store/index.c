@@ -512,6 +512,7 @@ series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_l
     sh->by_id[id] = s;
     slot_insert(sh->slots, sh->nslots - 1, sh->slot_shift, s);
     sh->nseries++;
+    atomic_fetch_add(&sh->store->nseries, 1);
     if (id >= sh->next_id)
         sh->next_id = id + 1;
     return s;
@@ -524,6 +525,7 @@ void shard_series_delete(rw_shard *sh, series *s)
         postings_del(sh, s->labels[i].name, s->labels[i].value, s->id);
     sh->by_id[s->id] = NULL;
     sh->nseries--;
+    atomic_fetch_sub(&sh->store->nseries, 1);
     if (s->head.n) {
         sh->nheads--;
         sh->head_samples -= s->head.n;

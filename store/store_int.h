@@ -382,6 +382,7 @@ struct rw_store {
     _Atomic int64_t newest; /* newest sample in the store not ahead of the wall
                                clock + max_future (when it was stored); the
                                reference of retention and flushes; INT64_MIN = none */
+    _Atomic uint64_t nseries; /* all shards' series (a size hint for the WAL) */
     _Atomic int read_only; /* writes refused (a failed recovery left data we
                               must not overwrite) */
 

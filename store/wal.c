@@ -283,9 +283,7 @@ static rw_rc open_segment(rw_wal *w, uint64_t seq, rw_err *err)
 
 void wal_limits(const rw_store *st, uint64_t *seg, uint64_t *ckpt)
 {
-    uint64_t nser = 0;
-    for (int k = 0; k < st->nshards; k++)
-        nser += st->shards[k].nseries; /* racy read: a size hint only */
+    uint64_t nser = atomic_load(&st->nseries);
     uint64_t s = (uint64_t)st->opts.wal_segment_bytes;
     if (s < nser * 16)
         s = nser * 16;
