@@ -33,7 +33,7 @@
 
 #define MAX_RANGE_POINTS 11000
 #define EVAL_BATCH_BYTES (64u << 20)
-#define FIRST_BATCH_STEPS 128
+#define FIRST_BATCH_STEPS 512
 
 rw_engine *rw_engine_new(const rw_querier *querier, const rw_engine_opts *opts)
 {
