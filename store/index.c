@@ -208,8 +208,8 @@ void intern_put(rw_shard *sh, const char *s)
 
 uint32_t symbol_id(const rw_shard *sh, const char *s)
 {
-    strmap_slot *sl = strmap_find(&sh->strings, s, str_hash(s));
-    return sl ? intern_id(sl->key) : 0;
+    (void)sh;
+    return intern_id(s); /* a series' label strings are the interned ones */
 }
 
 /* ---- postings ---- */
@@ -328,7 +328,9 @@ const plist *postings_get(const rw_shard *sh, const char *name, const char *valu
 /* The series lookup runs once per received sample (remote-write sends every
  * sample with its full label set), so it is written by hand for few cache
  * lines per hit: table slot (hash inline), then one allocation holding the
- * series, its label array and its strings. */
+ * series and its label array, whose strings are the shard's interned ones
+ * (a few thousand distinct names and values, shared by every series: they
+ * stay in cache, and a million series do not each carry a copy). */
 
 /* Slot index from the hash: Fibonacci hashing on all 64 bits, because the
  * low bits are the same for every series of a shard (shard = hash % n). */
@@ -468,10 +470,7 @@ series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_l
         return NULL; /* id taken: corrupt input */
     if ((sh->nseries + 1) * 2 > sh->nslots && slots_grow(sh) < 0)
         return NULL;
-    size_t strbytes = 0;
-    for (size_t i = 0; i < n; i++)
-        strbytes += strlen(l[i].name) + strlen(l[i].value) + 2;
-    series *s = calloc(1, sizeof *s + n * sizeof(rw_label) + strbytes);
+    series *s = calloc(1, sizeof *s + n * sizeof(rw_label));
     if (!s)
         return NULL;
     chunk_enc_init(&s->head);
@@ -481,15 +480,8 @@ series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_l
     s->hash = hash;
     s->labels = (rw_label *)(s + 1);
     s->nlabels = (uint32_t)n;
-    char *sp = (char *)(s->labels + n);
-    for (size_t i = 0; i < n; i++) {
-        size_t ln = strlen(l[i].name) + 1, lv = strlen(l[i].value) + 1;
-        s->labels[i].name = memcpy(sp, l[i].name, ln);
-        sp += ln;
-        s->labels[i].value = memcpy(sp, l[i].value, lv);
-        sp += lv;
-    }
-    /* the interned copies are the postings keys */
+    /* the labels are the interned strings (the postings keys, shared by
+     * every series with that name or value) */
     for (size_t i = 0; i < n; i++) {
         const char *in = intern_get(sh, l[i].name, symids ? symids[2 * i] : 0);
         const char *iv = in ? intern_get(sh, l[i].value, symids ? symids[2 * i + 1] : 0) : NULL;
@@ -499,7 +491,7 @@ series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_l
             for (size_t j = 0; j < i; j++)
                 postings_del(sh, s->labels[j].name, s->labels[j].value, id);
             if (iv) /* postings_add may have added before failing */
-                postings_del(sh, s->labels[i].name, s->labels[i].value, id);
+                postings_del(sh, in, iv, id);
             if (in)
                 intern_put(sh, in);
             if (iv)
@@ -508,6 +500,8 @@ series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_l
             series_free(sh, s, 0);
             return NULL;
         }
+        s->labels[i].name = in;
+        s->labels[i].value = iv;
     }
     sh->by_id[id] = s;
     slot_insert(sh->slots, sh->nslots - 1, sh->slot_shift, s);

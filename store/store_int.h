@@ -111,7 +111,8 @@ static inline uint32_t intern_id(const char *interned)
 }
 /* Queues a symbol row for the next flush (after a failed one). */
 int shard_note_new_symbol(struct rw_shard *sh, uint32_t id);
-/* The symbol id of a string of some series' label set (it is interned). */
+/* The symbol id of a string of some series' label set (it is interned: the
+ * id sits in front of it). */
 uint32_t symbol_id(const struct rw_shard *sh, const char *s);
 
 /* Sorted list of series ids holding one label pair. */
@@ -145,11 +146,9 @@ typedef struct ooo_buf {
     uint32_t n, cap;
 } ooo_buf;
 
-/* One series. Everything guarded by its shard's mu. The struct, its label
- * array and the label strings are ONE allocation (labels points right after
- * the struct, the strings after the array), so the lookup compares label
- * sets in contiguous memory; each string is also held once in the shard's
- * interning table for the postings (intern_put on delete). */
+/* One series. Everything guarded by its shard's mu. The struct and its label
+ * array are ONE allocation (labels points right after the struct); the label
+ * strings are the shard's interned ones (intern_put on delete). */
 typedef struct series {
     uint32_t id;         /* shard-local, also series.id in SQLite */
     uint32_t nlabels;
