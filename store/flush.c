@@ -579,8 +579,10 @@ static void undo_rows(flusher *f)
     txn_end(f, rc, &e);
 }
 
-rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq, rw_err *err)
+rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
+                  int64_t deadline_ns, rw_err *err)
 {
+    int partial = 0;
     rw_store *st = sh->store;
     int64_t t0 = rw_mono_ns();
     flusher f;
@@ -609,6 +611,12 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq, r
 
     /* collect and write, slice by slice */
     for (uint32_t from = 0; rc == RW_OK && from < cap_id; from += SLICE) {
+        if (deadline_ns && rw_mono_ns() > deadline_ns) {
+            /* out of time (closing): what was collected is written, the rest
+             * stays in the WAL for the next start */
+            partial = 1;
+            break;
+        }
         size_t first = nitems;
         pthread_mutex_lock(&sh->mu);
         uint32_t to = from + SLICE < sh->cap_id ? from + SLICE : sh->cap_id;
@@ -693,7 +701,9 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq, r
             }
             pthread_mutex_unlock(&sh->mu);
         }
-        if (full)
+        if (partial)
+            ; /* not everything before the start is in blocks: the WAL stays */
+        else if (full)
             sh->flush_full_seq = start_seq;
         else {
             sh->flush_win_seq = start_seq;
@@ -704,9 +714,10 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq, r
         rw_histogram_observe(st->m_flush_dur, (double)(rw_mono_ns() - t0) / 1e9);
         if (f.nents || nss)
             rw_log(full ? RW_LOG_INFO : RW_LOG_DEBUG,
-                   "shard %d %s flush: %zu parts, %llu samples, %zu timestamp columns, %llu "
+                   "shard %d %s%s flush: %zu parts, %llu samples, %zu timestamp columns, %llu "
                    "bytes, %zu new series in %.3fs",
-                   sh->idx, full ? "full" : "window", f.nents, (unsigned long long)f.nsamples,
+                   sh->idx, partial ? "partial " : "", full ? "full" : "window", f.nents,
+                   (unsigned long long)f.nsamples,
                    f.tsn, (unsigned long long)f.bytes, nss, (double)(rw_mono_ns() - t0) / 1e9);
     } else {
         undo_rows(&f);
@@ -744,56 +755,96 @@ static inline int64_t floor_window(int64_t t)
     return w * BLOCK_WINDOW_MS;
 }
 
-rw_rc store_flush_due(rw_store *st, int force_full, rw_err *err)
+/* One shard's flush, on its own thread: shards flush in parallel. */
+typedef struct flush_job {
+    rw_shard *sh;
+    int full;
+    int64_t win_end, deadline_ns;
+    uint64_t seq;
+    rw_rc rc;
+    rw_err err;
+    pthread_t th;
+    int started, skip;
+} flush_job;
+
+static void *flush_main(void *arg)
+{
+    flush_job *j = arg;
+    rw_err_init(&j->err);
+    j->rc = shard_flush(j->sh, j->full, j->win_end, j->seq, j->deadline_ns, &j->err);
+    return NULL;
+}
+
+static rw_rc flush_shards(rw_store *st, flush_job *jobs, rw_err *err)
+{
+    rw_rc first = RW_OK;
+    for (int k = 0; k < st->nshards; k++) {
+        if (jobs[k].skip)
+            continue;
+        /* the last runs on this thread */
+        jobs[k].started = k + 1 < st->nshards &&
+                          pthread_create(&jobs[k].th, NULL, flush_main, &jobs[k]) == 0;
+        if (!jobs[k].started)
+            flush_main(&jobs[k]);
+    }
+    for (int k = 0; k < st->nshards; k++) {
+        if (jobs[k].skip)
+            continue;
+        if (jobs[k].started)
+            pthread_join(jobs[k].th, NULL);
+        if (jobs[k].rc != RW_OK && first == RW_OK) {
+            first = jobs[k].rc;
+            if (err)
+                *err = jobs[k].err;
+        }
+    }
+    return first;
+}
+
+rw_rc store_flush_due(rw_store *st, int force_full, int64_t deadline_ns, rw_err *err)
 {
     rw_rc first = RW_OK;
     uint64_t seg_limit, limit;
     wal_limits(st, &seg_limit, &limit);
     int full = force_full || wal_bytes(&st->wal) > limit;
+    flush_job *jobs = calloc((size_t)st->nshards, sizeof *jobs);
+    if (!jobs)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
     if (full) {
         uint64_t seq;
         rw_rc rc = wal_rotate(&st->wal, &seq, err);
-        if (rc != RW_OK)
+        if (rc != RW_OK) {
+            free(jobs);
             return rc;
-        for (int k = 0; k < st->nshards; k++) {
-            rw_err lerr;
-            rw_err_init(&lerr);
-            rc = shard_flush(&st->shards[k], 1, INT64_MAX, seq, &lerr);
-            if (rc != RW_OK && first == RW_OK) {
-                first = rc;
-                if (err)
-                    *err = lerr;
-            }
         }
+        for (int k = 0; k < st->nshards; k++)
+            jobs[k] = (flush_job){.sh = &st->shards[k], .full = 1, .win_end = INT64_MAX,
+                                  .deadline_ns = deadline_ns, .seq = seq};
+        first = flush_shards(st, jobs, err);
         wal_truncate(&st->wal);
+        free(jobs);
         return first;
     }
     int64_t newest = atomic_load(&st->newest);
-    if (newest == INT64_MIN)
-        return RW_OK;
     int64_t grace = st->opts.ooo_window_ms > FLUSH_GRACE_MS ? st->opts.ooo_window_ms
                                                             : FLUSH_GRACE_MS;
-    if (newest < INT64_MIN + grace + BLOCK_WINDOW_MS)
+    if (newest == INT64_MIN || newest < INT64_MIN + grace + BLOCK_WINDOW_MS) {
+        free(jobs);
         return RW_OK;
+    }
     int64_t end = floor_window(newest - grace);
     int any = 0;
-    for (int k = 0; k < st->nshards; k++)
-        any |= st->shards[k].flushed_win_end < end;
-    if (!any)
-        return RW_OK;
     uint64_t seq = wal_current_seq(&st->wal);
     for (int k = 0; k < st->nshards; k++) {
-        if (st->shards[k].flushed_win_end >= end)
-            continue;
-        rw_err lerr;
-        rw_err_init(&lerr);
-        rw_rc rc = shard_flush(&st->shards[k], 0, end, seq, &lerr);
-        if (rc != RW_OK && first == RW_OK) {
-            first = rc;
-            if (err)
-                *err = lerr;
-        }
+        jobs[k] = (flush_job){.sh = &st->shards[k], .win_end = end,
+                              .deadline_ns = deadline_ns, .seq = seq,
+                              .skip = st->shards[k].flushed_win_end >= end};
+        any |= !jobs[k].skip;
     }
-    wal_truncate(&st->wal);
+    if (any) {
+        first = flush_shards(st, jobs, err);
+        wal_truncate(&st->wal);
+    }
+    free(jobs);
     return first;
 }

@@ -22,6 +22,7 @@
 #include "store_int.h"
 
 #define TICK_MS 1000
+#define CLOSE_FLUSH_NS (3LL * 1000 * 1000 * 1000)
 #define MAX_SHARDS 4096
 
 int rw_store_nshards(const rw_store *st)
@@ -521,7 +522,7 @@ rw_rc rw_store_maintain(rw_store *st, rw_err *err)
         if (rc != RW_OK && first == RW_OK)
             first = rc;
     }
-    rw_rc rc = store_flush_due(st, 1, first == RW_OK ? err : NULL);
+    rw_rc rc = store_flush_due(st, 1, 0, first == RW_OK ? err : NULL);
     if (rc != RW_OK && first == RW_OK)
         first = rc;
     rw_counter_add(st->m_maint, 1);
@@ -577,7 +578,7 @@ static void *maint_main(void *arg)
             last_ret = rw_now_ms();
             ran_retention = 1;
         }
-        store_flush_due(st, 0, NULL);
+        store_flush_due(st, 0, 0, NULL);
         if (ran_retention)
             rw_counter_add(st->m_maint, 1);
         pthread_mutex_lock(&st->maint_mu);
@@ -875,10 +876,13 @@ void rw_store_close(rw_store *st)
     }
     rw_store_stats s;
     rw_store_get_stats(st, &s);
-    /* everything in memory into blocks: then no WAL is left to replay */
+    /* everything in memory into blocks: then no WAL is left to replay. A stop
+     * must be quick whatever memory holds (a service manager kills a slow
+     * one): what does not fit in CLOSE_FLUSH_NS stays in the WAL, which the
+     * next start replays */
     rw_err ferr;
     rw_err_init(&ferr);
-    rw_rc frc = store_flush_due(st, 1, &ferr);
+    rw_rc frc = store_flush_due(st, 1, rw_mono_ns() + CLOSE_FLUSH_NS, &ferr);
     if (frc == RW_OK) {
         wal_drop_empty_tail(&st->wal);
         for (int k = 0; k < st->nshards; k++)

@@ -609,10 +609,14 @@ rw_rc parts_scan(rw_shard *sh, const blockd *b, const bidx_ent *const *e, size_t
 /* Adds a block to the shard's list (mu held); -1 out of memory. */
 int shard_blocks_push(rw_shard *sh, blockd *b);
 /* Writes head data into a block: with `full`, everything in memory; else
- * every window that ended before `win_end`. */
-rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq, rw_err *err);
-/* Decides and runs flushes for all shards (maintenance thread). */
-rw_rc store_flush_due(rw_store *st, int force_full, rw_err *err);
+ * every window that ended before `win_end`. Past deadline_ns (CLOCK_MONOTONIC
+ * ns, 0 = none) it stops collecting: what it has is written, the rest stays
+ * in memory and the WAL (a partial flush covers no WAL segment). */
+rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
+                  int64_t deadline_ns, rw_err *err);
+/* Decides and runs the flushes that are due, all shards in parallel
+ * (maintenance thread, rw_store_maintain, close). */
+rw_rc store_flush_due(rw_store *st, int force_full, int64_t deadline_ns, rw_err *err);
 
 /* Wakes the maintenance thread (work may be due). */
 void store_kick(rw_store *st);
