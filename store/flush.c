@@ -31,8 +31,8 @@
 #include "store_int.h"
 
 #define SLICE 2048            /* series per lock hold */
-#define TXN_PARTS 4096        /* parts per transaction */
-#define TXN_BYTES (8u << 20)
+#define TXN_PARTS 32768       /* parts per transaction */
+#define TXN_BYTES (32u << 20)
 
 /* What the flush takes from one series. */
 typedef struct fitem {
@@ -65,6 +65,7 @@ typedef struct flusher {
     uint64_t nsamples, bytes;
     size_t txn_parts, txn_bytes;
     int in_txn;
+    int unsynced;          /* the open transaction commits without a sync */
     int64_t *t;            /* scratch for one series */
     double *v;
     uint64_t *vb;
@@ -196,14 +197,23 @@ static void restore_new_series(rw_shard *sh, const rw_buf *rows)
 
 /* ---- transactions ---- */
 
-static rw_rc txn_begin(flusher *f, rw_err *err)
+/* The transactions of a flush before its last are not synced
+ * (synchronous=NORMAL): the last one, which writes the block row, is, and
+ * its sync of SQLite's WAL covers every frame before it. A crash before it
+ * leaves rows no block names, which the next open deletes. Everyone else
+ * (metadata, retention) always commits with synchronous=FULL. */
+static rw_rc txn_begin_sync(flusher *f, int sync, rw_err *err)
 {
     rw_shard *sh = f->sh;
     pthread_mutex_lock(&sh->mu);
     shard_db_acquire(sh);
     pthread_mutex_unlock(&sh->mu);
+    f->unsynced = !sync && db_exec(sh->wdb, "PRAGMA synchronous=NORMAL", NULL) == RW_OK;
     rw_rc rc = db_begin(sh, err);
     if (rc != RW_OK) {
+        if (f->unsynced)
+            db_exec(sh->wdb, "PRAGMA synchronous=FULL", NULL);
+        f->unsynced = 0;
         pthread_mutex_lock(&sh->mu);
         shard_db_release(sh);
         pthread_mutex_unlock(&sh->mu);
@@ -214,6 +224,11 @@ static rw_rc txn_begin(flusher *f, rw_err *err)
     return RW_OK;
 }
 
+static rw_rc txn_begin(flusher *f, rw_err *err)
+{
+    return txn_begin_sync(f, 0, err);
+}
+
 static rw_rc txn_end(flusher *f, rw_rc rc, rw_err *err)
 {
     rw_shard *sh = f->sh;
@@ -221,6 +236,9 @@ static rw_rc txn_end(flusher *f, rw_rc rc, rw_err *err)
         return rc;
     rc = db_end(sh, rc, err);
     f->in_txn = 0;
+    if (f->unsynced)
+        db_exec(sh->wdb, "PRAGMA synchronous=FULL", NULL);
+    f->unsynced = 0;
     pthread_mutex_lock(&sh->mu);
     shard_db_release(sh);
     pthread_mutex_unlock(&sh->mu);
@@ -538,13 +556,8 @@ static rw_rc write_rows_txn(flusher *f, const rw_buf *rows, uint32_t next_id, si
     rw_rc rc = RW_OK;
     if (!f->in_txn && (rc = txn_begin(f, err)) != RW_OK)
         return rc;
-    rc = put_series_rows(sh, rows, nss, err);
-    if (rc == RW_OK) {
-        sqlite3_bind_text(sh->st_meta_put, 1, "next_sid", -1, SQLITE_STATIC);
-        sqlite3_bind_int64(sh->st_meta_put, 2, next_id);
-        rc = db_step_done(sh, sh->st_meta_put, "write meta", err);
-    }
-    return rc;
+    (void)next_id; /* written by the flush's last, synced transaction */
+    return put_series_rows(sh, rows, nss, err);
 }
 
 static int ent_cmp(const void *a, const void *b)
@@ -629,15 +642,26 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
         for (size_t i = first; i < nitems && rc == RW_OK; i++)
             rc = write_item(&f, &items[i], err);
     }
+    /* the last transaction is synced, and covers the unsynced ones before it:
+     * meta.next_sid (always a write, so the commit syncs) and the block row,
+     * which makes the parts visible to the next open */
     if (rc == RW_OK && f.nents) {
-        /* the block row last: it makes the parts visible to the next open */
         qsort(f.ents, f.nents, sizeof *f.ents, ent_cmp);
         rw_buf_reset(&f.vals);
         if (bidx_encode(f.ents, f.nents, f.mint, f.parts_lo, &f.vals, &f.scratch, f.zc) < 0)
             rc = rw_err_set(err, RW_NOMEM, "out of memory");
-        if (rc == RW_OK && !f.in_txn)
-            rc = txn_begin(&f, err);
-        if (rc == RW_OK) {
+    }
+    if (rc == RW_OK && f.in_txn)
+        rc = txn_end(&f, RW_OK, err);
+    if (rc == RW_OK)
+        rc = txn_begin_sync(&f, 1, err);
+    if (rc == RW_OK) {
+        sqlite3_bind_text(sh->st_meta_put, 1, "next_sid", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(sh->st_meta_put, 2, next_id);
+        rc = db_step_done(sh, sh->st_meta_put, "write meta", err);
+    }
+    if (rc == RW_OK && f.nents) {
+        {
             sqlite3_stmt *q = sh->st_block_ins;
             f.bytes += f.vals.len;
             sqlite3_bind_int64(q, 1, f.mint);
