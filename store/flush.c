@@ -794,6 +794,7 @@ typedef struct flush_job {
 static void *flush_main(void *arg)
 {
     flush_job *j = arg;
+    store_background_thread();
     rw_err_init(&j->err);
     j->rc = shard_flush(j->sh, j->full, j->win_end, j->seq, j->deadline_ns, &j->err);
     return NULL;

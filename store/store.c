@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +24,7 @@
 #include "store_int.h"
 
 #define TICK_MS 1000
+#define BACKGROUND_NICE 5
 #define CLOSE_FLUSH_NS (3LL * 1000 * 1000 * 1000)
 #define MAX_SHARDS 4096
 
@@ -537,9 +540,19 @@ void store_kick(rw_store *st)
     pthread_mutex_unlock(&st->maint_mu);
 }
 
+void store_background_thread(void)
+{
+    /* flushes and retention yield to appends and queries: the write latency
+     * during a flush stays what it is without one (Linux nice is per thread) */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), BACKGROUND_NICE) < 0)
+        rw_log(RW_LOG_DEBUG, "store: cannot lower the priority of a background thread: %s",
+               strerror(errno));
+}
+
 static void *maint_main(void *arg)
 {
     rw_store *st = arg;
+    store_background_thread();
     int64_t interval = st->opts.checkpoint_interval_ms;
     int64_t last_ret = rw_now_ms();
     pthread_mutex_lock(&st->maint_mu);

@@ -618,6 +618,9 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
  * (maintenance thread, rw_store_maintain, close). */
 rw_rc store_flush_due(rw_store *st, int force_full, int64_t deadline_ns, rw_err *err);
 
+/* Lowers the calling thread's scheduling priority (flush and maintenance
+ * threads). */
+void store_background_thread(void);
 /* Wakes the maintenance thread (work may be due). */
 void store_kick(rw_store *st);
 
