@@ -794,7 +794,10 @@ typedef struct flush_job {
 static void *flush_main(void *arg)
 {
     flush_job *j = arg;
-    store_background_thread();
+    /* in the background while ingesting; the closing flush (which has a
+     * deadline and nothing to yield to) keeps its priority */
+    if (!j->deadline_ns)
+        store_background_thread();
     rw_err_init(&j->err);
     j->rc = shard_flush(j->sh, j->full, j->win_end, j->seq, j->deadline_ns, &j->err);
     return NULL;
