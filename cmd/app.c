@@ -266,6 +266,9 @@ rw_app *rw_app_start(const char *config_path, const rw_app_flag *flags, size_t n
     const rw_config *c = &app->cfg;
 
     rw_store_opts so = c->store;
+    /* retention measures from the newest sample not ahead of the clock plus
+     * the future the ingest path allows */
+    so.max_future_ms = c->ingest.max_future_ms;
     so.metrics = app->metrics;
     app->store = rw_store_open(&so, err);
     if (!app->store)

@@ -682,7 +682,8 @@ static struct MHD_Daemon *start_daemon(rw_http_server *s, MHD_socket fd, const c
     o[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection,
                                      s};
     o[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, s};
-    o[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
+    /* MHD's default SO_REUSEADDR only, never SO_REUSEPORT: a second process
+       on the same port must fail to start, not silently share connections */
     if (s->tls) {
         o[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert};
         o[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key};

@@ -14,6 +14,11 @@
 
 #define RW_METRIC_NAME "__name__"
 
+/* Most labels one series may have: the upper bound of
+ * ingest.max_labels_per_series, and what the store accepts back from its own
+ * files (one limit, so recovery never refuses what ingest accepted). */
+#define RW_LABELS_MAX 65535
+
 typedef struct rw_label {
     const char *name;
     const char *value;

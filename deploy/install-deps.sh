@@ -6,7 +6,7 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev
   libsnappy-dev libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev libssl-dev
-  libyaml-dev libpcre2-dev libxxhash-dev zlib1g-dev libgnutls28-dev)
+  libyaml-dev libpcre2-dev libxxhash-dev zlib1g-dev libgnutls28-dev libzstd-dev)
 # libgnutls28-dev: libmicrohttpd (Debian) speaks TLS through GnuTLS; rwgate
 # checks server certificate/key pairs with it before serving them.
 # The web UI fetches its one runtime dependency (uPlot, pinned in

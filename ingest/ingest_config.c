@@ -205,7 +205,7 @@ static const rw_cfg_key keys[] = {
      NULL, NULL},
     {"max_series_per_request", RW_CFG_INT, OFF(max_series_per_request), "100000", 1, BIG, R,
      "series per write request", NULL, NULL},
-    {"max_labels_per_series", RW_CFG_INT, OFF(max_labels_per_series), "128", 1, 65535, R,
+    {"max_labels_per_series", RW_CFG_INT, OFF(max_labels_per_series), "128", 1, RW_LABELS_MAX, R,
      "labels per series", NULL, NULL},
     {"max_label_name_length", RW_CFG_INT, OFF(max_label_name_len), "1024", 1, 1 << 20, R,
      "bytes per label name", NULL, NULL},

@@ -267,7 +267,10 @@ static rw_rc append(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
             st->metadata_rejected += nmd; /* an upper bound: the store says how many */
             rw_in_reason(c, "%s", merr.msg);
         } else {
+            /* not stored = not acknowledged: 503, the sender retries (the
+             * store keeps what it held before) */
             rw_warn("ingest: storing %zu metadata entries failed: %s", nmd, merr.msg);
+            return rw_err_set(err, mrc, "%s", merr.msg);
         }
     }
     st->samples_written = res.samples_written;

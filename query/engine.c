@@ -1,22 +1,39 @@
 /* engine.c - the PromQL engine's public API (promql.h): parses a query,
- * evaluates it over all its steps at once (eval.c) in a private arena, and
- * builds the result in the caller's arena: names dropped where delayed name
- * removal asks for it, range results merged by label set and sorted, and the
- * annotations collected during evaluation. An engine is immutable after
- * rw_engine_new, so one engine serves any number of threads; each call has
- * its own arena, AST and compiled matchers. */
+ * evaluates it (eval.c) in a private arena, and builds the result in the
+ * caller's arena: names dropped where delayed name removal asks for it,
+ * range results merged by label set and sorted, and the annotations
+ * collected during evaluation. An engine is immutable after rw_engine_new,
+ * so one engine serves any number of threads; each call has its own arena,
+ * AST and compiled matchers.
+ *
+ * A range query is evaluated in batches of steps: every node holds
+ * (series x steps) values while it is evaluated, so a dashboard's 3-day
+ * panel over thousands of series would need gigabytes at once. Each batch
+ * of steps gets a fresh evaluation arena and its own max_samples budget; its
+ * result joins the output, merged by label set at the end. The batch size
+ * adapts to what a batch used (about EVAL_BATCH_BYTES), and a batch that
+ * hits max_samples is retried with half the steps - a query is refused only
+ * when a single step does not fit. PromQL evaluates every step on its own
+ * (windows, lookback, subquery steps and @ start()/end() are absolute), so
+ * the batches give exactly the one-pass result - and can run at the same
+ * time: up to MAX_WORKERS threads (one per CPU) take batches, which is what
+ * lets a long range query use the machine's cores. */
 #define _GNU_SOURCE
 #include "eval_int.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 #include "core/buf.h"
 #include "core/cfg.h"
 #include "query/api.h"
 
 #define MAX_RANGE_POINTS 11000
+#define EVAL_BATCH_BYTES (64u << 20)
+#define FIRST_BATCH_STEPS 512
 
 rw_engine *rw_engine_new(const rw_querier *querier, const rw_engine_opts *opts)
 {
@@ -216,16 +233,50 @@ static rw_rc build_result(rw_eval_ctx *ctx, rw_eval_value *v, int range, rw_aren
     }
 }
 
-static const char **copy_strs(rw_arena *a, char **s, size_t n)
+/* Keeps the annotations of a finished batch in the caller's arena
+ * (deduplicated), before the batch's arena goes. */
+static void keep_annos(rw_arena *a, rw_annos *keep, const rw_annos *got)
 {
-    if (!n)
-        return NULL;
-    const char **o = rw_arena_alloc(a, n * sizeof *o);
-    if (!o)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        o[i] = rw_arena_strdup(a, s[i]);
-    return o;
+    for (int info = 0; info < 2; info++) {
+        char **src = info ? got->info : got->warn;
+        size_t n = info ? got->ninfo : got->nwarn;
+        char ***arr = info ? &keep->info : &keep->warn;
+        size_t *kn = info ? &keep->ninfo : &keep->nwarn;
+        size_t *cap = info ? &keep->capinfo : &keep->capwarn;
+        for (size_t i = 0; i < n; i++) {
+            size_t k = 0;
+            while (k < *kn && strcmp((*arr)[k], src[i]) != 0)
+                k++;
+            if (k < *kn)
+                continue;
+            if (*kn == *cap) {
+                size_t nc = *cap ? *cap * 2 : 8;
+                char **na = rw_arena_realloc(a, *arr, *cap * sizeof(char *), nc * sizeof(char *));
+                if (!na)
+                    return;
+                *arr = na;
+                *cap = nc;
+            }
+            char *d = rw_arena_strdup(a, src[i]);
+            if (d)
+                (*arr)[(*kn)++] = d;
+        }
+    }
+}
+
+static int is_limit(const rw_err *err)
+{
+    return err->code == RW_EXEC && strstr(err->msg, "too many samples") != NULL;
+}
+
+/* Whatever failed to allocate in an arena over its cap did so because of
+ * the query's memory limit. */
+static rw_rc memory_error(rw_err *err, size_t limit)
+{
+    return rw_err_set(err, RW_EXEC,
+                      "query processing would use more than %zu bytes of memory "
+                      "(query.max_memory_bytes)",
+                      limit);
 }
 
 /* ---- prepared expressions ---- */
@@ -292,6 +343,133 @@ rw_val_type rw_promql_expr_type(const rw_promql_expr *x)
 
 /* ---- evaluation ---- */
 
+/* ---- batches of steps, evaluated by a few threads ---- */
+
+#define MAX_WORKERS 4
+
+/* A range query split into batches of steps. Workers take the next batch
+ * (a retried half first), evaluate it on their own parse of the query (a
+ * tree's matchers keep match state, so no two threads share one) in their
+ * own arena, and add its result under the mutex. */
+typedef struct batches {
+    pthread_mutex_t mu;
+    const rw_promql_expr *x;
+    const rw_eval_query *tmpl;   /* what every batch's query starts from */
+    const int64_t *ts;
+    size_t nsteps, cursor, batch;
+    int64_t step;
+    size_t retry_at[64], retry_n[64]; /* halves of batches over max_samples */
+    size_t nretry;
+    size_t arena_cap;            /* per batch: the memory limit shared by the workers */
+    rw_arena *a;                 /* the caller's: results (under mu) */
+    rw_result_series *acc;
+    size_t nacc, capacc;
+    rw_annos keep;
+    rw_rc rc;
+    rw_err *err;
+} batches;
+
+static void *batch_worker(void *arg)
+{
+    batches *b = arg;
+    rw_err lerr;
+    rw_err_init(&lerr);
+    rw_arena *pa = rw_arena_new(0, 0);
+    rw_node *root = NULL;
+    rw_rc rc = pa ? rw_promql_parse(b->x->text, pa, &root, &lerr)
+                  : rw_err_set(&lerr, RW_NOMEM, "out of memory");
+    for (;;) {
+        pthread_mutex_lock(&b->mu);
+        if (rc != RW_OK && b->rc == RW_OK) {
+            b->rc = rc;
+            *b->err = lerr;
+        }
+        size_t i, n;
+        if (b->rc != RW_OK) {
+            pthread_mutex_unlock(&b->mu);
+            break;
+        }
+        if (b->nretry) {
+            b->nretry--;
+            i = b->retry_at[b->nretry];
+            n = b->retry_n[b->nretry];
+        } else if (b->cursor < b->nsteps) {
+            i = b->cursor;
+            n = b->nsteps - i < b->batch ? b->nsteps - i : b->batch;
+            b->cursor += n;
+        } else {
+            pthread_mutex_unlock(&b->mu);
+            break;
+        }
+        pthread_mutex_unlock(&b->mu);
+
+        rw_arena *ea = rw_arena_new(0, b->arena_cap);
+        if (!ea) {
+            rc = rw_err_set(&lerr, RW_NOMEM, "out of memory");
+            continue;
+        }
+        rw_eval_query q = *b->tmpl;
+        q.a = ea;
+        q.samples = 0;
+        q.err = &lerr;
+        memset(&q.annos, 0, sizeof q.annos);
+        rw_eval_ctx ctx = {.q = &q, .ts = b->ts + i, .nsteps = n, .interval = b->step};
+        rw_eval_value v;
+        rw_result part;
+        memset(&part, 0, sizeof part);
+        rc = rw_eval(&ctx, root, &v);
+        if (rc != RW_OK && rw_arena_over_cap(ea))
+            rc = memory_error(&lerr, b->tmpl->opts->max_memory_bytes);
+        pthread_mutex_lock(&b->mu);
+        if (rc != RW_OK && n > 1 && (is_limit(&lerr) || rw_arena_over_cap(ea)) &&
+            b->nretry + 2 <= 64) {
+            /* too much at once: the same steps in two halves */
+            b->retry_at[b->nretry] = i + n / 2;
+            b->retry_n[b->nretry++] = n - n / 2;
+            b->retry_at[b->nretry] = i;
+            b->retry_n[b->nretry++] = n / 2;
+            if (b->batch > n / 2)
+                b->batch = n / 2;
+            rw_err_init(&lerr);
+            rc = RW_OK;
+        } else if (rc == RW_OK) {
+            rc = build_result(&ctx, &v, 1, b->a, &part, &lerr);
+            if (rc == RW_OK)
+                keep_annos(b->a, &b->keep, &q.annos);
+            if (rc == RW_OK && part.nseries) {
+                if (b->nacc + part.nseries > b->capacc) {
+                    size_t nc = b->capacc ? b->capacc * 2 : 64;
+                    while (nc < b->nacc + part.nseries)
+                        nc *= 2;
+                    rw_result_series *na = rw_arena_realloc(b->a, b->acc, b->capacc * sizeof *na,
+                                                            nc * sizeof *na);
+                    if (!na) {
+                        rc = rw_err_set(&lerr, RW_NOMEM, "out of memory building the result");
+                    } else {
+                        b->acc = na;
+                        b->capacc = nc;
+                    }
+                }
+                if (rc == RW_OK) {
+                    memcpy(b->acc + b->nacc, part.series, part.nseries * sizeof *part.series);
+                    b->nacc += part.nseries;
+                }
+            }
+            /* size the next batches after what this one took */
+            size_t used = rw_arena_used(ea);
+            if (used < EVAL_BATCH_BYTES / 4 && b->batch < b->nsteps)
+                b->batch *= 2;
+            else if (used > EVAL_BATCH_BYTES && b->batch > 1)
+                b->batch /= 2;
+        }
+        pthread_mutex_unlock(&b->mu);
+        rw_arena_free(ea);
+    }
+    rw_ast_free(root);
+    rw_arena_free(pa);
+    return NULL;
+}
+
 static rw_rc run(rw_engine *e, const rw_promql_expr *x, int64_t start, int64_t end, int64_t step,
                  int range, const rw_eval_opts *eo, rw_arena *a, rw_result *out, rw_err *err)
 {
@@ -329,17 +507,18 @@ static rw_rc run(rw_engine *e, const rw_promql_expr *x, int64_t start, int64_t e
         opts.max_samples = eo->max_samples;
     if (eo && eo->max_memory_bytes && eo->max_memory_bytes < opts.max_memory_bytes)
         opts.max_memory_bytes = eo->max_memory_bytes;
-    /* everything the evaluation holds comes from this arena: its cap is the
-       query's memory limit */
-    rw_arena *ea = rw_arena_new(0, opts.max_memory_bytes);
-    if (!ea)
+    /* what lives through the whole evaluation (steps, the deadline querier);
+       each pass or batch evaluates in an arena of its own whose cap is the
+       query's memory limit (query.max_memory_bytes) */
+    rw_arena *pa = rw_arena_new(0, 0);
+    if (!pa)
         return rw_err_set(err, RW_NOMEM, "out of memory");
-    rw_rc rc;
+    rw_rc rc = RW_OK;
     size_t nsteps = range ? (size_t)((end - start) / step) + 1 : 1;
-    int64_t *ts = rw_arena_alloc(ea, nsteps * sizeof *ts);
+    int64_t *ts = rw_arena_alloc(pa, nsteps * sizeof *ts);
     if (!ts) {
-        rc = rw_err_set(err, RW_NOMEM, "out of memory");
-        goto done;
+        rw_arena_free(pa);
+        return rw_err_set(err, RW_NOMEM, "out of memory");
     }
     for (size_t i = 0; i < nsteps; i++)
         ts[i] = start + (int64_t)i * step;
@@ -348,11 +527,10 @@ static rw_rc run(rw_engine *e, const rw_promql_expr *x, int64_t start, int64_t e
     int64_t deadline_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + timeout_ms * 1000000;
     /* the store checks the deadline too, inside series selection */
     rw_querier dq = rw_querier_with_deadline(eo && eo->querier ? eo->querier : &e->querier,
-                                             deadline_ns, ea);
+                                             deadline_ns, pa);
     rw_eval_query q = {
         .querier = &dq,
         .opts = &opts,
-        .a = ea,
         .text = x->text,
         .start = start,
         /* start()/end() and @ end() use the requested end, as Prometheus */
@@ -361,25 +539,63 @@ static rw_rc run(rw_engine *e, const rw_promql_expr *x, int64_t start, int64_t e
         .deadline_ns = deadline_ns,
         .err = err,
     };
-    rw_eval_ctx ctx = {.q = &q, .ts = ts, .nsteps = nsteps, .interval = range ? step : 1};
-    rw_eval_value v;
-    rc = rw_eval(&ctx, root, &v);
-    if (rc == RW_OK)
-        rc = build_result(&ctx, &v, range, a, out, err);
-    if (rc != RW_OK && rw_arena_over_cap(ea))
-        /* whatever failed to allocate did so because of the cap */
-        rc = rw_err_set(err, RW_EXEC,
-                        "query processing would use more than %zu bytes of memory "
-                        "(query.max_memory_bytes)",
-                        opts.max_memory_bytes);
-    if (rc == RW_OK) {
-        out->warnings = copy_strs(a, q.annos.warn, q.annos.nwarn);
-        out->nwarnings = out->warnings ? q.annos.nwarn : 0;
-        out->infos = copy_strs(a, q.annos.info, q.annos.ninfo);
-        out->ninfos = out->infos ? q.annos.ninfo : 0;
+    if (!range || nsteps <= FIRST_BATCH_STEPS) {
+        /* one pass */
+        rw_arena *ea = rw_arena_new(0, opts.max_memory_bytes);
+        if (!ea) {
+            rw_arena_free(pa);
+            return rw_err_set(err, RW_NOMEM, "out of memory");
+        }
+        q.a = ea;
+        rw_eval_ctx ctx = {.q = &q, .ts = ts, .nsteps = nsteps, .interval = range ? step : 1};
+        rw_eval_value v;
+        rc = rw_eval(&ctx, root, &v);
+        if (rc == RW_OK)
+            rc = build_result(&ctx, &v, range, a, out, err);
+        if (rc != RW_OK && rw_arena_over_cap(ea))
+            rc = memory_error(err, opts.max_memory_bytes);
+        if (rc == RW_OK) {
+            rw_annos keep = {0};
+            keep_annos(a, &keep, &q.annos);
+            out->warnings = (const char **)keep.warn;
+            out->nwarnings = keep.nwarn;
+            out->infos = (const char **)keep.info;
+            out->ninfos = keep.ninfo;
+        }
+        rw_arena_free(ea);
+        rw_arena_free(pa);
+        return rc;
     }
-done:
-    rw_arena_free(ea);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int nw = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (int)cpus;
+    batches b = {.x = x, .tmpl = &q, .ts = ts, .nsteps = nsteps, .step = step, .a = a,
+                 .batch = FIRST_BATCH_STEPS, .err = err,
+                 .arena_cap = opts.max_memory_bytes / (size_t)nw};
+    pthread_mutex_init(&b.mu, NULL);
+    pthread_t th[MAX_WORKERS];
+    int started = 0;
+    for (int w = 1; w < nw; w++)
+        if (pthread_create(&th[started], NULL, batch_worker, &b) == 0)
+            started++;
+    batch_worker(&b);
+    for (int w = 0; w < started; w++)
+        pthread_join(th[w], NULL);
+    pthread_mutex_destroy(&b.mu);
+    rc = b.rc;
+    if (rc == RW_OK) {
+        /* the parts joined, series merged by label set */
+        out->type = RW_VAL_MATRIX;
+        out->series = b.acc;
+        out->nseries = b.nacc;
+        rc = finish_matrix(a, out, err);
+    }
+    if (rc == RW_OK) {
+        out->warnings = (const char **)b.keep.warn;
+        out->nwarnings = b.keep.nwarn;
+        out->infos = (const char **)b.keep.info;
+        out->ninfos = b.keep.ninfo;
+    }
+    rw_arena_free(pa);
     return rc;
 }
 

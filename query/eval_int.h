@@ -274,8 +274,8 @@ typedef struct rw_sel_iter {
     size_t batch;            /* series in the next batch (adapts) */
     rw_arena *scratch;       /* the current batch's samples; owned */
     int64_t mint, maxt;
-    size_t budget;           /* samples the selector may decode; 0 = no cap */
-    size_t decoded;          /* samples decoded so far */
+    size_t budget;           /* samples one batch may decode; 0 = no cap */
+    size_t decoded;          /* samples decoded so far (all batches) */
     size_t kept;             /* samples handed out (matrix: stale dropped) */
     rw_eval_mseries *ms;     /* matrix batch (scratch) */
 } rw_sel_iter;
@@ -287,9 +287,8 @@ rw_rc rw_matrix_iter_open(rw_eval_ctx *ctx, const rw_node *n, rw_sel_iter *it, r
  * the scratch arena: valid until the next call); *done set (and m->nms 0)
  * once every series has been read. */
 rw_rc rw_matrix_iter_next(rw_sel_iter *it, rw_eval_value *m, int *done);
-/* Ends the read: frees the scratch arena; when rc is RW_OK accounts the
- * samples read against max_samples as rw_eval_matrix_selector does.
- * Returns rc or the accounting error. */
+/* Ends the read: frees the scratch arena (the raw samples); the caller
+ * accounts its per-step output against max_samples. Returns rc. */
 rw_rc rw_sel_iter_end(rw_sel_iter *it, rw_rc rc);
 
 rw_rc rw_eval_vector_selector(rw_eval_ctx *ctx, const rw_node *n, int want_ts, rw_eval_value *out);

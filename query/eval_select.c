@@ -9,7 +9,9 @@
  * (func_range.c), a vector selector over several steps - the read goes in
  * batches (rw_sel_iter): labels and series refs first, then the samples of
  * one batch of series at a time in a scratch arena, so a query holds its
- * output and one batch of samples, never every sample its selectors touch.
+ * output and one batch of samples, never every sample its selectors touch;
+ * max_samples bounds that (output points plus one batch), not the total
+ * read.
  * A matrix selector used any other way (absent_over_time(), the result of
  * an instant query for a range vector) is materialised whole. */
 #include "eval_int.h"
@@ -103,9 +105,9 @@ static rw_rc sel_iter_read(rw_sel_iter *it, rw_series_data **d, size_t *nd)
     if (n > it->batch)
         n = it->batch;
     rw_series_data *b = &it->all[it->next];
-    size_t cap = 0, got = 0;
-    if (it->budget)
-        cap = it->budget > it->decoded ? it->budget - it->decoded : 1;
+    /* max_samples bounds what is held at once: one batch (the previous
+     * batch's samples are gone, its per-step results were accounted) */
+    size_t cap = it->budget, got = 0;
     rw_err serr;
     rw_err_init(&serr);
     rc = q->querier->ops->read_samples(q->querier->ctx, b, n, it->mint, it->maxt, 0, cap, it->scratch, &got,
@@ -115,7 +117,7 @@ static rw_rc sel_iter_read(rw_sel_iter *it, rw_series_data **d, size_t *nd)
     if (rc != RW_OK)
         return rw_err_set(q->err, rc, "expanding series: %s", serr.msg);
     it->decoded += got;
-    if (it->budget && it->decoded > it->budget)
+    if (it->budget && got > it->budget)
         return limit_error(q);
     it->next += n;
     /* size the next batch after this one's samples per series */
@@ -185,10 +187,10 @@ rw_rc rw_matrix_iter_next(rw_sel_iter *it, rw_eval_value *m, int *done)
 
 rw_rc rw_sel_iter_end(rw_sel_iter *it, rw_rc rc)
 {
+    /* the raw samples are released with the scratch arena: what stays is
+     * the caller's per-step output, which the caller accounts */
     rw_arena_free(it->scratch);
     it->scratch = NULL;
-    if (rc == RW_OK)
-        rc = rw_eval_account(it->ctx, it->kept);
     return rc;
 }
 

@@ -389,7 +389,9 @@ static rw_rc range_fn(rw_eval_ctx *ctx, const rw_node *call, rw_eval_value *out)
         while (rc == RW_OK && (rc = rw_matrix_iter_next(&it, &m, &done)) == RW_OK && !done)
             for (size_t s = 0; s < m.nms && rc == RW_OK; s++)
                 rc = range_series(ctx, &r, &m, &m.ms[s], out);
-        return rw_sel_iter_end(&it, rc);
+        rc = rw_sel_iter_end(&it, rc);
+        /* what stays: one value per step of every output series */
+        return rc == RW_OK ? rw_eval_account(ctx, out->nseries * ctx->nsteps) : rc;
     }
     rw_eval_value m;
     if ((rc = rw_eval(ctx, marg, &m)) != RW_OK)

@@ -103,9 +103,11 @@ static int reserve(chunk_enc *e, uint32_t bits)
     uint32_t need = (e->nbits + bits + 7) / 8 + 8;
     if (need <= e->cap)
         return 0;
+    /* grow by half (16-byte steps): a million open chunks of a few dozen
+     * samples each should not all carry a doubling's slack */
     uint32_t n = e->cap ? e->cap : 32;
     while (n < need)
-        n *= 2;
+        n = (n + n / 2 + 15) & ~15u;
     uint8_t *p = realloc(e->b, n);
     if (!p)
         return -1;

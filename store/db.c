@@ -1,16 +1,18 @@
-/* db.c - SQLite underneath a shard: opening the shard's file with the
- * durability settings (WAL journal, synchronous=FULL, incremental
- * auto-vacuum), the schema, the prepared statements of the write and read
- * connections, transactions and error mapping. Everything above talks to
- * SQLite through the statements prepared here; see FORMAT.md "Tables". */
+/* db.c - SQLite underneath a shard: opening the shard's file with its
+ * settings (WAL journal so readers never wait for the flush writing beside
+ * them, synchronous=FULL so a committed flush survives power loss before
+ * the WAL segments it covers are deleted, incremental auto-vacuum), the
+ * schema, the prepared statements of the write and read connections,
+ * transactions and error mapping. Only the maintenance work writes here
+ * (flushes, retention, metadata): acknowledged samples are made durable by
+ * the store's own WAL (wal.c). See FORMAT.md "Tables". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zstd.h>
 #include "core/log.h"
 #include "store_int.h"
-
-#define FORMAT_VERSION 2
 
 rw_rc db_rc(sqlite3 *db, int rc, const char *what, rw_err *err)
 {
@@ -80,20 +82,6 @@ rw_rc db_end(rw_shard *sh, rw_rc rc, rw_err *err)
     return rc;
 }
 
-rw_rc db_chunk_insert(rw_shard *sh, uint32_t sid, int64_t mint, int64_t maxt,
-                      const uint8_t *data, size_t len, int64_t *rowid, rw_err *err)
-{
-    sqlite3_stmt *st = sh->st_chunk_ins;
-    (void)mint; /* the chunk's own t0 */
-    sqlite3_bind_int64(st, 1, sid);
-    sqlite3_bind_int64(st, 2, maxt - mint);
-    sqlite3_bind_blob(st, 3, data, (int)len, SQLITE_STATIC);
-    rw_rc rc = db_step_done(sh, st, "insert chunk", err);
-    if (rc == RW_OK)
-        *rowid = sqlite3_last_insert_rowid(sh->wdb);
-    return rc;
-}
-
 uint64_t db_file_bytes(const rw_shard *sh)
 {
     struct stat st;
@@ -111,17 +99,20 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS symbols(id INTEGER PRIMARY KEY, s TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, labels BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS chunks(id INTEGER PRIMARY KEY, sid INTEGER NOT NULL,"
-    " span INTEGER NOT NULL, data BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS head(sid INTEGER PRIMARY KEY, data BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS wal(seq INTEGER PRIMARY KEY, data BLOB NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS tscols(id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS parts(id INTEGER PRIMARY KEY, sid INTEGER NOT NULL,"
+    " ts INTEGER NOT NULL, data BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS blocks(id INTEGER PRIMARY KEY, mint INTEGER NOT NULL,"
+    " maxt INTEGER NOT NULL, parts_lo INTEGER NOT NULL, parts_hi INTEGER NOT NULL,"
+    " ts_lo INTEGER NOT NULL, ts_hi INTEGER NOT NULL, nparts INTEGER NOT NULL,"
+    " nsamples INTEGER NOT NULL, bytes INTEGER NOT NULL, idx BLOB NOT NULL);";
 
 /* metric metadata lives in shard 0 only */
 static const char *schema0 =
     "CREATE TABLE IF NOT EXISTS metadata(metric TEXT PRIMARY KEY, type TEXT NOT NULL,"
     " help TEXT NOT NULL, unit TEXT NOT NULL) WITHOUT ROWID;";
 
-static int meta_get(sqlite3 *db, const char *key, int64_t *v)
+int db_meta_get(sqlite3 *db, const char *key, int64_t *v)
 {
     sqlite3_stmt *st;
     int found = 0;
@@ -138,10 +129,24 @@ static int meta_get(sqlite3 *db, const char *key, int64_t *v)
 
 static rw_rc prep(rw_shard *sh, sqlite3 *db, const char *sql, sqlite3_stmt **st, rw_err *err)
 {
+    (void)sh;
     int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
     if (rc != SQLITE_OK)
         return db_rc(db, rc, sql, err);
     return RW_OK;
+}
+
+static int table_exists(sqlite3 *db, const char *name)
+{
+    sqlite3_stmt *q;
+    int found = 0;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", -1,
+                           &q, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    found = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    return found;
 }
 
 rw_rc db_open_shard(rw_shard *sh, rw_err *err)
@@ -156,34 +161,53 @@ rw_rc db_open_shard(rw_shard *sh, rw_err *err)
         return rc;
     }
     sqlite3_busy_timeout(sh->wdb, sh->store->opts.busy_timeout_ms);
-    /* auto_vacuum only takes effect before the first table is created */
-    if ((rc = db_exec(sh->wdb, "PRAGMA auto_vacuum=INCREMENTAL", err)) != RW_OK ||
+    /* auto_vacuum only takes effect before the first table is created; on an
+     * existing file it is not set again (it would need a write, which fails
+     * on a full disk - and a full disk must not keep the store from opening) */
+    int64_t pages = 0;
+    {
+        sqlite3_stmt *q;
+        if (sqlite3_prepare_v2(sh->wdb, "PRAGMA page_count", -1, &q, NULL) == SQLITE_OK) {
+            if (sqlite3_step(q) == SQLITE_ROW)
+                pages = sqlite3_column_int64(q, 0);
+            sqlite3_finalize(q);
+        }
+    }
+    if ((pages == 0 && (rc = db_exec(sh->wdb, "PRAGMA auto_vacuum=INCREMENTAL", err)) != RW_OK) ||
         (rc = db_exec(sh->wdb, "PRAGMA journal_mode=WAL", err)) != RW_OK ||
         (rc = db_exec(sh->wdb, "PRAGMA synchronous=FULL", err)) != RW_OK ||
         /* SQLite's own -wal file is truncated back to this after checkpoints */
-        (rc = db_exec(sh->wdb, "PRAGMA journal_size_limit=67108864", err)) != RW_OK ||
-        (rc = db_exec(sh->wdb, schema, err)) != RW_OK ||
-        (sh->idx == 0 && (rc = db_exec(sh->wdb, schema0, err)) != RW_OK))
+        (rc = db_exec(sh->wdb, "PRAGMA journal_size_limit=67108864", err)) != RW_OK)
         goto fail;
     int64_t v;
-    int got = meta_get(sh->wdb, "nshards", &v);
-    if (got < 0) {
-        rc = db_rc(sh->wdb, SQLITE_ERROR, "read meta", err);
+    int got = db_meta_get(sh->wdb, "nshards", &v);
+    if (got < 0 && pages > 0) {
+        rc = rw_err_set(err, RW_BADREQ, "%s is not an rwgate shard database", sh->path);
         goto fail;
     }
-    if (got && v != nshards) {
+    if (got > 0 && v != nshards) {
         rc = rw_err_set(err, RW_BADREQ,
                         "data directory %s was created with %lld shards, cannot open it with %d "
                         "(the shard count of a data directory is fixed)",
                         sh->store->opts.dir, (long long)v, nshards);
         goto fail;
     }
-    if (meta_get(sh->wdb, "format", &v) == 1 && v != FORMAT_VERSION) {
-        rc = rw_err_set(err, RW_BADREQ, "%s: unsupported format version %lld", sh->path,
-                        (long long)v);
+    int64_t fmt = 0;
+    if (got > 0 && db_meta_get(sh->wdb, "format", &fmt) == 1 && fmt != FORMAT_VERSION) {
+        if (fmt == 2 && table_exists(sh->wdb, "chunks")) {
+            rc = rw_err_set(err, RW_UNSUPPORTED,
+                            "%s is in format 2 (written by an older rwgate)", sh->path);
+        } else {
+            rc = rw_err_set(err, RW_BADREQ,
+                            "%s: unsupported format version %lld (this rwgate reads format %d)",
+                            sh->path, (long long)fmt, FORMAT_VERSION);
+        }
         goto fail;
     }
-    if (!got) {
+    if ((rc = db_exec(sh->wdb, schema, err)) != RW_OK ||
+        (sh->idx == 0 && (rc = db_exec(sh->wdb, schema0, err)) != RW_OK))
+        goto fail;
+    if (got <= 0) {
         char sql[256];
         snprintf(sql, sizeof sql,
                  "INSERT OR REPLACE INTO meta(key,value) VALUES('nshards',%d),('shard',%d),"
@@ -192,17 +216,16 @@ rw_rc db_open_shard(rw_shard *sh, rw_err *err)
         if ((rc = db_exec(sh->wdb, sql, err)) != RW_OK)
             goto fail;
     }
-    if ((rc = prep(sh, sh->wdb, "INSERT INTO wal(data) VALUES(?)", &sh->st_wal_ins, err)) ||
-        (rc = prep(sh, sh->wdb, "INSERT INTO chunks(sid,span,data) VALUES(?,?,?)",
-                   &sh->st_chunk_ins, err)) ||
-        (rc = prep(sh, sh->wdb, "DELETE FROM head WHERE sid=?", &sh->st_head_del, err)) ||
-        (rc = prep(sh, sh->wdb, "INSERT OR REPLACE INTO head(sid,data) VALUES(?,?)",
-                   &sh->st_head_put, err)) ||
+    if ((rc = prep(sh, sh->wdb, "INSERT INTO parts(sid,ts,data) VALUES(?,?,?)", &sh->st_part_ins,
+                   err)) ||
+        (rc = prep(sh, sh->wdb, "INSERT INTO tscols(data) VALUES(?)", &sh->st_ts_ins, err)) ||
+        (rc = prep(sh, sh->wdb,
+                   "INSERT INTO blocks(mint,maxt,parts_lo,parts_hi,ts_lo,ts_hi,nparts,nsamples,"
+                   "bytes,idx) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                   &sh->st_block_ins, err)) ||
         (rc = prep(sh, sh->wdb, "INSERT OR REPLACE INTO series(id,labels) VALUES(?,?)",
                    &sh->st_series_put, err)) ||
         (rc = prep(sh, sh->wdb, "DELETE FROM series WHERE id=?", &sh->st_series_del, err)) ||
-        (rc = prep(sh, sh->wdb, "DELETE FROM chunks WHERE id=?", &sh->st_chunk_del, err)) ||
-        (rc = prep(sh, sh->wdb, "DELETE FROM wal", &sh->st_wal_clear, err)) ||
         (rc = prep(sh, sh->wdb, "INSERT OR REPLACE INTO meta(key,value) VALUES(?,?)",
                    &sh->st_meta_put, err)) ||
         (rc = prep(sh, sh->wdb, "INSERT OR REPLACE INTO symbols(id,s) VALUES(?,?)",
@@ -218,8 +241,18 @@ rw_rc db_open_shard(rw_shard *sh, rw_err *err)
     }
     sqlite3_busy_timeout(sh->rdb, sh->store->opts.busy_timeout_ms);
     if ((rc = db_exec(sh->rdb, "PRAGMA query_only=1", err)) != RW_OK ||
-        (rc = prep(sh, sh->rdb, "SELECT data, sid FROM chunks WHERE id=?", &sh->st_chunk_get, err)))
+        (rc = prep(sh, sh->rdb, "SELECT sid, ts, data FROM parts WHERE id=?", &sh->st_part_get,
+                   err)) ||
+        (rc = prep(sh, sh->rdb, "SELECT data FROM tscols WHERE id=?", &sh->st_ts_get, err)) ||
+        (rc = prep(sh, sh->rdb, "SELECT idx FROM blocks WHERE id=?", &sh->st_idx_get, err)) ||
+        (rc = prep(sh, sh->rdb, "SELECT id, sid, ts, data FROM parts WHERE id BETWEEN ? AND ?",
+                   &sh->st_part_scan, err)))
         goto fail;
+    sh->zd = ZSTD_createDCtx();
+    if (!sh->zd) {
+        rc = rw_err_set(err, RW_NOMEM, "out of memory");
+        goto fail;
+    }
     return RW_OK;
 fail:
     rw_err_prefix(err, "shard %d", sh->idx);
@@ -229,10 +262,10 @@ fail:
 
 void db_close_shard(rw_shard *sh)
 {
-    sqlite3_stmt **sts[] = {&sh->st_wal_ins,    &sh->st_chunk_ins, &sh->st_head_del,
-                            &sh->st_head_put,   &sh->st_series_put, &sh->st_series_del,
-                            &sh->st_chunk_del,  &sh->st_wal_clear, &sh->st_meta_put,
-                            &sh->st_chunk_get,  &sh->st_sym_put,   &sh->st_sym_del};
+    sqlite3_stmt **sts[] = {&sh->st_part_ins, &sh->st_ts_ins,    &sh->st_block_ins,
+                            &sh->st_series_put, &sh->st_series_del, &sh->st_meta_put,
+                            &sh->st_sym_put,  &sh->st_sym_del,   &sh->st_part_get,
+                            &sh->st_ts_get,   &sh->st_idx_get,   &sh->st_part_scan};
     for (size_t i = 0; i < sizeof sts / sizeof sts[0]; i++) {
         sqlite3_finalize(*sts[i]);
         *sts[i] = NULL;
@@ -242,4 +275,6 @@ void db_close_shard(rw_shard *sh)
     if (sh->wdb)
         sqlite3_close(sh->wdb);
     sh->rdb = sh->wdb = NULL;
+    ZSTD_freeDCtx(sh->zd);
+    sh->zd = NULL;
 }

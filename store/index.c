@@ -208,8 +208,8 @@ void intern_put(rw_shard *sh, const char *s)
 
 uint32_t symbol_id(const rw_shard *sh, const char *s)
 {
-    strmap_slot *sl = strmap_find(&sh->strings, s, str_hash(s));
-    return sl ? intern_id(sl->key) : 0;
+    (void)sh;
+    return intern_id(s); /* a series' label strings are the interned ones */
 }
 
 /* ---- postings ---- */
@@ -328,7 +328,9 @@ const plist *postings_get(const rw_shard *sh, const char *name, const char *valu
 /* The series lookup runs once per received sample (remote-write sends every
  * sample with its full label set), so it is written by hand for few cache
  * lines per hit: table slot (hash inline), then one allocation holding the
- * series, its label array and its strings. */
+ * series and its label array, whose strings are the shard's interned ones
+ * (a few thousand distinct names and values, shared by every series: they
+ * stay in cache, and a million series do not each carry a copy). */
 
 /* Slot index from the hash: Fibonacci hashing on all 64 bits, because the
  * low bits are the same for every series of a shard (shard = hash % n). */
@@ -359,6 +361,24 @@ series *shard_series_lookup(rw_shard *sh, uint64_t hash, const rw_label *l, size
             return NULL;
         if (sl->hash == hash && labels_same(sl->s, l, n))
             return sl->s;
+    }
+}
+
+void shard_series_prefetch_slot(const rw_shard *sh, uint64_t hash)
+{
+    if (sh->nslots)
+        __builtin_prefetch(&sh->slots[slot_of(sh, hash)]);
+}
+
+void shard_series_prefetch(const rw_shard *sh, uint64_t hash)
+{
+    if (!sh->nslots)
+        return;
+    const sslot *sl = &sh->slots[slot_of(sh, hash)];
+    if (sl->s && sl->hash == hash) {
+        __builtin_prefetch(sl->s);
+        __builtin_prefetch((const char *)sl->s + 64);
+        __builtin_prefetch((const char *)sl->s + 128);
     }
 }
 
@@ -417,14 +437,23 @@ static void labels_unintern(rw_shard *sh, const series *s, uint32_t k)
     }
 }
 
-static void series_free(rw_shard *sh, series *s, int unintern)
+void series_free_data(rw_shard *sh, series *s)
 {
-    if (unintern)
-        labels_unintern(sh, s, s->nlabels);
+    (void)sh;
     chunk_enc_free(&s->head);
     for (uint32_t i = 0; i < s->nchunks; i++)
         free(s->chunks[i].data);
     free(s->chunks);
+    s->chunks = NULL;
+    s->nchunks = s->capchunks = 0;
+    ooo_free(s);
+}
+
+static void series_free(rw_shard *sh, series *s, int unintern)
+{
+    if (unintern)
+        labels_unintern(sh, s, s->nlabels);
+    series_free_data(sh, s);
     free(s);
 }
 
@@ -441,26 +470,18 @@ series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_l
         return NULL; /* id taken: corrupt input */
     if ((sh->nseries + 1) * 2 > sh->nslots && slots_grow(sh) < 0)
         return NULL;
-    size_t strbytes = 0;
-    for (size_t i = 0; i < n; i++)
-        strbytes += strlen(l[i].name) + strlen(l[i].value) + 2;
-    series *s = calloc(1, sizeof *s + n * sizeof(rw_label) + strbytes);
+    series *s = calloc(1, sizeof *s + n * sizeof(rw_label));
     if (!s)
         return NULL;
     chunk_enc_init(&s->head);
+    s->pmint = INT64_MAX;
+    s->pmaxt = INT64_MIN;
     s->id = id;
     s->hash = hash;
     s->labels = (rw_label *)(s + 1);
     s->nlabels = (uint32_t)n;
-    char *sp = (char *)(s->labels + n);
-    for (size_t i = 0; i < n; i++) {
-        size_t ln = strlen(l[i].name) + 1, lv = strlen(l[i].value) + 1;
-        s->labels[i].name = memcpy(sp, l[i].name, ln);
-        sp += ln;
-        s->labels[i].value = memcpy(sp, l[i].value, lv);
-        sp += lv;
-    }
-    /* the interned copies are the postings keys */
+    /* the labels are the interned strings (the postings keys, shared by
+     * every series with that name or value) */
     for (size_t i = 0; i < n; i++) {
         const char *in = intern_get(sh, l[i].name, symids ? symids[2 * i] : 0);
         const char *iv = in ? intern_get(sh, l[i].value, symids ? symids[2 * i + 1] : 0) : NULL;
@@ -470,7 +491,7 @@ series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_l
             for (size_t j = 0; j < i; j++)
                 postings_del(sh, s->labels[j].name, s->labels[j].value, id);
             if (iv) /* postings_add may have added before failing */
-                postings_del(sh, s->labels[i].name, s->labels[i].value, id);
+                postings_del(sh, in, iv, id);
             if (in)
                 intern_put(sh, in);
             if (iv)
@@ -479,10 +500,13 @@ series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_l
             series_free(sh, s, 0);
             return NULL;
         }
+        s->labels[i].name = in;
+        s->labels[i].value = iv;
     }
     sh->by_id[id] = s;
     slot_insert(sh->slots, sh->nslots - 1, sh->slot_shift, s);
     sh->nseries++;
+    atomic_fetch_add(&sh->store->nseries, 1);
     if (id >= sh->next_id)
         sh->next_id = id + 1;
     return s;
@@ -495,11 +519,16 @@ void shard_series_delete(rw_shard *sh, series *s)
         postings_del(sh, s->labels[i].name, s->labels[i].value, s->id);
     sh->by_id[s->id] = NULL;
     sh->nseries--;
+    atomic_fetch_sub(&sh->store->nseries, 1);
     if (s->head.n) {
         sh->nheads--;
         sh->head_samples -= s->head.n;
     }
-    sh->nchunks -= s->nchunks;
+    for (uint32_t i = 0; i < s->nchunks; i++)
+        sh->head_samples -= s->chunks[i].n;
+    sh->head_chunks -= s->nchunks;
+    if (s->ooo)
+        sh->ooo_samples -= s->ooo->n;
     series_free(sh, s, 1);
 }
 

@@ -4,13 +4,6 @@
 
 #include <string.h>
 
-int rw_is_stale_nan(double v)
-{
-    uint64_t u;
-    memcpy(&u, &v, sizeof u);
-    return u == RW_STALE_NAN_BITS;
-}
-
 double rw_stale_nan(void)
 {
     uint64_t u = RW_STALE_NAN_BITS;

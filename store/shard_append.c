@@ -1,18 +1,16 @@
 /* shard_append.c - the write path below ingest: rw_store_append() routes each
- * series to its shard, applies the per-sample rules (out of order, duplicate,
- * identical resend, too old) under the shard lock, appends accepted samples
- * to the series' head chunk and to the shard's pending WAL buffer, and then
- * makes them durable with group commit:
+ * series to its shard, applies the per-sample rules (out of order, the
+ * out-of-order window, duplicate, identical resend, too old) under the shard
+ * lock, appends accepted samples to the series' head chunk (or its
+ * out-of-order buffer) and leaves WAL entries in the shard's pending chain;
+ * then it waits for the store-wide group commit (wal.c) to put them on disk.
+ * Only then does it return RW_OK.
  *
- *   every append that added WAL bytes takes a sequence number (pending_seq);
- *   whoever finds no commit running becomes the leader, takes the whole
- *   pending buffer plus the completed chunks, writes them in ONE SQLite
- *   transaction without holding the shard lock, publishes committed_seq and
- *   wakes everybody; the others sleep until committed_seq covers their seq.
- *
- * A failed commit (disk full, busy) puts the taken data back in front of the
- * pending buffer, so nothing acknowledged or later acknowledged is lost, and
- * the appends whose data it covered fail with RW_IO / RW_AGAIN (503). */
+ * The space the entries need is reserved in the chain before anything is
+ * changed, so an append either applies completely or not at all; a failed
+ * commit puts the taken chains back in front without allocating, so what is
+ * in memory is always either durable or still pending - and an identical
+ * resend of a pending sample waits for the same commit its original needs. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +18,7 @@
 #include "core/timeutil.h"
 #include "store_int.h"
 
+#define PBUF_MIN (256u << 10)
 
 void store_note_newest(rw_store *st, int64_t t)
 {
@@ -28,83 +27,216 @@ void store_note_newest(rw_store *st, int64_t t)
         ;
 }
 
+int64_t store_newest_bound(const rw_store *st)
+{
+    int64_t f = st->opts.max_future_ms > 0 ? st->opts.max_future_ms : 0;
+    return rw_now_ms() + f;
+}
+
 void shard_db_acquire(rw_shard *sh)
 {
     while (sh->db_owner)
-        pthread_cond_wait(&sh->commit_cv, &sh->mu);
+        pthread_cond_wait(&sh->db_cv, &sh->mu);
     sh->db_owner = 1;
 }
 
 void shard_db_release(rw_shard *sh)
 {
     sh->db_owner = 0;
-    pthread_cond_broadcast(&sh->commit_cv);
+    pthread_cond_broadcast(&sh->db_cv);
 }
+
+int64_t series_mint(const series *s)
+{
+    int64_t m = s->pmint <= s->pmaxt ? s->pmint : INT64_MAX;
+    if (s->nchunks && s->chunks[0].mint < m)
+        m = s->chunks[0].mint;
+    else if (!s->nchunks && s->head.n && s->head.t0 < m)
+        m = s->head.t0;
+    if (s->ooo && s->ooo->n && s->ooo->t[0] < m)
+        m = s->ooo->t[0];
+    return m;
+}
+
+int64_t series_maxt(const series *s)
+{
+    int64_t m = s->pmint <= s->pmaxt ? s->pmaxt : INT64_MIN;
+    if ((s->nchunks || s->head.n) && s->newest_t > m)
+        m = s->newest_t;
+    if (s->ooo && s->ooo->n && s->ooo->t[s->ooo->n - 1] > m)
+        m = s->ooo->t[s->ooo->n - 1];
+    return m;
+}
+
+/* ---- pending chains ---- */
+
+uint8_t *pchain_reserve(pchain *pc, size_t need)
+{
+    pbuf *t = pc->tail;
+    if (t && t->cap - t->len >= need)
+        return t->data + t->len;
+    size_t cap = need > PBUF_MIN ? need : PBUF_MIN;
+    pbuf *b = malloc(sizeof *b + cap);
+    if (!b)
+        return NULL;
+    b->next = NULL;
+    b->len = 0;
+    b->cap = cap;
+    if (t)
+        t->next = b;
+    else
+        pc->head = b;
+    pc->tail = b;
+    return b->data;
+}
+
+void pchain_commit(pchain *pc, size_t used)
+{
+    pc->tail->len += used;
+    pc->bytes += used;
+}
+
+void pchain_take(pchain *from, pchain *to)
+{
+    *to = *from;
+    /* keep an empty last buffer with room for the next appends */
+    memset(from, 0, sizeof *from);
+}
+
+void pchain_restore(pchain *pc, pchain *taken)
+{
+    if (!taken->head)
+        return;
+    /* taken is older than what arrived meanwhile: it goes first */
+    taken->tail->next = pc->head;
+    if (!pc->head)
+        pc->tail = taken->tail;
+    pc->head = taken->head;
+    pc->bytes += taken->bytes;
+    memset(taken, 0, sizeof *taken);
+}
+
+void pchain_free(pchain *pc)
+{
+    for (pbuf *b = pc->head; b;) {
+        pbuf *n = b->next;
+        free(b);
+        b = n;
+    }
+    memset(pc, 0, sizeof *pc);
+}
+
+static inline void put32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+
+size_t pe_series_len(const series *s)
+{
+    return 9 + labels_encoded_len(s->labels, s->nlabels);
+}
+
+void pe_put_series(uint8_t *p, const series *s)
+{
+    rw_buf b;
+    size_t len = labels_encoded_len(s->labels, s->nlabels);
+    p[0] = PE_SERIES;
+    put32(p + 1, s->id);
+    put32(p + 5, (uint32_t)len);
+    /* labels_encode into the reserved space through a fixed buffer */
+    b.p = (char *)p + 9;
+    b.len = 0;
+    b.alloc = len + 1;
+    b.cap = 0;
+    b.failed = 0;
+    /* len + 1: rw_buf keeps a NUL after the content; the reserved space
+     * always has one byte more than the entry (see shard_apply) */
+    labels_encode(&b, s->labels, s->nlabels);
+}
+
+/* ---- series ---- */
 
 int series_cut_head(rw_shard *sh, series *s)
 {
     if (!s->head.n)
         return 0;
     if (s->nchunks == s->capchunks) {
-        uint32_t nc = s->capchunks ? s->capchunks * 2 : 4;
-        chunk_meta *n = realloc(s->chunks, nc * sizeof *n);
+        uint32_t nc = s->capchunks ? s->capchunks * 2 : 2;
+        hchunk *n = realloc(s->chunks, nc * sizeof *n);
         if (!n)
             return -1;
         s->chunks = n;
         s->capchunks = nc;
     }
-    if (sh->npchunks == sh->cappchunks) {
-        size_t nc = sh->cappchunks ? sh->cappchunks * 2 : 64;
-        pend_chunk *n = realloc(sh->pchunks, nc * sizeof *n);
-        if (!n)
-            return -1;
-        sh->pchunks = n;
-        sh->cappchunks = nc;
-    }
     uint32_t len = (uint32_t)chunk_enc_len(&s->head);
-    uint8_t *data = realloc(s->head.b, len); /* shrink to fit */
+    /* a right-sized copy; the open buffer stays for the next chunk */
+    uint8_t *data = malloc(len ? len : 1);
     if (!data)
-        data = s->head.b;
-    chunk_meta *cm = &s->chunks[s->nchunks++];
-    cm->mint = s->head.t0;
-    cm->maxt = s->head.t;
-    cm->rowid = 0;
-    cm->data = data;
-    cm->len = len;
-    cm->n = s->head.n;
-    sh->pchunks[sh->npchunks++] =
-        (pend_chunk){.sid = s->id, .mint = cm->mint, .maxt = cm->maxt, .data = data, .len = len};
-    sh->nchunks++;
+        return -1;
+    memcpy(data, s->head.b, len);
+    hchunk *c = &s->chunks[s->nchunks++];
+    c->mint = s->head.t0;
+    c->maxt = s->head.t;
+    c->data = data;
+    c->len = len;
+    c->n = s->head.n;
+    sh->head_chunks++;
     sh->nheads--;
-    sh->head_samples -= s->head.n;
-    chunk_enc_init(&s->head);
-    s->head_dirty = 1;
+    chunk_enc_reset(&s->head);
     return 0;
 }
 
-int series_append_sample(rw_shard *sh, series *s, int64_t t, double v, int replay, int *nomem)
+static inline int64_t window_of(int64_t t)
 {
-    uint64_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    if (s->has_data && t <= s->newest_t) {
-        if (replay || (t == s->newest_t && bits == s->newest_v))
-            return -2;
-        return t == s->newest_t ? RW_REJ_DUPLICATE : RW_REJ_OUT_OF_ORDER;
-    }
-    int64_t ret = sh->store->opts.retention_ms;
+    int64_t w = t / BLOCK_WINDOW_MS;
+    return (t < 0 && t % BLOCK_WINDOW_MS) ? w - 1 : w;
+}
+
+int series_append_sample(rw_shard *sh, series *s, int64_t t, uint64_t bits, int replay,
+                         int *nomem)
+{
+    rw_store *st = sh->store;
+    int64_t ret = st->opts.retention_ms;
     if (ret > 0) {
-        int64_t newest = atomic_load(&sh->store->newest);
+        int64_t newest = atomic_load(&st->newest);
         if (newest != INT64_MIN && t < newest - ret)
             return replay ? -2 : RW_REJ_TOO_OLD;
     }
-    if (s->head.n >= RW_CHUNK_MAX_SAMPLES ||
-        (s->head.n && (uint64_t)t - (uint64_t)s->head.t0 > (uint64_t)RW_CHUNK_MAX_SPAN_MS)) {
+    if (s->has_data && t <= s->newest_t) {
+        if (t == s->newest_t) {
+            if (bits == s->newest_v || replay)
+                return -2;
+            return RW_REJ_DUPLICATE;
+        }
+        /* older than the newest: in-order entries replayed are already
+         * here (in a block or the head); out-of-order ones are applied
+         * unless present */
+        if (replay == 1)
+            return -2;
+        int64_t win = st->opts.ooo_window_ms;
+        if (!replay && (win <= 0 || s->newest_t - t > win))
+            return RW_REJ_OUT_OF_ORDER;
+        uint64_t have;
+        if (series_head_find(s, t, &have))
+            return have == bits || replay ? -2 : RW_REJ_DUPLICATE;
+        int r = ooo_insert(s, t, bits);
+        if (r < 0) {
+            *nomem = 1;
+            return -2;
+        }
+        sh->ooo_samples++;
+        return -3;
+    }
+    if (s->head.n &&
+        (s->head.n >= RW_CHUNK_MAX_SAMPLES || window_of(t) != window_of(s->head.t0))) {
         if (series_cut_head(sh, s) < 0) {
             *nomem = 1;
             return -2;
         }
     }
     int was_empty = s->head.n == 0;
+    double v;
+    memcpy(&v, &bits, sizeof v);
     if (chunk_enc_append(&s->head, t, v) < 0) {
         *nomem = 1;
         return -2;
@@ -115,14 +247,10 @@ int series_append_sample(rw_shard *sh, series *s, int64_t t, double v, int repla
     s->newest_t = t;
     s->newest_v = bits;
     s->has_data = 1;
-    s->head_dirty = 1;
-    if (s->head.n >= RW_CHUNK_MAX_SAMPLES)
-        series_cut_head(sh, s); /* on failure the next append retries */
-    store_note_newest(sh->store, t);
+    if (t <= sh->newest_bound)
+        store_note_newest(st, t);
     return -1;
 }
-
-/* ---- commit ---- */
 
 int shard_note_new_series(rw_shard *sh, uint32_t id)
 {
@@ -138,338 +266,82 @@ int shard_note_new_series(rw_shard *sh, uint32_t id)
     return 0;
 }
 
-static void put_u32(rw_buf *b, uint32_t v)
-{
-    rw_buf_append(b, &v, sizeof v); /* host order: never leaves the process */
-}
-
-enum { ROW_SYMBOL = 0, ROW_SERIES = 1 };
-
-static size_t row_begin(rw_buf *out, uint8_t kind, uint32_t id)
-{
-    size_t at = out->len;
-    rw_buf_putc(out, (char)kind);
-    put_u32(out, id);
-    put_u32(out, 0);
-    return at;
-}
-
-static void row_end(rw_buf *out, size_t at)
-{
-    uint32_t len = (uint32_t)(out->len - at - 9);
-    if (!out->failed)
-        memcpy(out->p + at + 5, &len, 4);
-}
-
-/* Rows: [u8 kind][u32 id][u32 len][blob]; symbol rows first, so a series
- * row never names a symbol its transaction does not also write (or an
- * earlier one did). Series blob: uvarint n, 2n uvarint symbol ids. */
-void shard_take_new_series(rw_shard *sh, rw_buf *out)
-{
-    for (size_t i = 0; i < sh->nnewsym && !out->failed; i++) {
-        uint32_t id = sh->newsym[i];
-        const char *str = id < sh->cap_sym ? sh->syms[id] : NULL;
-        if (!str) /* freed before it was written */
-            continue;
-        size_t at = row_begin(out, ROW_SYMBOL, id);
-        rw_buf_append(out, str, strlen(str));
-        row_end(out, at);
-    }
-    sh->nnewsym = 0;
-    for (size_t i = 0; i < sh->nnewser && !out->failed; i++) {
-        series *s = sh->newser[i] < sh->cap_id ? sh->by_id[sh->newser[i]] : NULL;
-        if (!s || s->in_db)
-            continue;
-        size_t at = row_begin(out, ROW_SERIES, s->id);
-        put_uvarint(out, s->nlabels);
-        for (uint32_t j = 0; j < s->nlabels; j++) {
-            put_uvarint(out, symbol_id(sh, s->labels[j].name));
-            put_uvarint(out, symbol_id(sh, s->labels[j].value));
-        }
-        row_end(out, at);
-        s->in_db = 1;
-    }
-    sh->nnewser = 0;
-}
-
-#define ROWS_EACH(rows, kind, id, blob, len)                                              \
-    for (size_t _o = 0; _o + 9 <= (rows)->len &&                                           \
-                        (kind = (uint8_t)(rows)->p[_o], memcpy(&id, (rows)->p + _o + 1, 4), \
-                         memcpy(&len, (rows)->p + _o + 5, 4),                               \
-                         blob = (const uint8_t *)(rows)->p + _o + 9, 1);                   \
-         _o += 9 + len)
-
-rw_rc db_put_series_rows(rw_shard *sh, const rw_buf *rows, size_t *n, rw_err *err)
-{
-    uint32_t id, len;
-    uint8_t kind;
-    const uint8_t *blob;
-    ROWS_EACH(rows, kind, id, blob, len) {
-        sqlite3_stmt *st = kind == ROW_SYMBOL ? sh->st_sym_put : sh->st_series_put;
-        sqlite3_bind_int64(st, 1, id);
-        if (kind == ROW_SYMBOL)
-            sqlite3_bind_text(st, 2, (const char *)blob, (int)len, SQLITE_STATIC);
-        else
-            sqlite3_bind_blob(st, 2, blob, (int)len, SQLITE_STATIC);
-        rw_rc rc = db_step_done(sh, st, kind == ROW_SYMBOL ? "insert symbol" : "insert series", err);
-        if (rc != RW_OK)
-            return rc;
-        if (kind == ROW_SERIES)
-            (*n)++;
-    }
-    return RW_OK;
-}
-
-void shard_restore_new_series(rw_shard *sh, const rw_buf *rows)
-{
-    uint32_t id, len;
-    uint8_t kind;
-    const uint8_t *blob;
-    ROWS_EACH(rows, kind, id, blob, len) {
-        (void)blob;
-        if (kind == ROW_SYMBOL) {
-            if (id < sh->cap_sym && sh->syms[id])
-                shard_note_new_symbol(sh, id);
-            continue;
-        }
-        series *s = id < sh->cap_id ? sh->by_id[id] : NULL;
-        if (s) {
-            s->in_db = 0;
-            shard_note_new_series(sh, id);
-        }
-    }
-}
-
-static series *series_by_id(rw_shard *sh, uint32_t id)
-{
-    return id < sh->cap_id ? sh->by_id[id] : NULL;
-}
-
-rw_rc db_put_pending_chunks(rw_shard *sh, pend_chunk *pc, size_t npc, uint64_t *bytes,
-                            rw_err *err)
-{
-    for (size_t i = 0; i < npc; i++) {
-        rw_rc rc = db_chunk_insert(sh, pc[i].sid, pc[i].mint, pc[i].maxt, pc[i].data,
-                                   pc[i].len, &pc[i].rowid, err);
-        if (bytes)
-            *bytes += pc[i].len + 24;
-        if (rc == RW_OK) {
-            /* a checkpoint may have saved it while it was the open head */
-            sqlite3_bind_int64(sh->st_head_del, 1, pc[i].sid);
-            rc = db_step_done(sh, sh->st_head_del, "delete head", err);
-        }
-        if (rc != RW_OK)
-            return rc;
-    }
-    return RW_OK;
-}
-
-static void chunks_committed(rw_shard *sh, const pend_chunk *pc, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        series *s = series_by_id(sh, pc[i].sid);
-        if (!s)
-            continue;
-        uint32_t lo = 0, hi = s->nchunks;
-        while (lo < hi) {
-            uint32_t mid = (lo + hi) / 2;
-            if (s->chunks[mid].mint < pc[i].mint)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        if (lo < s->nchunks && s->chunks[lo].mint == pc[i].mint && s->chunks[lo].data == pc[i].data) {
-            s->chunks[lo].rowid = pc[i].rowid;
-            free(s->chunks[lo].data);
-            s->chunks[lo].data = NULL;
-        }
-    }
-}
-
-void shard_txn_committed(rw_shard *sh, uint64_t target, pend_chunk *pc, size_t npc,
-                         rw_buf *taken)
-{
-    if (sh->committed_seq < target)
-        sh->committed_seq = target;
-    chunks_committed(sh, pc, npc);
-    free(pc);
-    rw_buf_free(taken);
-}
-
-void shard_take_pending(rw_shard *sh, rw_buf *taken, pend_chunk **pc, size_t *npc)
-{
-    *taken = sh->pending;
-    wal_buf_init(&sh->pending);
-    *pc = sh->pchunks;
-    *npc = sh->npchunks;
-    sh->pchunks = NULL;
-    sh->npchunks = sh->cappchunks = 0;
-}
-
-void shard_restore_pending(rw_shard *sh, rw_buf *taken, pend_chunk *pc, size_t npc)
-{
-    /* taken goes first: it is older than what arrived meanwhile */
-    if (wal_payload_len(&sh->pending))
-        rw_buf_append(taken, sh->pending.p + WAL_HDR, wal_payload_len(&sh->pending));
-    rw_buf_free(&sh->pending);
-    sh->pending = *taken;
-    rw_buf_init(taken, 0);
-    if (npc) {
-        size_t total = npc + sh->npchunks;
-        pend_chunk *n = malloc((total ? total : 1) * sizeof *n);
-        if (n) {
-            memcpy(n, pc, npc * sizeof *n);
-            if (sh->npchunks)
-                memcpy(n + npc, sh->pchunks, sh->npchunks * sizeof *n);
-            free(sh->pchunks);
-            sh->pchunks = n;
-            sh->npchunks = sh->cappchunks = total;
-        } else {
-            /* cannot happen in practice; the chunks stay in memory and are
-             * written by the next checkpoint's full head pass only if open,
-             * so log loudly */
-            rw_error("shard %d: out of memory re-queueing %zu chunks", sh->idx, npc);
-        }
-    }
-    free(pc);
-}
-
-void shard_note_failure(rw_shard *sh, uint64_t target, rw_rc rc, const rw_err *err)
-{
-    sh->fail_gen++;
-    sh->fail_seq = target;
-    sh->fail_rc = rc;
-    snprintf(sh->fail_msg, sizeof sh->fail_msg, "%.200s", err && err->msg[0] ? err->msg : rw_rc_name(rc));
-}
-
-rw_rc shard_commit_locked(rw_shard *sh, rw_err *err)
-{
-    rw_store *st = sh->store;
-    sh->db_owner = 1;
-    uint64_t target = sh->pending_seq;
-    if (wal_payload_len(&sh->pending) == 0 && sh->npchunks == 0 && sh->nnewser == 0) {
-        if (sh->committed_seq < target)
-            sh->committed_seq = target;
-        shard_db_release(sh);
-        return RW_OK;
-    }
-    rw_buf taken;
-    pend_chunk *pc;
-    size_t npc;
-    shard_take_pending(sh, &taken, &pc, &npc);
-    rw_buf rows;
-    rw_buf_init(&rows, 0);
-    shard_take_new_series(sh, &rows);
-    pthread_mutex_unlock(&sh->mu);
-
-    int64_t t0 = rw_mono_ns();
-    uint64_t bytes = rows.len;
-    size_t nrows = 0;
-    rw_err lerr;
-    rw_err_init(&lerr);
-    rw_rc rc = rows.failed ? rw_err_set(&lerr, RW_NOMEM, "out of memory") : db_begin(sh, &lerr);
-    if (rc == RW_OK)
-        rc = db_put_series_rows(sh, &rows, &nrows, &lerr);
-    if (rc == RW_OK && wal_payload_len(&taken)) {
-        wal_seal(&taken);
-        sqlite3_bind_blob(sh->st_wal_ins, 1, taken.p, (int)taken.len, SQLITE_STATIC);
-        rc = db_step_done(sh, sh->st_wal_ins, "insert wal", &lerr);
-        bytes += taken.len;
-    }
-    if (rc == RW_OK)
-        rc = db_put_pending_chunks(sh, pc, npc, &bytes, &lerr);
-    rc = db_end(sh, rc, &lerr);
-    double secs = (double)(rw_mono_ns() - t0) / 1e9;
-
-    pthread_mutex_lock(&sh->mu);
-    if (rc == RW_OK) {
-        shard_txn_committed(sh, target, pc, npc, &taken);
-        rw_histogram_observe(st->m_commit_dur, secs);
-        rw_histogram_observe(st->m_txn_bytes, (double)bytes);
-        rw_counter_add(st->m_commits, 1);
-    } else {
-        shard_restore_pending(sh, &taken, pc, npc);
-        shard_restore_new_series(sh, &rows);
-        shard_note_failure(sh, target, rc, &lerr);
-        rw_counter_add(st->m_commit_fail, 1);
-        rw_warn("shard %d: commit failed, %zu bytes kept pending: %s", sh->idx,
-                wal_payload_len(&sh->pending), lerr.msg);
-        rw_err_set(err, rc, "shard %d: %s", sh->idx, lerr.msg);
-    }
-    shard_db_release(sh);
-    rw_buf_free(&rows);
-    return rc;
-}
-
-/* Waits (mu held) until everything up to `seq` is committed, leading a
- * commit when nobody else is. */
-static rw_rc wait_durable(rw_shard *sh, uint64_t seq, rw_err *err)
-{
-    uint64_t fails_seen = sh->fail_gen;
-    while (sh->committed_seq < seq) {
-        if (sh->fail_gen != fails_seen && sh->fail_seq >= seq)
-            return rw_err_set(err, sh->fail_rc, "shard %d: %s", sh->idx, sh->fail_msg);
-        if (!sh->db_owner) {
-            rw_rc rc = shard_commit_locked(sh, err);
-            if (rc != RW_OK)
-                return rc;
-            continue;
-        }
-        pthread_cond_wait(&sh->commit_cv, &sh->mu);
-    }
-    return RW_OK;
-}
+/* ---- append ---- */
 
 static size_t max_pending(const rw_store *st)
 {
     return (size_t)st->opts.max_pending_bytes;
 }
 
-/* Applies the series routed to one shard; returns the seq to wait for. */
+/* Applies the series routed to one shard; *ticket gets what to wait for. */
 static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_t *idx, size_t n,
-                         rw_append_result *res, uint64_t *seq, rw_err *err)
+                         rw_append_result *res, uint64_t *ticket, rw_err *err)
 {
     rw_store *st = sh->store;
-    /* WAL bytes of the samples; a new series reserves its label bytes when
-     * it is created (label lengths are not computed for known series) */
-    size_t need = 0, maxs = 0;
-    for (size_t k = 0; k < n; k++) {
-        const rw_append_series *a = &in[idx[k]];
-        need += 32 + 20 * a->nsamples;
-        if (a->nsamples > maxs)
-            maxs = a->nsamples;
-    }
-    rw_sample *acc = malloc((maxs ? maxs : 1) * sizeof *acc);
-    if (!acc)
+    size_t maxs = 1;
+    for (size_t k = 0; k < n; k++)
+        if (in[idx[k]].nsamples > maxs)
+            maxs = in[idx[k]].nsamples;
+    series **sp = malloc((n ? n : 1) * sizeof *sp);
+    rw_sample *oo = malloc(maxs * sizeof *oo); /* out-of-order samples of one series */
+    if (!sp || !oo) {
+        free(sp);
+        free(oo);
         return rw_err_set(err, RW_NOMEM, "out of memory");
+    }
     uint64_t rej[RW_REJ__COUNT] = {0};
-    uint64_t written = 0, skipped = 0;
+    uint64_t written = 0, skipped = 0, created = 0, ooo = 0;
     rw_rc rc = RW_OK;
     uint64_t series_cap = st->opts.max_series
                               ? (st->opts.max_series + (uint64_t)st->opts.nshards - 1) /
                                     (uint64_t)st->opts.nshards
                               : 0;
+    int64_t bound = store_newest_bound(st);
 
     pthread_mutex_lock(&sh->mu);
-    if (sh->pending.len > max_pending(st)) {
+    sh->newest_bound = bound;
+    if (sh->pend.bytes > max_pending(st)) {
+        size_t pend = sh->pend.bytes;
         pthread_mutex_unlock(&sh->mu);
-        free(acc);
+        free(sp);
+        free(oo);
         return rw_err_set(err, RW_AGAIN, "shard %d: %zu bytes not yet durable (storage too slow "
-                          "or failing); retry later", sh->idx, sh->pending.len);
+                          "or failing); retry later", sh->idx, pend);
     }
-    /* reserve the WAL bytes first so encoding below cannot fail half way */
-    if (rw_buf_reserve(&sh->pending, need) != RW_OK) {
+    /* pass 1: find the series and size the entries, so the space can be
+     * reserved before anything changes */
+    size_t need = 1, nnew = 0;
+    for (size_t k = 0; k < n; k++) {
+        const rw_append_series *a = &in[idx[k]];
+        if (k + 16 < n)
+            shard_series_prefetch_slot(sh, in[idx[k + 16]].hash);
+        if (k + 8 < n)
+            shard_series_prefetch(sh, in[idx[k + 8]].hash);
+        sp[k] = a->nsamples ? shard_series_lookup(sh, a->hash, a->labels, a->nlabels) : NULL;
+        need += 18 + 16 * a->nsamples;
+        if (!sp[k] && a->nsamples) {
+            need += 9 + labels_encoded_len(a->labels, a->nlabels);
+            nnew++;
+        }
+    }
+    uint8_t *p = pchain_reserve(&sh->pend, need);
+    if (!p) {
         pthread_mutex_unlock(&sh->mu);
-        free(acc);
+        free(sp);
+        free(oo);
         return rw_err_set(err, RW_NOMEM, "out of memory");
     }
-    size_t start = sh->pending.len;
+    uint8_t *start = p;
     for (size_t k = 0; k < n && rc == RW_OK; k++) {
         const rw_append_series *a = &in[idx[k]];
-        series *s = shard_series_lookup(sh, a->hash, a->labels, a->nlabels);
+        if (!a->nsamples)
+            continue;
+        if (k + 4 < n && sp[k + 4] && sp[k + 4]->head.b)
+            __builtin_prefetch(sp[k + 4]->head.b + (sp[k + 4]->head.nbits >> 3));
+        series *s = sp[k];
+        if (!s) /* created by an earlier entry of this request (a repeated series)? */
+            s = shard_series_lookup(sh, a->hash, a->labels, a->nlabels);
         if (!s) {
-            if (a->nsamples == 0)
-                continue;
             if (series_cap && sh->nseries >= series_cap) {
                 /* cardinality limit: refuse the new series, never the known ones */
                 rej[RW_REJ_SERIES_LIMIT] += a->nsamples;
@@ -477,14 +349,6 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
                     for (size_t j = 0; j < a->nsamples; j++)
                         res->on_reject(res->on_reject_ctx, a, j, RW_REJ_SERIES_LIMIT);
                 continue;
-            }
-            size_t lbytes = 16;
-            for (size_t j = 0; j < a->nlabels; j++)
-                lbytes += strlen(a->labels[j].name) + strlen(a->labels[j].value) + 20;
-            if (rw_buf_reserve(&sh->pending, need + lbytes) != RW_OK) {
-                sh->pending.failed = 0; /* nothing was written */
-                rc = rw_err_set(err, RW_NOMEM, "out of memory");
-                break;
             }
             s = shard_series_create(sh, 0, a->hash, a->labels, a->nlabels, NULL);
             if (!s) {
@@ -496,22 +360,34 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
                 rc = rw_err_set(err, RW_NOMEM, "out of memory creating a series");
                 break;
             }
-            wal_put_series(&sh->pending, s);
-            res->series_created++;
-            rw_counter_add(st->m_series_created, 1);
+            pe_put_series(p, s);
+            p += pe_series_len(s);
+            created++;
         }
-        size_t nacc = 0;
+        /* the in-order run, then the out-of-order run (its samples are
+         * collected aside meanwhile), each only when not empty */
+        uint8_t *q = p + 9;
+        uint32_t nin = 0, nooo = 0;
         int nomem = 0;
         int skip_old = res->skip_old && res->skip_old[idx[k]];
         for (size_t j = 0; j < a->nsamples; j++) {
-            int r = series_append_sample(sh, s, a->samples[j].t, a->samples[j].v, 0, &nomem);
+            uint64_t bits;
+            memcpy(&bits, &a->samples[j].v, sizeof bits);
+            int r = series_append_sample(sh, s, a->samples[j].t, bits, 0, &nomem);
             if (nomem) {
                 rc = rw_err_set(err, RW_NOMEM, "out of memory appending a sample");
                 break;
             }
             if (r == -1) {
-                acc[nacc++] = a->samples[j];
+                memcpy(q, &a->samples[j].t, 8);
+                memcpy(q + 8, &bits, 8);
+                q += 16;
+                nin++;
                 written++;
+            } else if (r == -3) {
+                oo[nooo++] = a->samples[j];
+                written++;
+                ooo++;
             } else if (r == -2) {
                 written++;
             } else if (skip_old && (r == RW_REJ_OUT_OF_ORDER || r == RW_REJ_DUPLICATE)) {
@@ -524,17 +400,37 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
                     res->on_reject(res->on_reject_ctx, a, j, (rw_reject_reason)r);
             }
         }
-        wal_put_samples(&sh->pending, s->id, acc, nacc);
+        if (nin) {
+            p[0] = PE_SAMPLES;
+            put32(p + 1, s->id);
+            put32(p + 5, nin);
+            p = q;
+        }
+        if (nooo) {
+            p[0] = PE_OOO;
+            put32(p + 1, s->id);
+            put32(p + 5, nooo);
+            for (uint32_t i = 0; i < nooo; i++) {
+                memcpy(p + 9 + (size_t)i * 16, &oo[i].t, 8);
+                memcpy(p + 9 + (size_t)i * 16 + 8, &oo[i].v, 8);
+            }
+            p += 9 + (size_t)nooo * 16;
+        }
     }
-    if (sh->pending.len > start)
-        sh->pending_seq++;
-    *seq = sh->pending_seq;
+    if (p > start)
+        pchain_commit(&sh->pend, (size_t)(p - start));
+    *ticket = wal_ticket(&st->wal, p > start);
     pthread_mutex_unlock(&sh->mu);
-    free(acc);
+    free(sp);
+    free(oo);
+    (void)nnew;
 
     res->samples_written += written;
     res->skipped += skipped;
+    res->series_created += created;
     rw_counter_add(st->m_appended, written);
+    rw_counter_add(st->m_series_created, created);
+    rw_counter_add(st->m_ooo, ooo);
     for (int r = 0; r < RW_REJ__COUNT; r++) {
         res->rejected[r] += rej[r];
         rw_counter_add(st->m_rejected[r], rej[r]);
@@ -549,11 +445,13 @@ static rw_rc store_append(rw_store *st, const rw_append_series *in, size_t n,
     rw_rc rc = RW_OK;
     if (n == 0)
         return RW_OK;
+    if (atomic_load(&st->read_only))
+        return rw_err_set(err, RW_IO, "store: writes are disabled (see the log at start-up)");
     /* counting sort of the series by shard */
     uint32_t *idx = malloc(n * sizeof *idx);
     size_t *start = calloc((size_t)ns + 1, sizeof *start);
-    uint64_t *seq = calloc((size_t)ns, sizeof *seq);
-    if (!idx || !start || !seq) {
+    size_t *fill = calloc((size_t)ns, sizeof *fill);
+    if (!idx || !start || !fill) {
         rc = rw_err_set(err, RW_NOMEM, "out of memory");
         goto out;
     }
@@ -561,63 +459,56 @@ static rw_rc store_append(rw_store *st, const rw_append_series *in, size_t n,
         start[in[i].hash % (uint64_t)ns + 1]++;
     for (int k = 0; k < ns; k++)
         start[k + 1] += start[k];
-    {
-        size_t *fill = calloc((size_t)ns, sizeof *fill);
-        if (!fill) {
-            rc = rw_err_set(err, RW_NOMEM, "out of memory");
-            goto out;
-        }
-        for (size_t i = 0; i < n; i++) {
-            int k = (int)(in[i].hash % (uint64_t)ns);
-            idx[start[k] + fill[k]++] = (uint32_t)i;
-        }
-        free(fill);
+    for (size_t i = 0; i < n; i++) {
+        int k = (int)(in[i].hash % (uint64_t)ns);
+        idx[start[k] + fill[k]++] = (uint32_t)i;
     }
-    /* refuse up front, before mutating any shard, when one is backed up */
+    /* refuse up front, before changing any shard, when one is backed up */
     for (int k = 0; k < ns; k++) {
         if (start[k + 1] == start[k])
             continue;
         rw_shard *sh = &st->shards[k];
         pthread_mutex_lock(&sh->mu);
-        size_t pend = sh->pending.len;
-        if (pend > max_pending(st) && !sh->db_owner) {
+        size_t pend = sh->pend.bytes;
+        pthread_mutex_unlock(&sh->mu);
+        if (pend > max_pending(st)) {
             /* a backlog left by failed commits: try to drain it first, or
              * it would never shrink since nothing else is admitted */
             rw_err lerr;
-            if (shard_commit_locked(sh, &lerr) == RW_OK)
-                pend = sh->pending.len;
+            rw_err_init(&lerr);
+            if (wal_wait(&st->wal, wal_ticket(&st->wal, 0), &lerr) == RW_OK) {
+                pthread_mutex_lock(&sh->mu);
+                pend = sh->pend.bytes;
+                pthread_mutex_unlock(&sh->mu);
+            }
         }
-        pthread_mutex_unlock(&sh->mu);
         if (pend > max_pending(st)) {
             rc = rw_err_set(err, RW_AGAIN, "shard %d: %zu bytes not yet durable (storage too "
                             "slow or failing); retry later", k, pend);
             goto out;
         }
     }
+    uint64_t ticket = 0;
     for (int k = 0; k < ns; k++) {
         if (start[k + 1] == start[k])
             continue;
-        rc = shard_apply(&st->shards[k], in, idx + start[k], start[k + 1] - start[k], res,
-                         &seq[k], err);
+        uint64_t t = 0;
+        rc = shard_apply(&st->shards[k], in, idx + start[k], start[k + 1] - start[k], res, &t,
+                         err);
+        if (t > ticket)
+            ticket = t;
         if (rc != RW_OK)
             goto out;
     }
-    /* durability: every touched shard, even when nothing new was accepted
-     * there (earlier appends' data this reply implies must be on disk) */
-    for (int k = 0; wait && k < ns; k++) {
-        if (start[k + 1] == start[k])
-            continue;
-        rw_shard *sh = &st->shards[k];
-        pthread_mutex_lock(&sh->mu);
-        rc = wait_durable(sh, seq[k], err);
-        pthread_mutex_unlock(&sh->mu);
-        if (rc != RW_OK)
-            goto out;
-    }
+    /* durability: even when nothing new was accepted, since the reply
+     * implies that what the sender sent before is on disk (the rules'
+     * appends wait once per group evaluation, in rw_store_sync) */
+    if (wait)
+        rc = wal_wait(&st->wal, ticket, err);
 out:
     free(idx);
     free(start);
-    free(seq);
+    free(fill);
     return rc;
 }
 
@@ -635,13 +526,7 @@ rw_rc rw_store_append_nowait(rw_store *st, const rw_append_series *in, size_t n,
 
 rw_rc rw_store_sync(rw_store *st, rw_err *err)
 {
-    rw_rc rc = RW_OK;
-    for (int k = 0; k < st->nshards && rc == RW_OK; k++) {
-        rw_shard *sh = &st->shards[k];
-        pthread_mutex_lock(&sh->mu);
-        if (sh->committed_seq < sh->pending_seq)
-            rc = wait_durable(sh, sh->pending_seq, err);
-        pthread_mutex_unlock(&sh->mu);
-    }
-    return rc;
+    /* the WAL is store-wide: everything appended before this call is
+     * covered by the current ticket */
+    return wal_wait(&st->wal, wal_ticket(&st->wal, 0), err);
 }

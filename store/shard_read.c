@@ -1,16 +1,18 @@
 /* shard_read.c - the read path: rw_store_select(), rw_store_read_samples()
  * (samples of series selected earlier, by ref, a batch at a time),
- * rw_store_label_names() and rw_store_label_values(). Under each shard's lock it resolves matchers
- * through the postings (exact lookups for =, a scan of one label's values for
- * regexes and !=), filters by the matchers that also match the empty string,
- * (regexes are matched beforehand, outside the lock, see "regex matchers"
- * below, so a slow pattern never stalls the shard's writers; the query's
- * deadline is checked while they run),
- * and copies what it needs - labels, the open head chunk, completed chunks not
- * yet committed - into the caller's arena; persisted chunks are then read
- * through the shard's read connection without the shard lock held (SQLite WAL
- * mode lets readers run beside the committing writer). Results of all shards
- * are merged and sorted by label set. */
+ * rw_store_label_names() and rw_store_label_values(). Under each shard's
+ * lock it resolves matchers through the postings (exact lookups for =, a
+ * scan of one label's values for regexes and !=), filters by the matchers
+ * that also match the empty string (regexes are matched beforehand, outside
+ * the lock, see "regex matchers" below, so a slow pattern never stalls the
+ * shard's writers; the query's deadline is checked while they run), and
+ * copies what it needs from memory - labels, head chunks, out-of-order
+ * samples - into the caller's arena, with a reference on every block
+ * overlapping the range. Then, without the shard lock, it reads the series'
+ * parts of those blocks through the shard's read connection (SQLite's WAL
+ * mode lets it run beside a flush) and merges everything per series
+ * (merge.c: ascending, each timestamp once, the newer source winning).
+ * Results of all shards are sorted by label set. */
 #include <stdlib.h>
 #include <string.h>
 #include "core/timeutil.h"
@@ -435,11 +437,9 @@ static rw_rc check_matchers(const rw_matcher *ms, size_t nms, rw_err *err)
 
 /* ---- select ---- */
 
+/* An in-memory chunk copied for decoding. */
 typedef struct piece {
-    int64_t rowid;        /* persisted chunk, or 0 */
-    uint32_t sid;         /* checked on read: a rowid freed by retention
-                             may have been reused meanwhile */
-    const uint8_t *data;  /* arena copy when rowid == 0 */
+    const uint8_t *data;
     uint32_t len;
     uint16_t n;
 } piece;
@@ -451,11 +451,15 @@ typedef struct sel_item {
     size_t keylen;
     int shard;            /* -1: not found (rw_store_read_samples) */
     uint32_t sid;         /* series id, for the ref */
-    piece *pieces;
+    piece *pieces;        /* head chunks in range, oldest first */
     size_t npieces;
-    size_t maxn;          /* samples in all pieces */
+    const int64_t *ooo_t; /* out-of-order samples in range (arena copy) */
+    const uint64_t *ooo_v;
+    size_t nooo;
+    size_t maxn;          /* samples in memory pieces */
+    int blocks;           /* its parts in blocks may overlap the range */
     int has_last;         /* RW_SELECT_LAST answered from the series' newest
-                             sample: last_t/last_v, no pieces */
+                             sample: last_t/last_v, nothing to decode */
     int64_t last_t;
     double last_v;
 } sel_item;
@@ -504,130 +508,92 @@ static int item_cmp(const void *a, const void *b)
     return x->keylen < y->keylen ? -1 : x->keylen > y->keylen;
 }
 
-/* Decodes one chunk's samples within [mint, maxt] into t/v at *n. */
-static int decode_into(const uint8_t *b, size_t len, int64_t mint, int64_t maxt, int64_t *t,
-                       double *v, size_t *n, size_t cap)
+static rw_rc add_piece(sel_item *it, const uint8_t *b, size_t len, uint16_t n, rw_arena *a,
+                       rw_err *err)
 {
-    chunk_it it;
-    if (chunk_it_init(&it, b, len) < 0)
-        return -1;
-    int64_t ts;
-    double vs;
-    int r;
-    while ((r = chunk_it_next(&it, &ts, &vs)) == 1) {
-        if (ts < mint)
-            continue;
-        if (ts > maxt)
-            break;
-        if (*n >= cap)
-            return -1;
-        t[*n] = ts;
-        v[*n] = vs;
-        (*n)++;
-    }
-    return r < 0 ? -1 : 0;
-}
-
-/* Describes a completed chunk as a piece to decode (mu held): a persisted one
- * by its rowid, one not yet committed as a copy of its bytes. */
-static rw_rc chunk_piece(const series *s, const chunk_meta *cm, rw_arena *a, piece *p,
-                         rw_err *err)
-{
-    p->n = cm->n;
-    p->rowid = cm->rowid;
-    p->sid = s->id;
-    p->data = NULL;
-    p->len = cm->len;
-    if (!cm->rowid) {
-        uint8_t *d = rw_arena_alloc(a, cm->len);
-        if (!d)
-            return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
-        memcpy(d, cm->data, cm->len);
-        p->data = d;
-    }
+    uint8_t *d = rw_arena_alloc(a, len ? len : 1);
+    if (!d)
+        return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+    memcpy(d, b, len);
+    piece *p = &it->pieces[it->npieces++];
+    p->data = d;
+    p->len = (uint32_t)len;
+    p->n = n;
+    it->maxn += n;
     return RW_OK;
 }
 
-/* RW_SELECT_LAST (mu held): the series' newest sample when it lies in
- * [mint, maxt] - newest_t/newest_v are kept exact by every append, by WAL
- * replay and by recovery (load_newest_values), and retention never drops a
- * series' newest chunk while keeping older ones. Otherwise the one chunk
- * that holds the newest sample <= maxt: the last chunk starting at or before
- * maxt (every later chunk starts after maxt). */
-static rw_rc select_last(const series *s, int64_t mint, int64_t maxt, rw_arena *a, sel_item *it,
-                         rw_err *err)
+/* Gathers what decoding the samples of s in [mint, maxt] needs from memory
+ * (mu held): copies of the head chunks and out-of-order samples in range,
+ * and whether its blocks must be read. With RW_SELECT_LAST, when the
+ * series' newest sample is in range that is the answer. */
+static rw_rc collect(const series *s, int64_t mint, int64_t maxt, int flags, rw_arena *a,
+                     sel_item *it, rw_err *err)
 {
-    if (s->has_data && s->newest_t >= mint && s->newest_t <= maxt) {
+    if ((flags & RW_SELECT_LAST) && s->has_data && s->newest_t >= mint && s->newest_t <= maxt) {
+        /* newest_t/newest_v are exact (appends, replay, recovery keep them)
+         * and out-of-order samples are always older */
         it->has_last = 1;
         it->last_t = s->newest_t;
         memcpy(&it->last_v, &s->newest_v, sizeof it->last_v);
         it->maxn = 1;
         return RW_OK;
     }
-    it->pieces = rw_arena_alloc(a, sizeof *it->pieces);
-    if (!it->pieces)
-        return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
-    piece *p = &it->pieces[0];
-    if (s->head.n && s->head.t0 <= maxt) {
-        if (s->head.t < mint)
-            return RW_OK; /* newest sample <= maxt is older than mint */
-        size_t len = chunk_enc_len(&s->head);
-        uint8_t *d = rw_arena_alloc(a, len);
-        if (!d)
-            return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
-        memcpy(d, s->head.b, len);
-        p->rowid = 0;
-        p->data = d;
-        p->len = (uint32_t)len;
-        p->n = s->head.n;
-    } else {
-        uint32_t c = s->nchunks;
-        while (c > 0 && s->chunks[c - 1].mint > maxt)
-            c--;
-        if (c == 0 || s->chunks[c - 1].maxt < mint)
-            return RW_OK;
-        if (chunk_piece(s, &s->chunks[c - 1], a, p, err) != RW_OK)
-            return RW_LIMIT;
-    }
-    it->npieces = 1;
-    it->maxn = p->n;
-    return RW_OK;
-}
-
-/* Gathers what decoding the samples of s in [mint, maxt] needs (mu held):
- * persisted chunks by rowid, copies of uncommitted chunks and of the open
- * head; with RW_SELECT_LAST only the one chunk (or the newest sample) the
- * answer is in. */
-static rw_rc collect_pieces(const series *s, int64_t mint, int64_t maxt, int flags, rw_arena *a,
-                            sel_item *it, rw_err *err)
-{
-    if (flags & RW_SELECT_LAST)
-        return select_last(s, mint, maxt, a, it, err);
     it->pieces = rw_arena_alloc(a, (s->nchunks + 1) * sizeof *it->pieces);
     if (!it->pieces)
         return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
     for (uint32_t c = 0; c < s->nchunks; c++) {
-        const chunk_meta *cm = &s->chunks[c];
-        if (cm->mint > maxt || cm->maxt < mint)
+        const hchunk *h = &s->chunks[c];
+        if (h->mint > maxt || h->maxt < mint)
             continue;
-        if (chunk_piece(s, cm, a, &it->pieces[it->npieces++], err) != RW_OK)
+        if (add_piece(it, h->data, h->len, h->n, a, err) != RW_OK)
             return RW_LIMIT;
-        it->maxn += cm->n;
     }
-    if (s->head.n && s->head.t0 <= maxt && s->head.t >= mint) {
-        size_t len = chunk_enc_len(&s->head);
-        uint8_t *d = rw_arena_alloc(a, len);
-        if (!d)
-            return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
-        memcpy(d, s->head.b, len);
-        piece *p = &it->pieces[it->npieces++];
-        p->rowid = 0;
-        p->data = d;
-        p->len = (uint32_t)len;
-        p->n = s->head.n;
-        it->maxn += s->head.n;
+    if (s->head.n && s->head.t0 <= maxt && s->head.t >= mint &&
+        add_piece(it, s->head.b, chunk_enc_len(&s->head), s->head.n, a, err) != RW_OK)
+        return RW_LIMIT;
+    if (s->ooo) {
+        uint32_t lo = 0, hi = 0;
+        while (lo < s->ooo->n && s->ooo->t[lo] < mint)
+            lo++;
+        hi = lo;
+        while (hi < s->ooo->n && s->ooo->t[hi] <= maxt)
+            hi++;
+        if (hi > lo) {
+            size_t n = hi - lo;
+            int64_t *t = rw_arena_alloc(a, n * sizeof *t);
+            uint64_t *v = rw_arena_alloc(a, n * sizeof *v);
+            if (!t || !v)
+                return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+            memcpy(t, s->ooo->t + lo, n * sizeof *t);
+            memcpy(v, s->ooo->v + lo, n * sizeof *v);
+            it->ooo_t = t;
+            it->ooo_v = v;
+            it->nooo = n;
+            it->maxn += n;
+        }
     }
+    it->blocks = s->pmint <= s->pmaxt && s->pmint <= maxt && s->pmaxt >= mint;
     return RW_OK;
+}
+
+/* The blocks of a shard overlapping [mint, maxt], referenced (mu held). */
+static blockd **blocks_in(rw_shard *sh, int64_t mint, int64_t maxt, size_t *n)
+{
+    *n = 0;
+    if (!sh->nblocks)
+        return NULL;
+    blockd **r = malloc(sh->nblocks * sizeof *r);
+    if (!r)
+        return NULL;
+    for (size_t i = 0; i < sh->nblocks; i++) {
+        blockd *b = sh->blocks[i];
+        if (b->mint <= maxt && b->maxt >= mint) {
+            atomic_fetch_add(&b->refs, 1);
+            r[(*n)++] = b;
+        }
+    }
+    return r;
 }
 
 static rw_rc select_shard(rw_shard *sh, const rw_matcher *ms, size_t nms, int64_t mint,
@@ -672,7 +638,7 @@ static rw_rc select_shard(rw_shard *sh, const rw_matcher *ms, size_t nms, int64_
         }
         it->sid = s->id;
         if (!(flags & RW_SELECT_LABELS_ONLY) &&
-            (rc = collect_pieces(s, mint, maxt, flags, a, it, err)) != RW_OK)
+            (rc = collect(s, mint, maxt, flags, a, it, err)) != RW_OK)
             break;
         (*nitems)++;
     }
@@ -682,91 +648,354 @@ static rw_rc select_shard(rw_shard *sh, const rw_matcher *ms, size_t nms, int64_
     return rc;
 }
 
-/* Decodes the pieces of the items of one shard; persisted chunks come from
- * the read connection. */
+/* A decoded part of one item (block samples, in the call's scratch). */
+typedef struct brun {
+    size_t item;
+    size_t blk;            /* block order: later blocks hold newer writes */
+    const int64_t *t;
+    double *v;
+    uint32_t n;
+} brun;
+
+static int brun_cmp(const void *a, const void *b)
+{
+    const brun *x = a, *y = b;
+    if (x->item != y->item)
+        return x->item < y->item ? -1 : 1;
+    return x->blk < y->blk ? -1 : x->blk > y->blk;
+}
+
+typedef struct want {
+    size_t item;
+    const bidx_ent *e;
+} want;
+
+static int want_cmp(const void *a, const void *b)
+{
+    const want *x = a, *y = b;
+    return x->e->rowid < y->e->rowid ? -1 : x->e->rowid > y->e->rowid;
+}
+
+/* Per-call decoding state of one shard. */
+typedef struct reader {
+    rw_shard *sh;
+    blockd **blocks;
+    bidx **idx;
+    size_t nblocks;
+    int in_txn;
+    rw_buf scratch;
+    rw_arena *bs;          /* decoded block values of this call */
+    tscol **tsref;         /* timestamp columns the runs point into (held) */
+    size_t ntsref, captsref;
+    brun *runs;
+    size_t nruns, capruns;
+    /* scratch for one item's merge */
+    int64_t *t;
+    double *v;
+    size_t cap;
+    srun *sr;
+    size_t capsr;
+} reader;
+
+static void reader_done(reader *r)
+{
+    if (r->in_txn) {
+        db_exec(r->sh->rdb, "COMMIT", NULL);
+        pthread_mutex_unlock(&r->sh->rd_mu);
+    }
+    for (size_t i = 0; i < r->nblocks; i++) {
+        bidx_put(r->idx ? r->idx[i] : NULL);
+        blockd_put(r->blocks[i]);
+    }
+    free(r->blocks);
+    free(r->idx);
+    for (size_t i = 0; i < r->ntsref; i++)
+        tscol_put(r->tsref[i]);
+    free(r->tsref);
+    rw_arena_free(r->bs);
+    free(r->runs);
+    free(r->t);
+    free(r->v);
+    free(r->sr);
+    rw_buf_free(&r->scratch);
+}
+
+static void reader_txn(reader *r)
+{
+    if (!r->in_txn) {
+        pthread_mutex_lock(&r->sh->rd_mu);
+        db_exec(r->sh->rdb, "BEGIN", NULL); /* one snapshot per shard */
+        r->in_txn = 1;
+    }
+}
+
+static int add_brun(reader *r, size_t item, size_t blk, const int64_t *t, double *v, uint32_t n)
+{
+    if (r->nruns == r->capruns) {
+        size_t nc = r->capruns ? r->capruns * 2 : 256;
+        brun *x = realloc(r->runs, nc * sizeof *x);
+        if (!x)
+            return -1;
+        r->runs = x;
+        r->capruns = nc;
+    }
+    r->runs[r->nruns++] = (brun){item, blk, t, v, n};
+    return 0;
+}
+
+/* Reads the parts of every item in every block overlapping the range: a
+ * block most of whose parts are wanted is read in one rowid range scan,
+ * otherwise part by part. */
+static rw_rc read_blocks(reader *r, sel_item *items, const size_t *mine, size_t nm, int64_t mint,
+                         int64_t maxt, rw_err *err)
+{
+    rw_shard *sh = r->sh;
+    want *w = malloc((nm ? nm : 1) * sizeof *w);
+    const bidx_ent **e = malloc((nm ? nm : 1) * sizeof *e);
+    tscol **tt = malloc((nm ? nm : 1) * sizeof *tt);
+    uint64_t **vv = malloc((nm ? nm : 1) * sizeof *vv);
+    rw_rc *res = malloc((nm ? nm : 1) * sizeof *res);
+    rw_rc rc = w && e && tt && vv && res ? RW_OK : rw_err_set(err, RW_NOMEM, "out of memory");
+    for (size_t b = 0; b < r->nblocks && rc == RW_OK; b++) {
+        if (!r->idx[b])
+            continue;
+        size_t nw = 0;
+        for (size_t k = 0; k < nm; k++) {
+            sel_item *it = &items[mine[k]];
+            if (!it->blocks)
+                continue;
+            const bidx_ent *x = bidx_find(r->idx[b], it->sid);
+            if (x && x->mint <= maxt && x->maxt >= mint)
+                w[nw++] = (want){mine[k], x};
+        }
+        if (!nw)
+            continue;
+        qsort(w, nw, sizeof *w, want_cmp);
+        if (r->ntsref + nw > r->captsref) {
+            size_t nc = r->captsref ? r->captsref * 2 : 256;
+            while (nc < r->ntsref + nw)
+                nc *= 2;
+            tscol **x = realloc(r->tsref, nc * sizeof *x);
+            if (!x)
+                rc = rw_err_set(err, RW_NOMEM, "out of memory");
+            else {
+                r->tsref = x;
+                r->captsref = nc;
+            }
+        }
+        for (size_t k = 0; k < nw && rc == RW_OK; k++) {
+            e[k] = w[k].e;
+            tt[k] = NULL;
+            vv[k] = rw_arena_alloc(r->bs, w[k].e->n * sizeof(uint64_t));
+            if (!vv[k])
+                rc = rw_err_set(err, RW_NOMEM, "out of memory");
+        }
+        if (rc != RW_OK)
+            break;
+        reader_txn(r);
+        if (nw >= 32 && nw * 8 >= r->idx[b]->n) {
+            rc = parts_scan(sh, r->blocks[b], e, nw, tt, vv, res, &r->scratch, err);
+        } else {
+            for (size_t k = 0; k < nw && rc == RW_OK; k++) {
+                res[k] = part_read(sh, r->blocks[b], e[k], &tt[k], vv[k], &r->scratch, err);
+                if (res[k] != RW_OK && res[k] != RW_NOTFOUND)
+                    rc = res[k];
+            }
+        }
+        /* every timestamp column taken is held until the reader is done */
+        for (size_t k = 0; k < nw; k++)
+            if (tt[k])
+                r->tsref[r->ntsref++] = tt[k];
+        for (size_t k = 0; k < nw && rc == RW_OK; k++)
+            if (res[k] == RW_OK &&
+                add_brun(r, w[k].item, b, tt[k]->t, (double *)(void *)vv[k], e[k]->n) < 0)
+                rc = rw_err_set(err, RW_NOMEM, "out of memory");
+    }
+    free(w);
+    free(e);
+    free(tt);
+    free(vv);
+    free(res);
+    return rc;
+}
+
+/* Merges one item's runs (its block parts, head chunks, out-of-order
+ * samples) into the arena: *ot, *ov, *on. */
+static rw_rc merge_item(reader *r, sel_item *it, const brun *br, size_t nbr, int64_t mint,
+                        int64_t maxt, int last, rw_arena *a, int64_t **ot, double **ov,
+                        size_t *on, rw_err *err)
+{
+    rw_shard *sh = r->sh;
+    *on = 0;
+    if (it->has_last) {
+        int64_t *t = rw_arena_alloc(a, sizeof *t);
+        double *v = rw_arena_alloc(a, sizeof *v);
+        if (!t || !v)
+            return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+        *t = it->last_t;
+        *v = it->last_v;
+        *ot = t;
+        *ov = v;
+        *on = 1;
+        return RW_OK;
+    }
+    size_t nruns = nbr + it->npieces + (it->nooo ? 1 : 0);
+    if (!nruns)
+        return RW_OK;
+    if (nruns > r->capsr) {
+        srun *x = realloc(r->sr, nruns * sizeof *x);
+        if (!x)
+            return rw_err_set(err, RW_NOMEM, "out of memory");
+        r->sr = x;
+        r->capsr = nruns;
+    }
+    /* the head chunks decode into reusable scratch */
+    size_t hn = 0;
+    for (size_t p = 0; p < it->npieces; p++)
+        hn += it->pieces[p].n;
+    if (hn > r->cap) {
+        size_t nc = r->cap ? r->cap : 1024;
+        while (nc < hn)
+            nc *= 2;
+        int64_t *t = realloc(r->t, nc * sizeof *t);
+        if (!t)
+            return rw_err_set(err, RW_NOMEM, "out of memory");
+        r->t = t;
+        double *v = realloc(r->v, nc * sizeof *v);
+        if (!v)
+            return rw_err_set(err, RW_NOMEM, "out of memory");
+        r->v = v;
+        r->cap = nc;
+    }
+    size_t k = 0, used = 0, total = 0;
+    /* blocks first (older writes), in block order */
+    for (size_t i = 0; i < nbr; i++)
+        r->sr[k++] = (srun){br[i].t, br[i].v, br[i].n};
+    for (size_t p = 0; p < it->npieces; p++) {
+        chunk_it ci;
+        if (chunk_it_init(&ci, it->pieces[p].data, it->pieces[p].len) < 0)
+            return rw_err_set(err, RW_INTERNAL, "shard %d: head chunk is corrupt", sh->idx);
+        int64_t *t = r->t + used;
+        double *v = r->v + used;
+        size_t n = 0;
+        while (n < it->pieces[p].n && chunk_it_next(&ci, &t[n], &v[n]) == 1)
+            n++;
+        if (n != it->pieces[p].n)
+            return rw_err_set(err, RW_INTERNAL, "shard %d: head chunk is corrupt", sh->idx);
+        r->sr[k++] = (srun){t, v, n};
+        used += n;
+    }
+    if (it->nooo)
+        r->sr[k++] = (srun){it->ooo_t, (const double *)(const void *)it->ooo_v, it->nooo};
+    for (size_t i = 0; i < k; i++)
+        total += r->sr[i].n;
+    if (!total)
+        return RW_OK;
+    if (last) {
+        /* only the newest sample in range is wanted: merge into scratch */
+        int64_t *t = malloc(total * sizeof *t);
+        double *v = malloc(total * sizeof *v);
+        int nomem = !t || !v;
+        size_t n = nomem ? 0 : runs_merge(r->sr, k, mint, maxt, t, v, &nomem);
+        rw_rc rc = RW_OK;
+        if (nomem) {
+            rc = rw_err_set(err, RW_NOMEM, "out of memory");
+        } else if (n) {
+            int64_t *t1 = rw_arena_alloc(a, sizeof *t1);
+            double *v1 = rw_arena_alloc(a, sizeof *v1);
+            if (!t1 || !v1) {
+                rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+            } else {
+                *t1 = t[n - 1];
+                *v1 = v[n - 1];
+                *ot = t1;
+                *ov = v1;
+                *on = 1;
+            }
+        }
+        free(t);
+        free(v);
+        return rc;
+    }
+    int64_t *t = rw_arena_alloc(a, total * sizeof *t);
+    double *v = rw_arena_alloc(a, total * sizeof *v);
+    if (!t || !v)
+        return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+    int nomem = 0;
+    size_t n = runs_merge(r->sr, k, mint, maxt, t, v, &nomem);
+    if (nomem)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    *ot = t;
+    *ov = v;
+    *on = n;
+    return RW_OK;
+}
+
+/* Decodes the items of one shard; out[] is parallel to items[]. */
 static rw_rc decode_items(rw_shard *sh, sel_item *items, size_t nitems, int64_t mint,
                           int64_t maxt, int last, rw_arena *a, rw_series_data *out,
                           size_t max_samples, size_t *total, rw_err *err)
 {
+    reader r;
+    memset(&r, 0, sizeof r);
+    r.sh = sh;
+    rw_buf_init(&r.scratch, 0);
     rw_rc rc = RW_OK;
-    int locked = 0;
-    for (size_t i = 0; i < nitems && rc == RW_OK; i++) {
-        sel_item *it = &items[i];
-        if (it->shard != sh->idx)
+    size_t *mine = malloc((nitems ? nitems : 1) * sizeof *mine), nm = 0;
+    if (!mine)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    int need_blocks = 0;
+    for (size_t i = 0; i < nitems; i++) {
+        if (items[i].shard != sh->idx)
             continue;
-        if (it->has_last || (last && !it->npieces)) {
-            if (!it->has_last)
-                continue;
-            int64_t *t = rw_arena_alloc(a, sizeof *t);
-            double *v = rw_arena_alloc(a, sizeof *v);
-            if (!t || !v)
-                return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
-            *t = it->last_t;
-            *v = it->last_v;
-            if (++*total > max_samples && max_samples) {
-                rc = rw_err_set(err, RW_LIMIT, "query would return more than %zu samples",
-                                max_samples);
-                break;
-            }
-            out[i].t = t;
-            out[i].v = v;
-            out[i].n = 1;
-            continue;
+        mine[nm++] = i;
+        need_blocks |= items[i].blocks && !items[i].has_last;
+    }
+    if (need_blocks) {
+        pthread_mutex_lock(&sh->mu);
+        r.blocks = blocks_in(sh, mint, maxt, &r.nblocks);
+        pthread_mutex_unlock(&sh->mu);
+        if (r.nblocks) {
+            r.idx = calloc(r.nblocks, sizeof *r.idx);
+            r.bs = rw_arena_new(1u << 20, 0);
+            if (!r.idx || !r.bs)
+                rc = rw_err_set(err, RW_NOMEM, "out of memory");
+            for (size_t b = 0; b < r.nblocks && rc == RW_OK; b++)
+                if (!(r.idx[b] = block_index(sh, r.blocks[b], err)))
+                    rc = err && err->code ? err->code : RW_INTERNAL;
+            if (rc == RW_OK)
+                rc = read_blocks(&r, items, mine, nm, mint, maxt, err);
+            if (rc == RW_OK && r.nruns > 1)
+                qsort(r.runs, r.nruns, sizeof *r.runs, brun_cmp);
         }
-        int64_t *t = rw_arena_alloc(a, (it->maxn ? it->maxn : 1) * sizeof *t);
-        double *v = rw_arena_alloc(a, (it->maxn ? it->maxn : 1) * sizeof *v);
-        if (!t || !v)
-            return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
+    }
+    size_t j = 0;
+    for (size_t m = 0; m < nm && rc == RW_OK; m++) {
+        size_t i = mine[m];
+        while (j < r.nruns && r.runs[j].item < i)
+            j++;
+        size_t j2 = j;
+        while (j2 < r.nruns && r.runs[j2].item == i)
+            j2++;
+        int64_t *t = NULL;
+        double *v = NULL;
         size_t n = 0;
-        for (size_t p = 0; p < it->npieces; p++) {
-            piece *pc = &it->pieces[p];
-            if (pc->rowid) {
-                if (!locked) {
-                    pthread_mutex_lock(&sh->rd_mu);
-                    db_exec(sh->rdb, "BEGIN", NULL); /* one snapshot per shard */
-                    locked = 1;
-                }
-                sqlite3_stmt *st = sh->st_chunk_get;
-                sqlite3_bind_int64(st, 1, pc->rowid);
-                int r = sqlite3_step(st);
-                if (r == SQLITE_ROW && sqlite3_column_int64(st, 1) == pc->sid) {
-                    const uint8_t *b = sqlite3_column_blob(st, 0);
-                    int len = sqlite3_column_bytes(st, 0);
-                    if (decode_into(b, (size_t)len, mint, maxt, t, v, &n, it->maxn) < 0)
-                        rc = rw_err_set(err, RW_INTERNAL, "shard %d: chunk %lld is corrupt",
-                                        sh->idx, (long long)pc->rowid);
-                } else if (r != SQLITE_DONE && r != SQLITE_ROW) {
-                    rc = db_rc(sh->rdb, r, "read chunk", err);
-                } /* gone or reused: dropped by retention meanwhile */
-                sqlite3_reset(st);
-            } else if (decode_into(pc->data, pc->len, mint, maxt, t, v, &n, it->maxn) < 0) {
-                rc = rw_err_set(err, RW_INTERNAL, "shard %d: head chunk is corrupt", sh->idx);
-            }
-            if (rc != RW_OK)
-                break;
-        }
+        rc = merge_item(&r, &items[i], r.runs + j, j2 - j, mint, maxt, last, a, &t, &v, &n, err);
+        j = j2;
         if (rc != RW_OK || n == 0)
             continue;
-        if (last && n > 1) {
-            t[0] = t[n - 1];
-            v[0] = v[n - 1];
-            n = 1;
-        }
         *total += n;
         if (max_samples && *total > max_samples) {
             rc = rw_err_set(err, RW_LIMIT, "query would return more than %zu samples",
                             max_samples);
             break;
         }
-        /* out[] is parallel to items[]; rw_store_select compacts it */
         out[i].t = t;
         out[i].v = v;
         out[i].n = n;
     }
-    if (locked) {
-        db_exec(sh->rdb, "COMMIT", NULL);
-        pthread_mutex_unlock(&sh->rd_mu);
-    }
+    free(mine);
+    reader_done(&r);
     return rc;
 }
 
@@ -888,7 +1117,7 @@ rw_rc rw_store_read_samples(rw_store *st, rw_series_data *sd, size_t n, int64_t 
                 it->shard = -1; /* deleted meanwhile, or nothing in range */
                 continue;
             }
-            if ((rc = collect_pieces(s, mint, maxt, flags & RW_SELECT_LAST, a, it, err)) != RW_OK)
+            if ((rc = collect(s, mint, maxt, flags & RW_SELECT_LAST, a, it, err)) != RW_OK)
                 break;
             any = 1;
         }

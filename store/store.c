@@ -1,14 +1,20 @@
 /* store.c - the store's lifecycle and everything that is not the append or
- * select path: rw_store_open() creates or recovers every shard (in parallel,
- * one thread per shard) and starts the maintenance thread (retention and
- * periodic checkpoints); rw_store_close() stops it, checkpoints every shard,
- * shrinks the files and closes. Also metric metadata (kept in memory, stored
- * in shard 0), stats, cardinality for /api/v1/status/tsdb, and the
+ * select path: rw_store_open() locks the data directory, opens every shard's
+ * database, recovers every shard in parallel (one thread each: series,
+ * blocks, then its part of the WAL) and starts the maintenance thread
+ * (window and full flushes, retention, retrying commits);
+ * rw_store_close() stops it, flushes everything in memory into blocks so the
+ * WAL can go, and closes. Also metric metadata (kept in memory, stored in
+ * shard 0), stats, cardinality for /api/v1/status/tsdb, and the
  * self-metrics registration and collector. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +23,9 @@
 #include "core/cfg.h"
 #include "store_int.h"
 
+#define TICK_MS 1000
+#define BACKGROUND_NICE 5
+#define CLOSE_FLUSH_NS (3LL * 1000 * 1000 * 1000)
 #define MAX_SHARDS 4096
 
 int rw_store_nshards(const rw_store *st)
@@ -63,23 +72,6 @@ static int md_find(const rw_store *st, const char *metric, size_t *pos)
     *pos = (size_t)(uintptr_t)v - 1;
     return 1;
 }
-
-/* Removes entry pos (md_mu held): the last entry takes its place. */
-static void md_remove(rw_store *st, size_t pos)
-{
-    md_entry *e = &st->md[pos];
-    strmap_del(&st->md_index, e->metric, str_hash(e->metric));
-    md_entry_free(e);
-    if (pos != st->nmd - 1) {
-        st->md[pos] = st->md[st->nmd - 1];
-        strmap_slot *sl =
-            strmap_find(&st->md_index, st->md[pos].metric, str_hash(st->md[pos].metric));
-        if (sl)
-            sl->val = (void *)(uintptr_t)(pos + 1);
-    }
-    st->nmd--;
-}
-
 
 /* Sets one entry (md_mu held); returns 1 if it changed, -1 on no memory,
  * -2 when it is a new family beyond max_metadata. */
@@ -155,30 +147,46 @@ static rw_rc md_load(rw_store *st, rw_err *err)
     return r == SQLITE_DONE ? RW_OK : db_rc(sh->wdb, r, "load metadata", err);
 }
 
+/* Whether storing (type, help, unit) for metric would change what is held
+ * (md_mu held). */
+static int md_differs(const rw_store *st, const rw_metadata *m)
+{
+    size_t pos;
+    if (!md_find(st, m->metric, &pos))
+        return 1;
+    const md_entry *e = &st->md[pos];
+    return strcmp(e->type, m->type ? m->type : "") || strcmp(e->help, m->help ? m->help : "") ||
+           strcmp(e->unit, m->unit ? m->unit : "");
+}
+
+/* The rows are written first and the in-memory copy changes only once they
+ * are committed: a failed transaction (disk full, busy) leaves every entry
+ * as it was and answers the error, so the caller replies 503 and the sender
+ * retries - nothing is acknowledged that is not on disk, and nothing held
+ * before is dropped. */
 rw_rc rw_store_put_metadata(rw_store *st, const rw_metadata *md, size_t n, rw_err *err)
 {
     rw_rc rc = RW_OK;
     size_t *changed = malloc((n ? n : 1) * sizeof *changed);
     if (!changed)
         return rw_err_set(err, RW_NOMEM, "out of memory");
-    size_t nch = 0, over = 0;
+    size_t nch = 0, over = 0, nnew = 0;
     pthread_mutex_lock(&st->md_mu);
     for (size_t i = 0; i < n; i++) {
         if (!md[i].metric || !md[i].metric[0])
             continue;
-        int r = md_set(st, md[i].metric, md[i].type, md[i].help, md[i].unit);
-        if (r == -2) {
-            over++;
+        if (!md_differs(st, &md[i]))
+            continue;
+        size_t pos;
+        if (st->opts.max_metadata > 0 && !md_find(st, md[i].metric, &pos) &&
+            st->nmd + nnew >= (size_t)st->opts.max_metadata) {
+            over++; /* a new family beyond store.max_metadata */
             continue;
         }
-        if (r < 0) {
-            rc = rw_err_set(err, RW_NOMEM, "out of memory");
-            break;
-        }
-        if (r > 0)
-            changed[nch++] = i;
+        nnew += !md_find(st, md[i].metric, &pos);
+        changed[nch++] = i;
     }
-    if (rc == RW_OK && nch) {
+    if (nch) {
         rw_shard *sh = &st->shards[0];
         rw_err lerr;
         rw_err_init(&lerr);
@@ -208,13 +216,14 @@ rw_rc rw_store_put_metadata(rw_store *st, const rw_metadata *md, size_t n, rw_er
         shard_db_release(sh);
         pthread_mutex_unlock(&sh->mu);
         if (rc != RW_OK) {
-            /* forget the unsaved entries so the next put writes them again */
-            for (size_t k = 0; k < nch; k++) {
-                size_t pos;
-                if (md_find(st, md[changed[k]].metric, &pos))
-                    md_remove(st, pos);
+            rw_err_set(err, rc, "storing metadata: %s", lerr.msg);
+        } else {
+            for (size_t k = 0; k < nch && rc == RW_OK; k++) {
+                const rw_metadata *m = &md[changed[k]];
+                if (md_set(st, m->metric, m->type, m->help, m->unit) < 0)
+                    /* on disk, not in memory: the sender's retry rewrites it */
+                    rc = rw_err_set(err, RW_NOMEM, "out of memory storing metadata");
             }
-            rw_err_set(err, rc, "%s", lerr.msg);
         }
     }
     pthread_mutex_unlock(&st->md_mu);
@@ -301,22 +310,39 @@ void rw_store_get_stats(rw_store *st, rw_store_stats *out)
         rw_shard *sh = &st->shards[k];
         pthread_mutex_lock(&sh->mu);
         out->series += sh->nseries;
-        out->head_chunks += sh->nheads;
-        out->persisted_chunks += sh->nchunks - sh->npchunks;
-        out->samples_in_head += sh->head_samples;
-        for (uint32_t i = 0; i < sh->cap_id; i++) {
-            const series *s = sh->by_id[i];
-            if (!s)
-                continue;
-            int64_t lo = series_mint(s), hi = series_maxt(s);
-            if (lo < out->min_time)
-                out->min_time = lo;
-            if (hi > out->max_time)
-                out->max_time = hi;
+        out->head_chunks += sh->nheads + sh->head_chunks;
+        out->persisted_chunks += sh->block_parts;
+        out->samples_in_head += sh->head_samples + sh->ooo_samples;
+        for (size_t i = 0; i < sh->nblocks; i++) {
+            if (sh->blocks[i]->mint < out->min_time)
+                out->min_time = sh->blocks[i]->mint;
+            if (sh->blocks[i]->maxt > out->max_time)
+                out->max_time = sh->blocks[i]->maxt;
         }
+        uint32_t cap = sh->cap_id;
         pthread_mutex_unlock(&sh->mu);
+        /* the heads a slice of series at a time: never one long hold */
+        for (uint32_t from = 0; from < cap; from += 4096) {
+            pthread_mutex_lock(&sh->mu);
+            uint32_t to = from + 4096 < sh->cap_id ? from + 4096 : sh->cap_id;
+            for (uint32_t i = from; i < to; i++) {
+                const series *s = sh->by_id[i];
+                if (!s || (!s->nchunks && !s->head.n && !s->ooo))
+                    continue;
+                int64_t lo = s->nchunks ? s->chunks[0].mint : s->head.n ? s->head.t0 : INT64_MAX;
+                if (s->ooo && s->ooo->n && s->ooo->t[0] < lo)
+                    lo = s->ooo->t[0];
+                int64_t hi = series_maxt(s);
+                if (lo < out->min_time)
+                    out->min_time = lo;
+                if (hi > out->max_time)
+                    out->max_time = hi;
+            }
+            pthread_mutex_unlock(&sh->mu);
+        }
         out->db_bytes += db_file_bytes(sh);
     }
+    out->db_bytes += wal_bytes(&st->wal);
 }
 
 typedef struct counted {
@@ -439,34 +465,40 @@ static void collect(void *ctx, rw_buf *out)
     rw_store *st = ctx;
     static const struct { const char *name, *help; } g[] = {
         {"rwgate_store_series", "Series in memory."},
-        {"rwgate_store_head_chunks", "Open head chunks in memory."},
-        {"rwgate_store_chunks", "Completed chunks (persisted or waiting for the next commit)."},
-        {"rwgate_store_head_samples", "Samples in open head chunks."},
-        {"rwgate_store_pending_wal_bytes", "WAL bytes accepted but not yet committed."},
+        {"rwgate_store_head_chunks", "Head chunks in memory (open and completed, not yet in a block)."},
+        {"rwgate_store_head_samples", "Samples in memory not yet in a block."},
+        {"rwgate_store_blocks", "Blocks (flushed data)."},
+        {"rwgate_store_block_samples", "Samples in blocks."},
+        {"rwgate_store_pending_wal_bytes", "Bytes of WAL entries accepted but not yet committed."},
         {"rwgate_store_db_bytes", "Size of the shard's SQLite files (database and its -wal)."},
     };
+    enum { NG = sizeof g / sizeof g[0] };
     int ns = st->nshards;
-    uint64_t *v = calloc((size_t)ns * 6, sizeof *v);
+    uint64_t *v = calloc((size_t)ns * NG, sizeof *v);
     if (!v)
         return;
     for (int k = 0; k < ns; k++) {
         rw_shard *sh = &st->shards[k];
         pthread_mutex_lock(&sh->mu);
-        v[k * 6 + 0] = sh->nseries;
-        v[k * 6 + 1] = sh->nheads;
-        v[k * 6 + 2] = sh->nchunks;
-        v[k * 6 + 3] = sh->head_samples;
-        v[k * 6 + 4] = wal_payload_len(&sh->pending);
+        v[k * NG + 0] = sh->nseries;
+        v[k * NG + 1] = sh->nheads + sh->head_chunks;
+        v[k * NG + 2] = sh->head_samples + sh->ooo_samples;
+        v[k * NG + 3] = sh->nblocks;
+        v[k * NG + 4] = sh->block_samples;
+        v[k * NG + 5] = sh->pend.bytes;
         pthread_mutex_unlock(&sh->mu);
-        v[k * 6 + 5] = db_file_bytes(sh);
+        v[k * NG + 6] = db_file_bytes(sh);
     }
-    for (int m = 0; m < 6; m++) {
+    for (int m = 0; m < NG; m++) {
         rw_buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", g[m].name, g[m].help, g[m].name);
         for (int k = 0; k < ns; k++)
             rw_buf_printf(out, "%s{shard=\"%d\"} %llu\n", g[m].name, k,
-                          (unsigned long long)v[k * 6 + m]);
+                          (unsigned long long)v[k * NG + m]);
     }
     free(v);
+    rw_buf_printf(out, "# HELP rwgate_store_wal_bytes Size of the live WAL segments.\n"
+                       "# TYPE rwgate_store_wal_bytes gauge\nrwgate_store_wal_bytes %llu\n",
+                  (unsigned long long)wal_bytes(&st->wal));
 }
 
 static void metrics_register(rw_store *st)
@@ -477,20 +509,30 @@ static void metrics_register(rw_store *st)
     static const double bytes_buckets[] = {256,    1024,    4096,    16384,   65536,
                                            262144, 1048576, 4194304, 16777216};
     st->m_commit_dur = rw_metrics_histogram(m, "rwgate_store_wal_commit_duration_seconds", NULL,
-                                            "Duration of group-commit transactions.",
+                                            "Duration of group commits (encode, write, sync).",
                                             rw_latency_buckets, rw_latency_nbuckets);
-    st->m_txn_bytes = rw_metrics_histogram(m, "rwgate_store_sqlite_txn_bytes", NULL,
-                                           "Bytes written per group-commit transaction.",
+    st->m_rec_bytes = rw_metrics_histogram(m, "rwgate_store_wal_record_bytes", NULL,
+                                           "Bytes per WAL record (one per group commit).",
                                            bytes_buckets, sizeof bytes_buckets / sizeof bytes_buckets[0]);
-    st->m_ckpt_dur = rw_metrics_histogram(m, "rwgate_store_checkpoint_duration_seconds", NULL,
-                                          "Duration of shard checkpoints.", rw_latency_buckets,
-                                          rw_latency_nbuckets);
+    st->m_flush_dur = rw_metrics_histogram(m, "rwgate_store_flush_duration_seconds", NULL,
+                                           "Duration of shard flushes (head data into blocks).",
+                                           rw_latency_buckets, rw_latency_nbuckets);
     st->m_commits = rw_metrics_counter(m, "rwgate_store_commits_total", NULL,
-                                       "Group-commit transactions committed.");
+                                       "Group commits written to the WAL.");
     st->m_commit_fail = rw_metrics_counter(m, "rwgate_store_commit_failures_total", NULL,
-                                           "Group-commit transactions that failed.");
+                                           "Group commits that failed.");
+    st->m_wal_bytes = rw_metrics_counter(m, "rwgate_store_wal_written_bytes_total", NULL,
+                                         "Bytes of WAL records written.");
+    st->m_flushes = rw_metrics_counter(m, "rwgate_store_flushes_total", NULL,
+                                       "Shard flushes completed.");
+    st->m_flush_fail = rw_metrics_counter(m, "rwgate_store_flush_failures_total", NULL,
+                                          "Shard flushes that failed (retried).");
+    st->m_maint = rw_metrics_counter(m, "rwgate_store_maintenance_runs_total", NULL,
+                                     "Maintenance passes (retention, then flushes) completed.");
     st->m_appended = rw_metrics_counter(m, "rwgate_store_samples_appended_total", NULL,
                                         "Samples accepted (including identical resends).");
+    st->m_ooo = rw_metrics_counter(m, "rwgate_store_samples_out_of_order_total", NULL,
+                                   "Samples accepted within the out-of-order window.");
     for (int r = 0; r < RW_REJ__COUNT; r++) {
         char l[64];
         snprintf(l, sizeof l, "reason=\"%s\"", rw_reject_reason_str((rw_reject_reason)r));
@@ -499,8 +541,8 @@ static void metrics_register(rw_store *st)
     }
     st->m_series_created = rw_metrics_counter(m, "rwgate_store_series_created_total", NULL,
                                               "Series created.");
-    st->m_retention_chunks = rw_metrics_counter(m, "rwgate_store_retention_chunks_dropped_total",
-                                                NULL, "Chunks dropped by retention.");
+    st->m_retention_blocks = rw_metrics_counter(m, "rwgate_store_retention_blocks_dropped_total",
+                                                NULL, "Blocks dropped by retention.");
     st->m_retention_series = rw_metrics_counter(m, "rwgate_store_retention_series_dropped_total",
                                                 NULL, "Series dropped by retention.");
     rw_metrics_add_collector(m, collect, st);
@@ -515,49 +557,76 @@ rw_rc rw_store_maintain(rw_store *st, rw_err *err)
         rw_rc rc = shard_retention(&st->shards[k], first == RW_OK ? err : NULL);
         if (rc != RW_OK && first == RW_OK)
             first = rc;
-        rc = shard_checkpoint(&st->shards[k], 0, first == RW_OK ? err : NULL);
-        if (rc != RW_OK && first == RW_OK)
-            first = rc;
     }
+    rw_rc rc = store_flush_due(st, 1, 0, first == RW_OK ? err : NULL);
+    if (rc != RW_OK && first == RW_OK)
+        first = rc;
+    rw_counter_add(st->m_maint, 1);
     return first;
+}
+
+void store_kick(rw_store *st)
+{
+    pthread_mutex_lock(&st->maint_mu);
+    st->kicked = 1;
+    pthread_cond_broadcast(&st->maint_cv);
+    pthread_mutex_unlock(&st->maint_mu);
+}
+
+void store_background_thread(void)
+{
+    /* flushes and retention yield to appends and queries: the write latency
+     * during a flush stays what it is without one (Linux nice is per thread) */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), BACKGROUND_NICE) < 0)
+        rw_log(RW_LOG_DEBUG, "store: cannot lower the priority of a background thread: %s",
+               strerror(errno));
 }
 
 static void *maint_main(void *arg)
 {
     rw_store *st = arg;
+    store_background_thread();
     int64_t interval = st->opts.checkpoint_interval_ms;
-    int64_t tick = interval < 30000 ? interval : 30000;
-    int64_t last_ckpt = rw_now_ms();
+    int64_t last_ret = rw_now_ms();
     pthread_mutex_lock(&st->maint_mu);
     while (!st->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += tick / 1000;
-        ts.tv_nsec += (tick % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
+        if (!st->kicked) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += TICK_MS / 1000;
+            ts.tv_nsec += (TICK_MS % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&st->maint_cv, &st->maint_mu, &ts);
         }
-        pthread_cond_timedwait(&st->maint_cv, &st->maint_mu, &ts);
+        st->kicked = 0;
         if (st->stopping)
             break;
         pthread_mutex_unlock(&st->maint_mu);
+        /* retry what failed commits left pending, when no append will */
+        int pending = 0;
         for (int k = 0; k < st->nshards; k++) {
-            rw_shard *sh = &st->shards[k];
-            /* retry what failed commits left pending (no appender may come) */
-            pthread_mutex_lock(&sh->mu);
-            if (!sh->db_owner && (wal_payload_len(&sh->pending) || sh->npchunks)) {
-                rw_err lerr;
-                shard_commit_locked(sh, &lerr);
-            }
-            pthread_mutex_unlock(&sh->mu);
-            shard_retention(sh, NULL);
+            pthread_mutex_lock(&st->shards[k].mu);
+            pending |= st->shards[k].pend.bytes > 0;
+            pthread_mutex_unlock(&st->shards[k].mu);
         }
-        if (rw_now_ms() - last_ckpt >= interval) {
+        if (pending) {
+            rw_err lerr;
+            rw_err_init(&lerr);
+            wal_wait(&st->wal, wal_ticket(&st->wal, 0), &lerr);
+        }
+        int ran_retention = 0;
+        if (rw_now_ms() - last_ret >= interval) {
             for (int k = 0; k < st->nshards; k++)
-                shard_checkpoint(&st->shards[k], 0, NULL);
-            last_ckpt = rw_now_ms();
+                shard_retention(&st->shards[k], NULL);
+            last_ret = rw_now_ms();
+            ran_retention = 1;
         }
+        store_flush_due(st, 0, 0, NULL);
+        if (ran_retention)
+            rw_counter_add(st->m_maint, 1);
         pthread_mutex_lock(&st->maint_mu);
     }
     pthread_mutex_unlock(&st->maint_mu);
@@ -566,21 +635,64 @@ static void *maint_main(void *arg)
 
 /* ---- open / close ---- */
 
+/* One data directory belongs to one process: an exclusive flock on
+ * <dir>/lock, taken before anything is read and held (the descriptor stays
+ * open) until rw_store_close; the kernel drops it when the process dies, so a
+ * kill -9 leaves no stale lock. The file holds the holder's pid for the
+ * message the next process prints. Returns the descriptor or -1. */
+static int dir_lock(const char *dir, rw_err *err)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/lock", dir);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rw_err_set(err, RW_IO, "store: cannot open %s: %s", p, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        if (e == EWOULDBLOCK)
+            rw_err_set(err, RW_BADREQ,
+                       "data directory %s is in use by another process (pid %s holds %s); one "
+                       "data directory belongs to one rwgate",
+                       dir, pid[0] ? pid : "unknown", p);
+        else
+            rw_err_set(err, RW_IO, "store: cannot lock %s: %s", p, strerror(e));
+        return -1;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+        rw_warn("store: cannot write the pid into %s: %s", p, strerror(errno));
+    return fd;
+}
+
 static void shard_free(rw_shard *sh)
 {
     db_close_shard(sh);
     shard_index_free(sh);
-    rw_buf_free(&sh->pending);
-    free(sh->pchunks);
+    pchain_free(&sh->pend);
     free(sh->newser);
+    for (size_t i = 0; i < sh->nblocks; i++)
+        blockd_put(sh->blocks[i]);
+    free(sh->blocks);
+    cache_free(sh);
     free(sh->path);
     pthread_mutex_destroy(&sh->mu);
     pthread_mutex_destroy(&sh->rd_mu);
-    pthread_cond_destroy(&sh->commit_cv);
+    pthread_mutex_destroy(&sh->cache_mu);
+    pthread_cond_destroy(&sh->db_cv);
 }
 
 static void store_free(rw_store *st)
 {
+    if (st->wal_opened)
+        wal_close(&st->wal);
     if (st->shards) {
         for (int k = 0; k < st->nshards; k++)
             shard_free(&st->shards[k]);
@@ -591,6 +703,8 @@ static void store_free(rw_store *st)
     free(st->md);
     strmap_free(&st->md_index);
     free((char *)st->opts.dir);
+    if (st->lock_fd >= 0)
+        close(st->lock_fd); /* releases the data directory lock */
     pthread_mutex_destroy(&st->md_mu);
     pthread_mutex_destroy(&st->maint_mu);
     pthread_cond_destroy(&st->maint_cv);
@@ -638,11 +752,16 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
         rw_err_set(err, RW_IO, "store: cannot create %s: %s", o->dir, strerror(errno));
         return NULL;
     }
+    int lock_fd = dir_lock(o->dir, err);
+    if (lock_fd < 0)
+        return NULL;
     rw_store *st = calloc(1, sizeof *st);
     if (!st) {
+        close(lock_fd);
         rw_err_set(err, RW_NOMEM, "out of memory");
         return NULL;
     }
+    st->lock_fd = lock_fd;
     /* zero fields take the table's defaults (store_config.c), the only place
        defaults are written */
     rw_store_opts d;
@@ -657,6 +776,10 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
         st->opts.max_pending_bytes = d.max_pending_bytes;
     if (st->opts.max_metadata < 0)
         st->opts.max_metadata = d.max_metadata;
+    if (st->opts.checkpoint_bytes <= 0)
+        st->opts.checkpoint_bytes = d.checkpoint_bytes;
+    if (st->opts.wal_segment_bytes <= 0)
+        st->opts.wal_segment_bytes = d.wal_segment_bytes;
     rw_cfg_free(&rw_store_config_table, &d);
     st->opts.nshards = nshards;
     st->nshards = (int)nshards;
@@ -677,20 +800,26 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
         sh->idx = k;
         pthread_mutex_init(&sh->mu, NULL);
         pthread_mutex_init(&sh->rd_mu, NULL);
-        pthread_cond_init(&sh->commit_cv, NULL);
-        wal_buf_init(&sh->pending);
+        pthread_mutex_init(&sh->cache_mu, NULL);
+        pthread_cond_init(&sh->db_cv, NULL);
         size_t len = strlen(o->dir) + 32;
         sh->path = malloc(len);
         if (sh->path)
             snprintf(sh->path, len, "%s/shard-%d.db", o->dir, k);
     }
+    int old_format = 0;
     for (int k = 0; k < st->nshards; k++) {
         if (!st->shards[k].path) {
             rw_err_set(err, RW_NOMEM, "out of memory");
             store_free(st);
             return NULL;
         }
-        if (db_open_shard(&st->shards[k], err) != RW_OK) {
+        rw_rc orc = db_open_shard(&st->shards[k], err);
+        if (orc == RW_UNSUPPORTED) {
+            old_format = 1;
+            continue;
+        }
+        if (orc != RW_OK) {
             store_free(st);
             return NULL;
         }
@@ -698,21 +827,34 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
             /* shard 0 checked the recorded count; a data directory with more
              * shard files than asked for but no count recorded is refused
              * too, before anything else is created */
-            {
-                char p[4096];
-                struct stat sb;
-                snprintf(p, sizeof p, "%s/shard-%d.db", o->dir, st->nshards);
-                if (stat(p, &sb) == 0) {
-                    rw_err_set(err, RW_BADREQ,
-                               "data directory %s holds %s: it was created with more than %d shards "
-                               "(the shard count of a data directory is fixed)",
-                               o->dir, p, st->nshards);
-                    store_free(st);
-                    return NULL;
-                }
+            char p[4096];
+            struct stat sb;
+            snprintf(p, sizeof p, "%s/shard-%d.db", o->dir, st->nshards);
+            if (stat(p, &sb) == 0) {
+                rw_err_set(err, RW_BADREQ,
+                           "data directory %s holds %s: it was created with more than %d shards "
+                           "(the shard count of a data directory is fixed)",
+                           o->dir, p, st->nshards);
+                store_free(st);
+                return NULL;
             }
         }
     }
+    if (old_format) {
+        rw_err_set(err, RW_BADREQ,
+                   "data directory %s is in store format 2 (written by an older rwgate); this "
+                   "rwgate stores format %d and does not convert it: keep running the older "
+                   "rwgate on it, or start this one on an empty data directory",
+                   o->dir, FORMAT_VERSION);
+        store_free(st);
+        return NULL;
+    }
+    if (wal_open(st, err) != RW_OK) {
+        st->wal_opened = 1;
+        store_free(st);
+        return NULL;
+    }
+    st->wal_opened = 1;
     recover_job *jobs = calloc((size_t)st->nshards, sizeof *jobs);
     if (!jobs) {
         rw_err_set(err, RW_NOMEM, "out of memory");
@@ -738,23 +880,31 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
     free(jobs);
     if (rc == RW_OK)
         rc = md_load(st, err);
-    /* make the recovered state the checkpoint: the next open replays nothing */
-    for (int k = 0; k < st->nshards && rc == RW_OK; k++)
-        rc = shard_checkpoint(&st->shards[k], 0, err);
     if (rc != RW_OK) {
         store_free(st);
         return NULL;
+    }
+    /* new records go into a new segment (never after a torn tail). When it
+     * cannot be created (disk full) the store still opens and serves reads;
+     * commits retry it and answer 503 until the storage recovers */
+    {
+        rw_err werr;
+        rw_err_init(&werr);
+        if (wal_start(&st->wal, &werr) != RW_OK)
+            rw_warn("store: cannot start a WAL segment, writes answer 503 until the storage "
+                    "recovers: %s",
+                    werr.msg);
     }
     metrics_register(st);
     if (pthread_create(&st->maint, NULL, maint_main, st) == 0)
         st->maint_started = 1;
     else
-        rw_warn("store: cannot start the maintenance thread; retention and checkpoints only "
-                "run on rw_store_maintain and close");
+        rw_warn("store: cannot start the maintenance thread; flushes and retention only run "
+                "on rw_store_maintain and close");
     rw_store_stats s;
     rw_store_get_stats(st, &s);
-    rw_info("store opened: %s, %d shards, %llu series, %llu chunks, %llu head chunks, "
-            "%llu database bytes in %.3fs",
+    rw_info("store opened: %s, %d shards, %llu series, %llu parts in blocks, %llu head chunks, "
+            "%llu bytes on disk in %.3fs",
             o->dir, st->nshards, (unsigned long long)s.series,
             (unsigned long long)s.persisted_chunks, (unsigned long long)s.head_chunks,
             (unsigned long long)s.db_bytes, (double)(rw_mono_ns() - t0) / 1e9);
@@ -775,25 +925,27 @@ void rw_store_close(rw_store *st)
     }
     rw_store_stats s;
     rw_store_get_stats(st, &s);
-    int failed = 0;
-    for (int k = 0; k < st->nshards; k++) {
-        rw_shard *sh = &st->shards[k];
-        if (shard_checkpoint(sh, 1, NULL) != RW_OK) {
-            failed++;
-            continue; /* the WAL stays; the next open replays it */
-        }
-        /* give the pages of deleted WAL rows back to the file system and
-         * empty SQLite's own -wal file */
-        db_exec(sh->wdb, "PRAGMA incremental_vacuum", NULL);
-        db_exec(sh->wdb, "PRAGMA wal_checkpoint(TRUNCATE)", NULL);
+    /* everything in memory into blocks: then no WAL is left to replay. A stop
+     * must be quick whatever memory holds (a service manager kills a slow
+     * one): what does not fit in CLOSE_FLUSH_NS stays in the WAL, which the
+     * next start replays */
+    rw_err ferr;
+    rw_err_init(&ferr);
+    rw_rc frc = store_flush_due(st, 1, rw_mono_ns() + CLOSE_FLUSH_NS, &ferr);
+    if (frc == RW_OK) {
+        wal_drop_empty_tail(&st->wal);
+        for (int k = 0; k < st->nshards; k++)
+            db_exec(st->shards[k].wdb, "PRAGMA wal_checkpoint(TRUNCATE)", NULL);
+    } else {
+        rw_warn("store: the final flush failed, the WAL stays and the next start replays it: %s",
+                ferr.msg);
     }
-    uint64_t bytes = 0;
+    uint64_t bytes = wal_bytes(&st->wal);
     for (int k = 0; k < st->nshards; k++)
         bytes += db_file_bytes(&st->shards[k]);
-    rw_info("store closed: %llu series, %llu chunks, %llu head chunks persisted, %llu database "
-            "bytes, %d shard checkpoints failed, in %.3fs",
-            (unsigned long long)s.series, (unsigned long long)(s.persisted_chunks),
-            (unsigned long long)s.head_chunks, (unsigned long long)bytes, failed,
-            (double)(rw_mono_ns() - t0) / 1e9);
+    rw_info("store closed: %llu series, %llu samples flushed from memory, %llu bytes on disk, "
+            "in %.3fs",
+            (unsigned long long)s.series, (unsigned long long)s.samples_in_head,
+            (unsigned long long)bytes, (double)(rw_mono_ns() - t0) / 1e9);
     store_free(st);
 }

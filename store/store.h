@@ -2,21 +2,24 @@
  *
  * The store holds float samples of many series in N shards. A series belongs
  * to the shard `hash % nshards` where hash is rw_labels_hash() of its full
- * label set. Each shard owns one SQLite database file `<dir>/shard-<k>.db`
- * holding its series (label sets as symbol ids), its completed compressed
- * chunks (timestamps as deviations from the scrape interval, XOR floats or
- * integer delta-of-delta values) and its write-ahead records; in memory it has a
- * postings index (label name -> value -> series) and one open head chunk per
- * series. See store/FORMAT.md for the on-disk format.
+ * label set. Recent samples live in memory (compressed head chunks, per
+ * series), made durable by a store-wide write-ahead log (<dir>/wal/); older
+ * ones in blocks: each shard owns one SQLite database file
+ * `<dir>/shard-<k>.db` holding its series (label sets as symbol ids) and its
+ * blocks - per series one part of columnar, zstd-compressed values, with
+ * the timestamp columns the series of one scrape target share stored once.
+ * In memory each shard has a postings index (label name -> value -> series).
+ * See store/FORMAT.md for the on-disk format.
  *
  * Threading: every function may be called from any thread concurrently.
  * Appends to one shard are serialised by the shard's lock; readers see a
  * consistent snapshot per shard.
  *
  * Durability: rw_store_append() returns RW_OK only once every sample it
- * accepted (and everything appended to the same shards before it) is
- * committed to disk: a 2xx reply built on RW_OK survives kill -9. Commits of
- * concurrent appends to one shard are grouped into one SQLite transaction. */
+ * accepted (and everything appended before it) is in the WAL on disk: a 2xx
+ * reply built on RW_OK survives kill -9 and power loss. Concurrent appends
+ * share one WAL write and sync (group commit), however many shards they
+ * touch. */
 #ifndef RW_STORE_H
 #define RW_STORE_H
 
@@ -41,11 +44,23 @@ typedef struct rw_store_opts {
     int64_t retention_ms;       /* chunks whose newest sample is older than
                                    (newest sample in the store - retention) are
                                    dropped; 0 = keep forever */
-    int64_t busy_timeout_ms;    /* SQLite busy timeout; past it appends fail RW_AGAIN */
-    int64_t max_pending_bytes;  /* per shard: unsynced WAL bytes before appends
-                                   fail RW_AGAIN (disk trouble) */
-    int64_t checkpoint_interval_ms; /* how often head state is checkpointed and
-                                   the WAL trimmed */
+    int64_t busy_timeout_ms;    /* SQLite busy timeout of flushes and retention */
+    int64_t max_pending_bytes;  /* per shard: WAL entries not yet committed before
+                                   appends fail RW_AGAIN (disk trouble) */
+    int64_t checkpoint_interval_ms; /* how often retention runs */
+    int64_t checkpoint_bytes;   /* a full flush of everything in memory into blocks
+                                   when the WAL grows past this (bounds the replay
+                                   after a crash); at least 4 segments */
+    int64_t wal_segment_bytes;  /* WAL segment files are this big (the unit the WAL
+                                   is deleted in); at least 16 bytes per series */
+    int64_t ooo_window_ms;      /* samples up to this far behind their series' newest
+                                   are accepted out of order; 0 = off */
+    int64_t max_future_ms;      /* not part of the table (ingest.max_future):
+                                   retention and the too-old check measure from the
+                                   newest sample at most this far ahead of the wall
+                                   clock (later ones are stored but do not count, so
+                                   one far-future sample cannot move the window);
+                                   0 = the wall clock itself */
     int64_t max_series;         /* series the store may hold, 0 = unlimited. Applied per
                                    shard as ceil(max_series / nshards) (series spread
                                    evenly by hash); a new series beyond it is rejected
@@ -76,7 +91,13 @@ typedef struct rw_sample {
 } rw_sample;
 
 #define RW_STALE_NAN_BITS 0x7ff0000000000002ULL
-int rw_is_stale_nan(double v);
+/* Inline: readers test every sample they decode. */
+static inline int rw_is_stale_nan(double v)
+{
+    uint64_t u;
+    __builtin_memcpy(&u, &v, sizeof u);
+    return u == RW_STALE_NAN_BITS;
+}
 double rw_stale_nan(void);
 
 typedef struct rw_append_series {

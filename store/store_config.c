@@ -25,11 +25,21 @@ static const rw_cfg_key keys[] = {
      "families beyond it are refused, 400",
      NULL, NULL},
     {"checkpoint_interval", RW_CFG_DURATION, OFF(checkpoint_interval_ms), "5m", 1000, BIG, 0,
-     "how often head chunks are checkpointed and the WAL trimmed", NULL, NULL},
+     "how often retention runs", NULL, NULL},
+    {"checkpoint_size", RW_CFG_BYTES, OFF(checkpoint_bytes), "16MiB", 1 << 20, BIG, 0,
+     "everything in memory is flushed into blocks when the WAL grows past this; bounds the "
+     "replay after a crash (raised to 4 WAL segments when those are larger)", NULL, NULL},
+    {"wal_segment_size", RW_CFG_BYTES, OFF(wal_segment_bytes), "4MiB", 64 << 10, 1LL << 30, 0,
+     "size of a WAL segment file, the unit the WAL is deleted in (raised to 16 bytes per "
+     "series)", NULL, NULL},
+    {"out_of_order_window", RW_CFG_DURATION, OFF(ooo_window_ms), "0", 0, BIG, 0,
+     "samples up to this far behind their series' newest are accepted out of order (0 = off)",
+     NULL, NULL},
     {"busy_timeout", RW_CFG_DURATION, OFF(busy_timeout_ms), "10s", 1, BIG, 0,
-     "SQLite busy timeout before a write answers 503", NULL, NULL},
+     "SQLite busy timeout of flushes and retention (they retry later)", NULL, NULL},
     {"max_pending_bytes", RW_CFG_BYTES, OFF(max_pending_bytes), "64MiB", 1 << 20, BIG, 0,
-     "unsynced WAL bytes per shard before writes answer 503", NULL, NULL},
+     "WAL entries per shard not yet committed (storage failing or slow) before writes answer "
+     "503", NULL, NULL},
 };
 
 const rw_cfg_table rw_store_config_table = RW_CFG_TABLE("store", rw_store_opts, keys, NULL, NULL);

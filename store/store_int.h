@@ -4,28 +4,47 @@
  *   store.c         open/close, the maintenance thread, metadata, stats,
  *                   cardinality, self-metrics
  *   index.c         string maps, label interning, series hash map, postings
- *   chunk.c         the chunk codec (interval-deviation timestamps, XOR or
- *                   integer delta-of-delta values)
- *   wal.c           WAL record encoding and parsing, varints, label blobs
+ *   chunk.c         the head chunk codec (interval-deviation timestamps, XOR
+ *                   or integer delta-of-delta values)
+ *   wal.c           the write-ahead log: append-only segment files, group
+ *                   commit I/O (O_DIRECT where the file system has it)
+ *   walrec.c        WAL record encoding (columnar, zstd) and decoding
  *   db.c            SQLite connections, schema, prepared statements
- *   shard_append.c  rw_store_append and group commit
- *   shard_read.c    select, label names/values
- *   checkpoint.c    head snapshots + WAL trimming
- *   retention.c     dropping old chunks and empty series
- *   recover.c       loading a shard at open and replaying its WAL
+ *   shard_append.c  rw_store_append, the sample rules, pending entries,
+ *                   group commit
+ *   shard_read.c    select, read_samples, label names/values
+ *   merge.c         decoding and merging a series' samples from head chunks,
+ *                   the out-of-order buffer and persisted parts
+ *   block.c         persisted parts: value and timestamp columns, the block
+ *                   index, the block index cache
+ *   flush.c         writing head data into blocks; WAL truncation
+ *   retention.c     dropping old blocks and empty series, vacuum, in steps
+ *   recover.c       loading a shard at open and replaying the WAL
+ *   upgrade.c       converting a format-2 data directory
  *
- * Locking, per shard:
- *   mu       guards all in-memory state (series, index, heads, pending WAL
- *            bytes, pending chunks, seq counters, flags). Held for short
- *            stretches only; never across SQLite calls on the write path.
- *   db_owner (a flag under mu, not a mutex) - the thread that set it owns the
- *            write connection `wdb` and its statements until it clears it and
- *            broadcasts commit_cv. Group-commit leaders, checkpoints,
- *            retention and metadata writes all take it the same way, so they
- *            are serialised without a second lock.
- *   rd_mu    guards the read connection `rdb` (selects).
- * Lock order: mu, then rd_mu (rd_mu is never held while taking mu).
- * The store-wide `newest` is atomic. */
+ * Data flow: an append changes the series' head (in memory) and adds a
+ * pending entry to its shard; the group-commit leader encodes every shard's
+ * pending entries into ONE record of the store-wide WAL and syncs it; only
+ * then are the appends acknowledged. The maintenance thread flushes head
+ * data into blocks (SQLite rows) when its time window closes, or all of it
+ * when the WAL since the last full flush grows past a size, and deletes WAL
+ * segments whose every sample is in a block.
+ *
+ * Locking:
+ *   shard mu    guards the shard's in-memory state (series, index, heads,
+ *               pending entries, block list). Held for short stretches only:
+ *               never across file or SQLite I/O; long passes (flush,
+ *               retention, stats) take it per slice of series.
+ *   shard db_owner (a flag under mu) - whoever set it owns the write
+ *               connection `wdb` (flush, retention, metadata) until it
+ *               clears it and broadcasts db_cv.
+ *   shard rd_mu guards the read connection `rdb`.
+ *   wal mu      guards the WAL's commit state (tickets, leader flag, segment
+ *               list); the leader owns the file and the encoder state
+ *               without holding it.
+ * Lock order: wal mu is never held while taking a shard mu (the leader takes
+ * shard mus one at a time with wal mu released); shard mu, then rd_mu or
+ * the block cache mutex. */
 #ifndef RW_STORE_INT_H
 #define RW_STORE_INT_H
 
@@ -38,6 +57,18 @@
 #include "core/labels.h"
 #include "core/metrics.h"
 #include "store.h"
+
+#define FORMAT_VERSION 3
+/* Head data is cut and flushed in aligned windows of this length: a head
+ * chunk never spans two windows, and a window's data is written once its end
+ * is past (the newest sample - the grace). */
+#define BLOCK_WINDOW_MS (2LL * 3600 * 1000)
+#define FLUSH_GRACE_MS (5LL * 60 * 1000)
+/* The effective WAL segment size and full-flush threshold now: the
+ * configured store.wal_segment_size and store.checkpoint_size, grown with
+ * the series count, since every segment starts each series' value coding
+ * afresh. */
+void wal_limits(const struct rw_store *st, uint64_t *seg, uint64_t *ckpt);
 
 /* ---- index.c: maps ---- */
 
@@ -67,8 +98,8 @@ void strmap_free(strmap *m);
  * one copy of each distinct string per shard, reference counted, each with
  * a symbol id (table `symbols`) stored in the 4 bytes before the string.
  * intern_get returns NULL when out of memory; id 0 = allocate a new id (and
- * queue its row for the next transaction), else the id the string has on
- * disk (used when loading). */
+ * queue its row for the next flush), else the id the string has on disk
+ * (used when loading). */
 struct rw_shard;
 const char *intern_get(struct rw_shard *sh, const char *s, uint32_t id);
 void intern_put(struct rw_shard *sh, const char *s);
@@ -78,9 +109,10 @@ static inline uint32_t intern_id(const char *interned)
     __builtin_memcpy(&id, interned - 4, 4);
     return id;
 }
-/* Queues a symbol row for the next transaction (after a failed one). */
+/* Queues a symbol row for the next flush (after a failed one). */
 int shard_note_new_symbol(struct rw_shard *sh, uint32_t id);
-/* The symbol id of a string of some series' label set (it is interned). */
+/* The symbol id of a string of some series' label set (it is interned: the
+ * id sits in front of it). */
 uint32_t symbol_id(const struct rw_shard *sh, const char *s);
 
 /* Sorted list of series ids holding one label pair. */
@@ -97,61 +129,172 @@ typedef struct lname {
 
 /* ---- series ---- */
 
-/* A persisted (rowid != 0) or completed-but-not-yet-committed (data != NULL)
- * chunk of a series. */
-typedef struct chunk_meta {
+/* A completed head chunk: in memory until a flush writes it into a block. */
+typedef struct hchunk {
     int64_t mint, maxt;
-    int64_t rowid;   /* chunks.id; 0 until committed */
-    uint8_t *data;   /* owned until committed, then freed */
+    uint8_t *data;   /* owned */
     uint32_t len;
     uint16_t n;
-} chunk_meta;
+} hchunk;
 
-/* One series. Everything guarded by its shard's mu. The struct, its label
- * array and the label strings are ONE allocation (labels points right after
- * the struct, the strings after the array), so the lookup compares label
- * sets in contiguous memory; each string is also held once in the shard's
- * interning table for the postings (intern_put on delete). */
+/* Samples accepted out of order (store.out_of_order_window), sorted by
+ * timestamp, one per timestamp; merged with the chunks by every read and
+ * written by the flush of their window. */
+typedef struct ooo_buf {
+    int64_t *t;
+    uint64_t *v;     /* value bits */
+    uint32_t n, cap;
+} ooo_buf;
+
+/* One series. Everything guarded by its shard's mu. The struct and its label
+ * array are ONE allocation (labels points right after the struct); the label
+ * strings are the shard's interned ones (intern_put on delete). */
 typedef struct series {
     uint32_t id;         /* shard-local, also series.id in SQLite */
     uint32_t nlabels;
     uint64_t hash;       /* rw_labels_hash of labels */
     rw_label *labels;    /* inside this allocation */
     chunk_enc head;      /* open head chunk; head.n == 0: none */
-    chunk_meta *chunks;  /* completed chunks, ascending mint */
+    hchunk *chunks;      /* completed head chunks not yet in a block, by time */
     uint32_t nchunks, capchunks;
-    int64_t newest_t;    /* newest sample ever accepted (valid if has_data) */
+    ooo_buf *ooo;        /* NULL: none */
+    int64_t newest_t;    /* newest in-order sample ever accepted (valid if has_data) */
     uint64_t newest_v;   /* its value bits */
+    int64_t pmint, pmaxt;/* time range of its samples in blocks; pmint > pmaxt: none */
     uint8_t has_data;
     uint8_t in_db;       /* row in table series */
-    uint8_t head_dirty;  /* head changed since the last checkpoint */
 } series;
 
-static inline int64_t series_mint(const series *s)
-{
-    if (s->nchunks)
-        return s->chunks[0].mint;
-    return s->head.n ? s->head.t0 : INT64_MAX;
-}
-static inline int64_t series_maxt(const series *s)
-{
-    return (s->nchunks || s->head.n) ? s->newest_t : INT64_MIN;
-}
+/* Oldest / newest sample of a series anywhere (INT64_MAX / INT64_MIN when
+ * none). */
+int64_t series_mint(const series *s);
+int64_t series_maxt(const series *s);
 
-/* A completed chunk waiting for the next commit. */
-typedef struct pend_chunk {
+/* ---- pending WAL entries (shard_append.c) ---- */
+
+/* Entries appended to a shard and not yet in a WAL record, as a chain of
+ * buffers: taking them for a commit detaches the chain and putting them back
+ * after a failed commit relinks it in front, so neither can fail for lack of
+ * memory (the space is reserved before an append changes anything). */
+typedef struct pbuf {
+    struct pbuf *next;
+    size_t len, cap;
+    uint8_t data[];
+} pbuf;
+
+typedef struct pchain {
+    pbuf *head, *tail;
+    size_t bytes;        /* sum of len */
+} pchain;
+
+/* Raw entry layout in a pbuf (host order, never leaves the process):
+ *   PE_SERIES  u8 type | u32 id | u32 len | label blob
+ *   PE_SAMPLES u8 type | u32 id | u32 n   | n x (i64 t, u64 value bits)
+ *   PE_OOO     as PE_SAMPLES, for samples accepted out of order */
+enum { PE_SERIES = 1, PE_SAMPLES = 2, PE_OOO = 3 };
+
+/* ---- blocks (block.c, flush.c) ---- */
+
+/* One entry of a block's index: where a series' part is. */
+typedef struct bidx_ent {
     uint32_t sid;
+    uint32_t n;          /* samples */
+    int64_t rowid;       /* parts.id */
     int64_t mint, maxt;
-    const uint8_t *data; /* owned by the chunk_meta */
-    uint32_t len;
-    int64_t rowid;       /* set by the commit */
-} pend_chunk;
+    uint64_t lastv;      /* value bits of the sample at maxt */
+} bidx_ent;
 
-/* The WAL record header reserved at the start of the pending buffer. */
-#define WAL_HDR 12
-#define WAL_MAGIC 0x4c415752u /* "RWAL" little endian */
+/* A block's decoded index (shared, reference counted; block.c). */
+typedef struct bidx {
+    _Atomic int refs;
+    size_t n;
+    bidx_ent e[];        /* sorted by sid */
+} bidx;
 
-enum { WAL_SERIES = 1, WAL_SAMPLES = 2 };
+/* A block: the parts one flush of one shard wrote (a part = one series'
+ * samples). Descriptors live in the shard's list (mu); the index is loaded
+ * on demand into the shard's cache. Blocks may overlap in time. */
+typedef struct blockd {
+    int64_t id;          /* blocks.id */
+    int64_t mint, maxt;
+    uint64_t nparts, nsamples;
+    int64_t parts_lo, parts_hi; /* rowid range of its parts */
+    int64_t ts_lo, ts_hi;       /* rowid range of its timestamp columns */
+    uint64_t bytes;      /* size of parts + index, for stats */
+    _Atomic int refs;    /* the list's reference + readers' */
+    uint8_t dead;        /* removed from the list (retention) */
+} blockd;
+
+/* Decoded timestamp column (cached per block). */
+typedef struct tscol {
+    _Atomic int refs;
+    int64_t id;
+    size_t n;
+    int64_t t[];
+} tscol;
+
+/* ---- WAL (wal.c, walrec.c) ---- */
+
+typedef struct wal_seg {
+    uint64_t seq;        /* file name */
+    uint64_t bytes;
+    int64_t maxt;        /* newest sample timestamp in it (not counting ones
+                            ahead of the clock) */
+    uint8_t future;      /* holds a sample ahead of the clock + max_future */
+} wal_seg;
+
+/* Per-shard state the WAL value codec keeps per series (by id): the value
+ * last logged for it in the current segment. Owned by the commit leader (or
+ * by the replaying thread). */
+typedef struct wsent {
+    uint64_t v;          /* the value last logged */
+    uint32_t seg;        /* low 32 bits of the segment number v is from */
+    uint32_t bad;        /* segment in which the base became unknown (replay) */
+} wsent;
+
+typedef struct walstate {
+    wsent *e;            /* by series id: one cache line touch per run */
+    uint32_t cap;
+    uint32_t all_bad;    /* segment in which every base became unknown */
+} walstate;
+
+/* Every this many records of a segment, one whose values stand alone. */
+#define WALREC_RESET_EVERY 256
+
+typedef struct rw_wal {
+    struct rw_store *store;
+    char *dir;                 /* <data>/wal */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* ---- commit state (mu) ---- */
+    int leader;                /* a thread owns the file (commit, rotate) */
+    _Atomic uint64_t ticket;   /* bumped by every append that added entries */
+    uint64_t durable;          /* tickets up to it are on disk */
+    uint64_t fail_gen, fail_ticket;
+    rw_rc fail_rc;
+    char fail_msg[256];
+    wal_seg *segs;             /* live segments, ascending; the last is open */
+    size_t nsegs, capsegs;
+    uint64_t total_bytes;      /* of live segments */
+    /* ---- file (owned by the leader) ---- */
+    int fd;                    /* -1: none open (open one before writing) */
+    int direct;                /* O_DIRECT: writes are whole aligned blocks */
+    size_t align;              /* 512 or 4096 with O_DIRECT, else 1 */
+    uint64_t seq;              /* current segment */
+    uint64_t off;              /* logical end of the current segment */
+    uint64_t nrec;             /* records written into it */
+    uint8_t *wbuf;             /* aligned staging buffer: [tail block][record] */
+    size_t wcap;
+    size_t tail;               /* bytes of the partial last block, at wbuf[0] */
+    int broken;                /* a write failed: start a new segment first */
+    /* encoder scratch (leader) */
+    rw_buf raw, comp, rec;
+    walstate *ws;              /* per shard */
+    pchain *taken;             /* per shard: what the running commit took */
+    void *zc;                  /* ZSTD_CCtx */
+} rw_wal;
+
+/* ---- shard ---- */
 
 /* A slot of the series hash table: the hash inline, so probing touches
  * only the table until the hashes match. s == NULL: empty. */
@@ -166,7 +309,7 @@ typedef struct rw_shard {
     char *path;
 
     pthread_mutex_t mu;
-    pthread_cond_t commit_cv; /* signalled when db_owner clears or seqs move */
+    pthread_cond_t db_cv;  /* signalled when db_owner clears */
 
     /* ---- in-memory state (mu) ---- */
     series **by_id;        /* index = series id; NULL = free */
@@ -176,42 +319,52 @@ typedef struct rw_shard {
     unsigned slot_shift;   /* 64 - log2(nslots) */
     char **syms;           /* symbol id -> interned string; NULL = free */
     uint32_t cap_sym, next_sym;
-    uint32_t *newsym;      /* symbol ids created since the last commit */
+    uint32_t *newsym;      /* symbol ids created since the last flush */
     size_t nnewsym, capnewsym;
     uint32_t *deadsym;     /* symbol ids freed since the last retention txn */
     size_t ndeadsym, capdeadsym;
+    uint32_t *newser;      /* series created since the last flush (rows to write) */
+    size_t nnewser, capnewser;
     strmap strings;        /* interned label strings -> refcount */
     strmap postings;       /* name -> lname* */
-    uint64_t nchunks;      /* completed chunks held (persisted or not) */
     uint64_t nheads;       /* series with an open head chunk */
-    uint64_t head_samples;
+    uint64_t head_samples; /* samples in head chunks (open and completed) */
+    uint64_t head_chunks;  /* completed head chunks */
+    uint64_t ooo_samples;
+    int64_t newest_bound;  /* wall clock + max_future when the current append
+                              or replay began: samples after it do not move
+                              the store's `newest` */
+    blockd **blocks;       /* persisted blocks, by id */
+    size_t nblocks, capblocks;
+    uint64_t block_bytes, block_samples, block_parts;
 
     /* ---- durability (mu) ---- */
-    rw_buf pending;        /* WAL_HDR placeholder + entries not yet committed */
-    uint64_t pending_seq;  /* bumped by every append that added bytes */
-    uint64_t committed_seq;/* everything up to it is durable */
-    pend_chunk *pchunks;   /* completed chunks not yet committed */
-    size_t npchunks, cappchunks;
-    uint32_t *newser;      /* ids of series created since the last commit:
-                              their rows go into the next transaction, so a
-                              committed chunk never names an unknown series */
-    size_t nnewser, capnewser;
-    int db_owner;          /* a thread owns wdb (see header comment) */
-    uint64_t fail_gen;     /* bumped on every failed commit */
-    uint64_t fail_seq;     /* seq the last failed commit covered */
-    rw_rc fail_rc;
-    char fail_msg[256];
-    int64_t last_checkpoint_ms;
+    pchain pend;           /* entries not yet in a WAL record */
+
+    /* ---- flush progress (maintenance thread) ---- */
+    uint64_t flush_full_seq;   /* last full flush started at this segment */
+    uint64_t flush_win_seq;    /* last window flush started at this segment */
+    int64_t flush_win_end;     /* ... and wrote everything before this time */
+    int64_t flushed_win_end;   /* windows before it have been flushed */
 
     /* ---- write connection (owned by the db_owner) ---- */
+    int db_owner;
     sqlite3 *wdb;
-    sqlite3_stmt *st_wal_ins, *st_chunk_ins, *st_head_del, *st_head_put, *st_series_put,
-        *st_series_del, *st_chunk_del, *st_wal_clear, *st_meta_put, *st_sym_put, *st_sym_del;
+    sqlite3_stmt *st_part_ins, *st_ts_ins, *st_block_ins, *st_series_put, *st_series_del,
+        *st_meta_put, *st_sym_put, *st_sym_del;
 
     /* ---- read connection (rd_mu) ---- */
     pthread_mutex_t rd_mu;
     sqlite3 *rdb;
-    sqlite3_stmt *st_chunk_get;
+    sqlite3_stmt *st_part_get, *st_ts_get, *st_idx_get, *st_part_scan;
+    void *zd;              /* ZSTD_DCtx for reads (rd_mu) */
+
+    /* ---- block index / timestamp column cache (cache_mu) ---- */
+    pthread_mutex_t cache_mu;
+    struct cache_ent *cache;   /* block.c */
+    size_t ncache, capcache;
+    size_t cache_bytes;
+    uint64_t cache_tick;
 } rw_shard;
 
 typedef struct md_entry {
@@ -220,9 +373,17 @@ typedef struct md_entry {
 
 struct rw_store {
     rw_store_opts opts;    /* copy; dir owned */
+    int lock_fd;           /* holds the flock on <dir>/lock for the store's life */
     int nshards;
     rw_shard *shards;
-    _Atomic int64_t newest; /* newest sample in the store; INT64_MIN = none */
+    rw_wal wal;
+    int wal_opened;
+    _Atomic int64_t newest; /* newest sample in the store not ahead of the wall
+                               clock + max_future (when it was stored); the
+                               reference of retention and flushes; INT64_MIN = none */
+    _Atomic uint64_t nseries; /* all shards' series (a size hint for the WAL) */
+    _Atomic int read_only; /* writes refused (a failed recovery left data we
+                              must not overwrite) */
 
     /* metadata (md_mu); persisted in shard 0. Entries in arrival order,
        indexed by metric name (md_index: metric -> position + 1); sorted
@@ -238,11 +399,13 @@ struct rw_store {
     pthread_mutex_t maint_mu;
     pthread_cond_t maint_cv;
     int stopping;          /* maint_mu */
+    int kicked;            /* maint_mu: work may be due now */
 
     /* self-metrics (NULL without a registry) */
-    rw_histogram *m_commit_dur, *m_ckpt_dur, *m_txn_bytes;
+    rw_histogram *m_commit_dur, *m_flush_dur, *m_rec_bytes;
     rw_counter *m_commits, *m_commit_fail, *m_appended, *m_rejected[RW_REJ__COUNT],
-        *m_series_created, *m_retention_chunks, *m_retention_series;
+        *m_series_created, *m_retention_blocks, *m_retention_series, *m_flushes,
+        *m_flush_fail, *m_wal_bytes, *m_ooo, *m_maint;
 };
 
 /* ---- index.c ---- */
@@ -252,33 +415,103 @@ series *shard_series_lookup(rw_shard *sh, uint64_t hash, const rw_label *l, size
 series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_label *l,
                             size_t n, const uint32_t *symids);
 void shard_series_delete(rw_shard *sh, series *s);
+/* Prefetch the slot of a hash, then (a few lookups later) its series: the
+ * lookups of one request touch thousands of series in random order. */
+void shard_series_prefetch_slot(const rw_shard *sh, uint64_t hash);
+void shard_series_prefetch(const rw_shard *sh, uint64_t hash);
 void shard_index_free(rw_shard *sh);
 const plist *postings_get(const rw_shard *sh, const char *name, const char *value);
 const lname *postings_name(const rw_shard *sh, const char *name);
+void series_free_data(rw_shard *sh, series *s);
 
-/* ---- wal.c ---- */
+/* ---- varints and label blobs (walrec.c) ---- */
 void put_uvarint(rw_buf *b, uint64_t v);
 int get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *v);
 static inline uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
 static inline int64_t unzigzag(uint64_t z) { return (int64_t)((z >> 1) ^ (~(z & 1) + 1)); }
+static inline size_t uvarint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
 void labels_encode(rw_buf *b, const rw_label *l, size_t n);
+size_t labels_encoded_len(const rw_label *l, size_t n);
 /* Decodes into malloc'd labels (one block for array + strings). */
 int labels_decode(const uint8_t **p, const uint8_t *end, rw_label **out, size_t *n);
-void wal_put_series(rw_buf *b, const series *s);
-void wal_put_samples(rw_buf *b, uint32_t ref, const rw_sample *smp, size_t n);
-void wal_buf_init(rw_buf *b);
-static inline size_t wal_payload_len(const rw_buf *b) { return b->len - WAL_HDR; }
-/* Fills the header (length, CRC) in place. */
-void wal_seal(rw_buf *b);
+int value_as_int(uint64_t bits, int64_t *out);
+
+/* ---- walrec.c: records ---- */
+/* Encodes the pending entries of one shard into a section (raw, before
+ * compression), updating the value state; *maxt and *future track the sample
+ * times (bound: samples after it count as future). */
+int walrec_encode(const pchain *pc, walstate *ws, uint64_t seg, int reset, int64_t bound,
+                  rw_buf *out, int64_t *maxt, int *future);
+/* The sample runs of one section, decoded (so the replay can prefetch the
+ * series ahead of applying them). */
+typedef struct walbatch {
+    uint32_t *id, *n;       /* per run */
+    uint8_t *ooo;
+    int64_t *t;             /* per sample, the runs back to back */
+    uint64_t *v;
+    size_t nrun, nsmp, caprun, capsmp;
+} walbatch;
+void walbatch_free(walbatch *b);
+
 typedef struct wal_visitor {
     void *ctx;
     int (*series_fn)(void *ctx, uint32_t ref, rw_label *l, size_t n); /* takes l */
-    int (*sample_fn)(void *ctx, uint32_t ref, int64_t t, double v);
+    int (*batch_fn)(void *ctx, const walbatch *b);
+    walbatch batch;         /* scratch the decoder fills */
 } wal_visitor;
-/* Checks a whole record (magic, length, CRC) then visits its entries.
- * Returns 0, or -1 when the record is torn/corrupt (msg says why). */
-int wal_record_check(const uint8_t *b, size_t len, const char **msg);
-int wal_record_visit(const uint8_t *b, size_t len, const wal_visitor *v, const char **msg);
+/* Decodes one section; -1 with *msg when something in it could not be
+ * applied (what could was; the series whose value bases it leaves unknown
+ * are poisoned until a record that stands alone). Samples skipped for a
+ * poisoned series are counted in *unapplied. */
+int walrec_decode(const uint8_t *b, size_t len, walstate *ws, uint64_t seg, wal_visitor *v,
+                  uint64_t *unapplied, const char **msg);
+void walstate_poison_all(walstate *ws, uint64_t seg);
+int walstate_reserve(walstate *ws, uint32_t id);
+void walstate_free(walstate *ws);
+
+/* ---- wal.c ---- */
+rw_rc wal_open(struct rw_store *st, rw_err *err);     /* lists segments (no I/O on them) */
+void wal_close(rw_wal *w);
+/* Starts a new segment for writing (after recovery). */
+rw_rc wal_start(rw_wal *w, rw_err *err);
+/* Group commit: waits until everything up to `ticket` is on disk, leading
+ * commits itself when nobody else is. */
+rw_rc wal_wait(rw_wal *w, uint64_t ticket, rw_err *err);
+/* A new ticket for an append that added entries (call with the shard's mu
+ * held, after adding them), or the current one (nothing added: the reply
+ * still implies that earlier entries are durable). */
+uint64_t wal_ticket(rw_wal *w, int added);
+/* Rotates to a new segment now (a full flush starts); returns its number. */
+rw_rc wal_rotate(rw_wal *w, uint64_t *seq, rw_err *err);
+/* The current segment number. */
+uint64_t wal_current_seq(rw_wal *w);
+/* Deletes the segments every shard's flushes cover; returns how many. */
+size_t wal_truncate(rw_wal *w);
+uint64_t wal_bytes(rw_wal *w);
+/* At close, after a full flush: deletes the open segment when nothing was
+ * written into it. */
+void wal_drop_empty_tail(rw_wal *w);
+/* Reads segment `seq` whole (malloc'd); its records are walked with
+ * wal_next_record. */
+int wal_read_segment(const rw_wal *w, uint64_t seq, uint8_t **buf, size_t *len, rw_err *err);
+/* Finds the section of `shard` in the record at *off of buf (advancing *off
+ * past the record): 1 found (sec/seclen, decompressed into scratch when it
+ * was compressed), 0 the record has none, -1 end of the valid records (*why
+ * NULL: a clean end; else why the rest is torn or corrupt), -2 the record is
+ * intact (its checksum holds) but its sections cannot be read (*why): skip
+ * it and go on. */
+int wal_next_record(const uint8_t *buf, size_t len, size_t *off, int shard, rw_buf *scratch,
+                    const uint8_t **sec, size_t *seclen, const char **why);
+/* Notes the max sample time of a replayed segment (recovery). */
+void wal_note_segment(rw_wal *w, uint64_t seq, int64_t maxt, int future);
 
 /* ---- db.c ---- */
 rw_rc db_open_shard(rw_shard *sh, rw_err *err);
@@ -288,53 +521,37 @@ rw_rc db_rc(sqlite3 *db, int rc, const char *what, rw_err *err);
 rw_rc db_begin(rw_shard *sh, rw_err *err);
 rw_rc db_commit(rw_shard *sh, rw_err *err);
 void db_rollback(rw_shard *sh);
-/* Ends a transaction: COMMIT when rc is RW_OK, else ROLLBACK; returns the
- * outcome. */
 rw_rc db_end(rw_shard *sh, rw_rc rc, rw_err *err);
 uint64_t db_file_bytes(const rw_shard *sh);
-/* Inserts a chunk row; *rowid set. */
-rw_rc db_chunk_insert(rw_shard *sh, uint32_t sid, int64_t mint, int64_t maxt,
-                      const uint8_t *data, size_t len, int64_t *rowid, rw_err *err);
 rw_rc db_step_done(rw_shard *sh, sqlite3_stmt *st, const char *what, rw_err *err);
+int db_meta_get(sqlite3 *db, const char *key, int64_t *v);
 
 /* ---- shard_append.c ---- */
-/* Take / give back the write connection (call with mu held; may wait). */
-void shard_db_acquire(rw_shard *sh);
-void shard_db_release(rw_shard *sh);
+void shard_db_acquire(rw_shard *sh);  /* mu held; may wait */
+void shard_db_release(rw_shard *sh);  /* mu held */
 /* The sample-level append rules shared by appends and WAL replay. Returns
- * -1 accepted, -2 identical resend, or a rw_reject_reason; *nomem set on
- * allocation failure. mu held. */
-int series_append_sample(rw_shard *sh, series *s, int64_t t, double v, int replay, int *nomem);
+ * -1 accepted in order, -3 accepted out of order, -2 identical resend /
+ * nothing to do, or a rw_reject_reason; *nomem set on allocation failure.
+ * mu held. */
+int series_append_sample(rw_shard *sh, series *s, int64_t t, uint64_t bits, int replay,
+                         int *nomem);
 void store_note_newest(rw_store *st, int64_t t);
-/* Commits pending data now (mu held, not the db owner). */
-rw_rc shard_commit_locked(rw_shard *sh, rw_err *err);
-/* Moves the open head chunk of s to the completed chunks (mu held). */
+/* Wall clock + max_future: the newest sample time that counts. */
+int64_t store_newest_bound(const rw_store *st);
+/* Moves the open head chunk of s to the completed head chunks (mu held). */
 int series_cut_head(rw_shard *sh, series *s);
-/* Writes the completed chunks a transaction took and deletes their saved
- * head rows (db owner, inside the transaction); *bytes, when given, grows by
- * what was written. */
-rw_rc db_put_pending_chunks(rw_shard *sh, pend_chunk *pc, size_t npc, uint64_t *bytes,
-                            rw_err *err);
-/* After a successful commit or checkpoint (mu held): everything up to
- * target is durable, the chunks written are persisted (rowid set, bytes
- * freed); pc and taken are freed. */
-void shard_txn_committed(rw_shard *sh, uint64_t target, pend_chunk *pc, size_t npc,
-                         rw_buf *taken);
-/* Takes what the next transaction writes: the pending WAL bytes and the
- * completed chunks (mu held); shard_restore_pending puts them back. */
-void shard_take_pending(rw_shard *sh, rw_buf *taken, pend_chunk **pc, size_t *npc);
-/* Puts back what a failed commit took (mu held). */
-void shard_restore_pending(rw_shard *sh, rw_buf *taken, pend_chunk *pc, size_t npc);
-void shard_note_failure(rw_shard *sh, uint64_t target, rw_rc rc, const rw_err *err);
-/* Series rows for the next transaction: shard_take_new_series (mu held)
- * encodes the rows of series created since the last commit into out
- * ([u32 id][u32 len][label blob]...); db_put_series_rows writes them (db
- * owner); shard_restore_new_series (mu held) re-queues them after a failed
- * transaction. */
 int shard_note_new_series(rw_shard *sh, uint32_t id);
-void shard_take_new_series(rw_shard *sh, rw_buf *out);
-rw_rc db_put_series_rows(rw_shard *sh, const rw_buf *rows, size_t *n, rw_err *err);
-void shard_restore_new_series(rw_shard *sh, const rw_buf *rows);
+/* Pending chains (mu held). take detaches, restore puts back in front. */
+void pchain_take(pchain *from, pchain *to);
+void pchain_restore(pchain *pc, pchain *taken);
+void pchain_free(pchain *pc);
+/* Reserves `need` contiguous bytes at the end of the chain; NULL when out of
+ * memory (nothing changed). */
+uint8_t *pchain_reserve(pchain *pc, size_t need);
+void pchain_commit(pchain *pc, size_t used);
+/* Appends a series entry (the space reserved by pchain_reserve). */
+size_t pe_series_len(const series *s);
+void pe_put_series(uint8_t *p, const series *s);
 
 /* ---- shard_read.c ---- */
 /* rw_store_select / label names (name NULL) and values with a deadline
@@ -346,13 +563,89 @@ rw_rc store_label_query(rw_store *st, const char *name, const rw_matcher *ms, si
                         int64_t mint, int64_t maxt, int64_t deadline_ns, rw_arena *a,
                         char ***out, size_t *nout, rw_err *err);
 
-/* ---- checkpoint.c ---- */
-rw_rc shard_checkpoint(rw_shard *sh, int final, rw_err *err);
+/* ---- merge.c ---- */
+/* A sorted run of samples from one source. */
+typedef struct srun {
+    const int64_t *t;
+    const double *v;
+    size_t n;
+} srun;
+/* Merges runs into ot/ov (room for the sum of their n): ascending, only
+ * [mint, maxt], on equal timestamps the later run's sample. Returns the
+ * count; *nomem set when it could not. */
+size_t runs_merge(const srun *r, size_t nr, int64_t mint, int64_t maxt, int64_t *ot, double *ov,
+                  int *nomem);
+/* Inserts (t, v) into s's out-of-order buffer: 1 added, 0 an identical one
+ * is there, -2 a different value is there (duplicate), -1 no memory. */
+int ooo_insert(series *s, int64_t t, uint64_t v);
+void ooo_free(series *s);
+/* Whether t is held in memory (head chunks or out-of-order buffer) with
+ * value bits *v: 1 yes, 0 no. */
+int series_head_find(const series *s, int64_t t, uint64_t *v);
+
+/* ---- block.c ---- */
+/* zc, zd: a ZSTD_CCtx, ZSTD_DCtx the caller owns (zd may be NULL). */
+/* Value column of a part: encodes v[0..n) into out (mode byte first, zstd'd
+ * when that is smaller). */
+int part_encode_values(const uint64_t *v, size_t n, rw_buf *out, rw_buf *scratch, void *zc);
+int part_decode_values(const uint8_t *b, size_t len, size_t n, uint64_t *v, rw_buf *scratch,
+                       void *zd);
+int ts_encode(const int64_t *t, size_t n, rw_buf *out, rw_buf *scratch, void *zc);
+/* Decodes a timestamp column into a malloc'd, reference-counted tscol. */
+tscol *ts_decode(int64_t id, const uint8_t *b, size_t len, rw_buf *scratch, void *zd);
+int bidx_encode(const bidx_ent *e, size_t n, int64_t base_mint, int64_t base_rowid, rw_buf *out,
+                rw_buf *scratch, void *zc);
+bidx *bidx_decode(const uint8_t *b, size_t len, int64_t base_mint, int64_t base_rowid,
+                  rw_buf *scratch, void *zd);
+/* The index of block b through the shard's cache (takes rd_mu when it has
+ * to read: do not hold it); NULL on error (err set). Release with bidx_put. */
+bidx *block_index(rw_shard *sh, blockd *b, rw_err *err);
+void bidx_put(bidx *x);
+const bidx_ent *bidx_find(const bidx *x, uint32_t sid);
+void tscol_put(tscol *c);
+void cache_drop_block(rw_shard *sh, const blockd *b);
+void cache_free(rw_shard *sh);
+void blockd_put(blockd *b);
+/* Reads the part e of block b (rd_mu held): values into v (e->n entries),
+ * timestamps as *ts (a reference to release with tscol_put). RW_NOTFOUND
+ * (err untouched) when retention deleted it meanwhile. */
+rw_rc part_read(rw_shard *sh, const blockd *b, const bidx_ent *e, tscol **ts, uint64_t *v,
+                rw_buf *scratch, rw_err *err);
+/* Reads the parts e[0..n) of block b (ascending rowids) in one range scan
+ * (rd_mu held): part i's values into v[i], its timestamps as *ts[i] (a
+ * reference to release with tscol_put); res[i] is RW_OK or RW_NOTFOUND
+ * (deleted meanwhile). Returns an error other than those. */
+rw_rc parts_scan(rw_shard *sh, const blockd *b, const bidx_ent *const *e, size_t n,
+                 tscol **ts, uint64_t *const *v, rw_rc *res, rw_buf *scratch, rw_err *err);
+
+/* ---- flush.c ---- */
+/* Adds a block to the shard's list (mu held); -1 out of memory. */
+int shard_blocks_push(rw_shard *sh, blockd *b);
+/* Writes head data into a block: with `full`, everything in memory; else
+ * every window that ended before `win_end`. Past deadline_ns (CLOCK_MONOTONIC
+ * ns, 0 = none) it stops collecting: what it has is written, the rest stays
+ * in memory and the WAL (a partial flush covers no WAL segment). */
+rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
+                  int64_t deadline_ns, rw_err *err);
+/* Decides and runs the flushes that are due, all shards in parallel
+ * (maintenance thread, rw_store_maintain, close). */
+rw_rc store_flush_due(rw_store *st, int force_full, int64_t deadline_ns, rw_err *err);
+
+/* Lowers the calling thread's scheduling priority (flush and maintenance
+ * threads). */
+void store_background_thread(void);
+/* Wakes the maintenance thread (work may be due). */
+void store_kick(rw_store *st);
 
 /* ---- retention.c ---- */
 rw_rc shard_retention(rw_shard *sh, rw_err *err);
 
 /* ---- recover.c ---- */
 rw_rc shard_recover(rw_shard *sh, rw_err *err);
+rw_rc store_replay_wal(rw_store *st, rw_err *err);
+
+/* ---- upgrade.c ---- */
+/* Whether shard file `path` is in an older format: 1 yes (*ver set), 0 no. */
+rw_rc store_upgrade_check(rw_store *st, rw_err *err);
 
 #endif

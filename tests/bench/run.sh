@@ -2,14 +2,20 @@
 # run.sh - the benchmark we judge by: ../shared/bench drives rwgate side by
 # side with VictoriaMetrics and Prometheus (Debian packages) on the same
 # generated etcd-fleet remote-write traffic, alternating systems, and writes
-# tests/bench/results/<preset>.{md,json} with ingest samples/s, CPU per million samples, peak
-# RSS, bytes per sample on disk, visibility delay, query latencies and a
-# read-back check. Copy the figures into the README's benchmark section.
+# tests/bench/results/<preset>.{md,json} with ingest samples/s, CPU per million
+# samples, peak RSS, bytes per sample on disk, disk bytes written per sample,
+# visibility delay, query latencies and a read-back check. Copy the figures
+# into the README's benchmark section.
 #   tests/bench/run.sh [PRESET] [ROUNDS] [extra bench.py args]
 #   tests/bench/run.sh rules [PRESET] [ROUNDS] [extra rules_bench.py args]
 #     rule evaluation time per group against Prometheus with the shipped
 #     rule packs (deploy/rules), and ingest with and without rules
 #     (tests/bench/rules_bench.py); results in tests/bench/results/rules-<preset>.*
+# Presets: small, medium, long, days (15k series x 3 days), wide (~1M series
+# x 15 min), tiny. Extra args go to bench.py, e.g. --kill-restart (SIGKILL
+# after the queries, restart, time to ready, read everything back) or
+# --no-queries. Peers: vm,prom for the short presets; vm alone for days
+# (Prometheus refuses samples that old) and wide; SYSTEMS=... overrides.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -32,13 +38,27 @@ preset="${1:-small}"
 rounds="${2:-2}"
 shift $(( $# > 2 ? 2 : $# )) || true
 bench=$(cd "$root/../shared/bench" && pwd)
+case "$preset" in
+  days|wide) systems="${SYSTEMS:-vm}" ;;
+  *) systems="${SYSTEMS:-vm,prom}" ;;
+esac
+extra=()
+if [ "$preset" = wide ]; then
+  # a million series: the read-back and the queries would measure the
+  # harness; ingest, memory, disk and restarts are what this preset is for
+  extra+=(--no-queries)
+fi
 ./deploy/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target rwgate
 make -s -C "$bench"
 out="$root/tests/bench/results"
 mkdir -p "$out"
+suffix=""
+for a in "$@"; do
+  [ "$a" = --kill-restart ] && suffix="-kill-restart"
+done
 cd "$bench"
-./bench.py run --preset "$preset" --rounds "$rounds" --systems vm,prom \
+./bench.py run --preset "$preset" --rounds "$rounds" --systems "$systems" \
   --system rwgate="$root/build/rwgate --listen 127.0.0.1:{port} --data {data}" \
-  --workdir /tmp/rwbench-rwgate --out "$out/$preset" "$@"
+  --workdir /tmp/rwbench-rwgate --out "$out/$preset$suffix" "${extra[@]}" "$@"

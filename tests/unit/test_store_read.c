@@ -252,8 +252,44 @@ static void test_retention_between_calls(void)
     test_rmtree(dir);
 }
 
+/* A read that wants most parts of a block scans the block's rows in one
+ * range; one that wants a few reads them one by one: both must give the
+ * same samples, also when retention has not touched anything and when some
+ * parts of the range belong to series not selected. */
+static void test_scan_vs_point(void)
+{
+    enum { N = 120 };
+    char *dir = test_mkdtemp("rwstore-read");
+    rw_store *st = open_store(dir, 1, 0);
+    for (int i = 0; i < N; i++)
+        append_series(st, i % 2 ? "odd" : "even", i, 1000000, 300);
+    rw_err e;
+    CHECK_INT(rw_store_maintain(st, &e), RW_OK); /* all of it into one block */
+    rw_arena *a = rw_arena_new(0, 0);
+    rw_series_data *all;
+    size_t nall = select_job(st, "even", INT64_MIN, INT64_MAX, 0, a, &all); /* 60 of 120 parts */
+    CHECK_INT(nall, N / 2);
+    int ok = 1;
+    for (size_t k = 0; k < nall; k++) {
+        rw_matcher m[2];
+        rw_matcher_init(&m[0], RW_MATCH_EQ, "job", "even", &e);
+        rw_matcher_init(&m[1], RW_MATCH_EQ, "inst", rw_labels_get(all[k].labels, all[k].nlabels, "inst"), &e);
+        rw_series_data *one;
+        size_t n1 = 0;
+        ok &= rw_store_select(st, m, 2, INT64_MIN, INT64_MAX, 0, 0, a, &one, &n1, &e) == RW_OK &&
+              n1 == 1 && same_samples(&one[0], &all[k]) && all[k].n > 0;
+        rw_matcher_free(&m[0]);
+        rw_matcher_free(&m[1]);
+    }
+    CHECK(ok);
+    rw_arena_free(a);
+    rw_store_close(st);
+    test_rmtree(dir);
+}
+
 int main(void)
 {
+    RUN(test_scan_vs_point);
     RUN(test_refs_and_windows);
     RUN(test_retention_between_calls);
     TEST_DONE();
