@@ -33,6 +33,7 @@
 #include <time.h>
 #include "core/json.h"
 #include "core/log.h"
+#include "core/relabel.h"
 #include "core/timeutil.h"
 
 #define BACKOFF_MIN_MS 500
@@ -89,6 +90,8 @@ struct rw_notifier {
     am_target **retired;
     size_t nretired;
     const rw_alerting_config *cfg;
+    rw_relabel_state *relabel; /* used under mu by rw_notifier_send */
+    rw_arena *relabel_arena;   /* reset per send */
     rw_label *ext;
     size_t next;
     char *ext_buf;
@@ -793,7 +796,9 @@ rw_notifier *rw_notifier_new(const rw_alerting_config *cfg, const rw_label *exte
     n->cap = cfg && cfg->queue_capacity > 0 ? (size_t)cfg->queue_capacity : 10000;
     n->ring = calloc(n->cap, sizeof *n->ring);
     n->multi = curl_multi_init();
-    if (!n->ring || !n->multi ||
+    n->relabel = rw_relabel_state_new();
+    n->relabel_arena = rw_arena_new(0, 0);
+    if (!n->ring || !n->multi || !n->relabel || !n->relabel_arena ||
         copy_external(external_labels, nexternal, &n->ext, &n->ext_buf) != RW_OK ||
         build_targets(n, cfg, &n->ams, &n->nams, err) != RW_OK) {
         if (err && err->code == RW_OK)
@@ -892,21 +897,42 @@ void rw_notifier_send(rw_notifier *n, const rw_alert_msg *alerts, size_t n_alert
     }
     pthread_mutex_lock(&n->mu);
     int none = n->nams == 0;
-    /* encode under the lock: external labels may be swapped by a reload */
+    /* encode under the lock: external labels and relabel rules may be
+     * swapped by a reload */
+    const rw_relabel_config *rules = n->cfg ? n->cfg->alert_relabel_configs.v : NULL;
+    size_t nrules = n->cfg ? n->cfg->alert_relabel_configs.n : 0;
     for (size_t i = 0; i < n_alerts && !none; i++) {
         size_t nl;
         rw_label *l = merge_labels(&alerts[i], n->ext, n->next, &nl);
         if (!l)
             continue;
-        if (nl > 0) {
+        const rw_label *fl = l;
+        size_t fn = nl;
+        if (nrules && nl) {
+            rw_labels out = {NULL, 0};
+            rw_err e;
+            rw_err_init(&e);
+            rw_relabel_result r = rw_relabel_apply(n->relabel, rules, nrules, 0, n->relabel_arena,
+                                                   l, nl, &out, &e);
+            if (r == RW_RELABEL_KEPT) {
+                fl = out.v;
+                fn = out.n;
+            } else {
+                if (r != RW_RELABEL_DROPPED)
+                    rw_warn("notifier: alert_relabel_configs failed on an alert: %s", e.msg);
+                fn = 0;
+            }
+        }
+        if (fn > 0) {
             rw_buf b;
             rw_buf_init(&b, 0);
-            if (encode_labels(&alerts[i], l, nl, &b) == RW_OK)
+            if (encode_labels(&alerts[i], fl, fn, &b) == RW_OK)
                 json[i] = rw_buf_detach(&b, &lens[i]);
             rw_buf_free(&b);
         }
         free(l);
     }
+    rw_arena_reset(n->relabel_arena);
     for (size_t i = 0; i < n_alerts; i++)
         if (json[i])
             push(n, json[i], lens[i]);
@@ -947,6 +973,8 @@ void rw_notifier_free(rw_notifier *n)
         curl_multi_cleanup(n->multi);
     free(n->ext);
     free(n->ext_buf);
+    rw_relabel_state_free(n->relabel);
+    rw_arena_free(n->relabel_arena);
     pthread_mutex_destroy(&n->mu);
     free(n);
     curl_global_cleanup();

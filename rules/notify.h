@@ -18,7 +18,8 @@
  *     notification_queue_capacity: 10000   # rwgate: Prometheus' flag of that name
  *
  * rw_notifier_send() copies the alerts (external labels attached, relabeled,
- * encoded once) into a bounded queue and returns at once; one sender thread
+ * encoded once) into a bounded queue and returns at once; an alert that
+ * alert_relabel_configs drop, or that ends with no labels, is not sent; one sender thread
  * delivers them in batches of at most 64 to each Alertmanager independently
  * (libcurl multi: a slow or dead Alertmanager delays no other and never the
  * caller). A failed batch is retried with exponential backoff (0.5 s up to
@@ -85,8 +86,9 @@ typedef struct rw_am_config {
 } rw_am_config;
 
 typedef struct rw_alerting_config {
-    rw_cfg_list alertmanagers; /* of rw_am_config */
-    int64_t queue_capacity;    /* notification_queue_capacity */
+    rw_cfg_list alert_relabel_configs; /* of rw_relabel_config (core/relabel.h) */
+    rw_cfg_list alertmanagers;         /* of rw_am_config */
+    int64_t queue_capacity;            /* notification_queue_capacity */
 } rw_alerting_config;
 
 /* The `alerting:` section's table; every row is reloadable. */

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 #include "core/cfg.h"
+#include "core/relabel.h"
 #include "notify.h"
 
 #define R RW_CFG_RELOAD
@@ -168,6 +169,9 @@ static const rw_cfg_table am_table = RW_CFG_TABLE("alertmanager", rw_am_config, 
 
 #define AL(f) offsetof(rw_alerting_config, f)
 static const rw_cfg_key alerting_keys[] = {
+    {"alert_relabel_configs", RW_CFG_LIST, AL(alert_relabel_configs), NULL, 0, 0, R,
+     "relabeling applied to every alert after external labels are attached",
+     &rw_relabel_config_table, NULL},
     {"alertmanagers", RW_CFG_LIST, AL(alertmanagers), NULL, 0, 0, R,
      "Alertmanagers that receive every alert", &am_table, NULL},
     {"notification_queue_capacity", RW_CFG_INT, AL(queue_capacity), "10000", 1, 10000000, R,

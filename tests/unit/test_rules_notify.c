@@ -2,7 +2,7 @@
  * (rules/notify.h): the `alerting:` configuration table and its refusals,
  * the JSON an alert becomes, and the sender against in-process HTTP
  * receivers that record what arrives: batches of at most 64, external
- * labels, basic auth / bearer / credential files as real request headers,
+ * labels, alert_relabel_configs (drop, replace, labeldrop), basic auth / bearer / credential files as real request headers,
  * retries until a failing receiver recovers, 4xx drops, queue overflow
  * dropping the oldest, a dead Alertmanager not holding back a live one,
  * reconfiguration keeping the queue, and the bounded flush on free.
@@ -473,6 +473,47 @@ static void test_dead_does_not_block_live(void)
     receiver_stop(&live);
 }
 
+static void test_relabel(void)
+{
+    receiver r;
+    receiver_start(&r, "");
+    rw_err e;
+    /* external labels first, then the rules: drop info alerts, copy the
+     * cluster into a new label, drop a noisy label */
+    rw_alerting_config *c = cfg_for(&r.port, 1,
+                                    "alert_relabel_configs:\n"
+                                    "- {source_labels: [severity], regex: info, action: drop}\n"
+                                    "- {source_labels: [cluster], target_label: origin, replacement: 'dc-$1'}\n"
+                                    "- {regex: pod, action: labeldrop}\n",
+                                    &e);
+    CHECK(c != NULL);
+    CHECK(c && c->alert_relabel_configs.n == 3);
+    rw_label ext[] = {{"cluster", "c1"}};
+    rw_notifier *n = rw_notifier_new(c, ext, 1, NULL, &e);
+    rw_label info[] = {{"alertname", "Quiet"}, {"severity", "info"}};
+    rw_label crit[] = {{"alertname", "Loud"}, {"severity", "critical"}, {"pod", "p-1"}};
+    rw_alert_msg msgs[] = {{info, 2, NULL, 0, 0, 0, NULL}, {crit, 3, NULL, 0, 0, 0, NULL}};
+    rw_notifier_send(n, msgs, 2);
+    WAIT_FOR(get_int(&r, &r.alerts) == 1);
+    rw_notifier_free(n); /* flushes: nothing else may arrive */
+    CHECK_INT(get_int(&r, &r.alerts), 1);
+    pthread_mutex_lock(&r.mu);
+    CHECK_MSG(strstr(r.bodies.p, "{\"labels\":{\"alertname\":\"Loud\",\"cluster\":\"c1\","
+                                 "\"origin\":\"dc-c1\",\"severity\":\"critical\"}") != NULL,
+              "%s", r.bodies.p);
+    CHECK(strstr(r.bodies.p, "Quiet") == NULL);
+    CHECK(strstr(r.bodies.p, "pod") == NULL);
+    pthread_mutex_unlock(&r.mu);
+    cfg_release(c);
+
+    /* a bad rule is refused with its path */
+    rw_alerting_config bad;
+    CHECK(load("alert_relabel_configs: [{action: hashmod, target_label: x}]\n", &bad, &e) != 0);
+    CHECK_MSG(strstr(e.msg, "alert_relabel_configs[0]") != NULL, "%s", e.msg);
+    rw_cfg_free(&rw_alerting_config_table, &bad);
+    receiver_stop(&r);
+}
+
 static void test_flush_on_free_and_no_alertmanagers(void)
 {
     receiver r;
@@ -506,6 +547,7 @@ int main(void)
     RUN(test_retry_until_recovered);
     RUN(test_overflow_and_reconfigure);
     RUN(test_dead_does_not_block_live);
+    RUN(test_relabel);
     RUN(test_flush_on_free_and_no_alertmanagers);
     TEST_DONE();
 }
