@@ -176,7 +176,15 @@ RW_FN(rw_fn_label_replace)
         const char *sv = rw_labels_get(se->labels, se->nlabels, src);
         if (!sv)
             sv = "";
-        int m = rw_regex_match(re, md, sv, strlen(sv), &rerr);
+        size_t svl = strlen(sv);
+        /* checked here, not left to the regex: its fast paths (".*",
+           literals) do not look at the bytes */
+        if (!rw_utf8_valid(sv, svl)) {
+            rc = rw_eval_fail(ctx, RW_EXEC, "label_replace(): the value of label %s is not valid "
+                              "UTF-8", src);
+            goto out;
+        }
+        int m = rw_regex_match(re, md, sv, svl, &rerr);
         if (m < 0) {
             rc = rw_eval_fail(ctx, RW_EXEC, "label_replace(): %s", rerr.msg);
             goto out;
