@@ -1038,6 +1038,16 @@ const rw_principal *rw_http_principal(const rw_http_req *r)
     return r->principal;
 }
 
+int rw_principal_reads(const rw_principal *p, const char *tenant)
+{
+    if (!p || p->read_all)
+        return 1;
+    for (size_t i = 0; i < p->nread_tenants; i++)
+        if (!strcmp(p->read_tenants[i], tenant ? tenant : ""))
+            return 1;
+    return 0;
+}
+
 const char *rw_http_method(const rw_http_req *r) { return r->method; }
 const char *rw_http_path(const rw_http_req *r) { return r->path; }
 rw_arena *rw_http_arena(rw_http_req *r) { return r->arena; }

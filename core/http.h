@@ -111,6 +111,10 @@ typedef struct rw_principal {
  * arena). */
 rw_rc rw_http_set_principal(rw_http_req *r, const rw_principal *p);
 const rw_principal *rw_http_principal(const rw_http_req *r);
+/* 1 when p may read the series of `tenant` (p NULL: authentication off or
+ * an open path, everything is readable). For the status reports that list
+ * per-tenant state outside the querier's scoping. */
+int rw_principal_reads(const rw_principal *p, const char *tenant);
 
 /* Decides whether a request may use a route needing `perm`: returns 1 to let
  * the handler run, or 0 after filling resp (401 with WWW-Authenticate, 403). */

@@ -14,6 +14,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/http.h"
 #include "core/labels.h"
 #include "core/matcher.h"
 #include "core/metrics.h"
@@ -270,7 +271,7 @@ void rw_kubelet_set_api_nodes(rw_kubelet *k, const char *tenant, const char *clu
  * their endpoint IPs, owning node and readiness, excluded claimants with the
  * reason, drop counts). tenant / cluster filter when not NULL. */
 void rw_kubelet_endpoints_json(rw_kubelet *k, const char *tenant, const char *cluster,
-                               rw_buf *out);
+                               const rw_principal *reader, rw_buf *out);
 /* Series dropped in (tenant, cluster), for the status API. */
 uint64_t rw_kubelet_dropped(rw_kubelet *k, const char *tenant, const char *cluster);
 

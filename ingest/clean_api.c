@@ -58,7 +58,7 @@ static void h_endpoints(void *ctx, rw_http_req *req, rw_http_resp *resp)
     ok_json(resp);
     rw_buf_puts(&resp->body, "{\"status\":\"success\",\"data\":");
     rw_kubelet_endpoints_json(ig->kubelet, rw_http_param(req, "tenant"),
-                              rw_http_param(req, "cluster"), &resp->body);
+                              rw_http_param(req, "cluster"), rw_http_principal(req), &resp->body);
     rw_buf_putc(&resp->body, '}');
 }
 
@@ -70,12 +70,15 @@ typedef struct src_ctx {
     rw_buf *out;
     int n;
     int64_t now;
+    const rw_principal *reader; /* only the tenants it may read are listed */
 } src_ctx;
 
 static void source_json(void *vctx, const rw_source_info *in)
 {
     src_ctx *c = vctx;
     rw_buf *b = c->out;
+    if (!rw_principal_reads(c->reader, in->tenant))
+        return;
     rw_buf_puts(b, c->n++ ? ",{\"tenant\":" : "{\"tenant\":");
     rw_json_str(b, in->tenant);
     rw_buf_puts(b, ",\"cluster\":");
@@ -133,7 +136,7 @@ static void h_sources(void *ctx, rw_http_req *req, rw_http_resp *resp)
     ok_json(resp);
     rw_buf *b = &resp->body;
     rw_buf_puts(b, "{\"status\":\"success\",\"data\":{\"sources\":[");
-    src_ctx c = {ig, &s->cfg, b, 0, rw_now_ms()};
+    src_ctx c = {ig, &s->cfg, b, 0, rw_now_ms(), rw_http_principal(req)};
     rw_sources_each(ig->sources, rw_http_param(req, "tenant"), rw_http_param(req, "cluster"),
                     c.now, source_json, &c);
     rw_buf_printf(b, "],\"tracked\":%zu,\"max_sources\":%lld,\"overflow_requests\":%llu",

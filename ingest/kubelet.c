@@ -764,7 +764,7 @@ static void cluster_json(rw_kubelet *k, kcluster *c, rw_buf *out)
 }
 
 void rw_kubelet_endpoints_json(rw_kubelet *k, const char *tenant, const char *cluster,
-                               rw_buf *out)
+                               const rw_principal *reader, rw_buf *out)
 {
     /* the write lock: the report may rebuild derived tables */
     pthread_rwlock_wrlock(&k->lock);
@@ -773,7 +773,8 @@ void rw_kubelet_endpoints_json(rw_kubelet *k, const char *tenant, const char *cl
     size_t n = 0;
     for (size_t i = 0; all && i < k->nbuckets; i++)
         for (kcluster *c = k->buckets[i]; c; c = c->next)
-            if ((!tenant || !strcmp(tenant, c->tenant)) && (!cluster || !strcmp(cluster, c->cluster)))
+            if ((!tenant || !strcmp(tenant, c->tenant)) &&
+                (!cluster || !strcmp(cluster, c->cluster)) && rw_principal_reads(reader, c->tenant))
                 all[n++] = c;
     for (size_t i = 1; i < n; i++) /* insertion sort: reports are rare */
         for (size_t j = i; j > 0; j--) {

@@ -172,6 +172,23 @@ try:
     # a selector naming another tenant finds nothing
     c.eq(tenants_of_query(g, bearer("a"), '{tenant_id="team-b"}'), (200, []), "team-a cannot select team-b")
 
+    # the per-source status lists only the tenants a credential may read
+    c.eq(write(g, "auth_src", bearer("a"), None)[0], 204, "team-a writes a source")
+    for who, hdr in (("a", bearer("a")), ("b", bearer("b"))):
+        h = dict(V1_HEADERS)
+        h.update(hdr)
+        body = snappy_compress(write_request_v1([([("__name__", "auth_src"), ("cluster", "c-" + who)], [(T, 1.0)])]))
+        c.eq(http("POST", g.url + "/api/v1/write", body, h)[0], 204, "team-%s writes cluster c-%s" % (who, who))
+
+    def source_tenants(hdr):
+        st, _, b = get(g, "/api/v1/status/sources", hdr)
+        return st, sorted({x["tenant"] for x in json.loads(b)["data"]["sources"]}) if st == 200 else None
+
+    c.eq(source_tenants(bearer("a")), (200, ["team-a"]), "sources scoped to team-a")
+    c.eq(source_tenants(DASH), (200, ["team-a", "team-b"]), "sources with read_tenants '*'")
+    st, _, b = get(g, "/api/v1/kubelet/endpoints", bearer("b"))
+    c.eq(st, 200, "kubelet endpoints answer a scoped reader")
+
     # ---- a real Prometheus remote-writes with its bearer token
     if shutil.which("prometheus"):
         prom = Prometheus("auth", """

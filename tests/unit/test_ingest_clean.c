@@ -393,7 +393,7 @@ static void test_kubelet(void)
     CHECK_MSG(strstr(out, "node=\"new\"}|100:7 130:8 ;") != NULL, "%s", out);
     rw_buf b;
     rw_buf_init(&b, 0);
-    rw_kubelet_endpoints_json(f.ig->kubelet, NULL, NULL, &b);
+    rw_kubelet_endpoints_json(f.ig->kubelet, NULL, NULL, NULL, &b);
     CHECK_MSG(strstr(b.p, "\"node\":\"new\"") && strstr(b.p, "\"ip_reuse\":1"), "%s", b.p);
     rw_buf_free(&b);
     fx_close(&f, 0);

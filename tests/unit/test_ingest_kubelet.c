@@ -109,7 +109,7 @@ static void test_ip_reuse(void)
 
     rw_buf b;
     rw_buf_init(&b, 0);
-    rw_kubelet_endpoints_json(k, NULL, "c1", &b);
+    rw_kubelet_endpoints_json(k, NULL, "c1", NULL, &b);
     CHECK_MSG(strstr(b.p, "\"ip\":\"10.0.0.5\",\"node\":\"node-new\",\"ready\":\"true\"") &&
                   strstr(b.p, "\"excluded\":[{\"node\":\"node-old\",\"ready\":\"unknown\","
                               "\"reason\":\"its Ready condition is unknown while node-new's is "
@@ -169,7 +169,7 @@ static void test_tie_breaks(void)
     CHECK_INT(dec(k, "c", "10.2.0.9:10250", "a2"), RW_KUBELET_KEEP);
     rw_buf b;
     rw_buf_init(&b, 0);
-    rw_kubelet_endpoints_json(k, "t", "c", &b);
+    rw_kubelet_endpoints_json(k, "t", "c", NULL, &b);
     CHECK_MSG(strstr(b.p, "the kubelet at 10.2.0.1 reports node n2 (kubelet_node_name)") &&
                   strstr(b.p, "a2 was created or heartbeat more recently"),
               "%s", b.p);
@@ -227,7 +227,7 @@ static void test_late_info_and_expiry(void)
     CHECK_INT(dec(k, "c", "10.4.0.1:10250", "old"), RW_KUBELET_KEEP);
     rw_buf b;
     rw_buf_init(&b, 0);
-    rw_kubelet_endpoints_json(k, NULL, NULL, &b);
+    rw_kubelet_endpoints_json(k, NULL, NULL, NULL, &b);
     CHECK_MSG(strstr(b.p, "\"nodes\":1") != NULL, "%s", b.p);
     rw_buf_free(&b);
     rw_kubelet_free(k);
