@@ -1,7 +1,8 @@
 """Crash test: while several senders write, rwgate is killed with SIGKILL and
-restarted on the same data directory, several times, with a 1 s checkpoint
-interval so that checkpoints (heads persisted, WAL rows trimmed) happen
-between the kills and recovery starts from a checkpoint plus a WAL tail.
+restarted on the same data directory, several times, with a small
+store.checkpoint_size and WAL segments so that flushes (memory written into
+blocks, covered WAL segments deleted) happen between the kills and recovery
+starts from blocks plus a WAL tail.
 
 Each sender resends a request until it gets a 2xx, as Prometheus does (an
 identical resend of samples that did reach the disk is accepted silently),
@@ -9,8 +10,9 @@ and finishes its last request before it stops. Checked:
 - after every restart, new writes are acknowledged again: a fresh probe
   write gets 204, and every sender gets new 2xx replies (a binary that
   answered 503 after each restart fails here);
-- a checkpoint ran before every kill, and the WAL a kill leaves behind holds
-  only what came after the last checkpoint (fewer rows than commits);
+- a flush wrote new blocks before every kill, and the WAL segments it
+  covered are deleted: a kill never leaves behind a segment that was there
+  at the kill before (the WAL does not grow from cycle to cycle);
 - after the last restart the store holds exactly the acknowledged samples,
   value for value: none missing, none changed, no series and no timestamp
   twice, nothing that was never sent;
@@ -18,7 +20,6 @@ and finishes its last request before it stops. Checked:
 
 import os
 import random
-import sqlite3
 import sys
 import threading
 import time
@@ -32,6 +33,7 @@ SERIES_PER_SENDER = 200
 KILLS = 4
 SHARDS = 2
 T0 = 1_700_000_000_000
+STEP = 300_000
 rng = random.Random(7)
 
 
@@ -48,7 +50,10 @@ class Sender(threading.Thread):
         self.errors = []
 
     def batch(self, step):
-        t = T0 + step * 15000
+        # 5 minutes of data time per request: the 2 h flush windows close
+        # within a cycle, so window flushes write blocks and delete WAL
+        # segments between the kills
+        t = T0 + step * STEP
         out = []
         for s in range(SERIES_PER_SENDER):
             v = float(step * 1000 + s) + 0.25
@@ -81,21 +86,13 @@ class Sender(threading.Thread):
                 self.pending = None
 
 
-def wal_rows(data):
-    """WAL rows left in the shard databases of a killed rwgate, read without
-    changing anything (read-only: no SQLite checkpoint on close)"""
-    n = 0
-    for k in range(SHARDS):
-        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(data, "shard-%d.db" % k), uri=True, timeout=10)
-        try:
-            n += db.execute("SELECT count(*) FROM wal").fetchone()[0]
-        finally:
-            db.close()
-    return n
+def wal_segments(data):
+    """the WAL segment files a killed rwgate left behind"""
+    return set(os.listdir(os.path.join(data, "wal")))
 
 
-def checkpoints(g):
-    return g.metric("rwgate_store_checkpoint_duration_seconds_count") or 0
+def blocks(g):
+    return g.metric("rwgate_store_blocks") or 0
 
 
 def probe_write(g, k):
@@ -114,7 +111,8 @@ def read_all(g, name):
     return g.read([(0, 2**62, [(0, "__name__", name)])], raw=True)[0]
 
 
-g = Rwgate(extra=["--shards", str(SHARDS), "--set", "store.checkpoint_interval=1s"]).start()
+g = Rwgate(extra=["--shards", str(SHARDS), "--set", "store.checkpoint_interval=1s",
+                  "--set", "store.checkpoint_size=1MiB", "--set", "store.wal_segment_size=64KiB"]).start()
 senders = [Sender(i, g) for i in range(SENDERS)]
 probes = []
 try:
@@ -137,24 +135,26 @@ try:
                 "acks %s -> %s; log: %s" % (base, [s.acks for s in senders], g.log_tail(600)))
         if k == KILLS:
             break
-        # a periodic checkpoint runs while the senders write, then the kill
-        ck0 = checkpoints(g)
+        # a flush writes new blocks of every shard while the senders
+        # write, then the kill
+        b0 = blocks(g)
         try:
-            wait_for(lambda: checkpoints(g) >= ck0 + SHARDS, "a periodic checkpoint of every shard", timeout=60)
+            wait_for(lambda: blocks(g) >= b0 + SHARDS, "new blocks of every shard", timeout=60)
             ok = True
         except TimeoutError:
             ok = False
-        c.check(ok, "cycle %d: periodic checkpoints run between the kills" % k)
-        time.sleep(rng.uniform(0.2, 1.2))  # kill at a random point of the next interval
-        commits = g.metric("rwgate_store_commits_total") or 0
-        log("kill -9 #%d (steps so far: %s, %d commits since start)" % (k + 1, [s.step for s in senders], commits))
+        c.check(ok, "cycle %d: flushes write blocks between the kills" % k)
+        time.sleep(rng.uniform(0.2, 1.2))  # kill at a random point after it
+        log("kill -9 #%d (steps so far: %s)" % (k + 1, [s.step for s in senders]))
         g.kill9()
-        rows = wal_rows(g.data)
-        c.check(rows < commits, "cycle %d: the WAL holds only what came after the last checkpoint" % k,
-                "%d WAL rows, %d commits since the start" % (rows, commits))
+        segs = wal_segments(g.data)
+        if k > 0:
+            c.check(prev_segs - segs, "cycle %d: WAL segments the flushes cover are deleted" % k,
+                    "segments at the last kill %s, now %s" % (sorted(prev_segs), sorted(segs)))
+        prev_segs = segs
         t = time.time()
         g.start(timeout=120)
-        log("restarted in %.2fs (%d WAL rows to replay)" % (time.time() - t, rows))
+        log("restarted in %.2fs (%d WAL segments to replay)" % (time.time() - t, len(segs)))
     for s in senders:
         s.stop.set()
     for s in senders:
