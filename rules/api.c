@@ -103,6 +103,14 @@ static void bad_param(rw_http_resp *resp, const char *name, const char *msg)
     rw_buf_putc(&resp->body, '}');
 }
 
+/* Prometheus' message for an enum parameter's unknown value */
+static void not_supported(rw_http_resp *resp, const char *name, const char *v, const char *hint)
+{
+    char msg[300];
+    snprintf(msg, sizeof msg, "not supported value \"%.200s\"%s", v, hint);
+    bad_param(resp, name, msg);
+}
+
 static int in_set(const char *const *set, size_t n, const char *s)
 {
     for (size_t i = 0; i < n; i++)
@@ -374,9 +382,7 @@ static void h_rules(void *ctx, rw_http_req *req, rw_http_resp *resp)
         else if (t && strcmp(t, "record") == 0)
             f.want_alert = 0;
         else {
-            char msg[300];
-            snprintf(msg, sizeof msg, "not supported value \"%.200s\"", typ);
-            bad_param(resp, "type", msg);
+            not_supported(resp, "type", typ, "");
             return;
         }
     }
@@ -697,9 +703,7 @@ static void h_alerts(void *ctx, rw_http_req *req, rw_http_resp *resp)
         else if (!strcmp(st, "firing"))
             f.state = ALERT_FIRING;
         else {
-            char msg[300];
-            snprintf(msg, sizeof msg, "not supported value \"%.200s\" (pending or firing)", st);
-            bad_param(resp, "state", msg);
+            not_supported(resp, "state", st, " (pending or firing)");
             return;
         }
     }

@@ -341,6 +341,15 @@ def paging_rules():
     return "\n".join(out) + "\n"
 
 
+def next_page(p, rw, what):
+    """Follows the pager's next link (same-document navigation)."""
+    p.reset()
+    p.click("#next-page")
+    p.wait("location.search.includes('token=')", 15, what + " in the URL")
+    p.wait_ready()
+    page_ok(p, rw, what, what.replace(" ", "-"))
+
+
 def shown_alerts(p):
     return [tuple(r) for r in p.eval("[...document.querySelectorAll('#alerts tbody tr[data-alert]')]"
                                      ".map(r => [r.dataset.alert, r.cells[2].textContent, r.cells[0].textContent])")]
@@ -376,11 +385,7 @@ def alerts_pages(p, rw):
     c.check("%d match" % want_n in p.eval("document.querySelector('.pager').textContent"),
             "alerts page 1: the total shown")
     c.check(p.eval("!!document.querySelector('#next-page')"), "alerts page 1: a next link")
-    p.reset()
-    p.click("#next-page")
-    p.wait("location.search.includes('token=')", 15, "the next page in the URL")
-    p.wait_ready()
-    page_ok(p, rw, "alerts page 2", "alerts-page2")
+    next_page(p, rw, "alerts page 2")
     second = shown_alerts(p)
     c.eq(len(second), want_n - 100, "alerts page 2: the rest")
     c.eq(second, api_alerts(rw, limit=100, next_token=d["nextToken"])[0], "alerts page 2: the API's second page")
@@ -424,11 +429,7 @@ def rules_pages(p, rw):
     d = api(rw, "/api/v1/rules", group_limit=20)
     c.eq(first, [g["name"] for g in d["groups"]], "rules page 1: the API's first 20 groups")
     c.eq(len(first), 20, "rules page 1: 20 groups")
-    p.reset()
-    p.click("#next-page")
-    p.wait("location.search.includes('token=')", 15, "the next page of rules in the URL")
-    p.wait_ready()
-    page_ok(p, rw, "rules page 2", "rules-page2")
+    next_page(p, rw, "rules page 2")
     second = shown_groups(p)
     c.eq(second, [g["name"] for g in api(rw, "/api/v1/rules", group_limit=20,
                                          group_next_token=d["groupNextToken"])["groups"]],
