@@ -13,13 +13,21 @@ with the API; stacked mode; a bucket query becomes a heatmap; the fleet
 tile shows the right share and leads to the scenario page with the faulty
 cluster first, which leads to its cluster page whose queries select only
 that cluster; a reload restores the state from the URL; the dark theme
-changes the background. A build with -DRWGATE_UI=OFF must answer 404 with
-a message saying so instead."""
+changes the background. The alerts and rules pages page on the server:
+rwgate loads a rule file of 23 groups whose alerting rules raise 174 alerts
+over synthetic probe series, so /ui/alerts and /ui/rules need a second page;
+each page shows what the API's page holds, the next page other alerts or
+groups, both together everything, the previous page the first again, and
+the filters (form and URL) select on the server. /ui/sources lists the
+clusters /api/v1/status/sources reports. A build with -DRWGATE_UI=OFF must
+answer 404 with a message saying so instead."""
 
 import gzip
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 import urllib.parse
 
@@ -306,7 +314,151 @@ def other_pages(p, rw):
         if st == 404:
             log("SKIP %s: this build has no %s yet" % (path, needs))
             continue
-        goto(p, rw, path, name, name)
+        if name == "alerts":
+            alerts_pages(p, rw)
+        elif name == "rules":
+            rules_pages(p, rw)
+        elif goto(p, rw, path, name, name):
+            sources_page(p, rw)
+
+
+# The paging fixture: rules raising more alerts than /ui/alerts shows on a
+# page (100) and more groups than /ui/rules does (20).
+N_PROBES = 130  # ui_paging_probe series; every third (44) also has a pending alert
+N_RULE_GROUPS = 22
+
+
+def paging_rules():
+    out = ["groups:"]
+    for i in range(N_RULE_GROUPS):
+        out += ["  - name: ui-%02d" % i, "    interval: 1s", "    rules:",
+                "      - record: ui:paging_probe:count_%02d" % i, "        expr: count(ui_paging_probe)"]
+    out += ["  - name: ui-alerts", "    interval: 1s", "    rules:",
+            "      - alert: UiProbeDown", "        expr: ui_paging_probe == 0", "        labels: {severity: warning}",
+            "        annotations: {summary: 'probe {{ $labels.cluster }} down'}",
+            "      - alert: UiProbeSlow", '        expr: ui_paging_probe{shard="a"} == 0', "        for: 1h",
+            "        labels: {severity: info}"]
+    return "\n".join(out) + "\n"
+
+
+def next_page(p, rw, what):
+    """Follows the pager's next link (same-document navigation)."""
+    p.reset()
+    p.click("#next-page")
+    p.wait("location.search.includes('token=')", 15, what + " in the URL")
+    p.wait_ready()
+    page_ok(p, rw, what, what.replace(" ", "-"))
+
+
+def shown_alerts(p):
+    return [tuple(r) for r in p.eval("[...document.querySelectorAll('#alerts tbody tr[data-alert]')]"
+                                     ".map(r => [r.dataset.alert, r.cells[2].textContent, r.cells[0].textContent])")]
+
+
+def api_alerts(rw, **params):
+    d = api(rw, "/api/v1/alerts", **params)
+    return [(a["labels"]["alertname"], a["labels"].get("cluster", ""), a["state"]) for a in d["alerts"]], d
+
+
+def alerts_pages(p, rw):
+    t = int(time.time() * 1000)
+    series = [([("__name__", "ui_paging_probe"), ("cluster", "ui-%03d" % i), ("shard", "a" if i % 3 == 0 else "b")],
+               [(t, 0)]) for i in range(N_PROBES)]
+    st, _, _ = rw.write(rwlib.write_request_v1(series))
+    c.eq(st, 204, "write the paging probes")
+    n_pending = len(range(0, N_PROBES, 3))
+    want_n = N_PROBES + n_pending
+    deadline = time.time() + 60
+    every = []
+    while time.time() < deadline:
+        every, _ = api_alerts(rw, limit=1000)
+        if len(every) == want_n:
+            break
+        time.sleep(0.3)
+    if not c.eq(len(every), want_n, "alerts: the rules raised every alert"):
+        return
+    if not goto(p, rw, "/ui/alerts", "alerts", "alerts"):
+        return
+    first = shown_alerts(p)
+    want, d = api_alerts(rw, limit=100)
+    c.eq(first, want, "alerts page 1: the API's first page of 100, in its order")
+    c.check("%d match" % want_n in p.eval("document.querySelector('.pager').textContent"),
+            "alerts page 1: the total shown")
+    c.check(p.eval("!!document.querySelector('#next-page')"), "alerts page 1: a next link")
+    next_page(p, rw, "alerts page 2")
+    second = shown_alerts(p)
+    c.eq(len(second), want_n - 100, "alerts page 2: the rest")
+    c.eq(second, api_alerts(rw, limit=100, next_token=d["nextToken"])[0], "alerts page 2: the API's second page")
+    c.check(not set(first) & set(second), "alerts page 2: other alerts than page 1")
+    c.eq(first + second, every, "alerts: both pages hold every alert once, in order")
+    c.check(p.eval("!document.querySelector('#next-page')"), "alerts page 2: the last")
+    p.reset()
+    p.click(".pager button")
+    p.wait("!location.search.includes('token=')", 15, "back to the first page")
+    p.wait_ready()
+    c.eq(shown_alerts(p), first, "alerts: previous shows page 1 again")
+    page_ok(p, rw, "alerts back to page 1")
+
+    # filters go to the server: from the URL and from the form
+    if goto(p, rw, "/ui/alerts?state=pending", "alerts state=pending", "alerts-pending"):
+        rows = shown_alerts(p)
+        c.eq(rows, api_alerts(rw, state="pending", limit=100)[0], "alerts state=pending: the API's")
+        c.eq((len(rows), {r[0] for r in rows}), (n_pending, {"UiProbeSlow"}), "alerts state=pending: the pending")
+    p.reset()
+    p.eval("document.querySelector('input[name=cluster]').value = 'ui-006';"
+           " document.querySelector('form.toolbar').requestSubmit()")
+    p.wait("location.search.includes('cluster=ui-006')", 15, "the filter in the URL")
+    p.wait_ready()
+    c.eq(shown_alerts(p), [("UiProbeSlow", "ui-006", "pending")],
+         "alerts filter form: cluster, with the state from the URL")
+    page_ok(p, rw, "alerts filtered by the form")
+    if goto(p, rw, "/ui/alerts?severity=warning&cluster=ui-009", "alerts severity filter"):
+        c.eq(shown_alerts(p), [("UiProbeDown", "ui-009", "firing")], "alerts: severity and cluster filter")
+
+
+def shown_groups(p):
+    return p.eval("[...document.querySelectorAll('table.rules[data-group]')].map(t => t.dataset.group)")
+
+
+def rules_pages(p, rw):
+    groups = [g["name"] for g in api(rw, "/api/v1/rules")["groups"]]
+    c.eq(len(groups), N_RULE_GROUPS + 1, "rules: every group loaded")
+    if not goto(p, rw, "/ui/rules", "rules", "rules"):
+        return
+    first = shown_groups(p)
+    d = api(rw, "/api/v1/rules", group_limit=20)
+    c.eq(first, [g["name"] for g in d["groups"]], "rules page 1: the API's first 20 groups")
+    c.eq(len(first), 20, "rules page 1: 20 groups")
+    next_page(p, rw, "rules page 2")
+    second = shown_groups(p)
+    c.eq(second, [g["name"] for g in api(rw, "/api/v1/rules", group_limit=20,
+                                         group_next_token=d["groupNextToken"])["groups"]],
+         "rules page 2: the API's second page")
+    c.eq(first + second, groups, "rules: both pages hold every group once, in order")
+    c.check(p.eval("!document.querySelector('#next-page')"), "rules page 2: the last")
+    if goto(p, rw, "/ui/rules?type=alert&severity=info", "rules filtered"):
+        rows = p.eval("[...document.querySelectorAll('table.rules tbody tr')].map(r => r.cells[0].textContent)")
+        c.eq(rows, ["UiProbeSlow"], "rules: type and severity filter on the server")
+
+
+def sources_page(p, rw):
+    want = sorted({s["cluster"] for s in api(rw, "/api/v1/status/sources")["sources"] if s.get("cluster")})
+    shown = p.eval("[...document.querySelectorAll('#sources tbody tr')].map(r => r.querySelector('a')?.textContent)"
+                   ".filter(x => x)")
+    c.check(len(want) >= 16 + N_PROBES, "sources: the fleet's clusters reported by the API", len(want))
+    c.eq(sorted(shown), want, "sources: one row per cluster the API reports")
+    c.check(fleetdata.FAULTY in shown, "sources: the faulty cluster listed")
+    heads = p.eval("[...document.querySelectorAll('#sources th')].map(t => t.textContent)")
+    c.check(heads[:2] == ["tenant", "cluster"] and "newest sample age seconds" in heads,
+            "sources: the known columns first", heads)
+    p.reset()
+    p.eval("document.querySelector('form.toolbar input').value = %s;"
+           " document.querySelector('form.toolbar').requestSubmit()" % json.dumps(fleetdata.FAULTY))
+    p.wait("location.search.includes('q=')", 15, "the sources filter in the URL")
+    p.wait_ready()
+    rows = p.eval("[...document.querySelectorAll('#sources tbody tr')].map(r => r.querySelector('a')?.textContent)")
+    c.eq(rows, [fleetdata.FAULTY], "sources: the filter keeps the one cluster")
+    page_ok(p, rw, "sources filtered")
 
 
 def theme(p, rw):
@@ -361,7 +513,13 @@ def many_clusters(p, rw):
 
 
 def main():
-    rw = rwlib.Rwgate().start()
+    tmp = tempfile.mkdtemp(prefix="rwgate-ui-")
+    with open(os.path.join(tmp, "paging.yml"), "w") as f:
+        f.write(paging_rules())
+    cfg = os.path.join(tmp, "rwgate.yml")
+    with open(cfg, "w") as f:
+        f.write("global:\n  evaluation_interval: 1s\n  rule_query_offset: 0s\nrule_files: [paging.yml]\n")
+    rw = rwlib.Rwgate(extra=["--config", cfg]).start()
     try:
         st, _, body = http("GET", rw.url + "/ui/fleet")
         if st == 404 and b"RWGATE_UI=OFF" in body:
@@ -387,6 +545,7 @@ def main():
     finally:
         rw.stop()
         rw.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
     c.done()
 
 

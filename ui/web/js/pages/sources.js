@@ -8,10 +8,11 @@
 import { api } from '../api.js';
 import { h, fmt, fmtDuration, params, setParams } from '../util.js';
 
-// Known fields first, in this order; anything else the server adds follows.
-const ORDER = ['tenant', 'tenant_id', 'cluster', 'region', 'product', 'scenario', 'size', 'in_inventory',
-  'newest_sample_age_seconds', 'newest_sample', 'samples_per_second', 'series', 'series_limit',
-  'rejected', 'remote_write_version', 'ha_replica', 'kubelet_endpoints_dropped'];
+// Known fields first (as /api/v1/status/sources names them), in this order;
+// anything else the server adds follows.
+const ORDER = ['tenant', 'cluster', 'missing_from_inventory', 'newest_sample_age_seconds', 'newest_sample',
+  'samples_per_second_1m', 'samples_accepted', 'active_series', 'max_series', 'rejected', 'dropped',
+  'remote_write_versions', 'ha_elected_replica', 'kubelet_endpoints_dropped', 'first_request', 'last_request'];
 
 function rowsOf(data) {
   if (Array.isArray(data)) return data;
@@ -21,6 +22,7 @@ function rowsOf(data) {
 
 function cell(k, v) {
   if (v === null || v === undefined) return '';
+  if (Array.isArray(v)) return v.join(', ');
   if (typeof v === 'object') return Object.entries(v).map(([a, b]) => `${a}=${typeof b === 'number' ? fmt(b, 'short') : b}`).join(', ');
   if (typeof v === 'number') {
     if (/age|seconds/.test(k)) return fmtDuration(v);
@@ -51,7 +53,7 @@ export async function render(root, ctx) {
     h('form', { class: 'toolbar', onsubmit: (e) => { e.preventDefault(); setParams({ q: q.value.trim() }, true); ctx.rerender(); } },
       q, h('button', { type: 'submit', class: 'primary' }, 'Filter'),
       h('span', { class: 'muted' }, `${shown.length} of ${rows.length} sources`)));
-  const missing = rows.filter((x) => x.in_inventory === false).length;
+  const missing = rows.filter((x) => x.missing_from_inventory === true).length;
   if (missing) root.append(h('p', { class: 'warn', id: 'missing-inventory' }, `${missing} sending cluster(s) missing from the inventory.`));
   if (!rows.length) { root.append(h('p', { class: 'muted' }, 'No sources have written yet.')); return; }
   root.append(h('div', { class: 'scroller' }, h('table', { id: 'sources' },
@@ -59,7 +61,7 @@ export async function render(root, ctx) {
       class: 'sortable' + (k === sortKey ? ' sorted' + (asc ? ' asc' : '') : ''),
       onclick: () => { setParams({ sort: k, dir: k === sortKey && asc ? 'desc' : 'asc' }, true); ctx.rerender(); },
     }, k.replace(/_/g, ' '))))),
-    h('tbody', {}, shown.map((x) => h('tr', { class: x.in_inventory === false ? 'warn' : '' }, cols.map((k) => {
+    h('tbody', {}, shown.map((x) => h('tr', { class: x.missing_from_inventory === true ? 'warn' : '' }, cols.map((k) => {
       const v = cell(k, x[k]);
       return h('td', { class: typeof x[k] === 'number' ? 'num' : (typeof x[k] === 'object' ? 'labels' : '') },
         k === 'cluster' && v ? h('a', { href: `/ui/cluster/${encodeURIComponent(v)}` }, v) : v);
