@@ -281,6 +281,26 @@ static void remove_label(rw_in_series *s, const char *name)
 static rw_rc add_backlog(rw_in_ctx *c, rw_in_batch *b, size_t *front, const rw_ha_backlog *bl)
 {
     size_t n = b->nseries + bl->n;
+    /* room for the copies and for what the later stages allocate per
+       series: the request's reservation was sized for its own series */
+    size_t need = n * sizeof(rw_in_series) + 64, nl = 0;
+    for (size_t i = 0; i < bl->n; i++) {
+        const rw_ha_backlog_series *x = &bl->series[i];
+        need += (x->nlabels + 1) * sizeof(rw_label) + x->nsamples * sizeof(rw_sample) + 32;
+        for (size_t k = 0; k < x->nlabels; k++)
+            need += strlen(x->labels[k].name) + strlen(x->labels[k].value) + 34;
+        nl += x->nlabels;
+    }
+    need += rw_in_stage_bytes(bl->n, nl);
+    if (c->mem && c->mem->budget) {
+        rw_err gerr;
+        rw_err_init(&gerr);
+        if (rw_in_mem_grow(c->mem, need, &gerr) != RW_OK)
+            /* never lose a backlog for want of budget: its bytes are
+               already bounded by ha_dedup.standby_buffer, which they leave
+               as they come here */
+            rw_arena_set_cap(c->a, c->mem->held + need + c->mem->block);
+    }
     rw_in_series *ns = rw_arena_calloc(c->a, n, sizeof *ns);
     if (!ns)
         return RW_LIMIT;

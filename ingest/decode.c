@@ -29,11 +29,12 @@ rw_rc rw_in_mem_reserve(rw_in_mem *m, size_t total, rw_err *err)
         size_t more = total - m->held;
         if (!rw_budget_take(m->budget, more)) {
             size_t limit = rw_budget_limit(m->budget);
-            if (total > limit)
+            if (total + m->outside > limit) /* would not fit even alone */
                 return rw_err_set(err, RW_LIMIT,
-                                  "request too complex: decoding needs %zu bytes of memory, more "
-                                  "than ingest.max_inflight_bytes (%zu)",
-                                  total, limit);
+                                  "request too complex: decoding needs %zu bytes of memory beside "
+                                  "the %zu bytes of its body, more than "
+                                  "ingest.max_inflight_bytes (%zu)",
+                                  total, m->outside, limit);
             return rw_err_set(err, RW_AGAIN,
                               "overloaded: %zu bytes of write requests in flight (limit %zu); "
                               "retry later",

@@ -247,7 +247,8 @@ size_t rw_ingest_max_body(void *ctx)
  * the sender is told to retry later (503), never dropped; a request that
  * could not fit even alone is refused (400). */
 rw_rc ig_write(rw_ingest *ig, const ig_settings *s, rw_proto_version v, const char *tenant,
-               const void *body, size_t len, rw_write_stats *st, rw_err *err)
+               const void *body, size_t len, size_t body_charged, rw_write_stats *st,
+               rw_err *err)
 {
     memset(st, 0, sizeof *st);
     const rw_ingest_config *cfg = &s->cfg;
@@ -262,7 +263,7 @@ rw_rc ig_write(rw_ingest *ig, const ig_settings *s, rw_proto_version v, const ch
     /* blocks sized after the body, so a small request holds little */
     size_t block = ulen / 16;
     block = block < (4u << 10) ? (4u << 10) : block > (1u << 20) ? (1u << 20) : block;
-    rw_in_mem m = {.budget = ig->budget, .block = block};
+    rw_in_mem m = {.budget = ig->budget, .block = block, .outside = body_charged};
     rw_rc rc = rw_in_mem_reserve(&m, block, err);
     if (rc == RW_OK && !(m.a = rw_arena_new(block, m.held)))
         rc = rw_err_set(err, RW_AGAIN, "out of memory");
@@ -271,7 +272,7 @@ rw_rc ig_write(rw_ingest *ig, const ig_settings *s, rw_proto_version v, const ch
         rc = rw_in_decode_mem(cfg, v, body, len, &m, &b, err);
     if (rc == RW_OK) {
         rw_in_ctx c = {
-            .ig = ig, .cfg = cfg, .a = m.a, .version = v, .tenant = tenant,
+            .ig = ig, .cfg = cfg, .a = m.a, .mem = &m, .version = v, .tenant = tenant,
             .now_ms = rw_now_ms(), .st = st, .tl = rw_in_tenant_limits(cfg, tenant),
             .scr = ig_scratch_get(ig),
         };
@@ -298,7 +299,7 @@ rw_rc rw_ingest_write(rw_ingest *ig, rw_proto_version v, const char *tenant, con
                       size_t len, rw_write_stats *st, rw_err *err)
 {
     ig_settings *s = ig_settings_get(ig);
-    rw_rc rc = ig_write(ig, s, v, tenant, body, len, st, err);
+    rw_rc rc = ig_write(ig, s, v, tenant, body, len, 0, st, err);
     ig_settings_put(ig, s);
     return rc;
 }

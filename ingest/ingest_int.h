@@ -89,9 +89,11 @@ typedef struct ig_src {
 ig_settings *ig_settings_get(rw_ingest *ig);
 void ig_settings_put(rw_ingest *ig, ig_settings *s);
 /* rw_ingest_write with the caller's snapshot (the HTTP handler reads the
- * tenant header name from the same one). */
+ * tenant header name from the same one); body_charged: bytes of the body
+ * the caller already holds in the in-flight budget. */
 rw_rc ig_write(rw_ingest *ig, const ig_settings *s, rw_proto_version v, const char *tenant,
-               const void *body, size_t len, rw_write_stats *st, rw_err *err);
+               const void *body, size_t len, size_t body_charged, rw_write_stats *st,
+               rw_err *err);
 
 /* ---- the pipeline ----
  *
@@ -104,6 +106,7 @@ typedef struct rw_in_ctx {
     rw_ingest *ig;
     const rw_ingest_config *cfg; /* the request's settings snapshot */
     rw_arena *a;                 /* the request arena */
+    struct rw_in_mem *mem;       /* its reservation (NULL: no admission) */
     rw_proto_version version;
     const char *tenant;          /* header or default; "" = none */
     int64_t now_ms;
@@ -189,6 +192,8 @@ typedef struct rw_in_mem {
     size_t held;       /* budget bytes this request holds; the caller gives
                           them back when the request ends */
     size_t block;      /* the arena's block size */
+    size_t outside;    /* bytes of this request the budget holds elsewhere (its
+                          body, charged by the HTTP layer as it arrived) */
 } rw_in_mem;
 
 /* Makes sure the request may hold `total` bytes of arena (rw_arena_used

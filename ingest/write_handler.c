@@ -107,7 +107,7 @@ void rw_ingest_http_write(void *ctx, rw_http_req *req, rw_http_resp *resp)
     size_t len;
     const char *body = rw_http_body(req, &len);
     rw_write_stats st;
-    rw_rc rc = ig_write(ig, s, v, tenant, body, len, &st, &err);
+    rw_rc rc = ig_write(ig, s, v, tenant, body, len, len, &st, &err);
     ig_settings_put(ig, s);
     if (v == RW_PROTO_V2)
         written_headers(req, resp, &st);

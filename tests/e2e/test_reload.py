@@ -41,12 +41,15 @@ cfg = os.path.join(tmp, "rwgate.yml")
 # ---- an Alertmanager stand-in: counts the alerts posted to each path
 class Sink(BaseHTTPRequestHandler):
     posts = {}
+    labels = []  # label sets of the alerts posted since the last reload
 
     def do_POST(self):
         n = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(n)
         try:
-            count = len(json.loads(body))
+            alerts = json.loads(body)
+            count = len(alerts)
+            Sink.labels.extend(a.get("labels", {}) for a in alerts)
         except ValueError:
             count = 0
         Sink.posts[self.path] = Sink.posts.get(self.path, 0) + count
@@ -126,6 +129,7 @@ g = None
 
 def reload_with(text):
     open(cfg, "w").write(text)
+    Sink.labels = []
     # the credential the auth.* cases configure (ignored while auth is off)
     st, _, b = http("POST", g.url + "/-/reload", headers={"Authorization": "Bearer test"})
     c.check(st == 200, "reload accepted", b[:300])
@@ -212,10 +216,10 @@ def k_max_label_value_length(expect=False):
 
 
 def k_max_inflight_bytes(expect=False):
-    """with a 64 KiB budget, two ~100 KiB writes at once cannot both be
-    admitted: at least one of many concurrent rounds is answered 503"""
+    """with a 64 KiB budget, a write of 50 series fits alone, two at once
+    do not: at least one of many concurrent rounds is answered 503"""
     big = write_request_v1([([("__name__", "rl_if"), ("i", str(i)), ("pad", "p" * 80)], [(NOW, 1.0)])
-                            for i in range(800)])
+                            for i in range(50)])
     body = snappy_compress(big)
     seen = []
     # expecting 503s: hammer until one comes (or 30 s); expecting none: a
@@ -298,6 +302,17 @@ def k_alertmanagers(expect=False):
     deadline = time.time() + (70 if expect else 3)
     while time.time() < deadline:
         if Sink.posts.get("/b/api/v2/alerts", 0) > before:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def k_alert_relabel_configs(expect=False):
+    """alerts posted after the reload carry the label the rule sets (the
+    document also sets a 1 s resend delay, so one is posted at once)"""
+    deadline = time.time() + (20 if expect else 3)
+    while time.time() < deadline:
+        if any(l.get("relabeled") == "yes" for l in list(Sink.labels)):
             return True
         time.sleep(0.2)
     return False
@@ -509,6 +524,10 @@ FULL = {
         kapi_yaml("tls_config: {server_name: api.example}"), kapi("server_name", "api.example")),
     "ingest.kubelet_dedup.kubernetes_api.tls_config.insecure_skip_verify": (
         kapi_yaml("tls_config: {insecure_skip_verify: true}"), kapi("insecure_skip_verify", True)),
+    "alerting.alert_relabel_configs": (
+        BASE.replace("alerting:\n", "alerting:\n  alert_relabel_configs: [{target_label: relabeled, "
+                     "replacement: 'yes'}]\n") + "rules:\n  resend_delay: 1s\n",
+        k_alert_relabel_configs),
 }
 
 def k_max_help_length(expect=False):

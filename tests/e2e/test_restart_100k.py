@@ -19,8 +19,10 @@ NSERIES = 100_000
 ROUNDS = 4
 PER_REQUEST = 5000
 SHARDS = 2
-T0 = (int(time.time()) - 3600) * 1000
-STEP = 15000
+T0 = (int(time.time()) - 12 * 3600) * 1000
+# rounds 2.5 h of data time apart: each round closes the 2 h flush window of
+# the one before, so a window flush writes it into blocks between rounds
+STEP = 9000 * 1000
 
 
 def labels(i):
