@@ -696,7 +696,8 @@ static void alerts_page(rw_rules *r, const alert_filter *f, const char *from, si
     if (oom) {
         json_error(resp, 500, "internal", "out of memory building the page of alerts");
     } else {
-        qsort(h.e, h.n, sizeof *h.e, ent_qsort_cmp);
+        if (h.n > 1) /* h.e is NULL when no alert matched: qsort(NULL, 0) is undefined */
+            qsort(h.e, h.n, sizeof *h.e, ent_qsort_cmp);
         rw_buf *b = &resp->body;
         begin(resp);
         rw_buf_puts(b, "{\"alerts\":[");
