@@ -10,7 +10,13 @@
  * next page starts at, passed back as group_next_token. /api/v1/alerts
  * answers as Prometheus does, and takes filters and paging of its own (see
  * the comment above h_alerts) for the web UI's alert list. State is read
- * under each group's lock, so a response never shows half an evaluation. */
+ * under each group's lock, so a response never shows half an evaluation.
+ *
+ * With authentication on, a credential sees only the alerts of the tenants
+ * it may read (the alert's tenant label, as the query paths scope series):
+ * in /api/v1/alerts, in the alerts of /api/v1/rules and in a rule's state.
+ * Rule and group definitions stay visible to every reader: they are the
+ * fleet's configuration, the same for every tenant. */
 #include "rules_int.h"
 
 #include <ctype.h>
@@ -73,12 +79,27 @@ static const char *health_str(rule_health h)
     return h == HEALTH_OK ? "ok" : h == HEALTH_ERR ? "err" : "unknown";
 }
 
-/* the rule's state: the highest of its alerts' */
-static int rule_alert_state(const rule_state *rs)
+/* Whether the request's credential may see alert a: the tenant its tenant
+ * label names is one the credential reads (no principal: authentication off
+ * or an open path). An alert without the label belongs to no tenant and is
+ * hidden from a scoped credential, as a series without it is from a scoped
+ * query; so is every alert when no tenant label is configured. */
+static int alert_visible(const rw_principal *p, const rw_alert *a)
+{
+    if (!p || p->read_all)
+        return 1;
+    if (!p->tenant_label || !p->tenant_label[0])
+        return 0;
+    const char *t = rw_labels_get(a->labels, a->nlabels, p->tenant_label);
+    return t && *t && rw_principal_reads(p, t);
+}
+
+/* the rule's state: the highest of the alerts the reader sees */
+static int rule_alert_state(const rule_state *rs, const rw_principal *p)
 {
     int st = ALERT_INACTIVE;
     for (size_t i = 0; i < rs->nalerts; i++)
-        if (rs->alerts[i]->state > st)
+        if (rs->alerts[i]->state > st && alert_visible(p, rs->alerts[i]))
             st = rs->alerts[i]->state;
     return st;
 }
@@ -253,14 +274,16 @@ typedef struct rule_filter {
     const mset *sets;
     size_t nsets;
     int want_alert, want_record, exclude_alerts;
+    const rw_principal *reader; /* whose alerts are shown (NULL: all) */
 } rule_filter;
 
-static void rule_json(rw_buf *b, const rule_state *rs, int exclude_alerts)
+static void rule_json(rw_buf *b, const rule_state *rs, int exclude_alerts,
+                      const rw_principal *reader)
 {
     const rw_rule_def *d = rs->def;
     if (d->kind == RULE_ALERT) {
         /* "inactive" before the first evaluation too, as Prometheus 2 */
-        int st = rule_alert_state(rs);
+        int st = rule_alert_state(rs, reader);
         rw_buf_printf(b, "{\"state\":\"%s\",\"name\":", rules_alert_state_str(st));
         rw_json_str(b, d->name);
         rw_buf_puts(b, ",\"query\":");
@@ -279,7 +302,8 @@ static void rule_json(rw_buf *b, const rule_state *rs, int exclude_alerts)
             rw_buf_puts(b, ",\"alerts\":[");
             int na = 0;
             for (size_t k = 0; k < rs->nalerts; k++) {
-                if (rs->alerts[k]->resolved_at != RW_TIME_UNSET)
+                if (rs->alerts[k]->resolved_at != RW_TIME_UNSET ||
+                    !alert_visible(reader, rs->alerts[k]))
                     continue;
                 if (na++)
                     rw_buf_putc(b, ',');
@@ -332,7 +356,7 @@ static int group_json(rw_buf *b, rw_group *g, const rule_filter *f, int first)
             continue;
         if (any++)
             rw_buf_putc(b, ',');
-        rule_json(b, &g->rules[i], f->exclude_alerts);
+        rule_json(b, &g->rules[i], f->exclude_alerts, f->reader);
     }
     rw_buf_puts(b, "],\"interval\":");
     json_num(b, (double)g->interval_ms / 1000.0);
@@ -368,7 +392,7 @@ static void h_rules(void *ctx, rw_http_req *req, rw_http_resp *resp)
     rw_rules *r = ctx;
     rw_arena *a = rw_http_arena(req);
     const char **rg, **fs;
-    rule_filter f = {.want_alert = 1, .want_record = 1};
+    rule_filter f = {.want_alert = 1, .want_record = 1, .reader = rw_http_principal(req)};
     f.nnames = rw_http_params(req, "rule_name[]", &f.names);
     size_t nrg = rw_http_params(req, "rule_group[]", &rg);
     size_t nfs = rw_http_params(req, "file[]", &fs);
@@ -478,11 +502,14 @@ typedef struct alert_filter {
     const mset *sets;
     size_t nsets;
     int state; /* 0: any */
+    const rw_principal *reader; /* whose alerts are listed (NULL: all) */
 } alert_filter;
 
+/* Filters apply before paging, so the total and the pages count only the
+ * alerts this reader sees. */
 static int alert_wanted(const alert_filter *f, const rw_alert *al)
 {
-    if (al->resolved_at != RW_TIME_UNSET)
+    if (al->resolved_at != RW_TIME_UNSET || !alert_visible(f->reader, al))
         return 0;
     if (f->state && al->state != f->state)
         return 0;
@@ -669,7 +696,8 @@ static void alerts_page(rw_rules *r, const alert_filter *f, const char *from, si
     if (oom) {
         json_error(resp, 500, "internal", "out of memory building the page of alerts");
     } else {
-        qsort(h.e, h.n, sizeof *h.e, ent_qsort_cmp);
+        if (h.n > 1) /* h.e is NULL when no alert matched: qsort(NULL, 0) is undefined */
+            qsort(h.e, h.n, sizeof *h.e, ent_qsort_cmp);
         rw_buf *b = &resp->body;
         begin(resp);
         rw_buf_puts(b, "{\"alerts\":[");
@@ -695,7 +723,7 @@ static void alerts_page(rw_rules *r, const alert_filter *f, const char *from, si
 static void h_alerts(void *ctx, rw_http_req *req, rw_http_resp *resp)
 {
     rw_rules *r = ctx;
-    alert_filter f = {0};
+    alert_filter f = {.reader = rw_http_principal(req)};
     const char *st = rw_http_param(req, "state");
     if (st && *st) {
         if (!strcmp(st, "pending"))

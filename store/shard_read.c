@@ -980,8 +980,9 @@ static rw_rc decode_items(rw_shard *sh, sel_item *items, size_t nitems, int64_t 
         int64_t *t = NULL;
         double *v = NULL;
         size_t n = 0;
-        rc = merge_item(&r, &items[i], r.runs ? r.runs + j : NULL, j2 - j, mint, maxt, last, a, &t,
-                        &v, &n, err);
+        /* no runs at all: r.runs is NULL, and NULL + 0 is undefined in C */
+        const brun *runs = j2 > j ? r.runs + j : NULL;
+        rc = merge_item(&r, &items[i], runs, j2 - j, mint, maxt, last, a, &t, &v, &n, err);
         j = j2;
         if (rc != RW_OK || n == 0)
             continue;

@@ -8,6 +8,11 @@
   label values, federate, remote-read): a tenant sees only its own series
   unless read_tenants grants more ("*" = all); /api/v1/status/tsdb needs
   read_tenants "*";
+- the rules API scopes alerts the same way: an alerting rule over a metric
+  both tenants write fires once per tenant, and /api/v1/alerts (paged or
+  not) and the alerts and state in /api/v1/rules show a credential only the
+  alerts of tenants it reads; an alert without a tenant label only to "*";
+  rule definitions stay visible to every reader;
 - bearer tokens are stored as SHA-256, basic-auth passwords as PBKDF2
   (`rwgate hash-password`); open_paths serve /metrics and health without a
   credential; rwgate_auth_enabled says whether credentials are required;
@@ -60,10 +65,19 @@ def config(with_team_a=True):
     ten.append("  - name: ops\n    bearer_token_sha256: %s\n    permissions: [admin]\n" % sha(TOK["ops"]))
     ten.append("  - name: team-a\n    bearer_token_sha256: %s\n    permissions: [read]\n"
                "    read_tenants: [team-b]\n" % sha(TOK["reader"]))
-    return ("auth:\n  open_paths: [/-/healthy, /-/ready, /metrics]\n  tenants:\n" + "".join(ten))
+    return ("global:\n  evaluation_interval: 1s\n  rule_query_offset: 0s\nrule_files: [alerts.yml]\n"
+            "auth:\n  open_paths: [/-/healthy, /-/ready, /metrics]\n  tenants:\n" + "".join(ten))
 
 
 cfg = os.path.join(tmp, "rwgate.yml")
+# one alert per tenant writing auth_alert_metric, and one that belongs to no tenant
+with open(os.path.join(tmp, "alerts.yml"), "w") as f:
+    f.write("groups:\n- name: auth-alerts\n  rules:\n"
+            "  - alert: AuthAlert\n    expr: auth_alert_metric > 0\n    for: 0s\n"
+            "    labels: {severity: page}\n"
+            "  - alert: AuthFleetAlert\n    expr: count(auth_alert_metric) > 0\n    for: 0s\n"
+            "- name: auth-records\n  rules:\n"
+            "  - record: auth:alert_metric:count\n    expr: count(auth_alert_metric)\n")
 with open(cfg, "w") as f:
     f.write(config())
 
@@ -188,6 +202,80 @@ try:
     c.eq(source_tenants(DASH), (200, ["team-a", "team-b"]), "sources with read_tenants '*'")
     st, _, b = get(g, "/api/v1/kubelet/endpoints", bearer("b"))
     c.eq(st, 200, "kubelet endpoints answer a scoped reader")
+
+    # ---- the rules API: alerts scoped by their tenant label
+    now = int(time.time() * 1000)
+    for who in ("a", "b"):
+        h = dict(V1_HEADERS)
+        h.update(bearer(who))
+        body = snappy_compress(write_request_v1(
+            [([("__name__", "auth_alert_metric"), ("x", "1")], [(now, 1.0)])]))
+        c.eq(http("POST", g.url + "/api/v1/write", body, h)[0], 204, "team-%s writes auth_alert_metric" % who)
+
+    def alerts(hdr, **params):
+        st, _, b = get(g, "/api/v1/alerts", hdr, **params)
+        c.eq(st, 200, "/api/v1/alerts %s" % params)
+        return json.loads(b)["data"] if st == 200 else {"alerts": []}
+
+    def firing(hdr):
+        return sorted((a["labels"]["alertname"], a["labels"].get("tenant_id", ""))
+                      for a in alerts(hdr)["alerts"] if a["state"] == "firing")
+
+    both = [("AuthAlert", "team-a"), ("AuthAlert", "team-b"), ("AuthFleetAlert", "")]
+    deadline = time.time() + 60
+    while time.time() < deadline and firing(DASH) != both:
+        time.sleep(0.5)
+    c.eq(firing(DASH), both, "'*' sees the alert of both tenants and the fleet's")
+    c.eq(firing(bearer("a")), [("AuthAlert", "team-a")], "team-a sees only its alert in /api/v1/alerts")
+    c.eq(firing(bearer("b")), [("AuthAlert", "team-b")], "team-b sees only its alert")
+    c.eq(firing(bearer("reader")), [("AuthAlert", "team-a"), ("AuthAlert", "team-b")],
+         "read_tenants [team-b] sees team-a's and team-b's alerts, not the fleet's")
+    # paging counts only what the reader sees
+    d = alerts(bearer("a"), limit="1")
+    c.eq((len(d["alerts"]), d.get("total"), "nextToken" in d), (1, 1, False), "team-a's page: 1 of 1, no next page")
+    d = alerts(DASH, limit="1")
+    c.eq((len(d["alerts"]), d.get("total"), "nextToken" in d), (1, 3, True), "'*' page: 1 of 3, a next page")
+    seen = [tuple(sorted(a["labels"].items())) for a in d["alerts"]]
+    while "nextToken" in d:
+        d = alerts(DASH, limit="1", next_token=d["nextToken"])
+        seen += [tuple(sorted(a["labels"].items())) for a in d["alerts"]]
+    c.eq(len(seen), 3, "'*' pages through all three alerts")
+    d = alerts(bearer("reader"), limit="1")
+    tenants = [a["labels"].get("tenant_id") for a in d["alerts"]]
+    while "nextToken" in d:
+        d = alerts(bearer("reader"), limit="1", next_token=d["nextToken"])
+        tenants += [a["labels"].get("tenant_id") for a in d["alerts"]]
+    c.eq(tenants, ["team-a", "team-b"], "read_tenants [team-b] pages through exactly its two alerts")
+
+    def rules_view(hdr, **params):
+        st, _, b = get(g, "/api/v1/rules", hdr, **params)
+        c.eq(st, 200, "/api/v1/rules %s" % params)
+        out = {}
+        if st != 200:
+            return out, {}
+        data = json.loads(b)["data"]
+        for grp in data["groups"]:
+            for r in grp["rules"]:
+                out[r["name"]] = (r.get("state"), sorted(a["labels"].get("tenant_id", "")
+                                                         for a in r.get("alerts") or []))
+        return out, data
+
+    view, _ = rules_view(DASH)
+    c.eq(view, {"AuthAlert": ("firing", ["team-a", "team-b"]), "AuthFleetAlert": ("firing", [""]),
+                "auth:alert_metric:count": (None, [])}, "'*' sees every alert in /api/v1/rules")
+    view, _ = rules_view(bearer("a"))
+    c.eq(view, {"AuthAlert": ("firing", ["team-a"]), "AuthFleetAlert": ("inactive", []),
+                "auth:alert_metric:count": (None, [])},
+         "team-a: every rule, only its alert, and no state from alerts it cannot see")
+    view, _ = rules_view(bearer("b"), type="alert")
+    c.eq(view, {"AuthAlert": ("firing", ["team-b"]), "AuthFleetAlert": ("inactive", [])}, "team-b, type=alert")
+    # group paging is unchanged: definitions are visible to all
+    view, data = rules_view(bearer("a"), group_limit="1")
+    c.eq((sorted(view), "groupNextToken" in data), (["AuthAlert", "AuthFleetAlert"], True),
+         "team-a pages groups: the first group with its rules, a next page")
+    view, data = rules_view(bearer("a"), group_limit="1", group_next_token=data.get("groupNextToken", ""))
+    c.eq((sorted(view), "groupNextToken" in data), (["auth:alert_metric:count"], False),
+         "team-a's second page: the recording group")
 
     # ---- a real Prometheus remote-writes with its bearer token
     if shutil.which("prometheus"):

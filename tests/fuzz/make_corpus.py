@@ -2,7 +2,9 @@
 (tests/fuzz/corpus/<target>/, committed; tests/run.sh fuzzes from them):
 valid and slightly broken remote-write 1.0 / 2.0 and remote-read bodies
 built with the end-to-end tests' encoders, PromQL expressions from the
-conformance files, and alert templates from the shipped rule packs. Deterministic: running it again gives the same files.
+conformance files, alert templates and whole rule files from the shipped
+rule packs, configuration files, relabel rules. Deterministic: running it
+again gives the same files.
     python3 tests/fuzz/make_corpus.py"""
 
 import hashlib
@@ -182,3 +184,50 @@ cfgs += [
     "http: [not, a, map]\n", "{a: [b, {c: d}]}", "- - -\n", "key: 'unterminated\n",
 ]
 put("fuzz_config", cfgs)
+
+# rule files: the shipped rule packs whole, promtool's corners (every group
+# and rule field, group labels under rule labels, templates in labels and
+# annotations, YAML anchors, several documents) and its errors (shape,
+# validation, expressions, templates)
+rule_files = [open(os.path.join(rules, f), encoding="utf-8").read()
+              for f in sorted(os.listdir(rules)) if f.endswith(".yml")]
+rule_files += [
+    "",
+    "groups: []\n",
+    "groups:\n- name: empty\n  rules: []\n",
+    "groups:\n- name: g\n  interval: 30s\n  query_offset: 1m\n  limit: 10\n  labels: {team: a, env: prod}\n"
+    "  rules:\n  - record: job:up:sum\n    expr: sum by (job) (up)\n    labels: {env: dev, source: rec}\n"
+    "  - alert: Down\n    expr: up == 0\n    for: 5m\n    keep_firing_for: 10m\n"
+    "    labels: {severity: page, instance: '{{ $labels.instance }}'}\n"
+    "    annotations:\n      summary: '{{ $labels.job }} down for {{ $value | humanizeDuration }}'\n"
+    "      description: |\n        {{ with query \"up\" }}{{ . | first | value }}{{ end }} {{ $externalLabels.cluster }}\n",
+    "groups:\n- name: anchors\n  labels: &l {a: b}\n  rules:\n  - &r {alert: A, expr: 'vector(1)', labels: *l}\n"
+    "  - {alert: B, expr: 'vector(1)', labels: *l, annotations: *l}\n",
+    "groups:\n- name: a\n  rules:\n  - record: x\n    expr: '1'\n---\ngroups:\n- name: b\n",
+    "groups:\n- name: g\n  labels: {broken: '{{ .Foo'}\n  rules:\n  - alert: A\n    expr: '1'\n",
+    "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: 'rate(x[5m]) > bool 0 unless on(job) y offset 1h @ 100'\n"
+    "    for: 0s\n  - alert: A\n    expr: '1'\n  - record: 'r:total'\n    expr: 'sum(rate(x[1m]))'\n"
+    "  - record: 'r:total'\n    expr: 'sum(rate(x[1m]))'\n",
+    # errors
+    "groups:\n- name: g\n  rules:\n  - record: x\n    alert: y\n    expr: '1'\n",
+    "groups:\n- name: g\n  rules:\n  - expr: '1'\n  - record: x\n  - null\n  - [1]\n",
+    "groups:\n- name: g\n  rules:\n  - record: x\n    expr: 'sum(('\n  - alert: y\n    expr: '{a=~\"(\"}'\n",
+    "groups:\n- name: g\n  rules:\n  - record: 'x{a=\"b\"}'\n    expr: '1'\n    for: 1m\n    keep_firing_for: 1m\n"
+    "    annotations: {a: b}\n    labels: {__name__: x, '': y}\n",
+    "groups:\n- name: g\n- name: g\n- name: ''\n- {}\n- null\n- 7\n",
+    "groups:\n- name: g\n  unknown: 1\n  interval: 5x\n  limit: many\n  query_offset: -1m\n  rules: {a: b}\n",
+    "groups:\n- name: g\n  name: h\n  rules:\n  - alert: A\n    alert: B\n    expr: '1'\n    for: [1]\n",
+    "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: '1'\n    labels: {l: '{{ end }}'}\n"
+    "    annotations: {a: '{{ template \"x\" }}', b: '{{ $undefined }}', c: '{{ nosuchfunc 1 }}'}\n",
+    "groups:\n- name: g\n  labels: {'\\xff': v, __name__: n}\n  rules:\n  - alert: \"\\xff\"\n    expr: '1'\n",
+    "groups: {a: b}\n", "groups: 1\n", "- a\n- b\n", "rules: []\n", "groups:\n- name: [x]\n",
+    "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: 1\n    labels: {a: [1], b: {c: d}, 1: 2}\n",
+    "a: &a [*a, *a]\n",
+    "l0: &l0 [x, x, x, x, x, x, x, x]\nl1: &l1 [*l0, *l0, *l0, *l0, *l0, *l0, *l0, *l0]\n"
+    "l2: &l2 [*l1, *l1, *l1, *l1, *l1, *l1, *l1, *l1]\ngroups: [*l2, *l2, *l2, *l2, *l2, *l2, *l2, *l2]\n",
+    "groups:\n- name: 'unterminated\n",
+    "groups:\n\t- name: tab\n",
+    b"groups:\n- name: g\x00\n  rules: []\n",
+    b"\xef\xbb\xbfgroups:\n- name: bom\n",
+]
+put("fuzz_rules", rule_files)
