@@ -345,160 +345,215 @@ int chunk_it_init(chunk_it *it, const uint8_t *b, size_t len)
     return it->n;
 }
 
-/* Reads n bits (1..64); returns -1 past the end. */
-static inline int get_bits(chunk_it *it, unsigned n, uint64_t *out)
+/* Reading bits. it_peek() returns the bits from pos on, left-aligned, with
+ * at least 57 of them valid (zeros past the end of the buffer); the decoders
+ * below take their prefixes and short fields from one peek, so a typical
+ * sample costs two or three unaligned loads instead of a bounds-checked read
+ * per field and per prefix bit. Reading past the end is not checked field by
+ * field: pos only grows by the bits taken, so a sample ran past the end
+ * exactly when pos > nbits_total afterwards, which it_step() checks (the
+ * values decoded from the zero padding are then discarded). */
+#define RW_INLINE static inline __attribute__((always_inline))
+
+RW_INLINE uint64_t it_peek(const chunk_it *it)
 {
-    if (it->pos + n > it->nbits_total)
-        return -1;
     size_t byte = it->pos >> 3;
-    unsigned off = it->pos & 7;
-    if (n <= 56 && byte + 8 <= it->len) {
-        *out = (load_be64(it->b + byte) << off) >> (64 - n);
+    uint64_t w;
+    if (__builtin_expect(byte + 8 <= it->len, 1)) {
+        w = load_be64(it->b + byte);
+    } else {
+        w = 0;
+        for (size_t i = 0; i < 8; i++)
+            w = (w << 8) | (byte + i < it->len ? it->b[byte + i] : 0);
+    }
+    return w << (it->pos & 7);
+}
+
+/* Takes n bits (1..64). */
+RW_INLINE uint64_t it_take(chunk_it *it, unsigned n)
+{
+    if (n <= 57) {
+        uint64_t w = it_peek(it) >> (64 - n);
         it->pos += n;
-        return 0;
+        return w;
     }
-    uint64_t v = 0;
-    while (n > 0) { /* near the end of the buffer, or 57..64 bits */
-        unsigned used = it->pos & 7;
-        unsigned room = 8 - used;
-        unsigned take = n < room ? n : room;
-        uint8_t b = it->b[it->pos >> 3];
-        uint64_t bits = (b >> (room - take)) & ((1u << take) - 1);
-        v = (v << take) | bits;
-        it->pos += take;
-        n -= take;
-    }
-    *out = v;
-    return 0;
+    uint64_t hi = it_peek(it) >> (64 - (n - 32));
+    it->pos += n - 32;
+    uint64_t lo = it_peek(it) >> 32;
+    it->pos += 32;
+    return (hi << 32) | lo;
 }
 
-static inline uint64_t sign_extend(uint64_t v, unsigned bits)
+/* Sign-extends the low `bits` bits of v (1..64). */
+RW_INLINE uint64_t sign_extend(uint64_t v, unsigned bits)
 {
-    if (bits < 64 && (v >> (bits - 1)))
-        v |= ~(uint64_t)0 << bits;
-    return v;
+    unsigned s = 64 - bits;
+    return (uint64_t)((int64_t)(v << s) >> s);
 }
 
-static int get_xor(chunk_it *it)
+/* Leading one bits of w, at most max. */
+RW_INLINE unsigned lead_ones(uint64_t w, unsigned max)
 {
-    uint64_t c, x;
-    if (get_bits(it, 1, &c) < 0)
-        return -1;
-    if (c == 0)
+    unsigned k = (unsigned)clz64(~w);
+    return k < max ? k : max;
+}
+
+RW_INLINE int get_xor(chunk_it *it)
+{
+    uint64_t w = it_peek(it);
+    if (!(w >> 63)) {
+        it->pos += 1;
         return 0;
-    if (get_bits(it, 1, &c) < 0)
-        return -1;
-    if (c == 1) {
-        uint64_t hdr;
-        if (get_bits(it, 11, &hdr) < 0)
-            return -1;
-        uint64_t lead = hdr >> 6, sig = hdr & 63;
+    }
+    if (w >> 62 & 1) {
+        uint64_t lead = w >> 57 & 31, sig = w >> 51 & 63; /* '11' <5> <6> */
+        it->pos += 13;
         if (sig == 0)
             sig = 64;
         if (lead + sig > 64)
             return -1;
         it->leading = (uint8_t)lead;
         it->trailing = (uint8_t)(64 - lead - sig);
-    } else if (it->leading == 0xff) {
+        it->v ^= it_take(it, (unsigned)sig) << it->trailing;
+        return 0;
+    }
+    if (it->leading == 0xff)
         return -1; /* reuse of a window that was never set */
-    }
     unsigned sig = 64u - it->leading - it->trailing;
-    if (get_bits(it, sig, &x) < 0)
-        return -1;
-    it->v ^= x << it->trailing;
+    if (sig <= 55) { /* '10' and the bits from the same peek */
+        it->v ^= (w << 2) >> (64 - sig) << it->trailing;
+        it->pos += 2 + sig;
+        return 0;
+    }
+    it->pos += 2;
+    it->v ^= it_take(it, sig) << it->trailing;
     return 0;
 }
 
-static int get_int(chunk_it *it)
+/* The integer delta-of-delta of the next value (int mode). */
+RW_INLINE uint64_t get_dd(chunk_it *it)
 {
-    uint64_t c, dd = 0;
-    unsigned ones = 0;
-    while (ones < 5) {
-        if (get_bits(it, 1, &c) < 0)
+    uint64_t w = it_peek(it);
+    unsigned ones = lead_ones(w, 5);
+    if (__builtin_expect(ones == 0, 0)) {
+        it->pos += 1;
+        return 0;
+    }
+    if (ones < 5) {
+        /* prefix and payload: at most 5 + 32 bits, all inside the peek;
+         * the payload widths are 4, 8, 16, 32 (int_bucket) */
+        unsigned nb = 2u << ones;
+        it->pos += ones + 1 + nb;
+        return sign_extend((w << (ones + 1)) >> (64 - nb), nb);
+    }
+    it->pos += 5;
+    return it_take(it, 64);
+}
+
+RW_INLINE void get_ts(chunk_it *it)
+{
+    uint64_t w = it_peek(it);
+    if (!(w >> 63)) {
+        it->pos += 1;
+        it->t = (int64_t)((uint64_t)it->t + it->tdelta);
+        return;
+    }
+    uint64_t r = w >> 59 & 0xf;
+    if (__builtin_expect(r != 0, 1)) {
+        it->pos += 5;
+        it->t = (int64_t)((uint64_t)it->t + it->tdelta + sign_extend(r, 4));
+        return;
+    }
+    static const unsigned nb[4] = {14, 20, 32, 64};
+    unsigned k = lead_ones(w << 5, 3);
+    it->pos += 5 + (k < 3 ? k + 1 : 3);
+    r = sign_extend(it_take(it, nb[k]), nb[k]);
+    uint64_t delta = it->tdelta + r;
+    it->t = (int64_t)((uint64_t)it->t + delta);
+    it->tdelta = snap_delta(delta);
+}
+
+/* The first sample: varint timestamp, then the first value. */
+static int it_first(chunk_it *it)
+{
+    uint64_t z = 0;
+    int shift = 0;
+    for (;;) {
+        if (it->pos + 8 > it->nbits_total || shift > 63)
             return -1;
-        if (c == 0)
+        uint8_t byte = it->b[it->pos >> 3];
+        it->pos += 8;
+        z |= (uint64_t)(byte & 0x7f) << shift;
+        shift += 7;
+        if (!(byte & 0x80))
             break;
-        ones++;
     }
-    if (ones == 5) {
-        if (get_bits(it, 64, &dd) < 0)
-            return -1;
-    } else if (ones) {
-        unsigned nb = int_bucket[ones - 1].bits;
-        if (get_bits(it, nb, &dd) < 0)
-            return -1;
-        dd = sign_extend(dd, nb);
-    }
-    uint64_t d = it->vdelta + dd;
-    it->v += d;
-    it->vdelta = it->i ? d : 0;
+    it->t = (int64_t)((z >> 1) ^ (~(z & 1) + 1));
+    it->v = 0;
+    if (it->intmode)
+        it->v = get_dd(it); /* the first value has no delta (vdelta stays 0) */
+    else if (get_xor(it) < 0)
+        return -1;
+    if (it->pos > it->nbits_total)
+        return -1;
+    it->i = 1;
     return 0;
 }
 
-static int get_ts(chunk_it *it)
+/* Decodes the next sample into it->t / it->v (the caller checked i < n):
+ * 0, or -1 when the data is corrupt. */
+RW_INLINE int it_step(chunk_it *it)
 {
-    uint64_t c, r;
-    if (get_bits(it, 1, &c) < 0)
+    if (__builtin_expect(it->i == 0, 0))
+        return it_first(it);
+    get_ts(it);
+    if (it->intmode) {
+        it->vdelta += get_dd(it);
+        it->v += it->vdelta;
+    } else if (get_xor(it) < 0) {
         return -1;
-    if (c == 0) {
-        r = 0;
-    } else {
-        if (get_bits(it, 4, &r) < 0)
-            return -1;
-        if (r) {
-            r = sign_extend(r, 4);
-        } else {
-            static const unsigned nb[4] = {14, 20, 32, 64};
-            unsigned k = 0;
-            while (k < 3) {
-                if (get_bits(it, 1, &c) < 0)
-                    return -1;
-                if (c == 0)
-                    break;
-                k++;
-            }
-            if (get_bits(it, nb[k], &r) < 0)
-                return -1;
-            r = sign_extend(r, nb[k]);
-            uint64_t delta = it->tdelta + r;
-            it->t = (int64_t)((uint64_t)it->t + delta);
-            it->tdelta = snap_delta(delta);
-            return 0;
-        }
     }
-    it->t = (int64_t)((uint64_t)it->t + it->tdelta + r);
+    if (__builtin_expect(it->pos > it->nbits_total, 0))
+        return -1;
+    it->i++;
     return 0;
+}
+
+RW_INLINE double it_value(const chunk_it *it)
+{
+    double v;
+    if (it->intmode)
+        return (double)(int64_t)it->v;
+    memcpy(&v, &it->v, sizeof v);
+    return v;
 }
 
 int chunk_it_next(chunk_it *it, int64_t *t, double *v)
 {
     if (it->i >= it->n)
         return 0;
-    if (it->i == 0) {
-        uint64_t z = 0;
-        int shift = 0;
-        for (;;) {
-            if (it->pos + 8 > it->nbits_total || shift > 63)
-                return -1;
-            uint8_t byte = it->b[it->pos >> 3];
-            it->pos += 8;
-            z |= (uint64_t)(byte & 0x7f) << shift;
-            shift += 7;
-            if (!(byte & 0x80))
-                break;
-        }
-        it->t = (int64_t)((z >> 1) ^ (~(z & 1) + 1));
-        it->v = 0;
-    } else if (get_ts(it) < 0) {
+    if (it_step(it) < 0)
         return -1;
-    }
-    if (it->intmode ? get_int(it) < 0 : get_xor(it) < 0)
-        return -1;
-    it->i++;
     *t = it->t;
-    if (it->intmode)
-        *v = (double)(int64_t)it->v;
-    else
-        memcpy(v, &it->v, sizeof *v);
+    *v = it_value(it);
     return 1;
+}
+
+long chunk_it_range(chunk_it *it, int64_t mint, int64_t maxt, int64_t *t, double *v)
+{
+    chunk_it c = *it; /* a local copy: the state stays in registers */
+    long n = 0;
+    while (c.i < c.n) {
+        if (it_step(&c) < 0)
+            return -1;
+        if (c.t > maxt)
+            break;
+        if (c.t >= mint) {
+            t[n] = c.t;
+            v[n] = it_value(&c);
+            n++;
+        }
+    }
+    *it = c;
+    return n;
 }

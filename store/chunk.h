@@ -57,6 +57,11 @@ typedef struct chunk_it {
 int chunk_it_init(chunk_it *it, const uint8_t *b, size_t len);
 /* 1 = a sample, 0 = end, -1 = corrupt data. */
 int chunk_it_next(chunk_it *it, int64_t *t, double *v);
+/* Decodes the remaining samples and keeps those in [mint, maxt] in t/v
+ * (room for every remaining sample needed), stopping after the first sample
+ * past maxt (a chunk is strictly ascending). Returns how many were kept, or
+ * -1 when the data is corrupt. */
+long chunk_it_range(chunk_it *it, int64_t mint, int64_t maxt, int64_t *t, double *v);
 
 /* Number of samples in an encoded chunk (0 when malformed). */
 unsigned chunk_count(const uint8_t *b, size_t len);

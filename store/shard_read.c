@@ -877,13 +877,17 @@ static rw_rc merge_item(reader *r, sel_item *it, const brun *br, size_t nbr, int
             return rw_err_set(err, RW_INTERNAL, "shard %d: head chunk is corrupt", sh->idx);
         int64_t *t = r->t + used;
         double *v = r->v + used;
-        size_t n = 0;
-        while (n < it->pieces[p].n && chunk_it_next(&ci, &t[n], &v[n]) == 1)
-            n++;
-        if (n != it->pieces[p].n)
+        /* A chunk is strictly ascending (the encoder only appends newer
+         * samples), so decoding stops at the first sample past maxt, and
+         * what lies before mint is decoded (the format is sequential) but
+         * not kept: a query at a time inside a chunk - an instant query in
+         * the past, a rule evaluated behind data that runs ahead - touches
+         * only the part of the chunk up to that time. */
+        long n = ci.n == it->pieces[p].n ? chunk_it_range(&ci, mint, maxt, t, v) : -1;
+        if (n < 0)
             return rw_err_set(err, RW_INTERNAL, "shard %d: head chunk is corrupt", sh->idx);
-        r->sr[k++] = (srun){t, v, n};
-        used += n;
+        r->sr[k++] = (srun){t, v, (size_t)n};
+        used += (size_t)n;
     }
     if (it->nooo)
         r->sr[k++] = (srun){it->ooo_t, (const double *)(const void *)it->ooo_v, it->nooo};
