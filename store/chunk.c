@@ -253,6 +253,27 @@ static int enc_append(chunk_enc *e, int64_t t, uint64_t bits, int allow_int)
             e->nbits += 8;
         } while (z);
         e->t0 = e->t = t;
+        e->seek = 0;
+        e->tdelta = 0;
+        e->v = 0;
+        e->vdelta = 0;
+        e->leading = 0xff;
+        e->trailing = 0;
+    } else if (e->n == RW_CHUNK_SEEK_AT) {
+        /* the restart: byte-aligned, time from t0, state as at a start */
+        e->nbits = (e->nbits + 7) & ~7u;
+        e->seek = (uint16_t)(e->nbits >> 3); /* < 240 * 150 bits */
+        uint64_t z = (uint64_t)t - (uint64_t)e->t0;
+        do {
+            uint8_t byte = z & 0x7f;
+            z >>= 7;
+            if (z)
+                byte |= 0x80;
+            e->b[e->nbits >> 3] = byte;
+            e->nbits += 8;
+        } while (z);
+        e->b[1] |= RW_CHUNK_F_SEEK;
+        e->t = t;
         e->tdelta = 0;
         e->v = 0;
         e->vdelta = 0;
@@ -267,6 +288,8 @@ static int enc_append(chunk_enc *e, int64_t t, uint64_t bits, int allow_int)
         put_int(e, iv);
     else
         put_xor(e, bits);
+    if (e->n == RW_CHUNK_SEEK_AT)
+        e->vdelta = 0; /* a restarted value has no delta, as the first */
     e->n++;
     e->b[0] = (uint8_t)e->n;
     return 0;
@@ -312,7 +335,7 @@ int chunk_enc_append(chunk_enc *e, int64_t t, double v)
 
 unsigned chunk_count(const uint8_t *b, size_t len)
 {
-    if (len < RW_CHUNK_HDR || (b[1] & ~RW_CHUNK_F_INT))
+    if (len < RW_CHUNK_HDR || (b[1] & ~(RW_CHUNK_F_INT | RW_CHUNK_F_SEEK)))
         return 0;
     return b[0];
 }
@@ -333,13 +356,14 @@ int chunk_t0(const uint8_t *b, size_t len, int64_t *t0)
 int chunk_it_init(chunk_it *it, const uint8_t *b, size_t len)
 {
     memset(it, 0, sizeof *it);
-    if (len < RW_CHUNK_HDR || (b[1] & ~RW_CHUNK_F_INT))
+    if (len < RW_CHUNK_HDR || (b[1] & ~(RW_CHUNK_F_INT | RW_CHUNK_F_SEEK)))
         return -1;
     it->b = b;
     it->len = len;
     it->nbits_total = len * 8;
     it->n = b[0];
     it->intmode = (b[1] & RW_CHUNK_F_INT) != 0;
+    it->seekable = (b[1] & RW_CHUNK_F_SEEK) != 0 && it->n > RW_CHUNK_SEEK_AT;
     it->pos = RW_CHUNK_HDR * 8;
     it->leading = 0xff;
     return it->n;
@@ -473,8 +497,8 @@ RW_INLINE void get_ts(chunk_it *it)
     it->tdelta = snap_delta(delta);
 }
 
-/* The first sample: varint timestamp, then the first value. */
-static int it_first(chunk_it *it)
+/* Reads a uvarint at the byte-aligned pos. */
+static int it_uvarint(chunk_it *it, uint64_t *out)
 {
     uint64_t z = 0;
     int shift = 0;
@@ -488,24 +512,63 @@ static int it_first(chunk_it *it)
         if (!(byte & 0x80))
             break;
     }
-    it->t = (int64_t)((z >> 1) ^ (~(z & 1) + 1));
+    *out = z;
+    return 0;
+}
+
+/* The first sample (zigzag varint timestamp), or the restart at
+ * RW_CHUNK_SEEK_AT (byte-aligned uvarint time from t0): the value is coded
+ * against 0, with no window and no delta. */
+static int it_first(chunk_it *it)
+{
+    uint64_t z;
+    if (it->i == 0) {
+        if (it_uvarint(it, &z) < 0)
+            return -1;
+        it->t0 = it->t = (int64_t)((z >> 1) ^ (~(z & 1) + 1));
+    } else {
+        it->pos = (it->pos + 7) & ~(size_t)7;
+        if (it_uvarint(it, &z) < 0)
+            return -1;
+        it->t = (int64_t)((uint64_t)it->t0 + z);
+        it->tdelta = 0;
+        it->leading = 0xff;
+        it->trailing = 0;
+    }
     it->v = 0;
+    it->vdelta = 0;
     if (it->intmode)
-        it->v = get_dd(it); /* the first value has no delta (vdelta stays 0) */
+        it->v = get_dd(it);
     else if (get_xor(it) < 0)
         return -1;
     if (it->pos > it->nbits_total)
         return -1;
-    it->i = 1;
+    it->i++;
     return 0;
 }
 
-/* Decodes the next sample into it->t / it->v (the caller checked i < n):
- * 0, or -1 when the data is corrupt. */
-RW_INLINE int it_step(chunk_it *it)
+void chunk_it_seek(chunk_it *it, uint16_t seek, int64_t mint)
 {
-    if (__builtin_expect(it->i == 0, 0))
-        return it_first(it);
+    if (!it->seekable || it->i != 0 || !seek || (size_t)seek >= it->len)
+        return;
+    chunk_it r = *it;
+    uint64_t z;
+    if (it_uvarint(&r, &z) < 0)
+        return;
+    int64_t t0 = (int64_t)((z >> 1) ^ (~(z & 1) + 1));
+    r.pos = (size_t)seek * 8;
+    if (it_uvarint(&r, &z) < 0 || (int64_t)((uint64_t)t0 + z) > mint)
+        return;
+    /* it_first() reads the restart again, from here */
+    it->t0 = t0;
+    it->pos = (size_t)seek * 8;
+    it->i = RW_CHUNK_SEEK_AT;
+}
+
+/* Decodes the next sample after the first or the restart into it->t /
+ * it->v: 0, or -1 when the data is corrupt. */
+RW_INLINE int it_step_plain(chunk_it *it)
+{
     get_ts(it);
     if (it->intmode) {
         it->vdelta += get_dd(it);
@@ -517,6 +580,23 @@ RW_INLINE int it_step(chunk_it *it)
         return -1;
     it->i++;
     return 0;
+}
+
+/* The index of the next sample that starts a stream (the first, or the
+ * restart), or n. */
+RW_INLINE uint16_t it_next_start(const chunk_it *it)
+{
+    if (it->i == 0)
+        return 0;
+    return it->seekable && it->i <= RW_CHUNK_SEEK_AT ? RW_CHUNK_SEEK_AT : it->n;
+}
+
+/* Decodes the next sample (the caller checked i < n): 0, or -1. */
+RW_INLINE int it_step(chunk_it *it)
+{
+    if (__builtin_expect(it->i == it_next_start(it), 0))
+        return it_first(it);
+    return it_step_plain(it);
 }
 
 RW_INLINE double it_value(const chunk_it *it)
@@ -544,16 +624,27 @@ long chunk_it_range(chunk_it *it, int64_t mint, int64_t maxt, int64_t *t, double
     chunk_it c = *it; /* a local copy: the state stays in registers */
     long n = 0;
     while (c.i < c.n) {
-        if (it_step(&c) < 0)
+        /* one sample (a start: the first or the restart, or a plain one),
+           then the plain samples up to the next start without testing
+           each for being one */
+        if (c.i == it_next_start(&c) ? it_first(&c) < 0 : it_step_plain(&c) < 0)
             return -1;
-        if (c.t > maxt)
-            break;
-        if (c.t >= mint) {
-            t[n] = c.t;
-            v[n] = it_value(&c);
-            n++;
+        uint16_t end = c.seekable && c.i <= RW_CHUNK_SEEK_AT ? RW_CHUNK_SEEK_AT : c.n;
+        for (;;) {
+            if (c.t > maxt)
+                goto out;
+            if (c.t >= mint) {
+                t[n] = c.t;
+                v[n] = it_value(&c);
+                n++;
+            }
+            if (c.i >= end)
+                break;
+            if (it_step_plain(&c) < 0)
+                return -1;
         }
     }
+out:
     *it = c;
     return n;
 }

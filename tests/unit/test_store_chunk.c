@@ -2,7 +2,8 @@
  * special floats (NaN payloads incl. the stale marker, +-Inf, -0), big,
  * negative and irregular timestamps, single-sample and full chunks, and the
  * compressed size of typical scrape data; chunk_it_range() keeps exactly the
- * samples of its window. */
+ * samples of its window, from the chunk's restart when the window starts
+ * after it. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +56,8 @@ static int roundtrip(const int64_t *t, const double *v, size_t n, size_t *bytes)
     }
     if (ok && (r != 0 || i != n))
         ok = 0;
-    /* chunk_it_range: the samples in [mint, maxt] and nothing else, for the
-     * whole chunk, its edges and windows inside it */
+    /* chunk_it_seek + chunk_it_range: the samples in [mint, maxt] and
+     * nothing else, for the whole chunk, its edges and windows inside it */
     int64_t *rt = malloc((n ? n : 1) * sizeof *rt);
     double *rv = malloc((n ? n : 1) * sizeof *rv);
     for (size_t w = 0; ok && n && w < 7; w++) {
@@ -66,7 +67,16 @@ static int roundtrip(const int64_t *t, const double *v, size_t n, size_t *bytes)
         int64_t mint = w == 0 ? INT64_MIN : t[a] - (int64_t)(w & 1);
         int64_t maxt = w == 0 ? INT64_MAX : t[b] + (int64_t)(w >> 1 & 1);
         chunk_it ri;
-        long got = chunk_it_init(&ri, copy, len) == (int)n ? chunk_it_range(&ri, mint, maxt, rt, rv) : -1;
+        long got = -1;
+        if (chunk_it_init(&ri, copy, len) == (int)n) {
+            /* from the restart when the window starts at or after it */
+            chunk_it_seek(&ri, e.seek, mint);
+            if (n > RW_CHUNK_SEEK_AT && mint >= t[RW_CHUNK_SEEK_AT])
+                CHECK_INT(ri.i, RW_CHUNK_SEEK_AT);
+            else
+                CHECK_INT(ri.i, 0);
+            got = chunk_it_range(&ri, mint, maxt, rt, rv);
+        }
         long want = 0;
         for (size_t k = 0; k < n; k++) {
             if (t[k] < mint || t[k] > maxt)
@@ -192,7 +202,8 @@ static void test_int_mode(void)
         chunk_enc_init(&e);
         for (size_t i = 0; i < N; i++)
             chunk_enc_append(&e, t[i], v[i]);
-        CHECK_INT(e.b[1], RW_CHUNK_F_INT);
+        CHECK_INT(e.b[1] & RW_CHUNK_F_INT, RW_CHUNK_F_INT);
+        CHECK_INT(e.b[1] & RW_CHUNK_F_SEEK, N > RW_CHUNK_SEEK_AT ? RW_CHUNK_F_SEEK : 0);
         chunk_enc_free(&e);
     }
     CHECK_MSG(bytes < N * 2, "integer counter chunk took %zu bytes", bytes);
