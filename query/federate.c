@@ -184,7 +184,8 @@ static long fed_read(void *ctx, char *buf, size_t max)
         rw_warn("federate: response cut at %zu bytes (query.max_response_bytes)", f->sent);
         return -1;
     }
-    memcpy(buf, b->p + f->off, k);
+    if (k) /* an empty buffer has no storage yet */
+        memcpy(buf, b->p + f->off, k);
     f->off += k;
     f->sent += k;
     return (long)k;

@@ -989,7 +989,8 @@ static rw_rc decode_items(rw_shard *sh, sel_item *items, size_t nitems, int64_t 
         int64_t *t = NULL;
         double *v = NULL;
         size_t n = 0;
-        rc = merge_item(&r, &items[i], r.runs + j, j2 - j, mint, maxt, last, a, &t, &v, &n, err);
+        rc = merge_item(&r, &items[i], r.runs ? r.runs + j : NULL, j2 - j, mint, maxt, last, a, &t,
+                        &v, &n, err);
         j = j2;
         if (rc != RW_OK || n == 0)
             continue;

@@ -18,7 +18,7 @@
 #   RWGATE_SKIP_ASAN=1         skip pass 2
 #   RWGATE_ASAN_E2E=regex      e2e tests of pass 2 (default: see below; "" = none)
 #   RWGATE_SKIP_FUZZ=1         skip pass 3
-#   RWGATE_FUZZ_SECONDS=N      seconds per fuzz target (default 20)
+#   RWGATE_FUZZ_SECONDS=N      seconds per fuzz target (default 15)
 #   RWGATE_SKIP_TSAN=1         skip the ThreadSanitizer pass (test_concurrency)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +37,9 @@ fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
 phase "release build done"
-(cd build && ctest --output-on-failure --timeout 900 "${filter[@]}") || status=1
+# three at a time: most end-to-end tests wait on real peers (scrapes,
+# evaluations, failovers) far more than they compute
+(cd build && ctest --output-on-failure --timeout 900 -j3 "${filter[@]}") || status=1
 phase "release tests done"
 
 # Memory errors and leaks in decoders, the store and the binary must fail the
@@ -53,10 +55,10 @@ if [ -z "${RWGATE_SKIP_ASAN:-}" ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   cmake --build build-san -j"$jobs"
-  (cd build-san && ctest --output-on-failure -L unit "${filter[@]}") || status=1
+  (cd build-san && ctest --output-on-failure -j"$jobs" -L unit "${filter[@]}") || status=1
   asan_e2e=${RWGATE_ASAN_E2E-e2e_test_(write_path|ops|storage_busy|crash_recovery|sigterm_inflight|query_limits|promql_conformance_http|auth|tls|query_safety|metadata_safety|concurrency)\$}
   if [ -n "$asan_e2e" ]; then
-    (cd build-san && ctest --output-on-failure --timeout 900 -L e2e -R "$asan_e2e" "${filter[@]}") || status=1
+    (cd build-san && ctest --output-on-failure --timeout 900 -j"$jobs" -L e2e -R "$asan_e2e" "${filter[@]}") || status=1
   fi
   unset ASAN_OPTIONS UBSAN_OPTIONS
   phase "sanitizer pass done"
@@ -90,7 +92,7 @@ fuzz_one() {
 }
 
 if [ -z "${RWGATE_SKIP_FUZZ:-}" ]; then
-  secs=${RWGATE_FUZZ_SECONDS:-20}
+  secs=${RWGATE_FUZZ_SECONDS:-15}
   targets=()
   for f in tests/fuzz/fuzz_*.c; do
     targets+=("$(basename "$f" .c)")

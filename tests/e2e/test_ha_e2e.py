@@ -21,7 +21,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from rwlib import Checks, Prometheus, Rwgate, free_port, http, log
+from rwlib import Checks, Prometheus, Rwgate, free_port, http, log, wait_for
 
 c = Checks("test_ha_e2e")
 ETCD = shutil.which("etcd")
@@ -117,18 +117,28 @@ try:
     proms["b"] = Prometheus("ha-b", prom_config("b"))
     log("etcd %s, node exporter :%d, prometheus a %s b %s, rwgate %s" %
         (curl, nport, proms["a"].url, proms["b"].url, g.url))
-    time.sleep(45)
+    # both replicas deliver for a while (the checked period starts 20 s in)
+    # and one of them is elected
+    wait_for(lambda: time.time() > t_start + 30 and source().get("ha_elected_replica") in ("a", "b"),
+             "a replica elected after 30 s of data", timeout=120)
     elected = source().get("ha_elected_replica")
     c.check(elected in ("a", "b"), "a replica is elected", repr(source()))
     other = "b" if elected == "a" else "a"
     log("elected replica: %s; stopping it" % elected)
     t_stop = time.time()
     proms[elected].pause()
-    time.sleep(45)
+    # the failover (10 s of sample time), then a few scrapes by the other
+    try:
+        wait_for(lambda: source().get("ha_elected_replica") == other, "the failover", timeout=90)
+    except TimeoutError:
+        pass
     c.eq(source().get("ha_elected_replica"), other, "the other replica took over")
+    time.sleep(4 * INTERVAL)
     log("restarting replica %s" % elected)
     proms[elected].resume()
-    time.sleep(45)
+    # long enough for the restarted replica to send (and catch up on) its
+    # backlog and to take the election back if it wrongly could
+    time.sleep(6 * INTERVAL)
     t_end = time.time()
     c.eq(source().get("ha_elected_replica"), other, "the restarted replica did not take it back")
     st, _, m = http("GET", g.url + "/metrics")
