@@ -204,8 +204,13 @@ static int vector_series(rw_eval_ctx *ctx, const rw_node *n, const rw_series_dat
     int64_t lookback = ctx->q->opts->lookback_ms;
     size_t j = 0; /* first sample with t > e */
     int any = 0;
+    /* without @ the evaluation time is the step's (the common case, in a
+       loop over steps x series: no call per step) */
+    int at_step = n->u.sel.at == RW_AT_NONE;
+    int64_t offset = n->u.sel.offset_ms;
     for (size_t i = 0; i < ctx->nsteps; i++) {
-        int64_t e = rw_eval_at_time(ctx, n->u.sel.at, n->u.sel.at_ms, i) - n->u.sel.offset_ms;
+        int64_t e = (at_step ? ctx->ts[i] : rw_eval_at_time(ctx, n->u.sel.at, n->u.sel.at_ms, i)) -
+                    offset;
         if (j > 0 && d->t[j - 1] > e)
             j = 0; /* times went back (cannot happen with ascending steps) */
         while (j < d->n && d->t[j] <= e)

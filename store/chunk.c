@@ -253,6 +253,27 @@ static int enc_append(chunk_enc *e, int64_t t, uint64_t bits, int allow_int)
             e->nbits += 8;
         } while (z);
         e->t0 = e->t = t;
+        e->seek = 0;
+        e->tdelta = 0;
+        e->v = 0;
+        e->vdelta = 0;
+        e->leading = 0xff;
+        e->trailing = 0;
+    } else if (e->n == RW_CHUNK_SEEK_AT) {
+        /* the restart: byte-aligned, time from t0, state as at a start */
+        e->nbits = (e->nbits + 7) & ~7u;
+        e->seek = (uint16_t)(e->nbits >> 3); /* < 240 * 150 bits */
+        uint64_t z = (uint64_t)t - (uint64_t)e->t0;
+        do {
+            uint8_t byte = z & 0x7f;
+            z >>= 7;
+            if (z)
+                byte |= 0x80;
+            e->b[e->nbits >> 3] = byte;
+            e->nbits += 8;
+        } while (z);
+        e->b[1] |= RW_CHUNK_F_SEEK;
+        e->t = t;
         e->tdelta = 0;
         e->v = 0;
         e->vdelta = 0;
@@ -267,6 +288,8 @@ static int enc_append(chunk_enc *e, int64_t t, uint64_t bits, int allow_int)
         put_int(e, iv);
     else
         put_xor(e, bits);
+    if (e->n == RW_CHUNK_SEEK_AT)
+        e->vdelta = 0; /* a restarted value has no delta, as the first */
     e->n++;
     e->b[0] = (uint8_t)e->n;
     return 0;
@@ -312,7 +335,7 @@ int chunk_enc_append(chunk_enc *e, int64_t t, double v)
 
 unsigned chunk_count(const uint8_t *b, size_t len)
 {
-    if (len < RW_CHUNK_HDR || (b[1] & ~RW_CHUNK_F_INT))
+    if (len < RW_CHUNK_HDR || (b[1] & ~(RW_CHUNK_F_INT | RW_CHUNK_F_SEEK)))
         return 0;
     return b[0];
 }
@@ -333,172 +356,295 @@ int chunk_t0(const uint8_t *b, size_t len, int64_t *t0)
 int chunk_it_init(chunk_it *it, const uint8_t *b, size_t len)
 {
     memset(it, 0, sizeof *it);
-    if (len < RW_CHUNK_HDR || (b[1] & ~RW_CHUNK_F_INT))
+    if (len < RW_CHUNK_HDR || (b[1] & ~(RW_CHUNK_F_INT | RW_CHUNK_F_SEEK)))
         return -1;
     it->b = b;
     it->len = len;
     it->nbits_total = len * 8;
     it->n = b[0];
     it->intmode = (b[1] & RW_CHUNK_F_INT) != 0;
+    it->seekable = (b[1] & RW_CHUNK_F_SEEK) != 0 && it->n > RW_CHUNK_SEEK_AT;
     it->pos = RW_CHUNK_HDR * 8;
     it->leading = 0xff;
     return it->n;
 }
 
-/* Reads n bits (1..64); returns -1 past the end. */
-static inline int get_bits(chunk_it *it, unsigned n, uint64_t *out)
+/* Reading bits. it_peek() returns the bits from pos on, left-aligned, with
+ * at least 57 of them valid (zeros past the end of the buffer); the decoders
+ * below take their prefixes and short fields from one peek, so a typical
+ * sample costs two or three unaligned loads instead of a bounds-checked read
+ * per field and per prefix bit. Reading past the end is not checked field by
+ * field: pos only grows by the bits taken, so a sample ran past the end
+ * exactly when pos > nbits_total afterwards, which it_step() checks (the
+ * values decoded from the zero padding are then discarded). */
+#define RW_INLINE static inline __attribute__((always_inline))
+
+RW_INLINE uint64_t it_peek(const chunk_it *it)
 {
-    if (it->pos + n > it->nbits_total)
-        return -1;
     size_t byte = it->pos >> 3;
-    unsigned off = it->pos & 7;
-    if (n <= 56 && byte + 8 <= it->len) {
-        *out = (load_be64(it->b + byte) << off) >> (64 - n);
+    uint64_t w;
+    if (__builtin_expect(byte + 8 <= it->len, 1)) {
+        w = load_be64(it->b + byte);
+    } else {
+        w = 0;
+        for (size_t i = 0; i < 8; i++)
+            w = (w << 8) | (byte + i < it->len ? it->b[byte + i] : 0);
+    }
+    return w << (it->pos & 7);
+}
+
+/* Takes n bits (1..64). */
+RW_INLINE uint64_t it_take(chunk_it *it, unsigned n)
+{
+    if (n <= 57) {
+        uint64_t w = it_peek(it) >> (64 - n);
         it->pos += n;
-        return 0;
+        return w;
     }
-    uint64_t v = 0;
-    while (n > 0) { /* near the end of the buffer, or 57..64 bits */
-        unsigned used = it->pos & 7;
-        unsigned room = 8 - used;
-        unsigned take = n < room ? n : room;
-        uint8_t b = it->b[it->pos >> 3];
-        uint64_t bits = (b >> (room - take)) & ((1u << take) - 1);
-        v = (v << take) | bits;
-        it->pos += take;
-        n -= take;
-    }
-    *out = v;
-    return 0;
+    uint64_t hi = it_peek(it) >> (64 - (n - 32));
+    it->pos += n - 32;
+    uint64_t lo = it_peek(it) >> 32;
+    it->pos += 32;
+    return (hi << 32) | lo;
 }
 
-static inline uint64_t sign_extend(uint64_t v, unsigned bits)
+/* Sign-extends the low `bits` bits of v (1..64). */
+RW_INLINE uint64_t sign_extend(uint64_t v, unsigned bits)
 {
-    if (bits < 64 && (v >> (bits - 1)))
-        v |= ~(uint64_t)0 << bits;
-    return v;
+    unsigned s = 64 - bits;
+    return (uint64_t)((int64_t)(v << s) >> s);
 }
 
-static int get_xor(chunk_it *it)
+/* Leading one bits of w, at most max. */
+RW_INLINE unsigned lead_ones(uint64_t w, unsigned max)
 {
-    uint64_t c, x;
-    if (get_bits(it, 1, &c) < 0)
-        return -1;
-    if (c == 0)
+    unsigned k = (unsigned)clz64(~w);
+    return k < max ? k : max;
+}
+
+RW_INLINE int get_xor(chunk_it *it)
+{
+    uint64_t w = it_peek(it);
+    if (!(w >> 63)) {
+        it->pos += 1;
         return 0;
-    if (get_bits(it, 1, &c) < 0)
-        return -1;
-    if (c == 1) {
-        uint64_t hdr;
-        if (get_bits(it, 11, &hdr) < 0)
-            return -1;
-        uint64_t lead = hdr >> 6, sig = hdr & 63;
+    }
+    if (w >> 62 & 1) {
+        uint64_t lead = w >> 57 & 31, sig = w >> 51 & 63; /* '11' <5> <6> */
+        it->pos += 13;
         if (sig == 0)
             sig = 64;
         if (lead + sig > 64)
             return -1;
         it->leading = (uint8_t)lead;
         it->trailing = (uint8_t)(64 - lead - sig);
-    } else if (it->leading == 0xff) {
+        it->v ^= it_take(it, (unsigned)sig) << it->trailing;
+        return 0;
+    }
+    if (it->leading == 0xff)
         return -1; /* reuse of a window that was never set */
-    }
     unsigned sig = 64u - it->leading - it->trailing;
-    if (get_bits(it, sig, &x) < 0)
-        return -1;
-    it->v ^= x << it->trailing;
+    if (sig <= 55) { /* '10' and the bits from the same peek */
+        it->v ^= (w << 2) >> (64 - sig) << it->trailing;
+        it->pos += 2 + sig;
+        return 0;
+    }
+    it->pos += 2;
+    it->v ^= it_take(it, sig) << it->trailing;
     return 0;
 }
 
-static int get_int(chunk_it *it)
+/* The integer delta-of-delta of the next value (int mode). */
+RW_INLINE uint64_t get_dd(chunk_it *it)
 {
-    uint64_t c, dd = 0;
-    unsigned ones = 0;
-    while (ones < 5) {
-        if (get_bits(it, 1, &c) < 0)
+    uint64_t w = it_peek(it);
+    unsigned ones = lead_ones(w, 5);
+    if (__builtin_expect(ones == 0, 0)) {
+        it->pos += 1;
+        return 0;
+    }
+    if (ones < 5) {
+        /* prefix and payload: at most 5 + 32 bits, all inside the peek;
+         * the payload widths are 4, 8, 16, 32 (int_bucket) */
+        unsigned nb = 2u << ones;
+        it->pos += ones + 1 + nb;
+        return sign_extend((w << (ones + 1)) >> (64 - nb), nb);
+    }
+    it->pos += 5;
+    return it_take(it, 64);
+}
+
+RW_INLINE void get_ts(chunk_it *it)
+{
+    uint64_t w = it_peek(it);
+    if (!(w >> 63)) {
+        it->pos += 1;
+        it->t = (int64_t)((uint64_t)it->t + it->tdelta);
+        return;
+    }
+    uint64_t r = w >> 59 & 0xf;
+    if (__builtin_expect(r != 0, 1)) {
+        it->pos += 5;
+        it->t = (int64_t)((uint64_t)it->t + it->tdelta + sign_extend(r, 4));
+        return;
+    }
+    static const unsigned nb[4] = {14, 20, 32, 64};
+    unsigned k = lead_ones(w << 5, 3);
+    it->pos += 5 + (k < 3 ? k + 1 : 3);
+    r = sign_extend(it_take(it, nb[k]), nb[k]);
+    uint64_t delta = it->tdelta + r;
+    it->t = (int64_t)((uint64_t)it->t + delta);
+    it->tdelta = snap_delta(delta);
+}
+
+/* Reads a uvarint at the byte-aligned pos. */
+static int it_uvarint(chunk_it *it, uint64_t *out)
+{
+    uint64_t z = 0;
+    int shift = 0;
+    for (;;) {
+        if (it->pos + 8 > it->nbits_total || shift > 63)
             return -1;
-        if (c == 0)
+        uint8_t byte = it->b[it->pos >> 3];
+        it->pos += 8;
+        z |= (uint64_t)(byte & 0x7f) << shift;
+        shift += 7;
+        if (!(byte & 0x80))
             break;
-        ones++;
     }
-    if (ones == 5) {
-        if (get_bits(it, 64, &dd) < 0)
-            return -1;
-    } else if (ones) {
-        unsigned nb = int_bucket[ones - 1].bits;
-        if (get_bits(it, nb, &dd) < 0)
-            return -1;
-        dd = sign_extend(dd, nb);
-    }
-    uint64_t d = it->vdelta + dd;
-    it->v += d;
-    it->vdelta = it->i ? d : 0;
+    *out = z;
     return 0;
 }
 
-static int get_ts(chunk_it *it)
+/* The first sample (zigzag varint timestamp), or the restart at
+ * RW_CHUNK_SEEK_AT (byte-aligned uvarint time from t0): the value is coded
+ * against 0, with no window and no delta. */
+static int it_first(chunk_it *it)
 {
-    uint64_t c, r;
-    if (get_bits(it, 1, &c) < 0)
-        return -1;
-    if (c == 0) {
-        r = 0;
-    } else {
-        if (get_bits(it, 4, &r) < 0)
+    uint64_t z;
+    if (it->i == 0) {
+        if (it_uvarint(it, &z) < 0)
             return -1;
-        if (r) {
-            r = sign_extend(r, 4);
-        } else {
-            static const unsigned nb[4] = {14, 20, 32, 64};
-            unsigned k = 0;
-            while (k < 3) {
-                if (get_bits(it, 1, &c) < 0)
-                    return -1;
-                if (c == 0)
-                    break;
-                k++;
-            }
-            if (get_bits(it, nb[k], &r) < 0)
-                return -1;
-            r = sign_extend(r, nb[k]);
-            uint64_t delta = it->tdelta + r;
-            it->t = (int64_t)((uint64_t)it->t + delta);
-            it->tdelta = snap_delta(delta);
-            return 0;
-        }
+        it->t0 = it->t = (int64_t)((z >> 1) ^ (~(z & 1) + 1));
+    } else {
+        it->pos = (it->pos + 7) & ~(size_t)7;
+        if (it_uvarint(it, &z) < 0)
+            return -1;
+        it->t = (int64_t)((uint64_t)it->t0 + z);
+        it->tdelta = 0;
+        it->leading = 0xff;
+        it->trailing = 0;
     }
-    it->t = (int64_t)((uint64_t)it->t + it->tdelta + r);
+    it->v = 0;
+    it->vdelta = 0;
+    if (it->intmode)
+        it->v = get_dd(it);
+    else if (get_xor(it) < 0)
+        return -1;
+    if (it->pos > it->nbits_total)
+        return -1;
+    it->i++;
     return 0;
+}
+
+void chunk_it_seek(chunk_it *it, uint16_t seek, int64_t mint)
+{
+    if (!it->seekable || it->i != 0 || !seek || (size_t)seek >= it->len)
+        return;
+    chunk_it r = *it;
+    uint64_t z;
+    if (it_uvarint(&r, &z) < 0)
+        return;
+    int64_t t0 = (int64_t)((z >> 1) ^ (~(z & 1) + 1));
+    r.pos = (size_t)seek * 8;
+    if (it_uvarint(&r, &z) < 0 || (int64_t)((uint64_t)t0 + z) > mint)
+        return;
+    /* it_first() reads the restart again, from here */
+    it->t0 = t0;
+    it->pos = (size_t)seek * 8;
+    it->i = RW_CHUNK_SEEK_AT;
+}
+
+/* Decodes the next sample after the first or the restart into it->t /
+ * it->v: 0, or -1 when the data is corrupt. */
+RW_INLINE int it_step_plain(chunk_it *it)
+{
+    get_ts(it);
+    if (it->intmode) {
+        it->vdelta += get_dd(it);
+        it->v += it->vdelta;
+    } else if (get_xor(it) < 0) {
+        return -1;
+    }
+    if (__builtin_expect(it->pos > it->nbits_total, 0))
+        return -1;
+    it->i++;
+    return 0;
+}
+
+/* The index of the next sample that starts a stream (the first, or the
+ * restart), or n. */
+RW_INLINE uint16_t it_next_start(const chunk_it *it)
+{
+    if (it->i == 0)
+        return 0;
+    return it->seekable && it->i <= RW_CHUNK_SEEK_AT ? RW_CHUNK_SEEK_AT : it->n;
+}
+
+/* Decodes the next sample (the caller checked i < n): 0, or -1. */
+RW_INLINE int it_step(chunk_it *it)
+{
+    if (__builtin_expect(it->i == it_next_start(it), 0))
+        return it_first(it);
+    return it_step_plain(it);
+}
+
+RW_INLINE double it_value(const chunk_it *it)
+{
+    double v;
+    if (it->intmode)
+        return (double)(int64_t)it->v;
+    memcpy(&v, &it->v, sizeof v);
+    return v;
 }
 
 int chunk_it_next(chunk_it *it, int64_t *t, double *v)
 {
     if (it->i >= it->n)
         return 0;
-    if (it->i == 0) {
-        uint64_t z = 0;
-        int shift = 0;
-        for (;;) {
-            if (it->pos + 8 > it->nbits_total || shift > 63)
-                return -1;
-            uint8_t byte = it->b[it->pos >> 3];
-            it->pos += 8;
-            z |= (uint64_t)(byte & 0x7f) << shift;
-            shift += 7;
-            if (!(byte & 0x80))
-                break;
-        }
-        it->t = (int64_t)((z >> 1) ^ (~(z & 1) + 1));
-        it->v = 0;
-    } else if (get_ts(it) < 0) {
+    if (it_step(it) < 0)
         return -1;
-    }
-    if (it->intmode ? get_int(it) < 0 : get_xor(it) < 0)
-        return -1;
-    it->i++;
     *t = it->t;
-    if (it->intmode)
-        *v = (double)(int64_t)it->v;
-    else
-        memcpy(v, &it->v, sizeof *v);
+    *v = it_value(it);
     return 1;
+}
+
+long chunk_it_range(chunk_it *it, int64_t mint, int64_t maxt, int64_t *t, double *v)
+{
+    chunk_it c = *it; /* a local copy: the state stays in registers */
+    long n = 0;
+    while (c.i < c.n) {
+        /* one sample (a start: the first or the restart, or a plain one),
+           then the plain samples up to the next start without testing
+           each for being one */
+        if (c.i == it_next_start(&c) ? it_first(&c) < 0 : it_step_plain(&c) < 0)
+            return -1;
+        uint16_t end = c.seekable && c.i <= RW_CHUNK_SEEK_AT ? RW_CHUNK_SEEK_AT : c.n;
+        for (;;) {
+            if (c.t > maxt)
+                goto out;
+            if (c.t >= mint) {
+                t[n] = c.t;
+                v[n] = it_value(&c);
+                n++;
+            }
+            if (c.i >= end)
+                break;
+            if (it_step_plain(&c) < 0)
+                return -1;
+        }
+    }
+out:
+    *it = c;
+    return n;
 }

@@ -11,6 +11,12 @@
 #define RW_CHUNK_MAX_SPAN_MS (2LL * 3600 * 1000)
 #define RW_CHUNK_HDR 2 /* u8 sample count, u8 flags */
 #define RW_CHUNK_F_INT 0x01 /* values coded as integers (all integral, |v| <= 2^53) */
+/* Sample RW_CHUNK_SEEK_AT restarts the stream byte-aligned (its time as a
+ * uvarint from t0, then coded like a first sample), so a read whose range
+ * starts past it decodes only the second half of the chunk. The byte offset
+ * of the restart is kept beside the chunk (chunk_enc.seek, hchunk.seek). */
+#define RW_CHUNK_F_SEEK 0x02
+#define RW_CHUNK_SEEK_AT 120
 
 /* An open chunk being appended to. Owned by its series; guarded by the
  * shard lock. n == 0 means "no open chunk" (b may still hold capacity). */
@@ -22,6 +28,7 @@ typedef struct chunk_enc {
     uint8_t leading;   /* XOR window of the last written window; 0xff = none */
     uint8_t trailing;
     uint8_t intmode;   /* RW_CHUNK_F_INT set in the header */
+    uint16_t seek;     /* byte offset of the restart (RW_CHUNK_F_SEEK); 0 = none */
     int64_t t0;        /* first timestamp */
     int64_t t;         /* last timestamp */
     uint64_t tdelta;   /* expected timestamp delta (mod 2^64) */
@@ -47,7 +54,8 @@ typedef struct chunk_it {
     size_t nbits_total;
     size_t pos;        /* bit position */
     uint16_t n, i;
-    uint8_t leading, trailing, intmode;
+    uint8_t leading, trailing, intmode, seekable;
+    int64_t t0;
     int64_t t;
     uint64_t tdelta;
     uint64_t v, vdelta;
@@ -55,8 +63,17 @@ typedef struct chunk_it {
 
 /* Returns the number of samples, or -1 when the header is malformed. */
 int chunk_it_init(chunk_it *it, const uint8_t *b, size_t len);
+/* Right after chunk_it_init: when the chunk's restart (at byte offset seek,
+ * 0 = none) is at or before mint, continues from there - every sample
+ * before it is older than mint. */
+void chunk_it_seek(chunk_it *it, uint16_t seek, int64_t mint);
 /* 1 = a sample, 0 = end, -1 = corrupt data. */
 int chunk_it_next(chunk_it *it, int64_t *t, double *v);
+/* Decodes the remaining samples and keeps those in [mint, maxt] in t/v
+ * (room for every remaining sample needed), stopping after the first sample
+ * past maxt (a chunk is strictly ascending). Returns how many were kept, or
+ * -1 when the data is corrupt. */
+long chunk_it_range(chunk_it *it, int64_t mint, int64_t maxt, int64_t *t, double *v);
 
 /* Number of samples in an encoded chunk (0 when malformed). */
 unsigned chunk_count(const uint8_t *b, size_t len);

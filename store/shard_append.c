@@ -180,6 +180,7 @@ int series_cut_head(rw_shard *sh, series *s)
     c->data = data;
     c->len = len;
     c->n = s->head.n;
+    c->seek = s->head.seek;
     sh->head_chunks++;
     sh->nheads--;
     chunk_enc_reset(&s->head);

@@ -135,6 +135,7 @@ typedef struct hchunk {
     uint8_t *data;   /* owned */
     uint32_t len;
     uint16_t n;
+    uint16_t seek;   /* byte offset of its restart (chunk.h), 0 = none */
 } hchunk;
 
 /* Samples accepted out of order (store.out_of_order_window), sorted by

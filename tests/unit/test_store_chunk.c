@@ -1,7 +1,9 @@
 /* test_store_chunk.c - the chunk codec (store/chunk.c): exact round trips of
  * special floats (NaN payloads incl. the stale marker, +-Inf, -0), big,
  * negative and irregular timestamps, single-sample and full chunks, and the
- * compressed size of typical scrape data. */
+ * compressed size of typical scrape data; chunk_it_range() keeps exactly the
+ * samples of its window, from the chunk's restart when the window starts
+ * after it. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +56,47 @@ static int roundtrip(const int64_t *t, const double *v, size_t n, size_t *bytes)
     }
     if (ok && (r != 0 || i != n))
         ok = 0;
+    /* chunk_it_seek + chunk_it_range: the samples in [mint, maxt] and
+     * nothing else, for the whole chunk, its edges and windows inside it */
+    int64_t *rt = malloc((n ? n : 1) * sizeof *rt);
+    double *rv = malloc((n ? n : 1) * sizeof *rv);
+    for (size_t w = 0; ok && n && w < 7; w++) {
+        size_t a = w * n / 7, b = a + (w % 3) * n / 5;
+        if (b >= n)
+            b = n - 1;
+        int64_t mint = w == 0 ? INT64_MIN : t[a] - (int64_t)(w & 1);
+        int64_t maxt = w == 0 ? INT64_MAX : t[b] + (int64_t)(w >> 1 & 1);
+        chunk_it ri;
+        long got = -1;
+        if (chunk_it_init(&ri, copy, len) == (int)n) {
+            /* from the restart when the window starts at or after it */
+            chunk_it_seek(&ri, e.seek, mint);
+            if (n > RW_CHUNK_SEEK_AT && mint >= t[RW_CHUNK_SEEK_AT])
+                CHECK_INT(ri.i, RW_CHUNK_SEEK_AT);
+            else
+                CHECK_INT(ri.i, 0);
+            got = chunk_it_range(&ri, mint, maxt, rt, rv);
+        }
+        long want = 0;
+        for (size_t k = 0; k < n; k++) {
+            if (t[k] < mint || t[k] > maxt)
+                continue;
+            if (want >= got || rt[want] != t[k] || bits(rv[want]) != bits(v[k])) {
+                fprintf(stderr, "  range [%lld, %lld] mismatch at %zu\n", (long long)mint,
+                        (long long)maxt, k);
+                ok = 0;
+                break;
+            }
+            want++;
+        }
+        if (ok && got != want) {
+            fprintf(stderr, "  range [%lld, %lld]: %ld samples, want %ld\n", (long long)mint,
+                    (long long)maxt, got, want);
+            ok = 0;
+        }
+    }
+    free(rt);
+    free(rv);
     free(copy);
     chunk_enc_free(&e);
     return ok;
@@ -159,7 +202,8 @@ static void test_int_mode(void)
         chunk_enc_init(&e);
         for (size_t i = 0; i < N; i++)
             chunk_enc_append(&e, t[i], v[i]);
-        CHECK_INT(e.b[1], RW_CHUNK_F_INT);
+        CHECK_INT(e.b[1] & RW_CHUNK_F_INT, RW_CHUNK_F_INT);
+        CHECK_INT(e.b[1] & RW_CHUNK_F_SEEK, N > RW_CHUNK_SEEK_AT ? RW_CHUNK_F_SEEK : 0);
         chunk_enc_free(&e);
     }
     CHECK_MSG(bytes < N * 2, "integer counter chunk took %zu bytes", bytes);
@@ -235,6 +279,10 @@ static void test_corrupt(void)
             while ((r = chunk_it_next(&it, &t, &v)) == 1)
                 k++;
         CHECK(cut < RW_CHUNK_HDR || r == -1 || k == 50);
+        int64_t rt[50];
+        double rv[50];
+        if (chunk_it_init(&it, b, cut) >= 0)
+            CHECK(chunk_it_range(&it, INT64_MIN, INT64_MAX, rt, rv) == (k == 50 ? 50 : -1));
         free(b);
     }
     CHECK_INT(chunk_count(e.b, len), 50);
