@@ -1,5 +1,5 @@
 """Crash test: while several senders write, rwgate is killed with SIGKILL and
-restarted on the same data directory, several times, with a small
+restarted on the same data directory, 20 times, with a small
 store.checkpoint_size and WAL segments so that flushes (memory written into
 blocks, covered WAL segments deleted) happen between the kills and recovery
 starts from blocks plus a WAL tail.
@@ -30,7 +30,7 @@ from rwlib import Checks, Rwgate, write_request_v1, log, wait_for
 c = Checks("test_crash_recovery")
 SENDERS = 3
 SERIES_PER_SENDER = 200
-KILLS = 4
+KILLS = 20
 SHARDS = 2
 T0 = 1_700_000_000_000
 STEP = 300_000
