@@ -53,6 +53,7 @@ if [ -z "${RWGATE_SKIP_ASAN:-}" ] || [ -z "${RWGATE_SKIP_FUZZ:-}" ]; then
 fi
 if [ -z "${RWGATE_SKIP_ASAN:-}" ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+  export RWGATE_CRASH_KILLS=4  # the 20-cycle crash test runs in the release pass
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   cmake --build build-san -j"$jobs"
   (cd build-san && ctest --output-on-failure -j"$jobs" -L unit "${filter[@]}") || status=1
@@ -60,7 +61,7 @@ if [ -z "${RWGATE_SKIP_ASAN:-}" ]; then
   if [ -n "$asan_e2e" ]; then
     (cd build-san && ctest --output-on-failure --timeout 900 -j"$jobs" -L e2e -R "$asan_e2e" "${filter[@]}") || status=1
   fi
-  unset ASAN_OPTIONS UBSAN_OPTIONS
+  unset ASAN_OPTIONS UBSAN_OPTIONS RWGATE_CRASH_KILLS
   phase "sanitizer pass done"
 fi
 
