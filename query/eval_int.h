@@ -273,6 +273,7 @@ typedef struct rw_sel_iter {
     size_t nall, next;       /* next: first series of the next batch */
     size_t batch;            /* series in the next batch (adapts) */
     rw_arena *scratch;       /* the current batch's samples; owned */
+    size_t scratch_block;    /* its block size (grows with the batches) */
     int64_t mint, maxt;
     size_t budget;           /* samples one batch may decode; 0 = no cap */
     size_t decoded;          /* samples decoded so far (all batches) */

@@ -57,7 +57,13 @@ static rw_rc do_select(rw_eval_ctx *ctx, const rw_node *n, int64_t mint, int64_t
 /* Samples per batch the iterator aims at: 16 B each decoded, so a batch
  * takes a few MiB of scratch whatever the number of series selected. */
 #define RW_SEL_BATCH_SAMPLES 131072
-#define SCRATCH_BLOCK (4u << 20)
+/* The scratch arena starts small (an instant query of a rule reads a few
+ * samples per series) and, when a batch overflows its block, continues with
+ * one block of the size that batch took, at most SCRATCH_MAX, reused batch
+ * after batch: a 4 MiB block for every selector cost an mmap, its page
+ * faults and a munmap per rule expression. */
+#define SCRATCH_MIN (64u << 10)
+#define SCRATCH_MAX (4u << 20)
 
 static rw_rc limit_error(rw_eval_query *q)
 {
@@ -84,7 +90,8 @@ static rw_rc sel_iter_open(rw_eval_ctx *ctx, const rw_node *n, int64_t mint, int
     if (rc != RW_OK)
         return rc;
     it->batch = 128;
-    if (it->nall && !(it->scratch = rw_arena_new(SCRATCH_BLOCK, 0)))
+    it->scratch_block = SCRATCH_MIN;
+    if (it->nall && !(it->scratch = rw_arena_new(it->scratch_block, 0)))
         return rw_eval_nomem(ctx);
     return RW_OK;
 }
@@ -100,7 +107,18 @@ static rw_rc sel_iter_read(rw_sel_iter *it, rw_series_data **d, size_t *nd)
     rw_rc rc = rw_eval_check(it->ctx, "expression evaluation");
     if (rc != RW_OK)
         return rc;
-    rw_arena_reset(it->scratch);
+    size_t used = rw_arena_used(it->scratch);
+    if (used > it->scratch_block && it->scratch_block < SCRATCH_MAX) {
+        size_t nb = used < SCRATCH_MAX ? used : SCRATCH_MAX;
+        rw_arena *a = rw_arena_new(nb, 0);
+        if (!a)
+            return rw_eval_nomem(it->ctx);
+        rw_arena_free(it->scratch);
+        it->scratch = a;
+        it->scratch_block = nb;
+    } else {
+        rw_arena_reset(it->scratch);
+    }
     size_t n = it->nall - it->next;
     if (n > it->batch)
         n = it->batch;
