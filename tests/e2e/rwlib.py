@@ -52,6 +52,13 @@ def log(*a):
     print(time.strftime("%H:%M:%S"), *a, flush=True)
 
 
+def scaled(n, least=1):
+    """n scaled by RWGATE_E2E_SCALE (default 1): the sanitizer pass of
+    tests/run.sh runs the end-to-end tests whose cost is their volume
+    (series, queries) at a fraction of it; the release pass runs them in full"""
+    return max(least, int(n * float(os.environ.get("RWGATE_E2E_SCALE", "1"))))
+
+
 def wait_for(cond, what, timeout=60, interval=0.1):
     """Polls cond() until it returns a true value, which is returned; raises
     TimeoutError naming `what` after `timeout` seconds. Deadlines are
@@ -440,8 +447,11 @@ V2_HEADERS = {"Content-Type": "application/x-protobuf;proto=io.prometheus.write.
 class Rwgate:
     """One rwgate process on a free port with its own data directory."""
 
-    def __init__(self, binary=None, data=None, extra=(), port=None):
+    def __init__(self, binary=None, data=None, extra=(), port=None, log=None):
+        """log: the file its output goes to (default: beside the data
+        directory; a test that fills the data's file system puts it elsewhere)"""
         self.binary = binary or rwgate_path()
+        self.log_path = log
         self.own_data = data is None
         self.data = data or tempfile.mkdtemp(prefix="rwgate-e2e-")
         self.extra = list(extra)
@@ -454,7 +464,8 @@ class Rwgate:
         return "http://127.0.0.1:%d" % self.port
 
     def start(self, timeout=60):
-        self.logf = open(os.path.join(self.data, "..", os.path.basename(self.data) + ".log"), "ab")
+        self.logf = open(self.log_path or os.path.join(self.data, "..", os.path.basename(self.data) + ".log"),
+                         "ab")
         cmd = [self.binary, "--listen", "127.0.0.1:%d" % self.port, "--data", self.data] + self.extra
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout

@@ -21,13 +21,13 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from rwlib import (Checks, Rwgate, enc_labels_v1, f_bytes, f_double, f_varint, http, log, wait_for,
+from rwlib import (Checks, Rwgate, enc_labels_v1, f_bytes, f_double, f_varint, http, log, scaled, wait_for,
                    write_request_v1)
 
 c = Checks("test_query_under_ingest")
 WRITERS = 3
 QUERIERS = 3
-QUERIES_PER_THREAD = 300
+QUERIES_PER_THREAD = scaled(300, 30)
 LOAD_SERIES = 1000        # series per writer
 T_REF = (int(time.time()) - 7200) * 1000
 STEP = 15000
