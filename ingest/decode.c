@@ -11,8 +11,12 @@
  * fail the request. */
 #include <snappy-c.h>
 #include <string.h>
-#include "ingest_int.h"
-#include "core/pb_wire.h"
+#include "decode_pb.h"
+
+rw_rc rw_in_decode_too_complex(rw_err *err)
+{
+    return rw_err_set(err, RW_LIMIT, "request too complex: decoding needs more memory than allowed");
+}
 
 const char *rw_in_metric_type_name(uint64_t t)
 {
