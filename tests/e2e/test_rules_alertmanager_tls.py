@@ -24,15 +24,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rwlib  # noqa: E402
-
-AM_CONFIG = """route:
-  receiver: 'null'
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: 'null'
-"""
+from test_rules_alertmanager import AM_CONFIG  # noqa: E402  (the same routing)
 
 RULES = """groups:
   - name: tls
