@@ -43,6 +43,28 @@ static inline __attribute__((always_inline)) int rw_in_pb_sample(pb body, rw_sam
     return 0;
 }
 
+/* The first pass over a request: every top-level field parses, and the two
+ * repeated message fields a and b (series and metadata, or series and
+ * symbols) are length-delimited; their counts are added to *na and *nb.
+ * -1 on a malformed field, with *at where reading stopped. */
+static inline int rw_in_pb_scan(pb body, uint32_t a, uint32_t b, size_t *na, size_t *nb,
+                                const uint8_t **at)
+{
+    while (body.p < body.end) {
+        uint32_t num;
+        int wt;
+        pb sub;
+        uint64_t v;
+        if (rd_field(&body, &num, &wt, &sub, &v) < 0 || ((num == a || num == b) && wt != 2)) {
+            *at = body.p;
+            return -1;
+        }
+        *na += num == a;
+        *nb += num == b;
+    }
+    return 0;
+}
+
 /* Arena bytes of the arrays rw_in_series_alloc gives a series of nl labels
  * and ns samples (each allocation rounded as the arena rounds it). */
 static inline size_t rw_in_series_bytes(size_t nl, size_t ns)
@@ -67,5 +89,8 @@ static inline int rw_in_series_alloc(rw_arena *a, rw_in_series *s, size_t nl, si
 /* The decoders' answer when the reserved arena cannot hold what was
  * counted (decode.c). */
 rw_rc rw_in_decode_too_complex(rw_err *err);
+/* RW_LIMIT when a request has more series than max_series_per_request
+ * (decode.c), before anything is allocated for them. */
+rw_rc rw_in_decode_series_limit(size_t nseries, const rw_ingest_config *c, rw_err *err);
 
 #endif

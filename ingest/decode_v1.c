@@ -177,26 +177,18 @@ static rw_rc malformed(rw_err *err, const char *what, size_t i)
 rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in_mem *m,
                       rw_in_batch *out, rw_err *err)
 {
-    size_t max_series = (size_t)c->max_series_per_request;
     rw_arena *a = m->a;
     pb body = {raw, raw + len}, scan = body;
     size_t nts = 0, nmd = 0;
-    while (scan.p < scan.end) {
-        uint32_t num;
-        int wt;
-        pb sub;
-        uint64_t v;
-        if (rd_field(&scan, &num, &wt, &sub, &v) < 0 || ((num == 1 || num == 3) && wt != 2))
-            return rw_err_set(err, RW_BADREQ, "cannot decode protobuf prometheus.WriteRequest: "
-                                              "malformed field at byte %zu",
-                              (size_t)(scan.p - raw));
-        nts += num == 1;
-        nmd += num == 3;
-    }
-    if (nts > max_series)
-        return rw_err_set(err, RW_LIMIT, "request has %zu series, limit is %zu per request", nts,
-                          max_series);
-    rw_rc rc = rw_in_mem_grow(m, PB_ALIGN16((nts ? nts : 1) * sizeof(rw_in_series)) +
+    const uint8_t *at;
+    if (rw_in_pb_scan(body, 1, 3, &nts, &nmd, &at) < 0)
+        return rw_err_set(err, RW_BADREQ, "cannot decode protobuf prometheus.WriteRequest: "
+                                          "malformed field at byte %zu",
+                          (size_t)(at - raw));
+    rw_rc rc = rw_in_decode_series_limit(nts, c, err);
+    if (rc != RW_OK)
+        return rc;
+    rc = rw_in_mem_grow(m, PB_ALIGN16((nts ? nts : 1) * sizeof(rw_in_series)) +
                                      PB_ALIGN16((nmd ? nmd : 1) * sizeof(rw_metadata)),
                               err);
     if (rc != RW_OK)

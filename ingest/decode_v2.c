@@ -205,25 +205,17 @@ static rw_rc decode_series(pb body, size_t idx, const symtab *sym, size_t nrefs,
 rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in_mem *m,
                       rw_in_batch *out, rw_err *err)
 {
-    size_t max_series = (size_t)c->max_series_per_request;
     rw_arena *a = m->a;
     pb body = {raw, raw + len}, scan = body;
     size_t nts = 0, nsym = 0;
-    while (scan.p < scan.end) {
-        uint32_t num;
-        int wt;
-        pb sub;
-        uint64_t v;
-        if (rd_field(&scan, &num, &wt, &sub, &v) < 0 || ((num == 4 || num == 5) && wt != 2))
-            return bad(err);
-        nts += num == 5;
-        nsym += num == 4;
-    }
-    if (nts > max_series)
-        return rw_err_set(err, RW_LIMIT, "request has %zu series, limit is %zu per request", nts,
-                          max_series);
+    const uint8_t *at;
+    if (rw_in_pb_scan(body, 5, 4, &nts, &nsym, &at) < 0)
+        return bad(err);
+    rw_rc rc = rw_in_decode_series_limit(nts, c, err);
+    if (rc != RW_OK)
+        return rc;
     size_t nrefs_bytes = PB_ALIGN16((nts ? nts : 1) * sizeof(size_t));
-    rw_rc rc = rw_in_mem_grow(m, PB_ALIGN16((nts ? nts : 1) * sizeof(rw_in_series)) +
+    rc = rw_in_mem_grow(m, PB_ALIGN16((nts ? nts : 1) * sizeof(rw_in_series)) +
                                      PB_ALIGN16((nts ? nts : 1) * sizeof(rw_metadata)) +
                                      PB_ALIGN16((nsym ? nsym : 1) * sizeof(char *)) +
                                      PB_ALIGN16((nsym ? nsym : 1) * sizeof(uint32_t)) +
