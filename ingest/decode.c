@@ -11,8 +11,21 @@
  * fail the request. */
 #include <snappy-c.h>
 #include <string.h>
-#include "ingest_int.h"
-#include "core/pb_wire.h"
+#include "decode_pb.h"
+
+rw_rc rw_in_decode_too_complex(rw_err *err)
+{
+    return rw_err_set(err, RW_LIMIT, "request too complex: decoding needs more memory than allowed");
+}
+
+rw_rc rw_in_decode_series_limit(size_t nseries, const rw_ingest_config *c, rw_err *err)
+{
+    size_t max_series = (size_t)c->max_series_per_request;
+    if (nseries > max_series)
+        return rw_err_set(err, RW_LIMIT, "request has %zu series, limit is %zu per request",
+                          nseries, max_series);
+    return RW_OK;
+}
 
 const char *rw_in_metric_type_name(uint64_t t)
 {

@@ -22,10 +22,11 @@
  * Wire format handled: varint (0), 64-bit (1), length-delimited (2) and
  * 32-bit (5) fields; groups (3, 4) are invalid (pb_wire.h). Unknown fields
  * are skipped, a repeated scalar field keeps its last value, as protobuf
- * does. Every length is checked against what remains before it is used. */
+ * does. Every length is checked against what remains before it is used.
+ * The Sample message and a series' arena arrays are decoded and sized by
+ * decode_pb.h, shared with decode_v2.c. */
 #include <string.h>
-#include "ingest_int.h"
-#include "core/pb_wire.h"
+#include "decode_pb.h"
 
 /* Strings to terminate once parsing is over; sized by the count pass. */
 typedef struct term_list {
@@ -67,32 +68,6 @@ static int decode_label(pb body, rw_label *l, uint32_t *lens, term_list *t)
     return 0;
 }
 
-static int decode_sample(pb body, rw_sample *s)
-{
-    double v = 0;
-    int64_t ts = 0;
-    while (body.p < body.end) {
-        uint32_t num;
-        int wt;
-        pb sub;
-        uint64_t x;
-        if (rd_field(&body, &num, &wt, &sub, &x) < 0)
-            return -1;
-        if (num == 1) {
-            if (wt != 1)
-                return -1;
-            memcpy(&v, &x, 8);
-        } else if (num == 2) {
-            if (wt != 0)
-                return -1;
-            ts = (int64_t)x;
-        }
-    }
-    s->t = ts;
-    s->v = v;
-    return 0;
-}
-
 /* Count pass: a series' labels, samples, exemplars and native histograms
  * into s (nlabels / nsamples are reset by the decode pass). */
 static int count_series(pb body, rw_in_series *s)
@@ -130,9 +105,7 @@ static size_t series_bytes(rw_in_series *s, size_t max_labels)
         s->nlabels = 0;
         return 0;
     }
-    size_t nl = s->nlabels ? s->nlabels : 1;
-    return PB_ALIGN16(nl * sizeof(rw_label)) + PB_ALIGN16(nl * 2 * sizeof(uint32_t)) +
-           (s->nsamples ? PB_ALIGN16(s->nsamples * sizeof(rw_sample)) : 0);
+    return rw_in_series_bytes(s->nlabels, s->nsamples);
 }
 
 /* Decode pass (counts from count_series, memory reserved). */
@@ -140,11 +113,7 @@ static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t)
 {
     if (s->labels_over)
         return 0; /* counted only: validation rejects it */
-    size_t nl = s->nlabels, ns = s->nsamples;
-    s->labels = rw_arena_alloc(a, (nl ? nl : 1) * sizeof *s->labels);
-    s->lens = rw_arena_alloc(a, (nl ? nl : 1) * 2 * sizeof *s->lens);
-    s->samples = ns ? rw_arena_alloc(a, ns * sizeof *s->samples) : NULL;
-    if (!s->labels || !s->lens || (ns && !s->samples))
+    if (rw_in_series_alloc(a, s, s->nlabels, s->nsamples) < 0)
         return -2;
     s->nlabels = 0;
     s->nsamples = 0;
@@ -159,7 +128,7 @@ static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t)
                 return -1;
             s->nlabels++;
         } else if (num == 2) {
-            if (decode_sample(sub, &s->samples[s->nsamples]) < 0)
+            if (rw_in_pb_sample(sub, &s->samples[s->nsamples], 0) < 0)
                 return -1;
             s->nsamples++;
         }
@@ -204,35 +173,22 @@ static rw_rc malformed(rw_err *err, const char *what, size_t i)
                       "cannot decode protobuf prometheus.WriteRequest: malformed %s %zu", what, i);
 }
 
-static rw_rc too_complex(rw_err *err)
-{
-    return rw_err_set(err, RW_LIMIT, "request too complex: decoding needs more memory than allowed");
-}
-
 /* raw must have one writable byte after raw[len] (see the file header). */
 rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in_mem *m,
                       rw_in_batch *out, rw_err *err)
 {
-    size_t max_series = (size_t)c->max_series_per_request;
     rw_arena *a = m->a;
     pb body = {raw, raw + len}, scan = body;
     size_t nts = 0, nmd = 0;
-    while (scan.p < scan.end) {
-        uint32_t num;
-        int wt;
-        pb sub;
-        uint64_t v;
-        if (rd_field(&scan, &num, &wt, &sub, &v) < 0 || ((num == 1 || num == 3) && wt != 2))
-            return rw_err_set(err, RW_BADREQ, "cannot decode protobuf prometheus.WriteRequest: "
-                                              "malformed field at byte %zu",
-                              (size_t)(scan.p - raw));
-        nts += num == 1;
-        nmd += num == 3;
-    }
-    if (nts > max_series)
-        return rw_err_set(err, RW_LIMIT, "request has %zu series, limit is %zu per request", nts,
-                          max_series);
-    rw_rc rc = rw_in_mem_grow(m, PB_ALIGN16((nts ? nts : 1) * sizeof(rw_in_series)) +
+    const uint8_t *at;
+    if (rw_in_pb_scan(body, 1, 3, &nts, &nmd, &at) < 0)
+        return rw_err_set(err, RW_BADREQ, "cannot decode protobuf prometheus.WriteRequest: "
+                                          "malformed field at byte %zu",
+                          (size_t)(at - raw));
+    rw_rc rc = rw_in_decode_series_limit(nts, c, err);
+    if (rc != RW_OK)
+        return rc;
+    rc = rw_in_mem_grow(m, PB_ALIGN16((nts ? nts : 1) * sizeof(rw_in_series)) +
                                      PB_ALIGN16((nmd ? nmd : 1) * sizeof(rw_metadata)),
                               err);
     if (rc != RW_OK)
@@ -240,7 +196,7 @@ rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
     out->series = rw_arena_calloc(a, nts ? nts : 1, sizeof *out->series);
     out->metadata = rw_arena_calloc(a, nmd ? nmd : 1, sizeof *out->metadata);
     if (!out->series || !out->metadata)
-        return too_complex(err);
+        return rw_in_decode_too_complex(err);
     /* count pass */
     size_t need = 0, nlabels = 0, k = 0;
     scan = body;
@@ -264,7 +220,7 @@ rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
     if ((rc = rw_in_mem_grow(m, need, err)) != RW_OK)
         return rc;
     if (!(t.at = rw_arena_alloc(a, (t.cap ? t.cap : 1) * sizeof *t.at)))
-        return too_complex(err);
+        return rw_in_decode_too_complex(err);
     while (body.p < body.end) {
         uint32_t num = 0;
         int wt = 0;
@@ -277,7 +233,7 @@ rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
         else if (num == 3)
             r = decode_metadata(sub, &out->metadata[out->nmetadata++], &t);
         if (r == -2)
-            return too_complex(err);
+            return rw_in_decode_too_complex(err);
         if (r < 0)
             return num == 1 ? malformed(err, "time series", out->nseries - 1)
                             : malformed(err, "metadata entry", out->nmetadata - 1);

@@ -16,19 +16,15 @@
  * Native histograms and exemplars are not stored (the pipeline counts and
  * rejects them): their messages are only checked to be well-formed, as
  * protobuf-c would have. Unknown fields are skipped; packed and unpacked
- * labels_refs are both accepted, as protobuf requires of a parser. */
+ * labels_refs are both accepted, as protobuf requires of a parser. The
+ * Sample message and a series' arena arrays are decode_pb.h's, shared with
+ * decode_v1.c. */
 #include <string.h>
-#include "ingest_int.h"
-#include "core/pb_wire.h"
+#include "decode_pb.h"
 
 static rw_rc bad(rw_err *err)
 {
     return rw_err_set(err, RW_BADREQ, "cannot decode protobuf io.prometheus.write.v2.Request");
-}
-
-static rw_rc too_complex(rw_err *err)
-{
-    return rw_err_set(err, RW_LIMIT, "request too complex: decoding needs more memory than allowed");
 }
 
 /* Count pass over one TimeSeries: label references into *nrefs, samples,
@@ -84,33 +80,6 @@ static int count_series(pb body, rw_in_series *s, size_t *nrefs)
     }
     *nrefs = refs;
     s->nsamples = ns;
-    return 0;
-}
-
-static int decode_sample(pb body, rw_sample *s)
-{
-    double v = 0;
-    int64_t ts = 0;
-    while (body.p < body.end) {
-        uint32_t num;
-        int wt;
-        pb sub;
-        uint64_t x;
-        if (rd_field(&body, &num, &wt, &sub, &x) < 0)
-            return -1;
-        if (num == 1) {
-            if (wt != 1)
-                return -1;
-            memcpy(&v, &x, 8);
-        } else if (num == 2 || num == 3) {
-            if (wt != 0)
-                return -1;
-            if (num == 2)
-                ts = (int64_t)x;
-        }
-    }
-    s->t = ts;
-    s->v = v;
     return 0;
 }
 
@@ -181,11 +150,8 @@ static rw_rc decode_series(pb body, size_t idx, const symtab *sym, size_t nrefs,
                           "remote-write 2.0: series %zu has an odd number of labels_refs (%zu)",
                           idx, nrefs);
     size_t nl = nrefs / 2, ns = s->nsamples;
-    s->labels = rw_arena_alloc(a, (nl ? nl : 1) * sizeof *s->labels);
-    s->lens = rw_arena_alloc(a, (nl ? nl : 1) * 2 * sizeof *s->lens);
-    s->samples = ns ? rw_arena_alloc(a, ns * sizeof *s->samples) : NULL;
-    if (!s->labels || !s->lens || (ns && !s->samples))
-        return too_complex(err);
+    if (rw_in_series_alloc(a, s, nl, ns) < 0)
+        return rw_in_decode_too_complex(err);
     s->nlabels = nl;
     s->nsamples = 0;
     size_t r = 0;
@@ -209,7 +175,8 @@ static rw_rc decode_series(pb body, size_t idx, const symtab *sym, size_t nrefs,
                     return rc;
             }
         } else if (num == 2) {
-            if (decode_sample(sub, &s->samples[s->nsamples]) < 0)
+            /* 2.0's Sample also has start_timestamp (3), a varint not kept */
+            if (rw_in_pb_sample(sub, &s->samples[s->nsamples], 3) < 0)
                 return bad(err);
             s->nsamples++;
         } else if (num == 5) {
@@ -238,25 +205,17 @@ static rw_rc decode_series(pb body, size_t idx, const symtab *sym, size_t nrefs,
 rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in_mem *m,
                       rw_in_batch *out, rw_err *err)
 {
-    size_t max_series = (size_t)c->max_series_per_request;
     rw_arena *a = m->a;
     pb body = {raw, raw + len}, scan = body;
     size_t nts = 0, nsym = 0;
-    while (scan.p < scan.end) {
-        uint32_t num;
-        int wt;
-        pb sub;
-        uint64_t v;
-        if (rd_field(&scan, &num, &wt, &sub, &v) < 0 || ((num == 4 || num == 5) && wt != 2))
-            return bad(err);
-        nts += num == 5;
-        nsym += num == 4;
-    }
-    if (nts > max_series)
-        return rw_err_set(err, RW_LIMIT, "request has %zu series, limit is %zu per request", nts,
-                          max_series);
+    const uint8_t *at;
+    if (rw_in_pb_scan(body, 5, 4, &nts, &nsym, &at) < 0)
+        return bad(err);
+    rw_rc rc = rw_in_decode_series_limit(nts, c, err);
+    if (rc != RW_OK)
+        return rc;
     size_t nrefs_bytes = PB_ALIGN16((nts ? nts : 1) * sizeof(size_t));
-    rw_rc rc = rw_in_mem_grow(m, PB_ALIGN16((nts ? nts : 1) * sizeof(rw_in_series)) +
+    rc = rw_in_mem_grow(m, PB_ALIGN16((nts ? nts : 1) * sizeof(rw_in_series)) +
                                      PB_ALIGN16((nts ? nts : 1) * sizeof(rw_metadata)) +
                                      PB_ALIGN16((nsym ? nsym : 1) * sizeof(char *)) +
                                      PB_ALIGN16((nsym ? nsym : 1) * sizeof(uint32_t)) +
@@ -270,7 +229,7 @@ rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
     out->series = rw_arena_calloc(a, nts ? nts : 1, sizeof *out->series);
     out->metadata = rw_arena_calloc(a, nts ? nts : 1, sizeof *out->metadata);
     if (!sym.s || !sym.len || !nrefs || !out->series || !out->metadata)
-        return too_complex(err);
+        return rw_in_decode_too_complex(err);
     /* count pass: symbols into the table, series' counts */
     size_t need = 0, nlabels = 0, k = 0;
     scan = body;
@@ -295,9 +254,7 @@ rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
                 k++;
                 continue;
             }
-            size_t nl = nrefs[k] / 2 ? nrefs[k] / 2 : 1;
-            need += PB_ALIGN16(nl * sizeof(rw_label)) + PB_ALIGN16(nl * 2 * sizeof(uint32_t)) +
-                    (s->nsamples ? PB_ALIGN16(s->nsamples * sizeof(rw_sample)) : 0);
+            need += rw_in_series_bytes(nrefs[k] / 2, s->nsamples);
             nlabels += nrefs[k] / 2;
             k++;
         }

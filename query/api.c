@@ -722,6 +722,30 @@ static int engine_ready(rw_query_api *api, rw_http_resp *resp)
     return 0;
 }
 
+/* Evaluates x under one query request (its arena, querier, timeout and
+ * memory bound) and answers: at start when step is 0 (/query), else from
+ * start to end by step (/query_range, where step > 0). */
+static void eval_answer(rw_query_api *api, rw_http_req *req, rw_http_resp *resp,
+                        const rw_promql_expr *x, int64_t start, int64_t end, int64_t step,
+                        int64_t timeout, size_t limit)
+{
+    qapi_req r;
+    if (!rw_qapi_req_begin(api, req, resp, timeout, 0, &r))
+        return;
+    rw_result res;
+    memset(&res, 0, sizeof res);
+    rw_err e;
+    rw_err_init(&e);
+    rw_eval_opts eo = {.querier = &r.q, .timeout_ms = timeout,
+                       .max_memory_bytes = api->max_memory_bytes};
+    rw_rc rc = step ? rw_engine_eval_range(api->engine, x, start, end, step, &eo, r.a, &res, &e)
+                    : rw_engine_eval_instant(api->engine, x, start, &eo, r.a, &res, &e);
+    answer(req, resp, rc, &res, &e, limit);
+    if (rc != RW_OK && rw_arena_over_cap(r.a))
+        rw_qapi_req_error(api, &r, resp, rc, e.msg);
+    rw_qapi_req_end(api, &r);
+}
+
 void rw_qapi_query(void *ctx, rw_http_req *req, rw_http_resp *resp)
 {
     rw_query_api *api = ctx;
@@ -741,18 +765,7 @@ void rw_qapi_query(void *ctx, rw_http_req *req, rw_http_resp *resp)
         answer(req, resp, e.code, NULL, &e, limit);
         goto out;
     }
-    qapi_req r;
-    if (rw_qapi_req_begin(api, req, resp, timeout, 0, &r)) {
-        rw_result res;
-        memset(&res, 0, sizeof res);
-        rw_eval_opts eo = {.querier = &r.q, .timeout_ms = timeout,
-                           .max_memory_bytes = api->max_memory_bytes};
-        rw_rc rc = rw_engine_eval_instant(api->engine, x, t, &eo, r.a, &res, &e);
-        answer(req, resp, rc, &res, &e, limit);
-        if (rc != RW_OK && rw_arena_over_cap(r.a))
-            rw_qapi_req_error(api, &r, resp, rc, e.msg);
-        rw_qapi_req_end(api, &r);
-    }
+    eval_answer(api, req, resp, x, t, t, 0, timeout, limit);
     rw_promql_expr_free(x);
 out:
     rw_qapi_observe(api, QAPI_EP_QUERY, start_ns);
@@ -810,18 +823,7 @@ void rw_qapi_query_range(void *ctx, rw_http_req *req, rw_http_resp *resp)
         answer(req, resp, e.code, NULL, &e, limit);
         goto out;
     }
-    qapi_req r;
-    if (rw_qapi_req_begin(api, req, resp, timeout, 0, &r)) {
-        rw_result res;
-        memset(&res, 0, sizeof res);
-        rw_eval_opts eo = {.querier = &r.q, .timeout_ms = timeout,
-                           .max_memory_bytes = api->max_memory_bytes};
-        rw_rc rc = rw_engine_eval_range(api->engine, x, start, end, step, &eo, r.a, &res, &e);
-        answer(req, resp, rc, &res, &e, limit);
-        if (rc != RW_OK && rw_arena_over_cap(r.a))
-            rw_qapi_req_error(api, &r, resp, rc, e.msg);
-        rw_qapi_req_end(api, &r);
-    }
+    eval_answer(api, req, resp, x, start, end, step, timeout, limit);
     rw_promql_expr_free(x);
 out:
     rw_qapi_observe(api, QAPI_EP_QUERY_RANGE, start_ns);

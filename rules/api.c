@@ -252,6 +252,29 @@ static int parse_count(rw_http_resp *resp, const char *name, const char *s, long
     return 0;
 }
 
+/* The paging parameters of /api/v1/rules and /api/v1/alerts: the page
+ * size (limit_name, parse_count's rules; 0 when absent) and the token of the
+ * page to start at (token_name; NULL when absent), which is refused without
+ * a page size as Prometheus refuses it. -1 with the 400 written. */
+static int page_params(rw_http_req *req, rw_http_resp *resp, const char *limit_name,
+                       const char *token_name, const char *what, long *limit,
+                       const char **token)
+{
+    const char *lim = rw_http_param(req, limit_name);
+    *token = rw_http_param(req, token_name);
+    *limit = 0;
+    if (*token && **token && !(lim && *lim)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s needs to be present in order to paginate over the %s",
+                 limit_name, what);
+        bad_param(resp, token_name, msg);
+        return -1;
+    }
+    if (lim && *lim && parse_count(resp, limit_name, lim, limit) != 0)
+        return -1;
+    return 0;
+}
+
 static void to_hex(rw_buf *b, const unsigned char *p, size_t n)
 {
     static const char d[] = "0123456789abcdef";
@@ -421,15 +444,9 @@ static void h_rules(void *ctx, rw_http_req *req, rw_http_resp *resp)
     }
     /* paging: group_limit groups per answer; group_next_token names the
        group the next page starts at (Prometheus 3) */
-    const char *gl = rw_http_param(req, "group_limit");
-    const char *token = rw_http_param(req, "group_next_token");
-    long limit = 0;
-    if (token && *token && !(gl && *gl)) {
-        bad_param(resp, "group_next_token",
-                  "group_limit needs to be present in order to paginate over the groups");
-        return;
-    }
-    if (gl && *gl && parse_count(resp, "group_limit", gl, &limit) != 0)
+    long limit;
+    const char *token;
+    if (page_params(req, resp, "group_limit", "group_next_token", "groups", &limit, &token) != 0)
         return;
     if (!limit || (token && !*token))
         token = NULL;
@@ -735,14 +752,9 @@ static void h_alerts(void *ctx, rw_http_req *req, rw_http_resp *resp)
             return;
         }
     }
-    const char *lim = rw_http_param(req, "limit");
-    const char *token = rw_http_param(req, "next_token");
-    long limit = 0;
-    if (token && *token && !(lim && *lim)) {
-        bad_param(resp, "next_token", "limit needs to be present in order to paginate over the alerts");
-        return;
-    }
-    if (lim && *lim && parse_count(resp, "limit", lim, &limit) != 0)
+    long limit;
+    const char *token;
+    if (page_params(req, resp, "limit", "next_token", "alerts", &limit, &token) != 0)
         return;
     const char *from = NULL;
     size_t fromlen = 0;

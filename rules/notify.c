@@ -35,6 +35,7 @@
 #include "core/log.h"
 #include "core/relabel.h"
 #include "core/timeutil.h"
+#include "core/tls_client.h"
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
@@ -47,16 +48,15 @@ typedef struct qalert {
 
 /* One Alertmanager: where and how to send, and its place in the queue. */
 typedef struct am_target {
-    char *url;          /* POST here */
-    char *connect_to;   /* CURLOPT_CONNECT_TO entry when tls server_name is set */
+    char *url;          /* POST here (tls server_name applies per request) */
     char *name;         /* scheme://host:port/prefix: the metrics label */
     /* what the request needs from the config, copied: the config may be
      * swapped (and freed) while a request is in flight */
     int64_t timeout_ms;
     char *auth_type, *credentials, *credentials_file;
     char *username, *password, *password_file;
-    char *ca_file, *cert_file, *key_file;
-    int insecure;
+    rw_tls_client_config tls; /* deep copy of the tls_config block */
+    int has_tls;              /* tls holds a copy to free */
     int has_basic;
 
     uint64_t cursor;    /* next sequence number to send */
@@ -72,7 +72,7 @@ typedef struct am_target {
     size_t batch_n;
     rw_buf payload;
     struct curl_slist *hdrs;
-    struct curl_slist *connect; /* CURLOPT_CONNECT_TO */
+    rw_tls_conn conn;   /* the URL and CURLOPT_CONNECT_TO curl uses */
     int64_t start_ns;
     char errbuf[CURL_ERROR_SIZE];
 
@@ -244,10 +244,9 @@ static void target_free(am_target *t)
     if (t->easy)
         curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->hdrs);
-    curl_slist_free_all(t->connect);
+    rw_tls_conn_free(&t->conn);
     rw_buf_free(&t->payload);
     free(t->url);
-    free(t->connect_to);
     free(t->name);
     free(t->auth_type);
     free(t->credentials);
@@ -255,17 +254,19 @@ static void target_free(am_target *t)
     free(t->username);
     free(t->password);
     free(t->password_file);
-    free(t->ca_file);
-    free(t->cert_file);
-    free(t->key_file);
+    if (t->has_tls)
+        rw_cfg_free(&rw_tls_client_config_table, &t->tls);
     free(t);
 }
 
-static am_target *target_new(rw_notifier *n, const rw_am_config *c, const char *addr)
+static am_target *target_new(rw_notifier *n, const rw_am_config *c, const char *addr,
+                             rw_err *err)
 {
     am_target *t = calloc(1, sizeof *t);
-    if (!t)
+    if (!t) {
+        rw_err_set(err, RW_NOMEM, "alerting: out of memory");
         return NULL;
+    }
     const char *scheme = c->scheme == RW_AM_HTTPS ? "https" : "http";
     /* path.Join("/", path_prefix, "/api/v2/alerts") */
     char prefix[1024];
@@ -273,30 +274,11 @@ static am_target *target_new(rw_notifier *n, const rw_am_config *c, const char *
     size_t pl = strlen(prefix);
     while (pl > 0 && prefix[pl - 1] == '/')
         prefix[--pl] = 0;
-    const char *host = addr;
-    char hostbuf[512];
-    if (c->tls_config.server_name[0] && c->scheme == RW_AM_HTTPS) {
-        /* connect to addr, but speak TLS to server_name (SNI, verification) */
-        const char *colon = strrchr(addr, ':');
-        const char *port = colon && !strchr(colon, ']') ? colon + 1 : "443";
-        snprintf(hostbuf, sizeof hostbuf, "%s:%s", c->tls_config.server_name, port);
-        host = hostbuf;
-        size_t cl = strlen(addr) + strlen(c->tls_config.server_name) + 16;
-        t->connect_to = malloc(cl);
-        if (t->connect_to) {
-            if (colon && !strchr(colon, ']'))
-                snprintf(t->connect_to, cl, "%s:%s:%.*s:%s", c->tls_config.server_name, port,
-                         (int)(colon - addr), addr, port);
-            else
-                snprintf(t->connect_to, cl, "%s:%s:%s:%s", c->tls_config.server_name, port, addr,
-                         port);
-        }
-    }
-    size_t ul = strlen(scheme) + strlen(host) + pl + 32;
+    size_t ul = strlen(scheme) + strlen(addr) + pl + 32;
     t->url = malloc(ul);
     t->name = malloc(ul);
     if (t->url)
-        snprintf(t->url, ul, "%s://%s%s%s/api/v2/alerts", scheme, host,
+        snprintf(t->url, ul, "%s://%s%s%s/api/v2/alerts", scheme, addr,
                  prefix[0] && prefix[0] != '/' ? "/" : "", prefix);
     if (t->name)
         snprintf(t->name, ul, "%s://%s%s%s", scheme, addr, prefix[0] && prefix[0] != '/' ? "/" : "",
@@ -310,17 +292,21 @@ static am_target *target_new(rw_notifier *n, const rw_am_config *c, const char *
     t->password_file = xstrdup(c->basic_auth.password_file);
     t->has_basic = c->basic_auth.username[0] || c->basic_auth.password[0] ||
                    c->basic_auth.password_file[0];
-    t->ca_file = xstrdup(c->tls_config.ca_file);
-    t->cert_file = xstrdup(c->tls_config.cert_file);
-    t->key_file = xstrdup(c->tls_config.key_file);
-    t->insecure = c->tls_config.insecure_skip_verify;
     rw_buf_init(&t->payload, 0);
     if (!t->url || !t->name || !t->auth_type || !t->credentials || !t->credentials_file ||
-        !t->username || !t->password || !t->password_file || !t->ca_file || !t->cert_file ||
-        !t->key_file || (c->tls_config.server_name[0] && c->scheme == RW_AM_HTTPS && !t->connect_to)) {
+        !t->username || !t->password || !t->password_file) {
+        target_free(t);
+        rw_err_set(err, RW_NOMEM, "alerting: out of memory");
+        return NULL;
+    }
+    rw_err e;
+    rw_err_init(&e);
+    if (rw_cfg_copy(&rw_tls_client_config_table, &t->tls, &c->tls_config, &e) != RW_OK) {
+        rw_err_set(err, e.code, "alerting: alertmanager %s: tls_config: %s", t->name, e.msg);
         target_free(t);
         return NULL;
     }
+    t->has_tls = 1;
     char lbl[1100];
     metric_labels(t->name, lbl, sizeof lbl);
     t->m_sent = rw_metrics_counter(n->metrics, "rwgate_notifications_sent_total", lbl,
@@ -333,11 +319,17 @@ static am_target *target_new(rw_notifier *n, const rw_am_config *c, const char *
     return t;
 }
 
-/* Same destination and settings: the target keeps its cursor across a
- * reconfigure. */
+/* The server_name a request to t speaks TLS to ("" = the URL's host). */
+static const char *tls_name(const am_target *t)
+{
+    return strncmp(t->url, "https://", 8) == 0 && t->tls.server_name ? t->tls.server_name : "";
+}
+
+/* Same destination (address, path and TLS server name): the target keeps
+ * its cursor across a reconfigure. */
 static int target_same(const am_target *a, const am_target *b)
 {
-    return strcmp(a->url, b->url) == 0;
+    return strcmp(a->url, b->url) == 0 && strcmp(tls_name(a), tls_name(b)) == 0;
 }
 
 /* Builds the targets of cfg. */
@@ -359,12 +351,12 @@ static rw_rc build_targets(rw_notifier *n, const rw_alerting_config *cfg, am_tar
         for (size_t j = 0; j < c->static_configs.n; j++) {
             const rw_am_static_config *sc = (const rw_am_static_config *)c->static_configs.v + j;
             for (size_t t = 0; t < sc->targets.n; t++) {
-                am_target *a = target_new(n, c, sc->targets.v[t]);
+                am_target *a = target_new(n, c, sc->targets.v[t], err);
                 if (!a) {
                     for (size_t q = 0; q < k; q++)
                         target_free(v[q]);
                     free(v);
-                    return rw_err_set(err, RW_NOMEM, "alerting: out of memory");
+                    return err ? err->code : RW_NOMEM;
                 }
                 int dup = 0;
                 for (size_t q = 0; q < k; q++)
@@ -566,7 +558,15 @@ static int start_request(rw_notifier *n, am_target *t)
         free(secret);
         secret = NULL;
     }
-    curl_easy_setopt(e, CURLOPT_URL, t->url);
+    /* URL (server_name's rewrite), CA, client certificate, verification,
+       oldest TLS version */
+    rw_tls_conn_free(&t->conn);
+    rw_err terr;
+    rw_err_init(&terr);
+    if (rw_tls_client_setup(e, &t->tls, t->url, &t->conn, &terr) != RW_OK) {
+        rw_warn("alertmanager %s: %s", t->name, terr.msg);
+        return -1;
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->hdrs);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->payload.p);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->payload.len);
@@ -595,27 +595,13 @@ static int start_request(rw_notifier *n, am_target *t)
         curl_easy_setopt(e, CURLOPT_PASSWORD, pw); /* curl copies it */
         free(secret);
     }
-    if (t->ca_file[0])
-        curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
-    if (t->cert_file[0]) {
-        curl_easy_setopt(e, CURLOPT_SSLCERT, t->cert_file);
-        curl_easy_setopt(e, CURLOPT_SSLKEY, t->key_file);
-    }
-    if (t->insecure) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (t->connect_to) {
-        if (!t->connect)
-            t->connect = curl_slist_append(NULL, t->connect_to);
-        curl_easy_setopt(e, CURLOPT_CONNECT_TO, t->connect);
-    }
     t->batch_first = first;
     t->batch_n = cnt;
     t->start_ns = rw_mono_ns();
     t->inflight = 1;
     if (curl_multi_add_handle(n->multi, e) != CURLM_OK) {
         t->inflight = 0;
+        rw_tls_conn_free(&t->conn);
         return -1;
     }
     return 0;
@@ -636,6 +622,7 @@ static void finish_request(rw_notifier *n, am_target *t, CURLcode res)
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
     curl_multi_remove_handle(n->multi, t->easy);
     t->inflight = 0;
+    rw_tls_conn_free(&t->conn);
     rw_histogram_observe(t->m_latency, (double)(rw_mono_ns() - t->start_ns) / 1e9);
     if (t->retired)
         return;
@@ -760,11 +747,13 @@ static void *sender(void *arg)
         if (n->ams[i]->inflight) {
             curl_multi_remove_handle(n->multi, n->ams[i]->easy);
             n->ams[i]->inflight = 0;
+            rw_tls_conn_free(&n->ams[i]->conn);
         }
     for (size_t i = 0; i < n->nretired; i++)
         if (n->retired[i]->inflight) {
             curl_multi_remove_handle(n->multi, n->retired[i]->easy);
             n->retired[i]->inflight = 0;
+            rw_tls_conn_free(&n->retired[i]->conn);
         }
     pthread_mutex_unlock(&n->mu);
     return NULL;

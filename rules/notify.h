@@ -14,7 +14,8 @@
  *       api_version: v2                     # v1 is refused
  *       authorization: {type: Bearer, credentials: ..., credentials_file: ...}
  *       basic_auth: {username: ..., password: ..., password_file: ...}
- *       tls_config: {ca_file, cert_file, key_file, server_name, insecure_skip_verify}
+ *       tls_config: {ca_file, cert_file, key_file, server_name, insecure_skip_verify,
+ *                    min_version}            # core/tls_client.h; min_version TLS12 | TLS13
  *     notification_queue_capacity: 10000   # rwgate: Prometheus' flag of that name
  *
  * rw_notifier_send() copies the alerts (external labels attached, relabeled,
@@ -44,6 +45,7 @@
 #include "core/err.h"
 #include "core/labels.h"
 #include "core/metrics.h"
+#include "core/tls_client.h"
 
 #define RW_NOTIFY_MAX_BATCH 64 /* alerts per request, as Prometheus */
 
@@ -61,12 +63,6 @@ typedef struct rw_am_basic_auth {
     char *password_file;    /* read at each request, trimmed */
 } rw_am_basic_auth;
 
-typedef struct rw_am_tls {
-    char *ca_file, *cert_file, *key_file;
-    char *server_name;      /* SNI and the name the certificate must carry */
-    int insecure_skip_verify;
-} rw_am_tls;
-
 typedef struct rw_am_static_config {
     rw_cfg_strings targets; /* host:port */
     rw_cfg_labels labels;   /* accepted as Prometheus does; unused */
@@ -82,7 +78,7 @@ typedef struct rw_am_config {
     char *api_version;          /* "v2" */
     rw_am_authorization authorization;
     rw_am_basic_auth basic_auth;
-    rw_am_tls tls_config;
+    rw_tls_client_config tls_config; /* core/tls_client.h */
 } rw_am_config;
 
 typedef struct rw_alerting_config {

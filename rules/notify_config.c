@@ -2,19 +2,21 @@
  * that describe rw_alerting_config (notify.h), in Prometheus' layout and
  * with its defaults and checks (the same refusals and messages as
  * prometheus/common's HTTP client config where rwgate has the key), plus
- * rwgate's notification_queue_capacity. Every row applies on reload:
+ * rwgate's notification_queue_capacity. tls_config is the core block
+ * (core/tls_client.h), shared with rwgate's other HTTPS clients, so the
+ * notifier also takes its min_version. Every row applies on reload:
  * rw_notifier_reconfigure() takes the new section and keeps the queue. */
 #include <stddef.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 #include "core/cfg.h"
 #include "core/relabel.h"
+#include "core/tls_client.h"
 #include "notify.h"
 
 #define R RW_CFG_RELOAD
 
-/* ---- authorization / basic_auth / tls_config ---- */
+/* ---- authorization / basic_auth (tls_config is core/tls_client.h's) ---- */
 
 #define AUTH(f) offsetof(rw_am_authorization, f)
 static const rw_cfg_key auth_keys[] = {
@@ -65,37 +67,6 @@ static rw_rc check_basic(void *obj, rw_err *err)
 static const rw_cfg_table basic_table =
     RW_CFG_TABLE("basic_auth", rw_am_basic_auth, basic_keys, check_basic, NULL);
 
-#define TLS(f) offsetof(rw_am_tls, f)
-static const rw_cfg_key tls_keys[] = {
-    {"ca_file", RW_CFG_PATH, TLS(ca_file), NULL, 0, 0, R,
-     "CA certificates that the Alertmanager's certificate must chain to", NULL, NULL},
-    {"cert_file", RW_CFG_PATH, TLS(cert_file), NULL, 0, 0, R, "client certificate", NULL, NULL},
-    {"key_file", RW_CFG_PATH, TLS(key_file), NULL, 0, 0, R, "client certificate's key", NULL,
-     NULL},
-    {"server_name", RW_CFG_STRING, TLS(server_name), NULL, 0, 0, R,
-     "name to send as SNI and to verify the certificate against", NULL, NULL},
-    {"insecure_skip_verify", RW_CFG_BOOL, TLS(insecure_skip_verify), "false", 0, 0, R,
-     "do not verify the Alertmanager's certificate", NULL, NULL},
-};
-
-static rw_rc check_tls(void *obj, rw_err *err)
-{
-    const rw_am_tls *t = obj;
-    if (t->cert_file[0] && !t->key_file[0])
-        return rw_err_set(err, RW_BADREQ, "client cert file \"%s\" specified without client key file",
-                          t->cert_file);
-    if (t->key_file[0] && !t->cert_file[0])
-        return rw_err_set(err, RW_BADREQ, "client key file \"%s\" specified without client cert file",
-                          t->key_file);
-    const char *files[] = {t->ca_file, t->cert_file, t->key_file};
-    for (size_t i = 0; i < 3; i++)
-        if (files[i][0] && access(files[i], R_OK) != 0)
-            return rw_err_set(err, RW_BADREQ, "unable to read %s", files[i]);
-    return RW_OK;
-}
-
-static const rw_cfg_table tls_table = RW_CFG_TABLE("tls_config", rw_am_tls, tls_keys, check_tls, NULL);
-
 /* ---- static_configs ---- */
 
 #define SC(f) offsetof(rw_am_static_config, f)
@@ -141,8 +112,8 @@ static const rw_cfg_key am_keys[] = {
      "Authorization header", &auth_table, NULL},
     {"basic_auth", RW_CFG_SECTION, AM(basic_auth), NULL, 0, 0, R, "HTTP basic authentication",
      &basic_table, NULL},
-    {"tls_config", RW_CFG_SECTION, AM(tls_config), NULL, 0, 0, R, "TLS settings", &tls_table,
-     NULL},
+    {"tls_config", RW_CFG_SECTION, AM(tls_config), NULL, 0, 0, R, "TLS settings",
+     &rw_tls_client_config_table, NULL},
 };
 
 static rw_rc check_am(void *obj, rw_err *err)

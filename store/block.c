@@ -78,6 +78,25 @@ static const uint8_t *payload(const uint8_t *b, size_t len, size_t rawcap, void 
     return (const uint8_t *)scratch->p;
 }
 
+/* The payload of a counted column (timestamps, block index: mode 0, maybe
+ * zstd) from its leading count on, and that count in *n: at most one entry
+ * per payload byte, so a corrupt count cannot ask for more memory than the
+ * column could describe. NULL when malformed. */
+static const uint8_t *counted_payload(const uint8_t *b, size_t len, size_t rawcap, void *zd,
+                                      rw_buf *scratch, const uint8_t **end, uint64_t *n)
+{
+    if (len < 2 || (b[0] & ~F_ZSTD) != 0)
+        return NULL;
+    size_t plen;
+    const uint8_t *p = payload(b, len, rawcap, zd, scratch, &plen);
+    if (!p)
+        return NULL;
+    *end = p + plen;
+    if (get_uvarint(&p, *end, n) < 0 || *n > plen)
+        return NULL;
+    return p;
+}
+
 /* ---- values ---- */
 
 int part_encode_values(const uint64_t *v, size_t n, rw_buf *out, rw_buf *scratch, void *zc)
@@ -212,15 +231,10 @@ int ts_encode(const int64_t *t, size_t n, rw_buf *out, rw_buf *scratch, void *zc
 
 tscol *ts_decode(int64_t id, const uint8_t *b, size_t len, rw_buf *scratch, void *zd)
 {
-    if (len < 2 || (b[0] & ~F_ZSTD) != 0)
-        return NULL;
-    size_t plen;
-    const uint8_t *p = payload(b, len, (size_t)1 << 30, zd, scratch, &plen);
-    if (!p)
-        return NULL;
-    const uint8_t *end = p + plen;
+    const uint8_t *end;
     uint64_t n;
-    if (get_uvarint(&p, end, &n) < 0 || n > plen)
+    const uint8_t *p = counted_payload(b, len, (size_t)1 << 30, zd, scratch, &end, &n);
+    if (!p)
         return NULL;
     tscol *c = malloc(sizeof *c + (size_t)n * sizeof(int64_t));
     if (!c)
@@ -285,15 +299,10 @@ int bidx_encode(const bidx_ent *e, size_t n, int64_t base_mint, int64_t base_row
 bidx *bidx_decode(const uint8_t *b, size_t len, int64_t base_mint, int64_t base_rowid,
                   rw_buf *scratch, void *zd)
 {
-    if (len < 2 || (b[0] & ~F_ZSTD) != 0)
-        return NULL;
-    size_t plen;
-    const uint8_t *p = payload(b, len, (size_t)1 << 31, zd, scratch, &plen);
-    if (!p)
-        return NULL;
-    const uint8_t *end = p + plen;
+    const uint8_t *end;
     uint64_t n;
-    if (get_uvarint(&p, end, &n) < 0 || n > plen)
+    const uint8_t *p = counted_payload(b, len, (size_t)1 << 31, zd, scratch, &end, &n);
+    if (!p)
         return NULL;
     bidx *x = malloc(sizeof *x + (size_t)n * sizeof(bidx_ent));
     if (!x)

@@ -295,12 +295,21 @@ static void test_decode_v1_wire(void)
     body = compress(grp, sizeof grp, &clen);
     rw_err_init(&e);
     CHECK(rw_in_decode(ig, RW_PROTO_V1, body, clen, a, &b, &e) == RW_BADREQ);
+    CHECK_MSG(strstr(e.msg, "malformed field at byte 1") != NULL, "%s", e.msg);
     free(body);
     /* a length running past the end */
     uint8_t past[] = {1 << 3 | 2, 100, 0};
     body = compress(past, sizeof past, &clen);
     rw_err_init(&e);
     CHECK(rw_in_decode(ig, RW_PROTO_V1, body, clen, a, &b, &e) == RW_BADREQ);
+    CHECK_MSG(strstr(e.msg, "malformed field at byte 2") != NULL, "%s", e.msg);
+    free(body);
+    /* metadata (field 3) that is not a message */
+    uint8_t md[] = {3 << 3 | 0, 1};
+    body = compress(md, sizeof md, &clen);
+    rw_err_init(&e);
+    CHECK(rw_in_decode(ig, RW_PROTO_V1, body, clen, a, &b, &e) == RW_BADREQ);
+    CHECK_MSG(strstr(e.msg, "malformed field at byte 2") != NULL, "%s", e.msg);
     free(body);
     rw_arena_free(a);
     free_cfg(ig);
@@ -321,6 +330,28 @@ static void test_hostile(void)
     rw_err_init(&e);
     CHECK(rw_in_decode(ig, RW_PROTO_V1, huge, sizeof huge, a, &b, &e) == RW_LIMIT);
     CHECK(strstr(e.msg, "exceeds the limit") != NULL);
+    /* more series than max_series_per_request: refused, in both protocols */
+    ig->max_series_per_request = 49;
+    rw_err_init(&e);
+    CHECK(rw_in_decode(ig, RW_PROTO_V1, body, clen, a, &b, &e) == RW_LIMIT);
+    CHECK_MSG(strstr(e.msg, "request has 50 series, limit is 49 per request") != NULL, "%s",
+              e.msg);
+    ig->max_series_per_request = 1;
+    const uint8_t two_v2[] = {5 << 3 | 2, 0, 5 << 3 | 2, 0};
+    size_t tlen;
+    char *tbody = compress(two_v2, sizeof two_v2, &tlen);
+    rw_err_init(&e);
+    CHECK(rw_in_decode(ig, RW_PROTO_V2, tbody, tlen, a, &b, &e) == RW_LIMIT);
+    CHECK_MSG(strstr(e.msg, "request has 2 series, limit is 1 per request") != NULL, "%s", e.msg);
+    free(tbody);
+    /* a 2.0 series (field 5) that is not a message */
+    const uint8_t v2_bad[] = {5 << 3 | 0, 1};
+    tbody = compress(v2_bad, sizeof v2_bad, &tlen);
+    rw_err_init(&e);
+    CHECK(rw_in_decode(ig, RW_PROTO_V2, tbody, tlen, a, &b, &e) == RW_BADREQ);
+    CHECK_MSG(strstr(e.msg, "io.prometheus.write.v2.Request") != NULL, "%s", e.msg);
+    free(tbody);
+    ig->max_series_per_request = 100000; /* the default */
     /* truncated */
     rw_err_init(&e);
     CHECK(rw_in_decode(ig, RW_PROTO_V1, body, clen / 2, a, &b, &e) == RW_BADREQ);

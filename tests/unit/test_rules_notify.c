@@ -137,7 +137,8 @@ static void test_config(void)
                "  timeout: 3s\n"
                "  api_version: v2\n"
                "  basic_auth: {username: u, password: p}\n"
-               "  tls_config: {insecure_skip_verify: true, server_name: am.example}\n"
+               "  tls_config: {insecure_skip_verify: true, server_name: am.example,"
+               " min_version: TLS13}\n"
                "- static_configs: [{targets: ['c:9093']}]\n"
                "  authorization: {credentials: tok}\n"
                "notification_queue_capacity: 50\n",
@@ -150,6 +151,9 @@ static void test_config(void)
     CHECK_STR(a[0].path_prefix, "/am");
     CHECK_STR(a[0].basic_auth.username, "u");
     CHECK(a[0].tls_config.insecure_skip_verify == 1);
+    CHECK_STR(a[0].tls_config.server_name, "am.example");
+    CHECK(a[0].tls_config.min_version == RW_TLS13);
+    CHECK(a[1].tls_config.min_version == RW_TLS12); /* the default */
     CHECK(a[1].scheme == RW_AM_HTTP && a[1].timeout_ms == 10000);
     CHECK_STR(a[1].authorization.type, "Bearer");
     CHECK_STR(a[1].authorization.credentials, "tok");
@@ -173,6 +177,7 @@ static void test_config(void)
         {"alertmanagers: [{tls_config: {cert_file: /etc/hostname}}]",
          "specified without client key file"},
         {"alertmanagers: [{tls_config: {ca_file: /nonexistent/ca.pem}}]", "unable to read"},
+        {"alertmanagers: [{tls_config: {min_version: TLS11}}]", "min_version"},
         {"alertmanagers: [{static_configs: [{targets: ['http://a:9093']}]}]", "must be host:port"},
         {"alertmanagers: [{scheme: ftp}]", "scheme"},
         {"alertmanagers: [{path_prefix: am}]", "must start with /"},
