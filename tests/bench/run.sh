@@ -11,6 +11,13 @@
 #     rule evaluation time per group against Prometheus with the shipped
 #     rule packs (deploy/rules), and ingest with and without rules
 #     (tests/bench/rules_bench.py); results in tests/bench/results/rules-<preset>.*
+#   tests/bench/run.sh checkpoint [PRESET] [ROUNDS] [extra bench.py args]
+#     write latency with checkpoints against without: rwgate with a 4 MiB
+#     store.checkpoint_size and 1 MiB WAL segments (a full flush every 4 MiB
+#     of WAL, several during the load), with the defaults (16 MiB, 4 MiB
+#     segments) and with checkpoints out of reach (64 GiB, 24 h),
+#     alternating; results in
+#     tests/bench/results/checkpoint-<preset>.* (write p50/p90/p99 per system)
 # Presets: small, medium, long, days (15k series x 3 days), wide (~1M series
 # x 15 min), tiny. Extra args go to bench.py, e.g. --kill-restart (SIGKILL
 # after the queries, restart, time to ready, read everything back) or
@@ -33,6 +40,11 @@ if [ "${1:-}" = rules ]; then
   exec python3 "$root/tests/bench/rules_bench.py" --bench "$bench" --rules "$root/deploy/rules" \
     --rwgate "$root/build/rwgate" --preset "$preset" --rounds "$rounds" \
     --out "$root/tests/bench/results/rules-$preset" "$@"
+fi
+mode=""
+if [ "${1:-}" = checkpoint ]; then
+  mode=checkpoint
+  shift
 fi
 preset="${1:-small}"
 rounds="${2:-2}"
@@ -65,6 +77,14 @@ for a in "$@"; do
   [ "$a" = --kill-restart ] && suffix="-kill-restart"
 done
 cd "$bench"
+if [ "$mode" = checkpoint ]; then
+  rw="$root/build/rwgate --listen 127.0.0.1:{port} --data {data} $rwflags"
+  exec ./bench.py run --preset "$preset" --rounds "$rounds" --systems "" --no-queries \
+    --system rwgate-ckpt4m="$rw --set store.checkpoint_size=4MiB --set store.wal_segment_size=1MiB" \
+    --system rwgate="$rw" \
+    --system rwgate-nockpt="$rw --set store.checkpoint_size=64GiB --set store.checkpoint_interval=24h" \
+    --workdir /tmp/rwbench-rwgate --out "$out/checkpoint-$preset" "$@"
+fi
 ./bench.py run --preset "$preset" --rounds "$rounds" --systems "$systems" \
   --system rwgate="$root/build/rwgate --listen 127.0.0.1:{port} --data {data} $rwflags" \
   --workdir /tmp/rwbench-rwgate --out "$out/$preset$suffix" "${extra[@]}" "$@"
