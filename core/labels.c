@@ -200,7 +200,10 @@ int rw_metric_name_legacy(const char *s, size_t n) { return legacy(s, n, 1); }
 
 /* Valid UTF-8 without NUL bytes. Every label of every sample passes here:
  * 8 bytes at a time while they are ASCII and none is NUL (one test for
- * both: a zero byte or a high bit), the rest the careful way. */
+ * both: a zero byte or a high bit), then the last few bytes one by one; only
+ * a string with a NUL or a non-ASCII byte takes the careful way (label data
+ * is nearly always ASCII: calling memchr and rw_utf8_valid for the tail of
+ * every string cost about as much as the word loop). */
 static int text_ok(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -210,8 +213,13 @@ static int text_ok(const char *str, size_t n)
         memcpy(&w, s + i, 8);
         if (((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL) |
             (w & 0x8080808080808080ULL))
-            break;
+            goto careful;
     }
+    for (; i < n; i++)
+        if (s[i] == 0 || s[i] >= 0x80)
+            goto careful;
+    return 1;
+careful:
     return memchr(s + i, '\0', n - i) == NULL && rw_utf8_valid(str + i, n - i);
 }
 

@@ -123,6 +123,19 @@ static void test_labels(void)
     CHECK(rw_labels_validate(empty, 2, &e) == RW_BADREQ && strstr(e.msg, "empty value"));
     rw_label badutf[] = {{"__name__", "up"}, {"job", "\xc3\x28"}};
     CHECK(rw_labels_validate(badutf, 2, &e) == RW_BADREQ && strstr(e.msg, "UTF-8"));
+    /* the checks past the 8-byte words: in the word loop, in the tail, at the edge */
+    rw_label longer[] = {{"__name__", "up"}, {"job", "abcdefghij\xc3\xa9"}};
+    CHECK(rw_labels_validate(longer, 2, &e) == RW_OK);
+    rw_label nul9[] = {{"__name__", "up"}, {"job", "abcdefghi\0kl"}};
+    uint32_t nul9_lens[] = {8, 2, 3, 12};
+    CHECK(rw_labels_validate_lens(nul9, nul9_lens, 2, &e) == RW_BADREQ && strstr(e.msg, "NUL"));
+    rw_label nul7[] = {{"__name__", "up"}, {"job", "abcdefg\0"}};
+    uint32_t nul7_lens[] = {8, 2, 3, 8};
+    CHECK(rw_labels_validate_lens(nul7, nul7_lens, 2, &e) == RW_BADREQ && strstr(e.msg, "NUL"));
+    rw_label bad_tail[] = {{"__name__", "up"}, {"job", "abcdefghij\xc3"}};
+    CHECK(rw_labels_validate(bad_tail, 2, &e) == RW_BADREQ && strstr(e.msg, "UTF-8"));
+    rw_label bad_word[] = {{"__name__", "up"}, {"job", "abc\xff" "defghijkl"}};
+    CHECK(rw_labels_validate(bad_word, 2, &e) == RW_BADREQ && strstr(e.msg, "UTF-8"));
     CHECK(rw_utf8_valid("h\xc3\xa9llo", 6));
     CHECK(!rw_utf8_valid("\xed\xa0\x80", 3)); /* surrogate */
     CHECK(!rw_utf8_valid("\xc0\xaf", 2));     /* overlong */
