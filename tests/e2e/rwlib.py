@@ -52,6 +52,32 @@ def log(*a):
     print(time.strftime("%H:%M:%S"), *a, flush=True)
 
 
+def small_fs(c, prefix, size="64M"):
+    """A small ext4 file system of the test's own on a loop device (for full
+    and frozen disks): -> (base directory, mount point). Without root or loop
+    devices the test is skipped: one passing check, and the process exits."""
+    if os.geteuid() != 0:
+        log("SKIP: needs root to mount a small ext4 file system")
+        c.check(True, "skipped without root")
+        c.done()
+    base = tempfile.mkdtemp(prefix=prefix)
+    img, mnt = os.path.join(base, "fs.img"), os.path.join(base, "mnt")
+    os.makedirs(mnt)
+    subprocess.run(["truncate", "-s", size, img], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", img], check=True)
+    if subprocess.run(["mount", "-o", "loop", img, mnt]).returncode != 0:
+        log("SKIP: cannot loop-mount an ext4 image here")
+        shutil.rmtree(base, ignore_errors=True)
+        c.check(True, "skipped without loop devices")
+        c.done()
+    return base, mnt
+
+
+def small_fs_remove(base, mnt):
+    subprocess.run(["umount", "-l", mnt])
+    shutil.rmtree(base, ignore_errors=True)
+
+
 def scaled(n, least=1):
     """n scaled by RWGATE_E2E_SCALE (default 1): the sanitizer pass of
     tests/run.sh runs the end-to-end tests whose cost is their volume

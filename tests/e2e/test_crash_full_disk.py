@@ -16,13 +16,11 @@ the acknowledged samples, value for value, and again after a clean restart.
 
 import os
 import random
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from rwlib import Checks, Rwgate, log, poll, wait_for, write_request_v1
+from rwlib import Checks, Rwgate, log, poll, small_fs, small_fs_remove, write_request_v1
 from crashload import T0, Sender, acknowledged, compare, probe_write, read_all
 
 c = Checks("test_crash_full_disk")
@@ -31,20 +29,7 @@ SERIES_PER_SENDER = 100
 KILLS = int(os.environ.get("RWGATE_CRASH_KILLS", "20"))
 rng = random.Random(11)
 
-if os.geteuid() != 0:
-    log("SKIP: needs root to mount a small ext4 file system")
-    c.check(True, "skipped without root")
-    c.done()
-base = tempfile.mkdtemp(prefix="rwgate-e2e-crashfull-")
-img, mnt = os.path.join(base, "fs.img"), os.path.join(base, "mnt")
-os.makedirs(mnt)
-subprocess.run(["truncate", "-s", "64M", img], check=True)
-subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", img], check=True)
-if subprocess.run(["mount", "-o", "loop", img, mnt]).returncode != 0:
-    log("SKIP: cannot loop-mount an ext4 image here")
-    subprocess.run(["rm", "-rf", base])
-    c.check(True, "skipped without loop devices")
-    c.done()
+base, mnt = small_fs(c, "rwgate-e2e-crashfull-")
 filler = os.path.join(mnt, "filler")
 
 
@@ -156,6 +141,5 @@ finally:
     g.kill9()
     if g.logf:
         g.logf.close()
-    subprocess.run(["umount", "-l", mnt])
-    subprocess.run(["rm", "-rf", base])
+    small_fs_remove(base, mnt)
 c.done()

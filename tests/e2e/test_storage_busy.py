@@ -18,30 +18,14 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from rwlib import Checks, Rwgate, http, log, wait_for, write_request_v1
+from rwlib import Checks, Rwgate, http, log, small_fs, small_fs_remove, wait_for, write_request_v1
 
 c = Checks("test_storage_busy")
-if os.geteuid() != 0:
-    log("SKIP: needs root to mount a small ext4 file system")
-    c.check(True, "skipped without root")
-    c.done()
-
-base = tempfile.mkdtemp(prefix="rwgate-e2e-busy-")
-img = os.path.join(base, "fs.img")
-mnt = os.path.join(base, "mnt")
-os.makedirs(mnt)
-subprocess.run(["truncate", "-s", "64M", img], check=True)
-subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", img], check=True)
-if subprocess.run(["mount", "-o", "loop", img, mnt]).returncode != 0:
-    log("SKIP: cannot loop-mount an ext4 image here")
-    subprocess.run(["rm", "-rf", base])
-    c.check(True, "skipped without loop devices")
-    c.done()
+base, mnt = small_fs(c, "rwgate-e2e-busy-")
 data = os.path.join(mnt, "data")
 os.makedirs(data)
 filler = os.path.join(mnt, "filler")
@@ -172,6 +156,5 @@ finally:
     g.kill9()
     if g.logf:
         g.logf.close()
-    subprocess.run(["umount", "-l", mnt])
-    subprocess.run(["rm", "-rf", base])
+    small_fs_remove(base, mnt)
 c.done()
