@@ -138,8 +138,6 @@ finally:
         s.stop.set()
     if c.failed:
         log("rwgate log tail:\n" + g.log_tail())
-    g.kill9()
-    if g.logf:
-        g.logf.close()
+    g.cleanup()  # the data directory is the test's: removed with the file system
     small_fs_remove(base, mnt)
 c.done()

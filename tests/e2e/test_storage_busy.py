@@ -153,8 +153,6 @@ finally:
         subprocess.run(["fsfreeze", "-u", mnt])
     if c.failed:
         log("rwgate log tail:\n" + g.log_tail())
-    g.kill9()
-    if g.logf:
-        g.logf.close()
+    g.cleanup()  # the data directory is the test's: removed with the file system
     small_fs_remove(base, mnt)
 c.done()
