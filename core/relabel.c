@@ -5,8 +5,11 @@
  *
  * rw_relabel_apply works like Prometheus' labels.Builder: the input set is
  * the base and is never written; a label set by a rule goes to an "add"
- * list (in the order rules set it), a label removed or overridden is marked
- * in a per-base-label byte. Rules that walk all labels (labelmap, labeldrop,
+ * list (in the order rules set it; a removed entry stays as a tombstone so
+ * that positions hold), a label removed or overridden is marked in a
+ * per-base-label byte. Past a few added labels (a labelmap over a wide
+ * series) the add list gets a hash index by name, so rules stay linear in
+ * the number of labels rather than quadratic. Rules that walk all labels (labelmap, labeldrop,
  * labelkeep) walk a snapshot in Builder.Range's order - surviving base
  * labels, then added labels in insertion order - so that when two labels map
  * onto one name the same one wins as in Prometheus. Only when something
@@ -175,8 +178,11 @@ struct rw_relabel_state {
     uint8_t *bdel;        /* base label i removed or overridden */
     size_t bdel_cap;
     size_t ndel;          /* number of bdel set */
-    rw_label *add;
-    size_t nadd, add_cap;
+    rw_label *add;        /* value NULL: removed (a tombstone) */
+    size_t nadd, add_cap; /* slots, tombstones included */
+    uint32_t *aidx;       /* hash index of add by name: slot + 1, 0 = empty */
+    size_t aidx_n;        /* its size in use (power of 2; 0 = no index yet) */
+    size_t aidx_cap;
     rw_label *snap;       /* Range snapshot */
     uint32_t *snaplen;    /* its name lengths */
     size_t snap_cap, snaplen_cap;
@@ -215,6 +221,7 @@ void rw_relabel_state_free(rw_relabel_state *st)
     EVP_MD_CTX_free(st->md5);
     free(st->bdel);
     free(st->add);
+    free(st->aidx);
     free(st->snap);
     free(st->snaplen);
     free(st->memo);
@@ -321,11 +328,83 @@ static long base_find(const rw_relabel_state *st, const char *name)
     return -1;
 }
 
+/* ---- the add list ---- */
+
+#define AIDX_MIN 8 /* below this many slots a scan is cheaper than hashing */
+
+/* the name of a tombstone whose label was set again in a later slot: by
+ * address, so it matches no name and the index never holds it */
+static const char DEAD[] = "";
+
+static size_t aidx_home(const rw_relabel_state *st, const char *name)
+{
+    return (size_t)XXH3_64bits(name, strlen(name)) & (st->aidx_n - 1);
+}
+
+/* (re)builds the index over every slot at twice the load it must hold */
+static int aidx_build(rw_relabel_state *st)
+{
+    size_t n = 4 * AIDX_MIN;
+    while (n < 4 * st->nadd)
+        n *= 2;
+    if (grow((void **)&st->aidx, &st->aidx_cap, n, sizeof *st->aidx))
+        return -1;
+    st->aidx_n = n;
+    memset(st->aidx, 0, n * sizeof *st->aidx);
+    for (size_t i = 0; i < st->nadd; i++) {
+        if (st->add[i].name == DEAD)
+            continue;
+        size_t h = aidx_home(st, st->add[i].name);
+        while (st->aidx[h]) /* the other slots are of other names */
+            h = (h + 1) & (st->aidx_n - 1);
+        st->aidx[h] = (uint32_t)i + 1;
+    }
+    return 0;
+}
+
+/* the index entry for name: its slot + 1, or the empty entry where it goes */
+static uint32_t *aidx_entry(const rw_relabel_state *st, const char *name)
+{
+    size_t h = aidx_home(st, name);
+    while (st->aidx[h] && ncmp(st->add[st->aidx[h] - 1].name, name) != 0)
+        h = (h + 1) & (st->aidx_n - 1);
+    return &st->aidx[h];
+}
+
+/* the slot of name in the add list (live or tombstone), or -1 */
+static long add_find(const rw_relabel_state *st, const char *name)
+{
+    if (st->aidx_n) {
+        uint32_t e = *aidx_entry(st, name);
+        return e ? (long)e - 1 : -1;
+    }
+    for (size_t i = 0; i < st->nadd; i++)
+        if (st->add[i].name != DEAD && ncmp(st->add[i].name, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+/* drops the tombstones, keeping order (the index is then stale: off) */
+static void add_compact(rw_relabel_state *st)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < st->nadd; i++)
+        if (st->add[i].value)
+            st->add[k++] = st->add[i];
+    st->nadd = k;
+    st->aidx_n = 0;
+}
+
+static int add_cmp(const void *a, const void *b)
+{
+    return ncmp(((const rw_label *)a)->name, ((const rw_label *)b)->name);
+}
+
 static const char *lb_get(const rw_relabel_state *st, const char *name)
 {
-    for (size_t i = 0; i < st->nadd; i++)
-        if (ncmp(st->add[i].name, name) == 0)
-            return st->add[i].value;
+    long i = add_find(st, name);
+    if (i >= 0 && st->add[i].value)
+        return st->add[i].value;
     long b = base_find(st, name);
     if (b >= 0 && !st->bdel[b])
         return st->base[b].value;
@@ -353,11 +432,11 @@ static long base_find_hint(rw_relabel_state *st, const char *name)
 
 static const char *lb_get_len(rw_relabel_state *st, const char *name, size_t *len)
 {
-    for (size_t i = 0; i < st->nadd; i++)
-        if (ncmp(st->add[i].name, name) == 0) {
-            *len = strlen(st->add[i].value);
-            return st->add[i].value;
-        }
+    long i = add_find(st, name);
+    if (i >= 0 && st->add[i].value) {
+        *len = strlen(st->add[i].value);
+        return st->add[i].value;
+    }
     long b = base_find_hint(st, name);
     if (b >= 0 && !st->bdel[b]) {
         *len = st->blens ? st->blens[2 * b + 1] : strlen(st->base[b].value);
@@ -378,12 +457,9 @@ static void lb_mark_base(rw_relabel_state *st, const char *name)
 
 static void lb_del(rw_relabel_state *st, const char *name)
 {
-    for (size_t i = 0; i < st->nadd; i++)
-        if (ncmp(st->add[i].name, name) == 0) {
-            memmove(st->add + i, st->add + i + 1, (st->nadd - i - 1) * sizeof *st->add);
-            st->nadd--;
-            break;
-        }
+    long i = add_find(st, name);
+    if (i >= 0)
+        st->add[i].value = NULL;
     lb_mark_base(st, name);
 }
 
@@ -394,16 +470,25 @@ static int lb_set(rw_relabel_state *st, const char *name, const char *value)
         lb_del(st, name);
         return 0;
     }
-    for (size_t i = 0; i < st->nadd; i++)
-        if (ncmp(st->add[i].name, name) == 0) {
-            st->add[i].value = value;
-            return 0;
-        }
+    uint32_t *e = st->aidx_n ? aidx_entry(st, name) : NULL;
+    long i = e ? (long)*e - 1 : add_find(st, name);
+    if (i >= 0 && st->add[i].value) {
+        st->add[i].value = value;
+        return 0;
+    }
+    /* new, or set again after a removal: it goes to the end (Builder order)
+       and the removed slot is no longer found by name */
+    if (i >= 0)
+        st->add[i].name = DEAD;
     if (grow((void **)&st->add, &st->add_cap, st->nadd + 1, sizeof *st->add))
         return -1;
-    st->add[st->nadd].name = name;
-    st->add[st->nadd].value = value;
-    st->nadd++;
+    size_t slot = st->nadd++;
+    st->add[slot].name = name;
+    st->add[slot].value = value;
+    if (e && 2 * st->nadd <= st->aidx_n)
+        *e = (uint32_t)slot + 1;
+    else if (st->nadd >= AIDX_MIN && aidx_build(st))
+        return -1;
     lb_mark_base(st, name);
     return 0;
 }
@@ -418,10 +503,11 @@ static size_t lb_snapshot(rw_relabel_state *st)
             st->snaplen[n] = st->blens ? st->blens[2 * i] : (uint32_t)strlen(st->base[i].name);
             st->snap[n++] = st->base[i];
         }
-    for (size_t i = 0; i < st->nadd; i++) {
-        st->snaplen[n] = (uint32_t)strlen(st->add[i].name);
-        st->snap[n++] = st->add[i];
-    }
+    for (size_t i = 0; i < st->nadd; i++)
+        if (st->add[i].value) {
+            st->snaplen[n] = (uint32_t)strlen(st->add[i].name);
+            st->snap[n++] = st->add[i];
+        }
     return n;
 }
 
@@ -742,6 +828,7 @@ rw_relabel_result rw_relabel_apply_lens(rw_relabel_state *st, const rw_relabel_c
     st->base = in;
     st->nbase = nin;
     st->nadd = 0;
+    st->aidx_n = 0;
     st->ndel = 0;
     out->v = (rw_label *)in;
     out->n = nin;
@@ -766,6 +853,7 @@ rw_relabel_result rw_relabel_apply_lens(rw_relabel_state *st, const rw_relabel_c
             rw_err_prefix(err, "relabel rule %zu (%s)", i, rw_relabel_action_names[rules[i].action]);
         return RW_RELABEL_FAILED;
     }
+    add_compact(st);
     /* rules that set labels to the values they already had (a normalising
        rule on an already normal value) change nothing: keep the input */
     if (st->nadd && st->nadd == st->ndel) {
@@ -786,13 +874,16 @@ rw_relabel_result rw_relabel_apply_lens(rw_relabel_state *st, const rw_relabel_c
             rw_err_set(err, RW_NOMEM, "out of memory");
             return RW_RELABEL_FAILED;
         }
-        /* sort the (few) added labels, then merge with the sorted base */
-        for (size_t x = 1; x < st->nadd; x++) /* insertion sort: a rule adds few */
-            for (size_t y = x; y > 0 && ncmp(st->add[y - 1].name, st->add[y].name) > 0; y--) {
-                rw_label t = st->add[y];
-                st->add[y] = st->add[y - 1];
-                st->add[y - 1] = t;
-            }
+        /* sort the added labels, then merge with the sorted base */
+        if (st->nadd > AIDX_MIN)
+            qsort(st->add, st->nadd, sizeof *st->add, add_cmp);
+        else
+            for (size_t x = 1; x < st->nadd; x++) /* insertion sort: a rule adds few */
+                for (size_t y = x; y > 0 && ncmp(st->add[y - 1].name, st->add[y].name) > 0; y--) {
+                    rw_label t = st->add[y];
+                    st->add[y] = st->add[y - 1];
+                    st->add[y - 1] = t;
+                }
         uint32_t *ol = NULL;
         if (out_lens) {
             if (!(ol = rw_arena_alloc(a, 2 * (nn ? nn : 1) * sizeof *ol))) {

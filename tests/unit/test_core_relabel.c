@@ -265,6 +265,102 @@ static void test_labelmap(void)
     EXPECT(m4, "job=old,tmp_job=new", "job=new,tmp_job=new");
 }
 
+/* Set again after a removal, a label moves to the end of Range's order (as
+ * Builder.Del then Builder.Set): with y_1 set before x_1 the later, x_1,
+ * wins the labelmap onto z1. `pad` extra labels are set first so that the
+ * same holds past the size where the added labels get a hash index. */
+static void check_readd_order(size_t pad)
+{
+    spec s[16 + 6];
+    char names[16][8];
+    size_t n = 0;
+    for (size_t i = 0; i < pad && i < 16; i++, n++) {
+        snprintf(names[i], sizeof names[i], "p%02zu", i);
+        s[n] = (spec){.action = "replace", .target = names[i], .repl = "pad"};
+    }
+    s[n++] = (spec){.action = "replace", .target = "x_1", .repl = "X"};
+    s[n++] = (spec){.action = "replace", .target = "y_1", .repl = "Y"};
+    s[n++] = (spec){.action = "labeldrop", .regex = "x_1"};
+    s[n++] = (spec){.action = "replace", .target = "x_1", .repl = "X2"};
+    s[n++] = (spec){.action = "labelmap", .regex = "[xy]_(1)", .repl = "z$1"};
+    s[n++] = (spec){.action = "labeldrop", .regex = "p.*"};
+    rw_relabel_config rules[sizeof s / sizeof s[0]];
+    rw_err err;
+    rw_err_init(&err);
+    for (size_t i = 0; i < n; i++)
+        CHECK(mk(&rules[i], &s[i], &err) == RW_OK);
+    rw_arena *a = rw_arena_new(0, 0);
+    rw_label lin[1];
+    size_t nin = parse_labels(a, "a=b", lin);
+    rw_relabel_state *st = rw_relabel_state_new();
+    rw_labels out;
+    CHECK_INT(rw_relabel_apply(st, rules, n, 0, a, lin, nin, &out, &err), RW_RELABEL_KEPT);
+    CHECK_MSG(!strcmp(fmt(a, &out), "a=b,x_1=X2,y_1=Y,z1=X2"), "pad %zu: %s", pad, fmt(a, &out));
+    rw_relabel_state_free(st);
+    rw_arena_free(a);
+    for (size_t i = 0; i < n; i++)
+        rule_free(&rules[i]);
+}
+
+/* A labelmap over a wide series adds thousands of labels (the limit per
+ * series can be raised to 65535): every one is found, overwritten, removed
+ * and set again by name, and the result is sorted - checked against the
+ * labels computed here. */
+static void test_many_added(void)
+{
+    check_readd_order(0);
+    check_readd_order(12);
+    enum { N = 3000 };
+    rw_arena *a = rw_arena_new(0, 0);
+    rw_label *lin = calloc(2 * N, sizeof *lin);
+    for (size_t i = 0; i < N; i++) { /* a_0000..: sorted, then b_0000.. */
+        lin[i].name = rw_arena_sprintf(a, "a_%04zu", i);
+        lin[i].value = rw_arena_sprintf(a, "A%zu", i);
+        lin[N + i].name = rw_arena_sprintf(a, "b_%04zu", i);
+        lin[N + i].value = rw_arena_sprintf(a, "B%zu", i);
+    }
+    spec s[] = {
+        /* a_i and b_i both onto m_i: b_i, later in Range order, wins */
+        {.action = "labelmap", .regex = "[ab]_(.*)", .repl = "m_$1"},
+        {.action = "labeldrop", .regex = "[ab]_.*"},
+        /* removes a tenth of the added labels, then sets one of them again */
+        {.action = "labeldrop", .regex = "m_...0"},
+        {.action = "replace", .target = "m_1230", .repl = "again"},
+        /* overwrites an added label in place */
+        {.action = "replace", .target = "m_2999", .repl = "last"},
+    };
+    size_t n = sizeof s / sizeof s[0];
+    rw_relabel_config rules[sizeof s / sizeof s[0]];
+    rw_err err;
+    rw_err_init(&err);
+    for (size_t i = 0; i < n; i++)
+        CHECK(mk(&rules[i], &s[i], &err) == RW_OK);
+    rw_relabel_state *st = rw_relabel_state_new();
+    for (int round = 0; round < 2; round++) { /* the state's scratch is reused */
+        rw_labels out;
+        CHECK_INT(rw_relabel_apply(st, rules, n, 0, a, lin, 2 * N, &out, &err), RW_RELABEL_KEPT);
+        size_t k = 0, bad = 0;
+        for (size_t i = 0; i < N; i++) {
+            const char *want = i == 1230 ? "again" : i == 2999 ? "last" : i % 10 == 0 ? NULL
+                             : rw_arena_sprintf(a, "B%zu", i);
+            if (!want)
+                continue;
+            char name[16];
+            snprintf(name, sizeof name, "m_%04zu", i);
+            if (k >= out.n || strcmp(out.v[k].name, name) || strcmp(out.v[k].value, want))
+                bad++;
+            k++;
+        }
+        CHECK_INT(bad, 0);
+        CHECK_INT(out.n, k);
+    }
+    rw_relabel_state_free(st);
+    for (size_t i = 0; i < n; i++)
+        rule_free(&rules[i]);
+    free(lin);
+    rw_arena_free(a);
+}
+
 static void test_labeldrop_keep(void)
 {
     spec kp[] = {{.action = "labelkeep", .regex = "(b.*)"}};
@@ -530,6 +626,7 @@ int main(void)
     RUN(test_equal);
     RUN(test_hashmod);
     RUN(test_labelmap);
+    RUN(test_many_added);
     RUN(test_labeldrop_keep);
     RUN(test_case);
     RUN(test_invalid_results);
