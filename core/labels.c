@@ -7,6 +7,7 @@
 #include <string.h>
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
+#include "text.h"
 
 #define SEP '\xff'
 
@@ -199,38 +200,22 @@ int rw_label_name_legacy(const char *s, size_t n) { return legacy(s, n, 0); }
 int rw_metric_name_legacy(const char *s, size_t n) { return legacy(s, n, 1); }
 
 /* Valid UTF-8 without NUL bytes. Every label of every sample passes here:
- * 8 bytes at a time while they are ASCII and none is NUL (one test for
- * both: a zero byte or a high bit), then the last few bytes one by one; only
- * a string with a NUL or a non-ASCII byte takes the careful way (label data
- * is nearly always ASCII: calling memchr and rw_utf8_valid for the tail of
- * every string cost about as much as the word loop). */
-static int text_ok(const char *str, size_t n)
+ * only a string with a NUL or a non-ASCII byte takes the careful way. */
+static int text_ok(const char *s, size_t n)
 {
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        if (((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL) |
-            (w & 0x8080808080808080ULL))
-            goto careful;
-    }
-    for (; i < n; i++)
-        if (s[i] == 0 || s[i] >= 0x80)
-            goto careful;
-    return 1;
-careful:
-    return memchr(s + i, '\0', n - i) == NULL && rw_utf8_valid(str + i, n - i);
+    return rw_ascii_nonul(s, n) || (memchr(s, '\0', n) == NULL && rw_utf8_valid(s, n));
 }
 
 /* strcmp of two label names whose lengths are known */
 static int name_cmp(const char *a, size_t la, const char *b, size_t lb)
 {
+    if (la && lb && a[0] != b[0]) /* names mostly differ in their first byte */
+        return (unsigned char)a[0] - (unsigned char)b[0];
     int c = memcmp(a, b, la < lb ? la : lb);
     return c ? c : la < lb ? -1 : la > lb;
 }
 
-rw_rc rw_labels_validate_lens(const rw_label *l, const uint32_t *lens, size_t n, rw_err *err)
+static rw_rc validate(const rw_label *l, const uint32_t *lens, size_t n, int text, rw_err *err)
 {
     int has_name = 0;
     for (size_t i = 0; i < n; i++) {
@@ -238,9 +223,9 @@ rw_rc rw_labels_validate_lens(const rw_label *l, const uint32_t *lens, size_t n,
         size_t vl = lens ? lens[2 * i + 1] : strlen(l[i].value);
         if (nl == 0)
             return rw_err_set(err, RW_BADREQ, "empty label name (value \"%.64s\")", l[i].value);
-        if (!text_ok(l[i].name, nl))
+        if (text && !text_ok(l[i].name, nl))
             return rw_err_set(err, RW_BADREQ, "label name is not valid UTF-8 or contains a NUL byte");
-        if (!text_ok(l[i].value, vl))
+        if (text && !text_ok(l[i].value, vl))
             return rw_err_set(err, RW_BADREQ,
                               "label %.64s: value is not valid UTF-8 or contains a NUL byte",
                               l[i].name);
@@ -263,9 +248,19 @@ rw_rc rw_labels_validate_lens(const rw_label *l, const uint32_t *lens, size_t n,
     return RW_OK;
 }
 
+rw_rc rw_labels_validate_lens(const rw_label *l, const uint32_t *lens, size_t n, rw_err *err)
+{
+    return validate(l, lens, n, 1, err);
+}
+
+rw_rc rw_labels_validate_shape(const rw_label *l, const uint32_t *lens, size_t n, rw_err *err)
+{
+    return validate(l, lens, n, 0, err);
+}
+
 rw_rc rw_labels_validate(const rw_label *l, size_t n, rw_err *err)
 {
-    return rw_labels_validate_lens(l, NULL, n, err);
+    return validate(l, NULL, n, 1, err);
 }
 
 size_t rw_labels_format(const rw_label *l, size_t n, char *out, size_t cap)

@@ -58,6 +58,10 @@ rw_rc rw_labels_validate(const rw_label *l, size_t n, rw_err *err);
 /* The same with known lengths (lens as for rw_labels_hash_lens); then a NUL
  * byte inside a name or value is found and rejected too. */
 rw_rc rw_labels_validate_lens(const rw_label *l, const uint32_t *lens, size_t n, rw_err *err);
+/* rw_labels_validate_lens without the text check, for a caller that has
+ * already seen every name and value byte to be ASCII and not NUL (lens
+ * required). */
+rw_rc rw_labels_validate_shape(const rw_label *l, const uint32_t *lens, size_t n, rw_err *err);
 
 /* Writes {a="b", c="d"} (Prometheus style, metric name in front) into out;
  * returns the length it needed (snprintf semantics). */

@@ -7,6 +7,34 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+/* Whether all n bytes are ASCII and none is NUL: 8 bytes at a time (one
+ * test for both: a zero byte or a high bit), the last word overlapping the
+ * one before rather than a loop over the tail. Label data is nearly always
+ * ASCII, so validating it and the decoder's check of a whole series' label
+ * fields (ingest/decode_v1.c) go through here first. */
+static inline int rw_ascii_nonul(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    if (n < 8) {
+        for (size_t i = 0; i < n; i++)
+            if (s[i] == 0 || s[i] >= 0x80)
+                return 0;
+        return 1;
+    }
+    uint64_t bad = 0;
+    for (size_t i = 0;; i += 8) {
+        if (i + 8 > n)
+            i = n - 8;
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        bad |= ((w - 0x0101010101010101ULL) & ~w) | w;
+        if (i + 8 == n)
+            break;
+    }
+    return !(bad & 0x8080808080808080ULL);
+}
 
 /* Value of a hexadecimal digit, or -1. */
 static inline int rw_hex_digit(int c)

@@ -27,6 +27,7 @@
  * decode_pb.h, shared with decode_v2.c. */
 #include <string.h>
 #include "decode_pb.h"
+#include "core/text.h"
 
 /* Strings to terminate once parsing is over; sized by the count pass. */
 typedef struct term_list {
@@ -117,22 +118,34 @@ static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t)
         return -2;
     s->nlabels = 0;
     s->nsamples = 0;
+    /* the span from the first label field to the end of the last (Prometheus
+       writes all labels first, so nothing else lies between them) */
+    const uint8_t *lab_lo = NULL, *lab_hi = NULL;
     while (body.p < body.end) {
         uint32_t num = 0;
         int wt = 0;
         pb sub = {NULL, NULL};
         uint64_t v;
+        const uint8_t *at = body.p;
         rd_field(&body, &num, &wt, &sub, &v); /* checked by the count pass */
         if (num == 1) {
             if (decode_label(sub, &s->labels[s->nlabels], &s->lens[2 * s->nlabels], t) < 0)
                 return -1;
             s->nlabels++;
+            if (!lab_lo)
+                lab_lo = at;
+            lab_hi = body.p;
         } else if (num == 2) {
             if (rw_in_pb_sample(sub, &s->samples[s->nsamples], 0) < 0)
                 return -1;
             s->nsamples++;
         }
     }
+    /* every byte of the span ASCII and none NUL (tags, lengths, strings and
+       whatever lies between): every label string is ASCII without NUL.
+       Validation still checks the rest (an empty or left-out name or value,
+       order, duplicates, the metric name). */
+    s->ascii = lab_lo && rw_ascii_nonul(lab_lo, (size_t)(lab_hi - lab_lo));
     return 0;
 }
 

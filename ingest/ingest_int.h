@@ -19,6 +19,9 @@ typedef struct rw_in_series {
     uint64_t nhistograms;
     uint64_t nexemplars;
     uint8_t skip_old;     /* HA series: the store skips samples it already holds newer */
+    uint8_t ascii;        /* the decoder saw every byte of the label fields,
+                             strings included, be ASCII and not NUL: the
+                             strings need no UTF-8 or NUL check (lens set) */
     int32_t src;          /* per-request source index + 1 (0 = not looked up yet) */
     size_t labels_over;   /* > 0: the series has this many labels, more than
                              max_labels_per_series; neither its labels nor

@@ -30,6 +30,8 @@ rw_rc rw_in_validate_series_lim(const rw_in_label_limits *lim, const rw_in_serie
                               "label %.64s: value is %zu bytes, limit is %lld (max_label_value_length)",
                               s->labels[i].name, vl, (long long)lim->max_value);
     }
+    if (s->ascii && s->lens)
+        return rw_labels_validate_shape(s->labels, s->lens, s->nlabels, err);
     return rw_labels_validate_lens(s->labels, s->lens, s->nlabels, err);
 }
 

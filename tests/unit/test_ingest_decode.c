@@ -315,6 +315,99 @@ static void test_decode_v1_wire(void)
     free_cfg(ig);
 }
 
+/* Decodes one v1 series of the given labels (NULL name: the name field left
+ * out), with a sample after them or, with sample_between, between the first
+ * label and the rest; returns the decoder's ascii flag and the validation
+ * result in *rc and e. */
+static int decode_one(rw_ingest_config *ig, rw_arena *a, const char *const *kv, size_t n,
+                      int sample_between, rw_rc *rc, rw_err *e)
+{
+    uint8_t ts[512], req[600], lab[128];
+    const uint8_t smp[] = {1 << 3 | 1, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 2 << 3 | 0, 0xe8, 0x07};
+    size_t tl = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == (sample_between ? 1 : n)) {
+            ts[tl++] = 2 << 3 | 2;
+            ts[tl++] = sizeof smp;
+            memcpy(ts + tl, smp, sizeof smp);
+            tl += sizeof smp;
+        }
+        if (i == n)
+            break;
+        size_t ll = 0;
+        if (kv[2 * i])
+            ll += put_str(lab, 1, kv[2 * i], strlen(kv[2 * i]));
+        ll += put_str(lab + ll, 2, kv[2 * i + 1], strlen(kv[2 * i + 1]));
+        ts[tl++] = 1 << 3 | 2;
+        ts[tl++] = (uint8_t)ll;
+        memcpy(ts + tl, lab, ll);
+        tl += ll;
+    }
+    size_t rl = 0;
+    req[rl++] = 1 << 3 | 2;
+    req[rl++] = (uint8_t)tl;
+    memcpy(req + rl, ts, tl);
+    rl += tl;
+    size_t clen;
+    char *body = compress(req, rl, &clen);
+    rw_in_batch b;
+    rw_err_init(e);
+    CHECK_MSG(rw_in_decode(ig, RW_PROTO_V1, body, clen, a, &b, e) == RW_OK, "%s", e->msg);
+    free(body);
+    CHECK_INT(b.nseries, 1);
+    rw_err_init(e);
+    *rc = rw_in_validate_series(ig, &b.series[0], e);
+    return b.series[0].ascii;
+}
+
+/* The decoder's ASCII flag lets validation skip the UTF-8 and NUL checks of
+ * a series whose label fields are plain ASCII; every other series still
+ * gets them, and the checks the flag does not cover still reject. */
+static void test_ascii_fast_path(void)
+{
+    rw_ingest_config *ig = new_ingest(0);
+    rw_arena *a = rw_arena_new(0, 0);
+    rw_rc rc;
+    rw_err e;
+    const char *plain[] = {"__name__", "up", "job", "etcd"};
+    CHECK_INT(decode_one(ig, a, plain, 2, 0, &rc, &e), 1);
+    CHECK_MSG(rc == RW_OK, "%s", e.msg);
+    /* valid UTF-8: the careful way, still accepted */
+    const char *utf8[] = {"__name__", "up", "job", "\xc3\xa9tcd"};
+    CHECK_INT(decode_one(ig, a, utf8, 2, 0, &rc, &e), 0);
+    CHECK_MSG(rc == RW_OK, "%s", e.msg);
+    const char *bad[] = {"__name__", "up", "job", "\xff\xfe"};
+    CHECK_INT(decode_one(ig, a, bad, 2, 0, &rc, &e), 0);
+    CHECK(rc == RW_BADREQ && strstr(e.msg, "UTF-8"));
+    const char *badname[] = {"__name__", "up", ("j\x80" "b"), "x"};
+    CHECK_INT(decode_one(ig, a, badname, 2, 0, &rc, &e), 0);
+    CHECK(rc == RW_BADREQ && strstr(e.msg, "UTF-8"));
+    /* an empty value has a zero length byte */
+    const char *empty[] = {"__name__", "up", "job", ""};
+    CHECK_INT(decode_one(ig, a, empty, 2, 0, &rc, &e), 0);
+    CHECK(rc == RW_BADREQ && strstr(e.msg, "empty value"));
+    /* a name left out is not a zero byte, but still an empty name */
+    const char *noname[] = {"__name__", "up", NULL, "etcd"};
+    CHECK_INT(decode_one(ig, a, noname, 2, 0, &rc, &e), 1);
+    CHECK(rc == RW_BADREQ && strstr(e.msg, "empty label name"));
+    /* order, duplicates and the metric name are checked as before */
+    const char *unsorted[] = {"job", "etcd", "__name__", "up"};
+    CHECK_INT(decode_one(ig, a, unsorted, 2, 0, &rc, &e), 1);
+    CHECK(rc == RW_BADREQ && strstr(e.msg, "not sorted"));
+    const char *dup[] = {"__name__", "up", "job", "a", "job", "b"};
+    CHECK_INT(decode_one(ig, a, dup, 3, 0, &rc, &e), 1);
+    CHECK(rc == RW_BADREQ && strstr(e.msg, "duplicate"));
+    const char *noname2[] = {"job", "etcd"};
+    CHECK_INT(decode_one(ig, a, noname2, 1, 0, &rc, &e), 1);
+    CHECK(rc == RW_BADREQ && strstr(e.msg, "metric name"));
+    /* a sample between the labels (its double has high bytes and zeros)
+       is inside the span: the careful way, still accepted */
+    CHECK_INT(decode_one(ig, a, plain, 2, 1, &rc, &e), 0);
+    CHECK_MSG(rc == RW_OK, "%s", e.msg);
+    rw_arena_free(a);
+    free_cfg(ig);
+}
+
 static void test_hostile(void)
 {
     rw_ingest_config *ig = new_ingest(1 << 20);
@@ -427,6 +520,7 @@ int main(void)
     RUN(test_decode_v1);
     RUN(test_decode_v2);
     RUN(test_decode_v1_wire);
+    RUN(test_ascii_fast_path);
     RUN(test_hostile);
     TEST_DONE();
 }
