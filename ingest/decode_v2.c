@@ -21,6 +21,7 @@
  * decode_v1.c. */
 #include <string.h>
 #include "decode_pb.h"
+#include "core/text.h"
 
 static rw_rc bad(rw_err *err)
 {
@@ -232,16 +233,22 @@ rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
         return rw_in_decode_too_complex(err);
     /* count pass: symbols into the table, series' counts */
     size_t need = 0, nlabels = 0, k = 0;
+    /* the span from the second symbol's field to the end of the last one */
+    const uint8_t *sym_lo = NULL, *sym_hi = NULL;
     scan = body;
     while (scan.p < scan.end) {
         uint32_t num = 0;
         int wt = 0;
         pb sub = {NULL, NULL};
         uint64_t v;
+        const uint8_t *at = scan.p;
         rd_field(&scan, &num, &wt, &sub, &v); /* checked by the scan */
         if (num == 4) {
             if ((uint64_t)(sub.end - sub.p) > UINT32_MAX)
                 return bad(err);
+            if (sym.n == 1)
+                sym_lo = at;
+            sym_hi = scan.p;
             sym.s[sym.n] = (const char *)sub.p;
             sym.len[sym.n] = (uint32_t)(sub.end - sub.p);
             sym.n++;
@@ -261,6 +268,12 @@ rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
     }
     if (nts && (sym.n == 0 || sym.len[0] != 0))
         return rw_err_set(err, RW_BADREQ, "remote-write 2.0: symbols[0] must be the empty string");
+    /* every byte of that span ASCII and none NUL (whatever lies between the
+       symbols included): every symbol but the first, the empty one, is
+       ASCII without NUL, so are the label strings of every series (a
+       reference to symbols[0] is an empty string, which validation still
+       rejects) - as decode_v1.c's label span */
+    uint8_t ascii = sym_lo && rw_ascii_nonul(sym_lo, (size_t)(sym_hi - sym_lo));
     if ((rc = rw_in_mem_grow(m, need + rw_in_stage_bytes(nts, nlabels), err)) != RW_OK)
         return rc;
     scan = body;
@@ -277,6 +290,7 @@ rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
             continue;
         if ((rc = decode_series(sub, i, &sym, nrefs[i], a, &out->series[i], out, err)) != RW_OK)
             return rc;
+        out->series[i].ascii = ascii;
     }
     /* every symbol's end is the next field's tag or the body's spare byte,
        never read again now that parsing is over */

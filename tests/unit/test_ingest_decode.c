@@ -177,7 +177,37 @@ static void test_decode_v2(void)
     CHECK_STR(b.metadata[0].help, "help!");
     CHECK_STR(b.metadata[0].unit, "seconds");
     CHECK_STR(b.metadata[0].type, "gauge");
+    /* ASCII symbols: validation may skip the text checks */
+    CHECK_INT(b.series[0].ascii, 1);
+    rw_err_init(&e);
+    CHECK_MSG(rw_in_validate_series(ig, &b.series[0], &e) == RW_OK, "%s", e.msg);
     free(body);
+    /* a symbol that is not ASCII (valid UTF-8, then not): the careful way */
+    const char *vals[] = {"\xc3\xa9tcd", "\xff\xfe"};
+    for (int i = 0; i < 2; i++) {
+        syms[4] = (char *)vals[i];
+        n = io__prometheus__write__v2__request__pack(&rq, buf);
+        body = compress(buf, n, &clen);
+        rw_err_init(&e);
+        CHECK(rw_in_decode(ig, RW_PROTO_V2, body, clen, a, &b, &e) == RW_OK);
+        CHECK_INT(b.series[0].ascii, 0);
+        rw_err_init(&e);
+        CHECK_INT(rw_in_validate_series(ig, &b.series[0], &e), i == 0 ? RW_OK : RW_BADREQ);
+        free(body);
+    }
+    /* a reference to symbols[0] is an empty value, rejected on the fast way */
+    syms[4] = "etcd";
+    refs[3] = 0;
+    n = io__prometheus__write__v2__request__pack(&rq, buf);
+    body = compress(buf, n, &clen);
+    rw_err_init(&e);
+    CHECK(rw_in_decode(ig, RW_PROTO_V2, body, clen, a, &b, &e) == RW_OK);
+    CHECK_INT(b.series[0].ascii, 1);
+    rw_err_init(&e);
+    CHECK(rw_in_validate_series(ig, &b.series[0], &e) == RW_BADREQ && strstr(e.msg, "empty value"));
+    free(body);
+    refs[3] = 4;
+    n = io__prometheus__write__v2__request__pack(&rq, buf);
     /* a v2 body decoded as v1 is an empty request (fields 1-3 reserved) */
     body = compress(buf, n, &clen);
     CHECK(rw_in_decode(ig, RW_PROTO_V1, body, clen, a, &b, &e) == RW_OK && b.nseries == 0);
