@@ -46,6 +46,18 @@ static int term_add(term_list *t, const pb *s)
 static int decode_label(pb body, rw_label *l, uint32_t *lens, term_list *t)
 {
     pb name = {body.p, body.p}, value = {body.p, body.p};
+    /* the layout every sender writes: name (1) then value (2), each shorter
+       than 128 bytes, nothing else - read directly, the loop is the rest */
+    size_t len = (size_t)(body.end - body.p);
+    if (len >= 4 && body.p[0] == (1 << 3 | 2) && body.p[1] < 0x80 && (size_t)body.p[1] + 4 <= len &&
+        body.p[2 + body.p[1]] == (2 << 3 | 2) && body.p[3 + body.p[1]] < 0x80 &&
+        (size_t)body.p[1] + body.p[3 + body.p[1]] + 4 == len) {
+        name.p = body.p + 2;
+        name.end = name.p + body.p[1];
+        value.p = name.end + 2;
+        value.end = body.end;
+        body.p = body.end;
+    }
     while (body.p < body.end) {
         uint32_t num;
         int wt;

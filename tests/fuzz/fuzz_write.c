@@ -1,12 +1,62 @@
 /* fuzz_write.c - libFuzzer target for the remote-write decoder: the first
  * byte picks 1.0 or 2.0, the rest is the snappy body. Decoding and per-series
- * validation must never crash or touch memory they do not own.
+ * validation must never crash or touch memory they do not own. A 1.0 body
+ * that both the hand-written decoder and protobuf-c's generated one accept
+ * must give both the same series, labels (byte for byte) and samples: the
+ * hand-written decoder's fast paths must not change what a body means.
  *   cmake -B build-fuzz -DCMAKE_C_COMPILER=clang -DRWGATE_FUZZ=ON
  *   cmake --build build-fuzz --target fuzz_write && build-fuzz/fuzz_write -max_total_time=60 */
+#include <snappy-c.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include "core/cfg.h"
 #include "ingest/ingest_int.h"
+#include "proto/remote.pb-c.h"
+
+static int same_str(const char *ours, uint32_t len, const char *theirs)
+{
+    return memcmp(ours, theirs, len) == 0 && theirs[len] == '\0';
+}
+
+/* The decoded batch against protobuf-c's reading of the same body (when
+ * protobuf-c accepts it; the two differ in what they refuse, not in what
+ * an accepted body means). */
+static void compare_v1(const uint8_t *body, size_t len, const rw_in_batch *b)
+{
+    size_t rawlen;
+    if (snappy_uncompressed_length((const char *)body, len, &rawlen) != SNAPPY_OK ||
+        rawlen > (4u << 20))
+        return;
+    char *raw = malloc(rawlen ? rawlen : 1);
+    if (!raw || snappy_uncompress((const char *)body, len, raw, &rawlen) != SNAPPY_OK) {
+        free(raw);
+        return;
+    }
+    Prometheus__WriteRequest *wr = prometheus__write_request__unpack(NULL, rawlen, (uint8_t *)raw);
+    free(raw);
+    if (!wr)
+        return;
+    if (wr->n_timeseries != b->nseries)
+        abort();
+    for (size_t i = 0; i < b->nseries; i++) {
+        const rw_in_series *s = &b->series[i];
+        const Prometheus__TimeSeries *ts = wr->timeseries[i];
+        if (s->labels_over)
+            continue; /* over the label limit: counted, not decoded */
+        if (ts->n_labels != s->nlabels || ts->n_samples != s->nsamples)
+            abort();
+        for (size_t j = 0; j < s->nlabels; j++)
+            if (!same_str(s->labels[j].name, s->lens[2 * j], ts->labels[j]->name) ||
+                !same_str(s->labels[j].value, s->lens[2 * j + 1], ts->labels[j]->value))
+                abort();
+        for (size_t k = 0; k < s->nsamples; k++)
+            if (s->samples[k].t != ts->samples[k]->timestamp ||
+                memcmp(&s->samples[k].v, &ts->samples[k]->value, sizeof(double)) != 0)
+                abort();
+    }
+    prometheus__write_request__free_unpacked(wr, NULL);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -22,8 +72,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rw_in_batch b;
     rw_err e;
     rw_err_init(&e);
-    if (rw_in_decode(ig, (data[0] & 1) ? RW_PROTO_V2 : RW_PROTO_V1, data + 1, size - 1, a, &b,
-                     &e) == RW_OK) {
+    int v2 = data[0] & 1;
+    if (rw_in_decode(ig, v2 ? RW_PROTO_V2 : RW_PROTO_V1, data + 1, size - 1, a, &b, &e) == RW_OK) {
+        if (!v2)
+            compare_v1(data + 1, size - 1, &b);
         for (size_t i = 0; i < b.nseries; i++) {
             rw_err_init(&e);
             if (rw_in_validate_series(ig, &b.series[i], &e) == RW_OK)
