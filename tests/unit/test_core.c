@@ -10,6 +10,7 @@
 #include "core/matcher.h"
 #include "core/timeutil.h"
 #include "test.h"
+#include <xxhash.h>
 
 static void test_float_format(void)
 {
@@ -102,6 +103,24 @@ static void test_labels(void)
     CHECK(rw_labels_hash(a, 3) == rw_labels_hash(a, 3));
     uint32_t lens[] = {8, 2, 8, 3, 3, 4};
     CHECK(rw_labels_hash_lens(a, lens, 3) == rw_labels_hash(a, 3));
+    /* the hash places series in shards and must not change: XXH3-64 of
+       name \xff value \xff ..., for strings of every length up to 40 */
+    {
+        static const char src[] = "abcdefghijklmnopqrstuvwxyz0123456789ABCD";
+        for (size_t len = 1; len <= 40; len++) {
+            char name[48], value[48], key[200];
+            memcpy(name, src, len);
+            name[len] = '\0';
+            memcpy(value, src + 40 - len, len);
+            value[len] = '\0';
+            rw_label l[] = {{"__name__", value}, {name, "v"}}; /* "a..." sorts after */
+            size_t k = 0;
+            k += (size_t)sprintf(key + k, "__name__\xff%s\xff%s\xffv\xff", value, name);
+            uint32_t ll[] = {8, (uint32_t)len, (uint32_t)len, 1};
+            CHECK_MSG(rw_labels_hash(l, 2) == XXH3_64bits(key, k) &&
+                      rw_labels_hash_lens(l, ll, 2) == XXH3_64bits(key, k), "length %zu", len);
+        }
+    }
     CHECK(rw_labels_validate_lens(a, lens, 3, NULL) == RW_OK);
     rw_label nul[] = {{"__name__", "up"}, {"job", "a\0b"}};
     uint32_t nul_lens[] = {8, 2, 3, 3};
