@@ -24,6 +24,19 @@ static int cmp_bucket(const void *a, const void *b)
     return x < y ? -1 : x > y ? 1 : 0;
 }
 
+typedef struct member_ub {
+    double ub;
+    size_t s;
+} member_ub;
+
+static int cmp_member(const void *a, const void *b)
+{
+    const member_ub *x = a, *y = b;
+    if (x->ub != y->ub)
+        return x->ub < y->ub ? -1 : 1;
+    return x->s < y->s ? -1 : x->s > y->s;
+}
+
 /* Go strconv.ParseFloat acceptance (decimal, inf/infinity/nan, hex with p). */
 static int parse_go_float(const char *s, double *out)
 {
@@ -65,10 +78,10 @@ typedef struct mono_info {
     double min_b, max_b, max_diff;
 } mono_info;
 
-/* Sorts, coalesces equal bounds, fixes monotonicity; returns the new count. */
+/* Coalesces equal bounds of buckets sorted by bound, fixes monotonicity;
+ * returns the new count. */
 static size_t prepare(bucket *b, size_t n, mono_info *mi)
 {
-    qsort(b, n, sizeof *b, cmp_bucket);
     size_t i = 0;
     bucket last = b[0];
     for (size_t k = 1; k < n; k++) {
@@ -110,7 +123,8 @@ static size_t prepare(bucket *b, size_t n, mono_info *mi)
     return n;
 }
 
-static double bucket_quantile(double q, bucket *b, size_t n, mono_info *mi)
+/* b is sorted by bound unless `sorted` is 0 */
+static double bucket_quantile(double q, bucket *b, size_t n, int sorted, mono_info *mi)
 {
     mi->forced = 0;
     if (isnan(q))
@@ -119,7 +133,8 @@ static double bucket_quantile(double q, bucket *b, size_t n, mono_info *mi)
         return -INFINITY;
     if (q > 1)
         return INFINITY;
-    qsort(b, n, sizeof *b, cmp_bucket);
+    if (!sorted)
+        qsort(b, n, sizeof *b, cmp_bucket);
     if (!(isinf(b[n - 1].ub) && b[n - 1].ub > 0))
         return NAN;
     n = prepare(b, n, mi);
@@ -151,9 +166,10 @@ static double bucket_quantile(double q, bucket *b, size_t n, mono_info *mi)
     return start + (end - start) * (rank / count);
 }
 
-static double bucket_fraction(double lower, double upper, bucket *b, size_t n)
+static double bucket_fraction(double lower, double upper, bucket *b, size_t n, int sorted)
 {
-    qsort(b, n, sizeof *b, cmp_bucket);
+    if (!sorted)
+        qsort(b, n, sizeof *b, cmp_bucket);
     if (!(isinf(b[n - 1].ub) && b[n - 1].ub > 0))
         return NAN;
     n = prepare(b, n, NULL);
@@ -324,6 +340,28 @@ static rw_rc hist_fn(rw_eval_ctx *ctx, const rw_node *call, int mode, rw_eval_va
         if (grp[s] >= 0)
             members[fill[grp[s]]++] = s;
     (void)gout;
+    /* each group's members in bucket order once, rather than a sort per step:
+       a step's buckets are then a sorted subsequence, in the order a stable
+       sort of that step's buckets gives. A group with a NaN bound (which
+       compares equal to every bound) is sorted per step as before. */
+    uint8_t *gsorted = rw_arena_alloc(a, ngroups + 1);
+    member_ub *tmp = rw_arena_alloc(a, (ns + 1) * sizeof *tmp);
+    if (!gsorted || !tmp)
+        return rw_eval_nomem(ctx);
+    for (size_t g = 0; g < ngroups; g++) {
+        size_t *m = members + gstart[g], n = gstart[g + 1] - gstart[g];
+        gsorted[g] = 1;
+        for (size_t x = 0; x < n; x++)
+            if (isnan(ub[m[x]]))
+                gsorted[g] = 0;
+        if (!gsorted[g])
+            continue;
+        for (size_t x = 0; x < n; x++)
+            tmp[x] = (member_ub){ub[m[x]], m[x]};
+        qsort(tmp, n, sizeof *tmp, cmp_member); /* ties by position: stable */
+        for (size_t x = 0; x < n; x++)
+            m[x] = tmp[x].s;
+    }
 
     mono_acc *macc = NULL;
     size_t nmacc = 0;
@@ -352,13 +390,13 @@ static rw_rc hist_fn(rw_eval_ctx *ctx, const rw_node *call, int mode, rw_eval_va
                 continue;
             if (mode == H_FRACTION) {
                 b.s[g].ok[i] = 1;
-                b.s[g].v[i] = bucket_fraction(lower[i], upper[i], bk, nb);
+                b.s[g].v[i] = bucket_fraction(lower[i], upper[i], bk, nb, gsorted[g]);
                 continue;
             }
             for (size_t k = 0; k < nq; k++) {
                 memcpy(bk2, bk, nb * sizeof *bk);
                 mono_info mi;
-                double v = bucket_quantile(qs[k][i], bk2, nb, &mi);
+                double v = bucket_quantile(qs[k][i], bk2, nb, gsorted[g], &mi);
                 if (mi.forced) {
                     const char *mn = rw_labels_get(b.s[g].labels, b.s[g].nlabels, RW_METRIC_NAME);
                     if (!mn)
