@@ -36,23 +36,46 @@ static int shortest_slow(double v, char *digits, int *dp)
     return nd;
 }
 
+/* Writes the decimal digits of c to out (no terminator), two at a time
+ * from the end; returns how many. */
+static int put_u64(char *out, uint64_t c)
+{
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
+    char tmp[24];
+    char *e = tmp + sizeof tmp, *p = e;
+    while (c >= 100) {
+        unsigned r = (unsigned)(c % 100);
+        c /= 100;
+        p -= 2;
+        memcpy(p, pairs + 2 * r, 2);
+    }
+    if (c >= 10) {
+        p -= 2;
+        memcpy(p, pairs + 2 * c, 2);
+    } else {
+        *--p = (char)('0' + c);
+    }
+    int n = (int)(e - p);
+    memcpy(out, p, (size_t)n);
+    return n;
+}
+
 /* Writes the decimal digits of c > 0 without trailing zeros; returns the
  * number of digits written and in *tz the zeros dropped. */
 static int u64_digits(uint64_t c, char *digits, int *tz)
 {
     int z = 0;
-    while (c % 10 == 0) {
+    while (c % 100 == 0) {
+        c /= 100;
+        z += 2;
+    }
+    if (c % 10 == 0) {
         c /= 10;
         z++;
     }
-    char tmp[24];
-    int n = 0;
-    while (c) {
-        tmp[n++] = (char)('0' + c % 10);
-        c /= 10;
-    }
-    for (int i = 0; i < n; i++)
-        digits[i] = tmp[n - 1 - i];
+    int n = put_u64(digits, c);
     digits[n] = '\0';
     *tz = z;
     return n;
@@ -147,12 +170,19 @@ static int shortest_fast(double v, char *digits, int *dp)
     int incl = (m & 1) == 0;
     u128 vint = V >> sh; /* integer part of v * 10^21 */
     const u128 *pw = pow10_128;
-    int D = 1;
+    /* D: the number of digits of vint, from its bit length (10^(D-1) <=
+       vint < 10^D): floor(bits * log10(2)) is D or D - 1 */
+    uint64_t vhi = (uint64_t)(vint >> 64);
+    int nbits = vhi ? 128 - __builtin_clzll(vhi) : vint ? 64 - __builtin_clzll((uint64_t)vint) : 0;
+    int D = nbits * 1233 >> 12; /* 1233 / 4096, just under log10(2) */
+    if (D < 1)
+        D = 1;
     while (D < 39 && vint >= pw[D])
         D++;
     /* R_j: v rounded to a multiple of 10^j (ties to even), valid if
-       |R_j * 2^sh - V| <= H (< H when !incl) */
-    int lo = 0, hi = D - 1, best = -1;
+       |R_j * 2^sh - V| <= H (< H when !incl). 17 significant digits
+       always read back, so the coarsest valid grid is at least D - 17. */
+    int lo = D > 17 ? D - 17 : 0, hi = D - 1, best = -1;
     u128 bestR = 0;
     while (lo <= hi) {
         int j = (lo + hi) / 2;
@@ -369,14 +399,7 @@ rw_rc rw_json_point(rw_buf *b, int64_t t_ms, double v)
     uint64_t a = t_ms < 0 ? (uint64_t)0 - (uint64_t)t_ms : (uint64_t)t_ms;
     uint64_t sec = a / 1000;
     unsigned frac = (unsigned)(a % 1000);
-    char tmp[24];
-    int k = 0;
-    do {
-        tmp[k++] = (char)('0' + sec % 10);
-        sec /= 10;
-    } while (sec);
-    while (k)
-        num[n++] = tmp[--k];
+    n += put_u64(num + n, sec);
     if (frac) {
         num[n++] = '.';
         num[n++] = (char)('0' + frac / 100);

@@ -96,12 +96,6 @@ static int cmp_result_series(const void *x, const void *y)
     return rw_labels_cmp(a->labels, a->nlabels, b->labels, b->nlabels);
 }
 
-static int cmp_point(const void *x, const void *y)
-{
-    const rw_point *a = x, *b = y;
-    return a->t < b->t ? -1 : a->t > b->t;
-}
-
 /* Sorts a matrix by labels, merging series whose label sets became equal
  * (after name removal) when their points do not overlap. */
 static rw_rc finish_matrix(rw_arena *a, rw_result *out, rw_err *err)
@@ -115,14 +109,18 @@ static rw_rc finish_matrix(rw_arena *a, rw_result *out, rw_err *err)
             rw_point *p = rw_arena_alloc(a, (d->npoints + s->npoints) * sizeof *p);
             if (!p)
                 return rw_err_set(err, RW_NOMEM, "out of memory building the result");
-            memcpy(p, d->points, d->npoints * sizeof *p);
-            memcpy(p + d->npoints, s->points, s->npoints * sizeof *p);
-            size_t np = d->npoints + s->npoints;
-            qsort(p, np, sizeof *p, cmp_point);
-            for (size_t k = 1; k < np; k++)
-                if (p[k].t == p[k - 1].t)
+            /* both in step order: merged in one pass; a step in both is
+               two values for one label set */
+            size_t np = 0, x = 0, y = 0;
+            while (x < d->npoints || y < s->npoints) {
+                if (x < d->npoints && y < s->npoints && d->points[x].t == s->points[y].t)
                     return rw_err_set(err, RW_EXEC,
                                       "vector cannot contain metrics with the same labelset");
+                if (y >= s->npoints || (x < d->npoints && d->points[x].t < s->points[y].t))
+                    p[np++] = d->points[x++];
+                else
+                    p[np++] = s->points[y++];
+            }
             d->points = p;
             d->npoints = np;
             continue;

@@ -2,6 +2,8 @@
  * durations, API times, labels (hash, validation, ordering), matchers, the
  * arena and the capped buffer. */
 #include <float.h>
+#include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include "core/arena.h"
 #include "core/buf.h"
@@ -39,6 +41,66 @@ static void test_float_format(void)
         rw_fmt_float_g(cases[i].v, b);
         CHECK_STR(b, cases[i].g);
     }
+}
+
+/* Significant digits of a formatted number ("-0.00125" -> 3, "1.5e+07" -> 2,
+ * "1200" -> 2: trailing zeros of an integer part are not significant) */
+static int sig_digits(const char *s)
+{
+    int n = 0, lead = 1, zeros = 0;
+    for (; *s && *s != 'e'; s++) {
+        if (*s < '0' || *s > '9')
+            continue;
+        if (lead && *s == '0')
+            continue;
+        lead = 0;
+        if (*s == '0') {
+            zeros++;
+        } else {
+            n += zeros + 1;
+            zeros = 0;
+        }
+    }
+    return n;
+}
+
+/* The JSON float format against an independent reference, libc: for
+ * random doubles of every magnitude the output reads back to the same
+ * double and has exactly as many significant digits as the smallest %.*e
+ * precision that reads back (the shortest representation, as Go's
+ * strconv 'f' -1 that Prometheus uses). */
+static void test_float_shortest(void)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    char out[64], ref[64];
+    size_t bad = 0;
+    for (int i = 0; i < 40000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        double v;
+        switch (i % 4) {
+        case 0: { /* any finite double */
+            uint64_t b = x & ~(0x7ffULL << 52);
+            b |= (uint64_t)(1 + (x >> 52) % 2046) << 52;
+            memcpy(&v, &b, 8);
+            break;
+        }
+        case 1: v = (double)(x % 100000000) / 1000.0; break;       /* decimals */
+        case 2: v = ldexp((double)(x >> 11), -(int)(x % 90)); break; /* rates, ratios */
+        default: v = (double)(x >> 20) * 1e-9; break;
+        }
+        rw_fmt_float_json(v, out);
+        int prec = 0;
+        for (; prec < 17; prec++) {
+            snprintf(ref, sizeof ref, "%.*e", prec, v);
+            if (strtod(ref, NULL) == v)
+                break;
+        }
+        if (strtod(out, NULL) != v || sig_digits(out) != sig_digits(ref)) {
+            if (bad++ < 5)
+                fprintf(stderr, "float %a: got %s, shortest %s\n", v, out, ref);
+        }
+    }
+    CHECK_INT(bad, 0);
 }
 
 static void test_json_point(void)
@@ -240,6 +302,7 @@ static void test_arena_buf(void)
 int main(void)
 {
     RUN(test_float_format);
+    RUN(test_float_shortest);
     RUN(test_json_point);
     RUN(test_durations);
     RUN(test_labels);
