@@ -46,9 +46,10 @@ rw_rc rw_parse_duration(const char *s, size_t n, int64_t *ms, rw_err *err)
             return rw_err_set(err, RW_BADREQ, "not a valid duration string: \"%.*s\"", (int)n, s);
         int64_t v = 0;
         while (i < n && isdigit((unsigned char)s[i])) {
-            if (v > INT64_MAX / 10)
+            int d = s[i++] - '0';
+            if (v > (INT64_MAX - d) / 10)
                 return rw_err_set(err, RW_BADREQ, "duration out of range: \"%.*s\"", (int)n, s);
-            v = v * 10 + (s[i++] - '0');
+            v = v * 10 + d;
         }
         int u = -1;
         /* longest unit first: "ms" before "m" */

@@ -136,6 +136,12 @@ static void test_durations(void)
     CHECK(rw_parse_duration("1y2w3d", 6, &ms, &e) == RW_OK &&
           ms == (365LL + 14 + 3) * 86400000);
     CHECK(rw_parse_duration("1m1h", 4, &ms, &e) == RW_BADREQ);
+    /* the largest count of milliseconds, and one more (found by fuzz_rules:
+       the digit overflowed before the range check) */
+    CHECK(rw_parse_duration("9223372036854775807ms", 21, &ms, &e) == RW_OK && ms == INT64_MAX);
+    CHECK(rw_parse_duration("9223372036854775808ms", 21, &ms, &e) == RW_BADREQ &&
+          strstr(e.msg, "out of range"));
+    CHECK(rw_parse_duration("9223372036854775809ms", 21, &ms, &e) == RW_BADREQ);
     CHECK(rw_parse_duration("5", 1, &ms, &e) == RW_BADREQ);
     CHECK(rw_parse_duration("", 0, &ms, &e) == RW_BADREQ);
     CHECK(rw_parse_duration("1.5h", 4, &ms, &e) == RW_BADREQ);
