@@ -9,12 +9,13 @@
  * that positions hold), a label removed or overridden is marked in a
  * per-base-label byte. Past a few added labels (a labelmap over a wide
  * series) the add list gets a hash index by name, so rules stay linear in
- * the number of labels rather than quadratic. Rules that walk all labels (labelmap, labeldrop,
- * labelkeep) walk a snapshot in Builder.Range's order - surviving base
- * labels, then added labels in insertion order - so that when two labels map
- * onto one name the same one wins as in Prometheus. Only when something
- * changed is a new sorted array built in the arena; an untouched series
- * costs no allocation. All scratch lives in the state and is reused. */
+ * the number of labels rather than quadratic. Rules that walk all labels
+ * (labelmap, labeldrop, labelkeep) walk a snapshot in Builder.Range's
+ * order - surviving base labels, then added labels in insertion order - so
+ * that when two labels map onto one name the same one wins as in
+ * Prometheus. Only when something changed is a new sorted array built in
+ * the arena; an untouched series costs no allocation. All scratch lives in
+ * the state and is reused. */
 #include "relabel.h"
 
 #include <locale.h>
