@@ -175,7 +175,7 @@ int part_decode_values(const uint8_t *b, size_t len, size_t n, uint64_t *v, rw_b
         int64_t prev = 0, pd = 0;
         for (size_t i = 0; i < n; i++) {
             uint64_t z;
-            if (get_uvarint_fast(&p, end, &z) < 0)
+            if (get_uvarint(&p, end, &z) < 0)
                 return -1;
             int64_t d = (int64_t)((uint64_t)pd + (uint64_t)unzigzag(z));
             prev = (int64_t)((uint64_t)prev + (uint64_t)d);
@@ -245,7 +245,7 @@ tscol *ts_decode(int64_t id, const uint8_t *b, size_t len, rw_buf *scratch, void
     int64_t pd = 0, t = 0;
     for (uint64_t i = 0; i < n; i++) {
         uint64_t z;
-        if (get_uvarint_fast(&p, end, &z) < 0) {
+        if (get_uvarint(&p, end, &z) < 0) {
             free(c);
             return NULL;
         }

@@ -427,16 +427,16 @@ void series_free_data(rw_shard *sh, series *s);
 
 /* ---- varints and label blobs (walrec.c) ---- */
 void put_uvarint(rw_buf *b, uint64_t v);
-int get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *v);
-/* get_uvarint with the one-byte case inline: the column decoders read one
- * varint per sample, and nearly all are one byte */
-static inline int get_uvarint_fast(const uint8_t **p, const uint8_t *end, uint64_t *v)
+int get_uvarint_long(const uint8_t **p, const uint8_t *end, uint64_t *v);
+/* One varint; -1 when it runs past end. The one-byte case is inline: the
+ * column decoders read one varint per sample, and nearly all are one byte. */
+static inline int get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
     if (*p < end && **p < 0x80) {
         *v = *(*p)++;
         return 0;
     }
-    return get_uvarint(p, end, v);
+    return get_uvarint_long(p, end, v);
 }
 static inline uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
 static inline int64_t unzigzag(uint64_t z) { return (int64_t)((z >> 1) ^ (~(z & 1) + 1)); }

@@ -57,7 +57,7 @@ static inline uint8_t *put_uv(uint8_t *p, uint64_t v)
     return p;
 }
 
-int get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+int get_uvarint_long(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
     uint64_t x = 0;
     int shift = 0;

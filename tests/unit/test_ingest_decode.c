@@ -136,6 +136,19 @@ static void test_decode_v1(void)
     free_cfg(ig);
 }
 
+/* Packs rq, compresses it and decodes it as 2.0 into b. */
+static rw_rc decode_v2(const rw_ingest_config *ig, const Io__Prometheus__Write__V2__Request *rq,
+                       rw_arena *a, rw_in_batch *b, rw_err *e)
+{
+    uint8_t buf[512];
+    size_t n = io__prometheus__write__v2__request__pack(rq, buf), clen;
+    char *body = compress(buf, n, &clen);
+    rw_err_init(e);
+    rw_rc rc = rw_in_decode(ig, RW_PROTO_V2, body, clen, a, b, e);
+    free(body);
+    return rc;
+}
+
 static void test_decode_v2(void)
 {
     rw_ingest_config *ig = new_ingest(0);
@@ -186,26 +199,18 @@ static void test_decode_v2(void)
     const char *vals[] = {"\xc3\xa9tcd", "\xff\xfe"};
     for (int i = 0; i < 2; i++) {
         syms[4] = (char *)vals[i];
-        n = io__prometheus__write__v2__request__pack(&rq, buf);
-        body = compress(buf, n, &clen);
-        rw_err_init(&e);
-        CHECK(rw_in_decode(ig, RW_PROTO_V2, body, clen, a, &b, &e) == RW_OK);
+        CHECK(decode_v2(ig, &rq, a, &b, &e) == RW_OK);
         CHECK_INT(b.series[0].ascii, 0);
         rw_err_init(&e);
         CHECK_INT(rw_in_validate_series(ig, &b.series[0], &e), i == 0 ? RW_OK : RW_BADREQ);
-        free(body);
     }
     /* a reference to symbols[0] is an empty value, rejected on the fast way */
     syms[4] = "etcd";
     refs[3] = 0;
-    n = io__prometheus__write__v2__request__pack(&rq, buf);
-    body = compress(buf, n, &clen);
-    rw_err_init(&e);
-    CHECK(rw_in_decode(ig, RW_PROTO_V2, body, clen, a, &b, &e) == RW_OK);
+    CHECK(decode_v2(ig, &rq, a, &b, &e) == RW_OK);
     CHECK_INT(b.series[0].ascii, 1);
     rw_err_init(&e);
     CHECK(rw_in_validate_series(ig, &b.series[0], &e) == RW_BADREQ && strstr(e.msg, "empty value"));
-    free(body);
     refs[3] = 4;
     n = io__prometheus__write__v2__request__pack(&rq, buf);
     /* a v2 body decoded as v1 is an empty request (fields 1-3 reserved) */
@@ -215,30 +220,18 @@ static void test_decode_v2(void)
 
     /* reference out of range */
     refs[3] = 99;
-    n = io__prometheus__write__v2__request__pack(&rq, buf);
-    body = compress(buf, n, &clen);
-    rw_err_init(&e);
-    CHECK(rw_in_decode(ig, RW_PROTO_V2, body, clen, a, &b, &e) == RW_BADREQ);
+    CHECK(decode_v2(ig, &rq, a, &b, &e) == RW_BADREQ);
     CHECK(strstr(e.msg, "out of range") != NULL);
-    free(body);
     /* odd number of refs */
     refs[3] = 4;
     ts.n_labels_refs = 3;
-    n = io__prometheus__write__v2__request__pack(&rq, buf);
-    body = compress(buf, n, &clen);
-    rw_err_init(&e);
-    CHECK(rw_in_decode(ig, RW_PROTO_V2, body, clen, a, &b, &e) == RW_BADREQ);
+    CHECK(decode_v2(ig, &rq, a, &b, &e) == RW_BADREQ);
     CHECK(strstr(e.msg, "odd") != NULL);
-    free(body);
     /* symbols[0] must be "" */
     ts.n_labels_refs = 4;
     syms[0] = "x";
-    n = io__prometheus__write__v2__request__pack(&rq, buf);
-    body = compress(buf, n, &clen);
-    rw_err_init(&e);
-    CHECK(rw_in_decode(ig, RW_PROTO_V2, body, clen, a, &b, &e) == RW_BADREQ);
+    CHECK(decode_v2(ig, &rq, a, &b, &e) == RW_BADREQ);
     CHECK(strstr(e.msg, "symbols[0]") != NULL);
-    free(body);
     rw_arena_free(a);
     free_cfg(ig);
 }
