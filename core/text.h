@@ -36,6 +36,40 @@ static inline int rw_ascii_nonul(const void *p, size_t n)
     return !(bad & 0x8080808080808080ULL);
 }
 
+/* Whether the n bytes at a and b are equal, without a call: label strings
+ * are short and compared by the million per second (the store's series
+ * lookup), so 8 bytes at a time with the last word overlapping, as above.
+ * Reads exactly n bytes of each. */
+static inline int rw_bytes_eq(const void *a, const void *b, size_t n)
+{
+    const unsigned char *x = a, *y = b;
+    if (n < 8) {
+        if (n >= 4) {
+            uint32_t u, v, u2, v2;
+            memcpy(&u, x, 4);
+            memcpy(&v, y, 4);
+            memcpy(&u2, x + n - 4, 4);
+            memcpy(&v2, y + n - 4, 4);
+            return ((u ^ v) | (u2 ^ v2)) == 0;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (x[i] != y[i])
+                return 0;
+        return 1;
+    }
+    for (size_t i = 0;; i += 8) {
+        if (i + 8 > n)
+            i = n - 8;
+        uint64_t u, v;
+        memcpy(&u, x + i, 8);
+        memcpy(&v, y + i, 8);
+        if (u != v)
+            return 0;
+        if (i + 8 == n)
+            return 1;
+    }
+}
+
 /* Value of a hexadecimal digit, or -1. */
 static inline int rw_hex_digit(int c)
 {

@@ -242,6 +242,7 @@ static rw_rc append(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
         as[nas].hash = h;
         as[nas].samples = s->samples;
         as[nas].nsamples = s->nsamples;
+        as[nas].lens = s->lens;
         nas++;
     }
     rw_in_series_limit_end(c);

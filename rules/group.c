@@ -121,6 +121,7 @@ int out_vec_push(out_vec *o, rw_arena *a, rw_label *l, size_t n, int64_t t, doub
     s->hash = rw_labels_hash(l, n);
     s->samples = NULL; /* set once the arrays stop moving */
     s->nsamples = 1;
+    s->lens = NULL;
     o->n++;
     return 0;
 }

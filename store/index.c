@@ -11,6 +11,7 @@
 #include <string.h>
 #include <xxhash.h>
 #include "store_int.h"
+#include "core/text.h"
 
 /* ---- strmap: open addressing, linear probing, backward-shift delete ---- */
 
@@ -166,11 +167,15 @@ const char *intern_get(rw_shard *sh, const char *s, uint32_t id)
     if (sh->syms[id])
         return NULL; /* id taken: corrupt input */
     size_t len = strlen(s);
-    char *blk = malloc(4 + len + 1);
+    if (len > UINT32_MAX)
+        return NULL;
+    char *blk = malloc(8 + len + 1);
     if (!blk)
         return NULL;
-    memcpy(blk, &id, 4);
-    char *c = memcpy(blk + 4, s, len + 1);
+    uint32_t len32 = (uint32_t)len;
+    memcpy(blk, &len32, 4);
+    memcpy(blk + 4, &id, 4);
+    char *c = memcpy(blk + 8, s, len + 1);
     if (strmap_put(m, c, h, (void *)(uintptr_t)1) < 0 ||
         (fresh && u32_push(&sh->newsym, &sh->nnewsym, &sh->capnewsym, id) < 0)) {
         strmap_del(m, c, h);
@@ -203,7 +208,7 @@ void intern_put(rw_shard *sh, const char *s)
     /* its row goes with the next retention transaction; if this list cannot
      * grow, the row stays until the next open purges unreferenced symbols */
     u32_push(&sh->deadsym, &sh->ndeadsym, &sh->capdeadsym, id);
-    free(k - 4);
+    free(k - 8);
 }
 
 uint32_t symbol_id(const rw_shard *sh, const char *s)
@@ -339,18 +344,31 @@ static inline size_t slot_of(const rw_shard *sh, uint64_t hash)
     return (size_t)((hash * 0x9E3779B97F4A7C15ULL) >> sh->slot_shift);
 }
 
-/* Exact label set comparison against a series' contiguous strings. */
-static inline int labels_same(const series *s, const rw_label *l, size_t n)
+/* Exact label set comparison against a series' (interned) strings. With the
+ * lengths of l's strings, each string is a length test and an inline
+ * compare, not a strcmp call: this runs for every series of every write,
+ * under the shard lock. */
+static inline int labels_same(const series *s, const rw_label *l, const uint32_t *lens, size_t n)
 {
     if (s->nlabels != n)
         return 0;
+    const rw_label *x = s->labels;
+    if (lens) {
+        for (size_t i = 0; i < n; i++)
+            if (intern_len(x[i].name) != lens[2 * i] || intern_len(x[i].value) != lens[2 * i + 1] ||
+                !rw_bytes_eq(x[i].name, l[i].name, lens[2 * i]) ||
+                !rw_bytes_eq(x[i].value, l[i].value, lens[2 * i + 1]))
+                return 0;
+        return 1;
+    }
     for (size_t i = 0; i < n; i++)
-        if (strcmp(s->labels[i].name, l[i].name) || strcmp(s->labels[i].value, l[i].value))
+        if (strcmp(x[i].name, l[i].name) || strcmp(x[i].value, l[i].value))
             return 0;
     return 1;
 }
 
-series *shard_series_lookup(rw_shard *sh, uint64_t hash, const rw_label *l, size_t n)
+series *shard_series_lookup(rw_shard *sh, uint64_t hash, const rw_label *l, const uint32_t *lens,
+                            size_t n)
 {
     if (!sh->nslots)
         return NULL;
@@ -359,7 +377,7 @@ series *shard_series_lookup(rw_shard *sh, uint64_t hash, const rw_label *l, size
         const sslot *sl = &sh->slots[i];
         if (!sl->s)
             return NULL;
-        if (sl->hash == hash && labels_same(sl->s, l, n))
+        if (sl->hash == hash && labels_same(sl->s, l, lens, n))
             return sl->s;
     }
 }
@@ -554,7 +572,7 @@ void shard_index_free(rw_shard *sh)
         free(ln);
     }
     strmap_free(&sh->postings);
-    STRMAP_EACH(&sh->strings, s) free((char *)s->key - 4);
+    STRMAP_EACH(&sh->strings, s) free((char *)s->key - 8);
     strmap_free(&sh->strings);
     free(sh->syms);
     sh->syms = NULL;

@@ -318,7 +318,7 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
             shard_series_prefetch_slot(sh, in[idx[k + 16]].hash);
         if (k + 8 < n)
             shard_series_prefetch(sh, in[idx[k + 8]].hash);
-        sp[k] = a->nsamples ? shard_series_lookup(sh, a->hash, a->labels, a->nlabels) : NULL;
+        sp[k] = a->nsamples ? shard_series_lookup(sh, a->hash, a->labels, a->lens, a->nlabels) : NULL;
         need += 18 + 16 * a->nsamples;
         if (!sp[k] && a->nsamples) {
             need += 9 + labels_encoded_len(a->labels, a->nlabels);
@@ -341,7 +341,7 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
             __builtin_prefetch(sp[k + 4]->head.b + (sp[k + 4]->head.nbits >> 3));
         series *s = sp[k];
         if (!s) /* created by an earlier entry of this request (a repeated series)? */
-            s = shard_series_lookup(sh, a->hash, a->labels, a->nlabels);
+            s = shard_series_lookup(sh, a->hash, a->labels, a->lens, a->nlabels);
         if (!s) {
             if (series_cap && sh->nseries >= series_cap) {
                 /* cardinality limit: refuse the new series, never the known ones */

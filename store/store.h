@@ -106,6 +106,8 @@ typedef struct rw_append_series {
     uint64_t hash;           /* rw_labels_hash(labels, nlabels) */
     const rw_sample *samples;
     size_t nsamples;         /* in the order the sender sent them */
+    const uint32_t *lens;    /* optional: (name, value) length per label, which
+                                spares the series lookup its strcmp calls */
 } rw_append_series;
 
 /* Why one sample was not stored. */

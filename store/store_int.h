@@ -96,7 +96,8 @@ void strmap_free(strmap *m);
 
 /* Label string interning (the postings keys and the shard's symbol table):
  * one copy of each distinct string per shard, reference counted, each with
- * a symbol id (table `symbols`) stored in the 4 bytes before the string.
+ * a symbol id (table `symbols`) stored in the 4 bytes before the string and
+ * its length in the 4 before those.
  * intern_get returns NULL when out of memory; id 0 = allocate a new id (and
  * queue its row for the next flush), else the id the string has on disk
  * (used when loading). */
@@ -108,6 +109,12 @@ static inline uint32_t intern_id(const char *interned)
     uint32_t id;
     __builtin_memcpy(&id, interned - 4, 4);
     return id;
+}
+static inline uint32_t intern_len(const char *interned)
+{
+    uint32_t len;
+    __builtin_memcpy(&len, interned - 8, 4);
+    return len;
 }
 /* Queues a symbol row for the next flush (after a failed one). */
 int shard_note_new_symbol(struct rw_shard *sh, uint32_t id);
@@ -410,7 +417,8 @@ struct rw_store {
 };
 
 /* ---- index.c ---- */
-series *shard_series_lookup(rw_shard *sh, uint64_t hash, const rw_label *l, size_t n);
+series *shard_series_lookup(rw_shard *sh, uint64_t hash, const rw_label *l, const uint32_t *lens,
+                            size_t n);
 /* Creates (interns labels, indexes). id 0 = allocate the next id; symids
  * (2n: name, value, ...) are the labels' symbol ids on disk, or NULL. */
 series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_label *l,

@@ -1,6 +1,6 @@
 /* test_core.c - unit tests of core/: float formatting as Prometheus writes it,
  * durations, API times, labels (hash, validation, ordering), matchers, the
- * arena and the capped buffer. */
+ * arena and the capped buffer, the inline byte helpers of core/text.h. */
 #include <float.h>
 #include <stdio.h>
 #include <math.h>
@@ -10,6 +10,7 @@
 #include "core/json.h"
 #include "core/labels.h"
 #include "core/matcher.h"
+#include "core/text.h"
 #include "core/timeutil.h"
 #include "test.h"
 #include <xxhash.h>
@@ -305,6 +306,33 @@ static void test_arena_buf(void)
     rw_buf_free(&b);
 }
 
+/* rw_bytes_eq and rw_ascii_nonul read words that overlap at the tail: every
+ * length up to 40, with one differing (or bad) byte at every position, each
+ * range ending at the end of its allocation (ASan sees any read past it). */
+static void test_text_bytes(void)
+{
+    for (size_t n = 0; n <= 40; n++) {
+        char *a = malloc(n ? n : 1), *b = malloc(n ? n : 1);
+        for (size_t i = 0; i < n; i++)
+            a[i] = b[i] = (char)('a' + i % 26);
+        CHECK(rw_bytes_eq(a, b, n));
+        CHECK(rw_ascii_nonul(a, n));
+        for (size_t i = 0; i < n; i++) {
+            b[i] = 'Z';
+            CHECK(!rw_bytes_eq(a, b, n));
+            CHECK(rw_bytes_eq(a, b, i)); /* the prefix before it */
+            b[i] = a[i];
+            a[i] = '\0';
+            CHECK(!rw_ascii_nonul(a, n));
+            a[i] = (char)0xc3;
+            CHECK(!rw_ascii_nonul(a, n));
+            a[i] = b[i];
+        }
+        free(a);
+        free(b);
+    }
+}
+
 int main(void)
 {
     RUN(test_float_format);
@@ -314,5 +342,6 @@ int main(void)
     RUN(test_labels);
     RUN(test_matchers);
     RUN(test_arena_buf);
+    RUN(test_text_bytes);
     TEST_DONE();
 }
