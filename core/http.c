@@ -9,8 +9,9 @@
  * cannot answer in the middle of an upload); the final call runs the
  * handler and queues its response (gzip-compressed when the handler allows
  * it and the client accepts it). One thread per connection, so handlers
- * may block. The per-request state (arena, body, parsed form, budget bytes)
- * is released in completed_cb.
+ * may block. The body and its budget bytes are released once the handler
+ * has answered (or, for a streamed answer, with the rest of the per-request
+ * state - arena, parsed form - in completed_cb).
  *
  * Read deadlines: every connection is tracked from accept to close
  * (notify_connection) with the phase it is in - reading headers, reading a
@@ -593,6 +594,15 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         s->auth(s->auth_ctx, req, req->route->r.perm, &resp))
         req->route->r.fn(req->route->r.ctx, req, &resp);
     observe(req, resp.status);
+    if (!resp.stream) {
+        /* the body is done with: its bytes go back to the budget before the
+           answer leaves, so a client that sends its next request as soon as
+           it has the answer finds them free */
+        if (req->charged)
+            rw_budget_give(req->budget, req->charged);
+        req->charged = 0;
+        rw_buf_free(&req->body);
+    }
     return respond(req, &resp);
 }
 

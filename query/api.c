@@ -87,6 +87,10 @@ rw_query_api *rw_query_api_new(const rw_query_api_opts *opts)
     api->queue_rejected = rw_metrics_counter(
         opts->metrics, "rwgate_query_rejected_total", "reason=\"queue\"",
         "Read requests refused with 503 because no slot freed up in time.");
+    api->g_running = rw_metrics_gauge(opts->metrics, "rwgate_query_running", NULL,
+                                      "Read requests holding one of query.max_concurrent slots.");
+    api->g_waiting = rw_metrics_gauge(opts->metrics, "rwgate_query_queued", NULL,
+                                      "Read requests waiting for a slot (at most query.max_queued).");
     api->version = strdup(opts->version ? opts->version : "unknown");
     api->revision = strdup(opts->revision ? opts->revision : "unknown");
     pthread_mutex_init(&api->ext_mu, NULL);
@@ -193,11 +197,19 @@ rw_rc rw_query_api_routes(rw_query_api *api, rw_routes *routes, rw_err *err)
 
 /* ---- per-request context ---- */
 
+/* qmu held */
+static void slots_publish(rw_query_api *api)
+{
+    rw_gauge_set(api->g_running, (double)api->running);
+    rw_gauge_set(api->g_waiting, (double)api->waiting);
+}
+
 static int slot_acquire(rw_query_api *api)
 {
     pthread_mutex_lock(&api->qmu);
     if (api->running < api->max_concurrent) {
         api->running++;
+        slots_publish(api);
         pthread_mutex_unlock(&api->qmu);
         return 1;
     }
@@ -206,6 +218,7 @@ static int slot_acquire(rw_query_api *api)
         return 0;
     }
     api->waiting++;
+    slots_publish(api);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += api->queue_timeout_ms / 1000;
@@ -226,6 +239,7 @@ static int slot_acquire(rw_query_api *api)
             break;
     }
     api->waiting--;
+    slots_publish(api);
     pthread_mutex_unlock(&api->qmu);
     return ok;
 }
@@ -234,6 +248,7 @@ static void slot_release(rw_query_api *api)
 {
     pthread_mutex_lock(&api->qmu);
     api->running--;
+    slots_publish(api);
     pthread_cond_signal(&api->qcv);
     pthread_mutex_unlock(&api->qmu);
 }

@@ -41,6 +41,7 @@ struct rw_query_api {
     char *version, *revision;
     rw_histogram *duration[QAPI_EP__COUNT];
     rw_counter *queue_rejected;
+    rw_gauge *g_running, *g_waiting; /* running and waiting, published (qmu) */
 
     /* concurrency: slots for read requests (qmu) */
     pthread_mutex_t qmu;

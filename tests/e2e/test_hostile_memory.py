@@ -31,7 +31,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from rwlib import (Checks, Rwgate, V1_HEADERS, V2_HEADERS, f_bytes, http, log, varint,
+from rwlib import (Checks, Rwgate, V1_HEADERS, V2_HEADERS, f_bytes, http, log, varint, wait_for,
                    write_request_v1)
 
 c = Checks("test_hostile_memory")
@@ -193,10 +193,12 @@ try:
 
     slow = threading.Thread(target=run, args=("slow", 'count(slow_m{w=~"(a|aa)+"})'))
     slow.start()
-    time.sleep(0.3)
+    wait_for(lambda: g.metric("rwgate_query_running") == 1, "the slow query holds the slot")
     queued = threading.Thread(target=run, args=("queued", "vector(1)"))
     queued.start()
-    time.sleep(0.2)
+    wait_for(lambda: g.metric("rwgate_query_queued") == 1 or "queued" in res,
+             "the second query waits for the slot")
+    c.check("queued" not in res, "the second query is still waiting", res.get("queued"))
     st, hd, b = post_query(g, "vector(2)")
     c.eq(st, 503, "a third read request while one runs and one waits -> 503 at once")
     c.check("retry-after" in hd, "503 carries Retry-After", hd)
