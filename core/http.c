@@ -372,6 +372,15 @@ static enum MHD_Result respond(rw_http_req *req, rw_http_resp *resp)
     return ret;
 }
 
+/* The body and the budget bytes charged for it (once only). */
+static void release_body(rw_http_req *req)
+{
+    if (req->charged)
+        rw_budget_give(req->budget, req->charged);
+    req->charged = 0;
+    rw_buf_free(&req->body);
+}
+
 static void observe(rw_http_req *req, int status)
 {
     const route_state *rs = req->route;
@@ -594,15 +603,11 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         s->auth(s->auth_ctx, req, req->route->r.perm, &resp))
         req->route->r.fn(req->route->r.ctx, req, &resp);
     observe(req, resp.status);
-    if (!resp.stream) {
-        /* the body is done with: its bytes go back to the budget before the
-           answer leaves, so a client that sends its next request as soon as
-           it has the answer finds them free */
-        if (req->charged)
-            rw_budget_give(req->budget, req->charged);
-        req->charged = 0;
-        rw_buf_free(&req->body);
-    }
+    /* the body is done with: its bytes go back to the budget before the
+       answer leaves, so a client that sends its next request as soon as it
+       has the answer finds them free (a streamed answer may still use it) */
+    if (!resp.stream)
+        release_body(req);
     return respond(req, &resp);
 }
 
@@ -615,9 +620,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     rw_http_req *req = *con_cls;
     if (!req)
         return;
-    if (req->charged)
-        rw_budget_give(req->budget, req->charged);
-    rw_buf_free(&req->body);
+    release_body(req);
     rw_arena_free(req->arena);
     free(req);
     *con_cls = NULL;
