@@ -20,7 +20,10 @@
  * closed before a full flush began, or before a window flush began whose end
  * is after the segment's newest sample (wal.c covered()). A failed flush
  * changes nothing in memory; its committed rows are deleted (or by the next
- * open) and the next pass tries again. */
+ * open) and the next pass tries again. A flush ends early, writing what it
+ * collected, when the closing flush runs out of its time or (a background
+ * flush) when the store is closing: what it did not reach stays in the heads
+ * and the WAL. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -624,10 +627,13 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
 
     /* collect and write, slice by slice */
     for (uint32_t from = 0; rc == RW_OK && from < cap_id; from += SLICE) {
-        if (deadline_ns && rw_mono_ns() > deadline_ns) {
-            /* out of time (closing): what was collected is written, the rest
-             * stays in the WAL for the next start */
-            partial = 1;
+        if (deadline_ns ? rw_mono_ns() > deadline_ns : atomic_load(&st->closing)) {
+            /* out of time (the closing flush), or the store is closing (a
+             * background flush, which has no deadline: a large one could
+             * hold a stop for many seconds): what was collected is written,
+             * the rest stays in the WAL for the closing flush or the next
+             * start */
+            partial = deadline_ns ? 1 : 2;
             break;
         }
         size_t first = nitems;
@@ -736,11 +742,12 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
         }
         rw_counter_add(st->m_flushes, 1);
         rw_histogram_observe(st->m_flush_dur, (double)(rw_mono_ns() - t0) / 1e9);
-        if (f.nents || nss)
-            rw_log(full ? RW_LOG_INFO : RW_LOG_DEBUG,
+        if (f.nents || nss || partial)
+            rw_log(full || partial ? RW_LOG_INFO : RW_LOG_DEBUG,
                    "shard %d %s%s flush: %zu parts, %llu samples, %zu timestamp columns, %llu "
                    "bytes, %zu new series in %.3fs",
-                   sh->idx, partial ? "partial " : "", full ? "full" : "window", f.nents,
+                   sh->idx, partial == 2 ? "interrupted (stopping) " : partial ? "partial " : "",
+                   full ? "full" : "window", f.nents,
                    (unsigned long long)f.nsamples,
                    f.tsn, (unsigned long long)f.bytes, nss, (double)(rw_mono_ns() - t0) / 1e9);
     } else {
@@ -799,7 +806,10 @@ static void *flush_main(void *arg)
     if (!j->deadline_ns)
         store_background_thread();
     rw_err_init(&j->err);
+    rw_gauge *running = j->sh->store->m_flush_running;
+    rw_gauge_add(running, 1);
     j->rc = shard_flush(j->sh, j->full, j->win_end, j->seq, j->deadline_ns, &j->err);
+    rw_gauge_add(running, -1);
     return NULL;
 }
 

@@ -525,6 +525,8 @@ static void metrics_register(rw_store *st)
                                          "Bytes of WAL records written.");
     st->m_flushes = rw_metrics_counter(m, "rwgate_store_flushes_total", NULL,
                                        "Shard flushes completed.");
+    st->m_flush_running = rw_metrics_gauge(m, "rwgate_store_flushes_running", NULL,
+                                           "Shard flushes in progress.");
     st->m_flush_fail = rw_metrics_counter(m, "rwgate_store_flush_failures_total", NULL,
                                           "Shard flushes that failed (retried).");
     st->m_maint = rw_metrics_counter(m, "rwgate_store_maintenance_runs_total", NULL,
@@ -784,6 +786,7 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
     st->opts.nshards = nshards;
     st->nshards = (int)nshards;
     atomic_init(&st->newest, INT64_MIN);
+    atomic_init(&st->closing, 0);
     pthread_mutex_init(&st->md_mu, NULL);
     pthread_mutex_init(&st->maint_mu, NULL);
     pthread_cond_init(&st->maint_cv, NULL);
@@ -916,6 +919,9 @@ void rw_store_close(rw_store *st)
     if (!st)
         return;
     int64_t t0 = rw_mono_ns();
+    /* a background flush in progress writes what it collected and ends: the
+       closing flush below has the deadline a stop must keep */
+    atomic_store(&st->closing, 1);
     if (st->maint_started) {
         pthread_mutex_lock(&st->maint_mu);
         st->stopping = 1;
