@@ -76,9 +76,16 @@ def attempt(n):
     try:
         write_all(g)
         log("attempt %d: %d series written" % (n, NSERIES))
+        running = lambda: g.metric("rwgate_store_flushes_running") or 0
+        done = lambda: g.metric("rwgate_store_flushes_total") or 0
+        wait_for(lambda: running() == 0, "no flush running before the trigger", timeout=120)
+        done0 = done()
         trigger(g)
-        wait_for(lambda: (g.metric("rwgate_store_flushes_running") or 0) >= 1,
+        wait_for(lambda: running() >= 1 or done() > done0,
                  "the background flush to start", timeout=60, interval=0.005)
+        if running() == 0:
+            log("attempt %d: the flush ended before it was seen running" % n)
+            return False
         t0 = time.time()
         c.eq(g.stop(timeout=120), 0, "clean stop during the background flush")
         log("stopped %.2f s after SIGTERM" % (time.time() - t0))
