@@ -13,7 +13,10 @@
  *   series left with nothing: out of the index, then their rows and the
  *   symbols no remaining series uses;
  *   then, when a quarter of the file is free pages, incremental vacuum a
- *   few hundred pages at a time. */
+ *   few hundred pages at a time.
+ * When the store is closing, a pass stops between steps (before a block's
+ * rows, a transaction of series rows, a vacuum step): what it did not
+ * delete stays on disk whole, and the next pass after a start deletes it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,13 +86,23 @@ static rw_rc drop_block(rw_shard *sh, blockd *b, rw_err *err)
     return rc;
 }
 
+static int closing(const rw_shard *sh)
+{
+    return atomic_load(&sh->store->closing);
+}
+
 /* Deletes rows by id from `st` (a "DELETE ... WHERE id=?" statement),
- * ROWS_PER_TXN per transaction. */
+ * ROWS_PER_TXN per transaction; *stopped when the store closing ended it
+ * before the last. */
 static rw_rc delete_ids(rw_shard *sh, sqlite3_stmt *st, const int64_t *ids, size_t n,
-                        const char *what, rw_err *err)
+                        const char *what, int *stopped, rw_err *err)
 {
     rw_rc rc = RW_OK;
     for (size_t i = 0; i < n && rc == RW_OK;) {
+        if (closing(sh)) {
+            *stopped = 1;
+            break;
+        }
         pthread_mutex_lock(&sh->mu);
         shard_db_acquire(sh);
         pthread_mutex_unlock(&sh->mu);
@@ -123,7 +136,7 @@ static int64_t pragma_int(sqlite3 *db, const char *sql)
  * are free (after retention; new blocks reuse free pages otherwise). */
 static void vacuum_steps(rw_shard *sh)
 {
-    for (int i = 0; i < VACUUM_STEPS; i++) {
+    for (int i = 0; i < VACUUM_STEPS && !closing(sh); i++) {
         pthread_mutex_lock(&sh->mu);
         shard_db_acquire(sh);
         pthread_mutex_unlock(&sh->mu);
@@ -143,12 +156,24 @@ static void vacuum_steps(rw_shard *sh)
     }
 }
 
+static rw_rc retention_pass(rw_shard *sh, int64_t ret, rw_err *err);
+
 rw_rc shard_retention(rw_shard *sh, rw_err *err)
 {
     rw_store *st = sh->store;
     int64_t ret = st->opts.retention_ms;
     if (ret <= 0)
         return RW_OK;
+    rw_gauge_add(st->m_retention_running, 1);
+    rw_rc rc = retention_pass(sh, ret, err);
+    rw_gauge_add(st->m_retention_running, -1);
+    return rc;
+}
+
+static rw_rc retention_pass(rw_shard *sh, int64_t ret, rw_err *err)
+{
+    rw_store *st = sh->store;
+    int stopped = 0;
     /* samples stored ahead of the clock count once the clock reaches them */
     int64_t bound = store_newest_bound(st);
     for (uint32_t from = 0;; from += SLICE) {
@@ -194,7 +219,11 @@ rw_rc shard_retention(rw_shard *sh, rw_err *err)
     pthread_mutex_unlock(&sh->mu);
     for (size_t i = 0; i < ngone; i++) {
         cache_drop_block(sh, gone[i]);
-        rw_rc r = drop_block(sh, gone[i], err);
+        /* closing: a block not begun stays whole on disk (its row names its
+           rows), the next open lists it and the next pass drops it */
+        if (!stopped && closing(sh))
+            stopped = 1;
+        rw_rc r = stopped ? RW_OK : drop_block(sh, gone[i], err);
         if (r != RW_OK && rc == RW_OK)
             rc = r; /* the rows stay; the next open deletes what no block names */
         blockd_put(gone[i]);
@@ -206,6 +235,10 @@ rw_rc shard_retention(rw_shard *sh, rw_err *err)
     uint64_t nseries_gone = 0;
     int nomem = 0;
     for (uint32_t from = 0; !nomem; from += SLICE) {
+        if (closing(sh)) {
+            stopped = 1; /* the series not reached are still whole */
+            break;
+        }
         pthread_mutex_lock(&sh->mu);
         uint32_t cap = sh->cap_id, to = from + SLICE < cap ? from + SLICE : cap;
         for (uint32_t i = from; i < to && !nomem; i++) {
@@ -267,13 +300,14 @@ rw_rc shard_retention(rw_shard *sh, rw_err *err)
     sh->deadsym = NULL;
     sh->ndeadsym = sh->capdeadsym = 0;
     pthread_mutex_unlock(&sh->mu);
-    rw_rc r = delete_ids(sh, sh->st_series_del, dead.v, dead.n, "delete series", err);
-    if (r == RW_OK && ndsym) {
+    rw_rc r = delete_ids(sh, sh->st_series_del, dead.v, dead.n, "delete series", &stopped, err);
+    /* symbols only once every series row naming them is gone */
+    if (r == RW_OK && ndsym && !stopped) {
         int64_t *ids = malloc(ndsym * sizeof *ids);
         if (ids) {
             for (size_t i = 0; i < ndsym; i++)
                 ids[i] = dsym[i];
-            r = delete_ids(sh, sh->st_sym_del, ids, ndsym, "delete symbol", err);
+            r = delete_ids(sh, sh->st_sym_del, ids, ndsym, "delete symbol", &stopped, err);
             free(ids);
         }
     }
@@ -284,7 +318,8 @@ rw_rc shard_retention(rw_shard *sh, rw_err *err)
     if (ngone || nseries_gone) {
         rw_counter_add(st->m_retention_blocks, ngone);
         rw_counter_add(st->m_retention_series, nseries_gone);
-        rw_info("shard %d retention: dropped %zu blocks and %llu series older than %lld", sh->idx,
+        rw_info("shard %d retention%s: dropped %zu blocks and %llu series older than %lld",
+                sh->idx, stopped ? " interrupted (stopping; the rest after the next start)" : "",
                 ngone, (unsigned long long)nseries_gone, (long long)cutoff);
         vacuum_steps(sh);
     }

@@ -547,6 +547,8 @@ static void metrics_register(rw_store *st)
                                                 NULL, "Blocks dropped by retention.");
     st->m_retention_series = rw_metrics_counter(m, "rwgate_store_retention_series_dropped_total",
                                                 NULL, "Series dropped by retention.");
+    st->m_retention_running = rw_metrics_gauge(m, "rwgate_store_retention_running", NULL,
+                                               "Shard retention passes in progress.");
     rw_metrics_add_collector(m, collect, st);
 }
 

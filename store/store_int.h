@@ -412,7 +412,7 @@ struct rw_store {
 
     /* self-metrics (NULL without a registry) */
     rw_histogram *m_commit_dur, *m_flush_dur, *m_rec_bytes;
-    rw_gauge *m_flush_running;
+    rw_gauge *m_flush_running, *m_retention_running;
     rw_counter *m_commits, *m_commit_fail, *m_appended, *m_rejected[RW_REJ__COUNT],
         *m_series_created, *m_retention_blocks, *m_retention_series, *m_flushes,
         *m_flush_fail, *m_wal_bytes, *m_ooo, *m_maint;
