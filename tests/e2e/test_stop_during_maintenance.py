@@ -1,7 +1,7 @@
 """A stop during long background work of the store: the maintenance
 thread's flushes and retention passes have no deadline, and a stop used to
 wait for the one in progress to finish before the closing flush (which has
-its 3 s budget) even began; at a million series a full flush runs for many
+its own 2.5 s budget) even began; at a million series a full flush runs for many
 seconds, past what systemd or Kubernetes grant a stop. Now a background
 flush that sees the store closing writes what it has collected and ends
 ("interrupted (stopping)" in the log), the closing flush writes the rest or
