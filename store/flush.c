@@ -627,7 +627,7 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
 
     /* collect and write, slice by slice */
     for (uint32_t from = 0; rc == RW_OK && from < cap_id; from += SLICE) {
-        if (deadline_ns ? rw_mono_ns() > deadline_ns : atomic_load(&st->closing)) {
+        if (deadline_ns ? rw_mono_ns() > deadline_ns : store_stopping(st)) {
             /* out of time (the closing flush), or the store is closing (a
              * background flush, which has no deadline: a large one could
              * hold a stop for many seconds): what was collected is written,

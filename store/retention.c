@@ -86,11 +86,6 @@ static rw_rc drop_block(rw_shard *sh, blockd *b, rw_err *err)
     return rc;
 }
 
-static int closing(const rw_shard *sh)
-{
-    return atomic_load(&sh->store->closing);
-}
-
 /* Deletes rows by id from `st` (a "DELETE ... WHERE id=?" statement),
  * ROWS_PER_TXN per transaction; *stopped when the store closing ended it
  * before the last. */
@@ -99,7 +94,7 @@ static rw_rc delete_ids(rw_shard *sh, sqlite3_stmt *st, const int64_t *ids, size
 {
     rw_rc rc = RW_OK;
     for (size_t i = 0; i < n && rc == RW_OK;) {
-        if (closing(sh)) {
+        if (store_stopping(sh->store)) {
             *stopped = 1;
             break;
         }
@@ -136,7 +131,7 @@ static int64_t pragma_int(sqlite3 *db, const char *sql)
  * are free (after retention; new blocks reuse free pages otherwise). */
 static void vacuum_steps(rw_shard *sh)
 {
-    for (int i = 0; i < VACUUM_STEPS && !closing(sh); i++) {
+    for (int i = 0; i < VACUUM_STEPS && !store_stopping(sh->store); i++) {
         pthread_mutex_lock(&sh->mu);
         shard_db_acquire(sh);
         pthread_mutex_unlock(&sh->mu);
@@ -221,7 +216,7 @@ static rw_rc retention_pass(rw_shard *sh, int64_t ret, rw_err *err)
         cache_drop_block(sh, gone[i]);
         /* closing: a block not begun stays whole on disk (its row names its
            rows), the next open lists it and the next pass drops it */
-        if (!stopped && closing(sh))
+        if (!stopped && store_stopping(sh->store))
             stopped = 1;
         rw_rc r = stopped ? RW_OK : drop_block(sh, gone[i], err);
         if (r != RW_OK && rc == RW_OK)
@@ -235,7 +230,7 @@ static rw_rc retention_pass(rw_shard *sh, int64_t ret, rw_err *err)
     uint64_t nseries_gone = 0;
     int nomem = 0;
     for (uint32_t from = 0; !nomem; from += SLICE) {
-        if (closing(sh)) {
+        if (store_stopping(sh->store)) {
             stopped = 1; /* the series not reached are still whole */
             break;
         }

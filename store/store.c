@@ -596,7 +596,7 @@ static void *maint_main(void *arg)
     int64_t interval = st->opts.checkpoint_interval_ms;
     int64_t last_ret = rw_now_ms();
     pthread_mutex_lock(&st->maint_mu);
-    while (!st->stopping) {
+    while (!store_stopping(st)) {
         if (!st->kicked) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -609,7 +609,7 @@ static void *maint_main(void *arg)
             pthread_cond_timedwait(&st->maint_cv, &st->maint_mu, &ts);
         }
         st->kicked = 0;
-        if (st->stopping)
+        if (store_stopping(st))
             break;
         pthread_mutex_unlock(&st->maint_mu);
         /* retry what failed commits left pending, when no append will */
@@ -791,7 +791,7 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
     st->opts.nshards = nshards;
     st->nshards = (int)nshards;
     atomic_init(&st->newest, INT64_MIN);
-    atomic_init(&st->closing, 0);
+    atomic_init(&st->stopping, 0);
     pthread_mutex_init(&st->md_mu, NULL);
     pthread_mutex_init(&st->maint_mu, NULL);
     pthread_cond_init(&st->maint_cv, NULL);
@@ -924,12 +924,11 @@ void rw_store_close(rw_store *st)
     if (!st)
         return;
     int64_t t0 = rw_mono_ns();
-    /* a background flush in progress writes what it collected and ends: the
+    /* a background flush or retention pass in progress ends early: the
        closing flush below has the deadline a stop must keep */
-    atomic_store(&st->closing, 1);
+    atomic_store(&st->stopping, 1);
     if (st->maint_started) {
         pthread_mutex_lock(&st->maint_mu);
-        st->stopping = 1;
         pthread_cond_broadcast(&st->maint_cv);
         pthread_mutex_unlock(&st->maint_mu);
         pthread_join(st->maint, NULL);

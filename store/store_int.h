@@ -406,8 +406,8 @@ struct rw_store {
     int maint_started;
     pthread_mutex_t maint_mu;
     pthread_cond_t maint_cv;
-    int stopping;          /* maint_mu */
-    atomic_int closing;    /* set by rw_store_close: a background flush ends early */
+    atomic_int stopping;   /* set by rw_store_close: the maintenance thread ends, a
+                              background flush or retention pass stops early */
     int kicked;            /* maint_mu: work may be due now */
 
     /* self-metrics (NULL without a registry) */
@@ -657,6 +657,8 @@ rw_rc store_flush_due(rw_store *st, int force_full, int64_t deadline_ns, rw_err 
 void store_background_thread(void);
 /* Wakes the maintenance thread (work may be due). */
 void store_kick(rw_store *st);
+/* rw_store_close has begun: background flushes and retention stop early */
+static inline int store_stopping(rw_store *st) { return atomic_load(&st->stopping); }
 
 /* ---- retention.c ---- */
 rw_rc shard_retention(rw_shard *sh, rw_err *err);
