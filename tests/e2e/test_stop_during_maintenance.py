@@ -45,22 +45,31 @@ def value(i):
     return float(i) * 3 + 0.25
 
 
+def post(g, series):
+    """one WriteRequest of (labels, value, t) series; must be acknowledged"""
+    body = b"".join(f_bytes(1, enc_labels_v1(l) + f_bytes(2, f_double(1, v) + f_varint(2, t)))
+                    for l, v, t in series)
+    st, _, resp = g.write(body)
+    if st != 204:
+        raise RuntimeError("write %d %s" % (st, resp[:300]))
+
+
 def write_all(g):
-    ts = f_varint(2, T0)
     for b in range(0, NSERIES, PER_REQUEST):
-        body = b"".join(f_bytes(1, enc_labels_v1(labels(i)) + f_bytes(2, f_double(1, value(i)) + ts))
-                        for i in range(b, min(b + PER_REQUEST, NSERIES)))
-        st, _, resp = g.write(body)
-        if st != 204:
-            raise RuntimeError("write %d %s" % (st, resp[:300]))
+        post(g, [(labels(i), value(i), T0) for i in range(b, min(b + PER_REQUEST, NSERIES))])
 
 
 def trigger(g):
-    body = f_bytes(1, enc_labels_v1([("__name__", "sdf_trigger")]) +
-                   f_bytes(2, f_double(1, 1.0) + f_varint(2, NOW)))
-    st, _, resp = g.write(body)
-    if st != 204:
-        raise RuntimeError("trigger write %d %s" % (st, resp[:300]))
+    post(g, [([("__name__", "sdf_trigger")], 1.0, NOW)])
+
+
+def caught_running(g, gauge, counter, before, what):
+    """polls until the gauge shows the work running (True) or the counter
+    shows it already done (False: a missed attempt)"""
+    running = lambda: g.metric(gauge) or 0
+    wait_for(lambda: running() >= 1 or (g.metric(counter) or 0) > before,
+             "the background %s to start" % what, timeout=60, interval=0.005)
+    return running() >= 1
 
 
 def verify(g, what):
@@ -82,14 +91,12 @@ def attempt(g, n):
     attempt shows it."""
     write_all(g)
     log("attempt %d: %d series written" % (n, NSERIES))
-    running = lambda: g.metric("rwgate_store_flushes_running") or 0
-    done = lambda: g.metric("rwgate_store_flushes_total") or 0
-    wait_for(lambda: running() == 0, "no flush running before the trigger", timeout=120)
-    done0 = done()
+    wait_for(lambda: not g.metric("rwgate_store_flushes_running"),
+             "no flush running before the trigger", timeout=120)
+    done0 = g.metric("rwgate_store_flushes_total") or 0
     trigger(g)
-    wait_for(lambda: running() >= 1 or done() > done0,
-             "the background flush to start", timeout=60, interval=0.005)
-    if running() == 0:
+    if not caught_running(g, "rwgate_store_flushes_running", "rwgate_store_flushes_total",
+                          done0, "flush"):
         log("attempt %d: the flush ended before it was seen running" % n)
         return False
     t0 = time.time()
@@ -120,11 +127,8 @@ def retention_attempt(g, n):
     c.check("partial" not in g.log_tail(200_000), "the closing flush wrote everything")
     g.extra = short
     g.start()
-    running = lambda: g.metric("rwgate_store_retention_running") or 0
-    dropped = lambda: g.metric("rwgate_store_retention_series_dropped_total") or 0
-    wait_for(lambda: running() >= 1 or dropped() > 0, "the retention pass to start",
-             timeout=60, interval=0.005)
-    if running() == 0:
+    if not caught_running(g, "rwgate_store_retention_running",
+                          "rwgate_store_retention_series_dropped_total", 0, "retention pass"):
         log("retention attempt %d: the pass ended before it was seen running" % n)
         g.stop()
         return False
@@ -138,7 +142,8 @@ def retention_attempt(g, n):
             "\n".join(l for l in text.splitlines() if "retention" in l)[-2000:])
     # the next start finishes the deletion, durably
     g.start()
-    wait_for(lambda: g.metric("rwgate_store_series") == 1 and running() == 0
+    wait_for(lambda: g.metric("rwgate_store_series") == 1
+             and not g.metric("rwgate_store_retention_running")
              and "retention: dropped" in g.log_tail(200_000),
              "retention to finish", timeout=120)
     res = g.read([(0, 2**62, [(0, "__name__", "sdf_metric")])])[0]
