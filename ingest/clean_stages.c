@@ -142,6 +142,12 @@ ig_src *rw_in_src(rw_in_ctx *c, rw_in_series *s)
 {
     if (s->src > 0) /* found by the inventory stage, labels unchanged since */
         return &c->srcs[s->src - 1];
+    if (s->cached) { /* its cluster label as sent is the one it is stored with */
+        ig_src *src = src_find(c, s->raw_cluster ? s->raw_cluster : "");
+        if (src)
+            s->src = (int32_t)(src - c->srcs) + 1;
+        return src;
+    }
     return rw_in_src_labels(c, s->labels, s->nlabels);
 }
 
@@ -171,7 +177,7 @@ rw_rc rw_in_stage_relabel(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
     uint64_t dropped = 0, invalid = 0, failed = 0;
     for (size_t i = 0; i < b->nseries; i++) {
         rw_in_series *s = &b->series[i];
-        if (!s->nsamples)
+        if (!s->nsamples || s->cached)
             continue;
         rw_labels out = {s->labels, s->nlabels};
         const uint32_t *lens = s->lens;
@@ -226,11 +232,21 @@ rw_rc rw_in_stage_inventory(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
     uint64_t unlisted = 0;
     for (size_t i = 0; i < b->nseries; i++) {
         rw_in_series *s = &b->series[i];
-        if (!s->nsamples)
+        if (!s->nsamples || (s->cached && s->inv == RW_IN_INV_NONE))
             continue;
-        const char *cl = rw_labels_get(s->labels, s->nlabels, label);
+        const char *cl = s->cached ? s->raw_cluster : rw_labels_get(s->labels, s->nlabels, label);
         if (!cl)
             continue; /* not a cluster's series */
+        if (s->cached) { /* the verdict it had; its labels are in the store */
+            ig_src *src = src_find(c, cl);
+            if (src) {
+                src->d.unlisted = s->inv == RW_IN_INV_UNLISTED;
+                s->src = (int32_t)(src - c->srcs) + 1;
+            }
+            if (s->inv == RW_IN_INV_UNLISTED)
+                unlisted += s->nsamples;
+            continue;
+        }
         const rw_inventory_entry *e;
         if (last && !strcmp(last, cl)) {
             e = last_e;
@@ -246,6 +262,7 @@ rw_rc rw_in_stage_inventory(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
         }
         if (!e)
             unlisted += s->nsamples;
+        s->inv = e ? RW_IN_INV_LISTED : RW_IN_INV_UNLISTED;
         rw_labels out;
         const uint32_t *lens;
         if (rw_inventory_apply_lens(e, c->a, s->labels, s->lens, s->nlabels, &out, &lens) != RW_OK)
@@ -340,7 +357,7 @@ rw_rc rw_in_stage_ha(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
     int in_session = 0;
     for (size_t i = 0; i < b->nseries; i++) {
         rw_in_series *s = &b->series[i];
-        if (!s->nsamples || s->skip_old)
+        if (!s->nsamples || s->skip_old || s->cached)
             continue;
         const char *replica = rw_labels_get(s->labels, s->nlabels, h->replica_label);
         if (!replica)
@@ -352,6 +369,7 @@ rw_rc rw_in_stage_ha(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
            standby buffer keeps the labels as they will be stored */
         remove_label(s, h->replica_label);
         s->skip_old = 1;
+        s->nocache = 1; /* the election decides, request by request */
         rw_ha_verdict v;
         if (!in_session) {
             rw_ha_begin(c->ig->ha, &hs, c->tenant);
@@ -397,7 +415,8 @@ rw_rc rw_in_stage_kubelet(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
     /* learn first: node information in this very request applies to it */
     for (size_t i = 0; i < b->nseries; i++) {
         rw_in_series *s = &b->series[i];
-        if (s->nsamples && rw_kubelet_is_source(s->labels, s->nlabels)) {
+        if (s->nsamples && !s->cached && rw_kubelet_is_source(s->labels, s->nlabels)) {
+            s->nocache = 1; /* node tables learn from each of its samples */
             const char *cl = rw_labels_get(s->labels, s->nlabels, cl_label);
             rw_kubelet_observe(kt, c->tenant, cl ? cl : "", s->labels, s->nlabels, s->samples,
                                s->nsamples);
@@ -413,8 +432,10 @@ rw_rc rw_in_stage_kubelet(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
     uint64_t dropped[2] = {0, 0};
     for (size_t i = 0; i < b->nseries; i++) {
         rw_in_series *s = &b->series[i];
-        if (!s->nsamples || !rw_in_selector_matches(sel, c->scr->md, s->labels, s->nlabels))
+        if (!s->nsamples || s->cached ||
+            !rw_in_selector_matches(sel, c->scr->md, s->labels, s->nlabels))
             continue;
+        s->nocache = 1; /* kept or dropped by the nodes' state now */
         const char *node = rw_labels_get(s->labels, s->nlabels, k->node_label);
         const char *inst = rw_labels_get(s->labels, s->nlabels, k->instance_label);
         if (!node || !inst)

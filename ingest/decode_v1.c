@@ -24,7 +24,9 @@
  * are skipped, a repeated scalar field keeps its last value, as protobuf
  * does. Every length is checked against what remains before it is used.
  * The Sample message and a series' arena arrays are decoded and sized by
- * decode_pb.h, shared with decode_v2.c. */
+ * decode_pb.h, shared with decode_v2.c. When the request asks for them
+ * (rw_in_mem.cache), each series gets its series-cache key from the
+ * bytes of its label fields as sent. */
 #include <string.h>
 #include "decode_pb.h"
 #include "core/text.h"
@@ -122,7 +124,8 @@ static size_t series_bytes(rw_in_series *s, size_t max_labels)
 }
 
 /* Decode pass (counts from count_series, memory reserved). */
-static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t)
+static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t,
+                         const rw_in_cache *keys, uint64_t seed)
 {
     if (s->labels_over)
         return 0; /* counted only: validation rejects it */
@@ -133,6 +136,7 @@ static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t)
     /* the span from the first label field to the end of the last (Prometheus
        writes all labels first, so nothing else lies between them) */
     const uint8_t *lab_lo = NULL, *lab_hi = NULL;
+    int other = 0, split = 0; /* a field after a label / a label after that */
     while (body.p < body.end) {
         uint32_t num = 0;
         int wt = 0;
@@ -147,17 +151,29 @@ static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t)
             if (!lab_lo)
                 lab_lo = at;
             lab_hi = body.p;
+            split |= other;
         } else if (num == 2) {
             if (rw_in_pb_sample(sub, &s->samples[s->nsamples], 0) < 0)
                 return -1;
             s->nsamples++;
         }
+        if (num != 1 && lab_lo)
+            other = 1;
     }
     /* every byte of the span ASCII and none NUL (tags, lengths, strings and
        whatever lies between): every label string is ASCII without NUL.
        Validation still checks the rest (an empty or left-out name or value,
-       order, duplicates, the metric name). */
-    s->ascii = lab_lo && rw_ascii_nonul(lab_lo, (size_t)(lab_hi - lab_lo));
+       order, duplicates, the metric name). Not scanned when the series are
+       keyed for the cache: only the series not found are validated, and
+       those check their strings themselves. */
+    s->ascii = !keys && lab_lo && rw_ascii_nonul(lab_lo, (size_t)(lab_hi - lab_lo));
+    /* the series cache's key: the label fields' bytes, when nothing else
+       lies between them (they are then exactly this label set); taken
+       now, before the strings are NUL-terminated in place */
+    if (keys && lab_lo && !split) {
+        s->key = rw_in_cache_key_of(keys, seed, lab_lo, (size_t)(lab_hi - lab_lo));
+        s->keyed = 1;
+    }
     return 0;
 }
 
@@ -254,7 +270,8 @@ rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
         rd_field(&body, &num, &wt, &sub, &v); /* checked by the scan */
         int r = 0;
         if (num == 1)
-            r = decode_series(sub, a, &out->series[out->nseries++], &t);
+            r = decode_series(sub, a, &out->series[out->nseries++], &t, m->cache,
+                              m->cache_seed);
         else if (num == 3)
             r = decode_metadata(sub, &out->metadata[out->nmetadata++], &t);
         if (r == -2)

@@ -142,6 +142,12 @@ rw_ingest *rw_ingest_new(const rw_ingest_opts *o, rw_err *err)
     pthread_mutex_init(&ig->pool_mu, NULL);
     pthread_mutex_init(&ig->kapi_mu, NULL);
     const rw_ingest_config *cfg = &ig->cur->cfg;
+    ig->gen = ig->cur->gen = 1;
+    const char *ch = "Series of remote-write requests looked up in the series cache, by result.";
+    ig->cache_hits = rw_metrics_counter(m, "rwgate_ingest_series_cache_lookups_total",
+                                        "result=\"hit\"", ch);
+    ig->cache_misses = rw_metrics_counter(m, "rwgate_ingest_series_cache_lookups_total",
+                                          "result=\"miss\"", ch);
     char *path = NULL;
     if (o->data_dir && *o->data_dir) {
         size_t n = strlen(o->data_dir) + 32;
@@ -169,6 +175,12 @@ rw_ingest *rw_ingest_new(const rw_ingest_opts *o, rw_err *err)
         rw_ingest_free(ig);
         return NULL;
     }
+    if (cfg->series_cache_size > 0 &&
+        !(ig->cache = rw_in_cache_new((size_t)cfg->series_cache_size))) {
+        rw_err_set(err, RW_NOMEM, "out of memory");
+        rw_ingest_free(ig);
+        return NULL;
+    }
     if (rw_in_kube_api_apply(ig, &cfg->kubelet_dedup.kubernetes_api, err) != RW_OK) {
         rw_ingest_free(ig);
         return NULL;
@@ -185,6 +197,7 @@ void rw_ingest_free(rw_ingest *ig)
     rw_kubelet_free(ig->kubelet);
     rw_limits_free(ig->limits);
     rw_sources_free(ig->sources);
+    rw_in_cache_free(ig->cache);
     for (ig_scratch *s = ig->pool, *next; s; s = next) {
         next = s->next;
         rw_relabel_state_free(s->rs);
@@ -224,6 +237,7 @@ rw_rc rw_ingest_reconfigure(rw_ingest *ig, const rw_ingest_config *cfg, rw_err *
     rw_sources_reconfigure(ig->sources, (size_t)nc->max_sources);
     pthread_mutex_lock(&ig->mu);
     ig_settings *old = ig->cur;
+    s->gen = ++ig->gen;
     ig->cur = s;
     pthread_mutex_unlock(&ig->mu);
     rw_budget_set_limit(ig->budget, (size_t)cfg->max_inflight_bytes);
@@ -264,6 +278,10 @@ rw_rc ig_write(rw_ingest *ig, const ig_settings *s, rw_proto_version v, const ch
     size_t block = ulen / 16;
     block = block < (4u << 10) ? (4u << 10) : block > (1u << 20) ? (1u << 20) : block;
     rw_in_mem m = {.budget = ig->budget, .block = block, .outside = body_charged};
+    if (ig->cache && v == RW_PROTO_V1) {
+        m.cache = ig->cache;
+        m.cache_seed = rw_in_cache_seed(ig->cache, s->gen, tenant);
+    }
     rw_rc rc = rw_in_mem_reserve(&m, block, err);
     if (rc == RW_OK && !(m.a = rw_arena_new(block, m.held)))
         rc = rw_err_set(err, RW_AGAIN, "out of memory");
@@ -274,7 +292,7 @@ rw_rc ig_write(rw_ingest *ig, const ig_settings *s, rw_proto_version v, const ch
         rw_in_ctx c = {
             .ig = ig, .cfg = cfg, .a = m.a, .mem = &m, .version = v, .tenant = tenant,
             .now_ms = rw_now_ms(), .st = st, .tl = rw_in_tenant_limits(cfg, tenant),
-            .scr = ig_scratch_get(ig),
+            .scr = ig_scratch_get(ig), .gen = s->gen,
         };
         if (!c.scr) {
             rc = rw_err_set(err, RW_AGAIN, "out of memory");

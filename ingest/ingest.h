@@ -104,6 +104,7 @@ typedef struct rw_ingest_config {
     rw_cfg_map tenant_limits;     /* tenant -> rw_ingest_tenant_limits */
     int64_t active_series_window_ms; /* a series is active for this long after a sample */
     int64_t max_sources;          /* (tenant, cluster) pairs in /api/v1/status/sources */
+    int64_t series_cache_size;    /* entries of the series cache; 0 = off (restart) */
     void *inventory;              /* loaded by check from inventory_file (rw_inventory),
                                      freed by release */
 } rw_ingest_config;

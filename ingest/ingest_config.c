@@ -235,6 +235,10 @@ static const rw_cfg_key keys[] = {
     {"max_sources", RW_CFG_INT, OFF(max_sources), "10000", 1, 1e8, R,
      "(tenant, cluster) pairs tracked by /api/v1/status/sources; beyond, counted as overflow",
      NULL, NULL},
+    {"series_cache_size", RW_CFG_INT, OFF(series_cache_size), "2097152", 0, 1e10, 0,
+     "series whose labels, cleaning verdict and stored series the write path remembers by "
+     "their bytes as sent (32 bytes each, allocated as they come; 0 = off): a series seen "
+     "before skips validation, the cleaning stages and the label comparison", NULL, NULL},
 };
 
 static rw_rc check_ingest(void *obj, rw_err *err)

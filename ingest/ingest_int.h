@@ -9,6 +9,34 @@
 #include "core/budget.h"
 #include "ingest.h"
 
+/* ---- the series cache (series_cache.c) ----
+ * From a series' label bytes as sent (with the tenant and the settings
+ * generation) to what the write path learned of it: the hash of its final
+ * labels, the store's id of it and the caller's flags. Thread-safe; bounded
+ * by the entries given to new (0: no cache, NULL). */
+typedef struct rw_in_cache rw_in_cache;
+typedef struct rw_in_cache_key {
+    uint64_t lo, hi;
+} rw_in_cache_key;
+typedef struct rw_in_cache_val {
+    uint64_t hash;
+    uint32_t ref;
+    uint16_t flags;           /* the caller's, 15 bits */
+} rw_in_cache_val;
+rw_in_cache *rw_in_cache_new(size_t max_entries);
+void rw_in_cache_free(rw_in_cache *c);
+/* The seed of a request's keys: per process, settings generation, tenant. */
+uint64_t rw_in_cache_seed(const rw_in_cache *c, uint64_t gen, const char *tenant);
+rw_in_cache_key rw_in_cache_key_of(const rw_in_cache *c, uint64_t seed, const void *raw,
+                                   size_t len);
+/* Brings k's bucket towards the CPU cache (a lookup a few series later). */
+void rw_in_cache_prefetch(rw_in_cache *c, rw_in_cache_key k);
+int rw_in_cache_get(rw_in_cache *c, rw_in_cache_key k, rw_in_cache_val *out);
+/* Adds or replaces; gen (the settings generation, truncated) lets entries of
+ * older generations go first when a bucket is full. */
+void rw_in_cache_put(rw_in_cache *c, rw_in_cache_key k, uint16_t gen, const rw_in_cache_val *v);
+size_t rw_in_cache_entries(rw_in_cache *c);
+
 /* One decoded series, labels sorted, strings in the request arena. */
 typedef struct rw_in_series {
     rw_label *labels;
@@ -27,7 +55,23 @@ typedef struct rw_in_series {
                              max_labels_per_series; neither its labels nor
                              its samples were decoded (nsamples still counts
                              them): validation rejects it */
+    /* the series cache (series_cache.c, pipeline.c) */
+    rw_in_cache_key key;  /* of the label fields' bytes as sent (keyed) */
+    uint8_t keyed;        /* set by 1.0's decoder when asked; else not cacheable */
+    uint8_t cached;       /* found: labels stay the sender's, the stages before
+                             the sink skip the series, hash and ref are those
+                             of the stored series */
+    uint8_t nocache;      /* a stage's verdict depends on more than the labels
+                             and the settings (HA pair, kubelet or KSM node
+                             series): not cached */
+    uint8_t inv;          /* inventory verdict on its cluster: RW_IN_INV_* */
+    uint32_t ref;         /* cached: the store's id of the series */
+    uint64_t hash;        /* cached: hash of the final label set */
+    const char *raw_cluster; /* the cluster label's value as sent, or NULL */
+    uint32_t raw_cl_idx;  /* its index in the labels as sent + 1 (0: none) */
 } rw_in_series;
+
+enum { RW_IN_INV_NONE, RW_IN_INV_LISTED, RW_IN_INV_UNLISTED };
 
 /* A decoded request: the batch the pipeline stages work on. */
 typedef struct rw_in_batch {
@@ -43,13 +87,18 @@ typedef struct rw_in_batch {
  * requests, never inside one, and a reload never waits for a request. */
 typedef struct ig_settings {
     rw_ingest_config cfg;     /* owned deep copy */
+    uint64_t gen;             /* 1, 2, ... per snapshot: the series cache's
+                                 entries are valid for one generation */
     int refs;                 /* guarded by rw_ingest.mu */
 } ig_settings;
 
 struct rw_ingest {
     rw_appender appender;
-    pthread_mutex_t mu;       /* guards cur and every snapshot's refs */
+    pthread_mutex_t mu;       /* guards cur, gen and every snapshot's refs */
     ig_settings *cur;
+    uint64_t gen;             /* the newest settings generation */
+    rw_in_cache *cache;       /* NULL when ingest.series_cache_size is 0 */
+    rw_counter *cache_hits, *cache_misses;
     /* self-metrics (NULL-safe); registered once, kept across reloads */
     rw_budget *budget;        /* max_inflight_bytes: request bodies (charged by the HTTP
                                  layer as they arrive), decoded bodies and decoding
@@ -123,6 +172,9 @@ typedef struct rw_in_ctx {
     size_t nsrcs, capsrcs;
     int32_t last_src;
     uint64_t ha_skipped;         /* samples the store skipped as already held (HA) */
+    uint64_t gen;                /* the settings snapshot's generation */
+    uint64_t cache_seed;         /* keys of this request's series (cache on) */
+    int retry;                   /* the pass for series whose cached ref was gone */
 } rw_in_ctx;
 
 /* kube_api.c: starts, restarts or stops the Kubernetes API node poller so
@@ -197,6 +249,8 @@ typedef struct rw_in_mem {
     size_t block;      /* the arena's block size */
     size_t outside;    /* bytes of this request the budget holds elsewhere (its
                           body, charged by the HTTP layer as it arrived) */
+    const rw_in_cache *cache; /* 1.0's decoder keys each series for it (or NULL) */
+    uint64_t cache_seed; /* rw_in_cache_seed of the request */
 } rw_in_mem;
 
 /* Makes sure the request may hold `total` bytes of arena (rw_arena_used

@@ -62,7 +62,8 @@ static rw_rc stage_validate(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
             continue;
         rw_err verr;
         rw_err_init(&verr);
-        if (rw_in_validate_series_lim(&lim, s, &verr) != RW_OK) {
+        /* a cached series' labels passed before, byte for byte */
+        if (!s->cached && rw_in_validate_series_lim(&lim, s, &verr) != RW_OK) {
             char lbl[200];
             series_name(s, lbl, sizeof lbl);
             rw_in_reason(c, "series %s: %s", lbl, verr.msg);
@@ -103,7 +104,7 @@ static rw_rc stage_tenant(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
         return RW_OK;
     for (size_t i = 0; i < b->nseries; i++) {
         rw_in_series *s = &b->series[i];
-        if (s->nsamples && rw_in_set_label(c->a, s, label, c->tenant) != RW_OK)
+        if (s->nsamples && !s->cached && rw_in_set_label(c->a, s, label, c->tenant) != RW_OK)
             return rw_err_set(err, RW_LIMIT, "request too complex");
     }
     return RW_OK;
@@ -205,12 +206,125 @@ static size_t valid_metadata(rw_in_ctx *c, rw_in_batch *b)
     return keep;
 }
 
+/* ---- the series cache ---- */
+
+/* An entry's flags: the inventory's verdict, and where the cluster label
+ * is among the labels as sent (+ 1; 0: none), so that a cached series'
+ * cluster is found without a search. */
+#define CF_INV_MASK 3u
+#define CF_CL_SHIFT 2
+#define CF_CL_MAX 0x1fffu
+
+/* The sender's cluster label of a series not yet through the stages. */
+static void note_cluster(rw_in_ctx *c, rw_in_series *s)
+{
+    s->raw_cluster = rw_labels_get(s->labels, s->nlabels, c->cfg->cluster_label);
+    s->raw_cl_idx = 0;
+    for (size_t k = 0; s->raw_cluster && k < s->nlabels && k < CF_CL_MAX; k++)
+        if (s->labels[k].value == s->raw_cluster) {
+            s->raw_cl_idx = (uint32_t)k + 1;
+            break;
+        }
+}
+
+/* Before the stages: the series seen before are marked cached (the stages
+ * skip them, the sink appends them by their stored series' id); the others
+ * note their cluster as sent, which decides whether they may be cached. */
+static void cache_lookup(rw_in_ctx *c, rw_in_batch *b)
+{
+    rw_in_cache *cache = c->ig->cache;
+    if (!cache || c->retry)
+        return;
+    uint64_t hits = 0, misses = 0;
+    for (size_t i = 0; i < b->nseries; i++) {
+        rw_in_series *s = &b->series[i];
+        if (i + 8 < b->nseries && b->series[i + 8].keyed)
+            rw_in_cache_prefetch(cache, b->series[i + 8].key);
+        if (!s->keyed || !s->nsamples || s->labels_over)
+            continue;
+        rw_in_cache_val v;
+        if (rw_in_cache_get(cache, s->key, &v)) {
+            uint32_t cl = v.flags >> CF_CL_SHIFT;
+            if (cl > s->nlabels) { /* cannot be: the same bytes, the same labels */
+                misses++;
+                continue;
+            }
+            s->cached = 1;
+            s->hash = v.hash;
+            s->ref = v.ref;
+            s->inv = (uint8_t)(v.flags & CF_INV_MASK);
+            s->raw_cl_idx = cl;
+            s->raw_cluster = cl ? s->labels[cl - 1].value : NULL;
+            hits++;
+        } else {
+            note_cluster(c, s);
+            misses++;
+        }
+    }
+    rw_counter_add(c->ig->cache_hits, hits);
+    rw_counter_add(c->ig->cache_misses, misses);
+}
+
+/* After the append: a series stored for the first time is cached when its
+ * verdict followed from its labels and the settings alone - no stage
+ * depending on more marked it, and its cluster (by which its samples are
+ * accounted, from its labels as sent when cached) is the one it was sent
+ * with. */
+static void cache_put(rw_in_ctx *c, const rw_in_series *s, uint64_t hash, uint32_t ref)
+{
+    if (!c->ig->cache || !s->keyed || s->cached || s->nocache || !ref)
+        return;
+    const char *cl = rw_labels_get(s->labels, s->nlabels, c->cfg->cluster_label);
+    if ((cl == NULL) != (s->raw_cluster == NULL) || (cl && strcmp(cl, s->raw_cluster)) ||
+        (cl && !s->raw_cl_idx))
+        return;
+    rw_in_cache_val v = {.hash = hash, .ref = ref,
+                         .flags = (uint16_t)(s->inv | s->raw_cl_idx << CF_CL_SHIFT)};
+    rw_in_cache_put(c->ig->cache, s->key, (uint16_t)c->gen, &v);
+}
+
+static rw_rc run(rw_in_ctx *c, rw_in_batch *b, rw_err *err);
+
+/* The series whose cached ref the store no longer has (deleted by
+ * retention while their sender was silent): through the stages again, with
+ * their own labels, as series not seen before. */
+static rw_rc retry_gone(rw_in_ctx *c, rw_in_batch *b, const uint8_t *gone, const size_t *from,
+                        size_t nas, rw_err *err)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < nas; k++)
+        n += gone[k] != 0;
+    rw_in_batch rb = {rw_arena_calloc(c->a, n, sizeof(rw_in_series)), 0, NULL, 0};
+    if (!rb.series)
+        return rw_err_set(err, RW_LIMIT, "request too complex");
+    for (size_t k = 0; k < nas; k++) {
+        if (!gone[k])
+            continue;
+        rw_in_series *s = &rb.series[rb.nseries++];
+        *s = b->series[from[k]];
+        s->cached = 0;
+        s->nhistograms = s->nexemplars = 0; /* counted by the first pass */
+        s->src = 0;
+        note_cluster(c, s);
+    }
+    c->retry = 1;
+    rw_rc rc = run(c, &rb, err);
+    c->retry = 0;
+    return rc;
+}
+
+/* ---- sink ---- */
+
 static rw_rc append(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
 {
     rw_ingest *ig = c->ig;
     rw_write_stats *st = c->st;
-    rw_append_series *as = rw_arena_alloc(c->a, (b->nseries ? b->nseries : 1) * sizeof *as);
-    if (!as)
+    size_t cap = b->nseries ? b->nseries : 1;
+    rw_append_series *as = rw_arena_alloc(c->a, cap * sizeof *as);
+    size_t *from = rw_arena_alloc(c->a, cap * sizeof *from);
+    uint32_t *refs = ig->cache ? rw_arena_calloc(c->a, cap, sizeof *refs) : NULL;
+    uint8_t *gone = ig->cache ? rw_arena_calloc(c->a, cap, 1) : NULL;
+    if (!as || !from || (ig->cache && (!refs || !gone)))
         return rw_err_set(err, RW_LIMIT, "request too complex");
     uint8_t *skip = NULL;
     size_t nas = 0;
@@ -220,9 +334,10 @@ static rw_rc append(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
         if (!s->nsamples)
             continue;
         /* the one hash of the series, after the last stage that may change
-           its labels */
-        uint64_t h = s->lens ? rw_labels_hash_lens(s->labels, s->lens, s->nlabels)
-                             : rw_labels_hash(s->labels, s->nlabels);
+           its labels (cached: of the labels it had then) */
+        uint64_t h = s->cached ? s->hash
+                     : s->lens ? rw_labels_hash_lens(s->labels, s->lens, s->nlabels)
+                               : rw_labels_hash(s->labels, s->nlabels);
         if (!rw_in_series_limit_admit(c, s, h))
             continue;
         if (s->skip_old && !skip && !(skip = rw_arena_calloc(c->a, b->nseries, 1))) {
@@ -243,6 +358,9 @@ static rw_rc append(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
         as[nas].samples = s->samples;
         as[nas].nsamples = s->nsamples;
         as[nas].lens = s->lens;
+        as[nas].ref = s->cached ? s->ref : 0;
+        as[nas].ref_only = s->cached;
+        from[nas] = i;
         nas++;
     }
     rw_in_series_limit_end(c);
@@ -252,11 +370,37 @@ static rw_rc append(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
     res.on_reject_ctx = c;
     res.skip_old = skip;
     res.on_skip = on_skip;
+    res.refs = refs;
+    res.gone = gone;
     if (nas) {
         rw_rc rc = rw_append(&ig->appender, as, nas, &res, err);
         if (rc != RW_OK)
             return rc;
     }
+    for (size_t k = 0; refs && k < nas; k++)
+        cache_put(c, &b->series[from[k]], as[k].hash, refs[k]);
+    if (res.ngone) {
+        for (size_t k = 0; k < nas; k++) {
+            if (!gone[k])
+                continue;
+            ig_src *src = rw_in_src(c, &b->series[from[k]]);
+            if (src) /* counted again by the retry */
+                src->d.accepted -= b->series[from[k]].nsamples;
+        }
+        rw_rc rc = retry_gone(c, b, gone, from, nas, err);
+        if (rc != RW_OK)
+            return rc;
+    }
+    st->samples_written += res.samples_written;
+    st->samples_deduplicated += res.skipped;
+    rw_counter_add(ig->ha_skipped, res.skipped);
+    rw_counter_add(ig->samples_written, res.samples_written);
+    for (int r = 0; r < RW_REJ__COUNT; r++) {
+        st->samples_rejected += res.rejected[r];
+        rw_counter_add(ig->samples_rejected[r], res.rejected[r]);
+    }
+    if (c->retry)
+        return RW_OK; /* the rest is the request's, counted once by its first pass */
     size_t nmd = valid_metadata(c, b);
     if (nmd) {
         rw_err merr;
@@ -274,14 +418,6 @@ static rw_rc append(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
             return rw_err_set(err, mrc, "%s", merr.msg);
         }
     }
-    st->samples_written = res.samples_written;
-    st->samples_deduplicated += res.skipped;
-    rw_counter_add(ig->ha_skipped, res.skipped);
-    for (int r = 0; r < RW_REJ__COUNT; r++) {
-        st->samples_rejected += res.rejected[r];
-        rw_counter_add(ig->samples_rejected[r], res.rejected[r]);
-    }
-    rw_counter_add(ig->samples_written, st->samples_written);
     rw_counter_add(ig->series_invalid, st->series_rejected);
     rw_counter_add(ig->histograms_rejected, st->histograms_rejected);
     rw_counter_add(ig->exemplars_dropped, st->exemplars_dropped);
@@ -289,12 +425,21 @@ static rw_rc append(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
     return RW_OK;
 }
 
-rw_rc rw_in_run_pipeline(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
+static rw_rc run(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
 {
+    cache_lookup(c, b);
     for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
+        /* a retry's samples were counted against the rate by the first pass */
+        if (c->retry && stages[i].fn == rw_in_stage_rate)
+            continue;
         rw_rc rc = stages[i].fn(c, b, err);
         if (rc != RW_OK)
             return rc;
     }
     return append(c, b, err);
+}
+
+rw_rc rw_in_run_pipeline(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
+{
+    return run(c, b, err);
 }

@@ -122,6 +122,8 @@ int out_vec_push(out_vec *o, rw_arena *a, rw_label *l, size_t n, int64_t t, doub
     s->samples = NULL; /* set once the arrays stop moving */
     s->nsamples = 1;
     s->lens = NULL;
+    s->ref = 0;
+    s->ref_only = 0;
     o->n++;
     return 0;
 }

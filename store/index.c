@@ -367,8 +367,9 @@ static inline int labels_same(const series *s, const rw_label *l, const uint32_t
     return 1;
 }
 
-series *shard_series_lookup(rw_shard *sh, uint64_t hash, const rw_label *l, const uint32_t *lens,
-                            size_t n)
+/* The probe of both lookups: by id when id is not 0, else by labels. */
+static inline series *probe(const rw_shard *sh, uint64_t hash, uint32_t id, const rw_label *l,
+                            const uint32_t *lens, size_t n)
 {
     if (!sh->nslots)
         return NULL;
@@ -377,9 +378,20 @@ series *shard_series_lookup(rw_shard *sh, uint64_t hash, const rw_label *l, cons
         const sslot *sl = &sh->slots[i];
         if (!sl->s)
             return NULL;
-        if (sl->hash == hash && labels_same(sl->s, l, lens, n))
+        if (sl->hash == hash && (id ? sl->s->id == id : labels_same(sl->s, l, lens, n)))
             return sl->s;
     }
+}
+
+series *shard_series_lookup(rw_shard *sh, uint64_t hash, const rw_label *l, const uint32_t *lens,
+                            size_t n)
+{
+    return probe(sh, hash, 0, l, lens, n);
+}
+
+series *shard_series_lookup_ref(rw_shard *sh, uint64_t hash, uint32_t id)
+{
+    return id ? probe(sh, hash, id, NULL, NULL, 0) : NULL;
 }
 
 void shard_series_prefetch_slot(const rw_shard *sh, uint64_t hash)

@@ -291,7 +291,7 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
         return rw_err_set(err, RW_NOMEM, "out of memory");
     }
     uint64_t rej[RW_REJ__COUNT] = {0};
-    uint64_t written = 0, skipped = 0, created = 0, ooo = 0;
+    uint64_t written = 0, skipped = 0, created = 0, ooo = 0, gone = 0;
     rw_rc rc = RW_OK;
     uint64_t series_cap = st->opts.max_series
                               ? (st->opts.max_series + (uint64_t)st->opts.nshards - 1) /
@@ -318,9 +318,13 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
             shard_series_prefetch_slot(sh, in[idx[k + 16]].hash);
         if (k + 8 < n)
             shard_series_prefetch(sh, in[idx[k + 8]].hash);
-        sp[k] = a->nsamples ? shard_series_lookup(sh, a->hash, a->labels, a->lens, a->nlabels) : NULL;
+        sp[k] = NULL;
+        if (a->nsamples && a->ref)
+            sp[k] = shard_series_lookup_ref(sh, a->hash, a->ref);
+        if (a->nsamples && !sp[k] && !a->ref_only)
+            sp[k] = shard_series_lookup(sh, a->hash, a->labels, a->lens, a->nlabels);
         need += 18 + 16 * a->nsamples;
-        if (!sp[k] && a->nsamples) {
+        if (!sp[k] && a->nsamples && !a->ref_only) {
             need += 9 + labels_encoded_len(a->labels, a->nlabels);
             nnew++;
         }
@@ -340,6 +344,12 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
         if (k + 4 < n && sp[k + 4] && sp[k + 4]->head.b)
             __builtin_prefetch(sp[k + 4]->head.b + (sp[k + 4]->head.nbits >> 3));
         series *s = sp[k];
+        if (!s && a->ref_only) { /* its ref is gone: the caller retries with labels */
+            gone++;
+            if (res->gone)
+                res->gone[idx[k]] = 1;
+            continue;
+        }
         if (!s) /* created by an earlier entry of this request (a repeated series)? */
             s = shard_series_lookup(sh, a->hash, a->labels, a->lens, a->nlabels);
         if (!s) {
@@ -365,6 +375,8 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
             p += pe_series_len(s);
             created++;
         }
+        if (res->refs)
+            res->refs[idx[k]] = s->id;
         /* the in-order run, then the out-of-order run (its samples are
          * collected aside meanwhile), each only when not empty */
         uint8_t *q = p + 9;
@@ -429,6 +441,7 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
     res->samples_written += written;
     res->skipped += skipped;
     res->series_created += created;
+    res->ngone += gone;
     rw_counter_add(st->m_appended, written);
     rw_counter_add(st->m_series_created, created);
     rw_counter_add(st->m_ooo, ooo);

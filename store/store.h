@@ -108,6 +108,13 @@ typedef struct rw_append_series {
     size_t nsamples;         /* in the order the sender sent them */
     const uint32_t *lens;    /* optional: (name, value) length per label, which
                                 spares the series lookup its strcmp calls */
+    uint32_t ref;            /* optional: the series' id from an earlier append
+                                (rw_append_result.refs), 0 = none: the lookup
+                                then compares the id, not the labels */
+    uint8_t ref_only;        /* with ref: labels are not this series' own (the
+                                caller skipped computing them), so when the ref
+                                is gone nothing is stored and the series is
+                                reported in rw_append_result.gone */
 } rw_append_series;
 
 /* Why one sample was not stored. */
@@ -138,6 +145,13 @@ typedef struct rw_append_result {
     uint64_t skipped;
     rw_reject_fn on_skip;       /* optional, called for every skipped sample (reason
                                    out_of_order or duplicate_timestamp) */
+    /* optional outputs, one entry per series of the batch, zeroed by the
+       caller: refs gets the id of the series each was appended to (0 when
+       none: rejected whole, or gone); gone[i] is set for a ref_only series
+       whose ref no longer exists (deleted by retention), counted in ngone */
+    uint32_t *refs;
+    uint8_t *gone;
+    uint64_t ngone;
 } rw_append_result;
 
 /* Appends a batch. Per-sample rejections are counted in *res and do not fail

@@ -421,6 +421,10 @@ struct rw_store {
 /* ---- index.c ---- */
 series *shard_series_lookup(rw_shard *sh, uint64_t hash, const rw_label *l, const uint32_t *lens,
                             size_t n);
+/* The series of that hash with that id (a ref from an earlier append), or
+ * NULL: ids are never reused within a shard, so a deleted series' ref finds
+ * nothing. */
+series *shard_series_lookup_ref(rw_shard *sh, uint64_t hash, uint32_t id);
 /* Creates (interns labels, indexes). id 0 = allocate the next id; symids
  * (2n: name, value, ...) are the labels' symbol ids on disk, or NULL. */
 series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_label *l,

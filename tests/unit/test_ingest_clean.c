@@ -123,20 +123,25 @@ static int load_cfg(rw_ingest_config *cfg, const char *yaml, rw_err *e)
                               e) == RW_OK;
 }
 
-static void fx_open(fx *f, const char *yaml)
+static void fx_open_opts(fx *f, const char *yaml, int64_t retention_ms, rw_metrics *m)
 {
     if (!f->dir)
         f->dir = test_mkdtemp("rwgate-clean");
-    rw_store_opts so = {.dir = f->dir, .nshards = 2};
+    rw_store_opts so = {.dir = f->dir, .nshards = 2, .retention_ms = retention_ms};
     rw_err e;
     rw_err_init(&e);
     f->store = rw_store_open(&so, &e);
     CHECK_MSG(f->store != NULL, "%s", e.msg);
     f->ap = rw_store_appender(f->store);
     CHECK_MSG(load_cfg(&f->cfg, yaml, &e), "%s", e.msg);
-    rw_ingest_opts o = {.appender = &f->ap, .cfg = &f->cfg, .data_dir = f->dir};
+    rw_ingest_opts o = {.appender = &f->ap, .cfg = &f->cfg, .data_dir = f->dir, .metrics = m};
     f->ig = rw_ingest_new(&o, &e);
     CHECK_MSG(f->ig != NULL, "%s", e.msg);
+}
+
+static void fx_open(fx *f, const char *yaml)
+{
+    fx_open_opts(f, yaml, 0, NULL);
 }
 
 static void fx_close(fx *f, int keep_dir)
@@ -434,8 +439,167 @@ static void test_limits(void)
     fx_close(&f, 0);
 }
 
+/* ---- the series cache ---- */
+
+/* The value of a metric line ("name{labels} value") in m's exposition. */
+static double metric(rw_metrics *m, const char *line)
+{
+    rw_buf b;
+    rw_buf_init(&b, 0);
+    rw_metrics_render(m, &b);
+    rw_buf_putc(&b, '\0');
+    char want[256];
+    snprintf(want, sizeof want, "\n%s ", line); /* the sample line, not # HELP */
+    const char *p = strstr(b.p, want);
+    double v = p ? strtod(p + strlen(want), NULL) : -1;
+    rw_buf_free(&b);
+    return v;
+}
+
+#define HITS "rwgate_ingest_series_cache_lookups_total{result=\"hit\"}"
+#define UNLISTED "rwgate_inventory_unlisted_samples_total"
+
+/* One request of the cache scenario at time t: plain series with and
+ * without a cluster (listed and not), an HA pair's series and a kubelet
+ * series, which the cache must leave to the stages every time. */
+static void cache_round(fx *f, const char *tenant, double t)
+{
+    req r = {0};
+    rw_write_stats st;
+    rw_err e;
+    add(&r, "up{cluster=gz-prod-0001,job=etcd}", 1, t, 1.0);
+    add(&r, "up{cluster=nowhere-1,job=etcd}", 1, t, 2.0);
+    add(&r, "up{job=nocluster,pod=p1}", 1, t, 3.0);
+    add(&r, "c_total{__replica__=a,cluster=gz-prod-0001,job=node}", 1, t, t);
+    add(&r, "kubelet_running_pods{cluster=gz-prod-0001,instance=10.0.0.1:10250,"
+            "job=kubelet,node=n1}", 1, t, 4.0);
+    CHECK(send(f->ig, &r, tenant, &st, &e) == RW_OK);
+    CHECK_INT(st.samples_written, 5);
+}
+
+/* Everything stored, as "labels|t:v ...;" in label order. */
+static void dump(fx *f, char *out, size_t cap)
+{
+    query(f, "__name__", "up", out, cap);
+    size_t n = strlen(out);
+    query(f, "__name__", "c_total", out + n, cap - n);
+    n = strlen(out);
+    query(f, "__name__", "kubelet_running_pods", out + n, cap - n);
+}
+
+static void test_series_cache(void)
+{
+    char inv[512], yaml[2048], out_on[8192], out_off[8192];
+    for (int on = 1; on >= 0; on--) {
+        fx f = {0};
+        f.dir = test_mkdtemp("rwgate-clean");
+        snprintf(inv, sizeof inv, "%s/clusters.yml", f.dir);
+        write_file(inv, "clusters:\n  gz-prod-0001: {region: gz, scenario: business}\n");
+        snprintf(yaml, sizeof yaml,
+                 "inventory_file: %s\n"
+                 "series_cache_size: %d\n"
+                 "write_relabel_configs:\n"
+                 "  - {source_labels: [cluster], regex: '(gz)-.*', target_label: zone, "
+                 "replacement: '${1}-zone'}\n",
+                 inv, on ? 1000 : 0);
+        rw_metrics *m = rw_metrics_new();
+        fx_open_opts(&f, yaml, 0, m);
+        CHECK(on ? f.ig->cache != NULL : f.ig->cache == NULL);
+        /* the same series three times, then under another tenant */
+        cache_round(&f, "", 100);
+        cache_round(&f, "", 115);
+        cache_round(&f, "", 130);
+        cache_round(&f, "t2", 130);
+        if (on) {
+            /* the three plain series, found twice; the HA and kubelet
+               series never; another tenant's bytes are another key */
+            CHECK_INT((int)metric(m, HITS), 6);
+        }
+        /* the inventory's verdict counted for every request, cached or not */
+        CHECK_INT((int)metric(m, UNLISTED), 4);
+        /* a reload (a new relabel rule) applies to the series seen before */
+        rw_ingest_config nc;
+        rw_err e;
+        snprintf(yaml, sizeof yaml,
+                 "inventory_file: %s\n"
+                 "series_cache_size: %d\n"
+                 "write_relabel_configs:\n"
+                 "  - {source_labels: [cluster], regex: '(gz)-.*', target_label: zone, "
+                 "replacement: '${1}-new'}\n",
+                 inv, on ? 1000 : 0);
+        CHECK(load_cfg(&nc, yaml, &e));
+        CHECK_INT(rw_ingest_reconfigure(f.ig, &nc, &e), RW_OK);
+        rw_cfg_free(&rw_ingest_config_table, &nc);
+        cache_round(&f, "", 145);
+        if (on)
+            CHECK_INT((int)metric(m, HITS), 6);
+        char *out = on ? out_on : out_off;
+        dump(&f, out, sizeof out_on);
+        CHECK_MSG(strstr(out, "up{cluster=\"gz-prod-0001\", job=\"etcd\", region=\"gz\", "
+                              "scenario=\"business\", zone=\"gz-new\"}|145:1 ;") != NULL,
+                  "%s", out);
+        CHECK_MSG(strstr(out, "up{cluster=\"gz-prod-0001\", job=\"etcd\", region=\"gz\", "
+                              "scenario=\"business\", zone=\"gz-zone\"}|100:1 115:1 130:1 ;") !=
+                      NULL, "%s", out);
+        CHECK_MSG(strstr(out, "up{job=\"nocluster\", pod=\"p1\", tenant_id=\"t2\"}|130:3 ;") !=
+                      NULL, "%s", out);
+        CHECK_MSG(strstr(out, "c_total{cluster=\"gz-prod-0001\", job=\"node\", region=\"gz\", "
+                              "scenario=\"business\", zone=\"gz-new\"}|145:145 ;") != NULL,
+                  "%s", out);
+        fx_close(&f, 0);
+        rw_metrics_free(m);
+    }
+    /* the cache changes nothing that is stored */
+    CHECK_MSG(strcmp(out_on, out_off) == 0, "with the cache:\n%s\nwithout:\n%s", out_on,
+              out_off);
+}
+
+/* A cached series whose stored series retention deleted (its sender was
+ * silent longer than the retention): sent again, it is stored again with
+ * every label the stages give it. */
+static void test_series_cache_gone(void)
+{
+    fx f = {0};
+    f.dir = test_mkdtemp("rwgate-clean");
+    char inv[512], yaml[1024];
+    snprintf(inv, sizeof inv, "%s/clusters.yml", f.dir);
+    write_file(inv, "clusters:\n  gz-prod-0001: {region: gz, scenario: business}\n");
+    snprintf(yaml, sizeof yaml, "inventory_file: %s\n", inv);
+    rw_metrics *m = rw_metrics_new();
+    fx_open_opts(&f, yaml, 3600 * 1000, m);
+    req r = {0};
+    rw_write_stats st;
+    rw_err e;
+    add(&r, "old{cluster=gz-prod-0001}", 1, 100.0, 1.0);
+    CHECK(send(f.ig, &r, "", &st, &e) == RW_OK);
+    add(&r, "old{cluster=gz-prod-0001}", 1, 115.0, 1.0);
+    add(&r, "keep{cluster=gz-prod-0001}", 1, 36000.0, 1.0);
+    CHECK(send(f.ig, &r, "", &st, &e) == RW_OK);
+    CHECK_INT((int)metric(m, HITS), 1);
+    CHECK_INT(rw_store_maintain(f.store, &e), RW_OK);
+    char out[2048];
+    CHECK_INT(query(&f, "__name__", "old", out, sizeof out), 0);
+    add(&r, "old{cluster=gz-prod-0001}", 1, 36000.0, 7.0);
+    CHECK(send(f.ig, &r, "", &st, &e) == RW_OK);
+    CHECK_INT(st.samples_written, 1);
+    CHECK_INT((int)metric(m, HITS), 2); /* found, its ref gone, stored anew */
+    CHECK_INT(query(&f, "__name__", "old", out, sizeof out), 1);
+    CHECK_MSG(strstr(out, "old{cluster=\"gz-prod-0001\", region=\"gz\", scenario=\"business\"}"
+                          "|36000:7 ;") != NULL, "%s", out);
+    /* and the cache has its new ref: the next sample is a plain hit */
+    add(&r, "old{cluster=gz-prod-0001}", 1, 36015.0, 8.0);
+    CHECK(send(f.ig, &r, "", &st, &e) == RW_OK);
+    CHECK_INT((int)metric(m, HITS), 3);
+    CHECK_INT(query(&f, "__name__", "old", out, sizeof out), 1);
+    CHECK_MSG(strstr(out, "|36000:7 36015:8 ;") != NULL, "%s", out);
+    fx_close(&f, 0);
+    rw_metrics_free(m);
+}
+
 int main(void)
 {
+    RUN(test_series_cache);
+    RUN(test_series_cache_gone);
     RUN(test_relabel_and_inventory);
     RUN(test_ha);
     RUN(test_kubelet);

@@ -394,8 +394,56 @@ static void test_series_limit(void)
     test_rmtree(dir);
 }
 
+/* Appends by ref (the series cache of the write path): the id out, the
+ * lookup by id, and a ref that no longer exists reported, not stored. */
+static void test_refs(void)
+{
+    char *dir = test_mkdtemp("rwstore-test");
+    rw_store *st = open_store(dir, 2, 0);
+    ser a = mk("__name__", "m", "k", "a", NULL), b = mk("__name__", "m", "k", "b", NULL);
+    rw_sample s1 = {1000, 1}, s2 = {2000, 2};
+    rw_append_series as[2] = {
+        {.labels = a.l, .nlabels = a.n, .hash = rw_labels_hash(a.l, a.n), .samples = &s1, .nsamples = 1},
+        {.labels = b.l, .nlabels = b.n, .hash = rw_labels_hash(b.l, b.n), .samples = &s1, .nsamples = 1},
+    };
+    uint32_t refs[2] = {0, 0};
+    uint8_t gone[2] = {0, 0};
+    rw_append_result r = {.refs = refs, .gone = gone};
+    rw_err e;
+    rw_err_init(&e);
+    CHECK_INT(rw_store_append(st, as, 2, &r, &e), RW_OK);
+    CHECK(refs[0] != 0 && refs[1] != 0);
+    /* by ref only: the labels given are not read (here: b's, for a) */
+    rw_append_series byref = {.labels = b.l, .nlabels = b.n, .hash = as[0].hash, .samples = &s2,
+                              .nsamples = 1, .ref = refs[0], .ref_only = 1};
+    uint32_t ref2 = 0;
+    rw_append_result r2 = {.refs = &ref2};
+    CHECK_INT(rw_store_append(st, &byref, 1, &r2, &e), RW_OK);
+    CHECK_INT(r2.samples_written, 1);
+    CHECK_INT(r2.series_created, 0);
+    CHECK_INT(ref2, refs[0]);
+    /* an id no series of that hash has: gone, nothing stored or created */
+    byref.ref = refs[0] + 1000;
+    uint8_t g = 0;
+    rw_append_result r3 = {.gone = &g};
+    CHECK_INT(rw_store_append(st, &byref, 1, &r3, &e), RW_OK);
+    CHECK_INT(r3.ngone, 1);
+    CHECK_INT(g, 1);
+    CHECK_INT(r3.samples_written + r3.series_created, 0);
+    rw_arena *ar = rw_arena_new(0, 0);
+    rw_series_data *out;
+    CHECK_INT(sel(st, ar, &out, 0, 10000, RW_MATCH_EQ, "k", "a", 0, NULL, NULL), 1);
+    CHECK_INT(out[0].n, 2);
+    CHECK_INT(sel(st, ar, &out, 0, 10000, RW_MATCH_EQ, "k", "b", 0, NULL, NULL), 1);
+    CHECK_INT(out[0].n, 1);
+    rw_arena_free(ar);
+    rw_store_close(st);
+    test_rmtree(dir);
+}
+
 int main(void)
 {
+    RUN(test_refs);
     RUN(test_rules);
     RUN(test_select);
     RUN(test_metadata);
