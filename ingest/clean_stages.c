@@ -502,7 +502,10 @@ int rw_in_series_limit_admit(rw_in_ctx *c, rw_in_series *s, uint64_t hash)
     if (!c->lt || rw_limits_series_admit(c->lt, hash, c->tl->max_series))
         return 1;
     char lbl[200];
-    rw_labels_format(s->labels, s->nlabels < 16 ? s->nlabels : 16, lbl, sizeof lbl);
+    if (rw_in_decode_v1_labels(s) < 0) /* cached: decoded for the message */
+        snprintf(lbl, sizeof lbl, "(malformed labels)");
+    else
+        rw_labels_format(s->labels, s->nlabels < 16 ? s->nlabels : 16, lbl, sizeof lbl);
     rw_in_reason(c, "series %s: tenant \"%.64s\" is at its limit max_series = %lld active "
                     "series; new series are rejected", lbl, c->tenant,
                  (long long)c->tl->max_series);

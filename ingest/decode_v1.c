@@ -88,18 +88,30 @@ static int decode_label(pb body, rw_label *l, uint32_t *lens, term_list *t)
 static int count_series(pb body, rw_in_series *s)
 {
     size_t nl = 0, ns = 0;
+    /* the span from the first label field to the end of the last, when
+       nothing else lies between them (Prometheus writes all labels first):
+       the series cache's key */
+    const uint8_t *lab_lo = NULL, *lab_hi = NULL;
+    int other = 0, split = 0; /* a field after a label / a label after that */
     while (body.p < body.end) {
         uint32_t num;
         int wt;
         pb sub;
         uint64_t v;
+        const uint8_t *at = body.p;
         if (rd_field(&body, &num, &wt, &sub, &v) < 0)
             return -1;
         if (num >= 1 && num <= 4 && wt != 2)
             return -1;
-        if (num == 1)
+        if (num != 1 && lab_lo)
+            other = 1;
+        if (num == 1) {
             nl++;
-        else if (num == 2)
+            if (!lab_lo)
+                lab_lo = at;
+            lab_hi = body.p;
+            split |= other;
+        } else if (num == 2)
             ns++;
         else if (num == 3)
             s->nexemplars++;
@@ -108,6 +120,10 @@ static int count_series(pb body, rw_in_series *s)
     }
     s->nlabels = nl;
     s->nsamples = ns;
+    if (lab_lo && !split && (size_t)(lab_hi - lab_lo) < UINT32_MAX) {
+        s->raw = lab_lo;
+        s->raw_len = (uint32_t)(lab_hi - lab_lo);
+    }
     return 0;
 }
 
@@ -124,8 +140,7 @@ static size_t series_bytes(rw_in_series *s, size_t max_labels)
 }
 
 /* Decode pass (counts from count_series, memory reserved). */
-static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t,
-                         const rw_in_cache *keys, uint64_t seed)
+static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t, int keyed)
 {
     if (s->labels_over)
         return 0; /* counted only: validation rejects it */
@@ -136,7 +151,6 @@ static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t,
     /* the span from the first label field to the end of the last (Prometheus
        writes all labels first, so nothing else lies between them) */
     const uint8_t *lab_lo = NULL, *lab_hi = NULL;
-    int other = 0, split = 0; /* a field after a label / a label after that */
     while (body.p < body.end) {
         uint32_t num = 0;
         int wt = 0;
@@ -151,14 +165,11 @@ static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t,
             if (!lab_lo)
                 lab_lo = at;
             lab_hi = body.p;
-            split |= other;
         } else if (num == 2) {
             if (rw_in_pb_sample(sub, &s->samples[s->nsamples], 0) < 0)
                 return -1;
             s->nsamples++;
         }
-        if (num != 1 && lab_lo)
-            other = 1;
     }
     /* every byte of the span ASCII and none NUL (tags, lengths, strings and
        whatever lies between): every label string is ASCII without NUL.
@@ -166,14 +177,117 @@ static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t,
        order, duplicates, the metric name). Not scanned when the series are
        keyed for the cache: only the series not found are validated, and
        those check their strings themselves. */
-    s->ascii = !keys && lab_lo && rw_ascii_nonul(lab_lo, (size_t)(lab_hi - lab_lo));
-    /* the series cache's key: the label fields' bytes, when nothing else
-       lies between them (they are then exactly this label set); taken
-       now, before the strings are NUL-terminated in place */
-    if (keys && lab_lo && !split) {
-        s->key = rw_in_cache_key_of(keys, seed, lab_lo, (size_t)(lab_hi - lab_lo));
-        s->keyed = 1;
+    s->ascii = !keyed && lab_lo && rw_ascii_nonul(lab_lo, (size_t)(lab_hi - lab_lo));
+    return 0;
+}
+
+/* The decode pass of a series the cache knows: its samples, and of its
+ * labels only the cluster's value (copied: the span stays as sent, for
+ * rw_in_decode_v1_labels), shared with the series before when the same. */
+typedef struct last_cluster {
+    const uint8_t *p;
+    size_t len;
+    const char *copy;
+} last_cluster;
+
+static int decode_series_cached(pb body, rw_arena *a, rw_in_series *s, last_cluster *lc)
+{
+    if (rw_in_series_alloc(a, s, s->nlabels, s->nsamples) < 0)
+        return -2;
+    s->lazy_n = (uint32_t)s->nlabels;
+    s->nlabels = 0;
+    s->nsamples = 0;
+    uint32_t li = 0;
+    while (body.p < body.end) {
+        uint32_t num = 0;
+        int wt = 0;
+        pb sub = {NULL, NULL};
+        uint64_t v;
+        rd_field(&body, &num, &wt, &sub, &v); /* checked by the count pass */
+        if (num == 1 && ++li == s->raw_cl_idx) {
+            char *at[2];
+            term_list none = {at, 0, 2}; /* not terminated: copied below */
+            rw_label l;
+            uint32_t lens[2];
+            if (decode_label(sub, &l, lens, &none) < 0)
+                return -1;
+            if (!lc->copy || lc->len != lens[1] || memcmp(lc->p, l.value, lens[1])) {
+                char *c = rw_arena_alloc(a, (size_t)lens[1] + 1);
+                if (!c)
+                    return -2;
+                memcpy(c, l.value, lens[1]);
+                c[lens[1]] = '\0';
+                lc->p = (const uint8_t *)l.value;
+                lc->len = lens[1];
+                lc->copy = c;
+            }
+            s->raw_cluster = lc->copy;
+        } else if (num == 2) {
+            if (rw_in_pb_sample(sub, &s->samples[s->nsamples], 0) < 0)
+                return -1;
+            s->nsamples++;
+        }
     }
+    return 0;
+}
+
+/* Between the passes: each series' key, and which the cache knows (their
+ * buckets prefetched a few series ahead). */
+static void find_cached(rw_in_mem *m, rw_in_series *series, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        rw_in_series *s = &series[k];
+        if (s->raw && !s->labels_over && s->nsamples) {
+            s->key = rw_in_cache_key_of(m->cache, m->cache_seed, s->raw, s->raw_len);
+            s->keyed = 1;
+        }
+    }
+    for (size_t k = 0; k < n; k++) {
+        rw_in_series *s = &series[k];
+        if (k + 8 < n && series[k + 8].keyed)
+            rw_in_cache_prefetch(m->cache, series[k + 8].key);
+        rw_in_cache_val v;
+        if (!s->keyed || !rw_in_cache_get(m->cache, s->key, &v))
+            continue;
+        uint32_t cl = v.flags >> RW_IN_CF_CL_SHIFT;
+        if (cl > s->nlabels)
+            continue; /* cannot be: the same bytes, the same labels */
+        s->cached = 1;
+        s->hash = v.hash;
+        s->ref = v.ref;
+        s->inv = (uint8_t)(v.flags & RW_IN_CF_INV_MASK);
+        s->raw_cl_idx = cl;
+    }
+}
+
+int rw_in_decode_v1_labels(rw_in_series *s)
+{
+    if (!s->lazy_n)
+        return 0;
+    char *at[2];
+    pb body = {s->raw, s->raw + s->raw_len};
+    size_t n = 0;
+    while (body.p < body.end && n < s->lazy_n) {
+        uint32_t num = 0;
+        int wt = 0;
+        pb sub = {NULL, NULL};
+        uint64_t v;
+        if (rd_field(&body, &num, &wt, &sub, &v) < 0 || num != 1)
+            return -1;
+        term_list t = {at, 0, 2};
+        if (decode_label(sub, &s->labels[n], &s->lens[2 * n], &t) < 0)
+            return -1;
+        n++;
+    }
+    /* terminated in place once all are parsed: the byte after each string
+       is a tag of this span or of a field decoded before (file header) */
+    for (size_t i = 0; i < n; i++) {
+        ((char *)s->labels[i].name)[s->lens[2 * i]] = '\0';
+        ((char *)s->labels[i].value)[s->lens[2 * i + 1]] = '\0';
+    }
+    s->nlabels = n;
+    s->lazy_n = 0;
+    s->ascii = 0;
     return 0;
 }
 
@@ -262,6 +376,9 @@ rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
         return rc;
     if (!(t.at = rw_arena_alloc(a, (t.cap ? t.cap : 1) * sizeof *t.at)))
         return rw_in_decode_too_complex(err);
+    if (m->cache)
+        find_cached(m, out->series, k);
+    last_cluster lc = {NULL, 0, NULL};
     while (body.p < body.end) {
         uint32_t num = 0;
         int wt = 0;
@@ -269,9 +386,11 @@ rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
         uint64_t v;
         rd_field(&body, &num, &wt, &sub, &v); /* checked by the scan */
         int r = 0;
-        if (num == 1)
-            r = decode_series(sub, a, &out->series[out->nseries++], &t, m->cache,
-                              m->cache_seed);
+        rw_in_series *s = num == 1 ? &out->series[out->nseries++] : NULL;
+        if (s && s->cached)
+            r = decode_series_cached(sub, a, s, &lc);
+        else if (s)
+            r = decode_series(sub, a, s, &t, m->cache != NULL);
         else if (num == 3)
             r = decode_metadata(sub, &out->metadata[out->nmetadata++], &t);
         if (r == -2)

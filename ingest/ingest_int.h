@@ -69,7 +69,19 @@ typedef struct rw_in_series {
     uint64_t hash;        /* cached: hash of the final label set */
     const char *raw_cluster; /* the cluster label's value as sent, or NULL */
     uint32_t raw_cl_idx;  /* its index in the labels as sent + 1 (0: none) */
+    const uint8_t *raw;   /* the label fields' bytes as sent, when contiguous
+                             (1.0's decoder), or NULL */
+    uint32_t raw_len;
+    uint32_t lazy_n;      /* cached and its labels not decoded (nlabels 0):
+                             this many, decoded from raw when a message or a
+                             retry needs them (rw_in_decode_v1_labels) */
 } rw_in_series;
+
+/* The series cache entry's flags: the inventory's verdict, and where the
+ * cluster label is among the labels as sent (+ 1; 0: none). */
+#define RW_IN_CF_INV_MASK 3u
+#define RW_IN_CF_CL_SHIFT 2
+#define RW_IN_CF_CL_MAX 0x1fffu
 
 enum { RW_IN_INV_NONE, RW_IN_INV_LISTED, RW_IN_INV_UNLISTED };
 
@@ -175,6 +187,11 @@ typedef struct rw_in_ctx {
     uint64_t gen;                /* the settings snapshot's generation */
     uint64_t cache_seed;         /* keys of this request's series (cache on) */
     int retry;                   /* the pass for series whose cached ref was gone */
+    /* during the sink's append: its batch, the series handed to the store
+       and the batch index of each (for the store's reject callback) */
+    rw_in_batch *sink_batch;
+    const struct rw_append_series *sink_as;
+    const size_t *sink_from;
 } rw_in_ctx;
 
 /* kube_api.c: starts, restarts or stops the Kubernetes API node poller so
@@ -249,7 +266,7 @@ typedef struct rw_in_mem {
     size_t block;      /* the arena's block size */
     size_t outside;    /* bytes of this request the budget holds elsewhere (its
                           body, charged by the HTTP layer as it arrived) */
-    const rw_in_cache *cache; /* 1.0's decoder keys each series for it (or NULL) */
+    rw_in_cache *cache; /* 1.0's decoder looks each series up in it (or NULL) */
     uint64_t cache_seed; /* rw_in_cache_seed of the request */
 } rw_in_mem;
 
@@ -301,6 +318,10 @@ rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
                       rw_in_batch *out, rw_err *err);
 rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in_mem *m,
                       rw_in_batch *out, rw_err *err);
+/* A cached series' labels, decoded from its bytes as sent into the arrays
+ * the decoder left for them (no allocation); 0 at once for a series whose
+ * labels are decoded. -1 on a malformed span (cannot be: it was parsed). */
+int rw_in_decode_v1_labels(rw_in_series *s);
 
 /* validate.c: checks one series against the limits and label rules (sorts
  * nothing; invalid series are reported, not fixed). */

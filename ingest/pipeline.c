@@ -34,8 +34,13 @@ void rw_in_reason(rw_in_ctx *c, const char *fmt, ...)
     c->nreasons++;
 }
 
-static void series_name(const rw_in_series *s, char *out, size_t cap)
+/* For a message: a cached series' labels are decoded first. */
+static void series_name(rw_in_series *s, char *out, size_t cap)
 {
+    if (rw_in_decode_v1_labels(s) < 0) {
+        snprintf(out, cap, "(malformed labels)");
+        return;
+    }
     rw_labels_format(s->labels, s->nlabels < 16 ? s->nlabels : 16, out, cap);
 }
 
@@ -144,7 +149,9 @@ static rw_src_reason src_reason(rw_reject_reason r)
 static void on_reject(void *ctx, const rw_append_series *s, size_t i, rw_reject_reason r)
 {
     rw_in_ctx *c = ctx;
-    ig_src *src = rw_in_src_labels(c, s->labels, s->nlabels);
+    /* the batch's series it was made from (its labels may be undecoded) */
+    rw_in_series *from = &c->sink_batch->series[c->sink_from[s - c->sink_as]];
+    ig_src *src = rw_in_src(c, from);
     if (src) {
         src->d.accepted--;
         src->d.reasons[src_reason(r)]++;
@@ -152,7 +159,7 @@ static void on_reject(void *ctx, const rw_append_series *s, size_t i, rw_reject_
     if (c->nreasons >= MAX_REASONS)
         return;
     char lbl[256];
-    rw_labels_format(s->labels, s->nlabels, lbl, sizeof lbl);
+    series_name(from, lbl, sizeof lbl);
     rw_in_reason(c, "%s: sample at %lld: %s", lbl, (long long)s->samples[i].t,
                  rw_reject_reason_str(r));
 }
@@ -208,55 +215,32 @@ static size_t valid_metadata(rw_in_ctx *c, rw_in_batch *b)
 
 /* ---- the series cache ---- */
 
-/* An entry's flags: the inventory's verdict, and where the cluster label
- * is among the labels as sent (+ 1; 0: none), so that a cached series'
- * cluster is found without a search. */
-#define CF_INV_MASK 3u
-#define CF_CL_SHIFT 2
-#define CF_CL_MAX 0x1fffu
-
 /* The sender's cluster label of a series not yet through the stages. */
 static void note_cluster(rw_in_ctx *c, rw_in_series *s)
 {
     s->raw_cluster = rw_labels_get(s->labels, s->nlabels, c->cfg->cluster_label);
     s->raw_cl_idx = 0;
-    for (size_t k = 0; s->raw_cluster && k < s->nlabels && k < CF_CL_MAX; k++)
+    for (size_t k = 0; s->raw_cluster && k < s->nlabels && k < RW_IN_CF_CL_MAX; k++)
         if (s->labels[k].value == s->raw_cluster) {
             s->raw_cl_idx = (uint32_t)k + 1;
             break;
         }
 }
 
-/* Before the stages: the series seen before are marked cached (the stages
- * skip them, the sink appends them by their stored series' id); the others
- * note their cluster as sent, which decides whether they may be cached. */
+/* Before the stages: the decoder marked the series the cache knows (the
+ * stages skip them, the sink appends them by their stored series' id);
+ * the others note their cluster as sent, which decides whether they may be
+ * cached. */
 static void cache_lookup(rw_in_ctx *c, rw_in_batch *b)
 {
-    rw_in_cache *cache = c->ig->cache;
-    if (!cache || c->retry)
+    if (!c->ig->cache || c->retry)
         return;
     uint64_t hits = 0, misses = 0;
     for (size_t i = 0; i < b->nseries; i++) {
         rw_in_series *s = &b->series[i];
-        if (i + 8 < b->nseries && b->series[i + 8].keyed)
-            rw_in_cache_prefetch(cache, b->series[i + 8].key);
-        if (!s->keyed || !s->nsamples || s->labels_over)
-            continue;
-        rw_in_cache_val v;
-        if (rw_in_cache_get(cache, s->key, &v)) {
-            uint32_t cl = v.flags >> CF_CL_SHIFT;
-            if (cl > s->nlabels) { /* cannot be: the same bytes, the same labels */
-                misses++;
-                continue;
-            }
-            s->cached = 1;
-            s->hash = v.hash;
-            s->ref = v.ref;
-            s->inv = (uint8_t)(v.flags & CF_INV_MASK);
-            s->raw_cl_idx = cl;
-            s->raw_cluster = cl ? s->labels[cl - 1].value : NULL;
+        if (s->cached) {
             hits++;
-        } else {
+        } else if (s->keyed) {
             note_cluster(c, s);
             misses++;
         }
@@ -279,7 +263,7 @@ static void cache_put(rw_in_ctx *c, const rw_in_series *s, uint64_t hash, uint32
         (cl && !s->raw_cl_idx))
         return;
     rw_in_cache_val v = {.hash = hash, .ref = ref,
-                         .flags = (uint16_t)(s->inv | s->raw_cl_idx << CF_CL_SHIFT)};
+                         .flags = (uint16_t)(s->inv | s->raw_cl_idx << RW_IN_CF_CL_SHIFT)};
     rw_in_cache_put(c->ig->cache, s->key, (uint16_t)c->gen, &v);
 }
 
@@ -302,6 +286,8 @@ static rw_rc retry_gone(rw_in_ctx *c, rw_in_batch *b, const uint8_t *gone, const
             continue;
         rw_in_series *s = &rb.series[rb.nseries++];
         *s = b->series[from[k]];
+        if (rw_in_decode_v1_labels(s) < 0)
+            return rw_err_set(err, RW_BADREQ, "malformed labels of series %zu", from[k]);
         s->cached = 0;
         s->nhistograms = s->nexemplars = 0; /* counted by the first pass */
         s->src = 0;
@@ -372,11 +358,16 @@ static rw_rc append(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
     res.on_skip = on_skip;
     res.refs = refs;
     res.gone = gone;
+    c->sink_batch = b;
+    c->sink_as = as;
+    c->sink_from = from;
     if (nas) {
         rw_rc rc = rw_append(&ig->appender, as, nas, &res, err);
+        c->sink_batch = NULL;
         if (rc != RW_OK)
             return rc;
     }
+    c->sink_batch = NULL;
     for (size_t k = 0; refs && k < nas; k++)
         cache_put(c, &b->series[from[k]], as[k].hash, refs[k]);
     if (res.ngone) {

@@ -517,6 +517,24 @@ static void test_series_cache(void)
         }
         /* the inventory's verdict counted for every request, cached or not */
         CHECK_INT((int)metric(m, UNLISTED), 4);
+        /* rejected samples of a cached series are named with its labels */
+        {
+            req r = {0};
+            rw_write_stats st;
+            rw_err e;
+            add(&r, "up{cluster=gz-prod-0001,job=etcd}", 1, 50.0, 1.0);
+            add(&r, "up{cluster=nowhere-1,job=etcd}", 1, 1e10, 2.0);
+            CHECK(send(f.ig, &r, "", &st, &e) == RW_OK);
+            CHECK_INT(st.samples_rejected, 2);
+            CHECK_MSG(strstr(st.reasons, "up{cluster=\"gz-prod-0001\", job=\"etcd\"") &&
+                          strstr(st.reasons, "out_of_order"),
+                      "%s", st.reasons);
+            CHECK_MSG(strstr(st.reasons, "up{cluster=\"nowhere-1\", job=\"etcd\"") &&
+                          strstr(st.reasons, "too far in the future"),
+                      "%s", st.reasons);
+            if (on)
+                CHECK_INT((int)metric(m, HITS), 8);
+        }
         /* a reload (a new relabel rule) applies to the series seen before */
         rw_ingest_config nc;
         rw_err e;
@@ -532,7 +550,7 @@ static void test_series_cache(void)
         rw_cfg_free(&rw_ingest_config_table, &nc);
         cache_round(&f, "", 145);
         if (on)
-            CHECK_INT((int)metric(m, HITS), 6);
+            CHECK_INT((int)metric(m, HITS), 8);
         char *out = on ? out_on : out_off;
         dump(&f, out, sizeof out_on);
         CHECK_MSG(strstr(out, "up{cluster=\"gz-prod-0001\", job=\"etcd\", region=\"gz\", "
@@ -580,7 +598,7 @@ static void test_series_cache_gone(void)
     char out[2048];
     CHECK_INT(query(&f, "__name__", "old", out, sizeof out), 0);
     add(&r, "old{cluster=gz-prod-0001}", 1, 36000.0, 7.0);
-    CHECK(send(f.ig, &r, "", &st, &e) == RW_OK);
+    CHECK_MSG(send(f.ig, &r, "", &st, &e) == RW_OK, "%s", e.msg);
     CHECK_INT(st.samples_written, 1);
     CHECK_INT((int)metric(m, HITS), 2); /* found, its ref gone, stored anew */
     CHECK_INT(query(&f, "__name__", "old", out, sizeof out), 1);
