@@ -107,8 +107,11 @@ rw_in_label_limits rw_in_label_limits_for(const rw_ingest_config *cfg,
 
 static ig_src *src_find(rw_in_ctx *c, const char *cluster)
 {
-    if (c->last_src > 0 && !strcmp(c->srcs[c->last_src - 1].cluster, cluster))
-        return &c->srcs[c->last_src - 1];
+    if (c->last_src > 0) { /* the same string (cached series share one) or equal */
+        const char *last = c->srcs[c->last_src - 1].cluster;
+        if (last == cluster || !strcmp(last, cluster))
+            return &c->srcs[c->last_src - 1];
+    }
     for (size_t i = 0; i < c->nsrcs; i++)
         if (!strcmp(c->srcs[i].cluster, cluster)) {
             c->last_src = (int32_t)i + 1;

@@ -204,6 +204,13 @@ static int decode_series_cached(pb body, rw_arena *a, rw_in_series *s, last_clus
         pb sub = {NULL, NULL};
         uint64_t v;
         rd_field(&body, &num, &wt, &sub, &v); /* checked by the count pass */
+        if (num == 1 && li >= s->raw_cl_idx && s->raw && body.p <= s->raw + s->raw_len) {
+            /* past the cluster label (or none): over the other labels at
+               once, the span holds nothing else */
+            body.p = s->raw + s->raw_len;
+            li = s->lazy_n;
+            continue;
+        }
         if (num == 1 && ++li == s->raw_cl_idx) {
             char *at[2];
             term_list none = {at, 0, 2}; /* not terminated: copied below */

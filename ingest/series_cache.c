@@ -19,10 +19,15 @@
  * KSM node series, the cluster label unchanged by the stages).
  *
  * Written by hand, because it is hot and small: a fixed number of stripes,
- * each an array of 4-way buckets under its own mutex, growing by doubling up
- * to the configured size (memory follows the active series, and is bounded
- * by ingest.series_cache_size whatever the senders send); when full, an
- * entry of an older generation, else a rotating way, is replaced. */
+ * each an array of 4-way buckets, growing by doubling up to the configured
+ * size (memory follows the active series, and is bounded by
+ * ingest.series_cache_size whatever the senders send: the tables a stripe
+ * outgrew are kept until the end, at most as large as its last); when
+ * full, an entry of an older generation, else a rotating way, is replaced.
+ * Writers take the stripe's mutex; readers take no lock (a lookup per
+ * series of every request): a sequence count, odd while a writer changes
+ * the stripe, tells them to read again, and every field is read and written
+ * atomically (relaxed), so a reader never sees a torn entry as valid. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -44,14 +49,33 @@ typedef struct ent {
     uint16_t gen;
 } ent;
 
+#define MAX_TABLES 40 /* doublings from 16 buckets: more than 2^40 entries */
+
 typedef struct stripe {
-    pthread_mutex_t mu;
-    ent *t;           /* nb buckets of WAYS entries */
-    size_t nb, maxb;  /* buckets now, and at most */
-    size_t n;         /* valid entries */
-    unsigned victim;  /* rotating way to replace when a bucket is full */
-    char pad[64 - (sizeof(pthread_mutex_t) + 4 * sizeof(size_t) + sizeof(unsigned)) % 64];
-} stripe;
+    pthread_mutex_t mu;   /* writers */
+    uint32_t seq;         /* odd while a writer changes t, nb or an entry */
+    unsigned victim;      /* rotating way to replace when a bucket is full */
+    ent *t;               /* nb buckets of WAYS entries */
+    size_t nb, maxb;      /* buckets now, and at most */
+    size_t n;             /* valid entries */
+    ent *old[MAX_TABLES]; /* tables outgrown: a reader may still be in one */
+    size_t nold;
+} __attribute__((aligned(64))) stripe;
+
+#define LD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define ST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
+/* A writer's change of the stripe, between begin and end. */
+static void write_begin(stripe *s)
+{
+    ST(s->seq, s->seq + 1);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void write_end(stripe *s)
+{
+    __atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_RELEASE);
+}
 
 struct rw_in_cache {
     unsigned char secret[XXH3_SECRET_DEFAULT_SIZE]; /* random, per process */
@@ -93,6 +117,8 @@ void rw_in_cache_free(rw_in_cache *c)
     for (int i = 0; i < STRIPES; i++) {
         pthread_mutex_destroy(&c->s[i].mu);
         free(c->s[i].t);
+        for (size_t k = 0; k < c->s[i].nold; k++)
+            free(c->s[i].old[k]);
     }
     free(c);
 }
@@ -125,12 +151,10 @@ static inline ent *bucket_of(const stripe *s, uint64_t lo)
 
 void rw_in_cache_prefetch(rw_in_cache *c, rw_in_cache_key k)
 {
-    /* without the lock: a table being replaced is at worst prefetched in
-       vain (a prefetch never faults) */
     const stripe *s = stripe_of(c, k);
-    const ent *t = __atomic_load_n(&s->t, __ATOMIC_RELAXED);
-    size_t nb = __atomic_load_n(&s->nb, __ATOMIC_RELAXED);
-    if (t) {
+    size_t nb = __atomic_load_n(&s->nb, __ATOMIC_ACQUIRE);
+    const ent *t = __atomic_load_n(&s->t, __ATOMIC_ACQUIRE);
+    if (t && nb) {
         const ent *b = &t[(k.lo & (nb - 1)) * WAYS];
         __builtin_prefetch(b);
         __builtin_prefetch(b + WAYS - 1);
@@ -140,27 +164,41 @@ void rw_in_cache_prefetch(rw_in_cache *c, rw_in_cache_key k)
 int rw_in_cache_get(rw_in_cache *c, rw_in_cache_key k, rw_in_cache_val *out)
 {
     stripe *s = stripe_of(c, k);
-    int found = 0;
-    pthread_mutex_lock(&s->mu);
-    if (s->t) {
-        const ent *e = bucket_of(s, k.lo);
-        for (int w = 0; w < WAYS; w++)
-            if (e[w].lo == k.lo && e[w].hi == k.hi && (e[w].flags & VALID)) {
-                out->hash = e[w].hash;
-                out->ref = e[w].ref;
-                out->flags = (uint16_t)(e[w].flags & ~VALID);
-                found = 1;
-                break;
+    for (;;) {
+        uint32_t seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
+        if (seq & 1) { /* a writer is at it: wait for it to end */
+            pthread_mutex_lock(&s->mu);
+            pthread_mutex_unlock(&s->mu);
+            continue;
+        }
+        size_t nb = __atomic_load_n(&s->nb, __ATOMIC_ACQUIRE);
+        const ent *t = __atomic_load_n(&s->t, __ATOMIC_ACQUIRE);
+        int found = 0;
+        if (t && nb) {
+            const ent *b = &t[(k.lo & (nb - 1)) * WAYS];
+            for (int w = 0; w < WAYS && !found; w++) {
+                uint16_t flags = LD(b[w].flags);
+                if (LD(b[w].lo) == k.lo && LD(b[w].hi) == k.hi && (flags & VALID)) {
+                    out->hash = LD(b[w].hash);
+                    out->ref = LD(b[w].ref);
+                    out->flags = (uint16_t)(flags & ~VALID);
+                    found = 1;
+                }
             }
+        }
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (LD(s->seq) == seq)
+            return found;
     }
-    pthread_mutex_unlock(&s->mu);
-    return found;
 }
 
 /* Doubles a stripe's table (entries a full bucket cannot take are dropped:
- * it is a cache). -1 without memory: the table stays as it was. */
+ * it is a cache). -1 without memory: the table stays as it was. Under the
+ * mutex, within write_begin / write_end. */
 static int grow(stripe *s)
 {
+    if (s->nold == MAX_TABLES)
+        return -1;
     size_t nb = s->nb ? s->nb * 2 : 16;
     if (nb > s->maxb)
         nb = s->maxb;
@@ -175,17 +213,17 @@ static int grow(stripe *s)
         ent *b = &t[(e->lo & (nb - 1)) * WAYS];
         for (int w = 0; w < WAYS; w++)
             if (!(b[w].flags & VALID)) {
-                b[w] = *e;
+                b[w] = *e; /* published below, with the table */
                 n++;
                 break;
             }
     }
-    free(s->t);
-    /* atomic: read without the lock by rw_in_cache_prefetch (nb first, so
-       a racing prefetch never indexes the old table with the new size) */
-    __atomic_store_n(&s->t, NULL, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->nb, nb, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->t, t, __ATOMIC_RELAXED);
+    if (s->t)
+        s->old[s->nold++] = s->t;
+    /* the table (and its entries) before its size: a reader that reads
+       the size first never indexes a table smaller than that size */
+    __atomic_store_n(&s->t, t, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->nb, nb, __ATOMIC_RELEASE);
     s->n = n;
     return 0;
 }
@@ -194,8 +232,10 @@ void rw_in_cache_put(rw_in_cache *c, rw_in_cache_key k, uint16_t gen, const rw_i
 {
     stripe *s = stripe_of(c, k);
     pthread_mutex_lock(&s->mu);
+    write_begin(s);
     /* grow at three quarters full, while the size allows */
     if ((!s->t || (s->n + 1) * 4 > s->nb * WAYS * 3) && s->nb < s->maxb && grow(s) < 0 && !s->t) {
+        write_end(s);
         pthread_mutex_unlock(&s->mu);
         return;
     }
@@ -215,12 +255,13 @@ void rw_in_cache_put(rw_in_cache *c, rw_in_cache_key k, uint16_t gen, const rw_i
         slot = stale >= 0 ? stale : (int)(s->victim++ % WAYS);
     if (!(b[slot].flags & VALID))
         s->n++;
-    b[slot].lo = k.lo;
-    b[slot].hi = k.hi;
-    b[slot].hash = v->hash;
-    b[slot].ref = v->ref;
-    b[slot].flags = (uint16_t)(v->flags | VALID);
-    b[slot].gen = gen;
+    ST(b[slot].lo, k.lo);
+    ST(b[slot].hi, k.hi);
+    ST(b[slot].hash, v->hash);
+    ST(b[slot].ref, v->ref);
+    ST(b[slot].flags, (uint16_t)(v->flags | VALID));
+    ST(b[slot].gen, gen);
+    write_end(s);
     pthread_mutex_unlock(&s->mu);
 }
 
