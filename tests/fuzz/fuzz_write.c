@@ -3,7 +3,8 @@
  * validation must never crash or touch memory they do not own. A 1.0 body
  * that both the hand-written decoder and protobuf-c's generated one accept
  * must give both the same series, labels (byte for byte) and samples: the
- * hand-written decoder's fast paths must not change what a body means.
+ * hand-written decoder's fast paths must not change what a body means; nor
+ * may the series cache's path (compare_cached).
  *   cmake -B build-fuzz -DCMAKE_C_COMPILER=clang -DRWGATE_FUZZ=ON
  *   cmake --build build-fuzz --target fuzz_write && build-fuzz/fuzz_write -max_total_time=60 */
 #include <snappy-c.h>
@@ -58,6 +59,72 @@ static void compare_v1(const uint8_t *body, size_t len, const rw_in_batch *b)
     prometheus__write_request__free_unpacked(wr, NULL);
 }
 
+/* The same 1.0 body decoded as the series cache sees it: once to key and
+ * remember every series (with its cluster label's place, as the pipeline
+ * does), once more finding them all - the cached series' samples and
+ * cluster, and their labels decoded later from the bytes as sent, must be
+ * those of the plain decode. */
+static void compare_cached(const rw_ingest_config *cfg, const uint8_t *body, size_t len,
+                           const rw_in_batch *plain)
+{
+    rw_in_cache *cache = rw_in_cache_new(1 << 14);
+    rw_arena *a = rw_arena_new(0, 256u << 20);
+    if (!cache || !a)
+        abort();
+    rw_in_batch b;
+    rw_err e;
+    rw_err_init(&e);
+    rw_in_mem m = {.a = a, .block = 64u << 10, .cache = cache, .cache_seed = 42};
+    if (rw_in_decode_mem(cfg, RW_PROTO_V1, body, len, &m, &b, &e) != RW_OK)
+        abort(); /* the plain decode accepted it */
+    for (size_t i = 0; i < b.nseries; i++) {
+        const rw_in_series *s = &b.series[i];
+        if (s->cached)
+            abort(); /* an empty cache */
+        if (!s->keyed)
+            continue;
+        const char *cl = rw_labels_get(s->labels, s->nlabels, cfg->cluster_label);
+        uint32_t idx = 0;
+        for (size_t k = 0; cl && k < s->nlabels; k++)
+            if (s->labels[k].value == cl)
+                idx = (uint32_t)k + 1;
+        if (idx > RW_IN_CF_CL_MAX)
+            continue;
+        rw_in_cache_val v = {.hash = i, .ref = (uint32_t)i + 1,
+                             .flags = (uint16_t)(idx << RW_IN_CF_CL_SHIFT)};
+        rw_in_cache_put(cache, s->key, 1, &v);
+    }
+    rw_arena_free(a);
+    a = rw_arena_new(0, 256u << 20);
+    m = (rw_in_mem){.a = a, .block = 64u << 10, .cache = cache, .cache_seed = 42};
+    if (!a || rw_in_decode_mem(cfg, RW_PROTO_V1, body, len, &m, &b, &e) != RW_OK ||
+        b.nseries != plain->nseries)
+        abort();
+    for (size_t i = 0; i < b.nseries; i++) {
+        rw_in_series *s = &b.series[i];
+        const rw_in_series *p = &plain->series[i];
+        if (!s->cached)
+            continue;
+        /* a series with the same label bytes earlier in the body shares
+           the entry: its own labels are the same, its samples its own */
+        if (s->nsamples != p->nsamples ||
+            (s->nsamples && memcmp(s->samples, p->samples, s->nsamples * sizeof *s->samples)))
+            abort();
+        const char *pcl = rw_labels_get(p->labels, p->nlabels, cfg->cluster_label);
+        if ((s->raw_cl_idx != 0) != (pcl != NULL) || (pcl && strcmp(pcl, s->raw_cluster)))
+            abort();
+        if (rw_in_decode_v1_labels(s) < 0 || s->nlabels != p->nlabels)
+            abort();
+        for (size_t k = 0; k < s->nlabels; k++)
+            if (s->lens[2 * k] != p->lens[2 * k] || s->lens[2 * k + 1] != p->lens[2 * k + 1] ||
+                strcmp(s->labels[k].name, p->labels[k].name) ||
+                strcmp(s->labels[k].value, p->labels[k].value))
+                abort();
+    }
+    rw_arena_free(a);
+    rw_in_cache_free(cache);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static rw_ingest_config cfg, *ig; /* fuzzer harness state, not product code */
@@ -74,8 +141,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rw_err_init(&e);
     int v2 = data[0] & 1;
     if (rw_in_decode(ig, v2 ? RW_PROTO_V2 : RW_PROTO_V1, data + 1, size - 1, a, &b, &e) == RW_OK) {
-        if (!v2)
+        if (!v2) {
             compare_v1(data + 1, size - 1, &b);
+            compare_cached(ig, data + 1, size - 1, &b);
+        }
         for (size_t i = 0; i < b.nseries; i++) {
             rw_err_init(&e);
             if (rw_in_validate_series(ig, &b.series[i], &e) == RW_OK)
