@@ -19,7 +19,8 @@
  * KSM node series, the cluster label unchanged by the stages).
  *
  * Written by hand, because it is hot and small: a fixed number of stripes,
- * each an array of 4-way buckets, growing by doubling up to the configured
+ * each an array of 4-way buckets (two candidate buckets per key), growing
+ * by doubling up to the configured
  * size (memory follows the active series, and is bounded by
  * ingest.series_cache_size whatever the senders send: the tables a stripe
  * outgrew are kept until the end, at most as large as its last); when
@@ -144,9 +145,19 @@ static inline stripe *stripe_of(rw_in_cache *c, rw_in_cache_key k)
     return &c->s[k.hi >> 56];
 }
 
-static inline ent *bucket_of(const stripe *s, uint64_t lo)
+/* A key's two buckets (two choices: a bucket overflows only when both are
+ * full, which at the load the table grows at practically never happens;
+ * with one, a few percent of the series of a full table would keep pushing
+ * each other out). The stripe took hi's top byte: the second bucket takes
+ * the bits below it. */
+static inline size_t bucket1(uint64_t lo, size_t nb)
 {
-    return &s->t[(lo & (s->nb - 1)) * WAYS];
+    return (size_t)(lo & (nb - 1)) * WAYS;
+}
+
+static inline size_t bucket2(uint64_t hi, size_t nb)
+{
+    return (size_t)((hi >> 20) & (nb - 1)) * WAYS;
 }
 
 void rw_in_cache_prefetch(rw_in_cache *c, rw_in_cache_key k)
@@ -155,10 +166,26 @@ void rw_in_cache_prefetch(rw_in_cache *c, rw_in_cache_key k)
     size_t nb = __atomic_load_n(&s->nb, __ATOMIC_ACQUIRE);
     const ent *t = __atomic_load_n(&s->t, __ATOMIC_ACQUIRE);
     if (t && nb) {
-        const ent *b = &t[(k.lo & (nb - 1)) * WAYS];
-        __builtin_prefetch(b);
-        __builtin_prefetch(b + WAYS - 1);
+        __builtin_prefetch(t + bucket1(k.lo, nb));
+        __builtin_prefetch(t + bucket1(k.lo, nb) + WAYS - 1);
+        __builtin_prefetch(t + bucket2(k.hi, nb));
+        __builtin_prefetch(t + bucket2(k.hi, nb) + WAYS - 1);
     }
+}
+
+/* The key's entry in bucket b, read without the lock (atomically), or 0. */
+static inline int read_bucket(const ent *b, rw_in_cache_key k, rw_in_cache_val *out)
+{
+    for (int w = 0; w < WAYS; w++) {
+        uint16_t flags = LD(b[w].flags);
+        if (LD(b[w].lo) == k.lo && LD(b[w].hi) == k.hi && (flags & VALID)) {
+            out->hash = LD(b[w].hash);
+            out->ref = LD(b[w].ref);
+            out->flags = (uint16_t)(flags & ~VALID);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 int rw_in_cache_get(rw_in_cache *c, rw_in_cache_key k, rw_in_cache_val *out)
@@ -173,28 +200,36 @@ int rw_in_cache_get(rw_in_cache *c, rw_in_cache_key k, rw_in_cache_val *out)
         }
         size_t nb = __atomic_load_n(&s->nb, __ATOMIC_ACQUIRE);
         const ent *t = __atomic_load_n(&s->t, __ATOMIC_ACQUIRE);
-        int found = 0;
-        if (t && nb) {
-            const ent *b = &t[(k.lo & (nb - 1)) * WAYS];
-            for (int w = 0; w < WAYS && !found; w++) {
-                uint16_t flags = LD(b[w].flags);
-                if (LD(b[w].lo) == k.lo && LD(b[w].hi) == k.hi && (flags & VALID)) {
-                    out->hash = LD(b[w].hash);
-                    out->ref = LD(b[w].ref);
-                    out->flags = (uint16_t)(flags & ~VALID);
-                    found = 1;
-                }
-            }
-        }
+        int found = t && nb &&
+                    (read_bucket(t + bucket1(k.lo, nb), k, out) ||
+                     read_bucket(t + bucket2(k.hi, nb), k, out));
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         if (LD(s->seq) == seq)
             return found;
     }
 }
 
-/* Doubles a stripe's table (entries a full bucket cannot take are dropped:
- * it is a cache). -1 without memory: the table stays as it was. Under the
- * mutex, within write_begin / write_end. */
+/* A free way of the key's two buckets (the emptier first), or NULL. */
+static ent *free_way(ent *t, size_t nb, uint64_t lo, uint64_t hi)
+{
+    ent *b[2] = {t + bucket1(lo, nb), t + bucket2(hi, nb)};
+    int nfree[2] = {0, 0};
+    for (int i = 0; i < 2; i++)
+        for (int w = 0; w < WAYS; w++)
+            nfree[i] += !(b[i][w].flags & VALID);
+    int first = nfree[1] > nfree[0];
+    for (int i = 0; i < 2; i++) {
+        ent *x = b[(first + i) & 1];
+        for (int w = 0; w < WAYS; w++)
+            if (!(x[w].flags & VALID))
+                return &x[w];
+    }
+    return NULL;
+}
+
+/* Doubles a stripe's table (an entry both of whose buckets are full is
+ * dropped: it is a cache). -1 without memory: the table stays as it was.
+ * Under the mutex, within write_begin / write_end. */
 static int grow(stripe *s)
 {
     if (s->nold == MAX_TABLES)
@@ -210,13 +245,11 @@ static int grow(stripe *s)
         const ent *e = &s->t[i];
         if (!(e->flags & VALID))
             continue;
-        ent *b = &t[(e->lo & (nb - 1)) * WAYS];
-        for (int w = 0; w < WAYS; w++)
-            if (!(b[w].flags & VALID)) {
-                b[w] = *e; /* published below, with the table */
-                n++;
-                break;
-            }
+        ent *x = free_way(t, nb, e->lo, e->hi);
+        if (x) {
+            *x = *e; /* published below, with the table */
+            n++;
+        }
     }
     if (s->t)
         s->old[s->nold++] = s->t;
@@ -239,28 +272,29 @@ void rw_in_cache_put(rw_in_cache *c, rw_in_cache_key k, uint16_t gen, const rw_i
         pthread_mutex_unlock(&s->mu);
         return;
     }
-    ent *b = bucket_of(s, k.lo);
-    int slot = -1, stale = -1;
-    for (int w = 0; w < WAYS; w++) {
-        if (b[w].lo == k.lo && b[w].hi == k.hi && (b[w].flags & VALID)) {
-            slot = w; /* the same key again (its ref changed) */
-            break;
-        }
-        if (slot < 0 && !(b[w].flags & VALID))
-            slot = w;
-        else if (stale < 0 && b[w].gen != gen)
-            stale = w;
-    }
-    if (slot < 0)
-        slot = stale >= 0 ? stale : (int)(s->victim++ % WAYS);
-    if (!(b[slot].flags & VALID))
+    ent *b[2] = {s->t + bucket1(k.lo, s->nb), s->t + bucket2(k.hi, s->nb)};
+    ent *slot = NULL, *stale = NULL;
+    for (int i = 0; i < 2 && !slot; i++)
+        for (int w = 0; w < WAYS; w++)
+            if (b[i][w].lo == k.lo && b[i][w].hi == k.hi && (b[i][w].flags & VALID)) {
+                slot = &b[i][w]; /* the same key again (its ref changed) */
+                break;
+            } else if (!stale && (b[i][w].flags & VALID) && b[i][w].gen != gen) {
+                stale = &b[i][w];
+            }
+    if (!slot)
+        slot = free_way(s->t, s->nb, k.lo, k.hi);
+    if (!slot) /* both full: an older generation's entry, else a rotating one */
+        slot = stale ? stale : &b[s->victim & 1][(s->victim >> 1) % WAYS];
+    s->victim++;
+    if (!(slot->flags & VALID))
         s->n++;
-    ST(b[slot].lo, k.lo);
-    ST(b[slot].hi, k.hi);
-    ST(b[slot].hash, v->hash);
-    ST(b[slot].ref, v->ref);
-    ST(b[slot].flags, (uint16_t)(v->flags | VALID));
-    ST(b[slot].gen, gen);
+    ST(slot->lo, k.lo);
+    ST(slot->hi, k.hi);
+    ST(slot->hash, v->hash);
+    ST(slot->ref, v->ref);
+    ST(slot->flags, (uint16_t)(v->flags | VALID));
+    ST(slot->gen, gen);
     write_end(s);
     pthread_mutex_unlock(&s->mu);
 }
