@@ -31,6 +31,7 @@
  * atomically (relaxed), so a reader never sees a torn entry as valid. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,7 +60,9 @@ typedef struct stripe {
     ent *t;               /* nb buckets of WAYS entries */
     size_t nb, maxb;      /* buckets now, and at most */
     size_t n;             /* valid entries */
-    ent *old[MAX_TABLES]; /* tables outgrown: a reader may still be in one */
+    ent *old[MAX_TABLES]; /* tables outgrown: a reader may still be in one, so
+                             they stay mapped, their memory given back */
+    size_t oldnb[MAX_TABLES];
     size_t nold;
 } __attribute__((aligned(64))) stripe;
 
@@ -84,6 +87,25 @@ struct rw_in_cache {
     size_t max_entries;
     stripe s[STRIPES];
 };
+
+/* Tables are mapped, not allocated: an outgrown one keeps its addresses
+ * (a reader may still be in it) while madvise gives its memory back. */
+static size_t table_bytes(size_t nb)
+{
+    return nb * WAYS * sizeof(ent);
+}
+
+static ent *table_map(size_t nb)
+{
+    void *p = mmap(NULL, table_bytes(nb), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    return p == MAP_FAILED ? NULL : p; /* zeroed: no entry valid */
+}
+
+static void table_unmap(ent *t, size_t nb)
+{
+    munmap(t, table_bytes(nb));
+}
 
 rw_in_cache *rw_in_cache_new(size_t max_entries)
 {
@@ -117,9 +139,10 @@ void rw_in_cache_free(rw_in_cache *c)
         return;
     for (int i = 0; i < STRIPES; i++) {
         pthread_mutex_destroy(&c->s[i].mu);
-        free(c->s[i].t);
+        if (c->s[i].t)
+            table_unmap(c->s[i].t, c->s[i].nb);
         for (size_t k = 0; k < c->s[i].nold; k++)
-            free(c->s[i].old[k]);
+            table_unmap(c->s[i].old[k], c->s[i].oldnb[k]);
     }
     free(c);
 }
@@ -237,7 +260,7 @@ static int grow(stripe *s)
     size_t nb = s->nb ? s->nb * 2 : 16;
     if (nb > s->maxb)
         nb = s->maxb;
-    ent *t = calloc(nb * WAYS, sizeof *t);
+    ent *t = table_map(nb);
     if (!t)
         return -1;
     size_t n = 0;
@@ -251,13 +274,20 @@ static int grow(stripe *s)
             n++;
         }
     }
-    if (s->t)
-        s->old[s->nold++] = s->t;
+    ent *was = s->t;
+    size_t wasnb = s->nb;
     /* the table (and its entries) before its size: a reader that reads
        the size first never indexes a table smaller than that size */
     __atomic_store_n(&s->t, t, __ATOMIC_RELEASE);
     __atomic_store_n(&s->nb, nb, __ATOMIC_RELEASE);
     s->n = n;
+    if (was) {
+        /* a reader still in it reads zeros (no entry valid) or what was
+           there, and reads again: the sequence count has moved */
+        madvise(was, table_bytes(wasnb), MADV_DONTNEED);
+        s->old[s->nold] = was;
+        s->oldnb[s->nold++] = wasnb;
+    }
     return 0;
 }
 
