@@ -238,17 +238,10 @@ static int decode_series_cached(pb body, rw_arena *a, rw_in_series *s, last_clus
     return 0;
 }
 
-/* Between the passes: each series' key, and which the cache knows (their
- * buckets prefetched a few series ahead). */
-static void find_cached(rw_in_mem *m, rw_in_series *series, size_t n)
+/* Which keyed series the cache knows (their buckets prefetched a few
+ * series ahead): marked cached, with what the entry holds. */
+static void mark_cached(rw_in_mem *m, rw_in_series *series, size_t n)
 {
-    for (size_t k = 0; k < n; k++) {
-        rw_in_series *s = &series[k];
-        if (s->raw && !s->labels_over && s->nsamples) {
-            s->key = rw_in_cache_key_of(m->cache, m->cache_seed, s->raw, s->raw_len);
-            s->keyed = 1;
-        }
-    }
     for (size_t k = 0; k < n; k++) {
         rw_in_series *s = &series[k];
         if (k + 8 < n && series[k + 8].keyed)
@@ -265,6 +258,35 @@ static void find_cached(rw_in_mem *m, rw_in_series *series, size_t n)
         s->inv = (uint8_t)(v.flags & RW_IN_CF_INV_MASK);
         s->raw_cl_idx = cl;
     }
+}
+
+/* Between the passes: each series' key, from its label fields' bytes. */
+static void find_cached(rw_in_mem *m, rw_in_series *series, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        rw_in_series *s = &series[k];
+        if (s->raw && !s->labels_over && s->nsamples) {
+            s->key = rw_in_cache_key_of(m->cache, m->cache_seed, s->raw, s->raw_len);
+            s->keyed = 1;
+        }
+    }
+    mark_cached(m, series, n);
+}
+
+void rw_in_cache_find_labels(rw_in_mem *m, rw_in_series *series, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        rw_in_series *s = &series[k];
+        if (s->nlabels && s->lens && !s->labels_over && s->nsamples) {
+            s->key = rw_in_cache_key_labels(m->cache, m->cache_seed, s->labels, s->lens,
+                                            s->nlabels);
+            s->keyed = 1;
+        }
+    }
+    mark_cached(m, series, n);
+    for (size_t k = 0; k < n; k++) /* their labels are decoded: no lazy decode */
+        if (series[k].cached && series[k].raw_cl_idx)
+            series[k].raw_cluster = series[k].labels[series[k].raw_cl_idx - 1].value;
 }
 
 int rw_in_decode_v1_labels(rw_in_series *s)

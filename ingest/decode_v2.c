@@ -18,7 +18,8 @@
  * protobuf-c would have. Unknown fields are skipped; packed and unpacked
  * labels_refs are both accepted, as protobuf requires of a parser. The
  * Sample message and a series' arena arrays are decode_pb.h's, shared with
- * decode_v1.c. */
+ * decode_v1.c. With the series cache, each series is keyed by its label
+ * strings (references change from request to request) and looked up. */
 #include <string.h>
 #include "decode_pb.h"
 #include "core/text.h"
@@ -292,6 +293,8 @@ rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
             return rc;
         out->series[i].ascii = ascii;
     }
+    if (m->cache)
+        rw_in_cache_find_labels(m, out->series, out->nseries);
     /* every symbol's end is the next field's tag or the body's spare byte,
        never read again now that parsing is over */
     for (size_t i = 0; i < sym.n; i++)

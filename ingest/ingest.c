@@ -278,7 +278,7 @@ rw_rc ig_write(rw_ingest *ig, const ig_settings *s, rw_proto_version v, const ch
     size_t block = ulen / 16;
     block = block < (4u << 10) ? (4u << 10) : block > (1u << 20) ? (1u << 20) : block;
     rw_in_mem m = {.budget = ig->budget, .block = block, .outside = body_charged};
-    if (ig->cache && v == RW_PROTO_V1) {
+    if (ig->cache) {
         m.cache = ig->cache;
         m.cache_seed = rw_in_cache_seed(ig->cache, s->gen, tenant);
     }

@@ -29,6 +29,10 @@ void rw_in_cache_free(rw_in_cache *c);
 uint64_t rw_in_cache_seed(const rw_in_cache *c, uint64_t gen, const char *tenant);
 rw_in_cache_key rw_in_cache_key_of(const rw_in_cache *c, uint64_t seed, const void *raw,
                                    size_t len);
+/* The key of a label set by its strings (2.0, whose bytes as sent are
+ * references into the request's own symbol table). */
+rw_in_cache_key rw_in_cache_key_labels(const rw_in_cache *c, uint64_t seed, const rw_label *l,
+                                       const uint32_t *lens, size_t n);
 /* Brings k's bucket towards the CPU cache (a lookup a few series later). */
 void rw_in_cache_prefetch(rw_in_cache *c, rw_in_cache_key k);
 int rw_in_cache_get(rw_in_cache *c, rw_in_cache_key k, rw_in_cache_val *out);
@@ -322,6 +326,10 @@ rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
  * the decoder left for them (no allocation); 0 at once for a series whose
  * labels are decoded. -1 on a malformed span (cannot be: it was parsed). */
 int rw_in_decode_v1_labels(rw_in_series *s);
+/* 2.0's decoder, its labels decoded: keys each series by its label strings
+ * and marks those the cache (rw_in_mem.cache) knows. */
+struct rw_in_mem;
+void rw_in_cache_find_labels(struct rw_in_mem *m, rw_in_series *series, size_t n);
 
 /* validate.c: checks one series against the limits and label rules (sorts
  * nothing; invalid series are reported, not fixed). */

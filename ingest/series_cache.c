@@ -163,6 +163,41 @@ rw_in_cache_key rw_in_cache_key_of(const rw_in_cache *c, uint64_t seed, const vo
     return k;
 }
 
+/* 2.0's series, by their label strings: each length before its string
+ * (no two label sets give the same bytes), under a seed of their own (nor
+ * the same key as a 1.0 span). */
+rw_in_cache_key rw_in_cache_key_labels(const rw_in_cache *c, uint64_t seed, const rw_label *l,
+                                       const uint32_t *lens, size_t n)
+{
+    unsigned char buf[2048];
+    size_t len = 0;
+    XXH3_state_t st;
+    int streaming = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int j = 0; j < 2; j++) {
+            const char *str = j ? l[i].value : l[i].name;
+            uint32_t sl = lens[2 * i + j];
+            if (!streaming && len + 4 + sl > sizeof buf) {
+                XXH3_128bits_reset_withSecret(&st, c->secret, sizeof c->secret);
+                XXH3_128bits_update(&st, buf, len);
+                streaming = 1;
+            }
+            if (streaming) {
+                XXH3_128bits_update(&st, &sl, 4);
+                XXH3_128bits_update(&st, str, sl);
+            } else {
+                memcpy(buf + len, &sl, 4);
+                memcpy(buf + len + 4, str, sl);
+                len += 4 + sl;
+            }
+        }
+    XXH128_hash_t h = streaming ? XXH3_128bits_digest(&st)
+                                : XXH3_128bits_withSecret(buf, len, c->secret, sizeof c->secret);
+    seed ^= 0x2f5e1d3c4b6a7988ULL; /* 2.0's */
+    rw_in_cache_key k = {h.low64 ^ seed, h.high64 ^ (seed * 0xC2B2AE3D27D4EB4FULL)};
+    return k;
+}
+
 static inline stripe *stripe_of(rw_in_cache *c, rw_in_cache_key k)
 {
     return &c->s[k.hi >> 56];

@@ -4,7 +4,7 @@
  * that both the hand-written decoder and protobuf-c's generated one accept
  * must give both the same series, labels (byte for byte) and samples: the
  * hand-written decoder's fast paths must not change what a body means; nor
- * may the series cache's path (compare_cached).
+ * may the series cache's path, for either version (compare_cached).
  *   cmake -B build-fuzz -DCMAKE_C_COMPILER=clang -DRWGATE_FUZZ=ON
  *   cmake --build build-fuzz --target fuzz_write && build-fuzz/fuzz_write -max_total_time=60 */
 #include <snappy-c.h>
@@ -59,13 +59,13 @@ static void compare_v1(const uint8_t *body, size_t len, const rw_in_batch *b)
     prometheus__write_request__free_unpacked(wr, NULL);
 }
 
-/* The same 1.0 body decoded as the series cache sees it: once to key and
+/* The same body decoded as the series cache sees it: once to key and
  * remember every series (with its cluster label's place, as the pipeline
  * does), once more finding them all - the cached series' samples and
  * cluster, and their labels decoded later from the bytes as sent, must be
  * those of the plain decode. */
-static void compare_cached(const rw_ingest_config *cfg, const uint8_t *body, size_t len,
-                           const rw_in_batch *plain)
+static void compare_cached(const rw_ingest_config *cfg, rw_proto_version ver, const uint8_t *body,
+                           size_t len, const rw_in_batch *plain)
 {
     rw_in_cache *cache = rw_in_cache_new(1 << 14);
     rw_arena *a = rw_arena_new(0, 256u << 20);
@@ -75,7 +75,7 @@ static void compare_cached(const rw_ingest_config *cfg, const uint8_t *body, siz
     rw_err e;
     rw_err_init(&e);
     rw_in_mem m = {.a = a, .block = 64u << 10, .cache = cache, .cache_seed = 42};
-    if (rw_in_decode_mem(cfg, RW_PROTO_V1, body, len, &m, &b, &e) != RW_OK)
+    if (rw_in_decode_mem(cfg, ver, body, len, &m, &b, &e) != RW_OK)
         abort(); /* the plain decode accepted it */
     for (size_t i = 0; i < b.nseries; i++) {
         const rw_in_series *s = &b.series[i];
@@ -97,7 +97,7 @@ static void compare_cached(const rw_ingest_config *cfg, const uint8_t *body, siz
     rw_arena_free(a);
     a = rw_arena_new(0, 256u << 20);
     m = (rw_in_mem){.a = a, .block = 64u << 10, .cache = cache, .cache_seed = 42};
-    if (!a || rw_in_decode_mem(cfg, RW_PROTO_V1, body, len, &m, &b, &e) != RW_OK ||
+    if (!a || rw_in_decode_mem(cfg, ver, body, len, &m, &b, &e) != RW_OK ||
         b.nseries != plain->nseries)
         abort();
     for (size_t i = 0; i < b.nseries; i++) {
@@ -141,10 +141,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rw_err_init(&e);
     int v2 = data[0] & 1;
     if (rw_in_decode(ig, v2 ? RW_PROTO_V2 : RW_PROTO_V1, data + 1, size - 1, a, &b, &e) == RW_OK) {
-        if (!v2) {
+        if (!v2)
             compare_v1(data + 1, size - 1, &b);
-            compare_cached(ig, data + 1, size - 1, &b);
-        }
+        compare_cached(ig, v2 ? RW_PROTO_V2 : RW_PROTO_V1, data + 1, size - 1, &b);
         for (size_t i = 0; i < b.nseries; i++) {
             rw_err_init(&e);
             if (rw_in_validate_series(ig, &b.series[i], &e) == RW_OK)

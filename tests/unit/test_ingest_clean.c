@@ -15,6 +15,7 @@
 #include "core/cfg.h"
 #include "ingest/ingest_int.h"
 #include "proto/remote.pb-c.h"
+#include "proto/write_v2.pb-c.h"
 #include "store/store.h"
 #include "tests/unit/support/tmpdir.h"
 #include "test.h"
@@ -86,6 +87,21 @@ static void add(req *r, const char *series, int ns, ...)
     r->tsp[i] = ts;
 }
 
+/* Compresses a packed request (freed) and writes it; r is emptied. */
+static rw_rc post(rw_ingest *ig, rw_proto_version v, uint8_t *buf, size_t len, req *r,
+                  const char *tenant, rw_write_stats *st, rw_err *e)
+{
+    size_t clen = snappy_max_compressed_length(len);
+    char *body = malloc(clen);
+    snappy_compress((char *)buf, len, body, &clen);
+    rw_err_init(e);
+    rw_rc rc = rw_ingest_write(ig, v, tenant, body, clen, st, e);
+    free(buf);
+    free(body);
+    memset(r, 0, sizeof *r);
+    return rc;
+}
+
 static rw_rc send(rw_ingest *ig, req *r, const char *tenant, rw_write_stats *st, rw_err *e)
 {
     Prometheus__WriteRequest wr = PROMETHEUS__WRITE_REQUEST__INIT;
@@ -94,15 +110,52 @@ static rw_rc send(rw_ingest *ig, req *r, const char *tenant, rw_write_stats *st,
     size_t len = prometheus__write_request__get_packed_size(&wr);
     uint8_t *buf = malloc(len + 1);
     prometheus__write_request__pack(&wr, buf);
-    size_t clen = snappy_max_compressed_length(len);
-    char *body = malloc(clen);
-    snappy_compress((char *)buf, len, body, &clen);
-    rw_err_init(e);
-    rw_rc rc = rw_ingest_write(ig, RW_PROTO_V1, tenant, body, clen, st, e);
-    free(buf);
-    free(body);
-    memset(r, 0, sizeof *r);
-    return rc;
+    return post(ig, RW_PROTO_V1, buf, len, r, tenant, st, e);
+}
+
+/* The same request as remote-write 2.0: symbols, label references. */
+static rw_rc send_v2(rw_ingest *ig, req *r, const char *tenant, rw_write_stats *st, rw_err *e)
+{
+    static char *syms[MAXS * 32 + 1];
+    static uint32_t refs[MAXS][32];
+    Io__Prometheus__Write__V2__TimeSeries ts[MAXS], *tsp[MAXS];
+    Io__Prometheus__Write__V2__Sample smp[MAXS][8], *sp[MAXS][8];
+    size_t nsym = 1;
+    syms[0] = "";
+    for (size_t i = 0; i < r->n; i++) {
+        io__prometheus__write__v2__time_series__init(&ts[i]);
+        const Prometheus__TimeSeries *t = &r->ts[i];
+        for (size_t k = 0; k < t->n_labels; k++)
+            for (int j = 0; j < 2; j++) {
+                char *str = j ? t->labels[k]->value : t->labels[k]->name;
+                size_t at = 0;
+                while (at < nsym && strcmp(syms[at], str))
+                    at++;
+                if (at == nsym)
+                    syms[nsym++] = str;
+                refs[i][2 * k + j] = (uint32_t)at;
+            }
+        ts[i].n_labels_refs = 2 * t->n_labels;
+        ts[i].labels_refs = refs[i];
+        for (size_t k = 0; k < t->n_samples; k++) {
+            io__prometheus__write__v2__sample__init(&smp[i][k]);
+            smp[i][k].timestamp = t->samples[k]->timestamp;
+            smp[i][k].value = t->samples[k]->value;
+            sp[i][k] = &smp[i][k];
+        }
+        ts[i].n_samples = t->n_samples;
+        ts[i].samples = sp[i];
+        tsp[i] = &ts[i];
+    }
+    Io__Prometheus__Write__V2__Request wr = IO__PROMETHEUS__WRITE__V2__REQUEST__INIT;
+    wr.n_symbols = nsym;
+    wr.symbols = syms;
+    wr.n_timeseries = r->n;
+    wr.timeseries = tsp;
+    size_t len = io__prometheus__write__v2__request__get_packed_size(&wr);
+    uint8_t *buf = malloc(len + 1);
+    io__prometheus__write__v2__request__pack(&wr, buf);
+    return post(ig, RW_PROTO_V2, buf, len, r, tenant, st, e);
 }
 
 /* ---- fixtures ---- */
@@ -462,6 +515,8 @@ static double metric(rw_metrics *m, const char *line)
 /* One request of the cache scenario at time t: plain series with and
  * without a cluster (listed and not), an HA pair's series and a kubelet
  * series, which the cache must leave to the stages every time. */
+static int round_v2; /* cache_round sends remote-write 2.0 */
+
 static void cache_round(fx *f, const char *tenant, double t)
 {
     req r = {0};
@@ -473,7 +528,7 @@ static void cache_round(fx *f, const char *tenant, double t)
     add(&r, "c_total{__replica__=a,cluster=gz-prod-0001,job=node}", 1, t, t);
     add(&r, "kubelet_running_pods{cluster=gz-prod-0001,instance=10.0.0.1:10250,"
             "job=kubelet,node=n1}", 1, t, 4.0);
-    CHECK(send(f->ig, &r, tenant, &st, &e) == RW_OK);
+    CHECK((round_v2 ? send_v2 : send)(f->ig, &r, tenant, &st, &e) == RW_OK);
     CHECK_INT(st.samples_written, 5);
 }
 
@@ -487,7 +542,7 @@ static void dump(fx *f, char *out, size_t cap)
     query(f, "__name__", "kubelet_running_pods", out + n, cap - n);
 }
 
-static void test_series_cache(void)
+static void series_cache(void)
 {
     char inv[512], yaml[2048], out_on[8192], out_off[8192];
     for (int on = 1; on >= 0; on--) {
@@ -524,7 +579,7 @@ static void test_series_cache(void)
             rw_err e;
             add(&r, "up{cluster=gz-prod-0001,job=etcd}", 1, 50.0, 1.0);
             add(&r, "up{cluster=nowhere-1,job=etcd}", 1, 1e10, 2.0);
-            CHECK(send(f.ig, &r, "", &st, &e) == RW_OK);
+            CHECK((round_v2 ? send_v2 : send)(f.ig, &r, "", &st, &e) == RW_OK);
             CHECK_INT(st.samples_rejected, 2);
             CHECK_MSG(strstr(st.reasons, "up{cluster=\"gz-prod-0001\", job=\"etcd\"") &&
                           strstr(st.reasons, "out_of_order"),
@@ -570,6 +625,17 @@ static void test_series_cache(void)
     /* the cache changes nothing that is stored */
     CHECK_MSG(strcmp(out_on, out_off) == 0, "with the cache:\n%s\nwithout:\n%s", out_on,
               out_off);
+}
+
+/* The series cache with remote-write 1.0 (keyed by the label fields'
+ * bytes) and 2.0 (by the label strings). */
+static void test_series_cache(void)
+{
+    round_v2 = 0;
+    series_cache();
+    round_v2 = 1;
+    series_cache();
+    round_v2 = 0;
 }
 
 /* A cached series whose stored series retention deleted (its sender was
