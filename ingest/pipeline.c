@@ -8,7 +8,13 @@
  * rewrite labels or drop series and samples, counting why. Labels are
  * hashed once, in the sink, after the last stage that may change them. The
  * sink appends every remaining series in one call through the appender (one
- * lock per shard, one group commit) and stores the request's metadata. */
+ * lock per shard, one group commit) and stores the request's metadata.
+ *
+ * The series cache (series_cache.c) short-cuts all of it for a series seen
+ * before: the decoder marks it cached, every stage skips it but for its
+ * per-sample checks and accounting, and the sink appends it by the stored
+ * series' id. A series first stored here is remembered after the append
+ * when its verdict followed from its labels and the settings alone. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
