@@ -435,15 +435,27 @@ rw_rc rw_in_stage_kubelet(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
     uint64_t dropped[2] = {0, 0};
     for (size_t i = 0; i < b->nseries; i++) {
         rw_in_series *s = &b->series[i];
-        if (!s->nsamples || s->cached ||
-            !rw_in_selector_matches(sel, c->scr->md, s->labels, s->nlabels))
+        const char *node, *inst, *cl;
+        if (!s->nsamples)
             continue;
-        s->nocache = 1; /* kept or dropped by the nodes' state now */
-        const char *node = rw_labels_get(s->labels, s->nlabels, k->node_label);
-        const char *inst = rw_labels_get(s->labels, s->nlabels, k->instance_label);
-        if (!node || !inst)
-            continue;
-        const char *cl = rw_labels_get(s->labels, s->nlabels, cl_label);
+        if (s->cached) { /* picked before: judged now, by its labels as sent */
+            if (!s->kube)
+                continue;
+            node = s->raw_node;
+            inst = s->raw_inst;
+            cl = s->raw_cluster;
+        } else {
+            if (!rw_in_selector_matches(sel, c->scr->md, s->labels, s->nlabels))
+                continue;
+            node = rw_labels_get(s->labels, s->nlabels, k->node_label);
+            inst = rw_labels_get(s->labels, s->nlabels, k->instance_label);
+            if (!node || !inst)
+                continue;
+            s->kube_sel = 1; /* kept or dropped by the nodes' state now */
+            s->kube_node = node;
+            s->kube_inst = inst;
+            cl = rw_labels_get(s->labels, s->nlabels, cl_label);
+        }
         rw_kubelet_decision d = rw_kubelet_decide(kt, c->tenant, cl ? cl : "", inst, node,
                                                   s->nsamples);
         if (d == RW_KUBELET_KEEP)

@@ -182,21 +182,44 @@ static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t, in
 }
 
 /* The decode pass of a series the cache knows: its samples, and of its
- * labels only the cluster's value (copied: the span stays as sent, for
- * rw_in_decode_v1_labels), shared with the series before when the same. */
-typedef struct last_cluster {
+ * labels only the values the stages read of it - its cluster, and its node
+ * and instance when the kubelet dedup judges it - copied (the span stays as
+ * sent, for rw_in_decode_v1_labels), each shared with the series before
+ * when the same. */
+typedef struct last_value {
     const uint8_t *p;
     size_t len;
     const char *copy;
-} last_cluster;
+} last_value;
 
-static int decode_series_cached(pb body, rw_arena *a, rw_in_series *s, last_cluster *lc)
+static const char *copy_value(rw_arena *a, last_value *lv, const char *v, uint32_t len)
+{
+    if (!lv->copy || lv->len != len || memcmp(lv->p, v, len)) {
+        char *c = rw_arena_alloc(a, (size_t)len + 1);
+        if (!c)
+            return NULL;
+        memcpy(c, v, len);
+        c[len] = '\0';
+        lv->p = (const uint8_t *)v;
+        lv->len = len;
+        lv->copy = c;
+    }
+    return lv->copy;
+}
+
+static int decode_series_cached(pb body, rw_arena *a, rw_in_series *s, last_value lv[3])
 {
     if (rw_in_series_alloc(a, s, s->nlabels, s->nsamples) < 0)
         return -2;
     s->lazy_n = (uint32_t)s->nlabels;
     s->nlabels = 0;
     s->nsamples = 0;
+    /* the labels wanted, by place (+ 1; 0: none), and where they go */
+    uint32_t want[3] = {s->raw_cl_idx, s->kube ? s->raw_node_idx : 0u,
+                        s->kube ? s->raw_inst_idx : 0u};
+    const char **to[3] = {&s->raw_cluster, &s->raw_node, &s->raw_inst};
+    uint32_t last = want[0] > want[1] ? want[0] : want[1];
+    last = last > want[2] ? last : want[2];
     uint32_t li = 0;
     while (body.p < body.end) {
         uint32_t num = 0;
@@ -204,31 +227,27 @@ static int decode_series_cached(pb body, rw_arena *a, rw_in_series *s, last_clus
         pb sub = {NULL, NULL};
         uint64_t v;
         rd_field(&body, &num, &wt, &sub, &v); /* checked by the count pass */
-        if (num == 1 && li >= s->raw_cl_idx && s->raw && body.p <= s->raw + s->raw_len) {
-            /* past the cluster label (or none): over the other labels at
-               once, the span holds nothing else */
+        if (num == 1 && li >= last && s->raw && body.p <= s->raw + s->raw_len) {
+            /* past the labels wanted: over the others at once, the span
+               holds nothing else */
             body.p = s->raw + s->raw_len;
             li = s->lazy_n;
             continue;
         }
-        if (num == 1 && ++li == s->raw_cl_idx) {
-            char *at[2];
-            term_list none = {at, 0, 2}; /* not terminated: copied below */
-            rw_label l;
-            uint32_t lens[2];
-            if (decode_label(sub, &l, lens, &none) < 0)
-                return -1;
-            if (!lc->copy || lc->len != lens[1] || memcmp(lc->p, l.value, lens[1])) {
-                char *c = rw_arena_alloc(a, (size_t)lens[1] + 1);
-                if (!c)
+        if (num == 1) {
+            li++;
+            for (int w = 0; w < 3; w++) {
+                if (li != want[w])
+                    continue;
+                char *at[2];
+                term_list none = {at, 0, 2}; /* not terminated: copied */
+                rw_label l;
+                uint32_t lens[2];
+                if (decode_label(sub, &l, lens, &none) < 0)
+                    return -1;
+                if (!(*to[w] = copy_value(a, &lv[w], l.value, lens[1])))
                     return -2;
-                memcpy(c, l.value, lens[1]);
-                c[lens[1]] = '\0';
-                lc->p = (const uint8_t *)l.value;
-                lc->len = lens[1];
-                lc->copy = c;
             }
-            s->raw_cluster = lc->copy;
         } else if (num == 2) {
             if (rw_in_pb_sample(sub, &s->samples[s->nsamples], 0) < 0)
                 return -1;
@@ -250,13 +269,19 @@ static void mark_cached(rw_in_mem *m, rw_in_series *series, size_t n)
         if (!s->keyed || !rw_in_cache_get(m->cache, s->key, &v))
             continue;
         uint32_t cl = v.flags >> RW_IN_CF_CL_SHIFT;
-        if (cl > s->nlabels)
+        uint32_t node = v.aux & 0xffu, inst = v.aux >> 8;
+        int kube = (v.flags & RW_IN_CF_KUBE) != 0;
+        if (cl > s->nlabels || (kube && (!node || !inst || node > s->nlabels ||
+                                         inst > s->nlabels)))
             continue; /* cannot be: the same bytes, the same labels */
         s->cached = 1;
         s->hash = v.hash;
         s->ref = v.ref;
         s->inv = (uint8_t)(v.flags & RW_IN_CF_INV_MASK);
         s->raw_cl_idx = cl;
+        s->kube = (uint8_t)kube;
+        s->raw_node_idx = (uint8_t)node;
+        s->raw_inst_idx = (uint8_t)inst;
     }
 }
 
@@ -284,9 +309,17 @@ void rw_in_cache_find_labels(rw_in_mem *m, rw_in_series *series, size_t n)
         }
     }
     mark_cached(m, series, n);
-    for (size_t k = 0; k < n; k++) /* their labels are decoded: no lazy decode */
-        if (series[k].cached && series[k].raw_cl_idx)
-            series[k].raw_cluster = series[k].labels[series[k].raw_cl_idx - 1].value;
+    for (size_t k = 0; k < n; k++) { /* their labels are decoded: no lazy decode */
+        rw_in_series *s = &series[k];
+        if (!s->cached)
+            continue;
+        if (s->raw_cl_idx)
+            s->raw_cluster = s->labels[s->raw_cl_idx - 1].value;
+        if (s->kube) {
+            s->raw_node = s->labels[s->raw_node_idx - 1].value;
+            s->raw_inst = s->labels[s->raw_inst_idx - 1].value;
+        }
+    }
 }
 
 int rw_in_decode_v1_labels(rw_in_series *s)
@@ -407,7 +440,7 @@ rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
         return rw_in_decode_too_complex(err);
     if (m->cache)
         find_cached(m, out->series, k);
-    last_cluster lc = {NULL, 0, NULL};
+    last_value lv[3] = {{NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}};
     while (body.p < body.end) {
         uint32_t num = 0;
         int wt = 0;
@@ -417,7 +450,7 @@ rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
         int r = 0;
         rw_in_series *s = num == 1 ? &out->series[out->nseries++] : NULL;
         if (s && s->cached)
-            r = decode_series_cached(sub, a, s, &lc);
+            r = decode_series_cached(sub, a, s, lv);
         else if (s)
             r = decode_series(sub, a, s, &t, m->cache != NULL);
         else if (num == 3)

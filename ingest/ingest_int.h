@@ -21,8 +21,10 @@ typedef struct rw_in_cache_key {
 typedef struct rw_in_cache_val {
     uint64_t hash;
     uint32_t ref;
-    uint16_t flags;           /* the caller's, 15 bits */
+    uint16_t flags;           /* the caller's, RW_IN_CACHE_FLAGS bits */
+    uint16_t aux;             /* the caller's */
 } rw_in_cache_val;
+#define RW_IN_CACHE_FLAGS 0x7ffu
 rw_in_cache *rw_in_cache_new(size_t max_entries);
 void rw_in_cache_free(rw_in_cache *c);
 /* The seed of a request's keys: per process, settings generation, tenant. */
@@ -76,16 +78,26 @@ typedef struct rw_in_series {
     const uint8_t *raw;   /* the label fields' bytes as sent, when contiguous
                              (1.0's decoder), or NULL */
     uint32_t raw_len;
+    /* the kubelet dedup's inputs: as sent (cached, kube set; or noted for
+       a series not found), and as judged (kube_sel: a series not found
+       that the selector picked, with node and instance) */
+    uint8_t kube, kube_sel;
+    uint8_t raw_node_idx, raw_inst_idx; /* + 1; 0: none or beyond 255 */
+    const char *raw_node, *raw_inst;
+    const char *kube_node, *kube_inst;
     uint32_t lazy_n;      /* cached and its labels not decoded (nlabels 0):
                              this many, decoded from raw when a message or a
                              retry needs them (rw_in_decode_v1_labels) */
 } rw_in_series;
 
-/* The series cache entry's flags: the inventory's verdict, and where the
- * cluster label is among the labels as sent (+ 1; 0: none). */
+/* The series cache entry's flags: the inventory's verdict, whether the
+ * kubelet dedup judges the series (RW_IN_CF_KUBE: its aux holds where its
+ * node and instance labels are among the labels as sent, + 1, one byte
+ * each), and where the cluster label is (+ 1; 0: none). */
 #define RW_IN_CF_INV_MASK 3u
-#define RW_IN_CF_CL_SHIFT 2
-#define RW_IN_CF_CL_MAX 0x1fffu
+#define RW_IN_CF_KUBE 4u
+#define RW_IN_CF_CL_SHIFT 3
+#define RW_IN_CF_CL_MAX 0xffu
 
 enum { RW_IN_INV_NONE, RW_IN_INV_LISTED, RW_IN_INV_UNLISTED };
 

@@ -221,16 +221,33 @@ static size_t valid_metadata(rw_in_ctx *c, rw_in_batch *b)
 
 /* ---- the series cache ---- */
 
-/* The sender's cluster label of a series not yet through the stages. */
+/* Where value (a label's, or NULL) is among s's labels, + 1; 0 when not
+ * there or beyond max. */
+static uint32_t index_of(const rw_in_series *s, const char *value, size_t max)
+{
+    for (size_t k = 0; value && k < s->nlabels && k < max; k++)
+        if (s->labels[k].value == value)
+            return (uint32_t)k + 1;
+    return 0;
+}
+
+/* The sender's cluster, node and instance labels of a series not yet
+ * through the stages (which decide whether it may be cached, and what its
+ * entry holds). */
 static void note_cluster(rw_in_ctx *c, rw_in_series *s)
 {
+    const rw_ingest_kubelet_config *k = &c->cfg->kubelet_dedup;
     s->raw_cluster = rw_labels_get(s->labels, s->nlabels, c->cfg->cluster_label);
-    s->raw_cl_idx = 0;
-    for (size_t k = 0; s->raw_cluster && k < s->nlabels && k < RW_IN_CF_CL_MAX; k++)
-        if (s->labels[k].value == s->raw_cluster) {
-            s->raw_cl_idx = (uint32_t)k + 1;
-            break;
-        }
+    s->raw_cl_idx = index_of(s, s->raw_cluster, RW_IN_CF_CL_MAX);
+    s->raw_node = rw_labels_get(s->labels, s->nlabels, k->node_label);
+    s->raw_inst = rw_labels_get(s->labels, s->nlabels, k->instance_label);
+    s->raw_node_idx = (uint8_t)index_of(s, s->raw_node, 255);
+    s->raw_inst_idx = (uint8_t)index_of(s, s->raw_inst, 255);
+}
+
+static int same_value(const char *a, const char *b)
+{
+    return (a == NULL) == (b == NULL) && (!a || !strcmp(a, b));
 }
 
 /* Before the stages: the decoder marked the series the cache knows (the
@@ -259,17 +276,24 @@ static void cache_lookup(rw_in_ctx *c, rw_in_batch *b)
  * verdict followed from its labels and the settings alone - no stage
  * depending on more marked it, and its cluster (by which its samples are
  * accounted, from its labels as sent when cached) is the one it was sent
- * with. */
+ * with; a series the kubelet dedup judges, when its node and instance are
+ * too (the judgement is made again for every request, from those). */
 static void cache_put(rw_in_ctx *c, const rw_in_series *s, uint64_t hash, uint32_t ref)
 {
     if (!c->ig->cache || !s->keyed || s->cached || s->nocache || !ref)
         return;
     const char *cl = rw_labels_get(s->labels, s->nlabels, c->cfg->cluster_label);
-    if ((cl == NULL) != (s->raw_cluster == NULL) || (cl && strcmp(cl, s->raw_cluster)) ||
-        (cl && !s->raw_cl_idx))
+    if (!same_value(cl, s->raw_cluster) || (cl && !s->raw_cl_idx))
         return;
     rw_in_cache_val v = {.hash = hash, .ref = ref,
                          .flags = (uint16_t)(s->inv | s->raw_cl_idx << RW_IN_CF_CL_SHIFT)};
+    if (s->kube_sel) {
+        if (!s->raw_node_idx || !s->raw_inst_idx || !same_value(s->kube_node, s->raw_node) ||
+            !same_value(s->kube_inst, s->raw_inst))
+            return;
+        v.flags |= RW_IN_CF_KUBE;
+        v.aux = (uint16_t)(s->raw_node_idx | s->raw_inst_idx << 8);
+    }
     rw_in_cache_put(c->ig->cache, s->key, (uint16_t)c->gen, &v);
 }
 

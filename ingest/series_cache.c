@@ -15,8 +15,10 @@
  * per process, folded with a seed per settings generation (a reload makes every entry a miss: relabel
  * rules, the inventory and the limits may have changed) and per tenant.
  * Entries are only made for series whose outcome follows from their labels
- * and the settings alone (pipeline.c decides: not HA pairs, not kubelet or
- * KSM node series, the cluster label unchanged by the stages).
+ * and the settings alone, or, for the series the kubelet dedup judges, from
+ * their node and instance labels as sent, judged again for every request
+ * (pipeline.c decides: not HA pairs, not KSM node series, the labels the
+ * stages read unchanged by the stages).
  *
  * Written by hand, because it is hot and small: a fixed number of stripes,
  * each an array of 4-way buckets (two candidate buckets per key), growing
@@ -47,9 +49,12 @@ typedef struct ent {
     uint64_t lo, hi;
     uint64_t hash;
     uint32_t ref;
-    uint16_t flags; /* the caller's, and VALID */
-    uint16_t gen;
+    uint16_t flags; /* VALID, the generation's low bits (GEN_*), the caller's */
+    uint16_t aux;   /* the caller's */
 } ent;
+
+#define GEN_SHIFT 11
+#define GEN_MASK 0x7800u
 
 #define MAX_TABLES 40 /* doublings from 16 buckets: more than 2^40 entries */
 
@@ -239,7 +244,8 @@ static inline int read_bucket(const ent *b, rw_in_cache_key k, rw_in_cache_val *
         if (LD(b[w].lo) == k.lo && LD(b[w].hi) == k.hi && (flags & VALID)) {
             out->hash = LD(b[w].hash);
             out->ref = LD(b[w].ref);
-            out->flags = (uint16_t)(flags & ~VALID);
+            out->flags = (uint16_t)(flags & RW_IN_CACHE_FLAGS);
+            out->aux = LD(b[w].aux);
             return 1;
         }
     }
@@ -344,7 +350,8 @@ void rw_in_cache_put(rw_in_cache *c, rw_in_cache_key k, uint16_t gen, const rw_i
             if (b[i][w].lo == k.lo && b[i][w].hi == k.hi && (b[i][w].flags & VALID)) {
                 slot = &b[i][w]; /* the same key again (its ref changed) */
                 break;
-            } else if (!stale && (b[i][w].flags & VALID) && b[i][w].gen != gen) {
+            } else if (!stale && (b[i][w].flags & VALID) &&
+                       (b[i][w].flags & GEN_MASK) != ((gen << GEN_SHIFT) & GEN_MASK)) {
                 stale = &b[i][w];
             }
     if (!slot)
@@ -358,8 +365,9 @@ void rw_in_cache_put(rw_in_cache *c, rw_in_cache_key k, uint16_t gen, const rw_i
     ST(slot->hi, k.hi);
     ST(slot->hash, v->hash);
     ST(slot->ref, v->ref);
-    ST(slot->flags, (uint16_t)(v->flags | VALID));
-    ST(slot->gen, gen);
+    ST(slot->flags, (uint16_t)((v->flags & RW_IN_CACHE_FLAGS) | ((gen << GEN_SHIFT) & GEN_MASK) |
+                               VALID));
+    ST(slot->aux, v->aux);
     write_end(s);
     pthread_mutex_unlock(&s->mu);
 }

@@ -83,15 +83,24 @@ static void compare_cached(const rw_ingest_config *cfg, rw_proto_version ver, co
             abort(); /* an empty cache */
         if (!s->keyed)
             continue;
-        const char *cl = rw_labels_get(s->labels, s->nlabels, cfg->cluster_label);
-        uint32_t idx = 0;
-        for (size_t k = 0; cl && k < s->nlabels; k++)
-            if (s->labels[k].value == cl)
-                idx = (uint32_t)k + 1;
-        if (idx > RW_IN_CF_CL_MAX)
+        /* the places of the cluster, node and instance labels, + 1 */
+        const char *want[3] = {cfg->cluster_label, cfg->kubelet_dedup.node_label,
+                               cfg->kubelet_dedup.instance_label};
+        uint32_t idx[3] = {0, 0, 0};
+        for (int w = 0; w < 3; w++) {
+            const char *val = rw_labels_get(s->labels, s->nlabels, want[w]);
+            for (size_t k = 0; val && k < s->nlabels; k++)
+                if (s->labels[k].value == val)
+                    idx[w] = (uint32_t)k + 1;
+        }
+        if (idx[0] > RW_IN_CF_CL_MAX)
             continue;
         rw_in_cache_val v = {.hash = i, .ref = (uint32_t)i + 1,
-                             .flags = (uint16_t)(idx << RW_IN_CF_CL_SHIFT)};
+                             .flags = (uint16_t)(idx[0] << RW_IN_CF_CL_SHIFT)};
+        if (idx[1] && idx[2] && idx[1] <= 255 && idx[2] <= 255) {
+            v.flags |= RW_IN_CF_KUBE;
+            v.aux = (uint16_t)(idx[1] | idx[2] << 8);
+        }
         rw_in_cache_put(cache, s->key, 1, &v);
     }
     rw_arena_free(a);
@@ -113,6 +122,13 @@ static void compare_cached(const rw_ingest_config *cfg, rw_proto_version ver, co
         const char *pcl = rw_labels_get(p->labels, p->nlabels, cfg->cluster_label);
         if ((s->raw_cl_idx != 0) != (pcl != NULL) || (pcl && strcmp(pcl, s->raw_cluster)))
             abort();
+        if (s->kube) {
+            const char *pn = rw_labels_get(p->labels, p->nlabels, cfg->kubelet_dedup.node_label);
+            const char *pi =
+                rw_labels_get(p->labels, p->nlabels, cfg->kubelet_dedup.instance_label);
+            if (!pn || !pi || strcmp(pn, s->raw_node) || strcmp(pi, s->raw_inst))
+                abort();
+        }
         if (rw_in_decode_v1_labels(s) < 0 || s->nlabels != p->nlabels)
             abort();
         for (size_t k = 0; k < s->nlabels; k++)

@@ -13,7 +13,8 @@
 static rw_in_cache_val val_of(rw_in_cache_key k)
 {
     rw_in_cache_val v = {.hash = k.lo * 31 + k.hi, .ref = (uint32_t)(k.hi ^ (k.lo >> 7)) | 1,
-                         .flags = (uint16_t)(k.lo & 0x7fff)};
+                         .flags = (uint16_t)(k.lo & RW_IN_CACHE_FLAGS),
+                         .aux = (uint16_t)(k.hi >> 17)};
     return v;
 }
 
@@ -44,7 +45,8 @@ static void test_put_get(void)
     for (uint64_t n = 0; n < 1000; n++) {
         rw_in_cache_key k = key_n(c, s1, n);
         rw_in_cache_val w = val_of(k);
-        if (rw_in_cache_get(c, k, &v) && v.hash == w.hash && v.ref == w.ref && v.flags == w.flags)
+        if (rw_in_cache_get(c, k, &v) && v.hash == w.hash && v.ref == w.ref && v.flags == w.flags &&
+            v.aux == w.aux)
             found++;
         /* the same bytes under another generation or tenant: not found */
         other += rw_in_cache_get(c, key_n(c, s2, n), &v) + rw_in_cache_get(c, key_n(c, s3, n), &v);
@@ -53,9 +55,9 @@ static void test_put_get(void)
     CHECK_INT(other, 0);
     /* put again: replaced in place, not added */
     rw_in_cache_key k = key_n(c, s1, 7);
-    rw_in_cache_val w = {.hash = 1, .ref = 2, .flags = 3};
+    rw_in_cache_val w = {.hash = 1, .ref = 2, .flags = 3, .aux = 4};
     rw_in_cache_put(c, k, 1, &w);
-    CHECK(rw_in_cache_get(c, k, &v) && v.ref == 2 && v.hash == 1 && v.flags == 3);
+    CHECK(rw_in_cache_get(c, k, &v) && v.ref == 2 && v.hash == 1 && v.flags == 3 && v.aux == 4);
     CHECK_INT(rw_in_cache_entries(c), 1000);
     rw_in_cache_free(c);
 }
@@ -116,7 +118,7 @@ static void *reader(void *arg)
         rw_in_cache_val v, w = val_of(k);
         if (rw_in_cache_get(r->c, k, &v)) {
             r->found++;
-            if (v.hash != w.hash || v.ref != w.ref || v.flags != w.flags)
+            if (v.hash != w.hash || v.ref != w.ref || v.flags != w.flags || v.aux != w.aux)
                 r->torn++;
         }
     }

@@ -245,6 +245,9 @@ static void write_file(const char *path, const char *text)
 
 /* ---- tests ---- */
 
+static double metric(rw_metrics *m, const char *line);
+#define HITS "rwgate_ingest_series_cache_lookups_total{result=\"hit\"}"
+
 static void test_relabel_and_inventory(void)
 {
     fx f = {0};
@@ -409,7 +412,8 @@ static void test_ha(void)
 static void test_kubelet(void)
 {
     fx f = {0};
-    fx_open(&f, "kubelet_dedup: {mode: ip-reuse}\n");
+    rw_metrics *m = rw_metrics_new();
+    fx_open_opts(&f, "kubelet_dedup: {mode: ip-reuse}\n", 0, m);
     req r = {0};
     rw_write_stats st;
     rw_err e;
@@ -444,6 +448,9 @@ static void test_kubelet(void)
     CHECK(send(f.ig, &r, "", &st, &e) == RW_OK);
     CHECK_INT(st.samples_written, 7);
     CHECK_INT(st.samples_dropped, 1);
+    /* the kubelet series were found in the series cache, and judged again
+       by the node information of this very request */
+    CHECK_INT((int)metric(m, HITS), 2);
     char out[4096];
     CHECK_INT(query(&f, "node", "old", out, sizeof out), 4); /* 3 KSM + the early kubelet one */
     CHECK_MSG(strstr(out, "130:8") == NULL, "%s", out);
@@ -455,6 +462,7 @@ static void test_kubelet(void)
     CHECK_MSG(strstr(b.p, "\"node\":\"new\"") && strstr(b.p, "\"ip_reuse\":1"), "%s", b.p);
     rw_buf_free(&b);
     fx_close(&f, 0);
+    rw_metrics_free(m);
 }
 
 static void test_limits(void)
@@ -509,7 +517,6 @@ static double metric(rw_metrics *m, const char *line)
     return v;
 }
 
-#define HITS "rwgate_ingest_series_cache_lookups_total{result=\"hit\"}"
 #define UNLISTED "rwgate_inventory_unlisted_samples_total"
 
 /* One request of the cache scenario at time t: plain series with and
@@ -566,9 +573,10 @@ static void series_cache(void)
         cache_round(&f, "", 130);
         cache_round(&f, "t2", 130);
         if (on) {
-            /* the three plain series, found twice; the HA and kubelet
-               series never; another tenant's bytes are another key */
-            CHECK_INT((int)metric(m, HITS), 6);
+            /* the three plain series and the kubelet one (judged again
+               each time, by its node and instance as sent), found twice;
+               the HA pair's never; another tenant's bytes are another key */
+            CHECK_INT((int)metric(m, HITS), 8);
         }
         /* the inventory's verdict counted for every request, cached or not */
         CHECK_INT((int)metric(m, UNLISTED), 4);
@@ -588,7 +596,7 @@ static void series_cache(void)
                           strstr(st.reasons, "too far in the future"),
                       "%s", st.reasons);
             if (on)
-                CHECK_INT((int)metric(m, HITS), 8);
+                CHECK_INT((int)metric(m, HITS), 10);
         }
         /* a reload (a new relabel rule) applies to the series seen before */
         rw_ingest_config nc;
@@ -605,7 +613,7 @@ static void series_cache(void)
         rw_cfg_free(&rw_ingest_config_table, &nc);
         cache_round(&f, "", 145);
         if (on)
-            CHECK_INT((int)metric(m, HITS), 8);
+            CHECK_INT((int)metric(m, HITS), 10);
         char *out = on ? out_on : out_off;
         dump(&f, out, sizeof out_on);
         CHECK_MSG(strstr(out, "up{cluster=\"gz-prod-0001\", job=\"etcd\", region=\"gz\", "
