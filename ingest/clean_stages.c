@@ -452,8 +452,6 @@ rw_rc rw_in_stage_kubelet(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
             if (!node || !inst)
                 continue;
             s->kube_sel = 1; /* kept or dropped by the nodes' state now */
-            s->kube_node = node;
-            s->kube_inst = inst;
             cl = rw_labels_get(s->labels, s->nlabels, cl_label);
         }
         rw_kubelet_decision d = rw_kubelet_decide(kt, c->tenant, cl ? cl : "", inst, node,

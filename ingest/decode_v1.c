@@ -132,7 +132,7 @@ static int count_series(pb body, rw_in_series *s)
 static size_t series_bytes(rw_in_series *s, size_t max_labels)
 {
     if (s->nlabels > max_labels) {
-        s->labels_over = s->nlabels;
+        s->labels_over = (uint32_t)s->nlabels;
         s->nlabels = 0;
         return 0;
     }
@@ -278,7 +278,7 @@ static void mark_cached(rw_in_mem *m, rw_in_series *series, size_t n)
         s->hash = v.hash;
         s->ref = v.ref;
         s->inv = (uint8_t)(v.flags & RW_IN_CF_INV_MASK);
-        s->raw_cl_idx = cl;
+        s->raw_cl_idx = (uint8_t)cl;
         s->kube = (uint8_t)kube;
         s->raw_node_idx = (uint8_t)node;
         s->raw_inst_idx = (uint8_t)inst;

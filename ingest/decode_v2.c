@@ -258,7 +258,7 @@ rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
             if (count_series(sub, s, &nrefs[k]) < 0)
                 return bad(err);
             if (nrefs[k] / 2 > (size_t)c->max_labels_per_series) {
-                s->labels_over = nrefs[k] / 2; /* counted only: validation rejects it */
+                s->labels_over = (uint32_t)(nrefs[k] / 2); /* counted only: validation rejects it */
                 k++;
                 continue;
             }

@@ -50,44 +50,44 @@ typedef struct rw_in_series {
     size_t nlabels;
     rw_sample *samples;
     size_t nsamples;
-    uint64_t nhistograms;
-    uint64_t nexemplars;
+    uint32_t nhistograms;
+    uint32_t nexemplars;
+    uint32_t labels_over; /* > 0: the series has this many labels, more than
+                             max_labels_per_series; neither its labels nor
+                             its samples were decoded (nsamples still counts
+                             them): validation rejects it */
+    int32_t src;          /* per-request source index + 1 (0 = not looked up yet) */
     uint8_t skip_old;     /* HA series: the store skips samples it already holds newer */
     uint8_t ascii;        /* the decoder saw every byte of the label fields,
                              strings included, be ASCII and not NUL: the
                              strings need no UTF-8 or NUL check (lens set) */
-    int32_t src;          /* per-request source index + 1 (0 = not looked up yet) */
-    size_t labels_over;   /* > 0: the series has this many labels, more than
-                             max_labels_per_series; neither its labels nor
-                             its samples were decoded (nsamples still counts
-                             them): validation rejects it */
-    /* the series cache (series_cache.c, pipeline.c) */
-    rw_in_cache_key key;  /* of the label fields' bytes as sent (keyed) */
-    uint8_t keyed;        /* set by 1.0's decoder when asked; else not cacheable */
+    /* the series cache (series_cache.c, pipeline.c); the fields are packed:
+       a request holds one of these per series */
+    uint8_t keyed;        /* key set (by the decoder, when asked); else not cacheable */
     uint8_t cached;       /* found: labels stay the sender's, the stages before
                              the sink skip the series, hash and ref are those
                              of the stored series */
     uint8_t nocache;      /* a stage's verdict depends on more than the labels
-                             and the settings (HA pair, kubelet or KSM node
-                             series): not cached */
+                             and the settings (HA pair, KSM node series): not
+                             cached */
     uint8_t inv;          /* inventory verdict on its cluster: RW_IN_INV_* */
-    uint32_t ref;         /* cached: the store's id of the series */
-    uint64_t hash;        /* cached: hash of the final label set */
-    const char *raw_cluster; /* the cluster label's value as sent, or NULL */
-    uint32_t raw_cl_idx;  /* its index in the labels as sent + 1 (0: none) */
-    const uint8_t *raw;   /* the label fields' bytes as sent, when contiguous
-                             (1.0's decoder), or NULL */
+    uint8_t kube;         /* cached, and judged by the kubelet dedup by its
+                             node and instance as sent (raw_node, raw_inst) */
+    uint8_t kube_sel;     /* not cached, and the kubelet dedup judged it */
+    /* places among the labels as sent, + 1 (0: none, or beyond 255) */
+    uint8_t raw_cl_idx, raw_node_idx, raw_inst_idx;
     uint32_t raw_len;
-    /* the kubelet dedup's inputs: as sent (cached, kube set; or noted for
-       a series not found), and as judged (kube_sel: a series not found
-       that the selector picked, with node and instance) */
-    uint8_t kube, kube_sel;
-    uint8_t raw_node_idx, raw_inst_idx; /* + 1; 0: none or beyond 255 */
-    const char *raw_node, *raw_inst;
-    const char *kube_node, *kube_inst;
+    uint32_t ref;         /* cached: the store's id of the series */
     uint32_t lazy_n;      /* cached and its labels not decoded (nlabels 0):
                              this many, decoded from raw when a message or a
                              retry needs them (rw_in_decode_v1_labels) */
+    rw_in_cache_key key;  /* of the labels as sent (keyed) */
+    uint64_t hash;        /* cached: hash of the final label set */
+    const uint8_t *raw;   /* the label fields' bytes as sent, when contiguous
+                             (1.0's decoder), or NULL */
+    /* the values the stages read of the labels as sent (cached: copied or
+       pointing into the request; not cached: noted before the stages) */
+    const char *raw_cluster, *raw_node, *raw_inst;
 } rw_in_series;
 
 /* The series cache entry's flags: the inventory's verdict, whether the

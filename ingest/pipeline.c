@@ -238,7 +238,7 @@ static void note_cluster(rw_in_ctx *c, rw_in_series *s)
 {
     const rw_ingest_kubelet_config *k = &c->cfg->kubelet_dedup;
     s->raw_cluster = rw_labels_get(s->labels, s->nlabels, c->cfg->cluster_label);
-    s->raw_cl_idx = index_of(s, s->raw_cluster, RW_IN_CF_CL_MAX);
+    s->raw_cl_idx = (uint8_t)index_of(s, s->raw_cluster, RW_IN_CF_CL_MAX);
     s->raw_node = rw_labels_get(s->labels, s->nlabels, k->node_label);
     s->raw_inst = rw_labels_get(s->labels, s->nlabels, k->instance_label);
     s->raw_node_idx = (uint8_t)index_of(s, s->raw_node, 255);
@@ -288,8 +288,10 @@ static void cache_put(rw_in_ctx *c, const rw_in_series *s, uint64_t hash, uint32
     rw_in_cache_val v = {.hash = hash, .ref = ref,
                          .flags = (uint16_t)(s->inv | s->raw_cl_idx << RW_IN_CF_CL_SHIFT)};
     if (s->kube_sel) {
-        if (!s->raw_node_idx || !s->raw_inst_idx || !same_value(s->kube_node, s->raw_node) ||
-            !same_value(s->kube_inst, s->raw_inst))
+        const rw_ingest_kubelet_config *k = &c->cfg->kubelet_dedup;
+        if (!s->raw_node_idx || !s->raw_inst_idx ||
+            !same_value(rw_labels_get(s->labels, s->nlabels, k->node_label), s->raw_node) ||
+            !same_value(rw_labels_get(s->labels, s->nlabels, k->instance_label), s->raw_inst))
             return;
         v.flags |= RW_IN_CF_KUBE;
         v.aux = (uint16_t)(s->raw_node_idx | s->raw_inst_idx << 8);

@@ -14,7 +14,7 @@ rw_rc rw_in_validate_series_lim(const rw_in_label_limits *lim, const rw_in_serie
        knows what to ask for */
     if (s->labels_over)
         return rw_err_set(err, RW_LIMIT, "series has %zu labels, limit is %lld (max_labels_per_series)",
-                          s->labels_over, (long long)lim->max_labels);
+                          (size_t)s->labels_over, (long long)lim->max_labels);
     if (s->nlabels > (size_t)lim->max_labels)
         return rw_err_set(err, RW_LIMIT, "series has %zu labels, limit is %lld (max_labels_per_series)",
                           s->nlabels, (long long)lim->max_labels);
