@@ -90,7 +90,7 @@ static int count_series(pb body, rw_in_series *s)
     size_t nl = 0, ns = 0;
     /* the span from the first label field to the end of the last, when
        nothing else lies between them (Prometheus writes all labels first):
-       the series cache's key */
+       the series cache's key, and what the ASCII check reads */
     const uint8_t *lab_lo = NULL, *lab_hi = NULL;
     int other = 0, split = 0; /* a field after a label / a label after that */
     while (body.p < body.end) {
@@ -148,36 +148,30 @@ static int decode_series(pb body, rw_arena *a, rw_in_series *s, term_list *t, in
         return -2;
     s->nlabels = 0;
     s->nsamples = 0;
-    /* the span from the first label field to the end of the last (Prometheus
-       writes all labels first, so nothing else lies between them) */
-    const uint8_t *lab_lo = NULL, *lab_hi = NULL;
     while (body.p < body.end) {
         uint32_t num = 0;
         int wt = 0;
         pb sub = {NULL, NULL};
         uint64_t v;
-        const uint8_t *at = body.p;
         rd_field(&body, &num, &wt, &sub, &v); /* checked by the count pass */
         if (num == 1) {
             if (decode_label(sub, &s->labels[s->nlabels], &s->lens[2 * s->nlabels], t) < 0)
                 return -1;
             s->nlabels++;
-            if (!lab_lo)
-                lab_lo = at;
-            lab_hi = body.p;
         } else if (num == 2) {
             if (rw_in_pb_sample(sub, &s->samples[s->nsamples], 0) < 0)
                 return -1;
             s->nsamples++;
         }
     }
-    /* every byte of the span ASCII and none NUL (tags, lengths, strings and
-       whatever lies between): every label string is ASCII without NUL.
-       Validation still checks the rest (an empty or left-out name or value,
-       order, duplicates, the metric name). Not scanned when the series are
-       keyed for the cache: only the series not found are validated, and
-       those check their strings themselves. */
-    s->ascii = !keyed && lab_lo && rw_ascii_nonul(lab_lo, (size_t)(lab_hi - lab_lo));
+    /* every byte of the label fields' span (count_series) ASCII and none
+       NUL: every label string is ASCII without NUL. Validation still checks
+       the rest (an empty or left-out name or value, order, duplicates, the
+       metric name). Not scanned when the series are keyed for the cache:
+       only the series not found are validated, and those check their
+       strings themselves; nor for the rare series whose label fields are
+       not contiguous (no span). */
+    s->ascii = !keyed && s->raw && rw_ascii_nonul(s->raw, s->raw_len);
     return 0;
 }
 
