@@ -192,8 +192,22 @@ rw_rc db_open_shard(rw_shard *sh, rw_err *err)
                         sh->store->opts.dir, (long long)v, nshards);
         goto fail;
     }
-    int64_t fmt = 0;
-    if (got > 0 && db_meta_get(sh->wdb, "format", &fmt) == 1 && fmt != FORMAT_VERSION) {
+    int64_t fmt = FORMAT_VERSION;
+    if (got > 0 && db_meta_get(sh->wdb, "format", &fmt) != 1)
+        fmt = FORMAT_VERSION;
+    if (got > 0 && fmt == 3) {
+        /* format 4 adds the head snapshot file and nothing else: a format-3
+         * directory is upgraded by recording the new number (a rwgate that
+         * knows only format 3 would then refuse it rather than ignore the
+         * snapshot, which holds samples the WAL no longer has) */
+        char sql[96];
+        snprintf(sql, sizeof sql, "UPDATE meta SET value=%d WHERE key='format'", FORMAT_VERSION);
+        if ((rc = db_exec(sh->wdb, sql, err)) != RW_OK)
+            goto fail;
+        rw_info("%s upgraded from store format 3 to %d", sh->path, FORMAT_VERSION);
+        fmt = FORMAT_VERSION;
+    }
+    if (got > 0 && fmt != FORMAT_VERSION) {
         if (fmt == 2 && table_exists(sh->wdb, "chunks")) {
             rc = rw_err_set(err, RW_UNSUPPORTED,
                             "%s is in format 2 (written by an older rwgate)", sh->path);

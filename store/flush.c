@@ -4,9 +4,13 @@
  *   window flush  when the newest sample is FLUSH_GRACE (or the out-of-order
  *                 window, if longer) past the end of a BLOCK_WINDOW, every
  *                 shard writes everything it holds from before that end;
- *   full flush    when the WAL since the last full flush passes
- *                 store.checkpoint_size (bounding replay after a crash), and
- *                 at close: everything in memory.
+ *   full flush    at close (and rw_store_maintain): everything in memory;
+ *                 what the closing flush's deadline leaves goes into a head
+ *                 snapshot (snapshot.c);
+ *   checkpoint    when the WAL passes store.checkpoint_size (bounding replay
+ *                 after a crash): every shard's head snapshot, then the WAL
+ *                 before it is deleted - no blocks, so no part per series
+ *                 for a window that is not complete yet.
  *
  * A shard's flush collects the data per slice of series under the shard
  * lock (the chunks are immutable and only the flush frees them, so it
@@ -16,9 +20,9 @@
  * flushed chunks from the heads, slice by slice. A reader between the two
  * sees the data twice, which the merge returns once (merge.c).
  *
- * A WAL segment is deleted once every shard has flushed all of it: it was
- * closed before a full flush began, or before a window flush began whose end
- * is after the segment's newest sample (wal.c covered()). A failed flush
+ * A WAL segment is deleted once every shard has covered all of it: it was
+ * closed before a full flush or checkpoint began, or before a window flush
+ * began whose end is after the segment's newest sample (wal.c covered()). A failed flush
  * changes nothing in memory; its committed rows are deleted (or by the next
  * open) and the next pass tries again. A flush ends early, writing what it
  * collected, when the closing flush runs out of its time or (a background
@@ -734,7 +738,7 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
         if (partial)
             ; /* not everything before the start is in blocks: the WAL stays */
         else if (full)
-            sh->flush_full_seq = start_seq;
+            sh->ckpt_seq = start_seq;
         else {
             sh->flush_win_seq = start_seq;
             sh->flush_win_end = win_end;
@@ -776,6 +780,38 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
     return rc;
 }
 
+rw_rc shard_write_new_series(rw_shard *sh, rw_err *err)
+{
+    flusher f;
+    memset(&f, 0, sizeof f);
+    f.sh = sh;
+    rw_buf_init(&f.rows, 0);
+    pthread_mutex_lock(&sh->mu);
+    take_new_series(sh, &f.rows);
+    uint32_t next_id = sh->next_id;
+    pthread_mutex_unlock(&sh->mu);
+    size_t n = 0;
+    rw_rc rc = f.rows.failed ? rw_err_set(err, RW_NOMEM, "out of memory") : RW_OK;
+    if (rc == RW_OK && f.rows.len) {
+        rc = txn_begin_sync(&f, 1, err);
+        if (rc == RW_OK)
+            rc = put_series_rows(sh, &f.rows, &n, err);
+        if (rc == RW_OK) {
+            sqlite3_bind_text(sh->st_meta_put, 1, "next_sid", -1, SQLITE_STATIC);
+            sqlite3_bind_int64(sh->st_meta_put, 2, next_id);
+            rc = db_step_done(sh, sh->st_meta_put, "write meta", err);
+        }
+        rc = txn_end(&f, rc, err);
+    }
+    if (rc != RW_OK) {
+        pthread_mutex_lock(&sh->mu);
+        restore_new_series(sh, &f.rows);
+        pthread_mutex_unlock(&sh->mu);
+    }
+    rw_buf_free(&f.rows);
+    return rc;
+}
+
 /* ---- policy ---- */
 
 static inline int64_t floor_window(int64_t t)
@@ -786,10 +822,11 @@ static inline int64_t floor_window(int64_t t)
     return w * BLOCK_WINDOW_MS;
 }
 
-/* One shard's flush, on its own thread: shards flush in parallel. */
+/* One shard's flush or snapshot, on its own thread: shards work in
+ * parallel. */
 typedef struct flush_job {
     rw_shard *sh;
-    int full;
+    int full, snapshot;
     int64_t win_end, deadline_ns;
     uint64_t seq;
     rw_rc rc;
@@ -806,6 +843,10 @@ static void *flush_main(void *arg)
     if (!j->deadline_ns)
         store_background_thread();
     rw_err_init(&j->err);
+    if (j->snapshot) {
+        j->rc = shard_snapshot_write(j->sh, j->seq, j->deadline_ns, &j->err);
+        return NULL;
+    }
     rw_gauge *running = j->sh->store->m_flush_running;
     rw_gauge_add(running, 1);
     j->rc = shard_flush(j->sh, j->full, j->win_end, j->seq, j->deadline_ns, &j->err);
@@ -839,50 +880,121 @@ static rw_rc flush_shards(rw_store *st, flush_job *jobs, rw_err *err)
     return first;
 }
 
+/* Rotates the WAL and runs a copy of `proto` on every shard, the new
+ * segment as its seq; *jobs (NULL when out of memory) for the caller to
+ * read and free. */
+static rw_rc rotate_and_run(rw_store *st, flush_job proto, uint64_t *seq, flush_job **jobs,
+                            rw_err *err)
+{
+    *jobs = NULL;
+    rw_rc rc = wal_rotate(&st->wal, seq, err);
+    if (rc != RW_OK)
+        return rc;
+    if (!(*jobs = calloc((size_t)st->nshards, sizeof **jobs)))
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    proto.seq = *seq;
+    for (int k = 0; k < st->nshards; k++) {
+        (*jobs)[k] = proto;
+        (*jobs)[k].sh = &st->shards[k];
+    }
+    return flush_shards(st, *jobs, err);
+}
+
+/* A checkpoint: the WAL rotated, every shard's head snapshot written, the
+ * segments before the rotation deleted. */
+static rw_rc checkpoint(rw_store *st, int64_t deadline_ns, rw_err *err)
+{
+    uint64_t seq;
+    flush_job *jobs;
+    rw_rc rc = rotate_and_run(st, (flush_job){.snapshot = 1, .deadline_ns = deadline_ns}, &seq,
+                              &jobs, err);
+    for (int k = 0; jobs && k < st->nshards; k++) {
+        if (jobs[k].rc == RW_OK && st->shards[k].ckpt_seq < seq)
+            st->shards[k].ckpt_seq = seq;
+        else if (jobs[k].rc != RW_OK)
+            rw_warn("shard %d: head snapshot failed (the WAL stays): %s", k, jobs[k].err.msg);
+    }
+    free(jobs);
+    wal_truncate(&st->wal);
+    return rc;
+}
+
+rw_rc rw_store_checkpoint(rw_store *st, rw_err *err)
+{
+    pthread_mutex_lock(&st->ckpt_mu);
+    rw_rc rc = checkpoint(st, 0, err);
+    pthread_mutex_unlock(&st->ckpt_mu);
+    return rc;
+}
+
+/* Everything in memory into blocks. A shard whose flush completed has no use
+ * for its snapshot; when the deadline cut a flush short (a stop), what is
+ * left goes into a snapshot, so that no WAL is left to replay. */
+static rw_rc full_flush(rw_store *st, int64_t deadline_ns, rw_err *err)
+{
+    uint64_t seq;
+    flush_job *jobs;
+    rw_rc first = rotate_and_run(st, (flush_job){.full = 1, .win_end = INT64_MAX,
+                                                 .deadline_ns = deadline_ns},
+                                 &seq, &jobs, err);
+    if (!jobs)
+        return first;
+    free(jobs);
+    int partial = 0;
+    for (int k = 0; k < st->nshards; k++) {
+        if (st->shards[k].ckpt_seq == seq)
+            shard_snapshot_remove(&st->shards[k]);
+        else
+            partial = 1;
+    }
+    wal_truncate(&st->wal);
+    if (first == RW_OK && partial && deadline_ns)
+        first = checkpoint(st, deadline_ns + CLOSE_SNAPSHOT_NS, err);
+    return first;
+}
+
 rw_rc store_flush_due(rw_store *st, int force_full, int64_t deadline_ns, rw_err *err)
 {
+    pthread_mutex_lock(&st->ckpt_mu);
     rw_rc first = RW_OK;
-    uint64_t seg_limit, limit;
-    wal_limits(st, &seg_limit, &limit);
-    int full = force_full || wal_bytes(&st->wal) > limit;
-    flush_job *jobs = calloc((size_t)st->nshards, sizeof *jobs);
-    if (!jobs)
-        return rw_err_set(err, RW_NOMEM, "out of memory");
-    if (full) {
-        uint64_t seq;
-        rw_rc rc = wal_rotate(&st->wal, &seq, err);
-        if (rc != RW_OK) {
-            free(jobs);
-            return rc;
-        }
-        for (int k = 0; k < st->nshards; k++)
-            jobs[k] = (flush_job){.sh = &st->shards[k], .full = 1, .win_end = INT64_MAX,
-                                  .deadline_ns = deadline_ns, .seq = seq};
-        first = flush_shards(st, jobs, err);
-        wal_truncate(&st->wal);
-        free(jobs);
+    if (force_full) {
+        first = full_flush(st, deadline_ns, err);
+        pthread_mutex_unlock(&st->ckpt_mu);
         return first;
     }
     int64_t newest = atomic_load(&st->newest);
     int64_t grace = st->opts.ooo_window_ms > FLUSH_GRACE_MS ? st->opts.ooo_window_ms
                                                             : FLUSH_GRACE_MS;
-    if (newest == INT64_MIN || newest < INT64_MIN + grace + BLOCK_WINDOW_MS) {
+    if (newest != INT64_MIN && newest >= INT64_MIN + grace + BLOCK_WINDOW_MS) {
+        int64_t end = floor_window(newest - grace);
+        int any = 0;
+        uint64_t seq = wal_current_seq(&st->wal);
+        flush_job *jobs = calloc((size_t)st->nshards, sizeof *jobs);
+        if (!jobs) {
+            pthread_mutex_unlock(&st->ckpt_mu);
+            return rw_err_set(err, RW_NOMEM, "out of memory");
+        }
+        for (int k = 0; k < st->nshards; k++) {
+            jobs[k] = (flush_job){.sh = &st->shards[k], .win_end = end,
+                                  .deadline_ns = deadline_ns, .seq = seq,
+                                  .skip = st->shards[k].flushed_win_end >= end};
+            any |= !jobs[k].skip;
+        }
+        if (any) {
+            first = flush_shards(st, jobs, err);
+            wal_truncate(&st->wal);
+        }
         free(jobs);
-        return RW_OK;
     }
-    int64_t end = floor_window(newest - grace);
-    int any = 0;
-    uint64_t seq = wal_current_seq(&st->wal);
-    for (int k = 0; k < st->nshards; k++) {
-        jobs[k] = (flush_job){.sh = &st->shards[k], .win_end = end,
-                              .deadline_ns = deadline_ns, .seq = seq,
-                              .skip = st->shards[k].flushed_win_end >= end};
-        any |= !jobs[k].skip;
+    /* replay after a crash is bounded by the WAL's size: past the limit, the
+     * heads go into snapshots and the WAL before them is deleted */
+    uint64_t seg_limit, limit;
+    wal_limits(st, &seg_limit, &limit);
+    if (wal_bytes(&st->wal) > limit && !store_stopping(st)) {
+        rw_rc rc = checkpoint(st, deadline_ns, first == RW_OK ? err : NULL);
+        if (first == RW_OK)
+            first = rc;
     }
-    if (any) {
-        first = flush_shards(st, jobs, err);
-        wal_truncate(&st->wal);
-    }
-    free(jobs);
+    pthread_mutex_unlock(&st->ckpt_mu);
     return first;
 }

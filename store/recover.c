@@ -5,7 +5,9 @@
  *      read once to learn every series' persisted range and newest sample
  *      (then dropped: what stays in memory does not grow with retention);
  *      rows a crashed flush or retention left outside every block go;
- *   3. the WAL: every segment in order, this shard's section of each record,
+ *   3. its head snapshot (snapshot.c), if a checkpoint wrote one;
+ *   4. the WAL: every segment from the snapshot's on (all without one), in
+ *      order, this shard's section of each record,
  *      through the normal append rules in replay mode - an in-order sample at
  *      or before the series' newest is already in a block or was replayed,
  *      an out-of-order one is applied unless present - so replay is
@@ -400,8 +402,10 @@ static rw_rc load_blocks(rw_shard *sh, uint64_t *nblocks, rw_err *err)
     return RW_OK;
 }
 
-/* Replays this shard's sections of every WAL segment. */
-static rw_rc replay_wal(rw_shard *sh, replay_ctx *rc, uint64_t *records, rw_err *err)
+/* Replays this shard's sections of every WAL segment from `from` on (the
+ * ones before are in its head snapshot). */
+static rw_rc replay_wal(rw_shard *sh, uint64_t from, replay_ctx *rc, uint64_t *records,
+                        rw_err *err)
 {
     rw_wal *w = &sh->store->wal;
     walstate ws;
@@ -413,6 +417,8 @@ static rw_rc replay_wal(rw_shard *sh, replay_ctx *rc, uint64_t *records, rw_err 
     rw_rc r = RW_OK;
     for (size_t i = 0; i < w->nsegs && r == RW_OK; i++) {
         uint64_t seq = w->segs[i].seq;
+        if (seq < from)
+            continue;
         uint8_t *buf;
         size_t len;
         if (wal_read_segment(w, seq, &buf, &len, err) < 0) {
@@ -498,8 +504,21 @@ rw_rc shard_recover(rw_shard *sh, rw_err *err)
         if (db_meta_get(sh->wdb, "next_sid", &v) == 1 && v > sh->next_id && v < UINT32_MAX)
             sh->next_id = (uint32_t)v;
     }
-    if ((r = replay_wal(sh, &rc, &nrec, err)) != RW_OK)
+    uint64_t from = 0;
+    snapshot_stats ss;
+    if ((r = shard_snapshot_load(sh, &from, &ss, err)) != RW_OK)
         goto out;
+    /* the segments before the snapshot's are covered by it */
+    sh->ckpt_seq = from;
+    int64_t t_snap = rw_mono_ns();
+    if ((r = replay_wal(sh, from, &rc, &nrec, err)) != RW_OK)
+        goto out;
+    if (from)
+        rw_info("shard %d: head snapshot loaded: %llu series (%llu deleted since), %llu chunks, "
+                "replay from WAL segment %016llx (%.3fs)",
+                sh->idx, (unsigned long long)ss.series, (unsigned long long)ss.gone_series,
+                (unsigned long long)ss.chunks, (unsigned long long)from,
+                (double)(t_snap - t0) / 1e9);
     rw_info("shard %d opened: %llu series, %llu blocks, %llu WAL records replayed (%llu samples "
             "applied, %llu already present%s%s) in %.3fs",
             sh->idx, (unsigned long long)nseries, (unsigned long long)nblocks,

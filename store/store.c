@@ -714,6 +714,7 @@ static void store_free(rw_store *st)
         close(st->lock_fd); /* releases the data directory lock */
     pthread_mutex_destroy(&st->md_mu);
     pthread_mutex_destroy(&st->maint_mu);
+    pthread_mutex_destroy(&st->ckpt_mu);
     pthread_cond_destroy(&st->maint_cv);
     free(st);
 }
@@ -794,6 +795,7 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
     atomic_init(&st->stopping, 0);
     pthread_mutex_init(&st->md_mu, NULL);
     pthread_mutex_init(&st->maint_mu, NULL);
+    pthread_mutex_init(&st->ckpt_mu, NULL);
     pthread_cond_init(&st->maint_cv, NULL);
     st->shards = calloc((size_t)st->nshards, sizeof *st->shards);
     if (!st->opts.dir || !st->shards) {

@@ -48,9 +48,10 @@ typedef struct rw_store_opts {
     int64_t max_pending_bytes;  /* per shard: WAL entries not yet committed before
                                    appends fail RW_AGAIN (disk trouble) */
     int64_t checkpoint_interval_ms; /* how often retention runs */
-    int64_t checkpoint_bytes;   /* a full flush of everything in memory into blocks
-                                   when the WAL grows past this (bounds the replay
-                                   after a crash); at least 4 segments */
+    int64_t checkpoint_bytes;   /* a checkpoint (every shard's head snapshot, then
+                                   the WAL before it deleted) when the WAL grows
+                                   past this: bounds the replay after a crash; at
+                                   least one segment */
     int64_t wal_segment_bytes;  /* WAL segment files are this big (the unit the WAL
                                    is deleted in); at least 16 bytes per series */
     int64_t ooo_window_ms;      /* samples up to this far behind their series' newest
@@ -354,5 +355,9 @@ rw_rc rw_store_cardinality_top(rw_store *s, size_t limit, rw_arena *a,
 /* Runs retention and checkpoints now (they also run on their own in a
  * background thread). For tests and operations. */
 rw_rc rw_store_maintain(rw_store *s, rw_err *err);
+/* Writes a checkpoint now: every shard's head snapshot (FORMAT.md), then the
+ * WAL before it is deleted. The maintenance thread does this whenever the
+ * WAL passes checkpoint_bytes. For tests and operations. */
+rw_rc rw_store_checkpoint(rw_store *s, rw_err *err);
 
 #endif

@@ -26,11 +26,12 @@ static const rw_cfg_key keys[] = {
      NULL, NULL},
     {"checkpoint_interval", RW_CFG_DURATION, OFF(checkpoint_interval_ms), "5m", 1000, BIG, 0,
      "how often retention runs", NULL, NULL},
-    {"checkpoint_size", RW_CFG_BYTES, OFF(checkpoint_bytes), "16MiB", 1 << 20, BIG, 0,
-     "everything in memory is flushed into blocks when the WAL grows past this; bounds the "
-     "replay after a crash (raised to 4 WAL segments when those are larger)", NULL, NULL},
+    {"checkpoint_size", RW_CFG_BYTES, OFF(checkpoint_bytes), "8MiB", 1 << 20, BIG, 0,
+     "a checkpoint (every shard's head snapshot, then the WAL before it deleted) when the WAL "
+     "grows past this; bounds the replay after a crash (raised to one WAL segment when that "
+     "is larger)", NULL, NULL},
     {"wal_segment_size", RW_CFG_BYTES, OFF(wal_segment_bytes), "4MiB", 64 << 10, 1LL << 30, 0,
-     "size of a WAL segment file, the unit the WAL is deleted in (raised to 16 bytes per "
+     "size of a WAL segment file, the unit the WAL is deleted in (raised to 8 bytes per "
      "series)", NULL, NULL},
     {"out_of_order_window", RW_CFG_DURATION, OFF(ooo_window_ms), "0", 0, BIG, 0,
      "samples up to this far behind their series' newest are accepted out of order (0 = off)",

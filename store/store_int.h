@@ -19,16 +19,17 @@
  *                   index, the block index cache
  *   flush.c         writing head data into blocks; WAL truncation
  *   retention.c     dropping old blocks and empty series, vacuum, in steps
+ *   snapshot.c      the head snapshot: a shard's head in one file, written
+ *                   at checkpoints, loaded at open before the WAL replay
  *   recover.c       loading a shard at open and replaying the WAL
- *   upgrade.c       converting a format-2 data directory
  *
  * Data flow: an append changes the series' head (in memory) and adds a
  * pending entry to its shard; the group-commit leader encodes every shard's
  * pending entries into ONE record of the store-wide WAL and syncs it; only
  * then are the appends acknowledged. The maintenance thread flushes head
- * data into blocks (SQLite rows) when its time window closes, or all of it
- * when the WAL since the last full flush grows past a size, and deletes WAL
- * segments whose every sample is in a block.
+ * data into blocks (SQLite rows) when its time window closes, writes a head
+ * snapshot of every shard when the WAL grows past a size (a checkpoint), and
+ * deletes WAL segments whose every sample is in a block or a snapshot.
  *
  * Locking:
  *   shard mu    guards the shard's in-memory state (series, index, heads,
@@ -58,12 +59,15 @@
 #include "core/metrics.h"
 #include "store.h"
 
-#define FORMAT_VERSION 3
+#define FORMAT_VERSION 4
 /* Head data is cut and flushed in aligned windows of this length: a head
  * chunk never spans two windows, and a window's data is written once its end
  * is past (the newest sample - the grace). */
 #define BLOCK_WINDOW_MS (2LL * 3600 * 1000)
 #define FLUSH_GRACE_MS (5LL * 60 * 1000)
+/* At close, the snapshot of what the closing flush left has this long past
+ * the flush's deadline. */
+#define CLOSE_SNAPSHOT_NS (1500LL * 1000 * 1000)
 /* The effective WAL segment size and full-flush threshold now: the
  * configured store.wal_segment_size and store.checkpoint_size, grown with
  * the series count, since every segment starts each series' value coding
@@ -350,7 +354,8 @@ typedef struct rw_shard {
     pchain pend;           /* entries not yet in a WAL record */
 
     /* ---- flush progress (maintenance thread) ---- */
-    uint64_t flush_full_seq;   /* last full flush started at this segment */
+    uint64_t ckpt_seq;         /* the segments before it are covered: by a full
+                                  flush or a head snapshot begun there */
     uint64_t flush_win_seq;    /* last window flush started at this segment */
     int64_t flush_win_end;     /* ... and wrote everything before this time */
     int64_t flushed_win_end;   /* windows before it have been flushed */
@@ -400,6 +405,10 @@ struct rw_store {
     md_entry *md;
     size_t nmd, capmd;
     strmap md_index;
+
+    /* flushes and checkpoints run one at a time (maintenance thread,
+       rw_store_maintain, rw_store_checkpoint, close) */
+    pthread_mutex_t ckpt_mu;
 
     /* maintenance thread */
     pthread_t maint;
@@ -652,6 +661,10 @@ int shard_blocks_push(rw_shard *sh, blockd *b);
  * in memory and the WAL (a partial flush covers no WAL segment). */
 rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
                   int64_t deadline_ns, rw_err *err);
+/* Writes the rows of the series and symbols created since the last flush,
+ * and meta.next_sid, in one synced transaction (a checkpoint, before the
+ * snapshot, which then names them by id). On failure they stay queued. */
+rw_rc shard_write_new_series(rw_shard *sh, rw_err *err);
 /* Decides and runs the flushes that are due, all shards in parallel
  * (maintenance thread, rw_store_maintain, close). */
 rw_rc store_flush_due(rw_store *st, int force_full, int64_t deadline_ns, rw_err *err);
@@ -669,10 +682,21 @@ rw_rc shard_retention(rw_shard *sh, rw_err *err);
 
 /* ---- recover.c ---- */
 rw_rc shard_recover(rw_shard *sh, rw_err *err);
-rw_rc store_replay_wal(rw_store *st, rw_err *err);
 
-/* ---- upgrade.c ---- */
-/* Whether shard file `path` is in an older format: 1 yes (*ver set), 0 no. */
-rw_rc store_upgrade_check(rw_store *st, rw_err *err);
+/* ---- snapshot.c ---- */
+/* Writes the shard's head snapshot, covering the WAL before segment `seq`
+ * (the WAL was rotated to it just before). Past deadline_ns (0 = none: then
+ * when the store begins closing) it stops, leaving the previous snapshot.
+ * Maintenance thread or close only (one writer per shard). */
+rw_rc shard_snapshot_write(rw_shard *sh, uint64_t seq, int64_t deadline_ns, rw_err *err);
+/* Deletes the shard's snapshot (a full flush covered everything in it). */
+void shard_snapshot_remove(rw_shard *sh);
+typedef struct snapshot_stats {
+    uint64_t records, series, gone_series, bad_series, chunks, bad_frames, bad_chunks;
+} snapshot_stats;
+/* Loads the shard's snapshot, if any (at open, mu held, after the blocks);
+ * *seq = the first WAL segment to replay (0 = no snapshot: all). A damaged
+ * frame is logged and skipped; an unreadable header is an error. */
+rw_rc shard_snapshot_load(rw_shard *sh, uint64_t *seq, snapshot_stats *stats, rw_err *err);
 
 #endif

@@ -285,11 +285,11 @@ void wal_limits(const rw_store *st, uint64_t *seg, uint64_t *ckpt)
 {
     uint64_t nser = atomic_load(&st->nseries);
     uint64_t s = (uint64_t)st->opts.wal_segment_bytes;
-    if (s < nser * 16)
-        s = nser * 16;
+    if (s < nser * 8)
+        s = nser * 8;
     uint64_t c = (uint64_t)st->opts.checkpoint_bytes;
-    if (c < 4 * s)
-        c = 4 * s;
+    if (c < s)
+        c = s;
     *seg = s;
     *ckpt = c;
 }
@@ -589,7 +589,7 @@ static int covered(const rw_store *st, const wal_seg *g)
 {
     for (int k = 0; k < st->nshards; k++) {
         const rw_shard *sh = &st->shards[k];
-        if (g->seq < sh->flush_full_seq)
+        if (g->seq < sh->ckpt_seq)
             continue;
         if (g->seq < sh->flush_win_seq && !g->future && g->maxt < sh->flush_win_end)
             continue;

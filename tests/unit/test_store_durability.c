@@ -645,7 +645,7 @@ static void test_old_format(void)
     rw_err e;
     rw_store *st = open_opts(dir, 1, 0, 0, NULL, &e);
     CHECK(st == NULL);
-    CHECK_MSG(strstr(e.msg, "format 2") && strstr(e.msg, "format 3"), "message: %s", e.msg);
+    CHECK_MSG(strstr(e.msg, "format 2") && strstr(e.msg, "format 4"), "message: %s", e.msg);
     /* untouched: the old rows are still there */
     CHECK(sqlite3_open(p, &db) == SQLITE_OK);
     sqlite3_stmt *q;
