@@ -743,6 +743,10 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
             sh->flush_win_seq = start_seq;
             sh->flush_win_end = win_end;
             sh->flushed_win_end = win_end;
+            pthread_mutex_lock(&sh->mu);
+            sh->late_bound = win_end;
+            sh->late_samples = 0;
+            pthread_mutex_unlock(&sh->mu);
         }
         rw_counter_add(st->m_flushes, 1);
         rw_histogram_observe(st->m_flush_dur, (double)(rw_mono_ns() - t0) / 1e9);
@@ -975,9 +979,12 @@ rw_rc store_flush_due(rw_store *st, int force_full, int64_t deadline_ns, rw_err 
             return rw_err_set(err, RW_NOMEM, "out of memory");
         }
         for (int k = 0; k < st->nshards; k++) {
-            jobs[k] = (flush_job){.sh = &st->shards[k], .win_end = end,
-                                  .deadline_ns = deadline_ns, .seq = seq,
-                                  .skip = st->shards[k].flushed_win_end >= end};
+            rw_shard *sh = &st->shards[k];
+            pthread_mutex_lock(&sh->mu);
+            int late = sh->late_samples >= LATE_FLUSH_SAMPLES;
+            pthread_mutex_unlock(&sh->mu);
+            jobs[k] = (flush_job){.sh = sh, .win_end = end, .deadline_ns = deadline_ns,
+                                  .seq = seq, .skip = sh->flushed_win_end >= end && !late};
             any |= !jobs[k].skip;
         }
         if (any) {
@@ -990,8 +997,12 @@ rw_rc store_flush_due(rw_store *st, int force_full, int64_t deadline_ns, rw_err 
      * heads go into snapshots and the WAL before them is deleted */
     uint64_t seg_limit, limit;
     wal_limits(st, &seg_limit, &limit);
-    if (wal_bytes(&st->wal) > limit && !store_stopping(st)) {
+    int64_t now = rw_mono_ns();
+    if (wal_bytes(&st->wal) > limit && !store_stopping(st) && now >= st->ckpt_retry_ns) {
         rw_rc rc = checkpoint(st, deadline_ns, first == RW_OK ? err : NULL);
+        /* a failed one (disk full) is not retried at every tick: each
+         * attempt writes the whole head */
+        st->ckpt_retry_ns = rc == RW_OK ? 0 : now + CKPT_RETRY_NS;
         if (first == RW_OK)
             first = rc;
     }

@@ -235,6 +235,8 @@ int series_append_sample(rw_shard *sh, series *s, int64_t t, uint64_t bits, int 
             return -2;
         }
     }
+    if (t < sh->late_bound)
+        sh->late_samples++;
     int was_empty = s->head.n == 0;
     double v;
     memcpy(&v, &bits, sizeof v);

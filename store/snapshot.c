@@ -36,7 +36,8 @@
 #define SNAP_VERSION 1
 #define SNAP_HDR 40
 #define SLICE 2048               /* series per lock hold */
-#define FRAME_BYTES (1u << 20)   /* a frame is written once it passes this */
+#define FRAME_BYTES (1u << 20)   /* a frame is written once it passes this (a slice
+                                    ends there) */
 #define FRAME_MAX (256u << 20)   /* a frame longer than this is corrupt */
 
 static void put_u32(uint8_t *p, uint32_t v)
@@ -209,6 +210,10 @@ rw_rc shard_snapshot_write(rw_shard *sh, uint64_t seq, int64_t deadline_ns, rw_e
                 continue;
             put_series(&f, s);
             nser++;
+            if (f.len >= FRAME_BYTES) { /* a frame's worth: the slice ends here */
+                to = i + 1;
+                break;
+            }
         }
         pthread_mutex_unlock(&sh->mu);
         if (f.failed) {

@@ -808,6 +808,7 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
         rw_shard *sh = &st->shards[k];
         sh->store = st;
         sh->idx = k;
+        sh->late_bound = INT64_MIN;
         pthread_mutex_init(&sh->mu, NULL);
         pthread_mutex_init(&sh->rd_mu, NULL);
         pthread_mutex_init(&sh->cache_mu, NULL);

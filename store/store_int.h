@@ -68,6 +68,10 @@
 /* At close, the snapshot of what the closing flush left has this long past
  * the flush's deadline. */
 #define CLOSE_SNAPSHOT_NS (1500LL * 1000 * 1000)
+/* Late samples (rw_shard.late_samples) that make a window flush due. */
+#define LATE_FLUSH_SAMPLES (1u << 21)
+/* A failed checkpoint is tried again after this long. */
+#define CKPT_RETRY_NS (10LL * 1000 * 1000 * 1000)
 /* The effective WAL segment size and full-flush threshold now: the
  * configured store.wal_segment_size and store.checkpoint_size, grown with
  * the series count, since every segment starts each series' value coding
@@ -359,6 +363,12 @@ typedef struct rw_shard {
     uint64_t flush_win_seq;    /* last window flush started at this segment */
     int64_t flush_win_end;     /* ... and wrote everything before this time */
     int64_t flushed_win_end;   /* windows before it have been flushed */
+    /* (mu) in-order samples appended since the last window flush into a
+       window it had already flushed (data that came late, or a sender far
+       behind the others): past LATE_FLUSH_SAMPLES a window flush writes them
+       without waiting for the next window to close */
+    int64_t late_bound;
+    uint64_t late_samples;
 
     /* ---- write connection (owned by the db_owner) ---- */
     int db_owner;
@@ -409,6 +419,7 @@ struct rw_store {
     /* flushes and checkpoints run one at a time (maintenance thread,
        rw_store_maintain, rw_store_checkpoint, close) */
     pthread_mutex_t ckpt_mu;
+    int64_t ckpt_retry_ns;  /* ckpt_mu: no checkpoint before (after a failed one) */
 
     /* maintenance thread */
     pthread_t maint;

@@ -13,9 +13,10 @@
 #     (tests/bench/rules_bench.py); results in tests/bench/results/rules-<preset>.*
 #   tests/bench/run.sh checkpoint [PRESET] [ROUNDS] [extra bench.py args]
 #     write latency with checkpoints against without: rwgate with a 4 MiB
-#     store.checkpoint_size and 1 MiB WAL segments (a full flush every 4 MiB
-#     of WAL, several during the load), with the defaults (16 MiB, 4 MiB
-#     segments) and with checkpoints out of reach (64 GiB, 24 h),
+#     store.checkpoint_size and 1 MiB WAL segments (a checkpoint - head
+#     snapshots - every 4 MiB of WAL, several during the load), with the
+#     defaults (8 MiB, 4 MiB segments) and with checkpoints out of reach
+#     (64 GiB, 24 h),
 #     alternating; results in
 #     tests/bench/results/checkpoint-<preset>.* (write p50/p90/p99 per system)
 # Presets: small, medium, long, days (15k series x 3 days), wide (~1M series
