@@ -889,6 +889,11 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
         }
     }
     free(jobs);
+    /* new segments are numbered past every snapshot's (the segments they
+     * name may all be gone: a clean stop drops the WAL's empty tail) */
+    for (int k = 0; k < st->nshards; k++)
+        if (st->shards[k].ckpt_seq > st->wal.min_seq)
+            st->wal.min_seq = st->shards[k].ckpt_seq;
     if (rc == RW_OK)
         rc = md_load(st, err);
     if (rc != RW_OK) {

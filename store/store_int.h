@@ -291,6 +291,9 @@ typedef struct rw_wal {
     char fail_msg[256];
     wal_seg *segs;             /* live segments, ascending; the last is open */
     size_t nsegs, capsegs;
+    uint64_t min_seq;          /* a new segment's number is at least this: the
+                                  head snapshots name segments that may all be
+                                  gone, and replay skips those before theirs */
     uint64_t total_bytes;      /* of live segments */
     /* ---- file (owned by the leader) ---- */
     int fd;                    /* -1: none open (open one before writing) */

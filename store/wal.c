@@ -306,6 +306,8 @@ static uint64_t next_seq(rw_wal *w)
 {
     pthread_mutex_lock(&w->mu);
     uint64_t s = w->nsegs ? w->segs[w->nsegs - 1].seq + 1 : 1;
+    if (s < w->min_seq)
+        s = w->min_seq;
     pthread_mutex_unlock(&w->mu);
     return s;
 }

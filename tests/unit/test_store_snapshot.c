@@ -255,10 +255,10 @@ static void test_checkpoint_crash(void)
     }
 }
 
-/* A child process fills dir (one shard): batches [0, nb), a checkpoint;
- * with `keep`, the snapshot is also linked there, a full flush follows and
- * 10 more batches; then it dies without a close. */
-static void child_fill(const char *dir, int nb, const char *keep)
+/* A child process fills dir (one shard): batches [from, nb), a checkpoint
+ * (with ckpt); with `keep`, the snapshot is also linked there, a full flush
+ * follows and 10 more batches; then it dies without a close. */
+static void child_fill(const char *dir, int from, int nb, int ckpt, const char *keep)
 {
     char snap[512];
     snprintf(snap, sizeof snap, "%s/head-0.snap", dir);
@@ -271,10 +271,10 @@ static void child_fill(const char *dir, int nb, const char *keep)
         rw_store *st = open_dir(dir, 1, &e);
         if (!st)
             _exit(2);
-        for (int b = 0; b < nb; b++)
+        for (int b = from; b < nb; b++)
             if (append_batch(st, &f, b) != RW_OK)
                 _exit(3);
-        if (rw_store_checkpoint(st, &e) != RW_OK)
+        if (ckpt && rw_store_checkpoint(st, &e) != RW_OK)
             _exit(4);
         if (keep) {
             if (link(snap, keep) != 0)
@@ -302,7 +302,7 @@ static void test_stale_snapshot(void)
     char snap[512], keep[512];
     snprintf(snap, sizeof snap, "%s/head-0.snap", dir);
     snprintf(keep, sizeof keep, "%s/keep", dir);
-    child_fill(dir, 100, keep);
+    child_fill(dir, 0, 100, 1, keep);
     CHECK(access(snap, F_OK) != 0); /* the full flush deleted it */
     CHECK(rename(keep, snap) == 0);
     fleet f;
@@ -317,6 +317,41 @@ static void test_stale_snapshot(void)
         /* in memory: only the 10 batches after the flush (from the WAL), of
          * the 30 series that exist before batch 150 */
         CHECK_INT(s.samples_in_head, 10 * 30);
+        rw_store_close(st);
+    }
+    test_rmtree(dir);
+}
+
+/* The WAL a snapshot names can be all gone (a clean stop drops the WAL's
+ * empty last segment): the segments written after it must still be
+ * numbered past it, or the next crash's replay would skip them. */
+static void test_snapshot_without_wal(void)
+{
+    char *dir = test_mkdtemp("rwsnap-test");
+    child_fill(dir, 0, 100, 1, NULL);
+    char wal[512];
+    snprintf(wal, sizeof wal, "%s/wal", dir);
+    DIR *d = opendir(wal);
+    struct dirent *de;
+    int removed = 0;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s", wal, de->d_name);
+        removed += unlink(p) == 0;
+    }
+    if (d)
+        closedir(d);
+    CHECK(removed >= 1);
+    child_fill(dir, 100, 150, 0, NULL);
+    fleet f;
+    fleet_init(&f);
+    rw_err e;
+    rw_store *st = open_dir(dir, 1, &e);
+    CHECK(st != NULL);
+    if (st) {
+        CHECK(check_all(st, &f, 150, NULL, 0));
         rw_store_close(st);
     }
     test_rmtree(dir);
@@ -349,7 +384,7 @@ static void test_damaged_snapshot(void)
         char *dir = test_mkdtemp("rwsnap-test");
         char snap[512];
         snprintf(snap, sizeof snap, "%s/head-0.snap", dir);
-        child_fill(dir, 160, NULL);
+        child_fill(dir, 0, 160, 1, NULL);
         long size = file_size(snap);
         CHECK(size > 100);
         if (mode == 0)
@@ -434,6 +469,7 @@ int main(void)
 {
     RUN(test_checkpoint_crash);
     RUN(test_stale_snapshot);
+    RUN(test_snapshot_without_wal);
     RUN(test_damaged_snapshot);
     RUN(test_format3_upgrade);
     TEST_DONE();
