@@ -995,8 +995,12 @@ rw_rc store_flush_due(rw_store *st, int force_full, int64_t deadline_ns, rw_err 
     }
     /* replay after a crash is bounded by the WAL's size: past the limit, the
      * heads go into snapshots and the WAL before them is deleted */
-    uint64_t seg_limit, limit;
+    uint64_t seg_limit, limit, snap = 0;
     wal_limits(st, &seg_limit, &limit);
+    for (int k = 0; k < st->nshards; k++)
+        snap += st->shards[k].snap_bytes;
+    if (limit < snap / CKPT_WAL_SHARE)
+        limit = snap / CKPT_WAL_SHARE;
     int64_t now = rw_mono_ns();
     if (wal_bytes(&st->wal) > limit && !store_stopping(st) && now >= st->ckpt_retry_ns) {
         rw_rc rc = checkpoint(st, deadline_ns, first == RW_OK ? err : NULL);

@@ -421,9 +421,8 @@ static void slot_insert(sslot *slots, size_t mask, unsigned shift, series *s)
     slots[i].s = s;
 }
 
-static int slots_grow(rw_shard *sh)
+static int slots_resize(rw_shard *sh, size_t nn)
 {
-    size_t nn = sh->nslots ? sh->nslots * 2 : 2048;
     unsigned shift = (unsigned)(64 - __builtin_ctzll(nn));
     sslot *ns = calloc(nn, sizeof *ns);
     if (!ns)
@@ -436,6 +435,21 @@ static int slots_grow(rw_shard *sh)
     sh->nslots = nn;
     sh->slot_shift = shift;
     return 0;
+}
+
+static int slots_grow(rw_shard *sh)
+{
+    return slots_resize(sh, sh->nslots ? sh->nslots * 2 : 2048);
+}
+
+int shard_index_reserve(rw_shard *sh, uint32_t max_id, size_t nseries)
+{
+    if (max_id && id_array_reserve((void **)&sh->by_id, &sh->cap_id, max_id, sizeof *sh->by_id) < 0)
+        return -1;
+    size_t nn = sh->nslots ? sh->nslots : 2048;
+    while (nseries * 2 > nn)
+        nn *= 2;
+    return nn > sh->nslots ? slots_resize(sh, nn) : 0;
 }
 
 /* Backward-shift delete (no tombstones, so lookups stay short). */

@@ -163,6 +163,21 @@ static rw_rc load_series(rw_shard *sh, uint64_t *n, rw_err *err)
     if (sh->next_sym < cap)
         sh->next_sym = (uint32_t)cap;
 
+    r = sqlite3_prepare_v2(sh->wdb, "SELECT count(*), max(id) FROM series", -1, &st, NULL);
+    if (r != SQLITE_OK) {
+        rc = db_rc(sh->wdb, r, "load series", err);
+        goto out;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t cnt = sqlite3_column_int64(st, 0), mx = sqlite3_column_int64(st, 1);
+        if (cnt > 0 && mx > 0 && mx < UINT32_MAX &&
+            shard_index_reserve(sh, (uint32_t)mx, (size_t)cnt) < 0) {
+            sqlite3_finalize(st);
+            rc = rw_err_set(err, RW_NOMEM, "out of memory loading series");
+            goto out;
+        }
+    }
+    sqlite3_finalize(st);
     r = sqlite3_prepare_v2(sh->wdb, "SELECT id, labels FROM series ORDER BY id", -1, &st, NULL);
     if (r != SQLITE_OK) {
         rc = db_rc(sh->wdb, r, "load series", err);

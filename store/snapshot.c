@@ -261,6 +261,8 @@ rw_rc shard_snapshot_write(rw_shard *sh, uint64_t seq, int64_t deadline_ns, rw_e
     if (dfd >= 0)
         close(dfd);
     if (rc == RW_OK)
+        sh->snap_bytes = bytes;
+    if (rc == RW_OK)
         rw_log(RW_LOG_INFO, "shard %d: head snapshot written: %llu series, %llu bytes in %.3fs",
                sh->idx, (unsigned long long)total, (unsigned long long)bytes,
                (double)(rw_mono_ns() - t0) / 1e9);

@@ -51,7 +51,8 @@ typedef struct rw_store_opts {
     int64_t checkpoint_bytes;   /* a checkpoint (every shard's head snapshot, then
                                    the WAL before it deleted) when the WAL grows
                                    past this: bounds the replay after a crash; at
-                                   least one segment */
+                                   least one segment and a quarter of the last
+                                   snapshots' size */
     int64_t wal_segment_bytes;  /* WAL segment files are this big (the unit the WAL
                                    is deleted in); at least 16 bytes per series */
     int64_t ooo_window_ms;      /* samples up to this far behind their series' newest

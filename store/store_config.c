@@ -28,8 +28,8 @@ static const rw_cfg_key keys[] = {
      "how often retention runs", NULL, NULL},
     {"checkpoint_size", RW_CFG_BYTES, OFF(checkpoint_bytes), "8MiB", 1 << 20, BIG, 0,
      "a checkpoint (every shard's head snapshot, then the WAL before it deleted) when the WAL "
-     "grows past this; bounds the replay after a crash (raised to one WAL segment when that "
-     "is larger)", NULL, NULL},
+     "grows past this; bounds the replay after a crash (raised to one WAL segment, and to a "
+     "quarter of the last snapshots' size, when those are larger)", NULL, NULL},
     {"wal_segment_size", RW_CFG_BYTES, OFF(wal_segment_bytes), "4MiB", 64 << 10, 1LL << 30, 0,
      "size of a WAL segment file, the unit the WAL is deleted in (raised to 8 bytes per "
      "series)", NULL, NULL},

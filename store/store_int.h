@@ -70,6 +70,11 @@
 #define CLOSE_SNAPSHOT_NS (1500LL * 1000 * 1000)
 /* Late samples (rw_shard.late_samples) that make a window flush due. */
 #define LATE_FLUSH_SAMPLES (1u << 21)
+/* A checkpoint is due when the WAL passes store.checkpoint_size and also
+ * 1/CKPT_WAL_SHARE of the last snapshots' size: the snapshots written stay
+ * within that many bytes per byte of WAL however large the head grows (a
+ * million series hold hundreds of MB), at the price of a longer replay. */
+#define CKPT_WAL_SHARE 4
 /* A failed checkpoint is tried again after this long. */
 #define CKPT_RETRY_NS (10LL * 1000 * 1000 * 1000)
 /* The effective WAL segment size and full-flush threshold now: the
@@ -372,6 +377,7 @@ typedef struct rw_shard {
        without waiting for the next window to close */
     int64_t late_bound;
     uint64_t late_samples;
+    uint64_t snap_bytes;       /* size of its last head snapshot (ckpt_mu) */
 
     /* ---- write connection (owned by the db_owner) ---- */
     int db_owner;
@@ -453,6 +459,10 @@ series *shard_series_lookup_ref(rw_shard *sh, uint64_t hash, uint32_t id);
 series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_label *l,
                             size_t n, const uint32_t *symids);
 void shard_series_delete(rw_shard *sh, series *s);
+/* Sizes the id array and the hash slots for max_id and nseries at once (a
+ * shard loading a million series would otherwise grow them step by step,
+ * each step remapping memory under the other shards' threads). -1 nomem. */
+int shard_index_reserve(rw_shard *sh, uint32_t max_id, size_t nseries);
 /* Prefetch the slot of a hash, then (a few lookups later) its series: the
  * lookups of one request touch thousands of series in random order. */
 void shard_series_prefetch_slot(const rw_shard *sh, uint64_t hash);

@@ -1,8 +1,9 @@
 """Crash test: while several senders write, rwgate is killed with SIGKILL and
 restarted on the same data directory, 20 times, with a small
 store.checkpoint_size and WAL segments so that flushes (memory written into
-blocks, covered WAL segments deleted) happen between the kills and recovery
-starts from blocks plus a WAL tail.
+blocks) and checkpoints (head snapshots) happen between the kills, covered WAL
+segments are deleted, and recovery starts from blocks plus a head snapshot
+plus a WAL tail.
 
 Each sender resends a request until it gets a 2xx, as Prometheus does (an
 identical resend of samples that did reach the disk is accepted silently),
@@ -111,6 +112,12 @@ try:
     log("acknowledged samples: %d over %d kills" % (total, KILLS))
     c.check(total > SENDERS * SERIES_PER_SENDER * 5 * (KILLS + 1), "the load generator got a meaningful number of acks",
             str(total))
+
+    with open(g.logf.name, "rb") as f:
+        loaded = f.read().count(b"head snapshot loaded")
+    c.check(loaded > 0, "restarts after a kill loaded head snapshots (checkpoints ran between "
+            "the kills)", "%d loads" % loaded)
+    log("head snapshots loaded at %d shard recoveries" % loaded)
 
     got = read_all(g, "crash_metric")
     compare(c, got, want, "after %d kills" % KILLS)
