@@ -547,7 +547,8 @@ rw_rc wal_wait(rw_wal *w, uint64_t ticket, rw_err *err);
  * held, after adding them), or the current one (nothing added: the reply
  * still implies that earlier entries are durable). */
 uint64_t wal_ticket(rw_wal *w, int added);
-/* Rotates to a new segment now (a full flush starts); returns its number. */
+/* Rotates to a new segment now (a full flush or checkpoint starts); returns
+ * its number. */
 rw_rc wal_rotate(rw_wal *w, uint64_t *seq, rw_err *err);
 /* The current segment number. */
 uint64_t wal_current_seq(rw_wal *w);

@@ -5,7 +5,7 @@ its own 2.5 s budget) even began; at a million series a full flush runs for many
 seconds, past what systemd or Kubernetes grant a stop. Now a background
 flush that sees the store closing writes what it has collected and ends
 ("interrupted (stopping)" in the log), the closing flush writes the rest or
-leaves it in the WAL; a retention pass stops between its steps and leaves
+puts what its budget leaves into a head snapshot; a retention pass stops between its steps and leaves
 what it did not delete whole on disk for the next start.
 
 Flush: 200,000 series (one sample each, hours old), then one sample at the

@@ -1,5 +1,5 @@
 """Restarts with a large WAL: rwgate runs with small WAL segments (64 KiB)
-and a checkpoint size so large that no full flush happens, while 8 hours of
+and a checkpoint size so large that no checkpoint happens, while 8 hours of
 data for 300 series arrive. Window flushes must still move closed 2-hour
 windows into blocks and delete the WAL segments they cover (the WAL stays
 bounded); after kill -9 every acknowledged sample must be back (blocks plus

@@ -124,8 +124,9 @@ static void test_kill9(void)
         if (pid == 0) {
             close(pfd[0]);
             rw_err e;
-            /* full flushes every 48 KiB of WAL and 16 KiB segments: flushes,
-             * rotations and WAL deletions interleave with the appends */
+            /* checkpoints (head snapshots) every 48 KiB of WAL and 16 KiB
+             * segments: checkpoints, rotations and WAL deletions
+             * interleave with the appends */
             rw_store_opts o = {.dir = dir, .nshards = 2, .checkpoint_bytes = 48 << 10,
                                .wal_segment_bytes = 16 << 10};
             rw_err_init(&e);
