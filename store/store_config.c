@@ -26,7 +26,7 @@ static const rw_cfg_key keys[] = {
      NULL, NULL},
     {"checkpoint_interval", RW_CFG_DURATION, OFF(checkpoint_interval_ms), "5m", 1000, BIG, 0,
      "how often retention runs", NULL, NULL},
-    {"checkpoint_size", RW_CFG_BYTES, OFF(checkpoint_bytes), "8MiB", 1 << 20, BIG, 0,
+    {"checkpoint_size", RW_CFG_BYTES, OFF(checkpoint_bytes), "8MiB", 64 << 10, BIG, 0,
      "a checkpoint (every shard's head snapshot, then the WAL before it deleted) when the WAL "
      "grows past this; bounds the replay after a crash (raised to one WAL segment, and to a "
      "quarter of the last snapshots' size, when those are larger)", NULL, NULL},

@@ -48,7 +48,7 @@ def blocks(g):
 
 
 g = Rwgate(extra=["--shards", str(SHARDS), "--set", "store.checkpoint_interval=1s",
-                  "--set", "store.checkpoint_size=1MiB", "--set", "store.wal_segment_size=64KiB"]).start()
+                  "--set", "store.checkpoint_size=64KiB", "--set", "store.wal_segment_size=64KiB"]).start()
 senders = [Sender(i, g, SERIES_PER_SENDER) for i in range(SENDERS)]
 probes = []
 try:

@@ -1,7 +1,8 @@
-"""Restart at scale: 100,000 series written in rounds with flushes between
-them (a 1 MiB store.checkpoint_size), so that the store holds series rows,
-blocks and WAL records from several flushes. Then kill -9 (recovery =
-blocks + WAL tail) and, after checking everything, a clean SIGTERM restart.
+"""Restart at scale: 100,000 series written in rounds with window flushes
+between them and checkpoints (a 1 MiB store.checkpoint_size), so that the
+store holds series rows, blocks, head snapshots and WAL records from several
+flushes. Then kill -9 (recovery = blocks + snapshot + WAL tail) and, after
+checking everything, a clean SIGTERM restart.
 
 After each restart: all 100,000 series are there (remote-read, count() over
 PromQL, /api/v1/series), every acknowledged sample with its exact value,
