@@ -297,7 +297,9 @@ static long item_samples(flusher *f, const fitem *it)
         int64_t t;
         double v;
         int r;
-        while ((r = chunk_it_next(&ci, &t, &v)) == 1 && n < total) {
+        /* never more than the counts promised (the out-of-order samples
+         * are merged in after them) */
+        while ((r = chunk_it_next(&ci, &t, &v)) == 1 && n < total - it->nooo) {
             ct[n] = t;
             cv[n] = v;
             n++;

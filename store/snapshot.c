@@ -293,6 +293,7 @@ typedef struct loader {
     size_t capd;
     int64_t cutoff;          /* retention: samples before it are dropped */
     snapshot_stats *stats;
+    uint32_t next_id;        /* the header's: every id in the file is below */
     int nomem;
 } loader;
 
@@ -379,11 +380,16 @@ static int load_series_rec(loader *L, rd *r)
     uint64_t id = rd_uv(r), flags = rd_uv(r);
     rw_label *l = NULL;
     size_t nl = 0;
-    if (r->bad || id == 0 || id >= UINT32_MAX)
+    if (r->bad || id == 0 || id >= L->next_id)
         return -1;
     if ((flags & 1) && labels_decode(&r->p, r->end, &l, &nl) < 0)
         return -1;
     series *s = id < sh->cap_id ? sh->by_id[id] : NULL;
+    if (!s && l && rw_labels_validate(l, nl, NULL) != RW_OK) {
+        L->stats->bad_series++;
+        free(l);
+        l = NULL;
+    }
     if (!s && l) {
         /* created after the last flush: its labels are here only */
         s = shard_series_create(sh, (uint32_t)id, rw_labels_hash(l, nl), l, nl, NULL);
@@ -424,13 +430,17 @@ static int load_series_rec(loader *L, rd *r)
     for (uint64_t i = 0; i < nc; i++) {
         snap_chunk *c = &L->d[i];
         c->mint = unzigzag(rd_uv(r));
-        c->maxt = c->mint + (int64_t)rd_uv(r);
+        uint64_t span = rd_uv(r);
+        c->maxt = (int64_t)((uint64_t)c->mint + span);
         c->n = rd_uv(r);
         c->seek = rd_uv(r);
         c->len = rd_uv(r);
         c->data = rd_bytes(r, c->len);
+        /* the count beside the chunk is the one in it (reads and flushes
+         * size their buffers by it) */
         if (r->bad || !c->n || c->n > RW_CHUNK_MAX_SAMPLES || c->len > UINT32_MAX ||
-            c->seek > c->len || c->maxt < c->mint)
+            c->seek > c->len || c->maxt < c->mint || span > INT64_MAX ||
+            c->len < RW_CHUNK_HDR || c->data[0] != c->n)
             return -1;
     }
     chunk_enc e;
@@ -438,19 +448,25 @@ static int load_series_rec(loader *L, rd *r)
     uint64_t hn = rd_uv(r);
     if (hn) {
         e.n = (uint16_t)hn;
-        e.nbits = (uint32_t)rd_uv(r);
+        uint64_t nbits = rd_uv(r);
         const uint8_t *st = rd_bytes(r, 3);
         e.seek = (uint16_t)rd_uv(r);
         e.t0 = unzigzag(rd_uv(r));
-        e.t = e.t0 + (int64_t)rd_uv(r);
+        uint64_t span = rd_uv(r);
+        e.t = (int64_t)((uint64_t)e.t0 + span);
         e.tdelta = rd_uv(r);
         e.v = rd_u64(r);
         e.vdelta = rd_uv(r);
         snap_chunk *c = &L->d[nc];
-        c->len = (e.nbits + 7) / 8;
+        /* a chunk of 240 samples takes a few KiB: anything near this bound
+         * is not one */
+        if (nbits > (1u << 20))
+            return -1;
+        e.nbits = (uint32_t)nbits;
+        c->len = (nbits + 7) / 8;
         c->data = rd_bytes(r, c->len);
         if (r->bad || hn > RW_CHUNK_MAX_SAMPLES || e.nbits < 8 * RW_CHUNK_HDR ||
-            c->data[0] != hn || e.seek > c->len)
+            c->data[0] != hn || e.seek > c->len || span > INT64_MAX || st[2] > 1)
             return -1;
         e.leading = st[0];
         e.trailing = st[1];
@@ -530,7 +546,7 @@ static int load_series_rec(loader *L, rd *r)
     uint64_t no = rd_uv(r);
     int64_t t = 0;
     for (uint64_t i = 0; i < no && !r->bad; i++) {
-        t += unzigzag(rd_uv(r));
+        t = (int64_t)((uint64_t)t + (uint64_t)unzigzag(rd_uv(r)));
         uint64_t v = rd_u64(r);
         if (!s || r->bad || t < L->cutoff)
             continue;
@@ -598,11 +614,21 @@ rw_rc shard_snapshot_load(rw_shard *sh, uint64_t *seq, snapshot_stats *stats, rw
     }
     *seq = get_u64(h + 20);
     uint32_t next_id = get_u32(h + 28);
-    if (next_id > sh->next_id && next_id < UINT32_MAX)
+    /* the series it names beyond the database's each take a record */
+    struct stat sb;
+    if (fstat(fd, &sb) < 0 || next_id == UINT32_MAX ||
+        (uint64_t)next_id > (uint64_t)sh->next_id + (uint64_t)sb.st_size) {
+        close(fd);
+        return rw_err_set(err, RW_IO,
+                          "%s: series id %u in the header is out of range; move it away to "
+                          "start without it (the samples only it holds are then lost)",
+                          p, next_id);
+    }
+    if (next_id > sh->next_id)
         sh->next_id = next_id;
     int64_t ret = sh->store->opts.retention_ms;
     int64_t newest = atomic_load(&sh->store->newest);
-    loader L = {.sh = sh, .stats = stats,
+    loader L = {.sh = sh, .stats = stats, .next_id = next_id,
                 .cutoff = ret > 0 && newest != INT64_MIN ? newest - ret : INT64_MIN};
     uint8_t *buf = NULL;
     size_t cap = 0;
