@@ -40,25 +40,6 @@
                                     ends there) */
 #define FRAME_MAX (256u << 20)   /* a frame longer than this is corrupt */
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
-
 static void snap_path(const rw_shard *sh, char *p, size_t n, int tmp)
 {
     snprintf(p, n, "%s/head-%d.snap%s", sh->store->opts.dir, sh->idx, tmp ? ".tmp" : "");
@@ -69,7 +50,7 @@ static void snap_path(const rw_shard *sh, char *p, size_t n, int tmp)
 static void put_bits(rw_buf *b, uint64_t v)
 {
     uint8_t x[8];
-    put_u64(x, v);
+    put_u64le(x, v);
     rw_buf_append(b, x, 8);
 }
 
@@ -118,44 +99,25 @@ static void put_series(rw_buf *b, const series *s)
     }
 }
 
-static int write_all(int fd, const void *p, size_t n)
+/* One frame at *off: u32 body length | u32 CRC-32 of body | body, the body
+ * being uvarint nser then the records in f. */
+static int write_frame(int fd, uint64_t *off, const rw_buf *f, uint64_t nser)
 {
-    const uint8_t *q = p;
-    while (n) {
-        ssize_t w = write(fd, q, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        q += w;
-        n -= (size_t)w;
+    uint8_t h[8 + 10];
+    size_t n = uvarint_encode(h + 8, nser);
+    size_t body = n + f->len;
+    if (body > FRAME_MAX) {
+        errno = EFBIG;
+        return -1;
     }
+    uint32_t crc = (uint32_t)crc32(crc32(0L, h + 8, (uInt)n), (const Bytef *)f->p, (uInt)f->len);
+    put_u32le(h, (uint32_t)body);
+    put_u32le(h + 4, crc);
+    if (pwrite_all(fd, h, 8 + n, *off) < 0 ||
+        pwrite_all(fd, (const uint8_t *)f->p, f->len, *off + 8 + n) < 0)
+        return -1;
+    *off += 8 + body;
     return 0;
-}
-
-/* frame = u32 body length | u32 CRC-32 of body | body (uvarint nseries,
- * records); the body starts 8 bytes into buf */
-static int write_frame(int fd, rw_buf *f, uint64_t nser)
-{
-    rw_buf hdr;
-    rw_buf_init(&hdr, 0);
-    put_uvarint(&hdr, nser);
-    size_t body = hdr.len + f->len - 8;
-    int r = -1;
-    if (!hdr.failed && body <= FRAME_MAX) {
-        /* the count goes in front of the records: move them up */
-        if (rw_buf_reserve(f, hdr.len) == RW_OK) {
-            memmove(f->p + 8 + hdr.len, f->p + 8, f->len - 8);
-            memcpy(f->p + 8, hdr.p, hdr.len);
-            f->len += hdr.len;
-            put_u32((uint8_t *)f->p, (uint32_t)body);
-            put_u32((uint8_t *)f->p + 4,
-                    (uint32_t)crc32(0L, (const Bytef *)f->p + 8, (uInt)body));
-            r = write_all(fd, f->p, f->len);
-        }
-    }
-    rw_buf_free(&hdr);
-    return r;
 }
 
 rw_rc shard_snapshot_write(rw_shard *sh, uint64_t seq, int64_t deadline_ns, rw_err *err)
@@ -180,15 +142,15 @@ rw_rc shard_snapshot_write(rw_shard *sh, uint64_t seq, int64_t deadline_ns, rw_e
     uint8_t h[SNAP_HDR];
     memset(h, 0, sizeof h);
     memcpy(h, SNAP_MAGIC, 8);
-    put_u32(h + 8, SNAP_VERSION);
-    put_u32(h + 12, (uint32_t)sh->idx);
-    put_u32(h + 16, (uint32_t)sh->store->nshards);
-    put_u64(h + 20, seq);
+    put_u32le(h + 8, SNAP_VERSION);
+    put_u32le(h + 12, (uint32_t)sh->idx);
+    put_u32le(h + 16, (uint32_t)sh->store->nshards);
+    put_u64le(h + 20, seq);
     pthread_mutex_lock(&sh->mu);
-    put_u32(h + 28, sh->next_id);
+    put_u32le(h + 28, sh->next_id);
     pthread_mutex_unlock(&sh->mu);
-    put_u32(h + 36, (uint32_t)crc32(0L, h, 36));
-    rw_rc rc = write_all(fd, h, sizeof h) < 0
+    put_u32le(h + 36, (uint32_t)crc32(0L, h, 36));
+    rw_rc rc = pwrite_all(fd, h, sizeof h, 0) < 0
                    ? rw_err_set(err, RW_IO, "cannot write %s: %s", tmp, strerror(errno))
                    : RW_OK;
     rw_buf f;
@@ -199,8 +161,6 @@ rw_rc shard_snapshot_write(rw_shard *sh, uint64_t seq, int64_t deadline_ns, rw_e
             rc = rw_err_set(err, RW_AGAIN, "stopped before the snapshot was complete");
             break;
         }
-        if (!f.len)
-            rw_buf_append(&f, "\0\0\0\0\0\0\0\0", 8);
         pthread_mutex_lock(&sh->mu);
         uint32_t cap = sh->cap_id, to = from + SLICE < cap ? from + SLICE : cap;
         for (uint32_t i = from; i < to; i++) {
@@ -222,12 +182,10 @@ rw_rc shard_snapshot_write(rw_shard *sh, uint64_t seq, int64_t deadline_ns, rw_e
         }
         int last = to >= cap;
         if ((f.len >= FRAME_BYTES || last) && nser) {
-            if (write_frame(fd, &f, nser) < 0) {
-                rc = rw_err_set(err, RW_IO, "cannot write %s: %s", tmp,
-                                errno ? strerror(errno) : "frame too large");
+            if (write_frame(fd, &bytes, &f, nser) < 0) {
+                rc = rw_err_set(err, RW_IO, "cannot write %s: %s", tmp, strerror(errno));
                 break;
             }
-            bytes += f.len;
             total += nser;
             nser = 0;
             rw_buf_reset(&f);
@@ -240,10 +198,10 @@ rw_rc shard_snapshot_write(rw_shard *sh, uint64_t seq, int64_t deadline_ns, rw_e
     if (rc == RW_OK) {
         /* the end: an empty frame, then the number of records */
         uint8_t end[16];
-        put_u32(end, 0);
-        put_u32(end + 4, 0);
-        put_u64(end + 8, total);
-        if (write_all(fd, end, sizeof end) < 0 || fdatasync(fd) < 0)
+        put_u32le(end, 0);
+        put_u32le(end + 4, 0);
+        put_u64le(end + 8, total);
+        if (pwrite_all(fd, end, sizeof end, bytes) < 0 || fdatasync(fd) < 0)
             rc = rw_err_set(err, RW_IO, "cannot write %s: %s", tmp, strerror(errno));
         bytes += sizeof end;
     }
@@ -255,18 +213,14 @@ rw_rc shard_snapshot_write(rw_shard *sh, uint64_t seq, int64_t deadline_ns, rw_e
         unlink(tmp);
         return rc;
     }
-    int dfd = open(sh->store->opts.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) < 0)
-        rc = rw_err_set(err, RW_IO, "cannot sync %s: %s", sh->store->opts.dir, strerror(errno));
-    if (dfd >= 0)
-        close(dfd);
-    if (rc == RW_OK)
-        sh->snap_bytes = bytes;
-    if (rc == RW_OK)
-        rw_log(RW_LOG_INFO, "shard %d: head snapshot written: %llu series, %llu bytes in %.3fs",
-               sh->idx, (unsigned long long)total, (unsigned long long)bytes,
-               (double)(rw_mono_ns() - t0) / 1e9);
-    return rc;
+    if (store_sync_dir(sh->store->opts.dir) < 0)
+        return rw_err_set(err, RW_IO, "cannot sync %s: %s", sh->store->opts.dir,
+                          strerror(errno));
+    sh->snap_bytes = bytes;
+    rw_log(RW_LOG_INFO, "shard %d: head snapshot written: %llu series, %llu bytes in %.3fs",
+           sh->idx, (unsigned long long)total, (unsigned long long)bytes,
+           (double)(rw_mono_ns() - t0) / 1e9);
+    return RW_OK;
 }
 
 void shard_snapshot_remove(rw_shard *sh)
@@ -315,7 +269,7 @@ static uint64_t rd_u64(rd *r)
         r->bad = 1;
         return 0;
     }
-    uint64_t v = get_u64(r->p);
+    uint64_t v = get_u64le(r->p);
     r->p += 8;
     return v;
 }
@@ -596,24 +550,24 @@ rw_rc shard_snapshot_load(rw_shard *sh, uint64_t *seq, snapshot_stats *stats, rw
     }
     uint8_t h[SNAP_HDR];
     if (read_all(fd, h, sizeof h) < 0 || memcmp(h, SNAP_MAGIC, 8) != 0 ||
-        get_u32(h + 36) != (uint32_t)crc32(0L, h, 36)) {
+        get_u32le(h + 36) != (uint32_t)crc32(0L, h, 36)) {
         close(fd);
         return rw_err_set(err, RW_IO,
                           "%s is not a head snapshot or its header is damaged; move it away to "
                           "start without it (the samples only it holds are then lost)",
                           p);
     }
-    if (get_u32(h + 8) != SNAP_VERSION || get_u32(h + 12) != (uint32_t)sh->idx ||
-        get_u32(h + 16) != (uint32_t)sh->store->nshards) {
+    if (get_u32le(h + 8) != SNAP_VERSION || get_u32le(h + 12) != (uint32_t)sh->idx ||
+        get_u32le(h + 16) != (uint32_t)sh->store->nshards) {
         close(fd);
         return rw_err_set(err, RW_BADREQ,
                           "%s: version %u of shard %u of %u, this rwgate reads version %d of "
                           "shard %d of %d",
-                          p, get_u32(h + 8), get_u32(h + 12), get_u32(h + 16), SNAP_VERSION,
+                          p, get_u32le(h + 8), get_u32le(h + 12), get_u32le(h + 16), SNAP_VERSION,
                           sh->idx, sh->store->nshards);
     }
-    *seq = get_u64(h + 20);
-    uint32_t next_id = get_u32(h + 28);
+    *seq = get_u64le(h + 20);
+    uint32_t next_id = get_u32le(h + 28);
     /* the series it names beyond the database's each take a record */
     struct stat sb;
     if (fstat(fd, &sb) < 0 || next_id == UINT32_MAX ||
@@ -638,11 +592,11 @@ rw_rc shard_snapshot_load(rw_shard *sh, uint64_t *seq, snapshot_stats *stats, rw
         uint8_t fh[8];
         if (read_all(fd, fh, 8) < 0)
             break;
-        uint32_t len = get_u32(fh), crc = get_u32(fh + 4);
+        uint32_t len = get_u32le(fh), crc = get_u32le(fh + 4);
         if (len == 0) {
             uint8_t t[8];
             /* the record count checks the frames all came through */
-            if (read_all(fd, t, 8) == 0 && (stats->bad_frames || get_u64(t) == stats->records))
+            if (read_all(fd, t, 8) == 0 && (stats->bad_frames || get_u64le(t) == stats->records))
                 ended = 1;
             break;
         }

@@ -82,6 +82,11 @@
  * the series count, since every segment starts each series' value coding
  * afresh. */
 void wal_limits(const struct rw_store *st, uint64_t *seg, uint64_t *ckpt);
+/* Writes len bytes at off, all of them (retrying short writes): 0 / -1. */
+int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off);
+/* fsyncs a directory (a new or renamed entry in it must survive a crash):
+ * 0 / -1. */
+int store_sync_dir(const char *dir);
 
 /* ---- index.c: maps ---- */
 
@@ -473,6 +478,8 @@ const lname *postings_name(const rw_shard *sh, const char *name);
 void series_free_data(rw_shard *sh, series *s);
 
 /* ---- varints and label blobs (walrec.c) ---- */
+/* Writes v as a uvarint at p (room for 10 bytes); returns its length. */
+size_t uvarint_encode(uint8_t *p, uint64_t v);
 void put_uvarint(rw_buf *b, uint64_t v);
 int get_uvarint_long(const uint8_t **p, const uint8_t *end, uint64_t *v);
 /* One varint; -1 when it runs past end. The one-byte case is inline: the
@@ -484,6 +491,26 @@ static inline int get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *v
         return 0;
     }
     return get_uvarint_long(p, end, v);
+}
+/* Little-endian fixed-width integers of the file headers (WAL segments and
+ * records, head snapshots). */
+static inline void put_u32le(uint8_t *d, uint32_t v)
+{
+    for (int k = 0; k < 4; k++)
+        d[k] = (uint8_t)(v >> (8 * k));
+}
+static inline void put_u64le(uint8_t *d, uint64_t v)
+{
+    put_u32le(d, (uint32_t)v);
+    put_u32le(d + 4, (uint32_t)(v >> 32));
+}
+static inline uint32_t get_u32le(const uint8_t *d)
+{
+    return (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
+}
+static inline uint64_t get_u64le(const uint8_t *d)
+{
+    return (uint64_t)get_u32le(d) | (uint64_t)get_u32le(d + 4) << 32;
 }
 static inline uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
 static inline int64_t unzigzag(uint64_t z) { return (int64_t)((z >> 1) ^ (~(z & 1) + 1)); }

@@ -43,17 +43,6 @@
 #define REC_MAGIC 0x33525752u /* "RWR3" little endian */
 #define REC_HDR 12
 
-static void put_u32le(uint8_t *d, uint32_t v)
-{
-    for (int k = 0; k < 4; k++)
-        d[k] = (uint8_t)(v >> (8 * k));
-}
-
-static uint32_t get_u32le(const uint8_t *d)
-{
-    return (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
-}
-
 static void seg_path(const rw_wal *w, uint64_t seq, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/%016llx", w->dir, (unsigned long long)seq);
@@ -80,13 +69,14 @@ static int segs_push(rw_wal *w, uint64_t seq, uint64_t bytes)
     return 0;
 }
 
-static void sync_dir(const char *dir)
+int store_sync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
+    if (fd < 0)
+        return -1;
+    int r = fsync(fd);
+    close(fd);
+    return r;
 }
 
 rw_rc wal_open(rw_store *st, rw_err *err)
@@ -184,8 +174,7 @@ static int wbuf_reserve(rw_wal *w, size_t need)
     return 0;
 }
 
-/* Writes len bytes at off, all of them (retrying short writes). */
-static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
+int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
 {
     while (len) {
         ssize_t n = pwrite(fd, p, len, (off_t)off);
@@ -253,7 +242,7 @@ static rw_rc open_segment(rw_wal *w, uint64_t seq, rw_err *err)
         unlink(p);
         return rw_err_set(err, RW_IO, "wal: cannot sync %s: %s", p, strerror(e));
     }
-    sync_dir(w->dir); /* the new name must survive a crash before any record in it counts */
+    store_sync_dir(w->dir); /* the new name must survive a crash before any record in it counts */
     pthread_mutex_lock(&w->mu);
     int pushed = segs_push(w, seq, SEG_HDR);
     pthread_mutex_unlock(&w->mu);

@@ -33,18 +33,23 @@
 #include <string.h>
 #include "store_int.h"
 
-void put_uvarint(rw_buf *b, uint64_t v)
+size_t uvarint_encode(uint8_t *p, uint64_t v)
 {
-    uint8_t tmp[10];
     size_t n = 0;
     do {
         uint8_t byte = v & 0x7f;
         v >>= 7;
         if (v)
             byte |= 0x80;
-        tmp[n++] = byte;
+        p[n++] = byte;
     } while (v);
-    rw_buf_append(b, tmp, n);
+    return n;
+}
+
+void put_uvarint(rw_buf *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    rw_buf_append(b, tmp, uvarint_encode(tmp, v));
 }
 
 static inline uint8_t *put_uv(uint8_t *p, uint64_t v)

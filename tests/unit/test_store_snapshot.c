@@ -150,6 +150,21 @@ static int check_all(rw_store *st, fleet *f, int nb, const int *ooo, int nooo)
     return ok;
 }
 
+/* Opens dir and checks that it holds exactly batches [0, nb) (with the
+ * out-of-order samples of the batches in ooo); the store, for the caller to
+ * close, or NULL. */
+static rw_store *reopen_checked(const char *dir, int nshards, int nb, const int *ooo, int nooo)
+{
+    fleet f;
+    fleet_init(&f);
+    rw_err e;
+    rw_store *st = open_dir(dir, nshards, &e);
+    CHECK(st != NULL);
+    if (st)
+        CHECK(check_all(st, &f, nb, ooo, nooo));
+    return st;
+}
+
 static int count_files(const char *dir, const char *prefix)
 {
     DIR *d = opendir(dir);
@@ -243,10 +258,8 @@ static void test_checkpoint_crash(void)
         rw_store_close(st);
         /* a completed closing flush leaves neither WAL nor snapshot */
         CHECK(!file_exists(dir, "head-0.snap"));
-        st = open_dir(dir, nshards, &e);
-        CHECK(st != NULL);
+        st = reopen_checked(dir, nshards, 230, OOO, nooo);
         if (st) {
-            CHECK(check_all(st, &f, 230, OOO, nooo));
             rw_store_get_stats(st, &s);
             CHECK_INT(s.samples_in_head, 0);
             rw_store_close(st);
@@ -305,13 +318,8 @@ static void test_stale_snapshot(void)
     child_fill(dir, 0, 100, 1, keep);
     CHECK(access(snap, F_OK) != 0); /* the full flush deleted it */
     CHECK(rename(keep, snap) == 0);
-    fleet f;
-    fleet_init(&f);
-    rw_err e;
-    rw_store *st = open_dir(dir, 1, &e);
-    CHECK(st != NULL);
+    rw_store *st = reopen_checked(dir, 1, 110, NULL, 0);
     if (st) {
-        CHECK(check_all(st, &f, 110, NULL, 0));
         rw_store_stats s;
         rw_store_get_stats(st, &s);
         /* in memory: only the 10 batches after the flush (from the WAL), of
@@ -345,15 +353,9 @@ static void test_snapshot_without_wal(void)
         closedir(d);
     CHECK(removed >= 1);
     child_fill(dir, 100, 150, 0, NULL);
-    fleet f;
-    fleet_init(&f);
-    rw_err e;
-    rw_store *st = open_dir(dir, 1, &e);
-    CHECK(st != NULL);
-    if (st) {
-        CHECK(check_all(st, &f, 150, NULL, 0));
+    rw_store *st = reopen_checked(dir, 1, 150, NULL, 0);
+    if (st)
         rw_store_close(st);
-    }
     test_rmtree(dir);
 }
 
@@ -444,12 +446,9 @@ static void test_format3_upgrade(void)
               SQLITE_OK);
         sqlite3_close(db);
     }
-    st = open_dir(dir, 2, &e);
-    CHECK(st != NULL);
-    if (st) {
-        CHECK(check_all(st, &f, 50, NULL, 0));
+    st = reopen_checked(dir, 2, 50, NULL, 0);
+    if (st)
         rw_store_close(st);
-    }
     for (int k = 0; k < 2; k++) {
         char p[512];
         snprintf(p, sizeof p, "%s/shard-%d.db", dir, k);
