@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import http.client as http_client
 import urllib.error
@@ -121,12 +122,34 @@ def rfc3339(s):
     return calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) + float(m.group(2) or 0)
 
 
+# Ports for test servers come from below the kernel's ephemeral range
+# (ip_local_port_range, 32768-60999 by default): a port from bind(0) is free
+# only until the next outgoing connection of any test running beside this one
+# takes it as its local port, and a server started on it then cannot listen
+# while a readiness probe may reach whatever else holds it. A port handed out
+# here is not handed out again by this process (threads included).
+_PORT_LOW, _PORT_HIGH = 12000, 32000
+_ports_given = set()
+_ports_lock = threading.Lock()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    import random
+    with _ports_lock:
+        for _ in range(1000):
+            p = random.randrange(_PORT_LOW, _PORT_HIGH)
+            if p in _ports_given:
+                continue
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+            finally:
+                s.close()
+            _ports_given.add(p)
+            return p
+    raise RuntimeError("no free loopback port in %d-%d" % (_PORT_LOW, _PORT_HIGH))
 
 
 def rwgate_path():

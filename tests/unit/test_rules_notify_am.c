@@ -34,17 +34,24 @@
 
 static char *dir;
 
+/* a port for Alertmanager from below the kernel's ephemeral range
+   (32768-60999 by default): a port from bind(0) is free only until an
+   outgoing connection of a test running beside this one takes it */
 static int free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int p = 0;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        p = ntohs(a.sin_port);
-    close(fd);
-    return p;
+    unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+    for (int i = 0; i < 1000; i++) {
+        int p = 12000 + (int)(rand_r(&seed) % 20000);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return p;
+    }
+    return 0;
 }
 
 static size_t collect(char *p, size_t size, size_t nmemb, void *ud)
