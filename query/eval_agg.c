@@ -90,6 +90,18 @@ static size_t group_labels(rw_eval_ctx *ctx, const rw_node *n, const rw_label *l
     return rw_lbl_filter(ctx->q->a, l, nl, grouping, ngrouping, 1, 0, out);
 }
 
+/* The output series of group gi (labels from its first member), next in
+ * out; NULL out of memory. */
+static rw_eval_series *group_series(rw_eval_ctx *ctx, const rw_node *n, const rw_eval_value *in,
+                                    const groups *g, size_t gi, rw_eval_value *out)
+{
+    const rw_eval_series *first = &in->series[g->first[gi]];
+    rw_label *gl;
+    size_t ngl = group_labels(ctx, n, first->labels, first->nlabels, n->u.agg.grouping,
+                              n->u.agg.ngrouping, &gl);
+    return rw_series_new(ctx, &out->series[out->nseries], gl, ngl, 0);
+}
+
 /* Max/min of a parameter over the steps with Go's NaN-propagating
  * math.Max/Min, as Prometheus' fParams; returns whether any step is NaN. */
 static int param_stats(rw_eval_ctx *ctx, const double *p, double *mx, double *mn)
@@ -111,129 +123,180 @@ static int param_stats(rw_eval_ctx *ctx, const double *p, double *mx, double *mn
 
 /* ---- sum, avg, min, max, count, group, stddev, stdvar, quantile ---- */
 
-static rw_rc agg_simple(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in, double *param,
-                        rw_eval_value *out)
+/* Per-step state of one group while its members are folded in. */
+typedef struct fold {
+    double *v, *c, *mean, *count;
+    rw_avg *avg;
+    uint8_t *seen;
+} fold;
+
+/* Every operator but quantile, member by member: each member's step arrays
+ * are read in one pass into per-step state of its group (kept in cache),
+ * rather than each step gathering its value from every member - with
+ * thousands of members the latter misses the cache at every value. Each
+ * step still folds the members in input order, so the results are the
+ * same bit for bit. */
+static rw_rc agg_fold(rw_eval_ctx *ctx, const rw_node *n, const rw_eval_value *in,
+                      const groups *g, rw_eval_value *out)
 {
     rw_arena *a = ctx->q->a;
     rw_aggop op = n->u.agg.op;
-    groups g;
-    rw_rc rc = make_groups(ctx, n, in, n->u.agg.grouping, n->u.agg.ngrouping, &g);
-    if (rc != RW_OK)
-        return rc;
-    if (op == RW_AGG_QUANTILE) {
-        double mx, mn;
-        int has_nan = param_stats(ctx, param, &mx, &mn);
-        char buf[64];
-        int pos = n->u.agg.param ? n->u.agg.param->pos : -1;
-        if (has_nan)
-            rw_eval_warn(ctx, pos, "PromQL warning: quantile value should be between 0 and 1, got NaN");
-        if (mx > 1) {
-            rw_fmt_go_g(buf, sizeof buf, mx);
-            rw_eval_warn(ctx, pos, "PromQL warning: quantile value should be between 0 and 1, got %s", buf);
-        }
-        if (mn < 0) {
-            rw_fmt_go_g(buf, sizeof buf, mn);
-            rw_eval_warn(ctx, pos, "PromQL warning: quantile value should be between 0 and 1, got %s", buf);
-        }
-    }
-    double *qbuf = NULL;
-    if (op == RW_AGG_QUANTILE && !(qbuf = rw_arena_alloc(a, (in->nseries + 1) * sizeof(double))))
-        return rw_eval_nomem(ctx);
-
+    size_t ns = ctx->nsteps;
+    fold f = {0};
+    f.v = rw_arena_alloc(a, ns * sizeof *f.v);
+    f.c = rw_arena_alloc(a, ns * sizeof *f.c);
+    f.mean = rw_arena_alloc(a, ns * sizeof *f.mean);
+    f.count = rw_arena_alloc(a, ns * sizeof *f.count);
+    f.seen = rw_arena_alloc(a, ns);
+    if (op == RW_AGG_AVG)
+        f.avg = rw_arena_alloc(a, ns * sizeof *f.avg);
     memset(out, 0, sizeof *out);
     out->type = RW_VAL_VECTOR;
-    out->series = rw_arena_alloc(a, (g.n ? g.n : 1) * sizeof *out->series);
-    if (!out->series)
+    out->series = rw_arena_alloc(a, (g->n ? g->n : 1) * sizeof *out->series);
+    if (!f.v || !f.c || !f.mean || !f.count || !f.seen || (op == RW_AGG_AVG && !f.avg) ||
+        !out->series)
         return rw_eval_nomem(ctx);
-    for (size_t gi = 0; gi < g.n; gi++) {
+    rw_rc rc;
+    size_t done = 0;
+    for (size_t gi = 0; gi < g->n; gi++) {
+        memset(f.seen, 0, ns);
+        int drop = 0;
+        for (size_t k = g->start[gi]; k < g->start[gi + 1]; k++, done++) {
+            if ((done & 255) == 255 && (rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
+                return rc;
+            const rw_eval_series *s = &in->series[g->members[k]];
+            const uint8_t *ok = s->ok;
+            const double *xv = s->v;
+            int any = 0;
+            for (size_t i = 0; i < ns; i++) {
+                if (!ok[i])
+                    continue;
+                double x = xv[i];
+                any = 1;
+                if (!f.seen[i]) {
+                    f.seen[i] = 1;
+                    f.v[i] = x;
+                    f.mean[i] = x;
+                    f.count[i] = 1;
+                    f.c[i] = 0;
+                    if (op == RW_AGG_AVG)
+                        rw_avg_init(&f.avg[i], x);
+                    else if (op == RW_AGG_STDDEV || op == RW_AGG_STDVAR)
+                        f.v[i] = (isnan(x) || isinf(x)) ? NAN : 0;
+                    else if (op == RW_AGG_GROUP)
+                        f.v[i] = 1;
+                    continue;
+                }
+                switch (op) {
+                case RW_AGG_SUM:
+                    rw_kahan_inc(x, &f.v[i], &f.c[i]);
+                    break;
+                case RW_AGG_AVG:
+                    rw_avg_add(&f.avg[i], x);
+                    break;
+                case RW_AGG_MAX:
+                    if (f.v[i] < x || isnan(f.v[i]))
+                        f.v[i] = x;
+                    break;
+                case RW_AGG_MIN:
+                    if (f.v[i] > x || isnan(f.v[i]))
+                        f.v[i] = x;
+                    break;
+                case RW_AGG_COUNT:
+                    f.count[i]++;
+                    break;
+                case RW_AGG_STDDEV: case RW_AGG_STDVAR: {
+                    f.count[i]++;
+                    double delta = x - f.mean[i];
+                    f.mean[i] += delta / f.count[i];
+                    f.v[i] += delta * (x - f.mean[i]);
+                    break;
+                }
+                default:
+                    break;
+                }
+            }
+            if (any && s->drop_name)
+                drop = 1;
+        }
+        rw_eval_series *o = group_series(ctx, n, in, g, gi, out);
+        if (!o)
+            return rw_eval_nomem(ctx);
+        int any = 0;
+        for (size_t i = 0; i < ns; i++) {
+            if (!f.seen[i])
+                continue;
+            double v = f.v[i];
+            switch (op) {
+            case RW_AGG_SUM: v += f.c[i]; break;
+            case RW_AGG_AVG: v = rw_avg_value(&f.avg[i]); break;
+            case RW_AGG_COUNT: v = f.count[i]; break;
+            case RW_AGG_STDVAR: v /= f.count[i]; break;
+            case RW_AGG_STDDEV: v = sqrt(v / f.count[i]); break;
+            default: break;
+            }
+            o->ok[i] = 1;
+            o->v[i] = v;
+            any = 1;
+        }
+        if (drop)
+            o->drop_name = 1;
+        if (any)
+            out->nseries++;
+    }
+    return RW_OK;
+}
+
+/* quantile: every step needs all of its group's values at once */
+static rw_rc agg_quantile(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in,
+                          const groups *g, double *param, rw_eval_value *out)
+{
+    double mx, mn;
+    int has_nan = param_stats(ctx, param, &mx, &mn);
+    char buf[64];
+    int pos = n->u.agg.param ? n->u.agg.param->pos : -1;
+    if (has_nan)
+        rw_eval_warn(ctx, pos, "PromQL warning: quantile value should be between 0 and 1, got NaN");
+    if (mx > 1) {
+        rw_fmt_go_g(buf, sizeof buf, mx);
+        rw_eval_warn(ctx, pos, "PromQL warning: quantile value should be between 0 and 1, got %s", buf);
+    }
+    if (mn < 0) {
+        rw_fmt_go_g(buf, sizeof buf, mn);
+        rw_eval_warn(ctx, pos, "PromQL warning: quantile value should be between 0 and 1, got %s", buf);
+    }
+    rw_arena *a = ctx->q->a;
+    double *qbuf = rw_arena_alloc(a, (in->nseries + 1) * sizeof(double));
+    memset(out, 0, sizeof *out);
+    out->type = RW_VAL_VECTOR;
+    out->series = rw_arena_alloc(a, (g->n ? g->n : 1) * sizeof *out->series);
+    if (!qbuf || !out->series)
+        return rw_eval_nomem(ctx);
+    rw_rc rc;
+    for (size_t gi = 0; gi < g->n; gi++) {
         if ((rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
             return rc;
-        rw_eval_series *f = &in->series[g.first[gi]];
-        rw_label *gl;
-        size_t ngl = group_labels(ctx, n, f->labels, f->nlabels, n->u.agg.grouping,
-                                  n->u.agg.ngrouping, &gl);
-        rw_eval_series *o = &out->series[out->nseries];
-        if (!rw_series_new(ctx, o, gl, ngl, 0))
+        rw_eval_series *o = group_series(ctx, n, in, g, gi, out);
+        if (!o)
             return rw_eval_nomem(ctx);
         int any = 0;
         for (size_t i = 0; i < ctx->nsteps; i++) {
             if ((i & 255) == 255 && (rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
                 return rc;
-            int seen = 0, drop = 0;
-            double v = 0, c = 0, mean = 0, count = 0;
-            rw_avg avg = {0};
+            int drop = 0;
             size_t nq = 0;
-            for (size_t k = g.start[gi]; k < g.start[gi + 1]; k++) {
-                rw_eval_series *s = &in->series[g.members[k]];
+            for (size_t k = g->start[gi]; k < g->start[gi + 1]; k++) {
+                rw_eval_series *s = &in->series[g->members[k]];
                 if (!s->ok[i])
                     continue;
-                double x = s->v[i];
+                qbuf[nq++] = s->v[i];
                 if (s->drop_name)
                     drop = 1;
-                if (!seen) {
-                    seen = 1;
-                    v = x;
-                    mean = x;
-                    count = 1;
-                    c = 0;
-                    rw_avg_init(&avg, x);
-                    switch (op) {
-                    case RW_AGG_STDDEV: case RW_AGG_STDVAR:
-                        v = (isnan(x) || isinf(x)) ? NAN : 0;
-                        break;
-                    case RW_AGG_QUANTILE: qbuf[nq++] = x; break;
-                    case RW_AGG_GROUP: v = 1; break;
-                    default: break;
-                    }
-                    continue;
-                }
-                switch (op) {
-                case RW_AGG_SUM:
-                    rw_kahan_inc(x, &v, &c);
-                    break;
-                case RW_AGG_AVG:
-                    rw_avg_add(&avg, x);
-                    break;
-                case RW_AGG_MAX:
-                    if (v < x || isnan(v))
-                        v = x;
-                    break;
-                case RW_AGG_MIN:
-                    if (v > x || isnan(v))
-                        v = x;
-                    break;
-                case RW_AGG_COUNT:
-                    count++;
-                    break;
-                case RW_AGG_GROUP:
-                    break;
-                case RW_AGG_STDDEV: case RW_AGG_STDVAR: {
-                    count++;
-                    double delta = x - mean;
-                    mean += delta / count;
-                    v += delta * (x - mean);
-                    break;
-                }
-                case RW_AGG_QUANTILE:
-                    qbuf[nq++] = x;
-                    break;
-                default:
-                    break;
-                }
             }
-            if (!seen)
+            if (!nq)
                 continue;
-            switch (op) {
-            case RW_AGG_SUM: v += c; break;
-            case RW_AGG_AVG: v = rw_avg_value(&avg); break;
-            case RW_AGG_COUNT: v = count; break;
-            case RW_AGG_STDVAR: v /= count; break;
-            case RW_AGG_STDDEV: v = sqrt(v / count); break;
-            case RW_AGG_QUANTILE: v = rw_quantile(param[i], qbuf, nq); break;
-            default: break;
-            }
             o->ok[i] = 1;
-            o->v[i] = v;
+            o->v[i] = rw_quantile(param[i], qbuf, nq);
             if (drop)
                 o->drop_name = 1;
             any = 1;
@@ -242,6 +305,17 @@ static rw_rc agg_simple(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in, d
             out->nseries++;
     }
     return RW_OK;
+}
+
+static rw_rc agg_simple(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in, double *param,
+                        rw_eval_value *out)
+{
+    groups g;
+    rw_rc rc = make_groups(ctx, n, in, n->u.agg.grouping, n->u.agg.ngrouping, &g);
+    if (rc != RW_OK)
+        return rc;
+    return n->u.agg.op == RW_AGG_QUANTILE ? agg_quantile(ctx, n, in, &g, param, out)
+                                          : agg_fold(ctx, n, in, &g, out);
 }
 
 /* ---- topk, bottomk, limitk, limit_ratio ---- */

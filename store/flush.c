@@ -51,34 +51,6 @@ typedef struct fitem {
     uint64_t *ooo_v;
 } fitem;
 
-/* Distinct timestamp columns of the block being written. */
-typedef struct tsent {
-    uint64_t hash;
-    int64_t id;
-    int64_t *t;
-    size_t n;
-} tsent;
-
-typedef struct flusher {
-    rw_shard *sh;
-    void *zc;
-    rw_buf vals, scratch, tsbuf, rows;
-    bidx_ent *ents;
-    size_t nents, capents;
-    tsent *ts;
-    size_t tscap, tsn;
-    int64_t parts_lo, parts_hi, ts_lo, ts_hi;
-    int64_t mint, maxt;
-    uint64_t nsamples, bytes;
-    size_t txn_parts, txn_bytes;
-    int in_txn;
-    int unsynced;          /* the open transaction commits without a sync */
-    int64_t *t;            /* scratch for one series */
-    double *v;
-    uint64_t *vb;
-    size_t cap;
-} flusher;
-
 int shard_blocks_push(rw_shard *sh, blockd *b)
 {
     if (sh->nblocks == sh->capblocks) {
@@ -209,7 +181,7 @@ static void restore_new_series(rw_shard *sh, const rw_buf *rows)
  * its sync of SQLite's WAL covers every frame before it. A crash before it
  * leaves rows no block names, which the next open deletes. Everyone else
  * (metadata, retention) always commits with synchronous=FULL. */
-static rw_rc txn_begin_sync(flusher *f, int sync, rw_err *err)
+rw_rc flusher_txn_begin_sync(flusher *f, int sync, rw_err *err)
 {
     rw_shard *sh = f->sh;
     pthread_mutex_lock(&sh->mu);
@@ -233,10 +205,10 @@ static rw_rc txn_begin_sync(flusher *f, int sync, rw_err *err)
 
 static rw_rc txn_begin(flusher *f, rw_err *err)
 {
-    return txn_begin_sync(f, 0, err);
+    return flusher_txn_begin_sync(f, 0, err);
 }
 
-static rw_rc txn_end(flusher *f, rw_rc rc, rw_err *err)
+rw_rc flusher_txn_end(flusher *f, rw_rc rc, rw_err *err)
 {
     rw_shard *sh = f->sh;
     if (!f->in_txn)
@@ -254,7 +226,7 @@ static rw_rc txn_end(flusher *f, rw_rc rc, rw_err *err)
 
 /* ---- encoding one series ---- */
 
-static int scratch_reserve(flusher *f, size_t n)
+int flusher_reserve(flusher *f, size_t n)
 {
     if (n <= f->cap)
         return 0;
@@ -285,7 +257,7 @@ static long item_samples(flusher *f, const fitem *it)
     for (uint32_t c = 0; c < it->nchunks; c++)
         total += it->chunks[c].n;
     /* decode the chunks into the upper half, then merge into t/v */
-    if (scratch_reserve(f, 2 * total + 1) < 0)
+    if (flusher_reserve(f, 2 * total + 1) < 0)
         return -1;
     int64_t *ct = f->t + total;
     double *cv = f->v + total;
@@ -383,17 +355,15 @@ static rw_rc ts_id(flusher *f, const int64_t *t, size_t n, int64_t *id, rw_err *
     return RW_OK;
 }
 
-static rw_rc write_item(flusher *f, const fitem *it, rw_err *err)
+static int ent_cmp(const void *a, const void *b)
+{
+    const bidx_ent *x = a, *y = b;
+    return x->sid < y->sid ? -1 : x->sid > y->sid;
+}
+
+rw_rc flusher_part(flusher *f, uint32_t sid, size_t n, rw_err *err)
 {
     rw_shard *sh = f->sh;
-    long n = item_samples(f, it);
-    if (n == -1)
-        return rw_err_set(err, RW_NOMEM, "out of memory");
-    if (n == -2) {
-        rw_error("shard %d: series %u: a head chunk is corrupt; its samples are not flushed",
-                 sh->idx, it->sid);
-        return RW_OK;
-    }
     if (n == 0)
         return RW_OK;
     if (!f->in_txn) {
@@ -402,14 +372,14 @@ static rw_rc write_item(flusher *f, const fitem *it, rw_err *err)
             return rc;
     }
     int64_t tsid = 0;
-    rw_rc rc = ts_id(f, f->t, (size_t)n, &tsid, err);
+    rw_rc rc = ts_id(f, f->t, n, &tsid, err);
     if (rc != RW_OK)
         return rc;
-    memcpy(f->vb, f->v, (size_t)n * sizeof *f->vb);
+    memcpy(f->vb, f->v, n * sizeof *f->vb);
     rw_buf_reset(&f->vals);
-    if (part_encode_values(f->vb, (size_t)n, &f->vals, &f->scratch, f->zc) < 0)
+    if (part_encode_values(f->vb, n, &f->vals, &f->scratch, f->zc) < 0)
         return rw_err_set(err, RW_NOMEM, "out of memory");
-    sqlite3_bind_int64(sh->st_part_ins, 1, it->sid);
+    sqlite3_bind_int64(sh->st_part_ins, 1, sid);
     sqlite3_bind_int64(sh->st_part_ins, 2, tsid);
     sqlite3_bind_blob(sh->st_part_ins, 3, f->vals.p, (int)f->vals.len, SQLITE_STATIC);
     if ((rc = db_step_done(sh, sh->st_part_ins, "insert part", err)) != RW_OK)
@@ -424,7 +394,7 @@ static rw_rc write_item(flusher *f, const fitem *it, rw_err *err)
         f->capents = nc;
     }
     bidx_ent *e = &f->ents[f->nents++];
-    e->sid = it->sid;
+    e->sid = sid;
     e->n = (uint32_t)n;
     e->rowid = rowid;
     e->mint = f->t[0];
@@ -442,8 +412,99 @@ static rw_rc write_item(flusher *f, const fitem *it, rw_err *err)
     f->txn_parts++;
     f->txn_bytes += f->vals.len;
     if (f->txn_parts >= TXN_PARTS || f->txn_bytes >= TXN_BYTES)
-        rc = txn_end(f, RW_OK, err);
+        rc = flusher_txn_end(f, RW_OK, err);
     return rc;
+}
+
+static rw_rc write_item(flusher *f, const fitem *it, rw_err *err)
+{
+    long n = item_samples(f, it);
+    if (n == -1)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    if (n == -2) {
+        rw_error("shard %d: series %u: a head chunk is corrupt; its samples are not flushed",
+                 f->sh->idx, it->sid);
+        return RW_OK;
+    }
+    return flusher_part(f, it->sid, (size_t)n, err);
+}
+
+int flusher_init(flusher *f, rw_shard *sh)
+{
+    memset(f, 0, sizeof *f);
+    f->sh = sh;
+    f->mint = INT64_MAX;
+    f->maxt = INT64_MIN;
+    f->zc = ZSTD_createCCtx();
+    rw_buf_init(&f->vals, 0);
+    rw_buf_init(&f->scratch, 0);
+    rw_buf_init(&f->tsbuf, 0);
+    rw_buf_init(&f->rows, 0);
+    return f->zc ? 0 : -1;
+}
+
+void flusher_free(flusher *f)
+{
+    for (size_t i = 0; i < f->tscap; i++)
+        free(f->ts[i].t);
+    free(f->ts);
+    free(f->ents);
+    free(f->t);
+    free(f->v);
+    free(f->vb);
+    rw_buf_free(&f->vals);
+    rw_buf_free(&f->scratch);
+    rw_buf_free(&f->tsbuf);
+    rw_buf_free(&f->rows);
+    ZSTD_freeCCtx(f->zc);
+}
+
+rw_rc flusher_index(flusher *f, rw_err *err)
+{
+    qsort(f->ents, f->nents, sizeof *f->ents, ent_cmp);
+    rw_buf_reset(&f->vals);
+    if (bidx_encode(f->ents, f->nents, f->mint, f->parts_lo, &f->vals, &f->scratch, f->zc) < 0)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    return RW_OK;
+}
+
+rw_rc flusher_block_row(flusher *f, int64_t *id, rw_err *err)
+{
+    rw_shard *sh = f->sh;
+    sqlite3_stmt *q = sh->st_block_ins;
+    f->bytes += f->vals.len;
+    sqlite3_bind_int64(q, 1, f->mint);
+    sqlite3_bind_int64(q, 2, f->maxt);
+    sqlite3_bind_int64(q, 3, f->parts_lo);
+    sqlite3_bind_int64(q, 4, f->parts_hi);
+    sqlite3_bind_int64(q, 5, f->ts_lo);
+    sqlite3_bind_int64(q, 6, f->ts_hi);
+    sqlite3_bind_int64(q, 7, (int64_t)f->nents);
+    sqlite3_bind_int64(q, 8, (int64_t)f->nsamples);
+    sqlite3_bind_int64(q, 9, (int64_t)f->bytes);
+    sqlite3_bind_blob(q, 10, f->vals.p, (int)f->vals.len, SQLITE_STATIC);
+    rw_rc rc = db_step_done(sh, q, "insert block", err);
+    *id = rc == RW_OK ? sqlite3_last_insert_rowid(sh->wdb) : 0;
+    return rc;
+}
+
+blockd *flusher_blockd(const flusher *f, int64_t id)
+{
+    blockd *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->id = id;
+    b->mint = f->mint;
+    b->maxt = f->maxt;
+    b->nparts = f->nents;
+    b->nsamples = f->nsamples;
+    b->parts_lo = f->parts_lo;
+    b->parts_hi = f->parts_hi;
+    b->ts_lo = f->ts_lo;
+    b->ts_hi = f->ts_hi;
+    b->bytes = f->bytes;
+    atomic_init(&b->refs, 1);
+    return b;
 }
 
 /* ---- collecting ---- */
@@ -569,15 +630,10 @@ static rw_rc write_rows_txn(flusher *f, const rw_buf *rows, uint32_t next_id, si
     return put_series_rows(sh, rows, nss, err);
 }
 
-static int ent_cmp(const void *a, const void *b)
-{
-    const bidx_ent *x = a, *y = b;
-    return x->sid < y->sid ? -1 : x->sid > y->sid;
-}
 
 /* Deletes the rows a failed flush committed (best effort; the next open
  * deletes rows no block names). */
-static void undo_rows(flusher *f)
+void flusher_undo(flusher *f)
 {
     rw_shard *sh = f->sh;
     if (!f->parts_lo && !f->ts_lo)
@@ -598,7 +654,7 @@ static void undo_rows(flusher *f)
                  (long long)f->ts_lo, (long long)f->ts_hi);
         rc = db_exec(sh->wdb, sql, &e);
     }
-    txn_end(f, rc, &e);
+    flusher_txn_end(f, rc, &e);
 }
 
 rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
@@ -608,18 +664,9 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
     rw_store *st = sh->store;
     int64_t t0 = rw_mono_ns();
     flusher f;
-    memset(&f, 0, sizeof f);
-    f.sh = sh;
-    f.mint = INT64_MAX;
-    f.maxt = INT64_MIN;
-    f.zc = ZSTD_createCCtx();
-    rw_buf_init(&f.vals, 0);
-    rw_buf_init(&f.scratch, 0);
-    rw_buf_init(&f.tsbuf, 0);
-    rw_buf_init(&f.rows, 0);
     fitem *items = NULL;
     size_t nitems = 0, capitems = 0, nss = 0;
-    rw_rc rc = f.zc ? RW_OK : rw_err_set(err, RW_NOMEM, "out of memory");
+    rw_rc rc = flusher_init(&f, sh) == 0 ? RW_OK : rw_err_set(err, RW_NOMEM, "out of memory");
 
     /* the rows of series created so far, and how far ids went */
     pthread_mutex_lock(&sh->mu);
@@ -657,62 +704,27 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
     /* the last transaction is synced, and covers the unsynced ones before it:
      * meta.next_sid (always a write, so the commit syncs) and the block row,
      * which makes the parts visible to the next open */
-    if (rc == RW_OK && f.nents) {
-        qsort(f.ents, f.nents, sizeof *f.ents, ent_cmp);
-        rw_buf_reset(&f.vals);
-        if (bidx_encode(f.ents, f.nents, f.mint, f.parts_lo, &f.vals, &f.scratch, f.zc) < 0)
-            rc = rw_err_set(err, RW_NOMEM, "out of memory");
-    }
+    if (rc == RW_OK && f.nents)
+        rc = flusher_index(&f, err);
     if (rc == RW_OK && f.in_txn)
-        rc = txn_end(&f, RW_OK, err);
+        rc = flusher_txn_end(&f, RW_OK, err);
     if (rc == RW_OK)
-        rc = txn_begin_sync(&f, 1, err);
+        rc = flusher_txn_begin_sync(&f, 1, err);
     if (rc == RW_OK) {
         sqlite3_bind_text(sh->st_meta_put, 1, "next_sid", -1, SQLITE_STATIC);
         sqlite3_bind_int64(sh->st_meta_put, 2, next_id);
         rc = db_step_done(sh, sh->st_meta_put, "write meta", err);
     }
-    if (rc == RW_OK && f.nents) {
-        {
-            sqlite3_stmt *q = sh->st_block_ins;
-            f.bytes += f.vals.len;
-            sqlite3_bind_int64(q, 1, f.mint);
-            sqlite3_bind_int64(q, 2, f.maxt);
-            sqlite3_bind_int64(q, 3, f.parts_lo);
-            sqlite3_bind_int64(q, 4, f.parts_hi);
-            sqlite3_bind_int64(q, 5, f.ts_lo);
-            sqlite3_bind_int64(q, 6, f.ts_hi);
-            sqlite3_bind_int64(q, 7, (int64_t)f.nents);
-            sqlite3_bind_int64(q, 8, (int64_t)f.nsamples);
-            sqlite3_bind_int64(q, 9, (int64_t)f.bytes);
-            sqlite3_bind_blob(q, 10, f.vals.p, (int)f.vals.len, SQLITE_STATIC);
-            rc = db_step_done(sh, q, "insert block", err);
-        }
-    }
-    int64_t block_id = f.in_txn && rc == RW_OK && f.nents ? sqlite3_last_insert_rowid(sh->wdb) : 0;
-    rc = txn_end(&f, rc, err);
+    int64_t block_id = 0;
+    if (rc == RW_OK && f.nents)
+        rc = flusher_block_row(&f, &block_id, err);
+    rc = flusher_txn_end(&f, rc, err);
 
     blockd *b = NULL;
-    if (rc == RW_OK && f.nents) {
-        b = calloc(1, sizeof *b);
-        if (!b) {
-            /* on disk but not in memory: the next open finds it; until then
-             * the data stays in the heads, nothing is dropped */
-            rc = rw_err_set(err, RW_NOMEM, "out of memory");
-        } else {
-            b->id = block_id;
-            b->mint = f.mint;
-            b->maxt = f.maxt;
-            b->nparts = f.nents;
-            b->nsamples = f.nsamples;
-            b->parts_lo = f.parts_lo;
-            b->parts_hi = f.parts_hi;
-            b->ts_lo = f.ts_lo;
-            b->ts_hi = f.ts_hi;
-            b->bytes = f.bytes;
-            atomic_init(&b->refs, 1);
-        }
-    }
+    /* on disk but not in memory: the next open finds it; until then the
+     * data stays in the heads, nothing is dropped */
+    if (rc == RW_OK && f.nents && !(b = flusher_blockd(&f, block_id)))
+        rc = rw_err_set(err, RW_NOMEM, "out of memory");
     if (rc == RW_OK) {
         pthread_mutex_lock(&sh->mu);
         int ok = !b || shard_blocks_push(sh, b) == 0;
@@ -761,7 +773,7 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
                    (unsigned long long)f.nsamples,
                    f.tsn, (unsigned long long)f.bytes, nss, (double)(rw_mono_ns() - t0) / 1e9);
     } else {
-        undo_rows(&f);
+        flusher_undo(&f);
         pthread_mutex_lock(&sh->mu);
         restore_new_series(sh, &f.rows);
         pthread_mutex_unlock(&sh->mu);
@@ -771,18 +783,7 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
     }
     items_free(items, nitems);
     free(items);
-    for (size_t i = 0; i < f.tscap; i++)
-        free(f.ts[i].t);
-    free(f.ts);
-    free(f.ents);
-    free(f.t);
-    free(f.v);
-    free(f.vb);
-    rw_buf_free(&f.vals);
-    rw_buf_free(&f.scratch);
-    rw_buf_free(&f.tsbuf);
-    rw_buf_free(&f.rows);
-    ZSTD_freeCCtx(f.zc);
+    flusher_free(&f);
     return rc;
 }
 
@@ -799,7 +800,7 @@ rw_rc shard_write_new_series(rw_shard *sh, rw_err *err)
     size_t n = 0;
     rw_rc rc = f.rows.failed ? rw_err_set(err, RW_NOMEM, "out of memory") : RW_OK;
     if (rc == RW_OK && f.rows.len) {
-        rc = txn_begin_sync(&f, 1, err);
+        rc = flusher_txn_begin_sync(&f, 1, err);
         if (rc == RW_OK)
             rc = put_series_rows(sh, &f.rows, &n, err);
         if (rc == RW_OK) {
@@ -807,7 +808,7 @@ rw_rc shard_write_new_series(rw_shard *sh, rw_err *err)
             sqlite3_bind_int64(sh->st_meta_put, 2, next_id);
             rc = db_step_done(sh, sh->st_meta_put, "write meta", err);
         }
-        rc = txn_end(&f, rc, err);
+        rc = flusher_txn_end(&f, rc, err);
     }
     if (rc != RW_OK) {
         pthread_mutex_lock(&sh->mu);

@@ -133,6 +133,24 @@ static size_t lower(const srun *r, int64_t x)
     return lo;
 }
 
+size_t runs_trim(srun *r, size_t nr, int64_t mint, int64_t maxt)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < nr; i++) {
+        if (!r[i].n || r[i].t[r[i].n - 1] < mint || r[i].t[0] > maxt) {
+            r[i].n = 0;
+            continue;
+        }
+        size_t a = r[i].t[0] >= mint ? 0 : lower(&r[i], mint);
+        size_t b = r[i].t[r[i].n - 1] <= maxt ? r[i].n : lower(&r[i], maxt + 1);
+        r[i].t += a;
+        r[i].v += a;
+        r[i].n = b - a;
+        total += r[i].n;
+    }
+    return total;
+}
+
 size_t runs_merge(const srun *r, size_t nr, int64_t mint, int64_t maxt, int64_t *ot, double *ov,
                   int *nomem)
 {

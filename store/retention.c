@@ -47,12 +47,10 @@ static int ivec_push(ivec *a, int64_t x)
     return 0;
 }
 
-/* Runs `sql` (with one %lld range) over [lo, hi] in steps of ROWS_PER_TXN,
- * each its own transaction under the write connection. */
-static rw_rc delete_range(rw_shard *sh, const char *table, int64_t lo, int64_t hi, rw_err *err)
+rw_rc shard_delete_rows(rw_shard *sh, const char *table, int64_t lo, int64_t hi, rw_err *err)
 {
     rw_rc rc = RW_OK;
-    for (int64_t a = lo; a <= hi && rc == RW_OK; a += ROWS_PER_TXN) {
+    for (int64_t a = lo; a > 0 && a <= hi && rc == RW_OK; a += ROWS_PER_TXN) {
         int64_t b = a + ROWS_PER_TXN - 1 < hi ? a + ROWS_PER_TXN - 1 : hi;
         char sql[160];
         snprintf(sql, sizeof sql, "DELETE FROM %s WHERE id BETWEEN %lld AND %lld", table,
@@ -80,9 +78,9 @@ static rw_rc drop_block(rw_shard *sh, blockd *b, rw_err *err)
     shard_db_release(sh);
     pthread_mutex_unlock(&sh->mu);
     if (rc == RW_OK && b->parts_lo > 0)
-        rc = delete_range(sh, "parts", b->parts_lo, b->parts_hi, err);
+        rc = shard_delete_rows(sh, "parts", b->parts_lo, b->parts_hi, err);
     if (rc == RW_OK && b->ts_lo > 0)
-        rc = delete_range(sh, "tscols", b->ts_lo, b->ts_hi, err);
+        rc = shard_delete_rows(sh, "tscols", b->ts_lo, b->ts_hi, err);
     return rc;
 }
 

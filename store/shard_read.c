@@ -896,8 +896,8 @@ static rw_rc merge_item(reader *r, sel_item *it, const brun *br, size_t nbr, int
     }
     if (it->nooo)
         r->sr[k++] = (srun){it->ooo_t, (const double *)(const void *)it->ooo_v, it->nooo};
-    for (size_t i = 0; i < k; i++)
-        total += r->sr[i].n;
+    /* a block part holds a whole window or more: room for what is in range */
+    total = runs_trim(r->sr, k, mint, maxt);
     if (!total)
         return RW_OK;
     if (last) {

@@ -552,6 +552,8 @@ static void metrics_register(rw_store *st)
                                                 NULL, "Series dropped by retention.");
     st->m_retention_running = rw_metrics_gauge(m, "rwgate_store_retention_running", NULL,
                                                "Shard retention passes in progress.");
+    st->m_compactions = rw_metrics_counter(m, "rwgate_store_compactions_total", NULL,
+                                           "Runs of small blocks merged into one.");
     rw_metrics_add_collector(m, collect, st);
 }
 
@@ -568,6 +570,9 @@ rw_rc rw_store_maintain(rw_store *st, rw_err *err)
     rw_rc rc = store_flush_due(st, 1, 0, first == RW_OK ? err : NULL);
     if (rc != RW_OK && first == RW_OK)
         first = rc;
+    for (int k = 0; k < st->nshards; k++)
+        while (shard_compact(&st->shards[k]))
+            ;
     rw_counter_add(st->m_maint, 1);
     return first;
 }
@@ -632,6 +637,10 @@ static void *maint_main(void *arg)
             ran_retention = 1;
         }
         store_flush_due(st, 0, 0, NULL);
+        /* one run per tick at most, so a due flush never waits long */
+        for (int k = 0; k < st->nshards && !store_stopping(st); k++)
+            if (shard_compact(&st->shards[k]))
+                break;
         if (ran_retention)
             rw_counter_add(st->m_maint, 1);
         pthread_mutex_lock(&st->maint_mu);

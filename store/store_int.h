@@ -383,6 +383,8 @@ typedef struct rw_shard {
     int64_t late_bound;
     uint64_t late_samples;
     uint64_t snap_bytes;       /* size of its last head snapshot (ckpt_mu) */
+    int64_t compact_skip;      /* (ckpt_mu) blocks up to this id are not merged
+                                  (a later block overlaps them) */
 
     /* ---- write connection (owned by the db_owner) ---- */
     int db_owner;
@@ -449,7 +451,7 @@ struct rw_store {
     rw_gauge *m_flush_running, *m_retention_running;
     rw_counter *m_commits, *m_commit_fail, *m_appended, *m_rejected[RW_REJ__COUNT],
         *m_series_created, *m_retention_blocks, *m_retention_series, *m_flushes,
-        *m_flush_fail, *m_wal_bytes, *m_ooo, *m_maint;
+        *m_flush_fail, *m_wal_bytes, *m_ooo, *m_maint, *m_compactions;
 };
 
 /* ---- index.c ---- */
@@ -661,6 +663,9 @@ typedef struct srun {
  * count; *nomem set when it could not. */
 size_t runs_merge(const srun *r, size_t nr, int64_t mint, int64_t maxt, int64_t *ot, double *ov,
                   int *nomem);
+/* Narrows each run to its samples in [mint, maxt]; returns how many are
+ * left in all. */
+size_t runs_trim(srun *r, size_t nr, int64_t mint, int64_t maxt);
 /* Inserts (t, v) into s's out-of-order buffer: 1 added, 0 an identical one
  * is there, -2 a different value is there (duplicate), -1 no memory. */
 int ooo_insert(series *s, int64_t t, uint64_t v);
@@ -707,6 +712,59 @@ rw_rc parts_scan(rw_shard *sh, const blockd *b, const bidx_ent *const *e, size_t
 /* ---- flush.c ---- */
 /* Adds a block to the shard's list (mu held); -1 out of memory. */
 int shard_blocks_push(rw_shard *sh, blockd *b);
+
+/* The writer of one new block (flushes and compaction): parts go in
+ * transactions of bounded size that commit without a sync; the block row,
+ * written last in a synced transaction, makes them visible to the next open
+ * (rows no block names are deleted at open). */
+/* Distinct timestamp columns of the block being written. */
+typedef struct tsent {
+    uint64_t hash;
+    int64_t id;
+    int64_t *t;
+    size_t n;
+} tsent;
+
+typedef struct flusher {
+    rw_shard *sh;
+    void *zc;
+    rw_buf vals, scratch, tsbuf, rows;
+    bidx_ent *ents;
+    size_t nents, capents;
+    tsent *ts;
+    size_t tscap, tsn;
+    int64_t parts_lo, parts_hi, ts_lo, ts_hi;
+    int64_t mint, maxt;
+    uint64_t nsamples, bytes;
+    size_t txn_parts, txn_bytes;
+    int in_txn;
+    int unsynced;          /* the open transaction commits without a sync */
+    int64_t *t;            /* scratch for one series */
+    double *v;
+    uint64_t *vb;
+    size_t cap;
+} flusher;
+
+
+int flusher_init(flusher *f, rw_shard *sh); /* -1 out of memory */
+void flusher_free(flusher *f);
+/* Room for n samples in f->t / f->v; -1 out of memory. */
+int flusher_reserve(flusher *f, size_t n);
+/* Writes f->t/f->v[0..n) (ascending timestamps) as series sid's part,
+ * opening an unsynced transaction when none is open. */
+rw_rc flusher_part(flusher *f, uint32_t sid, size_t n, rw_err *err);
+/* Encodes the block index of the parts written into f->vals. */
+rw_rc flusher_index(flusher *f, rw_err *err);
+/* Inserts the block row (index from flusher_index) in the open transaction. */
+rw_rc flusher_block_row(flusher *f, int64_t *id, rw_err *err);
+/* A descriptor of the block written (one reference); NULL out of memory. */
+blockd *flusher_blockd(const flusher *f, int64_t id);
+rw_rc flusher_txn_begin_sync(flusher *f, int sync, rw_err *err);
+/* Commits (rc RW_OK) or rolls back the open transaction; returns its rc. */
+rw_rc flusher_txn_end(flusher *f, rw_rc rc, rw_err *err);
+/* Deletes the parts and timestamp columns the writer committed (after a
+ * failure; best effort). */
+void flusher_undo(flusher *f);
 /* Writes head data into a block: with `full`, everything in memory; else
  * every window that ended before `win_end`. Past deadline_ns (CLOCK_MONOTONIC
  * ns, 0 = none) it stops collecting: what it has is written, the rest stays
@@ -731,6 +789,14 @@ static inline int store_stopping(rw_store *st) { return atomic_load(&st->stoppin
 
 /* ---- retention.c ---- */
 rw_rc shard_retention(rw_shard *sh, rw_err *err);
+/* Deletes the rows [lo, hi] of `table` (parts, tscols), in transactions of
+ * a bounded number of rows each (lo <= 0: nothing). */
+rw_rc shard_delete_rows(rw_shard *sh, const char *table, int64_t lo, int64_t hi, rw_err *err);
+
+/* ---- compact.c ---- */
+/* Merges one run of small blocks of the shard into one block, if one is
+ * due; returns whether it did (a failure is logged). */
+int shard_compact(rw_shard *sh);
 
 /* ---- recover.c ---- */
 rw_rc shard_recover(rw_shard *sh, rw_err *err);

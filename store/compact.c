@@ -1,0 +1,473 @@
+/* compact.c - merges runs of small blocks into one, as Prometheus compacts
+ * its 2-hour blocks. A flush writes one part per series per window, a few
+ * hundred samples each; a query over days then reads one SQLite row, one
+ * zstd frame and one index entry per series per block, and those per-part
+ * costs, not the samples, make up most of a long range query. Run by the
+ * maintenance thread (and rw_store_maintain), one run of one shard at a
+ * time:
+ *
+ *   choose    consecutive blocks (list order) that each hold fewer than
+ *             TARGET_PER_PART samples per part, spanning at most a tenth of
+ *             the retention (a merged block is dropped whole, so it keeps
+ *             data at most that much longer), together at most
+ *             MAX_RUN_SAMPLES; merged once they reach TARGET_PER_PART per
+ *             part, or earlier when nothing can join them any more - so a
+ *             sample is rewritten about once;
+ *   merge     series by series, SLICE series per read transaction: every
+ *             block's part of the series merged as every reader merges them
+ *             (equal timestamps: the later block's sample), written as one
+ *             part through the flush's block writer;
+ *   publish   one synced transaction inserts the new block row and deletes
+ *             the old ones; the new block goes last in the list. Moving data
+ *             behind blocks that came after the run could change which of
+ *             two samples at one timestamp a reader returns, so a run whose
+ *             merged part of a series overlaps that series' part in a later
+ *             block (out-of-order samples) is not merged;
+ *   clean up  the old blocks' parts and timestamp columns are deleted once no
+ *             reader holds the old blocks any more.
+ *
+ * Crash safety is the flush's: rows no block names are deleted at open, so a
+ * crash before the publishing transaction leaves the old blocks, one after
+ * it the new block. Flushes and checkpoints wait for a merge (ckpt_mu: the
+ * new block's rows must form a contiguous rowid range); appends and queries
+ * never do - a query that took the old blocks reads them whole. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "store_int.h"
+
+#define TARGET_PER_PART 1536
+#define MAX_RUN_SAMPLES (48u << 20)
+#define MAX_SPAN_MS (31LL * 86400000)
+#define SLICE 512
+
+static int small(const blockd *b)
+{
+    return b->nparts && b->nsamples / b->nparts < TARGET_PER_PART;
+}
+
+/* Chooses the first run to merge (mu held): [*lo, *hi] in the list. */
+static int choose_run(const rw_shard *sh, int64_t max_span, size_t *lo, size_t *hi)
+{
+    for (size_t i = 0; i < sh->nblocks; i++) {
+        const blockd *b = sh->blocks[i];
+        if (!small(b) || b->id <= sh->compact_skip)
+            continue;
+        int64_t mint = b->mint, maxt = b->maxt;
+        uint64_t samples = b->nsamples, parts = b->nparts;
+        size_t j = i;
+        int blocked = 0;
+        while (j + 1 < sh->nblocks && samples / parts < TARGET_PER_PART) {
+            const blockd *n = sh->blocks[j + 1];
+            int64_t mn = n->mint < mint ? n->mint : mint, mx = n->maxt > maxt ? n->maxt : maxt;
+            if (!small(n) || mx - mn > max_span || samples + n->nsamples > MAX_RUN_SAMPLES) {
+                blocked = 1;
+                break;
+            }
+            j++;
+            mint = mn;
+            maxt = mx;
+            samples += n->nsamples;
+            if (n->nparts > parts)
+                parts = n->nparts;
+        }
+        /* the merged block has at least as many parts as its largest block */
+        if (j > i && (blocked || samples / parts >= TARGET_PER_PART)) {
+            *lo = i;
+            *hi = j;
+            return 1;
+        }
+        i = j;
+    }
+    return 0;
+}
+
+/* One merge in progress. */
+typedef struct merge {
+    rw_shard *sh;
+    blockd **run;          /* the blocks merged, referenced */
+    bidx **idx;
+    size_t nrun;
+    blockd **later;        /* the blocks after the run, referenced */
+    bidx **lidx;
+    size_t nlater;
+    size_t *pos;           /* per run block: next index entry */
+    /* one slice */
+    const bidx_ent **e;    /* entries to read, per block, ascending rowids */
+    tscol **ts;
+    uint64_t **v;
+    rw_rc *res;
+    size_t cap;
+    rw_buf scratch;
+} merge;
+
+static void merge_free(merge *m)
+{
+    for (size_t i = 0; i < m->nrun; i++) {
+        bidx_put(m->idx ? m->idx[i] : NULL);
+        blockd_put(m->run[i]);
+    }
+    for (size_t i = 0; i < m->nlater; i++) {
+        bidx_put(m->lidx ? m->lidx[i] : NULL);
+        blockd_put(m->later[i]);
+    }
+    free(m->run);
+    free(m->idx);
+    free(m->later);
+    free(m->lidx);
+    free(m->pos);
+    free(m->e);
+    free(m->ts);
+    free(m->v);
+    free(m->res);
+    rw_buf_free(&m->scratch);
+}
+
+static int ent_rowid_cmp(const void *a, const void *b)
+{
+    const bidx_ent *x = *(const bidx_ent *const *)a, *y = *(const bidx_ent *const *)b;
+    return x->rowid < y->rowid ? -1 : x->rowid > y->rowid;
+}
+
+/* Whether series sid has a part in a block after the run overlapping
+ * [mint, maxt]. */
+static int overlaps_later(const merge *m, uint32_t sid, int64_t mint, int64_t maxt)
+{
+    for (size_t k = 0; k < m->nlater; k++) {
+        const bidx_ent *x = bidx_find(m->lidx[k], sid);
+        if (x && x->mint <= maxt && x->maxt >= mint)
+            return 1;
+    }
+    return 0;
+}
+
+/* Merges and writes the series up to sid_hi of every run block (the next
+ * slice). RW_EXEC: a series overlaps its part in a later block; RW_AGAIN: a
+ * part went (retention). */
+static rw_rc merge_slice(merge *m, flusher *f, uint32_t sid_hi, rw_err *err)
+{
+    rw_shard *sh = m->sh;
+    /* the entries of the slice, block by block (each index is by sid) */
+    size_t need = 0;
+    size_t *from = calloc(m->nrun + 1, sizeof *from);
+    if (!from)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    for (size_t b = 0; b < m->nrun; b++) {
+        size_t p = m->pos[b];
+        while (p < m->idx[b]->n && m->idx[b]->e[p].sid <= sid_hi)
+            p++;
+        from[b] = need;
+        need += p - m->pos[b];
+    }
+    from[m->nrun] = need;
+    rw_rc rc = RW_OK;
+    if (need > m->cap) {
+        size_t nc = need * 2;
+        const bidx_ent **e = realloc(m->e, nc * sizeof *e);
+        if (e)
+            m->e = e;
+        tscol **ts = realloc(m->ts, nc * sizeof *ts);
+        if (ts)
+            m->ts = ts;
+        uint64_t **v = realloc(m->v, nc * sizeof *v);
+        if (v)
+            m->v = v;
+        rw_rc *res = realloc(m->res, nc * sizeof *res);
+        if (res)
+            m->res = res;
+        if (!e || !ts || !v || !res)
+            rc = rw_err_set(err, RW_NOMEM, "out of memory");
+        else
+            m->cap = nc;
+    }
+    size_t nv = 0; /* entries [0, nv) have a value buffer */
+    for (size_t b = 0; b < m->nrun && rc == RW_OK; b++) {
+        for (size_t k = from[b]; k < from[b + 1]; k++)
+            m->e[k] = &m->idx[b]->e[m->pos[b] + (k - from[b])];
+        /* parts_scan wants ascending rowids */
+        qsort(m->e + from[b], from[b + 1] - from[b], sizeof *m->e, ent_rowid_cmp);
+        for (size_t k = from[b]; k < from[b + 1]; k++, nv++) {
+            m->ts[k] = NULL;
+            if (!(m->v[k] = malloc((m->e[k]->n ? m->e[k]->n : 1) * sizeof(uint64_t)))) {
+                rc = rw_err_set(err, RW_NOMEM, "out of memory");
+                break;
+            }
+        }
+    }
+    if (rc == RW_OK) {
+        pthread_mutex_lock(&sh->rd_mu);
+        rc = db_exec(sh->rdb, "BEGIN", err);
+        for (size_t b = 0; b < m->nrun && rc == RW_OK; b++) {
+            size_t n = from[b + 1] - from[b];
+            if (!n)
+                continue;
+            rc = parts_scan(sh, m->run[b], m->e + from[b], n, m->ts + from[b], m->v + from[b],
+                            m->res + from[b], &m->scratch, err);
+            for (size_t k = from[b]; k < from[b + 1] && rc == RW_OK; k++)
+                if (m->res[k] != RW_OK)
+                    rc = RW_AGAIN; /* retention deleted it meanwhile */
+        }
+        db_exec(sh->rdb, "COMMIT", NULL);
+        pthread_mutex_unlock(&sh->rd_mu);
+    }
+    /* series by series: each block's part (its entries are by sid again
+       once the scan is done: sort them back) */
+    for (size_t b = 0; b < m->nrun && rc == RW_OK; b++) {
+        size_t n = from[b + 1] - from[b];
+        /* a permutation sort keeping e/ts/v together: insertion by sid
+           (the rowids of one block ascend with the sid, so this is cheap) */
+        for (size_t k = from[b] + 1; k < from[b] + n; k++) {
+            const bidx_ent *xe = m->e[k];
+            tscol *xt = m->ts[k];
+            uint64_t *xv = m->v[k];
+            size_t j = k;
+            while (j > from[b] && m->e[j - 1]->sid > xe->sid) {
+                m->e[j] = m->e[j - 1];
+                m->ts[j] = m->ts[j - 1];
+                m->v[j] = m->v[j - 1];
+                j--;
+            }
+            m->e[j] = xe;
+            m->ts[j] = xt;
+            m->v[j] = xv;
+        }
+    }
+    size_t *at = calloc(m->nrun + 1, sizeof *at);
+    srun *runs = calloc(m->nrun + 1, sizeof *runs);
+    if (rc == RW_OK && (!at || !runs))
+        rc = rw_err_set(err, RW_NOMEM, "out of memory");
+    for (size_t b = 0; b < m->nrun && at; b++)
+        at[b] = from[b];
+    while (rc == RW_OK) {
+        /* the smallest sid not yet written */
+        uint32_t sid = UINT32_MAX;
+        int any = 0;
+        for (size_t b = 0; b < m->nrun; b++)
+            if (at[b] < from[b + 1] && (!any || m->e[at[b]]->sid < sid)) {
+                sid = m->e[at[b]]->sid;
+                any = 1;
+            }
+        if (!any)
+            break;
+        size_t nr = 0, total = 0;
+        for (size_t b = 0; b < m->nrun; b++)
+            if (at[b] < from[b + 1] && m->e[at[b]]->sid == sid) {
+                size_t k = at[b]++;
+                runs[nr++] = (srun){m->ts[k]->t, (const double *)(const void *)m->v[k],
+                                    m->e[k]->n};
+                total += m->e[k]->n;
+            }
+        if (flusher_reserve(f, total + 1) < 0) {
+            rc = rw_err_set(err, RW_NOMEM, "out of memory");
+            break;
+        }
+        int nomem = 0;
+        size_t n = runs_merge(runs, nr, INT64_MIN, INT64_MAX, f->t, f->v, &nomem);
+        if (nomem) {
+            rc = rw_err_set(err, RW_NOMEM, "out of memory");
+            break;
+        }
+        if (n && overlaps_later(m, sid, f->t[0], f->t[n - 1])) {
+            rc = RW_EXEC;
+            break;
+        }
+        rc = flusher_part(f, sid, n, err);
+    }
+    for (size_t b = 0; b < m->nrun; b++)
+        m->pos[b] += from[b + 1] - from[b];
+    for (size_t k = 0; k < nv; k++) {
+        tscol_put(m->ts[k]);
+        free(m->v[k]);
+    }
+    free(at);
+    free(runs);
+    free(from);
+    return rc;
+}
+
+/* The sid bounding the next slice: the SLICE-th smallest sid left, taken
+ * from the block with the most entries left (close enough: slices only
+ * bound memory). */
+static int next_slice(const merge *m, uint32_t *hi)
+{
+    size_t best = SIZE_MAX, left = 0;
+    uint32_t mn = UINT32_MAX;
+    for (size_t b = 0; b < m->nrun; b++) {
+        size_t l = m->idx[b]->n - m->pos[b];
+        if (!l)
+            continue;
+        if (m->idx[b]->e[m->pos[b]].sid < mn)
+            mn = m->idx[b]->e[m->pos[b]].sid;
+        if (best == SIZE_MAX || l > left) {
+            best = b;
+            left = l;
+        }
+    }
+    if (best == SIZE_MAX)
+        return 0;
+    size_t k = m->pos[best] + (left < SLICE ? left : SLICE) - 1;
+    *hi = m->idx[best]->e[k].sid;
+    if (*hi < mn)
+        *hi = mn;
+    return 1;
+}
+
+/* Merges one run of the shard, if one is due (ckpt_mu held). RW_OK with
+ * *merged set when it did; on RW_OK the caller cleans up after m. */
+static rw_rc compact_one(rw_shard *sh, merge *m, int *merged, rw_err *err)
+{
+    rw_store *st = sh->store;
+    int64_t t0 = rw_mono_ns();
+    int64_t ret = st->opts.retention_ms;
+    int64_t max_span = ret > 0 ? ret / 10 : MAX_SPAN_MS;
+    *merged = 0;
+    size_t lo, hi;
+    pthread_mutex_lock(&sh->mu);
+    int found = choose_run(sh, max_span, &lo, &hi);
+    if (found) {
+        m->run = calloc(hi - lo + 1, sizeof *m->run);
+        m->later = calloc(sh->nblocks - hi, sizeof *m->later);
+        if (m->run && m->later) {
+            m->nrun = hi - lo + 1;
+            m->nlater = sh->nblocks - hi - 1;
+            for (size_t i = 0; i < m->nrun; i++) {
+                m->run[i] = sh->blocks[lo + i];
+                atomic_fetch_add(&m->run[i]->refs, 1);
+            }
+            for (size_t i = 0; i < m->nlater; i++) {
+                m->later[i] = sh->blocks[hi + 1 + i];
+                atomic_fetch_add(&m->later[i]->refs, 1);
+            }
+        }
+    }
+    pthread_mutex_unlock(&sh->mu);
+    if (!found)
+        return RW_OK;
+    if (!m->nrun)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    m->idx = calloc(m->nrun, sizeof *m->idx);
+    m->lidx = calloc(m->nlater + 1, sizeof *m->lidx);
+    m->pos = calloc(m->nrun, sizeof *m->pos);
+    if (!m->idx || !m->lidx || !m->pos)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    for (size_t i = 0; i < m->nrun; i++)
+        if (!(m->idx[i] = block_index(sh, m->run[i], err)))
+            return err && err->code ? err->code : RW_INTERNAL;
+    for (size_t i = 0; i < m->nlater; i++)
+        if (!(m->lidx[i] = block_index(sh, m->later[i], err)))
+            return err && err->code ? err->code : RW_INTERNAL;
+
+    flusher f;
+    rw_rc rc = flusher_init(&f, sh) == 0 ? RW_OK : rw_err_set(err, RW_NOMEM, "out of memory");
+    uint32_t shi;
+    while (rc == RW_OK && next_slice(m, &shi))
+        rc = store_stopping(st) ? RW_CANCELED : merge_slice(m, &f, shi, err);
+    if (rc == RW_OK && !f.nents)
+        rc = RW_AGAIN; /* nothing read: leave the blocks as they are */
+    if (rc == RW_OK)
+        rc = flusher_index(&f, err);
+    if (rc == RW_OK && f.in_txn)
+        rc = flusher_txn_end(&f, RW_OK, err);
+    int64_t id = 0;
+    if (rc == RW_OK)
+        rc = flusher_txn_begin_sync(&f, 1, err);
+    if (rc == RW_OK)
+        rc = flusher_block_row(&f, &id, err);
+    for (size_t i = 0; i < m->nrun && rc == RW_OK; i++) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "DELETE FROM blocks WHERE id=%lld", (long long)m->run[i]->id);
+        rc = db_exec(sh->wdb, sql, err);
+    }
+    rc = flusher_txn_end(&f, rc, err);
+    blockd *nb = NULL;
+    if (rc == RW_OK && !(nb = flusher_blockd(&f, id))) {
+        /* on disk but not listed: the old blocks stay listed, their rows
+           stay, and the next open lists the new block instead */
+        flusher_free(&f);
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    }
+    if (rc != RW_OK) {
+        flusher_undo(&f);
+        if (rc == RW_EXEC) {
+            /* out-of-order data in a later block: not this run again */
+            sh->compact_skip = m->run[m->nrun - 1]->id;
+            rw_log(RW_LOG_DEBUG, "shard %d: blocks %lld..%lld not compacted: a series has "
+                   "samples within their range in a later block", sh->idx,
+                   (long long)m->run[0]->id, (long long)m->run[m->nrun - 1]->id);
+        }
+        flusher_free(&f);
+        /* a later block, retention or the stop: not a failure */
+        return rc == RW_EXEC || rc == RW_AGAIN || rc == RW_CANCELED ? RW_OK : rc;
+    }
+    pthread_mutex_lock(&sh->mu);
+    size_t w = 0;
+    for (size_t i = 0; i < sh->nblocks; i++) {
+        blockd *b = sh->blocks[i];
+        int gone = 0;
+        for (size_t k = 0; k < m->nrun && !gone; k++)
+            gone = b == m->run[k];
+        if (!gone) {
+            sh->blocks[w++] = b;
+            continue;
+        }
+        b->dead = 1;
+        sh->block_bytes -= b->bytes;
+        sh->block_samples -= b->nsamples;
+        sh->block_parts -= b->nparts;
+        blockd_put(b); /* the list's reference; the merge's stays */
+    }
+    sh->nblocks = w;
+    shard_blocks_push(sh, nb); /* cannot fail: the list just shrank */
+    pthread_mutex_unlock(&sh->mu);
+    *merged = 1;
+    rw_counter_add(st->m_compactions, 1);
+    rw_log(RW_LOG_INFO, "shard %d compacted %zu blocks into one: %zu parts, %llu samples, "
+           "%llu bytes in %.3fs", sh->idx, m->nrun, f.nents, (unsigned long long)f.nsamples,
+           (unsigned long long)f.bytes, (double)(rw_mono_ns() - t0) / 1e9);
+    flusher_free(&f);
+    return RW_OK;
+}
+
+/* Deletes the rows of the merged blocks once no reader holds them. When the
+ * store closes first, they stay: the next open deletes rows no block names. */
+static void cleanup(rw_shard *sh, merge *m)
+{
+    for (size_t i = 0; i < m->nrun; i++) {
+        blockd *b = m->run[i];
+        cache_drop_block(sh, b);
+        while (atomic_load(&b->refs) > 1) {
+            if (store_stopping(sh->store))
+                return;
+            struct timespec ts = {0, 5000000};
+            nanosleep(&ts, NULL);
+        }
+        if (shard_delete_rows(sh, "parts", b->parts_lo, b->parts_hi, NULL) != RW_OK ||
+            shard_delete_rows(sh, "tscols", b->ts_lo, b->ts_hi, NULL) != RW_OK)
+            return;
+    }
+}
+
+int shard_compact(rw_shard *sh)
+{
+    rw_store *st = sh->store;
+    merge m;
+    memset(&m, 0, sizeof m);
+    m.sh = sh;
+    rw_buf_init(&m.scratch, 0);
+    rw_err err;
+    rw_err_init(&err);
+    int merged = 0;
+    pthread_mutex_lock(&st->ckpt_mu);
+    rw_rc rc = compact_one(sh, &m, &merged, &err);
+    pthread_mutex_unlock(&st->ckpt_mu);
+    if (rc != RW_OK)
+        rw_warn("shard %d: compaction failed (the blocks stay as they are): %s", sh->idx,
+                err.msg);
+    if (merged)
+        cleanup(sh, &m);
+    merge_free(&m);
+    return merged;
+}
