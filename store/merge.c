@@ -170,8 +170,34 @@ size_t runs_merge(const srun *r, size_t nr, int64_t mint, int64_t maxt, int64_t 
         last = r[i].t[r[i].n - 1];
     }
     size_t n = 0;
-    if (ordered) {
+    /* runs that do not overlap but come out of time order (a compacted
+       block is listed after the blocks flushed since): copied in time order,
+       which for disjoint runs is the merge */
+    size_t order_buf[64], *order = NULL;
+    if (!ordered && nr <= 64) {
+        size_t m = 0;
         for (size_t i = 0; i < nr; i++) {
+            if (!r[i].n)
+                continue;
+            size_t j = m++;
+            while (j > 0 && r[order_buf[j - 1]].t[0] > r[i].t[0]) {
+                order_buf[j] = order_buf[j - 1];
+                j--;
+            }
+            order_buf[j] = i;
+        }
+        int disjoint = 1;
+        for (size_t j = 1; j < m && disjoint; j++)
+            disjoint = r[order_buf[j - 1]].t[r[order_buf[j - 1]].n - 1] < r[order_buf[j]].t[0];
+        if (disjoint) {
+            order = order_buf;
+            nr = m;
+            ordered = 1;
+        }
+    }
+    if (ordered) {
+        for (size_t k = 0; k < nr; k++) {
+            size_t i = order ? order[k] : k;
             if (!r[i].n || r[i].t[r[i].n - 1] < mint || r[i].t[0] > maxt)
                 continue;
             size_t a = r[i].t[0] >= mint ? 0 : lower(&r[i], mint);
