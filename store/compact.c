@@ -95,12 +95,16 @@ typedef struct merge {
     bidx **lidx;
     size_t nlater;
     size_t *pos;           /* per run block: next index entry */
-    /* one slice */
-    const bidx_ent **e;    /* entries to read, per block, ascending rowids */
+    /* one slice: per run block, entries [from[b], from[b + 1]) by sid */
+    size_t *from, *at;     /* [nrun + 1] */
+    srun *runs;            /* [nrun] */
+    const bidx_ent **e;
     tscol **ts;
-    uint64_t **v;
+    uint64_t **v;          /* into vals */
     rw_rc *res;
     size_t cap;
+    uint64_t *vals;
+    size_t capvals;
     rw_buf scratch;
 } merge;
 
@@ -119,17 +123,15 @@ static void merge_free(merge *m)
     free(m->later);
     free(m->lidx);
     free(m->pos);
+    free(m->from);
+    free(m->at);
+    free(m->runs);
+    free(m->vals);
     free(m->e);
     free(m->ts);
     free(m->v);
     free(m->res);
     rw_buf_free(&m->scratch);
-}
-
-static int ent_rowid_cmp(const void *a, const void *b)
-{
-    const bidx_ent *x = *(const bidx_ent *const *)a, *y = *(const bidx_ent *const *)b;
-    return x->rowid < y->rowid ? -1 : x->rowid > y->rowid;
 }
 
 /* Whether series sid has a part in a block after the run overlapping
@@ -144,28 +146,11 @@ static int overlaps_later(const merge *m, uint32_t sid, int64_t mint, int64_t ma
     return 0;
 }
 
-/* Merges and writes the series up to sid_hi of every run block (the next
- * slice). RW_EXEC: a series overlaps its part in a later block; RW_AGAIN: a
- * part went (retention). */
-static rw_rc merge_slice(merge *m, flusher *f, uint32_t sid_hi, rw_err *err)
+/* Grows the slice arrays to n entries and the value buffer to nv values. */
+static int slice_reserve(merge *m, size_t n, size_t nv)
 {
-    rw_shard *sh = m->sh;
-    /* the entries of the slice, block by block (each index is by sid) */
-    size_t need = 0;
-    size_t *from = calloc(m->nrun + 1, sizeof *from);
-    if (!from)
-        return rw_err_set(err, RW_NOMEM, "out of memory");
-    for (size_t b = 0; b < m->nrun; b++) {
-        size_t p = m->pos[b];
-        while (p < m->idx[b]->n && m->idx[b]->e[p].sid <= sid_hi)
-            p++;
-        from[b] = need;
-        need += p - m->pos[b];
-    }
-    from[m->nrun] = need;
-    rw_rc rc = RW_OK;
-    if (need > m->cap) {
-        size_t nc = need * 2;
+    if (n > m->cap) {
+        size_t nc = n * 2;
         const bidx_ent **e = realloc(m->e, nc * sizeof *e);
         if (e)
             m->e = e;
@@ -179,74 +164,78 @@ static rw_rc merge_slice(merge *m, flusher *f, uint32_t sid_hi, rw_err *err)
         if (res)
             m->res = res;
         if (!e || !ts || !v || !res)
-            rc = rw_err_set(err, RW_NOMEM, "out of memory");
-        else
-            m->cap = nc;
+            return -1;
+        m->cap = nc;
     }
-    size_t nv = 0; /* entries [0, nv) have a value buffer */
-    for (size_t b = 0; b < m->nrun && rc == RW_OK; b++) {
-        for (size_t k = from[b]; k < from[b + 1]; k++)
-            m->e[k] = &m->idx[b]->e[m->pos[b] + (k - from[b])];
-        /* parts_scan wants ascending rowids */
-        qsort(m->e + from[b], from[b + 1] - from[b], sizeof *m->e, ent_rowid_cmp);
-        for (size_t k = from[b]; k < from[b + 1]; k++, nv++) {
+    if (nv > m->capvals) {
+        uint64_t *x = realloc(m->vals, nv * 2 * sizeof *x);
+        if (!x)
+            return -1;
+        m->vals = x;
+        m->capvals = nv * 2;
+    }
+    return 0;
+}
+
+/* Merges and writes the series up to sid_hi of every run block (the next
+ * slice). RW_EXEC: a series overlaps its part in a later block; RW_AGAIN: a
+ * part went (retention). */
+static rw_rc merge_slice(merge *m, flusher *f, uint32_t sid_hi, rw_err *err)
+{
+    rw_shard *sh = m->sh;
+    /* the entries of the slice, block by block, in sid order */
+    size_t need = 0, nvals = 0;
+    for (size_t b = 0; b < m->nrun; b++) {
+        size_t p = m->pos[b];
+        m->from[b] = need;
+        for (; p < m->idx[b]->n && m->idx[b]->e[p].sid <= sid_hi; p++)
+            nvals += m->idx[b]->e[p].n;
+        need += p - m->pos[b];
+    }
+    m->from[m->nrun] = need;
+    if (slice_reserve(m, need, nvals) < 0)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    nvals = 0;
+    for (size_t b = 0; b < m->nrun; b++)
+        for (size_t k = m->from[b]; k < m->from[b + 1]; k++) {
+            m->e[k] = &m->idx[b]->e[m->pos[b] + (k - m->from[b])];
             m->ts[k] = NULL;
-            if (!(m->v[k] = malloc((m->e[k]->n ? m->e[k]->n : 1) * sizeof(uint64_t)))) {
-                rc = rw_err_set(err, RW_NOMEM, "out of memory");
-                break;
-            }
+            m->v[k] = m->vals + nvals;
+            nvals += m->e[k]->n;
         }
-    }
-    if (rc == RW_OK) {
-        pthread_mutex_lock(&sh->rd_mu);
-        rc = db_exec(sh->rdb, "BEGIN", err);
-        for (size_t b = 0; b < m->nrun && rc == RW_OK; b++) {
-            size_t n = from[b + 1] - from[b];
-            if (!n)
-                continue;
-            rc = parts_scan(sh, m->run[b], m->e + from[b], n, m->ts + from[b], m->v + from[b],
-                            m->res + from[b], &m->scratch, err);
-            for (size_t k = from[b]; k < from[b + 1] && rc == RW_OK; k++)
-                if (m->res[k] != RW_OK)
-                    rc = RW_AGAIN; /* retention deleted it meanwhile */
-        }
-        db_exec(sh->rdb, "COMMIT", NULL);
-        pthread_mutex_unlock(&sh->rd_mu);
-    }
-    /* series by series: each block's part (its entries are by sid again
-       once the scan is done: sort them back) */
+    /* one range scan per block when the rowids ascend in sid order, as
+       every flush and merge writes them; else part by part */
+    pthread_mutex_lock(&sh->rd_mu);
+    rw_rc rc = db_exec(sh->rdb, "BEGIN", err);
     for (size_t b = 0; b < m->nrun && rc == RW_OK; b++) {
-        size_t n = from[b + 1] - from[b];
-        /* a permutation sort keeping e/ts/v together: insertion by sid
-           (the rowids of one block ascend with the sid, so this is cheap) */
-        for (size_t k = from[b] + 1; k < from[b] + n; k++) {
-            const bidx_ent *xe = m->e[k];
-            tscol *xt = m->ts[k];
-            uint64_t *xv = m->v[k];
-            size_t j = k;
-            while (j > from[b] && m->e[j - 1]->sid > xe->sid) {
-                m->e[j] = m->e[j - 1];
-                m->ts[j] = m->ts[j - 1];
-                m->v[j] = m->v[j - 1];
-                j--;
-            }
-            m->e[j] = xe;
-            m->ts[j] = xt;
-            m->v[j] = xv;
+        size_t lo = m->from[b], n = m->from[b + 1] - lo;
+        int asc = 1;
+        for (size_t k = lo + 1; k < lo + n && asc; k++)
+            asc = m->e[k - 1]->rowid < m->e[k]->rowid;
+        if (n && asc)
+            rc = parts_scan(sh, m->run[b], m->e + lo, n, m->ts + lo, m->v + lo, m->res + lo,
+                            &m->scratch, err);
+        for (size_t k = lo; k < lo + n && !asc && rc == RW_OK; k++) {
+            m->res[k] = part_read(sh, m->run[b], m->e[k], &m->ts[k], m->v[k], &m->scratch, err);
+            if (m->res[k] != RW_OK && m->res[k] != RW_NOTFOUND)
+                rc = m->res[k];
         }
+        for (size_t k = lo; k < lo + n && rc == RW_OK; k++)
+            if (m->res[k] != RW_OK)
+                rc = RW_AGAIN; /* retention deleted it meanwhile */
     }
-    size_t *at = calloc(m->nrun + 1, sizeof *at);
-    srun *runs = calloc(m->nrun + 1, sizeof *runs);
-    if (rc == RW_OK && (!at || !runs))
-        rc = rw_err_set(err, RW_NOMEM, "out of memory");
-    for (size_t b = 0; b < m->nrun && at; b++)
-        at[b] = from[b];
+    db_exec(sh->rdb, "COMMIT", NULL);
+    pthread_mutex_unlock(&sh->rd_mu);
+
+    /* series by series, smallest sid first: each block's part of it */
+    size_t *at = m->at;
+    for (size_t b = 0; b < m->nrun; b++)
+        at[b] = m->from[b];
     while (rc == RW_OK) {
-        /* the smallest sid not yet written */
         uint32_t sid = UINT32_MAX;
         int any = 0;
         for (size_t b = 0; b < m->nrun; b++)
-            if (at[b] < from[b + 1] && (!any || m->e[at[b]]->sid < sid)) {
+            if (at[b] < m->from[b + 1] && (!any || m->e[at[b]]->sid < sid)) {
                 sid = m->e[at[b]]->sid;
                 any = 1;
             }
@@ -254,10 +243,10 @@ static rw_rc merge_slice(merge *m, flusher *f, uint32_t sid_hi, rw_err *err)
             break;
         size_t nr = 0, total = 0;
         for (size_t b = 0; b < m->nrun; b++)
-            if (at[b] < from[b + 1] && m->e[at[b]]->sid == sid) {
+            if (at[b] < m->from[b + 1] && m->e[at[b]]->sid == sid) {
                 size_t k = at[b]++;
-                runs[nr++] = (srun){m->ts[k]->t, (const double *)(const void *)m->v[k],
-                                    m->e[k]->n};
+                m->runs[nr++] = (srun){m->ts[k]->t, (const double *)(const void *)m->v[k],
+                                       m->e[k]->n};
                 total += m->e[k]->n;
             }
         if (flusher_reserve(f, total + 1) < 0) {
@@ -265,7 +254,7 @@ static rw_rc merge_slice(merge *m, flusher *f, uint32_t sid_hi, rw_err *err)
             break;
         }
         int nomem = 0;
-        size_t n = runs_merge(runs, nr, INT64_MIN, INT64_MAX, f->t, f->v, &nomem);
+        size_t n = runs_merge(m->runs, nr, f->t, f->v, &nomem);
         if (nomem) {
             rc = rw_err_set(err, RW_NOMEM, "out of memory");
             break;
@@ -277,41 +266,28 @@ static rw_rc merge_slice(merge *m, flusher *f, uint32_t sid_hi, rw_err *err)
         rc = flusher_part(f, sid, n, err);
     }
     for (size_t b = 0; b < m->nrun; b++)
-        m->pos[b] += from[b + 1] - from[b];
-    for (size_t k = 0; k < nv; k++) {
+        m->pos[b] += m->from[b + 1] - m->from[b];
+    for (size_t k = 0; k < need; k++)
         tscol_put(m->ts[k]);
-        free(m->v[k]);
-    }
-    free(at);
-    free(runs);
-    free(from);
     return rc;
 }
 
-/* The sid bounding the next slice: the SLICE-th smallest sid left, taken
- * from the block with the most entries left (close enough: slices only
- * bound memory). */
+/* The sid bounding the next slice: the SLICE-th sid left in the block with
+ * the most entries left (close enough: slices only bound memory); 0 when
+ * every block is done. */
 static int next_slice(const merge *m, uint32_t *hi)
 {
     size_t best = SIZE_MAX, left = 0;
-    uint32_t mn = UINT32_MAX;
     for (size_t b = 0; b < m->nrun; b++) {
         size_t l = m->idx[b]->n - m->pos[b];
-        if (!l)
-            continue;
-        if (m->idx[b]->e[m->pos[b]].sid < mn)
-            mn = m->idx[b]->e[m->pos[b]].sid;
-        if (best == SIZE_MAX || l > left) {
+        if (l > left) {
             best = b;
             left = l;
         }
     }
     if (best == SIZE_MAX)
         return 0;
-    size_t k = m->pos[best] + (left < SLICE ? left : SLICE) - 1;
-    *hi = m->idx[best]->e[k].sid;
-    if (*hi < mn)
-        *hi = mn;
+    *hi = m->idx[best]->e[m->pos[best] + (left < SLICE ? left : SLICE) - 1].sid;
     return 1;
 }
 
@@ -351,7 +327,10 @@ static rw_rc compact_one(rw_shard *sh, merge *m, int *merged, rw_err *err)
     m->idx = calloc(m->nrun, sizeof *m->idx);
     m->lidx = calloc(m->nlater + 1, sizeof *m->lidx);
     m->pos = calloc(m->nrun, sizeof *m->pos);
-    if (!m->idx || !m->lidx || !m->pos)
+    m->from = calloc(m->nrun + 1, sizeof *m->from);
+    m->at = calloc(m->nrun + 1, sizeof *m->at);
+    m->runs = calloc(m->nrun, sizeof *m->runs);
+    if (!m->idx || !m->lidx || !m->pos || !m->from || !m->at || !m->runs)
         return rw_err_set(err, RW_NOMEM, "out of memory");
     for (size_t i = 0; i < m->nrun; i++)
         if (!(m->idx[i] = block_index(sh, m->run[i], err)))

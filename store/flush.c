@@ -295,7 +295,7 @@ static long item_samples(flusher *f, const fitem *it)
         return -1;
     }
     int nomem = 0;
-    size_t m = runs_merge(runs, 2, INT64_MIN, INT64_MAX, ot, ov, &nomem);
+    size_t m = runs_merge(runs, 2, ot, ov, &nomem);
     memcpy(f->t, ot, m * sizeof *ot);
     memcpy(f->v, ov, m * sizeof *ov);
     free(ot);

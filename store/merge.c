@@ -151,85 +151,58 @@ size_t runs_trim(srun *r, size_t nr, int64_t mint, int64_t maxt)
     return total;
 }
 
-size_t runs_merge(const srun *r, size_t nr, int64_t mint, int64_t maxt, int64_t *ot, double *ov,
-                  int *nomem)
+size_t runs_merge(const srun *r, size_t nr, int64_t *ot, double *ov, int *nomem)
 {
-    /* the common case: runs in time order without overlap (every run is
-     * ascending by construction) - copy the part of each inside the range */
-    int ordered = 1;
-    int64_t last = INT64_MIN;
-    int first = 1;
-    size_t total = 0;
+    /* the common case: runs without overlap (every run is ascending by
+     * construction), in time order or not - a compacted block is listed
+     * after the blocks flushed since - copied in time order, which for
+     * disjoint runs is the merge */
+    size_t order[64], m = 0, total = 0;
+    int disjoint = 1;
     for (size_t i = 0; i < nr; i++) {
         total += r[i].n;
-        if (!r[i].n || !ordered)
+        if (!r[i].n)
             continue;
-        if (!first && r[i].t[0] <= last)
-            ordered = 0;
-        first = 0;
-        last = r[i].t[r[i].n - 1];
+        if (m == 64) {
+            disjoint = 0; /* too many to order here: the general merge */
+            continue;
+        }
+        size_t j = m++;
+        while (j > 0 && r[order[j - 1]].t[0] > r[i].t[0]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
     }
+    for (size_t j = 1; j < m && disjoint; j++)
+        disjoint = r[order[j - 1]].t[r[order[j - 1]].n - 1] < r[order[j]].t[0];
     size_t n = 0;
-    /* runs that do not overlap but come out of time order (a compacted
-       block is listed after the blocks flushed since): copied in time order,
-       which for disjoint runs is the merge */
-    size_t order_buf[64], *order = NULL;
-    if (!ordered && nr <= 64) {
-        size_t m = 0;
-        for (size_t i = 0; i < nr; i++) {
-            if (!r[i].n)
-                continue;
-            size_t j = m++;
-            while (j > 0 && r[order_buf[j - 1]].t[0] > r[i].t[0]) {
-                order_buf[j] = order_buf[j - 1];
-                j--;
-            }
-            order_buf[j] = i;
-        }
-        int disjoint = 1;
-        for (size_t j = 1; j < m && disjoint; j++)
-            disjoint = r[order_buf[j - 1]].t[r[order_buf[j - 1]].n - 1] < r[order_buf[j]].t[0];
-        if (disjoint) {
-            order = order_buf;
-            nr = m;
-            ordered = 1;
-        }
-    }
-    if (ordered) {
-        for (size_t k = 0; k < nr; k++) {
-            size_t i = order ? order[k] : k;
-            if (!r[i].n || r[i].t[r[i].n - 1] < mint || r[i].t[0] > maxt)
-                continue;
-            size_t a = r[i].t[0] >= mint ? 0 : lower(&r[i], mint);
-            size_t b = r[i].t[r[i].n - 1] <= maxt ? r[i].n : lower(&r[i], maxt + (maxt < INT64_MAX));
-            if (maxt == INT64_MAX)
-                b = r[i].n;
-            if (b <= a)
-                continue;
-            memcpy(ot + n, r[i].t + a, (b - a) * sizeof *ot);
-            memcpy(ov + n, r[i].v + a, (b - a) * sizeof *ov);
-            n += b - a;
+    if (disjoint) {
+        for (size_t j = 0; j < m; j++) {
+            const srun *x = &r[order[j]];
+            memcpy(ot + n, x->t, x->n * sizeof *ot);
+            memcpy(ov + n, x->v, x->n * sizeof *ov);
+            n += x->n;
         }
         return n;
     }
-    mref *m = malloc((total ? total : 1) * sizeof *m);
-    if (!m) {
+    mref *mr = malloc((total ? total : 1) * sizeof *mr);
+    if (!mr) {
         *nomem = 1;
         return 0;
     }
     size_t k = 0;
     for (size_t i = 0; i < nr; i++)
         for (size_t j = 0; j < r[i].n; j++)
-            if (r[i].t[j] >= mint && r[i].t[j] <= maxt)
-                m[k++] = (mref){r[i].t[j], (uint32_t)i, (uint32_t)j};
-    qsort(m, k, sizeof *m, mref_cmp);
+            mr[k++] = (mref){r[i].t[j], (uint32_t)i, (uint32_t)j};
+    qsort(mr, k, sizeof *mr, mref_cmp);
     for (size_t i = 0; i < k; i++) {
-        if (i + 1 < k && m[i + 1].t == m[i].t)
+        if (i + 1 < k && mr[i + 1].t == mr[i].t)
             continue; /* a newer run has this timestamp */
-        ot[n] = m[i].t;
-        ov[n] = r[m[i].run].v[m[i].pos];
+        ot[n] = mr[i].t;
+        ov[n] = r[mr[i].run].v[mr[i].pos];
         n++;
     }
-    free(m);
+    free(mr);
     return n;
 }

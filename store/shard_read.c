@@ -905,7 +905,7 @@ static rw_rc merge_item(reader *r, sel_item *it, const brun *br, size_t nbr, int
         int64_t *t = malloc(total * sizeof *t);
         double *v = malloc(total * sizeof *v);
         int nomem = !t || !v;
-        size_t n = nomem ? 0 : runs_merge(r->sr, k, mint, maxt, t, v, &nomem);
+        size_t n = nomem ? 0 : runs_merge(r->sr, k, t, v, &nomem);
         rw_rc rc = RW_OK;
         if (nomem) {
             rc = rw_err_set(err, RW_NOMEM, "out of memory");
@@ -931,7 +931,7 @@ static rw_rc merge_item(reader *r, sel_item *it, const brun *br, size_t nbr, int
     if (!t || !v)
         return rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
     int nomem = 0;
-    size_t n = runs_merge(r->sr, k, mint, maxt, t, v, &nomem);
+    size_t n = runs_merge(r->sr, k, t, v, &nomem);
     if (nomem)
         return rw_err_set(err, RW_NOMEM, "out of memory");
     *ot = t;

@@ -658,13 +658,12 @@ typedef struct srun {
     const double *v;
     size_t n;
 } srun;
-/* Merges runs into ot/ov (room for the sum of their n): ascending, only
- * [mint, maxt], on equal timestamps the later run's sample. Returns the
- * count; *nomem set when it could not. */
-size_t runs_merge(const srun *r, size_t nr, int64_t mint, int64_t maxt, int64_t *ot, double *ov,
-                  int *nomem);
-/* Narrows each run to its samples in [mint, maxt]; returns how many are
- * left in all. */
+/* Merges runs into ot/ov (room for the sum of their n): ascending, on
+ * equal timestamps the later run's sample. Returns the count; *nomem set
+ * when it could not. */
+size_t runs_merge(const srun *r, size_t nr, int64_t *ot, double *ov, int *nomem);
+/* Narrows each run to its samples in [mint, maxt] (before runs_merge, for
+ * a range); returns how many are left in all. */
 size_t runs_trim(srun *r, size_t nr, int64_t mint, int64_t maxt);
 /* Inserts (t, v) into s's out-of-order buffer: 1 added, 0 an identical one
  * is there, -2 a different value is there (duplicate), -1 no memory. */
