@@ -355,6 +355,7 @@ typedef struct batches {
     const rw_eval_query *tmpl;   /* what every batch's query starts from */
     const int64_t *ts;
     size_t nsteps, cursor, batch;
+    size_t nworkers;
     int64_t step;
     size_t retry_at[64], retry_n[64]; /* halves of batches over max_samples */
     size_t nretry;
@@ -392,8 +393,14 @@ static void *batch_worker(void *arg)
             i = b->retry_at[b->nretry];
             n = b->retry_n[b->nretry];
         } else if (b->cursor < b->nsteps) {
+            /* the batch size, but no more than a worker's share of what is
+               left once that is over a first batch: a long last batch
+               would leave the other workers idle at the end */
             i = b->cursor;
-            n = b->nsteps - i < b->batch ? b->nsteps - i : b->batch;
+            size_t left = b->nsteps - i, share = (left + b->nworkers - 1) / b->nworkers;
+            n = left < b->batch ? left : b->batch;
+            if (left > FIRST_BATCH_STEPS && n > share)
+                n = share;
             b->cursor += n;
         } else {
             pthread_mutex_unlock(&b->mu);
@@ -567,7 +574,7 @@ static rw_rc run(rw_engine *e, const rw_promql_expr *x, int64_t start, int64_t e
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int nw = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (int)cpus;
     batches b = {.x = x, .tmpl = &q, .ts = ts, .nsteps = nsteps, .step = step, .a = a,
-                 .batch = FIRST_BATCH_STEPS, .err = err,
+                 .batch = FIRST_BATCH_STEPS, .nworkers = (size_t)nw, .err = err,
                  .arena_cap = opts.max_memory_bytes / (size_t)nw};
     pthread_mutex_init(&b.mu, NULL);
     pthread_t th[MAX_WORKERS];

@@ -630,6 +630,25 @@ rw_rc rw_eval(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *out)
     return rw_eval_fail(ctx, RW_INTERNAL, "unknown node kind %d", (int)n->kind);
 }
 
+int rw_eval_streams(const rw_eval_ctx *ctx, const rw_node *n)
+{
+    n = rw_node_unparen(n);
+    if (ctx->nsteps < 2)
+        return 0;
+    return n->kind == RW_N_VECTOR_SEL || (n->kind == RW_N_CALL && rw_range_fn_streams(n));
+}
+
+rw_rc rw_eval_stream(rw_eval_ctx *ctx, const rw_node *n, rw_series_sink *sk)
+{
+    rw_rc rc;
+    if ((rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
+        return rc;
+    n = rw_node_unparen(n);
+    if (n->kind == RW_N_VECTOR_SEL)
+        return rw_eval_vector_selector_to(ctx, n, sk);
+    return rw_range_fn_to(ctx, n, sk);
+}
+
 rw_rc rw_eval_scalar(rw_eval_ctx *ctx, const rw_node *n, double **vals)
 {
     rw_eval_value v;

@@ -3,7 +3,10 @@
  * count_values) with by/without grouping. Input series are assigned to
  * groups once per node; every step then folds each group's members in input
  * order, which is the order Prometheus folds them in (it matters for the
- * Kahan-compensated sums and for ties in topk/bottomk). */
+ * Kahan-compensated sums and for ties in topk/bottomk). The operators that
+ * fold member by member take an argument that reads the store series by
+ * series (rw_eval_stream) without holding it: groups are found as members
+ * arrive, in the same order. */
 #include "eval_int.h"
 
 #include <math.h>
@@ -20,20 +23,31 @@ typedef struct groups {
     size_t *start;       /* [n + 1] */
 } groups;
 
+/* The label names a series' group is hashed by: the grouping labels, and
+ * __name__ as well for without. NULL out of memory. */
+static const char **group_names(rw_eval_ctx *ctx, const rw_node *n, size_t *nn)
+{
+    size_t ng = n->u.agg.ngrouping;
+    const char **names = rw_arena_alloc(ctx->q->a, (ng + 1) * sizeof(char *));
+    if (!names)
+        return NULL;
+    for (size_t i = 0; i < ng; i++)
+        names[i] = n->u.agg.grouping[i];
+    *nn = ng;
+    if (n->u.agg.without)
+        names[(*nn)++] = RW_METRIC_NAME;
+    return names;
+}
+
 static rw_rc make_groups(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in,
                          char *const *grouping, size_t ngrouping, groups *g)
 {
     rw_arena *a = ctx->q->a;
     int without = n->u.agg.without;
-    const char **names = rw_arena_alloc(a, (ngrouping + 1) * sizeof(char *));
-    size_t ns = in->nseries;
+    size_t nn, ns = in->nseries;
+    const char **names = group_names(ctx, n, &nn);
     if (!names)
         return rw_eval_nomem(ctx);
-    for (size_t i = 0; i < ngrouping; i++)
-        names[i] = grouping[i];
-    size_t nn = ngrouping;
-    if (without)
-        names[nn++] = RW_METRIC_NAME;
     g->of = rw_arena_alloc(a, (ns + 1) * sizeof(long));
     g->first = rw_arena_alloc(a, (ns + 1) * sizeof(size_t));
     g->members = rw_arena_alloc(a, (ns + 1) * sizeof(size_t));
@@ -123,12 +137,116 @@ static int param_stats(rw_eval_ctx *ctx, const double *p, double *mx, double *mn
 
 /* ---- sum, avg, min, max, count, group, stddev, stdvar, quantile ---- */
 
-/* Per-step state of one group while its members are folded in. */
+/* Per-step state of one group while its members are folded in: only the
+ * arrays its operator uses (fold_new). */
 typedef struct fold {
     double *v, *c, *mean, *count;
     rw_avg *avg;
     uint8_t *seen;
+    int drop;            /* a member with a value had drop_name */
 } fold;
+
+static int fold_new(rw_arena *a, rw_aggop op, size_t ns, fold *f)
+{
+    memset(f, 0, sizeof *f);
+    int v = op != RW_AGG_AVG && op != RW_AGG_COUNT;
+    int mean = op == RW_AGG_STDDEV || op == RW_AGG_STDVAR;
+    f->seen = rw_arena_calloc(a, ns, 1);
+    return !f->seen || (v && !(f->v = rw_arena_alloc(a, ns * sizeof *f->v))) ||
+                   (op == RW_AGG_SUM && !(f->c = rw_arena_alloc(a, ns * sizeof *f->c))) ||
+                   (mean && !(f->mean = rw_arena_alloc(a, ns * sizeof *f->mean))) ||
+                   ((mean || op == RW_AGG_COUNT) &&
+                    !(f->count = rw_arena_alloc(a, ns * sizeof *f->count))) ||
+                   (op == RW_AGG_AVG && !(f->avg = rw_arena_alloc(a, ns * sizeof *f->avg)))
+               ? -1
+               : 0;
+}
+
+/* Folds member s into f: one pass over its step arrays. Each step folds
+ * the members in the order they come, which callers keep as input order. */
+static void fold_member(fold *f, rw_aggop op, size_t ns, const rw_eval_series *s)
+{
+    const uint8_t *ok = s->ok;
+    const double *xv = s->v;
+    int any = 0;
+    for (size_t i = 0; i < ns; i++) {
+        if (!ok[i])
+            continue;
+        double x = xv[i];
+        any = 1;
+        if (!f->seen[i]) {
+            f->seen[i] = 1;
+            switch (op) {
+            case RW_AGG_SUM: f->v[i] = x; f->c[i] = 0; break;
+            case RW_AGG_AVG: rw_avg_init(&f->avg[i], x); break;
+            case RW_AGG_COUNT: f->count[i] = 1; break;
+            case RW_AGG_GROUP: f->v[i] = 1; break;
+            case RW_AGG_STDDEV: case RW_AGG_STDVAR:
+                f->v[i] = (isnan(x) || isinf(x)) ? NAN : 0;
+                f->mean[i] = x;
+                f->count[i] = 1;
+                break;
+            default: f->v[i] = x; break;
+            }
+            continue;
+        }
+        switch (op) {
+        case RW_AGG_SUM:
+            rw_kahan_inc(x, &f->v[i], &f->c[i]);
+            break;
+        case RW_AGG_AVG:
+            rw_avg_add(&f->avg[i], x);
+            break;
+        case RW_AGG_MAX:
+            if (f->v[i] < x || isnan(f->v[i]))
+                f->v[i] = x;
+            break;
+        case RW_AGG_MIN:
+            if (f->v[i] > x || isnan(f->v[i]))
+                f->v[i] = x;
+            break;
+        case RW_AGG_COUNT:
+            f->count[i]++;
+            break;
+        case RW_AGG_STDDEV: case RW_AGG_STDVAR: {
+            f->count[i]++;
+            double delta = x - f->mean[i];
+            f->mean[i] += delta / f->count[i];
+            f->v[i] += delta * (x - f->mean[i]);
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    if (any && s->drop_name)
+        f->drop = 1;
+}
+
+/* The group's values into o; returns whether it has one at any step. */
+static int fold_finish(const fold *f, rw_aggop op, size_t ns, rw_eval_series *o)
+{
+    int any = 0;
+    for (size_t i = 0; i < ns; i++) {
+        if (!f->seen[i])
+            continue;
+        double v;
+        switch (op) {
+        case RW_AGG_SUM: v = f->v[i] + f->c[i]; break;
+        case RW_AGG_AVG: v = rw_avg_value(&f->avg[i]); break;
+        case RW_AGG_COUNT: v = f->count[i]; break;
+        case RW_AGG_STDVAR: v = f->v[i] / f->count[i]; break;
+        case RW_AGG_STDDEV: v = sqrt(f->v[i] / f->count[i]); break;
+        default: v = f->v[i]; break;
+        }
+        o->ok[i] = 1;
+        o->v[i] = v;
+        any = 1;
+    }
+    if (f->drop)
+        o->drop_name = 1;
+    return any;
+}
 
 /* Every operator but quantile, member by member: each member's step arrays
  * are read in one pass into per-step state of its group (kept in cache),
@@ -142,106 +260,140 @@ static rw_rc agg_fold(rw_eval_ctx *ctx, const rw_node *n, const rw_eval_value *i
     rw_arena *a = ctx->q->a;
     rw_aggop op = n->u.agg.op;
     size_t ns = ctx->nsteps;
-    fold f = {0};
-    f.v = rw_arena_alloc(a, ns * sizeof *f.v);
-    f.c = rw_arena_alloc(a, ns * sizeof *f.c);
-    f.mean = rw_arena_alloc(a, ns * sizeof *f.mean);
-    f.count = rw_arena_alloc(a, ns * sizeof *f.count);
-    f.seen = rw_arena_alloc(a, ns);
-    if (op == RW_AGG_AVG)
-        f.avg = rw_arena_alloc(a, ns * sizeof *f.avg);
     memset(out, 0, sizeof *out);
     out->type = RW_VAL_VECTOR;
     out->series = rw_arena_alloc(a, (g->n ? g->n : 1) * sizeof *out->series);
-    if (!f.v || !f.c || !f.mean || !f.count || !f.seen || (op == RW_AGG_AVG && !f.avg) ||
-        !out->series)
+    fold f;
+    if (fold_new(a, op, ns, &f) < 0 || !out->series)
         return rw_eval_nomem(ctx);
     rw_rc rc;
     size_t done = 0;
     for (size_t gi = 0; gi < g->n; gi++) {
         memset(f.seen, 0, ns);
-        int drop = 0;
+        f.drop = 0;
         for (size_t k = g->start[gi]; k < g->start[gi + 1]; k++, done++) {
             if ((done & 255) == 255 && (rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
                 return rc;
-            const rw_eval_series *s = &in->series[g->members[k]];
-            const uint8_t *ok = s->ok;
-            const double *xv = s->v;
-            int any = 0;
-            for (size_t i = 0; i < ns; i++) {
-                if (!ok[i])
-                    continue;
-                double x = xv[i];
-                any = 1;
-                if (!f.seen[i]) {
-                    f.seen[i] = 1;
-                    f.v[i] = x;
-                    f.mean[i] = x;
-                    f.count[i] = 1;
-                    f.c[i] = 0;
-                    if (op == RW_AGG_AVG)
-                        rw_avg_init(&f.avg[i], x);
-                    else if (op == RW_AGG_STDDEV || op == RW_AGG_STDVAR)
-                        f.v[i] = (isnan(x) || isinf(x)) ? NAN : 0;
-                    else if (op == RW_AGG_GROUP)
-                        f.v[i] = 1;
-                    continue;
-                }
-                switch (op) {
-                case RW_AGG_SUM:
-                    rw_kahan_inc(x, &f.v[i], &f.c[i]);
-                    break;
-                case RW_AGG_AVG:
-                    rw_avg_add(&f.avg[i], x);
-                    break;
-                case RW_AGG_MAX:
-                    if (f.v[i] < x || isnan(f.v[i]))
-                        f.v[i] = x;
-                    break;
-                case RW_AGG_MIN:
-                    if (f.v[i] > x || isnan(f.v[i]))
-                        f.v[i] = x;
-                    break;
-                case RW_AGG_COUNT:
-                    f.count[i]++;
-                    break;
-                case RW_AGG_STDDEV: case RW_AGG_STDVAR: {
-                    f.count[i]++;
-                    double delta = x - f.mean[i];
-                    f.mean[i] += delta / f.count[i];
-                    f.v[i] += delta * (x - f.mean[i]);
-                    break;
-                }
-                default:
-                    break;
-                }
-            }
-            if (any && s->drop_name)
-                drop = 1;
+            fold_member(&f, op, ns, &in->series[g->members[k]]);
         }
         rw_eval_series *o = group_series(ctx, n, in, g, gi, out);
         if (!o)
             return rw_eval_nomem(ctx);
-        int any = 0;
-        for (size_t i = 0; i < ns; i++) {
-            if (!f.seen[i])
-                continue;
-            double v = f.v[i];
-            switch (op) {
-            case RW_AGG_SUM: v += f.c[i]; break;
-            case RW_AGG_AVG: v = rw_avg_value(&f.avg[i]); break;
-            case RW_AGG_COUNT: v = f.count[i]; break;
-            case RW_AGG_STDVAR: v /= f.count[i]; break;
-            case RW_AGG_STDDEV: v = sqrt(v / f.count[i]); break;
-            default: break;
-            }
-            o->ok[i] = 1;
-            o->v[i] = v;
-            any = 1;
+        if (fold_finish(&f, op, ns, o))
+            out->nseries++;
+    }
+    return RW_OK;
+}
+
+/* ---- the same fold over a streamed argument (rw_eval_stream) ----
+ * Groups are found as their first member arrives (the order make_groups
+ * numbers them in), each with a fold of its own; members are folded as
+ * they come, which is input order. */
+typedef struct agg_stream {
+    rw_series_sink sk;
+    rw_eval_ctx *ctx;
+    const rw_node *n;
+    const char **names;  /* grouping labels hashed (group_names) */
+    size_t nn;
+    uint64_t *hk;        /* open addressing: group hash -> index + 1 */
+    size_t *hv, hcap;
+    fold *f;             /* [ng] */
+    rw_label **gl;       /* [ng] output labels */
+    size_t *ngl;
+    size_t ng, cap;
+} agg_stream;
+
+static int stream_grow(agg_stream *st)
+{
+    rw_arena *a = st->ctx->q->a;
+    if (st->ng == st->cap) {
+        size_t nc = st->cap ? st->cap * 2 : 16;
+        fold *f = rw_arena_alloc(a, nc * sizeof *f);
+        rw_label **gl = rw_arena_alloc(a, nc * sizeof *gl);
+        size_t *ngl = rw_arena_alloc(a, nc * sizeof *ngl);
+        if (!f || !gl || !ngl)
+            return -1;
+        if (st->ng) {
+            memcpy(f, st->f, st->ng * sizeof *f);
+            memcpy(gl, st->gl, st->ng * sizeof *gl);
+            memcpy(ngl, st->ngl, st->ng * sizeof *ngl);
         }
-        if (drop)
-            o->drop_name = 1;
-        if (any)
+        st->f = f;
+        st->gl = gl;
+        st->ngl = ngl;
+        st->cap = nc;
+    }
+    if (st->ng * 2 >= st->hcap) {
+        size_t nc = st->hcap ? st->hcap * 2 : 64;
+        uint64_t *hk = rw_arena_alloc(a, nc * sizeof *hk);
+        size_t *hv = rw_arena_calloc(a, nc, sizeof *hv);
+        if (!hk || !hv)
+            return -1;
+        for (size_t i = 0; i < st->hcap; i++) {
+            if (!st->hv[i])
+                continue;
+            size_t j = st->hk[i] & (nc - 1);
+            while (hv[j])
+                j = (j + 1) & (nc - 1);
+            hk[j] = st->hk[i];
+            hv[j] = st->hv[i];
+        }
+        st->hk = hk;
+        st->hv = hv;
+        st->hcap = nc;
+    }
+    return 0;
+}
+
+static rw_rc stream_put(rw_series_sink *sk, const rw_eval_series *s)
+{
+    agg_stream *st = (agg_stream *)sk;
+    rw_eval_ctx *ctx = st->ctx;
+    const rw_node *n = st->n;
+    if (stream_grow(st) < 0)
+        return rw_eval_nomem(ctx);
+    uint64_t h = 0;
+    if (n->u.agg.without || n->u.agg.ngrouping)
+        h = rw_labels_hash_subset(s->labels, s->nlabels, st->names, st->nn, !n->u.agg.without);
+    size_t j = h & (st->hcap - 1);
+    while (st->hv[j] && st->hk[j] != h)
+        j = (j + 1) & (st->hcap - 1);
+    if (!st->hv[j]) {
+        /* a new group: its state, accounted as the output it becomes */
+        size_t gi = st->ng;
+        if (fold_new(ctx->q->a, n->u.agg.op, ctx->nsteps, &st->f[gi]) < 0)
+            return rw_eval_nomem(ctx);
+        st->ngl[gi] = group_labels(ctx, n, s->labels, s->nlabels, n->u.agg.grouping,
+                                   n->u.agg.ngrouping, &st->gl[gi]);
+        st->hk[j] = h;
+        st->hv[j] = ++st->ng;
+        rw_rc rc = rw_eval_account(ctx, ctx->nsteps);
+        if (rc != RW_OK)
+            return rc;
+    }
+    fold_member(&st->f[st->hv[j] - 1], n->u.agg.op, ctx->nsteps, s);
+    return RW_OK;
+}
+
+static rw_rc agg_fold_stream(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *out)
+{
+    rw_arena *a = ctx->q->a;
+    agg_stream st = {.sk = {.put = stream_put}, .ctx = ctx, .n = n};
+    if (!(st.names = group_names(ctx, n, &st.nn)))
+        return rw_eval_nomem(ctx);
+    rw_rc rc = rw_eval_stream(ctx, n->u.agg.expr, &st.sk);
+    if (rc != RW_OK)
+        return rc;
+    memset(out, 0, sizeof *out);
+    out->type = RW_VAL_VECTOR;
+    if (!(out->series = rw_arena_alloc(a, (st.ng ? st.ng : 1) * sizeof *out->series)))
+        return rw_eval_nomem(ctx);
+    for (size_t gi = 0; gi < st.ng; gi++) {
+        rw_eval_series *o = rw_series_new(ctx, &out->series[out->nseries], st.gl[gi],
+                                          st.ngl[gi], 0);
+        if (!o)
+            return rw_eval_nomem(ctx);
+        if (fold_finish(&st.f[gi], n->u.agg.op, ctx->nsteps, o))
             out->nseries++;
     }
     return RW_OK;
@@ -646,6 +798,10 @@ rw_rc rw_eval_aggregate(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *out)
         if ((rc = rw_eval_scalar(ctx, n->u.agg.param, &param)) != RW_OK)
             return rc;
     }
+    if (op != RW_AGG_QUANTILE && op != RW_AGG_COUNT_VALUES && op != RW_AGG_TOPK &&
+        op != RW_AGG_BOTTOMK && op != RW_AGG_LIMITK && op != RW_AGG_LIMIT_RATIO &&
+        rw_eval_streams(ctx, n->u.agg.expr))
+        return agg_fold_stream(ctx, n, out);
     rw_eval_value in;
     if ((rc = rw_eval(ctx, n->u.agg.expr, &in)) != RW_OK)
         return rc;

@@ -257,6 +257,37 @@ static inline double rw_avg_value(const rw_avg *a)
 /* quantile of values (sorted in place), Prometheus semantics. */
 double rw_quantile(double q, double *vals, size_t n);
 
+/* ---- streaming: an argument handed over series by series ----
+ *
+ * An aggregation that folds its members one at a time (sum, avg, count,
+ * min, max, group, stddev, stdvar) does not need its whole argument at
+ * once. When the argument reads the store itself - a plain vector selector,
+ * or a range function over a plain matrix selector - it is evaluated into a
+ * sink instead: each output series goes to put() as soon as it is complete
+ * (in the order it would have had in the vector), and its arrays are reused
+ * for the next. The query then holds the groups' per-step state and one
+ * batch of raw samples instead of members x steps values, so the engine's
+ * step batches (engine.c) can cover a long range in a few passes, and each
+ * stored part is decoded about once instead of once per step batch. */
+typedef struct rw_series_sink rw_series_sink;
+struct rw_series_sink {
+    /* s is valid during the call only; RW_OK or an error (ctx->q->err set) */
+    rw_rc (*put)(rw_series_sink *sk, const rw_eval_series *s);
+};
+/* Whether rw_eval_stream can evaluate n (over several steps: a single step
+ * holds one value per series anyway). */
+int rw_eval_streams(const rw_eval_ctx *ctx, const rw_node *n);
+/* Evaluates n (rw_eval_streams true) into sk. The series handed over are
+ * not accounted against max_samples (they are gone after put()): the sink
+ * accounts what it keeps. */
+rw_rc rw_eval_stream(rw_eval_ctx *ctx, const rw_node *n, rw_series_sink *sk);
+
+/* ---- func_range.c ---- */
+/* Whether call is a range function over a plain matrix selector, which
+ * rw_range_fn_to streams. */
+int rw_range_fn_streams(const rw_node *call);
+rw_rc rw_range_fn_to(rw_eval_ctx *ctx, const rw_node *call, rw_series_sink *sk);
+
 /* ---- eval_select.c ---- */
 
 /* A plain selector read in batches: the labels (and refs) of every matching
@@ -293,6 +324,8 @@ rw_rc rw_matrix_iter_next(rw_sel_iter *it, rw_eval_value *m, int *done);
 rw_rc rw_sel_iter_end(rw_sel_iter *it, rw_rc rc);
 
 rw_rc rw_eval_vector_selector(rw_eval_ctx *ctx, const rw_node *n, int want_ts, rw_eval_value *out);
+/* Streams vector selector n into sk (see rw_eval_stream). */
+rw_rc rw_eval_vector_selector_to(rw_eval_ctx *ctx, const rw_node *n, rw_series_sink *sk);
 rw_rc rw_eval_matrix_selector(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *out);
 rw_rc rw_eval_subquery(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *out);
 /* Window of step i of matrix m over series s: samples [*lo, *hi). Also gives

@@ -249,7 +249,10 @@ static int vector_series(rw_eval_ctx *ctx, const rw_node *n, const rw_series_dat
     return any;
 }
 
-rw_rc rw_eval_vector_selector(rw_eval_ctx *ctx, const rw_node *n, int want_ts, rw_eval_value *out)
+/* A vector selector into out (a vector), or with sk series by series into
+ * sk: one series' arrays, reused (rw_eval_stream). */
+static rw_rc vector_select(rw_eval_ctx *ctx, const rw_node *n, int want_ts, rw_eval_value *out,
+                           rw_series_sink *sk)
 {
     rw_eval_query *q = ctx->q;
     int64_t lookback = q->opts->lookback_ms;
@@ -275,11 +278,17 @@ rw_rc rw_eval_vector_selector(rw_eval_ctx *ctx, const rw_node *n, int want_ts, r
     if (rc != RW_OK)
         return single ? rc : rw_sel_iter_end(&it, rc);
 
-    memset(out, 0, sizeof *out);
-    out->type = RW_VAL_VECTOR;
-    out->series = rw_arena_alloc(q->a, (nall ? nall : 1) * sizeof *out->series);
-    if (!out->series)
-        rc = rw_eval_nomem(ctx);
+    rw_eval_series one;
+    if (sk) {
+        if (!rw_series_new(ctx, &one, NULL, 0, 0))
+            rc = rw_eval_nomem(ctx);
+    } else {
+        memset(out, 0, sizeof *out);
+        out->type = RW_VAL_VECTOR;
+        out->series = rw_arena_alloc(q->a, (nall ? nall : 1) * sizeof *out->series);
+        if (!out->series)
+            rc = rw_eval_nomem(ctx);
+    }
     size_t points = 0, done = 0;
     while (rc == RW_OK) {
         if (!single && (rc = sel_iter_read(&it, &data, &nd)) != RW_OK)
@@ -287,9 +296,17 @@ rw_rc rw_eval_vector_selector(rw_eval_ctx *ctx, const rw_node *n, int want_ts, r
         if (!nd)
             break;
         for (size_t s = 0; s < nd && rc == RW_OK; s++, done++) {
-            rw_eval_series *os = &out->series[out->nseries];
             if ((done & 255) == 255 && (rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
                 break;
+            if (sk) {
+                one.labels = data[s].labels;
+                one.nlabels = data[s].nlabels;
+                memset(one.ok, 0, ctx->nsteps);
+                if (vector_series(ctx, n, &data[s], &one, &points))
+                    rc = sk->put(sk, &one);
+                continue;
+            }
+            rw_eval_series *os = &out->series[out->nseries];
             if (!rw_series_new(ctx, os, data[s].labels, data[s].nlabels, 0) ||
                 (want_ts && !(os->t = rw_arena_alloc(q->a, ctx->nsteps * sizeof(int64_t))))) {
                 rc = rw_eval_nomem(ctx);
@@ -306,9 +323,19 @@ rw_rc rw_eval_vector_selector(rw_eval_ctx *ctx, const rw_node *n, int want_ts, r
         it.kept = 0;
         rc = rw_sel_iter_end(&it, rc);
     }
-    if (rc != RW_OK)
+    if (rc != RW_OK || sk)
         return rc;
     return rw_eval_account(ctx, points);
+}
+
+rw_rc rw_eval_vector_selector(rw_eval_ctx *ctx, const rw_node *n, int want_ts, rw_eval_value *out)
+{
+    return vector_select(ctx, n, want_ts, out, NULL);
+}
+
+rw_rc rw_eval_vector_selector_to(rw_eval_ctx *ctx, const rw_node *n, rw_series_sink *sk)
+{
+    return vector_select(ctx, n, 0, NULL, sk);
 }
 
 rw_rc rw_eval_matrix_selector(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *out)

@@ -156,6 +156,8 @@ typedef struct range_state {
     size_t bufcap;
     int keep_name;
     int qwarned;
+    rw_series_sink *sk;      /* streaming: each series to sk, through one */
+    rw_eval_series one;
 } range_state;
 
 /* Computes the output of one series of the matrix m (window parameters in
@@ -168,11 +170,18 @@ static rw_rc range_series(rw_eval_ctx *ctx, range_state *rs, const rw_eval_value
     const rw_node *call = rs->call, *marg = rs->marg;
     const double *p1 = rs->p1, *p2 = rs->p2;
     rw_rc rc;
-    rw_eval_series *o = &out->series[out->nseries];
+    rw_eval_series *o = rs->sk ? &rs->one : &out->series[out->nseries];
     if ((rc = rw_eval_check(ctx, "expression evaluation")) != RW_OK)
         return rc;
-    if (!rw_series_new(ctx, o, ms->labels, ms->nlabels, rs->keep_name ? ms->drop_name : 1))
+    int drop_name = rs->keep_name ? ms->drop_name : 1;
+    if (rs->sk) {
+        o->labels = ms->labels;
+        o->nlabels = ms->nlabels;
+        o->drop_name = drop_name;
+        memset(o->ok, 0, ctx->nsteps);
+    } else if (!rw_series_new(ctx, o, ms->labels, ms->nlabels, drop_name)) {
         return rw_eval_nomem(ctx);
+    }
     int any = 0;
     int resets = 0; /* any decrease in the whole series */
     if (k == RW_RANGE_RATE || k == RW_RANGE_INCREASE)
@@ -346,7 +355,10 @@ static rw_rc range_series(rw_eval_ctx *ctx, range_state *rs, const rw_eval_value
     }
     if (!any)
         return RW_OK;
-    out->nseries++;
+    if (!rs->sk)
+        out->nseries++;
+    else if ((rc = rs->sk->put(rs->sk, o)) != RW_OK)
+        return rc;
     if (k == RW_RANGE_RATE || k == RW_RANGE_INCREASE) {
         const char *mn = rw_labels_get(ms->labels, ms->nlabels, RW_METRIC_NAME);
         if (mn && *mn && !is_counter_name(mn))
@@ -358,7 +370,10 @@ static rw_rc range_series(rw_eval_ctx *ctx, range_state *rs, const rw_eval_value
     return RW_OK;
 }
 
-static rw_rc range_fn(rw_eval_ctx *ctx, const rw_node *call, rw_eval_value *out)
+/* A range function into out (a vector), or with sk series by series
+ * (rw_eval_stream; then its argument is a plain selector). */
+static rw_rc range_fn(rw_eval_ctx *ctx, const rw_node *call, rw_eval_value *out,
+                      rw_series_sink *sk)
 {
     kind k = call->u.call.fn->op;
     rw_arena *a = ctx->q->a;
@@ -373,25 +388,31 @@ static rw_rc range_fn(rw_eval_ctx *ctx, const rw_node *call, rw_eval_value *out)
                           (rc = rw_eval_scalar(ctx, call->u.call.args[2], &p2)) != RW_OK))
         return rc;
     const rw_node *marg = rw_node_unparen(call->u.call.args[midx]);
+    rw_eval_value one;
+    if (sk)
+        out = &one;
     memset(out, 0, sizeof *out);
     out->type = RW_VAL_VECTOR;
     range_state r = {.k = k, .call = call, .marg = marg, .p1 = p1, .p2 = p2,
-                     .keep_name = k == RW_RANGE_LAST || k == RW_RANGE_FIRST};
+                     .keep_name = k == RW_RANGE_LAST || k == RW_RANGE_FIRST, .sk = sk};
+    if (sk && !rw_series_new(ctx, &r.one, NULL, 0, 0))
+        return rw_eval_nomem(ctx);
     if (marg->kind == RW_N_MATRIX_SEL) {
         /* a plain selector: decode and reduce one batch of series at a
            time, so only the output and one batch of samples are held */
         rw_sel_iter it;
         rw_eval_value m;
         int done = 0;
-        if ((rc = rw_matrix_iter_open(ctx, marg, &it, &m)) == RW_OK &&
+        if ((rc = rw_matrix_iter_open(ctx, marg, &it, &m)) == RW_OK && !sk &&
             !(out->series = rw_arena_alloc(a, (it.nall ? it.nall : 1) * sizeof *out->series)))
             rc = rw_eval_nomem(ctx);
         while (rc == RW_OK && (rc = rw_matrix_iter_next(&it, &m, &done)) == RW_OK && !done)
             for (size_t s = 0; s < m.nms && rc == RW_OK; s++)
                 rc = range_series(ctx, &r, &m, &m.ms[s], out);
         rc = rw_sel_iter_end(&it, rc);
-        /* what stays: one value per step of every output series */
-        return rc == RW_OK ? rw_eval_account(ctx, out->nseries * ctx->nsteps) : rc;
+        /* what stays: one value per step of every output series (streamed:
+           nothing, the sink accounts what it keeps) */
+        return rc == RW_OK && !sk ? rw_eval_account(ctx, out->nseries * ctx->nsteps) : rc;
     }
     rw_eval_value m;
     if ((rc = rw_eval(ctx, marg, &m)) != RW_OK)
@@ -408,12 +429,29 @@ static rw_rc range_fn(rw_eval_ctx *ctx, const rw_node *call, rw_eval_value *out)
     return RW_OK;
 }
 
-RW_FN(rw_fn_rate) { return range_fn(ctx, call, out); }
-RW_FN(rw_fn_instant_rate) { return range_fn(ctx, call, out); }
-RW_FN(rw_fn_deriv) { return range_fn(ctx, call, out); }
-RW_FN(rw_fn_smoothing) { return range_fn(ctx, call, out); }
-RW_FN(rw_fn_over_time) { return range_fn(ctx, call, out); }
-RW_FN(rw_fn_quantile_over_time) { return range_fn(ctx, call, out); }
+int rw_range_fn_streams(const rw_node *call)
+{
+    const rw_func *fn = call->u.call.fn;
+    if (!fn || (fn->impl != rw_fn_rate && fn->impl != rw_fn_instant_rate &&
+                fn->impl != rw_fn_deriv && fn->impl != rw_fn_smoothing &&
+                fn->impl != rw_fn_over_time && fn->impl != rw_fn_quantile_over_time))
+        return 0;
+    size_t midx = fn->op == RW_RANGE_QUANTILE ? 1 : 0;
+    return call->u.call.nargs > midx &&
+           rw_node_unparen(call->u.call.args[midx])->kind == RW_N_MATRIX_SEL;
+}
+
+rw_rc rw_range_fn_to(rw_eval_ctx *ctx, const rw_node *call, rw_series_sink *sk)
+{
+    return range_fn(ctx, call, NULL, sk);
+}
+
+RW_FN(rw_fn_rate) { return range_fn(ctx, call, out, NULL); }
+RW_FN(rw_fn_instant_rate) { return range_fn(ctx, call, out, NULL); }
+RW_FN(rw_fn_deriv) { return range_fn(ctx, call, out, NULL); }
+RW_FN(rw_fn_smoothing) { return range_fn(ctx, call, out, NULL); }
+RW_FN(rw_fn_over_time) { return range_fn(ctx, call, out, NULL); }
+RW_FN(rw_fn_quantile_over_time) { return range_fn(ctx, call, out, NULL); }
 
 /* Labels absent()/absent_over_time() give their output: the equality
  * matchers of a plain selector argument (not __name__). */

@@ -6,7 +6,9 @@
  * come back during the range, on data partly in blocks and partly in the
  * head; then a query that does not fit max_samples at once is answered
  * (batches shrink) instead of refused, and one whose single step does not
- * fit is still refused. */
+ * fit is still refused. An aggregation streams its selector (it holds its
+ * groups, not its members): inside a subquery it fits a max_samples its
+ * members would not, with the unlimited result. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,7 +188,49 @@ static void test_batches(void)
     for (size_t s = 0; s < rr.nseries; s++)
         pts += rr.series[s].npoints;
     CHECK(pts > 4000);
+    rw_arena_reset(a);
+    /* an aggregation that folds member by member streams its argument: it
+     * holds its groups' steps, not its members'. Inside a subquery (one
+     * evaluation, no step batches) 12 series x 4,801 steps would not fit
+     * max_samples = 50000, three groups do - and give what the same query
+     * gives without a limit; quantile, which needs every member of a step
+     * at once, is still refused */
     rw_engine_free(eng);
+    rw_engine_opts mid = {.max_samples = 50000};
+    eng = rw_engine_new(&sq, &mid);
+    rw_engine *full = rw_engine_new(&sq, NULL);
+    const char *sub[] = {
+        "max_over_time(sum(reqs)[4h:3s])",
+        "min_over_time(count by (grp) (rate(reqs[1m]))[4h:3s])",
+        "avg_over_time(avg without (inst) (avg_over_time(reqs[30s]))[4h:3s])",
+        "max_over_time(stddev(reqs)[4h:3s])",
+    };
+    for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
+        rw_result lr, fr;
+        rw_err_init(&e);
+        rw_rc lrc = rw_engine_instant(eng, sub[i], end, 0, a, &lr, &e);
+        CHECK_MSG(lrc == RW_OK, "%s under max_samples: %s", sub[i], e.msg);
+        rw_err_init(&e);
+        CHECK_INT(rw_engine_instant(full, sub[i], end, 0, a, &fr, &e), RW_OK);
+        if (lrc != RW_OK)
+            continue;
+        CHECK_MSG(lr.nseries == fr.nseries && lr.nseries > 0, "%s: %zu series, %zu without a limit",
+                  sub[i], lr.nseries, fr.nseries);
+        for (size_t s = 0; s < lr.nseries; s++) {
+            int found;
+            double v = instant_at(&fr, lr.series[s].labels, lr.series[s].nlabels, &found);
+            CHECK_MSG(found && same(v, lr.series[s].points[0].v), "%s: %g against %g", sub[i],
+                      lr.series[s].points[0].v, v);
+        }
+    }
+    rw_err_init(&e);
+    CHECK_INT(rw_engine_instant(eng, "max_over_time(quantile(0.5, reqs)[4h:3s])", end, 0, a, &rr,
+                                &e),
+              RW_EXEC);
+    CHECK(strstr(e.msg, "too many samples") != NULL);
+    rw_engine_free(full);
+    rw_engine_free(eng);
+    eng = NULL;
     rw_arena_reset(a);
     /* a single step over more samples than allowed is still refused */
     rw_engine_opts tiny = {.max_samples = 5};
