@@ -317,9 +317,9 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
     for (size_t k = 0; k < n; k++) {
         const rw_append_series *a = &in[idx[k]];
         if (k + 16 < n)
-            shard_series_prefetch_slot(sh, in[idx[k + 16]].hash);
+            shard_series_prefetch_slot(sh, in[idx[k + 16]].hash, in[idx[k + 16]].ref);
         if (k + 8 < n)
-            shard_series_prefetch(sh, in[idx[k + 8]].hash);
+            shard_series_prefetch(sh, in[idx[k + 8]].hash, in[idx[k + 8]].ref);
         sp[k] = NULL;
         if (a->nsamples && a->ref)
             sp[k] = shard_series_lookup_ref(sh, a->hash, a->ref);

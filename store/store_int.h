@@ -470,10 +470,11 @@ void shard_series_delete(rw_shard *sh, series *s);
  * shard loading a million series would otherwise grow them step by step,
  * each step remapping memory under the other shards' threads). -1 nomem. */
 int shard_index_reserve(rw_shard *sh, uint32_t max_id, size_t nseries);
-/* Prefetch the slot of a hash, then (a few lookups later) its series: the
+/* Prefetch the slot of a series (its by_id entry when id, a ref, is not
+ * 0, else its hash slot), then (a few lookups later) the series: the
  * lookups of one request touch thousands of series in random order. */
-void shard_series_prefetch_slot(const rw_shard *sh, uint64_t hash);
-void shard_series_prefetch(const rw_shard *sh, uint64_t hash);
+void shard_series_prefetch_slot(const rw_shard *sh, uint64_t hash, uint32_t id);
+void shard_series_prefetch(const rw_shard *sh, uint64_t hash, uint32_t id);
 void shard_index_free(rw_shard *sh);
 const plist *postings_get(const rw_shard *sh, const char *name, const char *value);
 const lname *postings_name(const rw_shard *sh, const char *name);
