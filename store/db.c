@@ -255,6 +255,7 @@ rw_rc db_open_shard(rw_shard *sh, rw_err *err)
     }
     sqlite3_busy_timeout(sh->rdb, sh->store->opts.busy_timeout_ms);
     if ((rc = db_exec(sh->rdb, "PRAGMA query_only=1", err)) != RW_OK ||
+        (rc = db_exec(sh->rdb, "PRAGMA mmap_size=17179869184", err)) != RW_OK ||
         (rc = prep(sh, sh->rdb, "SELECT sid, ts, data FROM parts WHERE id=?", &sh->st_part_get,
                    err)) ||
         (rc = prep(sh, sh->rdb, "SELECT data FROM tscols WHERE id=?", &sh->st_ts_get, err)) ||
