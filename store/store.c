@@ -474,8 +474,6 @@ static void collect(void *ctx, rw_buf *out)
         {"rwgate_store_block_samples", "Samples in blocks."},
         {"rwgate_store_pending_wal_bytes", "Bytes of WAL entries accepted but not yet committed."},
         {"rwgate_store_db_bytes", "Size of the shard's SQLite files (database and its -wal)."},
-        {"rwgate_store_index_cache_bytes",
-         "Block indexes and timestamp columns cached in memory (filled at start, newest first)."},
     };
     enum { NG = sizeof g / sizeof g[0] };
     int ns = st->nshards;
@@ -493,7 +491,6 @@ static void collect(void *ctx, rw_buf *out)
         v[k * NG + 5] = sh->pend.bytes;
         pthread_mutex_unlock(&sh->mu);
         v[k * NG + 6] = db_file_bytes(sh);
-        v[k * NG + 7] = cache_bytes(sh);
     }
     for (int m = 0; m < NG; m++) {
         rw_buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", g[m].name, g[m].help, g[m].name);
@@ -603,8 +600,6 @@ static void *maint_main(void *arg)
     store_background_thread();
     int64_t interval = st->opts.checkpoint_interval_ms;
     int64_t last_ret = rw_now_ms();
-    for (int k = 0; k < st->nshards && !store_stopping(st); k++)
-        shard_warm_indexes(&st->shards[k]);
     pthread_mutex_lock(&st->maint_mu);
     while (!store_stopping(st)) {
         if (!st->kicked) {
