@@ -255,11 +255,6 @@ rw_rc db_open_shard(rw_shard *sh, rw_err *err)
     }
     sqlite3_busy_timeout(sh->rdb, sh->store->opts.busy_timeout_ms);
     if ((rc = db_exec(sh->rdb, "PRAGMA query_only=1", err)) != RW_OK ||
-        /* reads through a map: a cold page fault reads its neighbours
-           too (pread read 4 KiB at a time), a warm read copies nothing;
-           SQLite caps the size at its build's limit (Debian: 2 GiB), the
-           rest of a larger file is read with pread */
-        (rc = db_exec(sh->rdb, "PRAGMA mmap_size=17179869184", err)) != RW_OK ||
         (rc = prep(sh, sh->rdb, "SELECT sid, ts, data FROM parts WHERE id=?", &sh->st_part_get,
                    err)) ||
         (rc = prep(sh, sh->rdb, "SELECT data FROM tscols WHERE id=?", &sh->st_ts_get, err)) ||
