@@ -39,8 +39,7 @@ static const char **group_names(rw_eval_ctx *ctx, const rw_node *n, size_t *nn)
     return names;
 }
 
-static rw_rc make_groups(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in,
-                         char *const *grouping, size_t ngrouping, groups *g)
+static rw_rc make_groups(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in, groups *g)
 {
     rw_arena *a = ctx->q->a;
     int without = n->u.agg.without;
@@ -67,7 +66,7 @@ static rw_rc make_groups(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in,
     g->n = 0;
     for (size_t s = 0; s < ns; s++) {
         uint64_t h = 0;
-        if (without || ngrouping)
+        if (without || n->u.agg.ngrouping)
             h = rw_labels_hash_subset(in->series[s].labels, in->series[s].nlabels, names, nn,
                                       !without);
         size_t j = h & (cap - 1);
@@ -289,6 +288,12 @@ static rw_rc agg_fold(rw_eval_ctx *ctx, const rw_node *n, const rw_eval_value *i
  * Groups are found as their first member arrives (the order make_groups
  * numbers them in), each with a fold of its own; members are folded as
  * they come, which is input order. */
+typedef struct stream_group {
+    fold f;
+    rw_label *labels;    /* output labels (group_labels of the first member) */
+    size_t nlabels;
+} stream_group;
+
 typedef struct agg_stream {
     rw_series_sink sk;
     rw_eval_ctx *ctx;
@@ -297,9 +302,7 @@ typedef struct agg_stream {
     size_t nn;
     uint64_t *hk;        /* open addressing: group hash -> index + 1 */
     size_t *hv, hcap;
-    fold *f;             /* [ng] */
-    rw_label **gl;       /* [ng] output labels */
-    size_t *ngl;
+    stream_group *g;     /* [ng], in order of first member */
     size_t ng, cap;
 } agg_stream;
 
@@ -308,19 +311,10 @@ static int stream_grow(agg_stream *st)
     rw_arena *a = st->ctx->q->a;
     if (st->ng == st->cap) {
         size_t nc = st->cap ? st->cap * 2 : 16;
-        fold *f = rw_arena_alloc(a, nc * sizeof *f);
-        rw_label **gl = rw_arena_alloc(a, nc * sizeof *gl);
-        size_t *ngl = rw_arena_alloc(a, nc * sizeof *ngl);
-        if (!f || !gl || !ngl)
+        stream_group *g = rw_arena_realloc(a, st->g, st->ng * sizeof *g, nc * sizeof *g);
+        if (!g)
             return -1;
-        if (st->ng) {
-            memcpy(f, st->f, st->ng * sizeof *f);
-            memcpy(gl, st->gl, st->ng * sizeof *gl);
-            memcpy(ngl, st->ngl, st->ng * sizeof *ngl);
-        }
-        st->f = f;
-        st->gl = gl;
-        st->ngl = ngl;
+        st->g = g;
         st->cap = nc;
     }
     if (st->ng * 2 >= st->hcap) {
@@ -360,18 +354,18 @@ static rw_rc stream_put(rw_series_sink *sk, const rw_eval_series *s)
         j = (j + 1) & (st->hcap - 1);
     if (!st->hv[j]) {
         /* a new group: its state, accounted as the output it becomes */
-        size_t gi = st->ng;
-        if (fold_new(ctx->q->a, n->u.agg.op, ctx->nsteps, &st->f[gi]) < 0)
+        stream_group *g = &st->g[st->ng];
+        if (fold_new(ctx->q->a, n->u.agg.op, ctx->nsteps, &g->f) < 0)
             return rw_eval_nomem(ctx);
-        st->ngl[gi] = group_labels(ctx, n, s->labels, s->nlabels, n->u.agg.grouping,
-                                   n->u.agg.ngrouping, &st->gl[gi]);
+        g->nlabels = group_labels(ctx, n, s->labels, s->nlabels, n->u.agg.grouping,
+                                  n->u.agg.ngrouping, &g->labels);
         st->hk[j] = h;
         st->hv[j] = ++st->ng;
         rw_rc rc = rw_eval_account(ctx, ctx->nsteps);
         if (rc != RW_OK)
             return rc;
     }
-    fold_member(&st->f[st->hv[j] - 1], n->u.agg.op, ctx->nsteps, s);
+    fold_member(&st->g[st->hv[j] - 1].f, n->u.agg.op, ctx->nsteps, s);
     return RW_OK;
 }
 
@@ -389,11 +383,12 @@ static rw_rc agg_fold_stream(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *
     if (!(out->series = rw_arena_alloc(a, (st.ng ? st.ng : 1) * sizeof *out->series)))
         return rw_eval_nomem(ctx);
     for (size_t gi = 0; gi < st.ng; gi++) {
-        rw_eval_series *o = rw_series_new(ctx, &out->series[out->nseries], st.gl[gi],
-                                          st.ngl[gi], 0);
+        const stream_group *g = &st.g[gi];
+        rw_eval_series *o = rw_series_new(ctx, &out->series[out->nseries], g->labels,
+                                          g->nlabels, 0);
         if (!o)
             return rw_eval_nomem(ctx);
-        if (fold_finish(&st.f[gi], n->u.agg.op, ctx->nsteps, o))
+        if (fold_finish(&g->f, n->u.agg.op, ctx->nsteps, o))
             out->nseries++;
     }
     return RW_OK;
@@ -463,7 +458,7 @@ static rw_rc agg_simple(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in, d
                         rw_eval_value *out)
 {
     groups g;
-    rw_rc rc = make_groups(ctx, n, in, n->u.agg.grouping, n->u.agg.ngrouping, &g);
+    rw_rc rc = make_groups(ctx, n, in, &g);
     if (rc != RW_OK)
         return rc;
     return n->u.agg.op == RW_AGG_QUANTILE ? agg_quantile(ctx, n, in, &g, param, out)
@@ -593,7 +588,7 @@ static rw_rc agg_k(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *in, double
         }
     }
     groups g;
-    if ((rc = make_groups(ctx, n, in, n->u.agg.grouping, n->u.agg.ngrouping, &g)) != RW_OK)
+    if ((rc = make_groups(ctx, n, in, &g)) != RW_OK)
         return rc;
     size_t ns = in->nseries;
     /* output: one series per input series, values at the steps it was kept */
