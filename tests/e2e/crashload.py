@@ -14,16 +14,17 @@ STEP = 300_000
 
 class Sender(threading.Thread):
     """Writes `series` series of crash_metric{sender=idx}, one sample each
-    per request, 5 minutes of data time apart (the 2 h flush windows close
-    within a crash cycle). Resends a request until it gets a 2xx, as
+    per request, `step` ms of data time apart (5 minutes by default: the 2 h
+    flush windows close within a crash cycle). Resends a request until it gets a 2xx, as
     Prometheus does (an identical resend of samples that did reach the disk
     is accepted silently), and on stop still sends the request in hand until
     it is acknowledged, so that what is stored is exactly what was
     acknowledged."""
 
-    def __init__(self, idx, g, series):
+    def __init__(self, idx, g, series, step=STEP):
         super().__init__(daemon=True)
         self.idx = idx
+        self.step_ms = step
         self.g = g
         self.series = series
         self.step = 0
@@ -35,7 +36,7 @@ class Sender(threading.Thread):
         self.errors = []
 
     def batch(self, step):
-        t = T0 + step * STEP
+        t = T0 + step * self.step_ms
         return [([("__name__", "crash_metric"), ("sender", str(self.idx)), ("series", "%03d" % s)],
                  [(t, float(step * 1000 + s) + 0.25)]) for s in range(self.series)]
 

@@ -35,6 +35,12 @@ SERIES_PER_SENDER = 200
 # on these paths, the release pass for lost writes
 KILLS = int(os.environ.get("RWGATE_CRASH_KILLS", "20"))
 SHARDS = 2
+# one minute of data time per request: a 2 h flush window is 120 requests
+# per sender, several times store.checkpoint_size of WAL, so that the WAL
+# passes the checkpoint size between two window flushes whatever the
+# senders' rate (at 5 minutes, a slow sanitized run flushed every window
+# before its WAL reached the size and never checkpointed)
+DATA_STEP_MS = 60_000
 rng = random.Random(7)
 
 
@@ -43,13 +49,20 @@ def wal_segments(data):
     return set(os.listdir(os.path.join(data, "wal")))
 
 
-def blocks(g):
-    return g.metric("rwgate_store_blocks") or 0
+def flushes(g):
+    """shard flushes (blocks written) since the start; the number of blocks
+    itself also falls when compaction merges them"""
+    return g.metric("rwgate_store_flushes_total") or 0
+
+
+def snapshots_written(g):
+    with open(g.logf.name, "rb") as f:
+        return f.read().count(b"head snapshot written")
 
 
 g = Rwgate(extra=["--shards", str(SHARDS), "--set", "store.checkpoint_interval=1s",
                   "--set", "store.checkpoint_size=64KiB", "--set", "store.wal_segment_size=64KiB"]).start()
-senders = [Sender(i, g, SERIES_PER_SENDER) for i in range(SENDERS)]
+senders = [Sender(i, g, SERIES_PER_SENDER, DATA_STEP_MS) for i in range(SENDERS)]
 probes = []
 try:
     for s in senders:
@@ -71,11 +84,11 @@ try:
                 "acks %s -> %s; log: %s" % (base, [s.acks for s in senders], g.log_tail(600)))
         if k == KILLS:
             break
-        # a flush writes new blocks of every shard while the senders
-        # write, then the kill
-        b0 = blocks(g)
+        # flushes write new blocks while the senders write, then the kill
+        f0 = flushes(g)
         try:
-            wait_for(lambda: blocks(g) >= b0 + SHARDS, "new blocks of every shard", timeout=60)
+            wait_for(lambda: flushes(g) >= f0 + SHARDS and g.metric("rwgate_store_blocks"),
+                     "flushes of the shards", timeout=60)
             ok = True
         except TimeoutError:
             ok = False
@@ -91,6 +104,18 @@ try:
                 ok = False
             c.check(ok, "cycle %d: WAL segments the flushes cover are deleted" % k,
                     "segments at the last kill %s, now %s" % (sorted(prev_segs), sorted(wal_segments(g.data))))
+        if k == KILLS - 1:
+            # the last restart at the latest starts from a head snapshot:
+            # a checkpoint ran in some cycle (snapshots stay until a full
+            # flush, which here only the clean stop at the end runs)
+            try:
+                wait_for(lambda: snapshots_written(g) > 0, "a checkpoint wrote head snapshots",
+                         timeout=90)
+                ok = True
+            except TimeoutError:
+                ok = False
+            c.check(ok, "checkpoints write head snapshots while the senders write",
+                    "WAL segments %s" % sorted(wal_segments(g.data)))
         time.sleep(rng.uniform(0.2, 1.2))  # kill at a random point after it
         log("kill -9 #%d (steps so far: %s)" % (k + 1, [s.step for s in senders]))
         g.kill9()
