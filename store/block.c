@@ -514,6 +514,45 @@ bidx *block_index(rw_shard *sh, blockd *b, rw_err *err)
     return x;
 }
 
+size_t cache_bytes(rw_shard *sh)
+{
+    pthread_mutex_lock(&sh->cache_mu);
+    size_t b = sh->cache_bytes;
+    pthread_mutex_unlock(&sh->cache_mu);
+    return b;
+}
+
+static int by_maxt_desc(const void *a, const void *b)
+{
+    const blockd *x = *(const blockd *const *)a, *y = *(const blockd *const *)b;
+    return x->maxt > y->maxt ? -1 : x->maxt < y->maxt;
+}
+
+void shard_warm_indexes(rw_shard *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    size_t n = sh->nblocks;
+    blockd **bl = n ? malloc(n * sizeof *bl) : NULL;
+    for (size_t i = 0; bl && i < n; i++) {
+        bl[i] = sh->blocks[i];
+        atomic_fetch_add(&bl[i]->refs, 1);
+    }
+    pthread_mutex_unlock(&sh->mu);
+    if (!bl)
+        return;
+    /* newest data first: what dashboards open with */
+    qsort(bl, n, sizeof *bl, by_maxt_desc);
+    for (size_t i = 0; i < n; i++) {
+        if (!store_stopping(sh->store) && cache_bytes(sh) < cache_limit(sh) / 2) {
+            rw_err e;
+            rw_err_init(&e);
+            bidx_put(block_index(sh, bl[i], &e)); /* a failure is the query's to report */
+        }
+        blockd_put(bl[i]);
+    }
+    free(bl);
+}
+
 /* Timestamp column `id` of block b (rd_mu held); cached with the block. */
 static tscol *get_tscol(rw_shard *sh, const blockd *b, int64_t id, rw_buf *scratch, rw_err *err)
 {

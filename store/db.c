@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zstd.h>
 #include "core/log.h"
 #include "store_int.h"
@@ -247,13 +249,16 @@ rw_rc db_open_shard(rw_shard *sh, rw_err *err)
         (rc = prep(sh, sh->wdb, "DELETE FROM symbols WHERE id=?", &sh->st_sym_del, err)))
         goto fail;
 
+    rw_store *st = sh->store;
     if ((src = sqlite3_open_v2(sh->path, &sh->rdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                               NULL)) != SQLITE_OK) {
+                               st->read_vfs_on ? st->read_vfs_name : NULL)) != SQLITE_OK) {
         rc = rw_err_set(err, RW_IO, "open %s (reader): %s", sh->path,
                         sh->rdb ? sqlite3_errmsg(sh->rdb) : sqlite3_errstr(src));
         goto fail;
     }
     sqlite3_busy_timeout(sh->rdb, sh->store->opts.busy_timeout_ms);
+    if (st->read_vfs_on && (sh->rdb_fd = open(sh->path, O_RDONLY | O_CLOEXEC)) >= 0)
+        db_vfs_set_fd(sh->rdb, sh->rdb_fd); /* without it: reads without read-around */
     if ((rc = db_exec(sh->rdb, "PRAGMA query_only=1", err)) != RW_OK ||
         (rc = prep(sh, sh->rdb, "SELECT sid, ts, data FROM parts WHERE id=?", &sh->st_part_get,
                    err)) ||
@@ -289,6 +294,9 @@ void db_close_shard(rw_shard *sh)
     if (sh->wdb)
         sqlite3_close(sh->wdb);
     sh->rdb = sh->wdb = NULL;
+    if (sh->rdb_fd >= 0)
+        close(sh->rdb_fd); /* after the connections: it would drop their locks */
+    sh->rdb_fd = -1;
     ZSTD_freeDCtx(sh->zd);
     sh->zd = NULL;
 }

@@ -474,6 +474,8 @@ static void collect(void *ctx, rw_buf *out)
         {"rwgate_store_block_samples", "Samples in blocks."},
         {"rwgate_store_pending_wal_bytes", "Bytes of WAL entries accepted but not yet committed."},
         {"rwgate_store_db_bytes", "Size of the shard's SQLite files (database and its -wal)."},
+        {"rwgate_store_index_cache_bytes",
+         "Block indexes and timestamp columns cached in memory (filled at start, newest first)."},
     };
     enum { NG = sizeof g / sizeof g[0] };
     int ns = st->nshards;
@@ -491,6 +493,7 @@ static void collect(void *ctx, rw_buf *out)
         v[k * NG + 5] = sh->pend.bytes;
         pthread_mutex_unlock(&sh->mu);
         v[k * NG + 6] = db_file_bytes(sh);
+        v[k * NG + 7] = cache_bytes(sh);
     }
     for (int m = 0; m < NG; m++) {
         rw_buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", g[m].name, g[m].help, g[m].name);
@@ -600,6 +603,8 @@ static void *maint_main(void *arg)
     store_background_thread();
     int64_t interval = st->opts.checkpoint_interval_ms;
     int64_t last_ret = rw_now_ms();
+    for (int k = 0; k < st->nshards && !store_stopping(st); k++)
+        shard_warm_indexes(&st->shards[k]);
     pthread_mutex_lock(&st->maint_mu);
     while (!store_stopping(st)) {
         if (!st->kicked) {
@@ -714,6 +719,7 @@ static void store_free(rw_store *st)
             shard_free(&st->shards[k]);
         free(st->shards);
     }
+    db_vfs_unregister(st);
     for (size_t i = 0; i < st->nmd; i++)
         md_entry_free(&st->md[i]);
     free(st->md);
@@ -806,6 +812,7 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
     pthread_mutex_init(&st->maint_mu, NULL);
     pthread_mutex_init(&st->ckpt_mu, NULL);
     pthread_cond_init(&st->maint_cv, NULL);
+    db_vfs_register(st);
     st->shards = calloc((size_t)st->nshards, sizeof *st->shards);
     if (!st->opts.dir || !st->shards) {
         rw_err_set(err, RW_NOMEM, "out of memory");
@@ -818,6 +825,7 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
         sh->store = st;
         sh->idx = k;
         sh->late_bound = INT64_MIN;
+        sh->rdb_fd = -1;
         pthread_mutex_init(&sh->mu, NULL);
         pthread_mutex_init(&sh->rd_mu, NULL);
         pthread_mutex_init(&sh->cache_mu, NULL);

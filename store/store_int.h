@@ -395,6 +395,8 @@ typedef struct rw_shard {
     /* ---- read connection (rd_mu) ---- */
     pthread_mutex_t rd_mu;
     sqlite3 *rdb;
+    int rdb_fd;            /* read-only descriptor of the file for rdb's read-around
+                              (vfs.c): closed after both connections, -1 if none */
     sqlite3_stmt *st_part_get, *st_ts_get, *st_idx_get, *st_part_scan;
     void *zd;              /* ZSTD_DCtx for reads (rd_mu) */
 
@@ -423,6 +425,10 @@ struct rw_store {
     _Atomic uint64_t nseries; /* all shards' series (a size hint for the WAL) */
     _Atomic int read_only; /* writes refused (a failed recovery left data we
                               must not overwrite) */
+    /* the reader connections' VFS (vfs.c), registered while the store is open */
+    sqlite3_vfs read_vfs;
+    char read_vfs_name[40];
+    int read_vfs_on;
 
     /* metadata (md_mu); persisted in shard 0. Entries in arrival order,
        indexed by metric name (md_index: metric -> position + 1); sorted
@@ -605,6 +611,15 @@ void wal_note_segment(rw_wal *w, uint64_t seq, int64_t maxt, int future);
 /* ---- db.c ---- */
 rw_rc db_open_shard(rw_shard *sh, rw_err *err);
 void db_close_shard(rw_shard *sh);
+
+/* ---- vfs.c ---- */
+/* registers the store's read-around VFS for its reader connections (none
+   when the unix VFS is missing: the readers then use the default) */
+void db_vfs_register(rw_store *st);
+/* the descriptor the read-around hints of db's main file use (the caller
+   keeps it open until db is closed); no effect on other VFSes' files */
+void db_vfs_set_fd(sqlite3 *db, int fd);
+void db_vfs_unregister(rw_store *st); /* after every connection is closed */
 rw_rc db_exec(sqlite3 *db, const char *sql, rw_err *err);
 rw_rc db_rc(sqlite3 *db, int rc, const char *what, rw_err *err);
 rw_rc db_begin(rw_shard *sh, rw_err *err);
@@ -696,6 +711,13 @@ const bidx_ent *bidx_find(const bidx *x, uint32_t sid);
 void tscol_put(tscol *c);
 void cache_drop_block(rw_shard *sh, const blockd *b);
 void cache_free(rw_shard *sh);
+/* Bytes the cache holds (indexes and timestamp columns). */
+size_t cache_bytes(rw_shard *sh);
+/* Loads the indexes of the shard's newest blocks into the cache while they
+ * take less than half of it (maintenance thread, once after the open): the
+ * first query after a start would otherwise read every index of its range
+ * from disk. Stops early when the store stops. */
+void shard_warm_indexes(rw_shard *sh);
 void blockd_put(blockd *b);
 /* Reads the part e of block b (rd_mu held): values into v (e->n entries),
  * timestamps as *ts (a reference to release with tscol_put). RW_NOTFOUND

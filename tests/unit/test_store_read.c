@@ -6,10 +6,17 @@
  * included), RW_SELECT_LAST equals the newest sample of a full select, the
  * max_samples cap fails with RW_LIMIT, and a series deleted by retention
  * between the select and the read yields no samples (also once a series
- * with the same labels exists again). */
+ * with the same labels exists again). After a start with the database file
+ * out of the page cache, a read that misses the cache reads the 512 KiB
+ * around the missed page (store/vfs.c) and returns the same samples. */
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "core/labels.h"
 #include "store/store.h"
 #include "tests/unit/support/tmpdir.h"
@@ -29,6 +36,17 @@ static rw_store *open_store(const char *dir, int nshards, int64_t retention)
     return s;
 }
 
+/* One series of 3 labels with its samples. */
+static void append_one(rw_store *st, const rw_label *l, const rw_sample *s, size_t n)
+{
+    rw_append_series as = {l, 3, rw_labels_hash(l, 3), s, n};
+    rw_append_result res;
+    memset(&res, 0, sizeof res);
+    rw_err e;
+    rw_err_init(&e);
+    CHECK_MSG(rw_store_append(st, &as, 1, &res, &e) == RW_OK, "append: %s", e.msg);
+}
+
 /* Series i: job="j", inst="<i>", n samples from t0; series 3 has a stale
  * marker in the middle, series 5 ends early. */
 static void append_series(rw_store *st, const char *job, int i, int64_t t0, size_t n)
@@ -45,12 +63,7 @@ static void append_series(rw_store *st, const char *job, int i, int64_t t0, size
         s[m].v = (i == 3 && k == n / 2) ? rw_stale_nan() : (double)(k * (size_t)(i + 1)) + 0.25;
         m++;
     }
-    rw_append_series as = {l, 3, rw_labels_hash(l, 3), s, m};
-    rw_append_result res;
-    memset(&res, 0, sizeof res);
-    rw_err e;
-    rw_err_init(&e);
-    CHECK_MSG(rw_store_append(st, &as, 1, &res, &e) == RW_OK, "append: %s", e.msg);
+    append_one(st, l, s, m);
     free(s);
 }
 
@@ -287,8 +300,102 @@ static void test_scan_vs_point(void)
     test_rmtree(dir);
 }
 
+/* Pages of the file in the page cache, or -1. */
+static long resident_pages(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0 || sb.st_size == 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t npg = (size_t)((sb.st_size + pg - 1) / pg);
+    void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    unsigned char *vec = malloc(npg);
+    long n = -1;
+    if (m != MAP_FAILED && vec && mincore(m, (size_t)sb.st_size, vec) == 0) {
+        n = 0;
+        for (size_t i = 0; i < npg; i++)
+            n += vec[i] & 1;
+    }
+    if (m != MAP_FAILED)
+        munmap(m, (size_t)sb.st_size);
+    free(vec);
+    close(fd);
+    return n;
+}
+
+/* Drops the file's pages from the page cache. */
+static void evict(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0) {
+        fdatasync(fd);
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(fd);
+    }
+}
+
+/* Read-around (store/vfs.c): a store reopened with its database out of the
+ * page cache; one series' read misses the cache and brings the 512 KiB
+ * around the missed page in, not only the pages it reads; the samples
+ * equal those read before. */
+static void test_read_around(void)
+{
+    enum { N = 2000, NS = 720 };
+    char *dir = test_mkdtemp("rwstore-ra");
+    rw_store *st = open_store(dir, 1, 0);
+    rw_sample *s = malloc(NS * sizeof *s);
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < N; i++) {
+        char inst[16];
+        snprintf(inst, sizeof inst, "i%04d", i);
+        rw_label l[3] = {{"__name__", "m"}, {"inst", inst}, {"job", "ra"}};
+        for (int k = 0; k < NS; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* values that do not compress */
+            s[k] = (rw_sample){1000000 + (int64_t)k * STEP, (double)(x >> 11) / 7.0};
+        }
+        append_one(st, l, s, NS);
+    }
+    free(s);
+    rw_err e;
+    CHECK_INT(rw_store_maintain(st, &e), RW_OK); /* into a block on disk */
+    rw_matcher m;
+    rw_matcher_init(&m, RW_MATCH_EQ, "inst", "i1000", &e);
+    rw_arena *a = rw_arena_new(0, 0);
+    rw_series_data *before = NULL, *after = NULL;
+    size_t nb = 0, na = 0;
+    CHECK_INT(rw_store_select(st, &m, 1, INT64_MIN, INT64_MAX, 0, 0, a, &before, &nb, &e), RW_OK);
+    rw_store_close(st);
+
+    char path[512];
+    snprintf(path, sizeof path, "%s/shard-0.db", dir);
+    st = open_store(dir, 1, 0);
+    evict(path);
+    long r0 = resident_pages(path);
+    if (r0 < 0 || r0 > 64) {
+        printf("  (skipped: the page cache of %s cannot be dropped here: %ld pages stay)\n", path,
+               r0);
+    } else {
+        CHECK_INT(rw_store_select(st, &m, 1, INT64_MIN, INT64_MAX, 0, 0, a, &after, &na, &e),
+                  RW_OK);
+        long r1 = resident_pages(path);
+        long want = (512 << 10) / sysconf(_SC_PAGESIZE);
+        CHECK_MSG(r1 - r0 >= want, "pages cached by one series' read: %ld -> %ld (want +%ld)", r0,
+                  r1, want);
+        CHECK(nb == 1 && na == 1 && before[0].n == NS && same_samples(&before[0], &after[0]));
+    }
+    rw_matcher_free(&m);
+    rw_arena_free(a);
+    rw_store_close(st);
+    test_rmtree(dir);
+}
+
 int main(void)
 {
+    RUN(test_read_around);
     RUN(test_scan_vs_point);
     RUN(test_refs_and_windows);
     RUN(test_retention_between_calls);
