@@ -13,10 +13,11 @@
  *             MAX_RUN_SAMPLES; merged once they reach TARGET_PER_PART per
  *             part, or earlier when nothing can join them any more - so a
  *             sample is rewritten about once;
- *   merge     series by series, SLICE series per read transaction: every
- *             block's part of the series merged as every reader merges them
- *             (equal timestamps: the later block's sample), written as one
- *             part through the flush's block writer;
+ *   merge     series by series in the flush's write order (metric name,
+ *             then series id: partorder.c), SLICE series per read
+ *             transaction: every block's part of the series merged as every
+ *             reader merges them (equal timestamps: the later block's
+ *             sample), written as one part through the flush's block writer;
  *   publish   one synced transaction inserts the new block row and deletes
  *             the old ones; the new block goes last in the list. Moving data
  *             behind blocks that came after the run could change which of
@@ -94,8 +95,8 @@ typedef struct merge {
     blockd **later;        /* the blocks after the run, referenced */
     bidx **lidx;
     size_t nlater;
-    size_t *pos;           /* per run block: next index entry */
-    /* one slice: per run block, entries [from[b], from[b + 1]) by sid */
+    porder o;              /* the run's series in write order */
+    /* one slice: per run block, entries [from[b], from[b + 1]) in o's order */
     size_t *from, *at;     /* [nrun + 1] */
     srun *runs;            /* [nrun] */
     const bidx_ent **e;
@@ -122,7 +123,7 @@ static void merge_free(merge *m)
     free(m->idx);
     free(m->later);
     free(m->lidx);
-    free(m->pos);
+    porder_free(&m->o);
     free(m->from);
     free(m->at);
     free(m->runs);
@@ -177,77 +178,109 @@ static int slice_reserve(merge *m, size_t n, size_t nv)
     return 0;
 }
 
-/* Merges and writes the series up to sid_hi of every run block (the next
- * slice). RW_EXEC: a series overlaps its part in a later block; RW_AGAIN: a
- * part went (retention). */
-static rw_rc merge_slice(merge *m, flusher *f, uint32_t sid_hi, rw_err *err)
+/* The run's series in write order (m->o): the union of the run blocks'
+ * series ids, with their names taken under mu a few slices at a time;
+ * -1 out of memory. */
+static int order_series(merge *m)
 {
     rw_shard *sh = m->sh;
-    /* the entries of the slice, block by block, in sid order */
-    size_t need = 0, nvals = 0;
-    for (size_t b = 0; b < m->nrun; b++) {
-        size_t p = m->pos[b];
-        m->from[b] = need;
-        for (; p < m->idx[b]->n && m->idx[b]->e[p].sid <= sid_hi; p++)
-            nvals += m->idx[b]->e[p].n;
-        need += p - m->pos[b];
+    size_t *at = m->at;
+    for (size_t b = 0; b < m->nrun; b++)
+        at[b] = 0;
+    for (int more = 1; more;) {
+        pthread_mutex_lock(&sh->mu);
+        for (size_t cnt = 0; cnt < 8 * SLICE; cnt++) {
+            uint32_t sid = UINT32_MAX;
+            more = 0;
+            for (size_t b = 0; b < m->nrun; b++)
+                if (at[b] < m->idx[b]->n && (!more || m->idx[b]->e[at[b]].sid < sid)) {
+                    sid = m->idx[b]->e[at[b]].sid;
+                    more = 1;
+                }
+            if (!more)
+                break;
+            for (size_t b = 0; b < m->nrun; b++)
+                if (at[b] < m->idx[b]->n && m->idx[b]->e[at[b]].sid == sid)
+                    at[b]++;
+            if (porder_add(&m->o, sid < sh->cap_id ? sh->by_id[sid] : NULL, sid, 0) < 0) {
+                pthread_mutex_unlock(&sh->mu);
+                return -1;
+            }
+        }
+        pthread_mutex_unlock(&sh->mu);
     }
-    m->from[m->nrun] = need;
+    porder_sort(&m->o);
+    return 0;
+}
+
+/* Merges and writes the series m->o.k[lo, hi) (the next slice). RW_EXEC: a
+ * series overlaps its part in a later block; RW_AGAIN: a part went
+ * (retention). */
+static rw_rc merge_slice(merge *m, flusher *f, size_t lo, size_t hi, rw_err *err)
+{
+    rw_shard *sh = m->sh;
+    /* the entries of the slice, block by block, in write order */
+    size_t need = 0, nvals = 0;
+    for (size_t b = 0; b < m->nrun; b++)
+        for (size_t k = lo; k < hi; k++) {
+            const bidx_ent *x = bidx_find(m->idx[b], m->o.k[k].sid);
+            need += x != NULL;
+            nvals += x ? x->n : 0;
+        }
     if (slice_reserve(m, need, nvals) < 0)
         return rw_err_set(err, RW_NOMEM, "out of memory");
-    nvals = 0;
-    for (size_t b = 0; b < m->nrun; b++)
-        for (size_t k = m->from[b]; k < m->from[b + 1]; k++) {
-            m->e[k] = &m->idx[b]->e[m->pos[b] + (k - m->from[b])];
-            m->ts[k] = NULL;
-            m->v[k] = m->vals + nvals;
-            nvals += m->e[k]->n;
+    need = nvals = 0;
+    for (size_t b = 0; b < m->nrun; b++) {
+        m->from[b] = need;
+        for (size_t k = lo; k < hi; k++) {
+            const bidx_ent *x = bidx_find(m->idx[b], m->o.k[k].sid);
+            if (!x)
+                continue;
+            m->e[need] = x;
+            m->ts[need] = NULL;
+            m->v[need++] = m->vals + nvals;
+            nvals += x->n;
         }
-    /* one range scan per block when the rowids ascend in sid order, as
-       every flush and merge writes them; else part by part */
+    }
+    m->from[m->nrun] = need;
+    /* one range scan per block when its rowids ascend in this order, as in
+       every block written in it; else (older blocks, in series id order)
+       part by part */
     pthread_mutex_lock(&sh->rd_mu);
     rw_rc rc = db_exec(sh->rdb, "BEGIN", err);
     for (size_t b = 0; b < m->nrun && rc == RW_OK; b++) {
-        size_t lo = m->from[b], n = m->from[b + 1] - lo;
+        size_t lo_b = m->from[b], n = m->from[b + 1] - lo_b;
         int asc = 1;
-        for (size_t k = lo + 1; k < lo + n && asc; k++)
+        for (size_t k = lo_b + 1; k < lo_b + n && asc; k++)
             asc = m->e[k - 1]->rowid < m->e[k]->rowid;
         if (n && asc)
-            rc = parts_scan(sh, m->run[b], m->e + lo, n, m->ts + lo, m->v + lo, m->res + lo,
-                            &m->scratch, err);
-        for (size_t k = lo; k < lo + n && !asc && rc == RW_OK; k++) {
+            rc = parts_scan(sh, m->run[b], m->e + lo_b, n, m->ts + lo_b, m->v + lo_b,
+                            m->res + lo_b, &m->scratch, err);
+        for (size_t k = lo_b; k < lo_b + n && !asc && rc == RW_OK; k++) {
             m->res[k] = part_read(sh, m->run[b], m->e[k], &m->ts[k], m->v[k], &m->scratch, err);
             if (m->res[k] != RW_OK && m->res[k] != RW_NOTFOUND)
                 rc = m->res[k];
         }
-        for (size_t k = lo; k < lo + n && rc == RW_OK; k++)
+        for (size_t k = lo_b; k < lo_b + n && rc == RW_OK; k++)
             if (m->res[k] != RW_OK)
                 rc = RW_AGAIN; /* retention deleted it meanwhile */
     }
     db_exec(sh->rdb, "COMMIT", NULL);
     pthread_mutex_unlock(&sh->rd_mu);
 
-    /* series by series, smallest sid first: each block's part of it */
+    /* series by series, in write order: each block's part of it */
     size_t *at = m->at;
     for (size_t b = 0; b < m->nrun; b++)
         at[b] = m->from[b];
-    while (rc == RW_OK) {
-        uint32_t sid = UINT32_MAX;
-        int any = 0;
-        for (size_t b = 0; b < m->nrun; b++)
-            if (at[b] < m->from[b + 1] && (!any || m->e[at[b]]->sid < sid)) {
-                sid = m->e[at[b]]->sid;
-                any = 1;
-            }
-        if (!any)
-            break;
+    for (size_t k = lo; k < hi && rc == RW_OK; k++) {
+        uint32_t sid = m->o.k[k].sid;
         size_t nr = 0, total = 0;
         for (size_t b = 0; b < m->nrun; b++)
             if (at[b] < m->from[b + 1] && m->e[at[b]]->sid == sid) {
-                size_t k = at[b]++;
-                m->runs[nr++] = (srun){m->ts[k]->t, (const double *)(const void *)m->v[k],
-                                       m->e[k]->n};
-                total += m->e[k]->n;
+                size_t j = at[b]++;
+                m->runs[nr++] = (srun){m->ts[j]->t, (const double *)(const void *)m->v[j],
+                                       m->e[j]->n};
+                total += m->e[j]->n;
             }
         if (flusher_reserve(f, total + 1) < 0) {
             rc = rw_err_set(err, RW_NOMEM, "out of memory");
@@ -265,30 +298,9 @@ static rw_rc merge_slice(merge *m, flusher *f, uint32_t sid_hi, rw_err *err)
         }
         rc = flusher_part(f, sid, n, err);
     }
-    for (size_t b = 0; b < m->nrun; b++)
-        m->pos[b] += m->from[b + 1] - m->from[b];
     for (size_t k = 0; k < need; k++)
         tscol_put(m->ts[k]);
     return rc;
-}
-
-/* The sid bounding the next slice: the SLICE-th sid left in the block with
- * the most entries left (close enough: slices only bound memory); 0 when
- * every block is done. */
-static int next_slice(const merge *m, uint32_t *hi)
-{
-    size_t best = SIZE_MAX, left = 0;
-    for (size_t b = 0; b < m->nrun; b++) {
-        size_t l = m->idx[b]->n - m->pos[b];
-        if (l > left) {
-            best = b;
-            left = l;
-        }
-    }
-    if (best == SIZE_MAX)
-        return 0;
-    *hi = m->idx[best]->e[m->pos[best] + (left < SLICE ? left : SLICE) - 1].sid;
-    return 1;
 }
 
 /* Merges one run of the shard, if one is due (ckpt_mu held). RW_OK with
@@ -326,11 +338,10 @@ static rw_rc compact_one(rw_shard *sh, merge *m, int *merged, rw_err *err)
         return rw_err_set(err, RW_NOMEM, "out of memory");
     m->idx = calloc(m->nrun, sizeof *m->idx);
     m->lidx = calloc(m->nlater + 1, sizeof *m->lidx);
-    m->pos = calloc(m->nrun, sizeof *m->pos);
     m->from = calloc(m->nrun + 1, sizeof *m->from);
     m->at = calloc(m->nrun + 1, sizeof *m->at);
     m->runs = calloc(m->nrun, sizeof *m->runs);
-    if (!m->idx || !m->lidx || !m->pos || !m->from || !m->at || !m->runs)
+    if (!m->idx || !m->lidx || !m->from || !m->at || !m->runs)
         return rw_err_set(err, RW_NOMEM, "out of memory");
     for (size_t i = 0; i < m->nrun; i++)
         if (!(m->idx[i] = block_index(sh, m->run[i], err)))
@@ -339,11 +350,15 @@ static rw_rc compact_one(rw_shard *sh, merge *m, int *merged, rw_err *err)
         if (!(m->lidx[i] = block_index(sh, m->later[i], err)))
             return err && err->code ? err->code : RW_INTERNAL;
 
+    if (order_series(m) < 0)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+
     flusher f;
     rw_rc rc = flusher_init(&f, sh) == 0 ? RW_OK : rw_err_set(err, RW_NOMEM, "out of memory");
-    uint32_t shi;
-    while (rc == RW_OK && next_slice(m, &shi))
-        rc = store_stopping(st) ? RW_CANCELED : merge_slice(m, &f, shi, err);
+    for (size_t lo = 0; rc == RW_OK && lo < m->o.n; lo += SLICE)
+        rc = store_stopping(st) ? RW_CANCELED
+                                : merge_slice(m, &f, lo, lo + SLICE < m->o.n ? lo + SLICE : m->o.n,
+                                              err);
     if (rc == RW_OK && !f.nents)
         rc = RW_AGAIN; /* nothing read: leave the blocks as they are */
     if (rc == RW_OK)
@@ -436,6 +451,7 @@ int shard_compact(rw_shard *sh)
     memset(&m, 0, sizeof m);
     m.sh = sh;
     rw_buf_init(&m.scratch, 0);
+    porder_init(&m.o);
     rw_err err;
     rw_err_init(&err);
     int merged = 0;

@@ -14,18 +14,19 @@
  *
  * A shard's flush collects the data per slice of series under the shard
  * lock (the chunks are immutable and only the flush frees them, so it
- * keeps pointers), encodes parts and writes them with their timestamp
- * columns in transactions of bounded size without any lock, writes the
- * block row (its index) last, publishes the block, and then drops the
- * flushed chunks from the heads, slice by slice. A reader between the two
- * sees the data twice, which the merge returns once (merge.c).
+ * keeps pointers), encodes parts and writes them in metric name order
+ * (partorder.c) with their timestamp columns, in transactions of bounded
+ * size without any lock, writes the block row (its index) last, publishes
+ * the block, and then drops the flushed chunks from the heads, slice by
+ * slice. A reader between the two sees the data twice, which the merge
+ * returns once (merge.c).
  *
  * A WAL segment is deleted once every shard has covered all of it: it was
  * closed before a full flush or checkpoint began, or before a window flush
  * began whose end is after the segment's newest sample (wal.c covered()). A failed flush
  * changes nothing in memory; its committed rows are deleted (or by the next
- * open) and the next pass tries again. A flush ends early, writing what it
- * collected, when the closing flush runs out of its time or (a background
+ * open) and the next pass tries again. A flush ends early, keeping what it
+ * wrote, when the closing flush runs out of its time or (a background
  * flush) when the store is closing: what it did not reach stays in the heads
  * and the WAL. */
 #include <stdio.h>
@@ -46,6 +47,7 @@ typedef struct fitem {
     uint32_t sid;
     uint32_t nchunks;        /* the first nchunks completed head chunks */
     uint32_t nooo;
+    int written;             /* its part is written: the drop takes it */
     hchunk *chunks;          /* copies of the descriptors (data shared) */
     int64_t *ooo_t;
     uint64_t *ooo_v;
@@ -518,9 +520,10 @@ static void items_free(fitem *it, size_t n)
     }
 }
 
-/* Collects the items of series ids [from, to) (mu held). */
+/* Collects the items of series ids [from, to) (mu held), with their
+ * names into o. */
 static int collect(rw_shard *sh, uint32_t from, uint32_t to, int full, int64_t win_end,
-                   fitem **items, size_t *nitems, size_t *cap)
+                   fitem **items, size_t *nitems, size_t *cap, porder *o)
 {
     for (uint32_t i = from; i < to; i++) {
         series *s = sh->by_id[i];
@@ -565,6 +568,12 @@ static int collect(rw_shard *sh, uint32_t from, uint32_t to, int full, int64_t w
             }
             memcpy(it->ooo_t, s->ooo->t, no * sizeof *it->ooo_t);
             memcpy(it->ooo_v, s->ooo->v, no * sizeof *it->ooo_v);
+        }
+        if (porder_add(o, s, s->id, (uint32_t)*nitems) < 0) {
+            free(it->chunks);
+            free(it->ooo_t);
+            free(it->ooo_v);
+            return -1;
         }
         (*nitems)++;
     }
@@ -678,29 +687,36 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
     if (rc == RW_OK && (f.rows.len || full))
         rc = write_rows_txn(&f, &f.rows, next_id, &nss, err);
 
-    /* collect and write, slice by slice */
+    /* collect, slice by slice, then write in name order (partorder.c).
+     * Out of time (the closing flush), or the store closing (a background
+     * flush, which has no deadline: a large one could hold a stop for many
+     * seconds): what was written stays written, the rest stays in the heads
+     * and the WAL for the closing flush or the next start. */
+    porder o;
+    porder_init(&o);
     for (uint32_t from = 0; rc == RW_OK && from < cap_id; from += SLICE) {
         if (deadline_ns ? rw_mono_ns() > deadline_ns : store_stopping(st)) {
-            /* out of time (the closing flush), or the store is closing (a
-             * background flush, which has no deadline: a large one could
-             * hold a stop for many seconds): what was collected is written,
-             * the rest stays in the WAL for the closing flush or the next
-             * start */
             partial = deadline_ns ? 1 : 2;
             break;
         }
-        size_t first = nitems;
         pthread_mutex_lock(&sh->mu);
         uint32_t to = from + SLICE < sh->cap_id ? from + SLICE : sh->cap_id;
-        int r = collect(sh, from, to, full, win_end, &items, &nitems, &capitems);
+        int r = collect(sh, from, to, full, win_end, &items, &nitems, &capitems, &o);
         pthread_mutex_unlock(&sh->mu);
-        if (r < 0) {
+        if (r < 0)
             rc = rw_err_set(err, RW_NOMEM, "out of memory");
+    }
+    porder_sort(&o);
+    for (size_t k = 0; k < o.n && rc == RW_OK; k++) {
+        if (k % 256 == 0 && (deadline_ns ? rw_mono_ns() > deadline_ns : store_stopping(st))) {
+            partial = deadline_ns ? 1 : 2;
             break;
         }
-        for (size_t i = first; i < nitems && rc == RW_OK; i++)
-            rc = write_item(&f, &items[i], err);
+        fitem *it = &items[o.k[k].at];
+        if ((rc = write_item(&f, it, err)) == RW_OK)
+            it->written = 1;
     }
+    porder_free(&o);
     /* the last transaction is synced, and covers the unsynced ones before it:
      * meta.next_sid (always a write, so the commit syncs) and the block row,
      * which makes the parts visible to the next open */
@@ -742,6 +758,8 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
             pthread_mutex_lock(&sh->mu);
             size_t end = i + SLICE < nitems ? i + SLICE : nitems;
             for (; i < end; i++) {
+                if (!items[i].written)
+                    continue; /* cut short: it stays in the heads */
                 while (j < f.nents && f.ents[j].sid < items[i].sid)
                     j++;
                 drop_flushed(sh, &items[i],

@@ -768,6 +768,29 @@ typedef struct flusher {
 } flusher;
 
 
+/* ---- partorder.c ---- */
+/* The order parts are written in: by metric name, then series id (the
+ * series of one metric together in the file). */
+typedef struct pkey {
+    size_t name;           /* offset + 1 of the name in porder.names; 0: series gone */
+    const char *s;         /* the name (set by porder_sort) */
+    uint32_t sid;
+    uint32_t at;           /* the caller's position of the series */
+} pkey;
+typedef struct porder {
+    rw_buf names;
+    pkey *k;
+    size_t n, cap;
+    size_t last;           /* the name copied last (its offset + 1) */
+} porder;
+void porder_init(porder *o);
+void porder_free(porder *o);
+/* Adds series sid (s: the series, NULL when gone; its shard's mu held) with
+ * the caller's position `at`; -1 out of memory. */
+int porder_add(porder *o, const series *s, uint32_t sid, uint32_t at);
+/* Sorts the keys into the write order. */
+void porder_sort(porder *o);
+
 int flusher_init(flusher *f, rw_shard *sh); /* -1 out of memory */
 void flusher_free(flusher *f);
 /* Room for n samples in f->t / f->v; -1 out of memory. */

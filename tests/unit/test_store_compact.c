@@ -5,7 +5,10 @@
  * keeps winning over the older one once merged; a run whose series have
  * samples in a later block within the run's range is left alone; the merged
  * blocks' rows are gone from the database; a short retention keeps blocks
- * from being merged across more than a tenth of it. */
+ * from being merged across more than a tenth of it. Flushed and merged
+ * blocks alike hold their parts in metric name order (store/partorder.c):
+ * the even series are "m_even", the odd ones "m_odd", created alternately,
+ * and every block's rows hold all of m_even's parts before m_odd's. */
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -32,7 +35,7 @@ static void fleet_init(fleet *f)
 {
     for (int i = 0; i < NSER; i++) {
         snprintf(f->inst[i], sizeof f->inst[i], "s%d", i);
-        f->l[i][0] = (rw_label){"__name__", "m"};
+        f->l[i][0] = (rw_label){"__name__", i % 2 ? "m_odd" : "m_even"};
         f->l[i][1] = (rw_label){"inst", f->inst[i]};
         f->hash[i] = rw_labels_hash(f->l[i], 2);
     }
@@ -185,6 +188,41 @@ static long long db_int(const char *dir, int nshards, const char *sql)
     return total;
 }
 
+/* Whether every block of a one-shard store holds its parts in name order:
+ * series ids follow creation (first id: the smallest in table series), so
+ * even offsets are m_even, odd ones m_odd; m_even's parts come first, each
+ * name's by id. */
+static int parts_in_name_order(const char *dir)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/shard-0.db", dir);
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    if (sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        return 0;
+    int ok = sqlite3_prepare_v2(db,
+                                "SELECT b.id, p.sid, (SELECT min(id) FROM series) FROM blocks b "
+                                "JOIN parts p ON p.id BETWEEN b.parts_lo AND b.parts_hi "
+                                "ORDER BY b.id, p.id",
+                                -1, &q, NULL) == SQLITE_OK;
+    long long block = -1, pkey = -1, rows = 0;
+    while (ok && sqlite3_step(q) == SQLITE_ROW) {
+        long long b = sqlite3_column_int64(q, 0), sid = sqlite3_column_int64(q, 1);
+        long long key = ((sid - sqlite3_column_int64(q, 2)) % 2) * 1000000 + sid;
+        if (b == block && key <= pkey) {
+            fprintf(stderr, "block %lld: series %lld's part after a part it should precede\n", b,
+                    sid);
+            ok = 0;
+        }
+        block = b;
+        pkey = key;
+        rows++;
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return ok && rows > 0;
+}
+
 /* Writes the scenario window by window, each flushed into a block by
  * rw_store_maintain (which also compacts), checking everything after each;
  * closes, reopens and checks again. Returns the number of blocks; *span
@@ -215,6 +253,8 @@ static long long run(const scen *sc, int nshards, int64_t retention_ms, long lon
     CHECK(db_int(dir, nshards, "SELECT count(*) FROM parts") ==
           db_int(dir, nshards, "SELECT sum(nparts) FROM blocks"));
     long long blocks = db_int(dir, nshards, "SELECT count(*) FROM blocks");
+    if (nshards == 1)
+        CHECK_MSG(parts_in_name_order(dir), "parts in metric name order in every block");
     if (span)
         *span = db_int(dir, 1, "SELECT max(maxt - mint) FROM blocks");
     st = open_dir(dir, nshards, retention_ms);
