@@ -15,11 +15,12 @@
  * A shard's flush collects the data per slice of series under the shard
  * lock (the chunks are immutable and only the flush frees them, so it
  * keeps pointers), encodes parts and writes them in metric name order
- * (partorder.c) with their timestamp columns, in transactions of bounded
- * size without any lock, writes the block row (its index) last, publishes
- * the block, and then drops the flushed chunks from the heads, slice by
- * slice. A reader between the two sees the data twice, which the merge
- * returns once (merge.c).
+ * (partorder.c; the closing flush, short of time, in series id order) with
+ * their timestamp columns, in transactions of bounded size without any
+ * lock, writes the block row (its index) last, publishes the block, and
+ * then drops the flushed chunks from the heads, slice by slice. A reader
+ * between the two sees the data twice, which the merge returns once
+ * (merge.c).
  *
  * A WAL segment is deleted once every shard has covered all of it: it was
  * closed before a full flush or checkpoint began, or before a window flush
@@ -706,7 +707,10 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
         if (r < 0)
             rc = rw_err_set(err, RW_NOMEM, "out of memory");
     }
-    porder_sort(&o);
+    /* the closing flush keeps series id order: sorting a million names
+       would come out of its time, and compaction orders its small blocks */
+    if (!deadline_ns)
+        porder_sort(&o);
     for (size_t k = 0; k < o.n && rc == RW_OK; k++) {
         if (k % 256 == 0 && (deadline_ns ? rw_mono_ns() > deadline_ns : store_stopping(st))) {
             partial = deadline_ns ? 1 : 2;
