@@ -68,5 +68,6 @@ void porder_sort(porder *o)
 {
     for (size_t i = 0; i < o->n; i++)
         o->k[i].s = o->k[i].name ? o->names.p + o->k[i].name - 1 : NULL;
-    qsort(o->k, o->n, sizeof *o->k, key_cmp);
+    if (o->n > 1)
+        qsort(o->k, o->n, sizeof *o->k, key_cmp);
 }
