@@ -423,6 +423,8 @@ static void *batch_worker(void *arg)
         rw_result part;
         memset(&part, 0, sizeof part);
         rc = rw_eval(&ctx, root, &v);
+        if (rc == RW_OK)
+            rc = rw_eval_check(&ctx, "expression evaluation"); /* as in one pass */
         if (rc != RW_OK && rw_arena_over_cap(ea))
             rc = memory_error(&lerr, b->tmpl->opts->max_memory_bytes);
         pthread_mutex_lock(&b->mu);
@@ -555,6 +557,10 @@ static rw_rc run(rw_engine *e, const rw_promql_expr *x, int64_t start, int64_t e
         rw_eval_ctx ctx = {.q = &q, .ts = ts, .nsteps = nsteps, .interval = range ? step : 1};
         rw_eval_value v;
         rc = rw_eval(&ctx, root, &v);
+        /* the checks inside are periodic: work that ran past the deadline
+           after the last one (a descheduled thread) still times out */
+        if (rc == RW_OK)
+            rc = rw_eval_check(&ctx, "expression evaluation");
         if (rc == RW_OK)
             rc = build_result(&ctx, &v, range, a, out, err);
         if (rc != RW_OK && rw_arena_over_cap(ea))

@@ -80,12 +80,14 @@ try:
          {"query": "lim_metric", "start": END - 3600, "end": END, "step": 15}, "samples"),
         ("subquery over max_samples", "/api/v1/query",
          {"query": "max_over_time(lim_dense[30m:1s])", "time": END}, "samples"),
-        # 8,640 steps of a 3,600-point subquery: seconds of work, cut at 20 ms
+        # 8,640 steps of a 36,000-point subquery: 0.4-0.6 s of work for
+        # rwgate, cut at 20 ms (at 1 s resolution it took 30-50 ms, close
+        # enough to the timeout to finish between two checks on a busy machine)
         ("range past its timeout", "/api/v1/query_range",
-         {"query": "max_over_time((vector(1) + time())[1h:1s])", "start": END - 86400, "end": END, "step": 10,
+         {"query": "max_over_time((vector(1) + time())[1h:100ms])", "start": END - 86400, "end": END, "step": 10,
           "timeout": "20ms"}, "timeout"),
         ("instant past its timeout", "/api/v1/query",
-         {"query": "max_over_time((max_over_time((vector(1) + time())[1h:1s]))[1d:10s])", "time": END,
+         {"query": "max_over_time((max_over_time((vector(1) + time())[1h:100ms]))[1d:10s])", "time": END,
           "timeout": "20ms"}, "timeout"),
         ("bad expression", "/api/v1/query", {"query": "sum(rate(lim_metric[5m])", "time": END}, "bad_data"),
     ]
