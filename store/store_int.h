@@ -10,6 +10,7 @@
  *                   commit I/O (O_DIRECT where the file system has it)
  *   walrec.c        WAL record encoding (columnar, zstd) and decoding
  *   db.c            SQLite connections, schema, prepared statements
+ *   vfs.c           the reader connections' VFS: read-around of cold pages
  *   shard_append.c  rw_store_append, the sample rules, pending entries,
  *                   group commit
  *   shard_read.c    select, read_samples, label names/values
@@ -18,6 +19,8 @@
  *   block.c         persisted parts: value and timestamp columns, the block
  *                   index, the block index cache
  *   flush.c         writing head data into blocks; WAL truncation
+ *   partorder.c     the order of a block's parts (metric name, series id)
+ *   compact.c       merging runs of small blocks into one
  *   retention.c     dropping old blocks and empty series, vacuum, in steps
  *   snapshot.c      the head snapshot: a shard's head in one file, written
  *                   at checkpoints, loaded at open before the WAL replay
