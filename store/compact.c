@@ -219,28 +219,28 @@ static int order_series(merge *m)
 static rw_rc merge_slice(merge *m, flusher *f, size_t lo, size_t hi, rw_err *err)
 {
     rw_shard *sh = m->sh;
-    /* the entries of the slice, block by block, in write order */
-    size_t need = 0, nvals = 0;
-    for (size_t b = 0; b < m->nrun; b++)
-        for (size_t k = lo; k < hi; k++) {
-            const bidx_ent *x = bidx_find(m->idx[b], m->o.k[k].sid);
-            need += x != NULL;
-            nvals += x ? x->n : 0;
-        }
-    if (slice_reserve(m, need, nvals) < 0)
+    /* the entries of the slice, block by block, in write order (each
+       found once; room for a part per series per block) */
+    if (slice_reserve(m, m->nrun * (hi - lo), 0) < 0)
         return rw_err_set(err, RW_NOMEM, "out of memory");
-    need = nvals = 0;
+    size_t need = 0, nvals = 0;
     for (size_t b = 0; b < m->nrun; b++) {
         m->from[b] = need;
         for (size_t k = lo; k < hi; k++) {
             const bidx_ent *x = bidx_find(m->idx[b], m->o.k[k].sid);
-            if (!x)
-                continue;
-            m->e[need] = x;
-            m->ts[need] = NULL;
-            m->v[need++] = m->vals + nvals;
-            nvals += x->n;
+            if (x) {
+                m->e[need++] = x;
+                nvals += x->n;
+            }
         }
+    }
+    if (slice_reserve(m, need, nvals) < 0)
+        return rw_err_set(err, RW_NOMEM, "out of memory");
+    nvals = 0;
+    for (size_t k = 0; k < need; k++) {
+        m->ts[k] = NULL;
+        m->v[k] = m->vals + nvals;
+        nvals += m->e[k]->n;
     }
     m->from[m->nrun] = need;
     /* one range scan per block when its rowids ascend in this order, as in
