@@ -272,9 +272,104 @@ void tscol_put(tscol *c)
 
 /* ---- block index ---- */
 
+#define IDX_PIECE 4096 /* entries encoded at a time: at most 192 KiB */
+
+static inline size_t uv_len(uint64_t v)
+{
+    size_t n = 1;
+    for (; v >= 0x80; v >>= 7)
+        n++;
+    return n;
+}
+
+/* Entries e[i, j) after the previous sid / rowid (advanced). */
+static uint8_t *put_ents(uint8_t *p, const bidx_ent *e, size_t i, size_t j, int64_t base_mint,
+                         uint32_t *psid, int64_t *prow)
+{
+    for (; i < j; i++) {
+        p = put_uv(p, e[i].sid - *psid);
+        *psid = e[i].sid;
+        p = put_uv(p, zigzag(e[i].rowid - *prow));
+        *prow = e[i].rowid;
+        p = put_uv(p, zigzag((int64_t)((uint64_t)e[i].mint - (uint64_t)base_mint)));
+        p = put_uv(p, (uint64_t)e[i].maxt - (uint64_t)e[i].mint);
+        p = put_uv(p, e[i].n);
+        memcpy(p, &e[i].lastv, 8);
+        p += 8;
+    }
+    return p;
+}
+
+/* A large index through a zstd stream, piece by piece, its exact length
+ * pledged first (the frame says it, as a one-shot frame does): neither the
+ * raw index nor its worst-case compressed bound is ever in memory whole -
+ * for a flush of a million series those were 24 and 16 MB a shard. */
+static int bidx_stream(const bidx_ent *e, size_t n, int64_t base_mint, int64_t base_rowid,
+                       rw_buf *out, rw_buf *scratch, ZSTD_CCtx *zc)
+{
+    size_t rawlen = uv_len(n);
+    uint32_t psid = 0;
+    int64_t prow = base_rowid;
+    for (size_t i = 0; i < n; i++) {
+        rawlen += uv_len(e[i].sid - psid) + uv_len(zigzag(e[i].rowid - prow)) +
+                  uv_len(zigzag((int64_t)((uint64_t)e[i].mint - (uint64_t)base_mint))) +
+                  uv_len((uint64_t)e[i].maxt - (uint64_t)e[i].mint) + uv_len(e[i].n) + 8;
+        psid = e[i].sid;
+        prow = e[i].rowid;
+    }
+    if (ZSTD_isError(ZSTD_CCtx_reset(zc, ZSTD_reset_session_and_parameters)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_compressionLevel, 3)) ||
+        ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(zc, rawlen)))
+        return -1;
+    rw_buf_reset(scratch);
+    if (rw_buf_reserve(scratch, IDX_PIECE * 48 + 16) != RW_OK ||
+        rw_buf_reserve(out, 1 + ZSTD_CStreamOutSize()) != RW_OK)
+        return -1;
+    size_t start = out->len;
+    out->p[out->len++] = (char)F_ZSTD;
+    psid = 0;
+    prow = base_rowid;
+    for (size_t i = 0, first = 1; i < n || first; first = 0) {
+        uint8_t *p0 = (uint8_t *)scratch->p, *p = p0;
+        if (first)
+            p = put_uv(p, n);
+        size_t j = n - i > IDX_PIECE ? i + IDX_PIECE : n;
+        p = put_ents(p, e, i, j, base_mint, &psid, &prow);
+        i = j;
+        ZSTD_EndDirective end = i == n ? ZSTD_e_end : ZSTD_e_continue;
+        ZSTD_inBuffer in = {p0, (size_t)(p - p0), 0};
+        size_t left;
+        do {
+            if (rw_buf_reserve(out, ZSTD_CStreamOutSize()) != RW_OK)
+                return -1;
+            ZSTD_outBuffer ob = {out->p + out->len, out->alloc - out->len - 1, 0};
+            left = ZSTD_compressStream2(zc, &ob, &in, end);
+            if (ZSTD_isError(left))
+                return -1;
+            out->len += ob.pos;
+        } while (end == ZSTD_e_end ? left != 0 : in.pos < in.size);
+    }
+    if (out->len - start - 1 + 4 < rawlen)
+        return 0;
+    /* it did not shrink (never seen): raw, as finish() would */
+    out->len = start;
+    if (rw_buf_reserve(out, 1 + rawlen) != RW_OK)
+        return -1;
+    uint8_t *p = (uint8_t *)out->p + out->len;
+    *p++ = 0;
+    p = put_uv(p, n);
+    psid = 0;
+    prow = base_rowid;
+    p = put_ents(p, e, 0, n, base_mint, &psid, &prow);
+    out->len = (size_t)(p - (uint8_t *)out->p);
+    return 0;
+}
+
 int bidx_encode(const bidx_ent *e, size_t n, int64_t base_mint, int64_t base_rowid, rw_buf *out,
                 rw_buf *scratch, void *zc)
 {
+    if (zc && n > IDX_PIECE)
+        return bidx_stream(e, n, base_mint, base_rowid, out, scratch, zc);
     rw_buf_reset(scratch);
     if (rw_buf_reserve(scratch, n * 48 + 16) != RW_OK)
         return -1;
@@ -282,17 +377,7 @@ int bidx_encode(const bidx_ent *e, size_t n, int64_t base_mint, int64_t base_row
     p = put_uv(p, n);
     uint32_t psid = 0;
     int64_t prow = base_rowid;
-    for (size_t i = 0; i < n; i++) {
-        p = put_uv(p, e[i].sid - psid);
-        psid = e[i].sid;
-        p = put_uv(p, zigzag(e[i].rowid - prow));
-        prow = e[i].rowid;
-        p = put_uv(p, zigzag((int64_t)((uint64_t)e[i].mint - (uint64_t)base_mint)));
-        p = put_uv(p, (uint64_t)e[i].maxt - (uint64_t)e[i].mint);
-        p = put_uv(p, e[i].n);
-        memcpy(p, &e[i].lastv, 8);
-        p += 8;
-    }
+    p = put_ents(p, e, 0, n, base_mint, &psid, &prow);
     return finish(0, p0, (size_t)(p - p0), out, zc);
 }
 

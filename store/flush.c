@@ -30,6 +30,7 @@
  * wrote, when the closing flush runs out of its time or (a background
  * flush) when the store is closing: what it did not reach stays in the heads
  * and the WAL. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,16 +44,33 @@
 #define TXN_PARTS 32768       /* parts per transaction */
 #define TXN_BYTES (32u << 20)
 
-/* What the flush takes from one series. */
+#define WBATCH 256            /* parts written per lock hold for their chunks */
+
+/* What the flush takes from one series: its first nchunks completed head
+ * chunks, whose descriptors are read again under the lock when its part is
+ * written (only a flush removes chunks, in this thread; appends add after
+ * them), and a copy of its first nooo out-of-order samples (appends insert
+ * among those). 16 bytes a series: a flush of a million series holds 16 MB
+ * of items, the rare copies beside them. */
 typedef struct fitem {
     uint32_t sid;
-    uint32_t nchunks;        /* the first nchunks completed head chunks */
+    uint32_t nchunks : 31;
+    uint32_t written : 1;    /* its part is written: the drop takes it */
     uint32_t nooo;
-    int written;             /* its part is written: the drop takes it */
-    hchunk *chunks;          /* copies of the descriptors (data shared) */
-    int64_t *ooo_t;
-    uint64_t *ooo_v;
+    uint32_t ooo;            /* its copy in fitems.ooo (when nooo) */
 } fitem;
+
+typedef struct fooo {
+    int64_t *t;
+    uint64_t *v;
+} fooo;
+
+typedef struct fitems {
+    fitem *v;
+    size_t n, cap;
+    fooo *ooo;
+    size_t nooo, capooo;
+} fitems;
 
 int shard_blocks_push(rw_shard *sh, blockd *b)
 {
@@ -254,11 +272,11 @@ int flusher_reserve(flusher *f, size_t n)
 
 /* The samples of one item, merged, into f->t / f->v; returns the count or
  * -1 (no memory) / -2 (a corrupt chunk). */
-static long item_samples(flusher *f, const fitem *it)
+static long item_samples(flusher *f, const fitem *it, const hchunk *chunks, const fooo *oo)
 {
     size_t total = it->nooo;
     for (uint32_t c = 0; c < it->nchunks; c++)
-        total += it->chunks[c].n;
+        total += chunks[c].n;
     /* decode the chunks into the upper half, then merge into t/v */
     if (flusher_reserve(f, 2 * total + 1) < 0)
         return -1;
@@ -267,7 +285,7 @@ static long item_samples(flusher *f, const fitem *it)
     size_t n = 0;
     for (uint32_t c = 0; c < it->nchunks; c++) {
         chunk_it ci;
-        if (chunk_it_init(&ci, it->chunks[c].data, it->chunks[c].len) < 0)
+        if (chunk_it_init(&ci, chunks[c].data, chunks[c].len) < 0)
             return -2;
         int64_t t;
         double v;
@@ -287,7 +305,7 @@ static long item_samples(flusher *f, const fitem *it)
         memmove(f->v, cv, n * sizeof *cv);
         return (long)n;
     }
-    srun runs[2] = {{ct, cv, n}, {it->ooo_t, (const double *)(const void *)it->ooo_v, it->nooo}};
+    srun runs[2] = {{ct, cv, n}, {oo->t, (const double *)(const void *)oo->v, it->nooo}};
     /* merging into the lower half cannot overrun the upper half it reads:
      * the output never has more samples than it has consumed */
     int64_t *ot = malloc(total * sizeof *ot);
@@ -419,9 +437,10 @@ rw_rc flusher_part(flusher *f, uint32_t sid, size_t n, rw_err *err)
     return rc;
 }
 
-static rw_rc write_item(flusher *f, const fitem *it, rw_err *err)
+static rw_rc write_item(flusher *f, const fitem *it, const hchunk *chunks, const fooo *oo,
+                        rw_err *err)
 {
-    long n = item_samples(f, it);
+    long n = item_samples(f, it, chunks, oo);
     if (n == -1)
         return rw_err_set(err, RW_NOMEM, "out of memory");
     if (n == -2) {
@@ -512,19 +531,45 @@ blockd *flusher_blockd(const flusher *f, int64_t id)
 
 /* ---- collecting ---- */
 
-static void items_free(fitem *it, size_t n)
+static void items_free(fitems *it)
 {
-    for (size_t i = 0; i < n; i++) {
-        free(it[i].chunks);
-        free(it[i].ooo_t);
-        free(it[i].ooo_v);
+    for (size_t i = 0; i < it->nooo; i++) {
+        free(it->ooo[i].t);
+        free(it->ooo[i].v);
     }
+    free(it->ooo);
+    free(it->v);
+    memset(it, 0, sizeof *it);
+}
+
+/* A copy of the first n out-of-order samples of s, as the item's. */
+static int copy_ooo(fitems *its, fitem *it, const series *s, uint32_t n)
+{
+    if (its->nooo == its->capooo) {
+        size_t nc = its->capooo ? its->capooo * 2 : 64;
+        fooo *o = realloc(its->ooo, nc * sizeof *o);
+        if (!o)
+            return -1;
+        its->ooo = o;
+        its->capooo = nc;
+    }
+    fooo c = {malloc(n * sizeof *c.t), malloc(n * sizeof *c.v)};
+    if (!c.t || !c.v) {
+        free(c.t);
+        free(c.v);
+        return -1;
+    }
+    memcpy(c.t, s->ooo->t, n * sizeof *c.t);
+    memcpy(c.v, s->ooo->v, n * sizeof *c.v);
+    it->ooo = (uint32_t)its->nooo;
+    its->ooo[its->nooo++] = c;
+    return 0;
 }
 
 /* Collects the items of series ids [from, to) (mu held), with their
  * names into o. */
 static int collect(rw_shard *sh, uint32_t from, uint32_t to, int full, int64_t win_end,
-                   fitem **items, size_t *nitems, size_t *cap, porder *o)
+                   fitems *its, porder *o)
 {
     for (uint32_t i = from; i < to; i++) {
         series *s = sh->by_id[i];
@@ -541,48 +586,72 @@ static int collect(rw_shard *sh, uint32_t from, uint32_t to, int full, int64_t w
                 no++;
         if (!k && !no)
             continue;
-        if (*nitems == *cap) {
-            size_t nc = *cap ? *cap * 2 : 1024;
-            fitem *n = realloc(*items, nc * sizeof *n);
+        if (its->n == its->cap) {
+            size_t nc = its->cap ? its->cap * 2 : 1024;
+            fitem *n = realloc(its->v, nc * sizeof *n);
             if (!n)
                 return -1;
-            *items = n;
-            *cap = nc;
+            its->v = n;
+            its->cap = nc;
         }
-        fitem *it = &(*items)[*nitems];
-        memset(it, 0, sizeof *it);
-        it->sid = s->id;
-        it->nchunks = k;
-        it->nooo = no;
-        if (k && !(it->chunks = malloc(k * sizeof *it->chunks)))
+        fitem *it = &its->v[its->n];
+        *it = (fitem){.sid = s->id, .nchunks = k, .nooo = no};
+        if (no && copy_ooo(its, it, s, no) < 0)
             return -1;
-        if (k)
-            memcpy(it->chunks, s->chunks, k * sizeof *it->chunks);
-        if (no) {
-            it->ooo_t = malloc(no * sizeof *it->ooo_t);
-            it->ooo_v = malloc(no * sizeof *it->ooo_v);
-            if (!it->ooo_t || !it->ooo_v) {
-                free(it->chunks);
-                free(it->ooo_t);
-                free(it->ooo_v);
-                return -1;
-            }
-            memcpy(it->ooo_t, s->ooo->t, no * sizeof *it->ooo_t);
-            memcpy(it->ooo_v, s->ooo->v, no * sizeof *it->ooo_v);
-        }
-        if (porder_add(o, s, s->id, (uint32_t)*nitems) < 0) {
-            free(it->chunks);
-            free(it->ooo_t);
-            free(it->ooo_v);
-            return -1;
-        }
-        (*nitems)++;
+        if (porder_add(o, s, s->id, (uint32_t)its->n) < 0)
+            return -1; /* its copy is freed with the others */
+        its->n++;
     }
     return 0;
 }
 
+/* Writes the parts of the items o->k[lo, hi): their chunks' descriptors
+ * taken under the lock, the parts encoded and written without it. An item
+ * whose series went (or lost chunks) since it was collected is left
+ * unwritten. */
+static rw_rc write_batch(flusher *f, fitems *its, const porder *o, size_t lo, size_t hi,
+                         hchunk **descs, size_t *capdescs, rw_err *err)
+{
+    rw_shard *sh = f->sh;
+    size_t need = 0, at[WBATCH];
+    for (size_t k = lo; k < hi; k++)
+        need += its->v[o->k[k].at].nchunks;
+    if (need > *capdescs) {
+        hchunk *d = realloc(*descs, need * sizeof *d);
+        if (!d)
+            return rw_err_set(err, RW_NOMEM, "out of memory");
+        *descs = d;
+        *capdescs = need;
+    }
+    size_t nd = 0;
+    pthread_mutex_lock(&sh->mu);
+    for (size_t k = lo; k < hi; k++) {
+        const fitem *it = &its->v[o->k[k].at];
+        const series *s = it->sid < sh->cap_id ? sh->by_id[it->sid] : NULL;
+        at[k - lo] = SIZE_MAX;
+        if (!s || s->nchunks < it->nchunks)
+            continue;
+        if (it->nchunks)
+            memcpy(*descs + nd, s->chunks, it->nchunks * sizeof **descs);
+        at[k - lo] = nd;
+        nd += it->nchunks;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    for (size_t k = lo; k < hi; k++) {
+        if (at[k - lo] == SIZE_MAX)
+            continue;
+        fitem *it = &its->v[o->k[k].at];
+        rw_rc rc = write_item(f, it, it->nchunks ? *descs + at[k - lo] : NULL,
+                              it->nooo ? &its->ooo[it->ooo] : NULL, err);
+        if (rc != RW_OK)
+            return rc;
+        it->written = 1;
+    }
+    return RW_OK;
+}
+
 /* Drops what an item flushed from its series (mu held). */
-static void drop_flushed(rw_shard *sh, const fitem *it, const bidx_ent *e)
+static void drop_flushed(rw_shard *sh, const fitem *it, const fooo *oo, const bidx_ent *e)
 {
     series *s = it->sid < sh->cap_id ? sh->by_id[it->sid] : NULL;
     if (!s)
@@ -597,14 +666,21 @@ static void drop_flushed(rw_shard *sh, const fitem *it, const bidx_ent *e)
         s->nchunks -= k;
         sh->head_chunks -= k;
     }
+    if (!s->nchunks && s->chunks) {
+        /* most series are left with none: their array goes until the
+           next cut (a million series' arrays are 32-64 MB) */
+        free(s->chunks);
+        s->chunks = NULL;
+        s->capchunks = 0;
+    }
     if (it->nooo && s->ooo) {
         /* remove exactly the samples flushed (newer ones may have come) */
         ooo_buf *o = s->ooo;
         uint32_t w = 0, j = 0;
         for (uint32_t r = 0; r < o->n; r++) {
-            while (j < it->nooo && it->ooo_t[j] < o->t[r])
+            while (j < it->nooo && oo->t[j] < o->t[r])
                 j++;
-            if (j < it->nooo && it->ooo_t[j] == o->t[r] && it->ooo_v[j] == o->v[r]) {
+            if (j < it->nooo && oo->t[j] == o->t[r] && oo->v[j] == o->v[r]) {
                 sh->ooo_samples--;
                 continue;
             }
@@ -674,8 +750,9 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
     rw_store *st = sh->store;
     int64_t t0 = rw_mono_ns();
     flusher f;
-    fitem *items = NULL;
-    size_t nitems = 0, capitems = 0, nss = 0;
+    fitems items = {0};
+    hchunk *descs = NULL;
+    size_t capdescs = 0, nss = 0;
     rw_rc rc = flusher_init(&f, sh) == 0 ? RW_OK : rw_err_set(err, RW_NOMEM, "out of memory");
 
     /* the rows of series created so far, and how far ids went */
@@ -702,7 +779,7 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
         }
         pthread_mutex_lock(&sh->mu);
         uint32_t to = from + SLICE < sh->cap_id ? from + SLICE : sh->cap_id;
-        int r = collect(sh, from, to, full, win_end, &items, &nitems, &capitems, &o);
+        int r = collect(sh, from, to, full, win_end, &items, &o);
         pthread_mutex_unlock(&sh->mu);
         if (r < 0)
             rc = rw_err_set(err, RW_NOMEM, "out of memory");
@@ -711,16 +788,16 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
        would come out of its time, and compaction orders its small blocks */
     if (!deadline_ns)
         porder_sort(&o);
-    for (size_t k = 0; k < o.n && rc == RW_OK; k++) {
-        if (k % 256 == 0 && (deadline_ns ? rw_mono_ns() > deadline_ns : store_stopping(st))) {
+    for (size_t k = 0; k < o.n && rc == RW_OK; k += WBATCH) {
+        if (deadline_ns ? rw_mono_ns() > deadline_ns : store_stopping(st)) {
             partial = deadline_ns ? 1 : 2;
             break;
         }
-        fitem *it = &items[o.k[k].at];
-        if ((rc = write_item(&f, it, err)) == RW_OK)
-            it->written = 1;
+        rc = write_batch(&f, &items, &o, k, k + WBATCH < o.n ? k + WBATCH : o.n, &descs,
+                         &capdescs, err);
     }
     porder_free(&o);
+    free(descs);
     /* the last transaction is synced, and covers the unsynced ones before it:
      * meta.next_sid (always a write, so the commit syncs) and the block row,
      * which makes the parts visible to the next open */
@@ -758,16 +835,17 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
         /* the block is visible: drop the flushed data from the heads (the
          * entries are sorted by sid, and so are the items) */
         size_t j = 0;
-        for (size_t i = 0; i < nitems;) {
+        for (size_t i = 0; i < items.n;) {
             pthread_mutex_lock(&sh->mu);
-            size_t end = i + SLICE < nitems ? i + SLICE : nitems;
+            size_t end = i + SLICE < items.n ? i + SLICE : items.n;
             for (; i < end; i++) {
-                if (!items[i].written)
+                const fitem *it = &items.v[i];
+                if (!it->written)
                     continue; /* cut short: it stays in the heads */
-                while (j < f.nents && f.ents[j].sid < items[i].sid)
+                while (j < f.nents && f.ents[j].sid < it->sid)
                     j++;
-                drop_flushed(sh, &items[i],
-                             j < f.nents && f.ents[j].sid == items[i].sid ? &f.ents[j] : NULL);
+                drop_flushed(sh, it, it->nooo ? &items.ooo[it->ooo] : NULL,
+                             j < f.nents && f.ents[j].sid == it->sid ? &f.ents[j] : NULL);
             }
             pthread_mutex_unlock(&sh->mu);
         }
@@ -803,8 +881,7 @@ rw_rc shard_flush(rw_shard *sh, int full, int64_t win_end, uint64_t start_seq,
         rw_warn("shard %d flush failed (the data stays in memory and the WAL): %s", sh->idx,
                 err ? err->msg : "");
     }
-    items_free(items, nitems);
-    free(items);
+    items_free(&items);
     flusher_free(&f);
     return rc;
 }
@@ -1015,6 +1092,9 @@ rw_rc store_flush_due(rw_store *st, int force_full, int64_t deadline_ns, rw_err 
         if (any) {
             first = flush_shards(st, jobs, err);
             wal_truncate(&st->wal);
+            /* what the flush took for its items and index, and the heads
+               it dropped, back to the system (milliseconds) */
+            malloc_trim(0);
         }
         free(jobs);
     }

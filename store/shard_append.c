@@ -161,7 +161,7 @@ int series_cut_head(rw_shard *sh, series *s)
     if (!s->head.n)
         return 0;
     if (s->nchunks == s->capchunks) {
-        uint32_t nc = s->capchunks ? s->capchunks * 2 : 2;
+        uint32_t nc = s->capchunks ? s->capchunks * 2 : 1;
         hchunk *n = realloc(s->chunks, nc * sizeof *n);
         if (!n)
             return -1;

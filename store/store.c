@@ -565,11 +565,13 @@ static void metrics_register(rw_store *st)
 rw_rc rw_store_maintain(rw_store *st, rw_err *err)
 {
     rw_rc first = RW_OK;
+    pthread_mutex_lock(&st->ckpt_mu);
     for (int k = 0; k < st->nshards; k++) {
         rw_rc rc = shard_retention(&st->shards[k], first == RW_OK ? err : NULL);
         if (rc != RW_OK && first == RW_OK)
             first = rc;
     }
+    pthread_mutex_unlock(&st->ckpt_mu);
     rw_rc rc = store_flush_due(st, 1, 0, first == RW_OK ? err : NULL);
     if (rc != RW_OK && first == RW_OK)
         first = rc;
@@ -636,8 +638,10 @@ static void *maint_main(void *arg)
         }
         int ran_retention = 0;
         if (rw_now_ms() - last_ret >= interval) {
+            pthread_mutex_lock(&st->ckpt_mu);
             for (int k = 0; k < st->nshards; k++)
                 shard_retention(&st->shards[k], NULL);
+            pthread_mutex_unlock(&st->ckpt_mu);
             last_ret = rw_now_ms();
             ran_retention = 1;
         }

@@ -441,8 +441,10 @@ struct rw_store {
     size_t nmd, capmd;
     strmap md_index;
 
-    /* flushes and checkpoints run one at a time (maintenance thread,
-       rw_store_maintain, rw_store_checkpoint, close) */
+    /* flushes, checkpoints, compaction and retention run one at a time
+       (maintenance thread, rw_store_maintain, rw_store_checkpoint, close):
+       a flush reads the head chunks it collected again later, and only
+       these remove chunks */
     pthread_mutex_t ckpt_mu;
     int64_t ckpt_retry_ns;  /* ckpt_mu: no checkpoint before (after a failed one) */
 
@@ -773,25 +775,29 @@ typedef struct flusher {
 
 /* ---- partorder.c ---- */
 /* The order parts are written in: by metric name, then series id (the
- * series of one metric together in the file). */
+ * series of one metric together in the file). 12 bytes per series: each
+ * distinct name is copied once and the keys refer to it by number. */
 typedef struct pkey {
-    size_t name;           /* offset + 1 of the name in porder.names; 0: series gone */
-    const char *s;         /* the name (set by porder_sort) */
+    uint32_t name;         /* 1 + the name's number, 0: series gone; after
+                              porder_sort its rank (gone: UINT32_MAX) */
     uint32_t sid;
     uint32_t at;           /* the caller's position of the series */
 } pkey;
 typedef struct porder {
-    rw_buf names;
+    rw_buf names;          /* the distinct names, NUL-terminated */
+    uint32_t *off;         /* name number -> its offset in names */
+    uint32_t *slot;        /* hash table of name numbers + 1 (0: free) */
+    uint64_t *hash;        /* name number -> its hash */
+    size_t nnames, capnames, nslots;
     pkey *k;
     size_t n, cap;
-    size_t last;           /* the name copied last (its offset + 1) */
 } porder;
 void porder_init(porder *o);
 void porder_free(porder *o);
 /* Adds series sid (s: the series, NULL when gone; its shard's mu held) with
  * the caller's position `at`; -1 out of memory. */
 int porder_add(porder *o, const series *s, uint32_t sid, uint32_t at);
-/* Sorts the keys into the write order. */
+/* Sorts the keys into the write order (nothing is added after). */
 void porder_sort(porder *o);
 
 int flusher_init(flusher *f, rw_shard *sh); /* -1 out of memory */

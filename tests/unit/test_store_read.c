@@ -8,7 +8,9 @@
  * between the select and the read yields no samples (also once a series
  * with the same labels exists again). After a start with the database file
  * out of the page cache, a read that misses the cache reads the 512 KiB
- * around the missed page (store/vfs.c) and returns the same samples. */
+ * around the missed page (store/vfs.c) and returns the same samples. A
+ * block of more series than the index encoder takes in one piece (its
+ * streamed zstd frame, store/block.c) reads back whole after a reopen. */
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -393,8 +395,50 @@ static void test_read_around(void)
     test_rmtree(dir);
 }
 
+/* 10,000 series in one block: its index goes through the zstd stream in
+ * three pieces; after a reopen every series reads back its own samples. */
+static void test_large_index(void)
+{
+    enum { N = 10000, NS = 4 };
+    char *dir = test_mkdtemp("rwstore-bigidx");
+    rw_store *st = open_store(dir, 1, 0);
+    for (int i = 0; i < N; i++) {
+        char inst[16];
+        snprintf(inst, sizeof inst, "i%05d", i);
+        rw_label l[3] = {{"__name__", i % 3 ? "m" : "n"}, {"inst", inst}, {"job", "big"}};
+        rw_sample s[NS];
+        for (int k = 0; k < NS; k++) /* each series its own start and values */
+            s[k] = (rw_sample){1000000 + (int64_t)(i % 97) * 1000 + (int64_t)k * STEP,
+                               (double)i * 10 + k + (i % 7 ? 0 : 0.5)};
+        append_one(st, l, s, NS);
+    }
+    rw_err e;
+    CHECK_INT(rw_store_maintain(st, &e), RW_OK); /* one block */
+    rw_store_close(st);
+    st = open_store(dir, 1, 0);
+    rw_arena *a = rw_arena_new(0, 0);
+    rw_series_data *got = NULL;
+    size_t n = select_job(st, "big", INT64_MIN, INT64_MAX, 0, a, &got);
+    CHECK_MSG(n == N, "series read back: %zu of %d", n, N);
+    int bad = 0;
+    for (size_t j = 0; j < n; j++) {
+        const char *inst = rw_labels_get(got[j].labels, got[j].nlabels, "inst");
+        int i = inst ? atoi(inst + 1) : -1;
+        int ok = i >= 0 && got[j].n == NS;
+        for (int k = 0; ok && k < NS; k++)
+            ok = got[j].t[k] == 1000000 + (int64_t)(i % 97) * 1000 + (int64_t)k * STEP &&
+                 got[j].v[k] == (double)i * 10 + k + (i % 7 ? 0 : 0.5);
+        bad += !ok;
+    }
+    CHECK_MSG(bad == 0, "%d series read back wrong", bad);
+    rw_arena_free(a);
+    rw_store_close(st);
+    test_rmtree(dir);
+}
+
 int main(void)
 {
+    RUN(test_large_index);
     RUN(test_read_around);
     RUN(test_scan_vs_point);
     RUN(test_refs_and_windows);
