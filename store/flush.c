@@ -960,14 +960,16 @@ static void *flush_main(void *arg)
     return NULL;
 }
 
-static rw_rc flush_shards(rw_store *st, flush_job *jobs, rw_err *err)
+/* The shards' jobs, each on a thread of its own (the last on this one), or
+ * one after another on this thread (one shard's flush state in memory at a
+ * time, and the cores left to ingestion). */
+static rw_rc flush_shards(rw_store *st, flush_job *jobs, int parallel, rw_err *err)
 {
     rw_rc first = RW_OK;
     for (int k = 0; k < st->nshards; k++) {
         if (jobs[k].skip)
             continue;
-        /* the last runs on this thread */
-        jobs[k].started = k + 1 < st->nshards &&
+        jobs[k].started = parallel && k + 1 < st->nshards &&
                           pthread_create(&jobs[k].th, NULL, flush_main, &jobs[k]) == 0;
         if (!jobs[k].started)
             flush_main(&jobs[k]);
@@ -1003,7 +1005,7 @@ static rw_rc rotate_and_run(rw_store *st, flush_job proto, uint64_t *seq, flush_
         (*jobs)[k] = proto;
         (*jobs)[k].sh = &st->shards[k];
     }
-    return flush_shards(st, *jobs, err);
+    return flush_shards(st, *jobs, 1, err);
 }
 
 /* A checkpoint: the WAL rotated, every shard's head snapshot written, the
@@ -1090,7 +1092,10 @@ rw_rc store_flush_due(rw_store *st, int force_full, int64_t deadline_ns, rw_err 
             any |= !jobs[k].skip;
         }
         if (any) {
-            first = flush_shards(st, jobs, err);
+            /* in the background, so one shard at a time: at a million
+               series a shard's flush holds ~100 bytes a series (its
+               items, order keys, index entries and cut heads) */
+            first = flush_shards(st, jobs, 0, err);
             wal_truncate(&st->wal);
             /* what the flush took for its items and index, and the heads
                it dropped, back to the system (milliseconds) */
