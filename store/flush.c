@@ -137,8 +137,8 @@ static void take_new_series(rw_shard *sh, rw_buf *out)
         size_t at = row_begin(out, ROW_SERIES, s->id);
         put_uvarint(out, s->nlabels);
         for (uint32_t j = 0; j < s->nlabels; j++) {
-            put_uvarint(out, symbol_id(sh, s->labels[j].name));
-            put_uvarint(out, symbol_id(sh, s->labels[j].value));
+            put_uvarint(out, symbol_id(sh, series_labels(s)[j].name));
+            put_uvarint(out, symbol_id(sh, series_labels(s)[j].value));
         }
         row_end(out, at);
         s->in_db = 1;

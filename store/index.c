@@ -352,7 +352,7 @@ static inline int labels_same(const series *s, const rw_label *l, const uint32_t
 {
     if (s->nlabels != n)
         return 0;
-    const rw_label *x = s->labels;
+    const rw_label *x = series_labels(s);
     if (lens) {
         for (size_t i = 0; i < n; i++)
             if (intern_len(x[i].name) != lens[2 * i] || intern_len(x[i].value) != lens[2 * i + 1] ||
@@ -374,12 +374,16 @@ static inline series *probe(const rw_shard *sh, uint64_t hash, const rw_label *l
     if (!sh->nslots)
         return NULL;
     size_t mask = sh->nslots - 1;
+    uint32_t tag = (uint32_t)(hash >> 32);
     for (size_t i = slot_of(sh, hash);; i = (i + 1) & mask) {
         const sslot *sl = &sh->slots[i];
-        if (!sl->s)
+        if (!sl->id)
             return NULL;
-        if (sl->hash == hash && labels_same(sl->s, l, lens, n))
-            return sl->s;
+        if (sl->tag == tag) {
+            series *s = sh->by_id[sl->id];
+            if (s->hash == hash && labels_same(s, l, lens, n))
+                return s;
+        }
     }
 }
 
@@ -412,7 +416,7 @@ void shard_series_prefetch(const rw_shard *sh, uint64_t hash, uint32_t id)
         s = sh->by_id[id];
     } else if (sh->nslots) {
         const sslot *sl = &sh->slots[slot_of(sh, hash)];
-        s = sl->hash == hash ? sl->s : NULL;
+        s = sl->id && sl->tag == (uint32_t)(hash >> 32) ? sh->by_id[sl->id] : NULL;
     }
     if (s) {
         __builtin_prefetch(s);
@@ -421,13 +425,12 @@ void shard_series_prefetch(const rw_shard *sh, uint64_t hash, uint32_t id)
     }
 }
 
-static void slot_insert(sslot *slots, size_t mask, unsigned shift, series *s)
+static void slot_insert(sslot *slots, size_t mask, unsigned shift, const series *s)
 {
     size_t i = (size_t)((s->hash * 0x9E3779B97F4A7C15ULL) >> shift);
-    while (slots[i].s)
+    while (slots[i].id)
         i = (i + 1) & mask;
-    slots[i].hash = s->hash;
-    slots[i].s = s;
+    slots[i] = (sslot){.id = s->id, .tag = (uint32_t)(s->hash >> 32)};
 }
 
 static int slots_resize(rw_shard *sh, size_t nn)
@@ -437,8 +440,8 @@ static int slots_resize(rw_shard *sh, size_t nn)
     if (!ns)
         return -1;
     for (size_t i = 0; i < sh->nslots; i++)
-        if (sh->slots[i].s)
-            slot_insert(ns, nn - 1, shift, sh->slots[i].s);
+        if (sh->slots[i].id)
+            slot_insert(ns, nn - 1, shift, sh->by_id[sh->slots[i].id]);
     free(sh->slots);
     sh->slots = ns;
     sh->nslots = nn;
@@ -465,28 +468,27 @@ int shard_index_reserve(rw_shard *sh, uint32_t max_id, size_t nseries)
 static void slot_remove(rw_shard *sh, series *s)
 {
     size_t mask = sh->nslots - 1, i = slot_of(sh, s->hash);
-    while (sh->slots[i].s && sh->slots[i].s != s)
+    while (sh->slots[i].id && sh->slots[i].id != s->id)
         i = (i + 1) & mask;
-    if (!sh->slots[i].s)
+    if (!sh->slots[i].id)
         return;
-    for (size_t j = (i + 1) & mask; sh->slots[j].s; j = (j + 1) & mask) {
-        size_t home = slot_of(sh, sh->slots[j].hash);
+    for (size_t j = (i + 1) & mask; sh->slots[j].id; j = (j + 1) & mask) {
+        size_t home = slot_of(sh, sh->by_id[sh->slots[j].id]->hash);
         int between = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
         if (!between) {
             sh->slots[i] = sh->slots[j];
             i = j;
         }
     }
-    sh->slots[i].s = NULL;
-    sh->slots[i].hash = 0;
+    sh->slots[i] = (sslot){0};
 }
 
 /* Releases the interned copies of the first `k` labels. */
 static void labels_unintern(rw_shard *sh, const series *s, uint32_t k)
 {
     for (uint32_t i = 0; i < k; i++) {
-        intern_put(sh, s->labels[i].name);
-        intern_put(sh, s->labels[i].value);
+        intern_put(sh, series_labels(s)[i].name);
+        intern_put(sh, series_labels(s)[i].value);
     }
 }
 
@@ -531,7 +533,6 @@ series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_l
     s->pmaxt = INT64_MIN;
     s->id = id;
     s->hash = hash;
-    s->labels = (rw_label *)(s + 1);
     s->nlabels = (uint32_t)n;
     /* the labels are the interned strings (the postings keys, shared by
      * every series with that name or value) */
@@ -542,7 +543,7 @@ series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_l
         if (fail) {
             /* postings first: their keys are the interned strings */
             for (size_t j = 0; j < i; j++)
-                postings_del(sh, s->labels[j].name, s->labels[j].value, id);
+                postings_del(sh, series_labels(s)[j].name, series_labels(s)[j].value, id);
             if (iv) /* postings_add may have added before failing */
                 postings_del(sh, in, iv, id);
             if (in)
@@ -553,8 +554,8 @@ series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_l
             series_free(sh, s, 0);
             return NULL;
         }
-        s->labels[i].name = in;
-        s->labels[i].value = iv;
+        series_labels(s)[i].name = in;
+        series_labels(s)[i].value = iv;
     }
     sh->by_id[id] = s;
     slot_insert(sh->slots, sh->nslots - 1, sh->slot_shift, s);
@@ -569,7 +570,7 @@ void shard_series_delete(rw_shard *sh, series *s)
 {
     slot_remove(sh, s);
     for (uint32_t i = 0; i < s->nlabels; i++)
-        postings_del(sh, s->labels[i].name, s->labels[i].value, s->id);
+        postings_del(sh, series_labels(s)[i].name, series_labels(s)[i].value, s->id);
     sh->by_id[s->id] = NULL;
     sh->nseries--;
     atomic_fetch_sub(&sh->store->nseries, 1);

@@ -96,7 +96,7 @@ int porder_add(porder *o, const series *s, uint32_t sid, uint32_t at)
         o->k = k;
         o->cap = nc;
     }
-    const char *nm = s ? rw_labels_get(s->labels, s->nlabels, "__name__") : NULL;
+    const char *nm = s ? rw_labels_get(series_labels(s), s->nlabels, "__name__") : NULL;
     uint32_t name = 0;
     if (nm && !(name = name_no(o, nm)))
         return -1;

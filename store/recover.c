@@ -38,7 +38,7 @@ static int replay_series(void *ctx, uint32_t ref, rw_label *l, size_t n)
     rw_shard *sh = rc->sh;
     series *s = ref < sh->cap_id ? sh->by_id[ref] : NULL;
     if (s) {
-        if (!rw_labels_equal(s->labels, s->nlabels, l, n)) {
+        if (!rw_labels_equal(series_labels(s), s->nlabels, l, n)) {
             rc->bad_series++;
             rw_error("shard %d: WAL names series %u with another label set than the one "
                      "stored; keeping the stored one",

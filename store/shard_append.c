@@ -133,13 +133,13 @@ static inline void put32(uint8_t *p, uint32_t v)
 
 size_t pe_series_len(const series *s)
 {
-    return 9 + labels_encoded_len(s->labels, s->nlabels);
+    return 9 + labels_encoded_len(series_labels(s), s->nlabels);
 }
 
 void pe_put_series(uint8_t *p, const series *s)
 {
     rw_buf b;
-    size_t len = labels_encoded_len(s->labels, s->nlabels);
+    size_t len = labels_encoded_len(series_labels(s), s->nlabels);
     p[0] = PE_SERIES;
     put32(p + 1, s->id);
     put32(p + 5, (uint32_t)len);
@@ -151,7 +151,7 @@ void pe_put_series(uint8_t *p, const series *s)
     b.failed = 0;
     /* len + 1: rw_buf keeps a NUL after the content; the reserved space
      * always has one byte more than the entry (see shard_apply) */
-    labels_encode(&b, s->labels, s->nlabels);
+    labels_encode(&b, series_labels(s), s->nlabels);
 }
 
 /* ---- series ---- */

@@ -399,7 +399,7 @@ static rw_rc shard_candidates(rw_shard *sh, sel_ctx *c, series ***out, size_t *n
                     pos[j]++;
                 ok = !(pos[j] < x->n && x->ids[pos[j]] == s->id);
             } else {
-                ok = ctx_match(c, j, rw_labels_get(s->labels, s->nlabels, ms[j].name));
+                ok = ctx_match(c, j, rw_labels_get(series_labels(s), s->nlabels, ms[j].name));
             }
         }
         if (ok < 0)
@@ -479,8 +479,8 @@ static rw_label *copy_labels(rw_arena *a, const series *s, const char **key, siz
     if (s->nlabels > 64 && !(lens = rw_arena_alloc(a, 2 * s->nlabels * sizeof *lens)))
         return NULL;
     for (uint32_t i = 0; i < s->nlabels; i++) {
-        lens[2 * i] = strlen(s->labels[i].name) + 1;
-        lens[2 * i + 1] = strlen(s->labels[i].value) + 1;
+        lens[2 * i] = strlen(series_labels(s)[i].name) + 1;
+        lens[2 * i + 1] = strlen(series_labels(s)[i].value) + 1;
         total += lens[2 * i] + lens[2 * i + 1];
     }
     char *p = rw_arena_alloc(a, total ? total : 1);
@@ -489,10 +489,10 @@ static rw_label *copy_labels(rw_arena *a, const series *s, const char **key, siz
     *key = p;
     *keylen = total;
     for (uint32_t i = 0; i < s->nlabels; i++) {
-        memcpy(p, s->labels[i].name, lens[2 * i]);
+        memcpy(p, series_labels(s)[i].name, lens[2 * i]);
         l[i].name = p;
         p += lens[2 * i];
-        memcpy(p, s->labels[i].value, lens[2 * i + 1]);
+        memcpy(p, series_labels(s)[i].value, lens[2 * i + 1]);
         l[i].value = p;
         p += lens[2 * i + 1];
     }
@@ -1240,10 +1240,10 @@ static rw_rc label_query(rw_store *st, const char *name, const rw_matcher *ms, s
                         continue;
                     if (!name) {
                         for (uint32_t j = 0; j < s->nlabels; j++)
-                            if (strset_add(&set, s->labels[j].name) < 0)
+                            if (strset_add(&set, series_labels(s)[j].name) < 0)
                                 rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
                     } else {
-                        const char *v = rw_labels_get(s->labels, s->nlabels, name);
+                        const char *v = rw_labels_get(series_labels(s), s->nlabels, name);
                         if (v && strset_add(&set, v) < 0)
                             rc = rw_err_set(err, RW_LIMIT, "query memory limit exceeded");
                     }

@@ -60,7 +60,7 @@ static void put_series(rw_buf *b, const series *s)
     put_uvarint(b, s->id);
     put_uvarint(b, (uint64_t)(!s->in_db) | (uint64_t)(s->has_data ? 2 : 0));
     if (!s->in_db)
-        labels_encode(b, s->labels, s->nlabels);
+        labels_encode(b, series_labels(s), s->nlabels);
     if (s->has_data) {
         put_uvarint(b, zigzag(s->newest_t));
         put_bits(b, s->newest_v);

@@ -176,23 +176,32 @@ typedef struct ooo_buf {
 } ooo_buf;
 
 /* One series. Everything guarded by its shard's mu. The struct and its label
- * array are ONE allocation (labels points right after the struct); the label
- * strings are the shard's interned ones (intern_put on delete). */
+ * array are ONE allocation (the labels right after the struct:
+ * series_labels()); the label strings are the shard's interned ones
+ * (intern_put on delete). 136 bytes before the labels: a million active
+ * series carry every word of it. */
 typedef struct series {
     uint32_t id;         /* shard-local, also series.id in SQLite */
     uint32_t nlabels;
     uint64_t hash;       /* rw_labels_hash of labels */
-    rw_label *labels;    /* inside this allocation */
     chunk_enc head;      /* open head chunk; head.n == 0: none */
     hchunk *chunks;      /* completed head chunks not yet in a block, by time */
-    uint32_t nchunks, capchunks;
+    uint32_t nchunks : 30;
+    uint32_t has_data : 1;
+    uint32_t in_db : 1;  /* row in table series */
+    uint32_t capchunks;
     ooo_buf *ooo;        /* NULL: none */
     int64_t newest_t;    /* newest in-order sample ever accepted (valid if has_data) */
     uint64_t newest_v;   /* its value bits */
     int64_t pmint, pmaxt;/* time range of its samples in blocks; pmint > pmaxt: none */
-    uint8_t has_data;
-    uint8_t in_db;       /* row in table series */
 } series;
+_Static_assert(sizeof(series) == 136, "series grew: a million of them carry every byte");
+
+/* Its labels: the array right after the struct (series_labels). */
+static inline rw_label *series_labels(const series *s)
+{
+    return (rw_label *)(uintptr_t)(s + 1);
+}
 
 /* Oldest / newest sample of a series anywhere (INT64_MAX / INT64_MIN when
  * none). */
@@ -328,11 +337,12 @@ typedef struct rw_wal {
 
 /* ---- shard ---- */
 
-/* A slot of the series hash table: the hash inline, so probing touches
- * only the table until the hashes match. s == NULL: empty. */
+/* A slot of the series hash table: the series id and the high half of its
+ * hash, so probing touches only the table until the tags match; 8 bytes (a
+ * million series' table is 16 MB, not 32). id 0: empty (no series has it). */
 typedef struct sslot {
-    uint64_t hash;
-    struct series *s;
+    uint32_t id;
+    uint32_t tag;        /* hash >> 32 */
 } sslot;
 
 typedef struct rw_shard {
