@@ -8,7 +8,9 @@
  * from being merged across more than a tenth of it. Flushed and merged
  * blocks alike hold their parts in metric name order (store/partorder.c):
  * the even series are "m_even", the odd ones "m_odd", created alternately,
- * and every block's rows hold all of m_even's parts before m_odd's. */
+ * and every block's rows hold all of m_even's parts before m_odd's; with
+ * 150 names created out of their order (more than the order's first tables
+ * hold), a block's parts follow the names, then the series ids. */
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -268,8 +270,70 @@ static long long run(const scen *sc, int nshards, int64_t retention_ms, long lon
     return blocks;
 }
 
+/* 600 series of 150 names, series i named m<(7 i) mod 150>: one flushed
+ * block whose rows go by name, then by id (ids follow creation). */
+static void test_many_names(void)
+{
+    enum { N = 600, NAMES = 150 };
+    char *dir = test_mkdtemp("compact-names");
+    rw_store *st = dir ? open_dir(dir, 1, 0) : NULL;
+    CHECK(st != NULL);
+    if (!st)
+        return;
+    int ok = 1;
+    for (int i = 0; i < N && ok; i++) {
+        char name[16], inst[16];
+        snprintf(name, sizeof name, "m%03d", (i * 7) % NAMES);
+        snprintf(inst, sizeof inst, "s%d", i);
+        rw_label l[2] = {{"__name__", name}, {"inst", inst}};
+        rw_sample smp = {1000 + i, (double)i};
+        rw_append_series as = {.labels = l, .nlabels = 2, .hash = rw_labels_hash(l, 2),
+                               .samples = &smp, .nsamples = 1};
+        rw_append_result r = {0};
+        rw_err e;
+        rw_err_init(&e);
+        ok = rw_store_append(st, &as, 1, &r, &e) == RW_OK && r.samples_written == 1;
+    }
+    rw_err e;
+    rw_err_init(&e);
+    CHECK(ok && rw_store_maintain(st, &e) == RW_OK);
+    rw_store_close(st);
+    /* the rows' series in file order against (name, creation) order */
+    int want[N], got[N], n = 0;
+    for (int k = 0; k < NAMES; k++)
+        for (int i = 0; i < N; i++)
+            if ((i * 7) % NAMES == k)
+                want[n++] = i;
+    char p[512];
+    snprintf(p, sizeof p, "%s/shard-0.db", dir);
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    n = 0;
+    if (sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        if (sqlite3_prepare_v2(db,
+                               "SELECT p.sid - (SELECT min(id) FROM series) FROM blocks b "
+                               "JOIN parts p ON p.id BETWEEN b.parts_lo AND b.parts_hi "
+                               "ORDER BY b.id, p.id",
+                               -1, &q, NULL) == SQLITE_OK) {
+            while (sqlite3_step(q) == SQLITE_ROW && n < N)
+                got[n++] = (int)sqlite3_column_int64(q, 0);
+            sqlite3_finalize(q);
+        }
+        sqlite3_close(db);
+    }
+    CHECK_MSG(n == N, "%d parts in the blocks, want %d", n, N);
+    int first_bad = -1;
+    for (int k = 0; k < n && first_bad < 0; k++)
+        if (got[k] != want[k])
+            first_bad = k;
+    CHECK_MSG(first_bad < 0, "part %d is series %d, want %d (name order, then id)", first_bad,
+              first_bad < 0 ? 0 : got[first_bad], first_bad < 0 ? 0 : want[first_bad]);
+    test_rmtree(dir);
+}
+
 int main(void)
 {
+    test_many_names();
     /* 30 windows of 120 samples per part: runs of 13 blocks reach 1536
        samples per part; two runs merged, four blocks left small */
     scen plain = {.nwin = 30, .dense = NO_WINDOW};
