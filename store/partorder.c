@@ -11,78 +11,50 @@
  * Memory follows the series, 12 bytes each, whatever the names: a flush of
  * a million series keeps a key per series and each distinct metric name
  * once (copied under the shard lock: a series may go once it is released),
- * found again by a hash of its bytes. Sorting ranks the few distinct names
+ * found again through a strmap (index.c). Sorting ranks the few distinct names
  * and then compares integers. */
 #define _GNU_SOURCE /* qsort_r */
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 #include "store_int.h"
 
 void porder_init(porder *o)
 {
     memset(o, 0, sizeof *o);
-    rw_buf_init(&o->names, 0);
 }
 
 void porder_free(porder *o)
 {
-    rw_buf_free(&o->names);
-    free(o->off);
-    free(o->slot);
-    free(o->hash);
+    for (size_t i = 0; i < o->nnames; i++)
+        free(o->names[i]);
+    free(o->names);
+    strmap_free(&o->byname);
     free(o->k);
     memset(o, 0, sizeof *o);
-}
-
-static int slots_grow(porder *o)
-{
-    size_t ns = o->nslots ? o->nslots * 2 : 64;
-    uint32_t *t = calloc(ns, sizeof *t);
-    if (!t)
-        return -1;
-    for (size_t i = 0; i < o->nnames; i++) {
-        size_t j = o->hash[i] & (ns - 1);
-        while (t[j])
-            j = (j + 1) & (ns - 1);
-        t[j] = (uint32_t)i + 1;
-    }
-    free(o->slot);
-    o->slot = t;
-    o->nslots = ns;
-    return 0;
 }
 
 /* The number + 1 of name nm, added when new; 0 out of memory. */
 static uint32_t name_no(porder *o, const char *nm)
 {
-    size_t len = strlen(nm);
-    uint64_t h = XXH3_64bits(nm, len);
-    if ((o->nnames + 1) * 2 > o->nslots && slots_grow(o) < 0)
-        return 0;
-    size_t j = h & (o->nslots - 1);
-    for (; o->slot[j]; j = (j + 1) & (o->nslots - 1)) {
-        uint32_t i = o->slot[j] - 1;
-        if (o->hash[i] == h && strcmp(o->names.p + o->off[i], nm) == 0)
-            return i + 1;
-    }
+    uint64_t h = str_hash(nm);
+    void *no = strmap_get(&o->byname, nm, h);
+    if (no)
+        return (uint32_t)(uintptr_t)no;
     if (o->nnames == o->capnames) {
         size_t nc = o->capnames ? o->capnames * 2 : 64;
-        uint32_t *off = realloc(o->off, nc * sizeof *off);
-        if (off)
-            o->off = off;
-        uint64_t *hs = off ? realloc(o->hash, nc * sizeof *hs) : NULL;
-        if (!hs)
+        char **n = realloc(o->names, nc * sizeof *n);
+        if (!n)
             return 0;
-        o->hash = hs;
+        o->names = n;
         o->capnames = nc;
     }
-    size_t at = o->names.len;
-    if (at > UINT32_MAX - len - 1 || rw_buf_append(&o->names, nm, len + 1) != RW_OK)
+    char *copy = strdup(nm);
+    if (!copy || o->nnames >= UINT32_MAX - 1 ||
+        strmap_put(&o->byname, copy, h, (void *)(uintptr_t)(o->nnames + 1)) < 0) {
+        free(copy);
         return 0;
-    o->off[o->nnames] = (uint32_t)at;
-    o->hash[o->nnames] = h;
-    o->slot[j] = (uint32_t)++o->nnames;
+    }
+    o->names[o->nnames++] = copy;
     return (uint32_t)o->nnames;
 }
 
@@ -106,9 +78,8 @@ int porder_add(porder *o, const series *s, uint32_t sid, uint32_t at)
 
 static int name_cmp(const void *a, const void *b, void *arg)
 {
-    const porder *o = arg;
-    return strcmp(o->names.p + o->off[*(const uint32_t *)a],
-                  o->names.p + o->off[*(const uint32_t *)b]);
+    char *const *names = arg;
+    return strcmp(names[*(const uint32_t *)a], names[*(const uint32_t *)b]);
 }
 
 static int key_cmp(const void *a, const void *b)
@@ -131,7 +102,7 @@ void porder_sort(porder *o)
     if (byname && rank) {
         for (uint32_t i = 0; i < o->nnames; i++)
             byname[i] = i;
-        qsort_r(byname, o->nnames, sizeof *byname, name_cmp, o);
+        qsort_r(byname, o->nnames, sizeof *byname, name_cmp, o->names);
         for (uint32_t r = 0; r < o->nnames; r++)
             rank[byname[r]] = r;
     }

@@ -794,11 +794,9 @@ typedef struct pkey {
     uint32_t at;           /* the caller's position of the series */
 } pkey;
 typedef struct porder {
-    rw_buf names;          /* the distinct names, NUL-terminated */
-    uint32_t *off;         /* name number -> its offset in names */
-    uint32_t *slot;        /* hash table of name numbers + 1 (0: free) */
-    uint64_t *hash;        /* name number -> its hash */
-    size_t nnames, capnames, nslots;
+    strmap byname;         /* name -> its number + 1 */
+    char **names;          /* number -> the name (a copy) */
+    size_t nnames, capnames;
     pkey *k;
     size_t n, cap;
 } porder;
