@@ -448,7 +448,7 @@ static rw_rc replay_wal(rw_shard *sh, uint64_t from, replay_ctx *rc, uint64_t *r
             size_t seclen;
             const char *why = NULL;
             size_t at = off;
-            int k = wal_next_record(buf, len, &off, sh->idx, &scratch, &sec, &seclen, &why);
+            int k = wal_next_record(buf, len, seq, &off, sh->idx, &scratch, &sec, &seclen, &why);
             if (k == -1) {
                 if (why && !(at == 0 && len == 0))
                     rw_error("shard %d: WAL segment %016llx: %s at offset %zu; the rest of the "
@@ -489,7 +489,7 @@ static rw_rc replay_wal(rw_shard *sh, uint64_t from, replay_ctx *rc, uint64_t *r
             }
         }
         free(buf);
-        wal_note_segment(w, seq, rc->seg_maxt, rc->seg_future);
+        wal_note_segment(w, seq, off, rc->seg_maxt, rc->seg_future);
     }
     walstate_free(&ws);
     walbatch_free(&v.batch);

@@ -317,6 +317,9 @@ typedef struct rw_wal {
                                   head snapshots name segments that may all be
                                   gone, and replay skips those before theirs */
     uint64_t total_bytes;      /* of live segments */
+    uint64_t *spares;          /* covered segments kept for reuse, by their
+                                  old numbers (files spare-<16 hex>) */
+    size_t nspares;
     /* ---- file (owned by the leader) ---- */
     int fd;                    /* -1: none open (open one before writing) */
     int direct;                /* O_DIRECT: writes are whole aligned blocks */
@@ -618,10 +621,11 @@ int wal_read_segment(const rw_wal *w, uint64_t seq, uint8_t **buf, size_t *len, 
  * NULL: a clean end; else why the rest is torn or corrupt), -2 the record is
  * intact (its checksum holds) but its sections cannot be read (*why): skip
  * it and go on. */
-int wal_next_record(const uint8_t *buf, size_t len, size_t *off, int shard, rw_buf *scratch,
-                    const uint8_t **sec, size_t *seclen, const char **why);
-/* Notes the max sample time of a replayed segment (recovery). */
-void wal_note_segment(rw_wal *w, uint64_t seq, int64_t maxt, int future);
+int wal_next_record(const uint8_t *buf, size_t len, uint64_t seq, size_t *off, int shard,
+                    rw_buf *scratch, const uint8_t **sec, size_t *seclen, const char **why);
+/* Notes the max sample time of a replayed segment and where its valid
+ * records end (recovery). */
+void wal_note_segment(rw_wal *w, uint64_t seq, uint64_t end, int64_t maxt, int future);
 
 /* ---- db.c ---- */
 rw_rc db_open_shard(rw_shard *sh, rw_err *err);

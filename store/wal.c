@@ -22,7 +22,12 @@
  * and marks the segment broken: the next commit starts a new segment, so a
  * half-written record can only ever be a segment's last. Segments are
  * deleted by wal_truncate() once every shard has flushed their samples into
- * blocks (flush.c). Layout: FORMAT.md "WAL". */
+ * blocks (flush.c) - or, up to MAX_SPARES of them, kept as spare files that
+ * later become new segments: overwriting a file's blocks in place makes a
+ * commit's fdatasync one device flush, where growing a file also writes
+ * its inode every commit. Every record names its segment, so the older
+ * records a reused file still holds are never replayed as its own.
+ * Layout: FORMAT.md "WAL". */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -39,9 +44,28 @@
 #include "store_int.h"
 
 #define SEG_MAGIC "RWWAL3\0\0"
-#define SEG_HDR 16
-#define REC_MAGIC 0x33525752u /* "RWR3" little endian */
-#define REC_HDR 12
+#define SEG_HDR1 16                /* format 1: magic, version, CRC */
+#define SEG_HDR 24                 /* format 2: magic, version, CRC, number */
+#define REC_MAGIC1 0x33525752u     /* "RWR3" little endian */
+#define REC_HDR1 12
+#define REC_MAGIC 0x34525752u      /* "RWR4": carries its segment's number */
+#define REC_HDR 20
+#define MAX_SPARES 4
+
+static void spare_path(const rw_wal *w, uint64_t seq, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/spare-%016llx", w->dir, (unsigned long long)seq);
+}
+
+/* A format 2 segment header for segment seq. */
+static void seg_header(uint8_t h[SEG_HDR], uint64_t seq)
+{
+    memcpy(h, SEG_MAGIC, 8);
+    put_u32le(h + 8, 2);
+    put_u64le(h + 16, seq);
+    uLong c = crc32(0L, h, 12);
+    put_u32le(h + 12, (uint32_t)crc32(c, h + 16, 8));
+}
 
 static void seg_path(const rw_wal *w, uint64_t seq, char *out, size_t cap)
 {
@@ -94,7 +118,8 @@ rw_rc wal_open(rw_store *st, rw_err *err)
     w->ws = calloc((size_t)st->nshards, sizeof *w->ws);
     w->taken = calloc((size_t)st->nshards, sizeof *w->taken);
     w->zc = ZSTD_createCCtx();
-    if (!w->dir || !w->ws || !w->taken || !w->zc)
+    w->spares = calloc(MAX_SPARES, sizeof *w->spares);
+    if (!w->dir || !w->ws || !w->taken || !w->zc || !w->spares)
         return rw_err_set(err, RW_NOMEM, "out of memory");
     snprintf(w->dir, dl, "%s/wal", st->opts.dir);
     if (mkdir(w->dir, 0755) < 0 && errno != EEXIST)
@@ -106,6 +131,18 @@ rw_rc wal_open(rw_store *st, rw_err *err)
     rw_rc rc = RW_OK;
     while ((de = readdir(d))) {
         const char *n = de->d_name;
+        if (strncmp(n, "spare-", 6) == 0 && strlen(n) == 22 &&
+            strspn(n + 6, "0123456789abcdef") == 16) {
+            uint64_t old = strtoull(n + 6, NULL, 16);
+            if (w->nspares < MAX_SPARES) {
+                w->spares[w->nspares++] = old;
+            } else {
+                char p[4096];
+                spare_path(w, old, p, sizeof p);
+                unlink(p);
+            }
+            continue;
+        }
         if (strlen(n) != 16 || strspn(n, "0123456789abcdef") != 16)
             continue;
         uint64_t seq = strtoull(n, NULL, 16);
@@ -147,6 +184,8 @@ void wal_close(rw_wal *w)
     rw_buf_free(&w->rec);
     free(w->segs);
     w->segs = NULL;
+    free(w->spares);
+    w->spares = NULL;
     free(w->dir);
     w->dir = NULL;
     pthread_mutex_destroy(&w->mu);
@@ -190,8 +229,56 @@ int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
     return 0;
 }
 
-/* Opens segment seq for writing and writes its header (leader). Tries
- * O_DIRECT with 512-byte then 4096-byte blocks, then buffered I/O. */
+/* Writes the header block of a file opened O_DIRECT: 512-byte blocks,
+ * else 4096-byte ones. The block size, or 0 (errno set; EINVAL: the file
+ * system takes no O_DIRECT writes). */
+static size_t write_header_block(rw_wal *w, int fd, const uint8_t hdr[SEG_HDR])
+{
+    static const size_t aligns[] = {512, 4096};
+    for (size_t i = 0; i < 2; i++) {
+        memset(w->wbuf, 0, aligns[i]);
+        memcpy(w->wbuf, hdr, SEG_HDR);
+        if (pwrite_all(fd, w->wbuf, aligns[i], 0) == 0)
+            return aligns[i];
+        if (errno != EINVAL)
+            return 0;
+    }
+    return 0;
+}
+
+/* A spare (a covered segment's file kept by wal_truncate) made segment seq:
+ * its header rewritten and synced while it still has its spare name, then
+ * renamed. Its old records stay behind the new ones and are never read as
+ * this segment's: every record names its segment. Overwriting blocks a file
+ * already has changes no file metadata, so a commit's fdatasync is one
+ * device flush - not also the inode's new size and allocation, as in a
+ * growing file. -1: no spare (or none usable). Leader. */
+static int take_spare(rw_wal *w, uint64_t seq, const uint8_t hdr[SEG_HDR], size_t *align)
+{
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        uint64_t old = w->nspares ? w->spares[--w->nspares] : 0;
+        pthread_mutex_unlock(&w->mu);
+        if (!old)
+            return -1;
+        char sp[4096], p[4096];
+        spare_path(w, old, sp, sizeof sp);
+        seg_path(w, seq, p, sizeof p);
+        int fd = open(sp, O_WRONLY | O_CLOEXEC | O_DIRECT);
+        size_t a = fd >= 0 ? write_header_block(w, fd, hdr) : 0;
+        if (a && fdatasync(fd) == 0 && rename(sp, p) == 0) {
+            *align = a;
+            return fd;
+        }
+        if (fd >= 0)
+            close(fd);
+        unlink(sp);
+    }
+}
+
+/* Opens segment seq for writing and writes its header (leader): a spare
+ * file when there is one, else a new file, O_DIRECT where the file system
+ * takes it (512-byte then 4096-byte blocks), else buffered I/O. */
 static rw_rc open_segment(rw_wal *w, uint64_t seq, rw_err *err)
 {
     char p[4096];
@@ -199,48 +286,43 @@ static rw_rc open_segment(rw_wal *w, uint64_t seq, rw_err *err)
     if (wbuf_reserve(w, 8192) < 0)
         return rw_err_set(err, RW_NOMEM, "out of memory");
     uint8_t hdr[SEG_HDR];
-    memcpy(hdr, SEG_MAGIC, 8);
-    put_u32le(hdr + 8, 1);
-    put_u32le(hdr + 12, (uint32_t)crc32(0L, hdr, 12));
-    static const size_t aligns[] = {512, 4096};
-    int fd = -1, direct = 0;
+    seg_header(hdr, seq);
     size_t align = 1;
-    for (size_t i = 0; i < 2 && fd < 0; i++) {
+    int fd = take_spare(w, seq, hdr, &align), direct = fd >= 0;
+    if (fd < 0) {
         fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
-        if (fd < 0)
-            break; /* EINVAL: no O_DIRECT on this file system */
-        memset(w->wbuf, 0, aligns[i]);
-        memcpy(w->wbuf, hdr, SEG_HDR);
-        if (pwrite_all(fd, w->wbuf, aligns[i], 0) == 0) {
-            direct = 1;
-            align = aligns[i];
-        } else {
-            int e = errno;
-            close(fd);
-            fd = -1;
-            if (e != EINVAL) {
+        if (fd >= 0) {
+            align = write_header_block(w, fd, hdr);
+            if (align) {
+                direct = 1;
+            } else {
+                int e = errno;
+                close(fd);
+                fd = -1;
+                if (e != EINVAL) {
+                    unlink(p);
+                    return rw_err_set(err, RW_IO, "wal: cannot write %s: %s", p, strerror(e));
+                }
+                align = 1;
+            }
+        }
+        if (fd < 0) { /* no O_DIRECT on this file system */
+            fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            if (fd < 0)
+                return rw_err_set(err, RW_IO, "wal: cannot create %s: %s", p, strerror(errno));
+            if (pwrite_all(fd, hdr, SEG_HDR, 0) < 0) {
+                int e = errno;
+                close(fd);
                 unlink(p);
                 return rw_err_set(err, RW_IO, "wal: cannot write %s: %s", p, strerror(e));
             }
         }
-    }
-    if (fd < 0) {
-        fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0)
-            return rw_err_set(err, errno == ENOSPC ? RW_IO : RW_IO, "wal: cannot create %s: %s", p,
-                              strerror(errno));
-        if (pwrite_all(fd, hdr, SEG_HDR, 0) < 0) {
+        if (fdatasync(fd) < 0) {
             int e = errno;
             close(fd);
             unlink(p);
-            return rw_err_set(err, RW_IO, "wal: cannot write %s: %s", p, strerror(e));
+            return rw_err_set(err, RW_IO, "wal: cannot sync %s: %s", p, strerror(e));
         }
-    }
-    if (fdatasync(fd) < 0) {
-        int e = errno;
-        close(fd);
-        unlink(p);
-        return rw_err_set(err, RW_IO, "wal: cannot sync %s: %s", p, strerror(e));
     }
     store_sync_dir(w->dir); /* the new name must survive a crash before any record in it counts */
     pthread_mutex_lock(&w->mu);
@@ -434,7 +516,9 @@ static rw_rc do_commit(rw_wal *w, rw_err *err)
             size_t body = w->rec.len - REC_HDR;
             put_u32le(h, REC_MAGIC);
             put_u32le(h + 4, (uint32_t)body);
-            put_u32le(h + 8, (uint32_t)crc32(0L, h + REC_HDR, (uInt)body));
+            put_u64le(h + 12, w->seq);
+            uLong c = crc32(0L, h + 12, 8);
+            put_u32le(h + 8, (uint32_t)crc32(c, h + REC_HDR, (uInt)body));
             rc = write_record(w, err);
         }
     }
@@ -560,11 +644,15 @@ uint64_t wal_bytes(rw_wal *w)
     return b;
 }
 
-void wal_note_segment(rw_wal *w, uint64_t seq, int64_t maxt, int future)
+void wal_note_segment(rw_wal *w, uint64_t seq, uint64_t end, int64_t maxt, int future)
 {
     pthread_mutex_lock(&w->mu);
     for (size_t i = 0; i < w->nsegs; i++) {
         if (w->segs[i].seq == seq) {
+            if (end && end < w->segs[i].bytes) { /* a reused file: stale bytes after */
+                w->total_bytes -= w->segs[i].bytes - end;
+                w->segs[i].bytes = end;
+            }
             if (maxt > w->segs[i].maxt)
                 w->segs[i].maxt = maxt;
             w->segs[i].future |= (uint8_t)future;
@@ -612,9 +700,17 @@ size_t wal_truncate(rw_wal *w)
     }
     pthread_mutex_unlock(&w->mu);
     for (size_t i = 0; i < ndel; i++) {
-        char p[4096];
+        char p[4096], sp[4096];
         seg_path(w, del[i], p, sizeof p);
-        if (unlink(p) < 0 && errno != ENOENT)
+        spare_path(w, del[i], sp, sizeof sp);
+        /* kept for a later segment while there is room for spares (a
+           rename, so it never goes back to being this segment) */
+        pthread_mutex_lock(&w->mu);
+        int keep = w->nspares < MAX_SPARES && rename(p, sp) == 0;
+        if (keep)
+            w->spares[w->nspares++] = del[i];
+        pthread_mutex_unlock(&w->mu);
+        if (!keep && unlink(p) < 0 && errno != ENOENT)
             rw_warn("wal: cannot delete %s: %s", p, strerror(errno));
     }
     free(del);
@@ -665,46 +761,66 @@ int wal_read_segment(const rw_wal *w, uint64_t seq, uint8_t **buf, size_t *len, 
     return 0;
 }
 
-int wal_next_record(const uint8_t *buf, size_t len, size_t *off, int shard, rw_buf *scratch,
-                    const uint8_t **sec, size_t *seclen, const char **why)
+/* Whether the bytes at o, which are not a record of this segment, are its
+ * clean end. Format 1: zeros (the padding after the last record) or the end
+ * of the file. Format 2: zeros up to the next 512-byte boundary (the
+ * padding of the last write; a file that was a spare has older bytes
+ * after it), or a record of another segment (one such file had). */
+static int clean_end(const uint8_t *buf, size_t len, size_t o, uint32_t ver)
+{
+    size_t to = ver == 1 ? o + 4096 : (o + 511) / 512 * 512;
+    for (size_t i = o; i < len && i < to; i++)
+        if (buf[i])
+            return ver != 1 && len - o >= REC_HDR && get_u32le(buf + o) == REC_MAGIC;
+    return 1;
+}
+
+int wal_next_record(const uint8_t *buf, size_t len, uint64_t seq, size_t *off, int shard,
+                    rw_buf *scratch, const uint8_t **sec, size_t *seclen, const char **why)
 {
     size_t o = *off;
+    if (len < SEG_HDR1 || memcmp(buf, SEG_MAGIC, 8) != 0) {
+        *why = len < SEG_HDR1 ? "segment shorter than its header" : "bad segment magic";
+        return -1;
+    }
+    uint32_t ver = get_u32le(buf + 8);
+    size_t rh = ver == 1 ? REC_HDR1 : REC_HDR;
     if (o == 0) {
-        uint8_t hdr[12];
-        if (len < SEG_HDR || memcmp(buf, SEG_MAGIC, 8) != 0) {
-            *why = len < SEG_HDR ? "segment shorter than its header" : "bad segment magic";
-            return -1;
-        }
-        memcpy(hdr, buf, 12);
-        if (get_u32le(buf + 12) != (uint32_t)crc32(0L, hdr, 12)) {
+        uLong c = crc32(0L, buf, 12);
+        if (ver == 2 && len >= SEG_HDR)
+            c = crc32(c, buf + 16, 8);
+        if ((ver != 1 && ver != 2) || (ver == 2 && len < SEG_HDR) ||
+            get_u32le(buf + 12) != (uint32_t)c) {
             *why = "bad segment header";
             return -1;
         }
-        o = SEG_HDR;
+        if (ver == 2 && get_u64le(buf + 16) != seq) {
+            *why = "the segment header names another segment";
+            return -1;
+        }
+        o = *off = ver == 1 ? SEG_HDR1 : SEG_HDR;
     }
-    if (len - o < REC_HDR) {
+    if (len - o < rh) {
         *why = NULL; /* clean end */
         return -1;
     }
     uint32_t magic = get_u32le(buf + o), blen = get_u32le(buf + o + 4);
-    if (magic != REC_MAGIC) {
-        /* zero padding after the last record is the normal end */
-        int zero = 1;
-        for (size_t i = o; i < len && i < o + 4096 && zero; i++)
-            zero = buf[i] == 0;
-        *why = zero ? NULL : "bad record magic";
+    if (magic != (ver == 1 ? REC_MAGIC1 : REC_MAGIC) ||
+        (ver == 2 && get_u64le(buf + o + 12) != seq)) {
+        *why = clean_end(buf, len, o, ver) ? NULL : "bad record magic";
         return -1;
     }
-    if (blen > len - o - REC_HDR) {
+    if (blen > len - o - rh) {
         *why = "record runs past the end of the segment (torn write)";
         return -1;
     }
-    const uint8_t *body = buf + o + REC_HDR;
-    if (get_u32le(buf + o + 8) != (uint32_t)crc32(0L, body, blen)) {
+    const uint8_t *body = buf + o + rh;
+    uLong c = ver == 1 ? crc32(0L, NULL, 0) : crc32(0L, buf + o + 12, 8);
+    if (get_u32le(buf + o + 8) != (uint32_t)crc32(c, body, blen)) {
         *why = "record checksum mismatch (torn or corrupt)";
         return -1;
     }
-    *off = o + REC_HDR + blen;
+    *off = o + rh + blen;
     /* the record is intact: find our section */
     const uint8_t *p = body, *end = body + blen;
     uint64_t nsec;
