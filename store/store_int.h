@@ -43,8 +43,9 @@
  *               connection `wdb` (flush, retention, metadata) until it
  *               clears it and broadcasts db_cv.
  *   shard rd_mu guards the read connection `rdb`.
- *   wal mu      guards the WAL's commit state (tickets, leader flag, segment
- *               list); the leader owns the file and the encoder state
+ *   wal mu      guards the WAL's segment list and a failed commit's details;
+ *               the leader (an atomic flag, waited for on a futex) owns the
+ *               file and the encoder state
  *               without holding it.
  * Lock order: wal mu is never held while taking a shard mu (the leader takes
  * shard mus one at a time with wal mu released); shard mu, then rd_mu or
@@ -303,12 +304,13 @@ typedef struct rw_wal {
     struct rw_store *store;
     char *dir;                 /* <data>/wal */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    /* ---- commit state (mu) ---- */
-    int leader;                /* a thread owns the file (commit, rotate) */
+    /* ---- commit state (atomics; a failure's details under mu) ---- */
+    _Atomic int leader;        /* a thread owns the file (commit, rotate) */
     _Atomic uint64_t ticket;   /* bumped by every append that added entries */
-    uint64_t durable;          /* tickets up to it are on disk */
-    uint64_t fail_gen, fail_ticket;
+    _Atomic uint64_t durable;  /* tickets up to it are on disk */
+    _Atomic uint32_t wake;     /* futex word: bumped when a leader lets go */
+    _Atomic uint64_t fail_gen;
+    uint64_t fail_ticket;
     rw_rc fail_rc;
     char fail_msg[256];
     wal_seg *segs;             /* live segments, ascending; the last is open */

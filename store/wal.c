@@ -35,7 +35,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -109,7 +112,6 @@ rw_rc wal_open(rw_store *st, rw_err *err)
     w->store = st;
     w->fd = -1;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
     rw_buf_init(&w->raw, 0);
     rw_buf_init(&w->comp, 0);
     rw_buf_init(&w->rec, 0);
@@ -168,6 +170,14 @@ void wal_close(rw_wal *w)
     if (w->fd >= 0)
         close(w->fd);
     w->fd = -1;
+    /* a stopped store keeps no spares: they are disk space only a running
+       one saves syncs with (a crash leaves them for the next start) */
+    for (size_t i = 0; w->spares && i < w->nspares; i++) {
+        char p[4096];
+        spare_path(w, w->spares[i], p, sizeof p);
+        unlink(p);
+    }
+    w->nspares = 0;
     if (w->ws)
         for (int k = 0; k < w->store->nshards; k++)
             walstate_free(&w->ws[k]);
@@ -189,7 +199,6 @@ void wal_close(rw_wal *w)
     free(w->dir);
     w->dir = NULL;
     pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->cv);
 }
 
 /* Makes the staging buffer hold at least `need` bytes (aligned, zeroed
@@ -561,61 +570,89 @@ uint64_t wal_ticket(rw_wal *w, int added)
     return atomic_load(&w->ticket);
 }
 
+/* Waiting for the leader: a futex on w->wake, bumped (and every waiter
+ * woken) each time a leader lets go. A waiter reads the word before it
+ * looks at what it waits for, so a change after that look makes its wait
+ * return at once. Not a condition variable: with one, every waiter woken
+ * by a commit then queued again for the mutex (a sixth of the write
+ * path's context switches). */
+static void wake_wait(rw_wal *w, uint32_t seen)
+{
+    syscall(SYS_futex, &w->wake, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+}
+
+static void lead_end(rw_wal *w)
+{
+    atomic_store(&w->leader, 0);
+    atomic_fetch_add(&w->wake, 1);
+    syscall(SYS_futex, &w->wake, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Becomes the leader, waiting for the one there is. */
+static void lead_begin(rw_wal *w)
+{
+    for (;;) {
+        uint32_t seen = atomic_load(&w->wake);
+        int no = 0;
+        if (atomic_compare_exchange_strong(&w->leader, &no, 1))
+            return;
+        wake_wait(w, seen);
+    }
+}
+
 rw_rc wal_wait(rw_wal *w, uint64_t ticket, rw_err *err)
 {
     rw_store *st = w->store;
-    pthread_mutex_lock(&w->mu);
-    uint64_t fails_seen = w->fail_gen;
-    rw_rc rc = RW_OK;
-    while (w->durable < ticket) {
-        if (w->fail_gen != fails_seen && w->fail_ticket >= ticket) {
-            rc = rw_err_set(err, w->fail_rc, "%s", w->fail_msg);
-            break;
+    uint64_t fails_seen = atomic_load(&w->fail_gen);
+    for (;;) {
+        uint32_t seen = atomic_load(&w->wake);
+        if (atomic_load(&w->durable) >= ticket)
+            return RW_OK;
+        if (atomic_load(&w->fail_gen) != fails_seen) {
+            pthread_mutex_lock(&w->mu);
+            rw_rc rc = RW_OK;
+            if (w->fail_ticket >= ticket)
+                rc = rw_err_set(err, w->fail_rc, "%s", w->fail_msg);
+            fails_seen = atomic_load(&w->fail_gen);
+            pthread_mutex_unlock(&w->mu);
+            if (rc != RW_OK)
+                return rc;
         }
-        if (w->leader) {
-            pthread_cond_wait(&w->cv, &w->mu);
+        int no = 0;
+        if (!atomic_compare_exchange_strong(&w->leader, &no, 1)) {
+            wake_wait(w, seen);
             continue;
         }
-        w->leader = 1;
         uint64_t target = atomic_load(&w->ticket);
-        pthread_mutex_unlock(&w->mu);
         rw_err lerr;
         rw_err_init(&lerr);
         rw_rc r = do_commit(w, &lerr);
-        pthread_mutex_lock(&w->mu);
-        w->leader = 0;
         if (r == RW_OK) {
-            if (w->durable < target)
-                w->durable = target;
+            uint64_t d = atomic_load(&w->durable);
+            while (d < target && !atomic_compare_exchange_weak(&w->durable, &d, target))
+                ;
         } else {
-            w->fail_gen++;
+            pthread_mutex_lock(&w->mu);
             w->fail_ticket = target;
             w->fail_rc = r;
             snprintf(w->fail_msg, sizeof w->fail_msg, "%.240s", lerr.msg);
+            fails_seen = atomic_fetch_add(&w->fail_gen, 1); /* our own failure covers us */
+            pthread_mutex_unlock(&w->mu);
             rw_counter_add(st->m_commit_fail, 1);
-            fails_seen = w->fail_gen - 1; /* our own failure covers us */
-        }
-        pthread_cond_broadcast(&w->cv);
-        if (r != RW_OK)
             rw_warn("store: WAL commit failed, data kept pending: %s", lerr.msg);
+        }
+        lead_end(w);
     }
-    pthread_mutex_unlock(&w->mu);
-    return rc;
 }
 
 rw_rc wal_rotate(rw_wal *w, uint64_t *seq, rw_err *err)
 {
-    pthread_mutex_lock(&w->mu);
-    while (w->leader)
-        pthread_cond_wait(&w->cv, &w->mu);
-    w->leader = 1;
-    pthread_mutex_unlock(&w->mu);
+    lead_begin(w);
     rw_rc rc = rotate(w, err);
     pthread_mutex_lock(&w->mu);
     *seq = w->nsegs ? w->segs[w->nsegs - 1].seq : 0;
-    w->leader = 0;
-    pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
+    lead_end(w);
     return rc;
 }
 

@@ -701,7 +701,8 @@ static int reopened_holds(const char *dir, int nb)
 /* Covered WAL segments are kept as spare files and become later segments
  * (FORMAT.md "WAL"): a reused file keeps its older records behind the new
  * ones. After a crash, replay stops where the new records end: every
- * acknowledged sample is back exactly once, and appending goes on. */
+ * acknowledged sample is back exactly once, and appending goes on; a clean
+ * stop deletes the spares. */
 static void test_wal_reuse(void)
 {
     enum { NB = 1500 };
@@ -765,6 +766,14 @@ static void test_wal_reuse(void)
             CHECK_INT(append_batch(st, &f, 5, NB), RW_OK);
         rw_store_close(st);
     }
+    /* a clean stop leaves no spares behind */
+    d = opendir(wd);
+    int spares = 0;
+    while (d && (de = readdir(d)))
+        spares += strncmp(de->d_name, "spare-", 6) == 0;
+    if (d)
+        closedir(d);
+    CHECK_INT(spares, 0);
     test_rmtree(dir);
 }
 
