@@ -54,9 +54,13 @@ def free():
         os.unlink(filler)
 
 
+# The senders' data moves 300 s per step: a fast run sends more than the
+# default retention (15 days, 4,320 steps), which would then rightly drop the
+# first samples and refuse the probes (stamped from T0 on) as too old.
 g = Rwgate(data=os.path.join(mnt, "data"), log=os.path.join(base, "rwgate.log"),
            extra=["--shards", "2", "--set", "store.checkpoint_interval=1s",
-                  "--set", "store.checkpoint_size=1MiB", "--set", "store.wal_segment_size=64KiB"])
+                  "--set", "store.checkpoint_size=1MiB", "--set", "store.wal_segment_size=64KiB",
+                  "--set", "store.retention=3650d"])
 senders = [Sender(i, g, SERIES_PER_SENDER) for i in range(SENDERS)]
 probes = []
 refused = []
