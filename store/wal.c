@@ -136,6 +136,12 @@ rw_rc wal_open(rw_store *st, rw_err *err)
         if (strncmp(n, "spare-", 6) == 0 && strlen(n) == 22 &&
             strspn(n + 6, "0123456789abcdef") == 16) {
             uint64_t old = strtoull(n + 6, NULL, 16);
+            /* new segments are numbered past every spare's: a number is
+               never used twice, so no older record can pass as a newer
+               segment's (a stop that died before deleting the spares may
+               have left no segment to number from) */
+            if (old >= w->min_seq)
+                w->min_seq = old + 1;
             if (w->nspares < MAX_SPARES) {
                 w->spares[w->nspares++] = old;
             } else {

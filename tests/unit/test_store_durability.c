@@ -828,6 +828,25 @@ static void test_wal_stale_record(void)
     test_rmtree(other);
 }
 
+/* New segments are numbered past every spare file's number, even when no
+ * segment is left to number from (a stop that died after the WAL's last
+ * segment was dropped and before the spares were deleted): a number is
+ * never used twice. */
+static void test_wal_numbering(void)
+{
+    char *dir = test_mkdtemp("rwstore-test");
+    crash_after(dir, 2);
+    char p[512], sp[600];
+    CHECK(last_segment(dir, p, sizeof p) == 0);
+    snprintf(sp, sizeof sp, "%s/wal/spare-00000000000000ff", dir);
+    CHECK(rename(p, sp) == 0);
+    crash_after(dir, 1);
+    CHECK(last_segment(dir, p, sizeof p) == 0);
+    const char *name = strrchr(p, '/') + 1;
+    CHECK_MSG(strcmp(name, "0000000000000100") >= 0, "new segment %s", name);
+    test_rmtree(dir);
+}
+
 /* A segment written in format 1 (before records named their segment) is
  * replayed like one in format 2. The test rewrites one into format 1:
  * header = magic(8) | u32 version 1 | u32 CRC of the 12 bytes before;
@@ -875,6 +894,7 @@ int main(void)
     RUN(test_unreadable_record);
     RUN(test_wal_reuse);
     RUN(test_wal_stale_record);
+    RUN(test_wal_numbering);
     RUN(test_wal_format1);
     RUN(test_kill9);
     RUN(test_concurrent);
