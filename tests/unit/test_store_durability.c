@@ -703,36 +703,17 @@ static int reopened_holds(const char *dir, int nb)
  * ones. After a crash, replay stops where the new records end: every
  * acknowledged sample is back exactly once, and appending goes on; a clean
  * stop deletes the spares. */
-static void test_wal_reuse(void)
+/* Segment files in dir/wal that hold more than their records (reused
+ * spares, their older records behind the new ones); *segs: how many
+ * segments there are. */
+static int reused_segments(const char *dir, int *segs)
 {
-    enum { NB = 1500 };
-    char *dir = test_mkdtemp("rwstore-test");
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        rw_store_opts o = {.dir = dir, .nshards = 1, .checkpoint_bytes = 48 << 10,
-                           .wal_segment_bytes = 16 << 10};
-        rw_err e;
-        rw_err_init(&e);
-        rw_store *st = rw_store_open(&o, &e);
-        if (!st)
-            _exit(2);
-        fleet f;
-        fleet_init(&f, 5, "t");
-        for (int b = 0; b < NB; b++)
-            if (append_batch(st, &f, 5, b) != RW_OK)
-                _exit(3);
-        _exit(0); /* a crash: no close */
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    /* segments whose file holds more than their records: reused spares */
     char wd[512];
     snprintf(wd, sizeof wd, "%s/wal", dir);
     DIR *d = opendir(wd);
     struct dirent *de;
-    int segs = 0, reused = 0;
+    int reused = 0;
+    *segs = 0;
     while (d && (de = readdir(d))) {
         if (strlen(de->d_name) != 16)
             continue;
@@ -742,14 +723,61 @@ static void test_wal_reuse(void)
         long offs[512];
         int n;
         unsigned char *b = read_segment(p, &len, offs, 512, &n);
-        segs++;
-        reused += b && len > records_end(b, offs, n) + 4096;
+        (*segs)++;
+        reused += b && len > records_end(b, offs, n) + 4096; /* past any padding */
         free(b);
     }
     if (d)
         closedir(d);
-    printf("%d segments left, %d of them in reused files\n", segs, reused);
-    CHECK(reused >= 1);
+    return reused;
+}
+
+static void test_wal_reuse(void)
+{
+    char *dir = test_mkdtemp("rwstore-test");
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* appends until a reused file holds a live segment (checkpoints
+           run in the background: when is not fixed), then dies */
+        close(pfd[0]);
+        rw_store_opts o = {.dir = dir, .nshards = 1, .checkpoint_bytes = 48 << 10,
+                           .wal_segment_bytes = 16 << 10};
+        rw_err e;
+        rw_err_init(&e);
+        rw_store *st = rw_store_open(&o, &e);
+        if (!st)
+            _exit(2);
+        fleet f;
+        fleet_init(&f, 5, "t");
+        int segs;
+        for (int b = 0; b < 50000; b++) {
+            if (append_batch(st, &f, 5, b) != RW_OK)
+                _exit(3);
+            if (b >= 300 && b % 20 == 0 && reused_segments(dir, &segs) > 0) {
+                int nb = b + 1;
+                _exit(write(pfd[1], &nb, sizeof nb) == sizeof nb ? 0 : 4); /* no close */
+            }
+        }
+        _exit(5);
+    }
+    close(pfd[1]);
+    int nb = 0, status;
+    if (read(pfd[0], &nb, sizeof nb) != sizeof nb)
+        nb = 0;
+    close(pfd[0]);
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    int segs, reused = reused_segments(dir, &segs);
+    printf("after %d batches: %d segments left, %d of them in reused files\n", nb, segs, reused);
+    CHECK(nb > 0 && reused >= 1);
+    char wd[512];
+    snprintf(wd, sizeof wd, "%s/wal", dir);
+    DIR *d;
+    struct dirent *de;
     for (int round = 0; round < 2; round++) {
         rw_err e;
         rw_store *st = open_opts(dir, 1, 0, 0, NULL, &e);
@@ -760,10 +788,10 @@ static void test_wal_reuse(void)
         fleet_init(&f, 5, "t");
         int ok = 1;
         for (int i = 0; i < 5; i++)
-            ok &= check_series(st, f.inst[i], i, NB + round, 0);
+            ok &= check_series(st, f.inst[i], i, nb + round, 0);
         CHECK(ok);
         if (round == 0)
-            CHECK_INT(append_batch(st, &f, 5, NB), RW_OK);
+            CHECK_INT(append_batch(st, &f, 5, nb), RW_OK);
         rw_store_close(st);
     }
     /* a clean stop leaves no spares behind */
