@@ -747,13 +747,22 @@ size_t wal_truncate(rw_wal *w)
         seg_path(w, del[i], p, sizeof p);
         spare_path(w, del[i], sp, sizeof sp);
         /* kept for a later segment while there is room for spares (a
-           rename, so it never goes back to being this segment) */
+           rename, so it never goes back to being this segment; done
+           outside the mutex, which a commit takes) */
         pthread_mutex_lock(&w->mu);
-        int keep = w->nspares < MAX_SPARES && rename(p, sp) == 0;
-        if (keep)
-            w->spares[w->nspares++] = del[i];
+        int room = w->nspares < MAX_SPARES;
         pthread_mutex_unlock(&w->mu);
-        if (!keep && unlink(p) < 0 && errno != ENOENT)
+        if (room && rename(p, sp) == 0) {
+            pthread_mutex_lock(&w->mu);
+            int kept = w->nspares < MAX_SPARES;
+            if (kept)
+                w->spares[w->nspares++] = del[i];
+            pthread_mutex_unlock(&w->mu);
+            if (!kept)
+                unlink(sp);
+            continue;
+        }
+        if (unlink(p) < 0 && errno != ENOENT)
             rw_warn("wal: cannot delete %s: %s", p, strerror(errno));
     }
     free(del);

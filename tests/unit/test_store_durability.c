@@ -113,6 +113,18 @@ static int check_series(rw_store *st, const char *inst, int i, int nb, int extra
     return ok;
 }
 
+/* A store whose WAL turns over fast: checkpoints (head snapshots) every 48
+ * KiB of WAL and 16 KiB segments, so checkpoints, rotations and WAL
+ * deletions or reuses interleave with the appends. */
+static rw_store *open_busy_wal(const char *dir, int nshards)
+{
+    rw_store_opts o = {.dir = (char *)dir, .nshards = nshards, .checkpoint_bytes = 48 << 10,
+                       .wal_segment_bytes = 16 << 10};
+    rw_err e;
+    rw_err_init(&e);
+    return rw_store_open(&o, &e);
+}
+
 static void test_kill9(void)
 {
     for (int round = 0; round < 3; round++) {
@@ -124,14 +136,7 @@ static void test_kill9(void)
         pid_t pid = fork();
         if (pid == 0) {
             close(pfd[0]);
-            rw_err e;
-            /* checkpoints (head snapshots) every 48 KiB of WAL and 16 KiB
-             * segments: checkpoints, rotations and WAL deletions
-             * interleave with the appends */
-            rw_store_opts o = {.dir = dir, .nshards = 2, .checkpoint_bytes = 48 << 10,
-                               .wal_segment_bytes = 16 << 10};
-            rw_err_init(&e);
-            rw_store *st = rw_store_open(&o, &e);
+            rw_store *st = open_busy_wal(dir, 2);
             if (!st)
                 _exit(2);
             fleet f;
@@ -744,11 +749,7 @@ static void test_wal_reuse(void)
         /* appends until a reused file holds a live segment (checkpoints
            run in the background: when is not fixed), then dies */
         close(pfd[0]);
-        rw_store_opts o = {.dir = dir, .nshards = 1, .checkpoint_bytes = 48 << 10,
-                           .wal_segment_bytes = 16 << 10};
-        rw_err e;
-        rw_err_init(&e);
-        rw_store *st = rw_store_open(&o, &e);
+        rw_store *st = open_busy_wal(dir, 1);
         if (!st)
             _exit(2);
         fleet f;
