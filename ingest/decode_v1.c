@@ -279,17 +279,14 @@ static void mark_cached(rw_in_mem *m, rw_in_series *series, size_t n)
     }
 }
 
-/* Between the passes: each series' key, from its label fields' bytes. */
-static void find_cached(rw_in_mem *m, rw_in_series *series, size_t n)
+/* In the count pass, while its bytes are in the cache: a series' key, from
+ * its label fields' bytes. */
+static void key_series(rw_in_mem *m, rw_in_series *s)
 {
-    for (size_t k = 0; k < n; k++) {
-        rw_in_series *s = &series[k];
-        if (s->raw && !s->labels_over && s->nsamples) {
-            s->key = rw_in_cache_key_of(m->cache, m->cache_seed, s->raw, s->raw_len);
-            s->keyed = 1;
-        }
+    if (s->raw && !s->labels_over && s->nsamples) {
+        s->key = rw_in_cache_key_of(m->cache, m->cache_seed, s->raw, s->raw_len);
+        s->keyed = 1;
     }
-    mark_cached(m, series, n);
 }
 
 void rw_in_cache_find_labels(rw_in_mem *m, rw_in_series *series, size_t n)
@@ -424,6 +421,8 @@ rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
             return malformed(err, "time series", k);
         need += series_bytes(s, (size_t)c->max_labels_per_series);
         nlabels += s->nlabels;
+        if (m->cache)
+            key_series(m, s);
         k++;
     }
     term_list t = {NULL, 0, 2 * nlabels + 3 * nmd};
@@ -432,8 +431,8 @@ rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
         return rc;
     if (!(t.at = rw_arena_alloc(a, (t.cap ? t.cap : 1) * sizeof *t.at)))
         return rw_in_decode_too_complex(err);
-    if (m->cache)
-        find_cached(m, out->series, k);
+    if (m->cache) /* between the passes: which the cache knows */
+        mark_cached(m, out->series, k);
     last_value lv[3] = {{NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}};
     while (body.p < body.end) {
         uint32_t num = 0;

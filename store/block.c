@@ -26,16 +26,6 @@
 
 enum { V_CONST = 0, V_INT = 1, V_XOR = 2 };
 
-static inline uint8_t *put_uv(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 /* out = [mode | F_ZSTD?][payload or its zstd frame] */
 static int finish(uint8_t mode, const uint8_t *raw, size_t rawlen, rw_buf *out, void *zc)
 {

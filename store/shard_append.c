@@ -138,20 +138,11 @@ size_t pe_series_len(const series *s)
 
 void pe_put_series(uint8_t *p, const series *s)
 {
-    rw_buf b;
     size_t len = labels_encoded_len(series_labels(s), s->nlabels);
     p[0] = PE_SERIES;
     put32(p + 1, s->id);
     put32(p + 5, (uint32_t)len);
-    /* labels_encode into the reserved space through a fixed buffer */
-    b.p = (char *)p + 9;
-    b.len = 0;
-    b.alloc = len + 1;
-    b.cap = 0;
-    b.failed = 0;
-    /* len + 1: rw_buf keeps a NUL after the content; the reserved space
-     * always has one byte more than the entry (see shard_apply) */
-    labels_encode(&b, series_labels(s), s->nlabels);
+    labels_put(p + 9, series_labels(s), s->nlabels);
 }
 
 /* ---- series ---- */

@@ -47,56 +47,71 @@ static void snap_path(const rw_shard *sh, char *p, size_t n, int tmp)
 
 /* ---- writing ---- */
 
-static void put_bits(rw_buf *b, uint64_t v)
+static uint8_t *put_bits(uint8_t *o, uint64_t v)
 {
-    uint8_t x[8];
-    put_u64le(x, v);
-    rw_buf_append(b, x, 8);
+    put_u64le(o, v);
+    return o + 8;
 }
 
-/* One series' record (mu held). */
+/* One series' record (mu held): its bytes bounded first (varints at most
+ * 10 bytes), reserved once and written in place - a checkpoint writes a
+ * record for each of a million series. */
 static void put_series(rw_buf *b, const series *s)
 {
-    put_uvarint(b, s->id);
-    put_uvarint(b, (uint64_t)(!s->in_db) | (uint64_t)(s->has_data ? 2 : 0));
-    if (!s->in_db)
+    const chunk_enc *e = &s->head;
+    uint32_t no = s->ooo ? s->ooo->n : 0;
+    size_t need = 5 * 10 + 8 + (size_t)s->nchunks * 50 + (size_t)no * 18;
+    for (uint32_t i = 0; i < s->nchunks; i++)
+        need += s->chunks[i].len;
+    if (e->n)
+        need += 6 * 10 + 3 + 8 + chunk_enc_len(e);
+    uint8_t head[20], *h = put_uv(head, s->id);
+    h = put_uv(h, (uint64_t)(!s->in_db) | (uint64_t)(s->has_data ? 2 : 0));
+    rw_buf_append(b, head, (size_t)(h - head));
+    if (!s->in_db) /* rare: the labels of a series not yet in `series` */
         labels_encode(b, series_labels(s), s->nlabels);
+    if (rw_buf_reserve(b, need) != RW_OK)
+        return; /* b->failed: the caller gives up */
+    uint8_t *o = (uint8_t *)b->p + b->len;
     if (s->has_data) {
-        put_uvarint(b, zigzag(s->newest_t));
-        put_bits(b, s->newest_v);
+        o = put_uv(o, zigzag(s->newest_t));
+        o = put_bits(o, s->newest_v);
     }
-    put_uvarint(b, s->nchunks);
+    o = put_uv(o, s->nchunks);
     for (uint32_t i = 0; i < s->nchunks; i++) {
         const hchunk *c = &s->chunks[i];
-        put_uvarint(b, zigzag(c->mint));
-        put_uvarint(b, (uint64_t)(c->maxt - c->mint));
-        put_uvarint(b, c->n);
-        put_uvarint(b, c->seek);
-        put_uvarint(b, c->len);
-        rw_buf_append(b, c->data, c->len);
+        o = put_uv(o, zigzag(c->mint));
+        o = put_uv(o, (uint64_t)(c->maxt - c->mint));
+        o = put_uv(o, c->n);
+        o = put_uv(o, c->seek);
+        o = put_uv(o, c->len);
+        memcpy(o, c->data, c->len);
+        o += c->len;
     }
-    const chunk_enc *e = &s->head;
-    put_uvarint(b, e->n);
+    o = put_uv(o, e->n);
     if (e->n) {
-        put_uvarint(b, e->nbits);
-        uint8_t st[3] = {e->leading, e->trailing, e->intmode};
-        rw_buf_append(b, st, 3);
-        put_uvarint(b, e->seek);
-        put_uvarint(b, zigzag(e->t0));
-        put_uvarint(b, (uint64_t)(e->t - e->t0));
-        put_uvarint(b, e->tdelta);
-        put_bits(b, e->v);
-        put_uvarint(b, e->vdelta);
-        rw_buf_append(b, e->b, chunk_enc_len(e));
+        o = put_uv(o, e->nbits);
+        *o++ = e->leading;
+        *o++ = e->trailing;
+        *o++ = e->intmode;
+        o = put_uv(o, e->seek);
+        o = put_uv(o, zigzag(e->t0));
+        o = put_uv(o, (uint64_t)(e->t - e->t0));
+        o = put_uv(o, e->tdelta);
+        o = put_bits(o, e->v);
+        o = put_uv(o, e->vdelta);
+        memcpy(o, e->b, chunk_enc_len(e));
+        o += chunk_enc_len(e);
     }
-    uint32_t no = s->ooo ? s->ooo->n : 0;
-    put_uvarint(b, no);
+    o = put_uv(o, no);
     int64_t prev = 0;
     for (uint32_t i = 0; i < no; i++) {
-        put_uvarint(b, zigzag(s->ooo->t[i] - prev));
+        o = put_uv(o, zigzag(s->ooo->t[i] - prev));
         prev = s->ooo->t[i];
-        put_bits(b, s->ooo->v[i]);
+        o = put_bits(o, s->ooo->v[i]);
     }
+    b->len = (size_t)(o - (uint8_t *)b->p);
+    b->p[b->len] = '\0';
 }
 
 /* One frame at *off: u32 body length | u32 CRC-32 of body | body, the body

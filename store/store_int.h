@@ -510,6 +510,16 @@ void series_free_data(rw_shard *sh, series *s);
 /* Writes v as a uvarint at p (room for 10 bytes); returns its length. */
 size_t uvarint_encode(uint8_t *p, uint64_t v);
 void put_uvarint(rw_buf *b, uint64_t v);
+/* Writes v as a uvarint at p (room for 10 bytes); returns the byte after. */
+static inline uint8_t *put_uv(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
 int get_uvarint_long(const uint8_t **p, const uint8_t *end, uint64_t *v);
 /* One varint; -1 when it runs past end. The one-byte case is inline: the
  * column decoders read one varint per sample, and nearly all are one byte. */
@@ -553,6 +563,9 @@ static inline size_t uvarint_len(uint64_t v)
     return n;
 }
 void labels_encode(rw_buf *b, const rw_label *l, size_t n);
+/* Writes the labels' blob at o (room for labels_encoded_len); returns the
+ * byte after. */
+uint8_t *labels_put(uint8_t *o, const rw_label *l, size_t n);
 size_t labels_encoded_len(const rw_label *l, size_t n);
 /* Decodes into malloc'd labels (one block for array + strings). */
 int labels_decode(const uint8_t **p, const uint8_t *end, rw_label **out, size_t *n);

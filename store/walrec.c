@@ -52,16 +52,6 @@ void put_uvarint(rw_buf *b, uint64_t v)
     rw_buf_append(b, tmp, uvarint_encode(tmp, v));
 }
 
-static inline uint8_t *put_uv(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 int get_uvarint_long(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
     uint64_t x = 0;
@@ -80,16 +70,27 @@ int get_uvarint_long(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return -1;
 }
 
-void labels_encode(rw_buf *b, const rw_label *l, size_t n)
+uint8_t *labels_put(uint8_t *o, const rw_label *l, size_t n)
 {
-    put_uvarint(b, n);
+    o = put_uv(o, n);
     for (size_t i = 0; i < n; i++) {
         size_t nl = strlen(l[i].name), vl = strlen(l[i].value);
-        put_uvarint(b, nl);
-        rw_buf_append(b, l[i].name, nl);
-        put_uvarint(b, vl);
-        rw_buf_append(b, l[i].value, vl);
+        o = put_uv(o, nl);
+        memcpy(o, l[i].name, nl);
+        o = put_uv(o + nl, vl);
+        memcpy(o, l[i].value, vl);
+        o += vl;
     }
+    return o;
+}
+
+void labels_encode(rw_buf *b, const rw_label *l, size_t n)
+{
+    if (rw_buf_reserve(b, labels_encoded_len(l, n)) != RW_OK)
+        return; /* b->failed */
+    uint8_t *o = labels_put((uint8_t *)b->p + b->len, l, n);
+    b->len = (size_t)(o - (uint8_t *)b->p);
+    b->p[b->len] = '\0';
 }
 
 size_t labels_encoded_len(const rw_label *l, size_t n)
