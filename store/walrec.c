@@ -35,15 +35,7 @@
 
 size_t uvarint_encode(uint8_t *p, uint64_t v)
 {
-    size_t n = 0;
-    do {
-        uint8_t byte = v & 0x7f;
-        v >>= 7;
-        if (v)
-            byte |= 0x80;
-        p[n++] = byte;
-    } while (v);
-    return n;
+    return (size_t)(put_uv(p, v) - p);
 }
 
 void put_uvarint(rw_buf *b, uint64_t v)
