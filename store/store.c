@@ -502,6 +502,24 @@ static void collect(void *ctx, rw_buf *out)
                           (unsigned long long)v[k * NG + m]);
     }
     free(v);
+    static const struct { const char *name, *type, *help; } rc[] = {
+        {"rwgate_store_read_cache_hits_total", "counter",
+         "Pages queries found in the SQLite page cache (store.read_cache_size)."},
+        {"rwgate_store_read_cache_misses_total", "counter",
+         "Pages queries read from the file (the kernel's page cache or the disk)."},
+        {"rwgate_store_read_cache_bytes", "gauge", "Memory of the queries' SQLite page cache."},
+    };
+    for (int m = 0; m < 3; m++) {
+        rw_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", rc[m].name, rc[m].help, rc[m].name,
+                      rc[m].type);
+        for (int k = 0; k < ns; k++) {
+            rw_shard *sh = &st->shards[k];
+            uint64_t x = m == 0 ? atomic_load(&sh->rcache_hits)
+                         : m == 1 ? atomic_load(&sh->rcache_misses)
+                                  : atomic_load(&sh->rcache_bytes);
+            rw_buf_printf(out, "%s{shard=\"%d\"} %llu\n", rc[m].name, k, (unsigned long long)x);
+        }
+    }
     rw_buf_printf(out, "# HELP rwgate_store_wal_bytes Size of the live WAL segments.\n"
                        "# TYPE rwgate_store_wal_bytes gauge\nrwgate_store_wal_bytes %llu\n",
                   (unsigned long long)wal_bytes(&st->wal));
@@ -807,6 +825,8 @@ rw_store *rw_store_open(const rw_store_opts *o, rw_err *err)
         st->opts.checkpoint_bytes = d.checkpoint_bytes;
     if (st->opts.wal_segment_bytes <= 0)
         st->opts.wal_segment_bytes = d.wal_segment_bytes;
+    if (st->opts.read_cache_bytes <= 0)
+        st->opts.read_cache_bytes = d.read_cache_bytes;
     rw_cfg_free(&rw_store_config_table, &d);
     st->opts.nshards = nshards;
     st->nshards = (int)nshards;

@@ -69,6 +69,8 @@ typedef struct rw_store_opts {
                                    (RW_REJ_SERIES_LIMIT), known series keep ingesting */
     int64_t max_metadata;       /* metric families with metadata, 0 = unlimited; entries
                                    for new families beyond it are refused (RW_LIMIT) */
+    int64_t read_cache_bytes;   /* SQLite page cache of the shards' query connections,
+                                   all shards together (at least 2 MiB a shard) */
     rw_metrics *metrics;        /* may be NULL; not part of the table */
 } rw_store_opts;
 

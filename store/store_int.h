@@ -417,6 +417,9 @@ typedef struct rw_shard {
                               (vfs.c): closed after both connections, -1 if none */
     sqlite3_stmt *st_part_get, *st_ts_get, *st_idx_get, *st_part_scan;
     void *zd;              /* ZSTD_DCtx for reads (rd_mu) */
+    /* rdb's page cache since the open (db_read_stats, at the end of each
+       read; read by the metrics without rd_mu, which a query holds) */
+    _Atomic uint64_t rcache_hits, rcache_misses, rcache_bytes;
 
     /* ---- block index / timestamp column cache (cache_mu) ---- */
     pthread_mutex_t cache_mu;
@@ -645,6 +648,8 @@ void wal_note_segment(rw_wal *w, uint64_t seq, uint64_t end, int64_t maxt, int f
 /* ---- db.c ---- */
 rw_rc db_open_shard(rw_shard *sh, rw_err *err);
 void db_close_shard(rw_shard *sh);
+/* Records rdb's page cache counters for the metrics (rd_mu held). */
+void db_read_stats(rw_shard *sh);
 
 /* ---- vfs.c ---- */
 /* registers the store's read-around VFS for its reader connections (none
