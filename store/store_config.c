@@ -38,7 +38,7 @@ static const rw_cfg_key keys[] = {
      NULL, NULL},
     {"busy_timeout", RW_CFG_DURATION, OFF(busy_timeout_ms), "10s", 1, BIG, 0,
      "SQLite busy timeout of flushes and retention (they retry later)", NULL, NULL},
-    {"read_cache_size", RW_CFG_BYTES, OFF(read_cache_bytes), "64MiB", 1 << 20, BIG, 0,
+    {"read_cache_size", RW_CFG_BYTES, OFF(read_cache_bytes), "16MiB", 1 << 20, BIG, 0,
      "SQLite page cache of the query connections, all shards together (at least 2 MiB a "
      "shard): a warm query reads its parts from it instead of one system call a page",
      NULL, NULL},
