@@ -131,18 +131,13 @@ static inline void put32(uint8_t *p, uint32_t v)
     memcpy(p, &v, 4);
 }
 
-size_t pe_series_len(const series *s)
-{
-    return 9 + labels_encoded_len(series_labels(s), s->nlabels);
-}
-
-void pe_put_series(uint8_t *p, const series *s)
+uint8_t *pe_put_series(uint8_t *p, const series *s)
 {
     size_t len = labels_encoded_len(series_labels(s), s->nlabels);
     p[0] = PE_SERIES;
     put32(p + 1, s->id);
     put32(p + 5, (uint32_t)len);
-    labels_put(p + 9, series_labels(s), s->nlabels);
+    return labels_put(p + 9, series_labels(s), s->nlabels);
 }
 
 /* ---- series ---- */
@@ -364,8 +359,7 @@ static rw_rc shard_apply(rw_shard *sh, const rw_append_series *in, const uint32_
                 rc = rw_err_set(err, RW_NOMEM, "out of memory creating a series");
                 break;
             }
-            pe_put_series(p, s);
-            p += pe_series_len(s);
+            p = pe_put_series(p, s);
             created++;
         }
         if (res->refs)

@@ -466,16 +466,21 @@ rw_rc rw_store_cardinality_top(rw_store *st, size_t limit, rw_arena *a, rw_store
 static void collect(void *ctx, rw_buf *out)
 {
     rw_store *st = ctx;
-    static const struct { const char *name, *help; } g[] = {
-        {"rwgate_store_series", "Series in memory."},
-        {"rwgate_store_head_chunks", "Head chunks in memory (open and completed, not yet in a block)."},
-        {"rwgate_store_head_samples", "Samples in memory not yet in a block."},
-        {"rwgate_store_blocks", "Blocks (flushed data)."},
-        {"rwgate_store_block_samples", "Samples in blocks."},
-        {"rwgate_store_pending_wal_bytes", "Bytes of WAL entries accepted but not yet committed."},
-        {"rwgate_store_db_bytes", "Size of the shard's SQLite files (database and its -wal)."},
-        {"rwgate_store_index_cache_bytes",
+    static const struct { const char *name, *type, *help; } g[] = {
+        {"rwgate_store_series", "gauge", "Series in memory."},
+        {"rwgate_store_head_chunks", "gauge", "Head chunks in memory (open and completed, not yet in a block)."},
+        {"rwgate_store_head_samples", "gauge", "Samples in memory not yet in a block."},
+        {"rwgate_store_blocks", "gauge", "Blocks (flushed data)."},
+        {"rwgate_store_block_samples", "gauge", "Samples in blocks."},
+        {"rwgate_store_pending_wal_bytes", "gauge", "Bytes of WAL entries accepted but not yet committed."},
+        {"rwgate_store_db_bytes", "gauge", "Size of the shard's SQLite files (database and its -wal)."},
+        {"rwgate_store_index_cache_bytes", "gauge",
          "Block indexes and timestamp columns cached in memory (filled at start, newest first)."},
+        {"rwgate_store_read_cache_hits_total", "counter",
+         "Pages queries found in the SQLite page cache (store.read_cache_size)."},
+        {"rwgate_store_read_cache_misses_total", "counter",
+         "Pages queries read from the file (the kernel's page cache or the disk)."},
+        {"rwgate_store_read_cache_bytes", "gauge", "Memory of the queries' SQLite page cache."},
     };
     enum { NG = sizeof g / sizeof g[0] };
     int ns = st->nshards;
@@ -494,32 +499,18 @@ static void collect(void *ctx, rw_buf *out)
         pthread_mutex_unlock(&sh->mu);
         v[k * NG + 6] = db_file_bytes(sh);
         v[k * NG + 7] = cache_bytes(sh);
+        v[k * NG + 8] = atomic_load(&sh->rcache_hits);
+        v[k * NG + 9] = atomic_load(&sh->rcache_misses);
+        v[k * NG + 10] = atomic_load(&sh->rcache_bytes);
     }
     for (int m = 0; m < NG; m++) {
-        rw_buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", g[m].name, g[m].help, g[m].name);
+        rw_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", g[m].name, g[m].help, g[m].name,
+                      g[m].type);
         for (int k = 0; k < ns; k++)
             rw_buf_printf(out, "%s{shard=\"%d\"} %llu\n", g[m].name, k,
                           (unsigned long long)v[k * NG + m]);
     }
     free(v);
-    static const struct { const char *name, *type, *help; } rc[] = {
-        {"rwgate_store_read_cache_hits_total", "counter",
-         "Pages queries found in the SQLite page cache (store.read_cache_size)."},
-        {"rwgate_store_read_cache_misses_total", "counter",
-         "Pages queries read from the file (the kernel's page cache or the disk)."},
-        {"rwgate_store_read_cache_bytes", "gauge", "Memory of the queries' SQLite page cache."},
-    };
-    for (int m = 0; m < 3; m++) {
-        rw_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", rc[m].name, rc[m].help, rc[m].name,
-                      rc[m].type);
-        for (int k = 0; k < ns; k++) {
-            rw_shard *sh = &st->shards[k];
-            uint64_t x = m == 0 ? atomic_load(&sh->rcache_hits)
-                         : m == 1 ? atomic_load(&sh->rcache_misses)
-                                  : atomic_load(&sh->rcache_bytes);
-            rw_buf_printf(out, "%s{shard=\"%d\"} %llu\n", rc[m].name, k, (unsigned long long)x);
-        }
-    }
     rw_buf_printf(out, "# HELP rwgate_store_wal_bytes Size of the live WAL segments.\n"
                        "# TYPE rwgate_store_wal_bytes gauge\nrwgate_store_wal_bytes %llu\n",
                   (unsigned long long)wal_bytes(&st->wal));

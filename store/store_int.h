@@ -624,7 +624,8 @@ uint64_t wal_ticket(rw_wal *w, int added);
 rw_rc wal_rotate(rw_wal *w, uint64_t *seq, rw_err *err);
 /* The current segment number. */
 uint64_t wal_current_seq(rw_wal *w);
-/* Deletes the segments every shard's flushes cover; returns how many. */
+/* Deletes the segments every shard's flushes cover (or keeps them as spare
+ * files); returns how many. The store's ckpt_mu held: one caller at a time. */
 size_t wal_truncate(rw_wal *w);
 uint64_t wal_bytes(rw_wal *w);
 /* At close, after a full flush: deletes the open segment when nothing was
@@ -692,9 +693,9 @@ void pchain_free(pchain *pc);
  * memory (nothing changed). */
 uint8_t *pchain_reserve(pchain *pc, size_t need);
 void pchain_commit(pchain *pc, size_t used);
-/* Appends a series entry (the space reserved by pchain_reserve). */
-size_t pe_series_len(const series *s);
-void pe_put_series(uint8_t *p, const series *s);
+/* Writes s's series entry at p (9 bytes and its label blob, in space reserved
+ * by pchain_reserve); returns the byte after. */
+uint8_t *pe_put_series(uint8_t *p, const series *s);
 
 /* ---- shard_read.c ---- */
 /* rw_store_select / label names (name NULL) and values with a deadline

@@ -748,18 +748,16 @@ size_t wal_truncate(rw_wal *w)
         spare_path(w, del[i], sp, sizeof sp);
         /* kept for a later segment while there is room for spares (a
            rename, so it never goes back to being this segment; done
-           outside the mutex, which a commit takes) */
+           outside the mutex, which a commit takes). Only this function
+           adds spares, under the store's ckpt_mu; commits only take them:
+           the room seen before the rename is still there after it */
         pthread_mutex_lock(&w->mu);
         int room = w->nspares < MAX_SPARES;
         pthread_mutex_unlock(&w->mu);
         if (room && rename(p, sp) == 0) {
             pthread_mutex_lock(&w->mu);
-            int kept = w->nspares < MAX_SPARES;
-            if (kept)
-                w->spares[w->nspares++] = del[i];
+            w->spares[w->nspares++] = del[i];
             pthread_mutex_unlock(&w->mu);
-            if (!kept)
-                unlink(sp);
             continue;
         }
         if (unlink(p) < 0 && errno != ENOENT)

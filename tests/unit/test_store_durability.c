@@ -125,33 +125,51 @@ static rw_store *open_busy_wal(const char *dir, int nshards)
     return rw_store_open(&o, &e);
 }
 
+/* Forks a child that writes to the store in dir (open_busy_wal, nshards) and
+ * reports to the parent through a pipe: in the child, *st is the store and
+ * *wfd the pipe's write end; in the parent, *rfd its read end. -1 on failure
+ * (the child exits 2 when the store does not open). */
+static pid_t fork_writer(const char *dir, int nshards, rw_store **st, int *rfd, int *wfd)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return -1;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        *wfd = pfd[1];
+        if (!(*st = open_busy_wal(dir, nshards)))
+            _exit(2);
+        return 0;
+    }
+    close(pfd[1]);
+    *rfd = pfd[0];
+    return pid;
+}
+
 static void test_kill9(void)
 {
     for (int round = 0; round < 3; round++) {
         char *dir = test_mkdtemp("rwstore-test");
-        int pfd[2];
-        if (pipe(pfd) != 0)
+        rw_store *st;
+        int rfd, wfd;
+        pid_t pid = fork_writer(dir, 2, &st, &rfd, &wfd);
+        if (pid < 0)
             return;
-        fflush(stdout);
-        pid_t pid = fork();
         if (pid == 0) {
-            close(pfd[0]);
-            rw_store *st = open_busy_wal(dir, 2);
-            if (!st)
-                _exit(2);
             fleet f;
             fleet_init(&f, 40, "i");
             for (int b = 0;; b++) {
                 if (append_batch(st, &f, 40, b) != RW_OK)
                     _exit(3);
-                if (write(pfd[1], &b, sizeof b) != sizeof b)
+                if (write(wfd, &b, sizeof b) != sizeof b)
                     _exit(4);
             }
         }
-        close(pfd[1]);
         int b, last = -1;
         /* wait for the first acknowledgement (the machine may be slow) */
-        if (read(pfd[0], &b, sizeof b) == sizeof b)
+        if (read(rfd, &b, sizeof b) == sizeof b)
             last = b;
         struct timespec ts = {0, (100 + round * 150) * 1000000L};
         nanosleep(&ts, NULL);
@@ -159,13 +177,13 @@ static void test_kill9(void)
         int status;
         waitpid(pid, &status, 0);
         CHECK(WIFSIGNALED(status));
-        while (read(pfd[0], &b, sizeof b) == sizeof b)
+        while (read(rfd, &b, sizeof b) == sizeof b)
             last = b;
-        close(pfd[0]);
+        close(rfd);
         printf("kill -9 round %d: %d batches acknowledged before the kill\n", round, last + 1);
         CHECK(last >= 0);
         rw_err e;
-        rw_store *st = open_opts(dir, 2, 0, 0, NULL, &e);
+        st = open_opts(dir, 2, 0, 0, NULL, &e);
         CHECK(st != NULL);
         if (st) {
             fleet f;
@@ -740,18 +758,14 @@ static int reused_segments(const char *dir, int *segs)
 static void test_wal_reuse(void)
 {
     char *dir = test_mkdtemp("rwstore-test");
-    int pfd[2];
-    if (pipe(pfd) != 0)
+    rw_store *st;
+    int rfd, wfd;
+    pid_t pid = fork_writer(dir, 1, &st, &rfd, &wfd);
+    if (pid < 0)
         return;
-    fflush(stdout);
-    pid_t pid = fork();
     if (pid == 0) {
         /* appends until a reused file holds a live segment (checkpoints
            run in the background: when is not fixed), then dies */
-        close(pfd[0]);
-        rw_store *st = open_busy_wal(dir, 1);
-        if (!st)
-            _exit(2);
         fleet f;
         fleet_init(&f, 5, "t");
         int segs;
@@ -760,16 +774,15 @@ static void test_wal_reuse(void)
                 _exit(3);
             if (b >= 300 && b % 20 == 0 && reused_segments(dir, &segs) > 0) {
                 int nb = b + 1;
-                _exit(write(pfd[1], &nb, sizeof nb) == sizeof nb ? 0 : 4); /* no close */
+                _exit(write(wfd, &nb, sizeof nb) == sizeof nb ? 0 : 4); /* no close */
             }
         }
         _exit(5);
     }
-    close(pfd[1]);
     int nb = 0, status;
-    if (read(pfd[0], &nb, sizeof nb) != sizeof nb)
+    if (read(rfd, &nb, sizeof nb) != sizeof nb)
         nb = 0;
-    close(pfd[0]);
+    close(rfd);
     waitpid(pid, &status, 0);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     int segs, reused = reused_segments(dir, &segs);
@@ -781,7 +794,7 @@ static void test_wal_reuse(void)
     struct dirent *de;
     for (int round = 0; round < 2; round++) {
         rw_err e;
-        rw_store *st = open_opts(dir, 1, 0, 0, NULL, &e);
+        st = open_opts(dir, 1, 0, 0, NULL, &e);
         CHECK(st != NULL);
         if (!st)
             break;
