@@ -62,12 +62,22 @@ try:
     h1, m1 = totals(g)
     log("first query: %d hits, %d misses" % (h1 - h0, m1 - m0))
     c.check(m1 > m0, "the first query reads pages from the file", "%s -> %s" % (m0, m1))
-    st, n, pts = query(g)
-    c.eq((st, n, pts), (200, SERIES, SERIES * POINTS), "the same answer the second time")
-    h2, m2 = totals(g)
-    log("second query: %d hits, %d misses" % (h2 - h1, m2 - m1))
-    c.check(h2 > h1, "the second query finds its pages in the cache", "%s -> %s" % (h1, h2))
-    c.eq(m2, m1, "and reads none from the file")
+    # SQLite empties a reader's cache when the writer commits (the start's
+    # retention pass may do so between two queries): the second of a pair
+    # that no commit separated reads nothing from the file
+    cached = None
+    for attempt in range(5):
+        st, n, pts = query(g)
+        c.eq((st, n, pts), (200, SERIES, SERIES * POINTS), "the same answer again")
+        ha, ma = totals(g)
+        st, n, pts = query(g)
+        h2, m2 = totals(g)
+        log("query again: %d hits, %d misses" % (h2 - ha, m2 - ma))
+        if m2 == ma and h2 > ha:
+            cached = (h2 - ha, m2 - ma)
+            break
+    c.check(cached is not None, "a query right after another finds its pages in the cache "
+            "and reads none from the file", str(cached))
     used = [g.metric("rwgate_store_read_cache_bytes", 'shard="%d"' % k) for k in (0, 1)]
     log("cache used: %s" % used)
     c.check(all(u is not None and 2.5 * MIB < u <= 8.5 * MIB for u in used),
