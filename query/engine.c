@@ -10,8 +10,9 @@
  * (series x steps) values while it is evaluated, so a dashboard's 3-day
  * panel over thousands of series would need gigabytes at once. Each batch
  * of steps gets a fresh evaluation arena and its own max_samples budget; its
- * result joins the output, merged by label set at the end. The batch size
- * adapts to what a batch used (about EVAL_BATCH_BYTES), and a batch that
+ * result joins the output, merged by label set at the end. After the first
+ * batch the size follows what a batch used (about EVAL_BATCH_BYTES),
+ * so that a cheap query runs in as few batches as there are workers, and a batch that
  * hits max_samples is retried with half the steps - a query is refused only
  * when a single step does not fit. PromQL evaluates every step on its own
  * (windows, lookback, subquery steps and @ start()/end() are absolute), so
@@ -356,6 +357,7 @@ typedef struct batches {
     const int64_t *ts;
     size_t nsteps, cursor, batch;
     size_t nworkers;
+    size_t handed, share;        /* batches handed out; the workers' share of the rest */
     int64_t step;
     size_t retry_at[64], retry_n[64]; /* halves of batches over max_samples */
     size_t nretry;
@@ -393,14 +395,22 @@ static void *batch_worker(void *arg)
             i = b->retry_at[b->nretry];
             n = b->retry_n[b->nretry];
         } else if (b->cursor < b->nsteps) {
-            /* the batch size, but no more than a worker's share of what is
-               left once that is over a first batch: a long last batch
-               would leave the other workers idle at the end */
+            /* the batch size; after every worker's first batch, what is
+               left goes in one equal share per worker (or smaller batches,
+               when the memory asks for them): a long last batch would
+               leave the other workers idle at the end, and halving the
+               rest again and again would add boundaries, each costing the
+               stored parts that straddle it decoded twice */
             i = b->cursor;
-            size_t left = b->nsteps - i, share = (left + b->nworkers - 1) / b->nworkers;
+            size_t left = b->nsteps - i;
             n = left < b->batch ? left : b->batch;
-            if (left > FIRST_BATCH_STEPS && n > share)
-                n = share;
+            if (b->handed >= b->nworkers) {
+                if (!b->share)
+                    b->share = (left + b->nworkers - 1) / b->nworkers;
+                if (n > b->share)
+                    n = b->share;
+            }
+            b->handed++;
             b->cursor += n;
         } else {
             pthread_mutex_unlock(&b->mu);
@@ -462,12 +472,15 @@ static void *batch_worker(void *arg)
                     b->nacc += part.nseries;
                 }
             }
-            /* size the next batches after what this one took */
+            /* size the next batches after what this one took: the memory
+               of a batch grows with its steps (series x steps values), and
+               every boundary between batches decodes the stored parts that
+               straddle it twice (a 3-day count of 10k series: 118 M samples
+               decoded for 72 M with batches that only doubled), so the next
+               ones are as long as the target allows */
             size_t used = rw_arena_used(ea);
-            if (used < EVAL_BATCH_BYTES / 4 && b->batch < b->nsteps)
-                b->batch *= 2;
-            else if (used > EVAL_BATCH_BYTES && b->batch > 1)
-                b->batch /= 2;
+            double fit = used ? (double)n * EVAL_BATCH_BYTES / (double)used : 0;
+            b->batch = !used || fit >= (double)b->nsteps ? b->nsteps : fit < 1 ? 1 : (size_t)fit;
         }
         pthread_mutex_unlock(&b->mu);
         rw_arena_free(ea);

@@ -89,7 +89,7 @@ static rw_rc sel_iter_open(rw_eval_ctx *ctx, const rw_node *n, int64_t mint, int
     rw_rc rc = do_select(ctx, n, mint, maxt, RW_SELECT_LABELS_ONLY, &it->all, &it->nall);
     if (rc != RW_OK)
         return rc;
-    it->batch = 128;
+    it->batch = 16; /* grows after the first batch: see sel_iter_read */
     it->scratch_block = SCRATCH_MIN;
     if (it->nall && !(it->scratch = rw_arena_new(it->scratch_block, 0)))
         return rw_eval_nomem(ctx);

@@ -699,13 +699,21 @@ typedef struct reader {
     size_t capsr;
 } reader;
 
-static void reader_done(reader *r)
+/* Ends the read transaction and lets the next reader of the shard in: what
+ * the runs point at (timestamp columns held, values in r->bs) is ours. */
+static void reader_end_txn(reader *r)
 {
     if (r->in_txn) {
         db_exec(r->sh->rdb, "COMMIT", NULL);
         db_read_stats(r->sh);
         pthread_mutex_unlock(&r->sh->rd_mu);
+        r->in_txn = 0;
     }
+}
+
+static void reader_done(reader *r)
+{
+    reader_end_txn(r);
     for (size_t i = 0; i < r->nblocks; i++) {
         bidx_put(r->idx ? r->idx[i] : NULL);
         blockd_put(r->blocks[i]);
@@ -723,13 +731,19 @@ static void reader_done(reader *r)
     rw_buf_free(&r->scratch);
 }
 
-static void reader_txn(reader *r)
+/* Begins the read transaction (one snapshot per shard); with nowait, only
+ * when the shard's reader connection is free (returns 0 when it is not). */
+static int reader_txn(reader *r, int nowait)
 {
     if (!r->in_txn) {
-        pthread_mutex_lock(&r->sh->rd_mu);
-        db_exec(r->sh->rdb, "BEGIN", NULL); /* one snapshot per shard */
+        if (!nowait)
+            pthread_mutex_lock(&r->sh->rd_mu);
+        else if (pthread_mutex_trylock(&r->sh->rd_mu) != 0)
+            return 0;
+        db_exec(r->sh->rdb, "BEGIN", NULL);
         r->in_txn = 1;
     }
+    return 1;
 }
 
 static int add_brun(reader *r, size_t item, size_t blk, const int64_t *t, double *v, uint32_t n)
@@ -795,7 +809,7 @@ static rw_rc read_blocks(reader *r, sel_item *items, const size_t *mine, size_t 
         }
         if (rc != RW_OK)
             break;
-        reader_txn(r);
+        reader_txn(r, 0);
         if (nw >= 32 && nw * 8 >= r->idx[b]->n) {
             rc = parts_scan(sh, r->blocks[b], e, nw, tt, vv, res, &r->scratch, err);
         } else {
@@ -941,9 +955,11 @@ static rw_rc merge_item(reader *r, sel_item *it, const brun *br, size_t nbr, int
     return RW_OK;
 }
 
-/* Decodes the items of one shard; out[] is parallel to items[]. */
+/* Decodes the items of one shard; out[] is parallel to items[]. With
+ * nowait, returns RW_AGAIN (having decoded nothing) when the items need the
+ * shard's reader connection and another query holds it. */
 static rw_rc decode_items(rw_shard *sh, sel_item *items, size_t nitems, int64_t mint,
-                          int64_t maxt, int last, rw_arena *a, rw_series_data *out,
+                          int64_t maxt, int last, int nowait, rw_arena *a, rw_series_data *out,
                           size_t max_samples, size_t *total, rw_err *err)
 {
     reader r;
@@ -973,8 +989,12 @@ static rw_rc decode_items(rw_shard *sh, sel_item *items, size_t nitems, int64_t 
             for (size_t b = 0; b < r.nblocks && rc == RW_OK; b++)
                 if (!(r.idx[b] = block_index(sh, r.blocks[b], err)))
                     rc = err && err->code ? err->code : RW_INTERNAL;
+            if (rc == RW_OK && !reader_txn(&r, nowait))
+                rc = RW_AGAIN;
             if (rc == RW_OK)
                 rc = read_blocks(&r, items, mine, nm, mint, maxt, err);
+            /* the merge below needs no connection: the next reader goes on */
+            reader_end_txn(&r);
             if (rc == RW_OK && r.nruns > 1)
                 qsort(r.runs, r.nruns, sizeof *r.runs, brun_cmp);
         }
@@ -1008,6 +1028,39 @@ static rw_rc decode_items(rw_shard *sh, sel_item *items, size_t nitems, int64_t 
     }
     free(mine);
     reader_done(&r);
+    return rc;
+}
+
+/* Decodes the items of every shard in mask (bit k: shard k has items; every
+ * shard past 63): shards whose reader connection another query holds are
+ * left for a second round, and each call starts at the next shard in turn,
+ * so that the workers of a range query (engine.c), which read the same
+ * series for neighbouring steps, decode on different shards side by side
+ * instead of queueing on one connection after another. */
+static rw_rc decode_shards(rw_store *st, sel_item *items, size_t nitems, uint64_t mask,
+                           int64_t mint, int64_t maxt, int last, rw_arena *a, rw_series_data *out,
+                           size_t max_samples, size_t *total, rw_err *err)
+{
+    int n = st->nshards, start = (int)(atomic_fetch_add(&st->read_turn, 1) % (unsigned)n);
+    uint64_t busy = 0; /* bit i: the i-th shard of this call's order, left for later */
+    rw_rc rc = RW_OK;
+    for (int round = 0; round < 2 && rc == RW_OK; round++) {
+        for (int i = 0; i < n && rc == RW_OK; i++) {
+            int k = (start + i) % n;
+            if (k < 64 && !(mask >> k & 1))
+                continue;
+            if (round == 1 && !(i < 64 && (busy >> i & 1)))
+                continue;
+            rc = decode_items(&st->shards[k], items, nitems, mint, maxt, last,
+                              round == 0 && i < 64, a, out, max_samples, total, err);
+            if (rc == RW_AGAIN && round == 0) {
+                busy |= (uint64_t)1 << i;
+                rc = RW_OK;
+            }
+        }
+        if (!busy)
+            break;
+    }
     return rc;
 }
 
@@ -1063,9 +1116,8 @@ rw_rc store_select(rw_store *st, const rw_matcher *ms, size_t nms, int64_t mint,
         return RW_OK;
     }
     size_t total = 0;
-    for (int k = 0; k < st->nshards && rc == RW_OK; k++)
-        rc = decode_items(&st->shards[k], items, nitems, mint, maxt, (flags & RW_SELECT_LAST) != 0,
-                          a, res, max_samples, &total, err);
+    rc = decode_shards(st, items, nitems, ~(uint64_t)0, mint, maxt,
+                       (flags & RW_SELECT_LAST) != 0, a, res, max_samples, &total, err);
     if (rc != RW_OK) {
         free(items);
         return rc;
@@ -1114,6 +1166,7 @@ rw_rc rw_store_read_samples(rw_store *st, rw_series_data *sd, size_t n, int64_t 
         if (items[i].shard >= 0)
             shards_used |= k < 64 ? (uint64_t)1 << k : 0;
     }
+    uint64_t shards_some = 0; /* the shards with items left to decode */
     for (int k = 0; k < st->nshards && rc == RW_OK; k++) {
         if (k < 64 && !(shards_used >> k & 1))
             continue;
@@ -1134,10 +1187,12 @@ rw_rc rw_store_read_samples(rw_store *st, rw_series_data *sd, size_t n, int64_t 
             any = 1;
         }
         pthread_mutex_unlock(&sh->mu);
-        if (rc == RW_OK && any)
-            rc = decode_items(sh, items, n, mint, maxt, (flags & RW_SELECT_LAST) != 0, a, sd,
-                              max_samples, &total, err);
+        if (any)
+            shards_some |= k < 64 ? (uint64_t)1 << k : 0;
     }
+    if (rc == RW_OK)
+        rc = decode_shards(st, items, n, shards_some, mint, maxt, (flags & RW_SELECT_LAST) != 0, a, sd, max_samples, &total,
+                           err);
     free(items);
     if (decoded)
         *decoded = total;

@@ -444,6 +444,7 @@ struct rw_store {
                                clock + max_future (when it was stored); the
                                reference of retention and flushes; INT64_MIN = none */
     _Atomic uint64_t nseries; /* all shards' series (a size hint for the WAL) */
+    _Atomic unsigned read_turn; /* the shard the next read starts at (shard_read.c) */
     _Atomic int read_only; /* writes refused (a failed recovery left data we
                               must not overwrite) */
     /* the reader connections' VFS (vfs.c), registered while the store is open */

@@ -8,11 +8,13 @@
  * (batches shrink) instead of refused, and one whose single step does not
  * fit is still refused. An aggregation streams its selector (it holds its
  * groups, not its members): inside a subquery it fits a max_samples its
- * members would not, with the unlimited result. */
+ * members would not, with the unlimited result. A cheap query over many
+ * steps runs in a few batches (two per worker at most). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "query/promql.h"
 #include "store/store.h"
 #include "support/tmpdir.h"
@@ -136,6 +138,57 @@ static void check_query(rw_engine *eng, const char *q, const char *iq, int64_t s
     rw_arena_free(a);
 }
 
+/* A querier that counts the series lookups of the store it wraps: every
+ * batch of steps of a range query looks its selector's series up once. */
+typedef struct counting {
+    rw_querier inner;
+    _Atomic int lookups;
+} counting;
+
+static rw_rc c_select(void *ctx, const rw_matcher *ms, size_t nms, int64_t mint, int64_t maxt,
+                      int flags, size_t max_samples, rw_arena *a, rw_series_data **out,
+                      size_t *nout, rw_err *err)
+{
+    counting *c = ctx;
+    if (flags & RW_SELECT_LABELS_ONLY)
+        c->lookups++;
+    return c->inner.ops->select(c->inner.ctx, ms, nms, mint, maxt, flags, max_samples, a, out,
+                                nout, err);
+}
+
+static rw_rc c_read(void *ctx, rw_series_data *series, size_t n, int64_t mint, int64_t maxt,
+                    int flags, size_t max_samples, rw_arena *a, size_t *decoded, rw_err *err)
+{
+    counting *c = ctx;
+    return c->inner.ops->read_samples(c->inner.ctx, series, n, mint, maxt, flags, max_samples, a,
+                                      decoded, err);
+}
+
+/* A cheap query over many steps runs in few batches: one first batch per
+ * worker, then the rest in one share per worker - every boundary between
+ * batches decodes the stored parts that straddle it twice. */
+static void test_few_batches(rw_store *st)
+{
+    static const rw_querier_ops ops = {.select = c_select, .read_samples = c_read};
+    counting c = {.inner = rw_store_querier(st)};
+    rw_querier q = {&ops, &c};
+    rw_engine *eng = rw_engine_new(&q, NULL);
+    rw_arena *a = rw_arena_new(0, 0);
+    rw_result r;
+    rw_err e;
+    rw_err_init(&e);
+    /* 5 h at 2 s: 9001 steps */
+    CHECK_MSG(rw_engine_range(eng, "count(reqs)", T0, T0 + 5 * H, 2000, 0, a, &r, &e) == RW_OK,
+              "%s", e.msg);
+    CHECK_INT(r.nseries, 1);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int workers = cpus < 1 ? 1 : cpus > 4 ? 4 : (int)cpus;
+    CHECK_MSG(c.lookups >= 2 && c.lookups <= 2 * workers, "%d batches for %d workers", c.lookups,
+              workers);
+    rw_arena_free(a);
+    rw_engine_free(eng);
+}
+
 static void test_batches(void)
 {
     char *dir = test_mkdtemp("rwq-batch");
@@ -240,6 +293,7 @@ static void test_batches(void)
     CHECK(strstr(e.msg, "too many samples") != NULL);
     rw_engine_free(eng);
     rw_arena_free(a);
+    test_few_batches(st);
     rw_store_close(st);
     test_rmtree(dir);
 }

@@ -10,8 +10,11 @@
  * out of the page cache, a read that misses the cache reads the 512 KiB
  * around the missed page (store/vfs.c) and returns the same samples. A
  * block of more series than the index encoder takes in one piece (its
- * streamed zstd frame, store/block.c) reads back whole after a reopen. */
+ * streamed zstd frame, store/block.c) reads back whole after a reopen.
+ * Readers at once (the workers of a range query) each get what one reader
+ * alone gets. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,6 +305,81 @@ static void test_scan_vs_point(void)
     test_rmtree(dir);
 }
 
+/* Readers running at once: each reads every series again and again, as
+ * the workers of a range query do, and must get what one reader alone
+ * gets - a shard whose reader connection the other holds is read after
+ * the others (shard_read.c), never skipped. */
+typedef struct conc_reader {
+    rw_store *st;
+    const rw_series_data *refs, *want;
+    size_t nrefs;
+    int64_t mint, maxt;
+    int bad, reads;
+} conc_reader;
+
+static void *conc_read(void *arg)
+{
+    conc_reader *c = arg;
+    rw_series_data *mine = malloc(c->nrefs * sizeof *mine);
+    rw_arena *a = rw_arena_new(0, 0);
+    for (int r = 0; r < 40 && mine && a; r++) {
+        memcpy(mine, c->refs, c->nrefs * sizeof *mine);
+        rw_arena_reset(a);
+        rw_err e;
+        rw_err_init(&e);
+        size_t dec = 0;
+        if (rw_store_read_samples(c->st, mine, c->nrefs, c->mint, c->maxt, 0, 0, a, &dec, &e) !=
+            RW_OK) {
+            c->bad++;
+            continue;
+        }
+        for (size_t k = 0; k < c->nrefs; k++)
+            c->bad += !same_samples(&mine[k], &c->want[k]) || mine[k].n == 0;
+        c->reads++;
+    }
+    rw_arena_free(a);
+    free(mine);
+    return NULL;
+}
+
+static void test_concurrent_readers(void)
+{
+    char *dir = test_mkdtemp("store_read_conc");
+    rw_store *st = open_store(dir, 4, 0);
+    if (!st)
+        return;
+    const int64_t t0 = 1700000000000;
+    for (int i = 0; i < 64; i++)
+        append_series(st, "a", i, t0, 600);
+    rw_err e;
+    rw_err_init(&e);
+    CHECK_INT(rw_store_maintain(st, &e), RW_OK); /* most of it in blocks */
+    rw_arena *a = rw_arena_new(0, 0);
+    int64_t end = t0 + 600 * STEP;
+    rw_series_data *refs, *want;
+    size_t nrefs = select_job(st, "a", t0, end, RW_SELECT_LABELS_ONLY, a, &refs);
+    CHECK_INT(nrefs, 64);
+    want = rw_arena_alloc(a, nrefs * sizeof *want);
+    memcpy(want, refs, nrefs * sizeof *want);
+    size_t dec = 0;
+    CHECK_INT(rw_store_read_samples(st, want, nrefs, t0, end, 0, 0, a, &dec, &e), RW_OK);
+    CHECK(dec > 64 * 100);
+    conc_reader c[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = (conc_reader){st, refs, want, nrefs, t0, end, 0, 0};
+        CHECK_INT(pthread_create(&th[i], NULL, conc_read, &c[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_MSG(c[i].bad == 0 && c[i].reads == 40, "reader %d: %d reads, %d differ", i,
+                  c[i].reads, c[i].bad);
+    }
+    rw_arena_free(a);
+    rw_store_close(st);
+    test_rmtree(dir);
+}
+
 /* Pages of the file in the page cache, or -1. */
 static long resident_pages(const char *path)
 {
@@ -443,5 +521,6 @@ int main(void)
     RUN(test_scan_vs_point);
     RUN(test_refs_and_windows);
     RUN(test_retention_between_calls);
+    RUN(test_concurrent_readers);
     TEST_DONE();
 }
