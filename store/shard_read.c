@@ -684,7 +684,7 @@ typedef struct reader {
     blockd **blocks;
     bidx **idx;
     size_t nblocks;
-    int in_txn;
+    int locked, in_txn;    /* rd_mu held; a read transaction open on rdb */
     rw_buf scratch;
     rw_arena *bs;          /* decoded block values of this call */
     tscol **tsref;         /* timestamp columns the runs point into (held) */
@@ -706,8 +706,11 @@ static void reader_end_txn(reader *r)
     if (r->in_txn) {
         db_exec(r->sh->rdb, "COMMIT", NULL);
         db_read_stats(r->sh);
-        pthread_mutex_unlock(&r->sh->rd_mu);
         r->in_txn = 0;
+    }
+    if (r->locked) {
+        pthread_mutex_unlock(&r->sh->rd_mu);
+        r->locked = 0;
     }
 }
 
@@ -731,19 +734,29 @@ static void reader_done(reader *r)
     rw_buf_free(&r->scratch);
 }
 
-/* Begins the read transaction (one snapshot per shard); with nowait, only
- * when the shard's reader connection is free (returns 0 when it is not). */
-static int reader_txn(reader *r, int nowait)
+/* Takes the shard's reader connection; with nowait only when it is free
+ * (returns 0 when another query holds it). */
+static int reader_lock(reader *r, int nowait)
 {
-    if (!r->in_txn) {
+    if (!r->locked) {
         if (!nowait)
             pthread_mutex_lock(&r->sh->rd_mu);
         else if (pthread_mutex_trylock(&r->sh->rd_mu) != 0)
             return 0;
+        r->locked = 1;
+    }
+    return 1;
+}
+
+/* Begins the read transaction when a part is first read: one snapshot per
+ * shard. */
+static void reader_txn(reader *r)
+{
+    reader_lock(r, 0);
+    if (!r->in_txn) {
         db_exec(r->sh->rdb, "BEGIN", NULL);
         r->in_txn = 1;
     }
-    return 1;
 }
 
 static int add_brun(reader *r, size_t item, size_t blk, const int64_t *t, double *v, uint32_t n)
@@ -809,7 +822,7 @@ static rw_rc read_blocks(reader *r, sel_item *items, const size_t *mine, size_t 
         }
         if (rc != RW_OK)
             break;
-        reader_txn(r, 0);
+        reader_txn(r);
         if (nw >= 32 && nw * 8 >= r->idx[b]->n) {
             rc = parts_scan(sh, r->blocks[b], e, nw, tt, vv, res, &r->scratch, err);
         } else {
@@ -989,7 +1002,7 @@ static rw_rc decode_items(rw_shard *sh, sel_item *items, size_t nitems, int64_t 
             for (size_t b = 0; b < r.nblocks && rc == RW_OK; b++)
                 if (!(r.idx[b] = block_index(sh, r.blocks[b], err)))
                     rc = err && err->code ? err->code : RW_INTERNAL;
-            if (rc == RW_OK && !reader_txn(&r, nowait))
+            if (rc == RW_OK && !reader_lock(&r, nowait))
                 rc = RW_AGAIN;
             if (rc == RW_OK)
                 rc = read_blocks(&r, items, mine, nm, mint, maxt, err);
