@@ -603,31 +603,6 @@ static int by_maxt_desc(const void *a, const void *b)
     return x->maxt > y->maxt ? -1 : x->maxt < y->maxt;
 }
 
-void shard_warm_indexes(rw_shard *sh)
-{
-    pthread_mutex_lock(&sh->mu);
-    size_t n = sh->nblocks;
-    blockd **bl = n ? malloc(n * sizeof *bl) : NULL;
-    for (size_t i = 0; bl && i < n; i++) {
-        bl[i] = sh->blocks[i];
-        atomic_fetch_add(&bl[i]->refs, 1);
-    }
-    pthread_mutex_unlock(&sh->mu);
-    if (!bl)
-        return;
-    /* newest data first: what dashboards open with */
-    qsort(bl, n, sizeof *bl, by_maxt_desc);
-    for (size_t i = 0; i < n; i++) {
-        if (!store_stopping(sh->store) && cache_bytes(sh) < cache_limit(sh) / 2) {
-            rw_err e;
-            rw_err_init(&e);
-            bidx_put(block_index(sh, bl[i], &e)); /* a failure is the query's to report */
-        }
-        blockd_put(bl[i]);
-    }
-    free(bl);
-}
-
 /* Timestamp column `id` of block b (rd_mu held); cached with the block. */
 static tscol *get_tscol(rw_shard *sh, const blockd *b, int64_t id, rw_buf *scratch, rw_err *err)
 {
@@ -670,6 +645,53 @@ static tscol *get_tscol(rw_shard *sh, const blockd *b, int64_t id, rw_buf *scrat
     }
     pthread_mutex_unlock(&sh->cache_mu);
     return t;
+}
+
+/* Decodes the timestamp columns of block b into the cache, one at a time
+ * (the reader connection is taken for each, so a query waits for one read at
+ * most), while the cache stays under half its bound. */
+static void warm_tscols(rw_shard *sh, const blockd *b)
+{
+    rw_buf scratch;
+    rw_buf_init(&scratch, 0);
+    for (int64_t id = b->ts_lo; id <= b->ts_hi && !store_stopping(sh->store); id++) {
+        if (cache_bytes(sh) >= cache_limit(sh) / 2)
+            break;
+        rw_err e;
+        rw_err_init(&e);
+        pthread_mutex_lock(&sh->rd_mu);
+        tscol_put(get_tscol(sh, b, id, &scratch, &e)); /* a failure is the query's to report */
+        pthread_mutex_unlock(&sh->rd_mu);
+    }
+    rw_buf_free(&scratch);
+}
+
+void shard_warm_indexes(rw_shard *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    size_t n = sh->nblocks;
+    blockd **bl = n ? malloc(n * sizeof *bl) : NULL;
+    for (size_t i = 0; bl && i < n; i++) {
+        bl[i] = sh->blocks[i];
+        atomic_fetch_add(&bl[i]->refs, 1);
+    }
+    pthread_mutex_unlock(&sh->mu);
+    if (!bl)
+        return;
+    /* newest data first: what dashboards open with */
+    qsort(bl, n, sizeof *bl, by_maxt_desc);
+    for (size_t i = 0; i < n; i++) {
+        if (!store_stopping(sh->store) && cache_bytes(sh) < cache_limit(sh) / 2) {
+            rw_err e;
+            rw_err_init(&e);
+            bidx *x = block_index(sh, bl[i], &e); /* a failure is the query's to report */
+            if (x)
+                warm_tscols(sh, bl[i]);
+            bidx_put(x);
+        }
+        blockd_put(bl[i]);
+    }
+    free(bl);
 }
 
 /* Decodes a part's row (its timestamp column id and value blob) into v and

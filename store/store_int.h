@@ -754,10 +754,12 @@ void cache_drop_block(rw_shard *sh, const blockd *b);
 void cache_free(rw_shard *sh);
 /* Bytes the cache holds (indexes and timestamp columns). */
 size_t cache_bytes(rw_shard *sh);
-/* Loads the indexes of the shard's newest blocks into the cache while they
- * take less than half of it (maintenance thread, once after the open): the
- * first query after a start would otherwise read every index of its range
- * from disk. Stops early when the store stops. */
+/* Loads the indexes and timestamp columns of the shard's newest blocks into
+ * the cache while they take less than half of it (maintenance thread, once
+ * after the open): the first query after a start would otherwise read and
+ * decode every index and timestamp column of its range (on the days preset
+ * 18 MB of the 43 MB a cold 3-day WAL-fsync p99 read). Stops early when the
+ * store stops. */
 void shard_warm_indexes(rw_shard *sh);
 void blockd_put(blockd *b);
 /* Reads the part e of block b (rd_mu held): values into v (e->n entries),

@@ -5,7 +5,8 @@ windows into blocks and delete the WAL segments they cover (the WAL stays
 bounded); after kill -9 every acknowledged sample must be back (blocks plus
 the replayed WAL), again after a second kill -9 right after the restart
 (replay is idempotent), and after a clean stop no WAL is left at all; after
-that start the blocks' indexes are cached before any query asks."""
+that start the blocks' indexes and timestamp columns are cached before any
+query asks (a read of everything adds nothing to the cache)."""
 
 import os
 import sys
@@ -100,7 +101,37 @@ try:
             "block indexes cached after the start, before any query", str(cached))
     ns, n, bad = count_all(g)
     c.eq((ns, n, bad), (SERIES, acked, 0), "everything read back from blocks")
+
+    def cache_and_blocks():
+        st, _, b = http("GET", g.url + "/metrics")
+        lines = b.decode().splitlines()
+        return ([ln for ln in lines if ln.startswith("rwgate_store_index_cache_bytes{")],
+                [ln for ln in lines if ln.startswith("rwgate_store_blocks{")])
+
+    def settled(need):
+        # the same figures over `need` readings 0.2 s apart (compaction runs
+        # once a second)
+        deadline = time.time() + 30
+        seen = [cache_and_blocks()]
+        while time.time() < deadline and not (len(seen) >= need and
+                                              all(x == seen[-1] for x in seen[-need:])):
+            time.sleep(0.2)
+            seen.append(cache_and_blocks())
+        return seen[-1]
+
+    # the timestamp columns too: once compaction has merged what this start
+    # found and the next start has loaded the cache, a read of everything
+    # adds nothing to it
+    settled(15)
     c.eq(g.stop(), 0, "clean stop")
+    g.start()
+    before = settled(6)
+    ns, n, bad = count_all(g)
+    c.eq((ns, n, bad), (SERIES, acked, 0), "everything read back again")
+    after = cache_and_blocks()
+    c.eq(after[1], before[1], "no block written or merged meanwhile")
+    c.check(all(not ln.endswith(" 0") for ln in before[0]), "the cache was loaded", str(before[0]))
+    c.eq(after[0], before[0], "the read found every index and timestamp column in the cache")
 finally:
     if c.failed:
         log("rwgate log tail:\n" + g.log_tail())
