@@ -247,6 +247,35 @@ static int fold_finish(const fold *f, rw_aggop op, size_t ns, rw_eval_series *o)
     return any;
 }
 
+/* The group's values as o's step arrays, made in place from the fold's (o
+ * takes them: no second pair of arrays per group, no copy): the result
+ * where the fold has one, seen as the presence. Returns whether it has a
+ * value at any step, like fold_finish; -1 for avg, whose state is not a
+ * double a step. */
+static int fold_take(fold *f, rw_aggop op, size_t ns, rw_eval_series *o)
+{
+    double *v = op == RW_AGG_COUNT ? f->count : f->v;
+    if (op == RW_AGG_AVG || !v)
+        return -1;
+    int any = 0;
+    for (size_t i = 0; i < ns; i++) {
+        if (!f->seen[i])
+            continue;
+        any = 1;
+        switch (op) {
+        case RW_AGG_SUM: v[i] = f->v[i] + f->c[i]; break;
+        case RW_AGG_STDVAR: v[i] = f->v[i] / f->count[i]; break;
+        case RW_AGG_STDDEV: v[i] = sqrt(f->v[i] / f->count[i]); break;
+        default: break; /* v holds it (count, min, max, group) */
+        }
+    }
+    o->v = v;
+    o->ok = f->seen;
+    o->t = NULL;
+    o->drop_name = f->drop;
+    return any;
+}
+
 /* Every operator but quantile, member by member: each member's step arrays
  * are read in one pass into per-step state of its group (kept in cache),
  * rather than each step gathering its value from every member - with
@@ -383,10 +412,16 @@ static rw_rc agg_fold_stream(rw_eval_ctx *ctx, const rw_node *n, rw_eval_value *
     if (!(out->series = rw_arena_alloc(a, (st.ng ? st.ng : 1) * sizeof *out->series)))
         return rw_eval_nomem(ctx);
     for (size_t gi = 0; gi < st.ng; gi++) {
-        const stream_group *g = &st.g[gi];
-        rw_eval_series *o = rw_series_new(ctx, &out->series[out->nseries], g->labels,
-                                          g->nlabels, 0);
-        if (!o)
+        stream_group *g = &st.g[gi];
+        rw_eval_series *o = &out->series[out->nseries];
+        o->labels = g->labels;
+        o->nlabels = g->nlabels;
+        int took = fold_take(&g->f, n->u.agg.op, ctx->nsteps, o);
+        if (took >= 0) {
+            out->nseries += (size_t)took;
+            continue;
+        }
+        if (!rw_series_new(ctx, o, g->labels, g->nlabels, 0))
             return rw_eval_nomem(ctx);
         if (fold_finish(&g->f, n->u.agg.op, ctx->nsteps, o))
             out->nseries++;
