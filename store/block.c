@@ -666,7 +666,7 @@ static void warm_tscols(rw_shard *sh, const blockd *b)
     rw_buf_free(&scratch);
 }
 
-void shard_warm_indexes(rw_shard *sh)
+void shard_warm_cache(rw_shard *sh)
 {
     pthread_mutex_lock(&sh->mu);
     size_t n = sh->nblocks;

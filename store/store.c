@@ -615,7 +615,7 @@ static void *maint_main(void *arg)
     int64_t interval = st->opts.checkpoint_interval_ms;
     int64_t last_ret = rw_now_ms();
     for (int k = 0; k < st->nshards && !store_stopping(st); k++)
-        shard_warm_indexes(&st->shards[k]);
+        shard_warm_cache(&st->shards[k]);
     pthread_mutex_lock(&st->maint_mu);
     while (!store_stopping(st)) {
         if (!st->kicked) {

@@ -760,7 +760,7 @@ size_t cache_bytes(rw_shard *sh);
  * decode every index and timestamp column of its range (on the days preset
  * 18 MB of the 43 MB a cold 3-day WAL-fsync p99 read). Stops early when the
  * store stops. */
-void shard_warm_indexes(rw_shard *sh);
+void shard_warm_cache(rw_shard *sh);
 void blockd_put(blockd *b);
 /* Reads the part e of block b (rd_mu held): values into v (e->n entries),
  * timestamps as *ts (a reference to release with tscol_put). RW_NOTFOUND
