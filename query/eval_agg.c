@@ -222,6 +222,19 @@ static void fold_member(fold *f, rw_aggop op, size_t ns, const rw_eval_series *s
         f->drop = 1;
 }
 
+/* The group's value at step i (seen there). */
+static inline double fold_value(const fold *f, rw_aggop op, size_t i)
+{
+    switch (op) {
+    case RW_AGG_SUM: return f->v[i] + f->c[i];
+    case RW_AGG_AVG: return rw_avg_value(&f->avg[i]);
+    case RW_AGG_COUNT: return f->count[i];
+    case RW_AGG_STDVAR: return f->v[i] / f->count[i];
+    case RW_AGG_STDDEV: return sqrt(f->v[i] / f->count[i]);
+    default: return f->v[i];
+    }
+}
+
 /* The group's values into o; returns whether it has one at any step. */
 static int fold_finish(const fold *f, rw_aggop op, size_t ns, rw_eval_series *o)
 {
@@ -229,17 +242,8 @@ static int fold_finish(const fold *f, rw_aggop op, size_t ns, rw_eval_series *o)
     for (size_t i = 0; i < ns; i++) {
         if (!f->seen[i])
             continue;
-        double v;
-        switch (op) {
-        case RW_AGG_SUM: v = f->v[i] + f->c[i]; break;
-        case RW_AGG_AVG: v = rw_avg_value(&f->avg[i]); break;
-        case RW_AGG_COUNT: v = f->count[i]; break;
-        case RW_AGG_STDVAR: v = f->v[i] / f->count[i]; break;
-        case RW_AGG_STDDEV: v = sqrt(f->v[i] / f->count[i]); break;
-        default: v = f->v[i]; break;
-        }
         o->ok[i] = 1;
-        o->v[i] = v;
+        o->v[i] = fold_value(f, op, i);
         any = 1;
     }
     if (f->drop)
@@ -262,12 +266,7 @@ static int fold_take(fold *f, rw_aggop op, size_t ns, rw_eval_series *o)
         if (!f->seen[i])
             continue;
         any = 1;
-        switch (op) {
-        case RW_AGG_SUM: v[i] = f->v[i] + f->c[i]; break;
-        case RW_AGG_STDVAR: v[i] = f->v[i] / f->count[i]; break;
-        case RW_AGG_STDDEV: v[i] = sqrt(f->v[i] / f->count[i]); break;
-        default: break; /* v holds it (count, min, max, group) */
-        }
+        v[i] = fold_value(f, op, i); /* reads step i's state before writing it */
     }
     o->v = v;
     o->ok = f->seen;

@@ -1045,7 +1045,7 @@ static rw_rc decode_items(rw_shard *sh, sel_item *items, size_t nitems, int64_t 
 }
 
 /* Decodes the items of every shard in mask (bit k: shard k has items; every
- * shard past 63): shards whose reader connection another query holds are
+ * shard past 63): a shard whose reader connection another query holds is
  * left for a second round, and each call starts at the next shard in turn,
  * so that the workers of a range query (engine.c), which read the same
  * series for neighbouring steps, decode on different shards side by side
@@ -1055,24 +1055,24 @@ static rw_rc decode_shards(rw_store *st, sel_item *items, size_t nitems, uint64_
                            size_t max_samples, size_t *total, rw_err *err)
 {
     int n = st->nshards, start = (int)(atomic_fetch_add(&st->read_turn, 1) % (unsigned)n);
-    uint64_t busy = 0; /* bit i: the i-th shard of this call's order, left for later */
+    uint64_t busy = 0; /* bit k: shard k left for the second round */
     rw_rc rc = RW_OK;
-    for (int round = 0; round < 2 && rc == RW_OK; round++) {
-        for (int i = 0; i < n && rc == RW_OK; i++) {
-            int k = (start + i) % n;
-            if (k < 64 && !(mask >> k & 1))
-                continue;
-            if (round == 1 && !(i < 64 && (busy >> i & 1)))
-                continue;
-            rc = decode_items(&st->shards[k], items, nitems, mint, maxt, last,
-                              round == 0 && i < 64, a, out, max_samples, total, err);
-            if (rc == RW_AGAIN && round == 0) {
-                busy |= (uint64_t)1 << i;
-                rc = RW_OK;
-            }
+    for (int i = 0; i < n && rc == RW_OK; i++) {
+        int k = (start + i) % n;
+        if (k < 64 && !(mask >> k & 1))
+            continue;
+        rc = decode_items(&st->shards[k], items, nitems, mint, maxt, last, k < 64, a, out,
+                          max_samples, total, err);
+        if (rc == RW_AGAIN) {
+            busy |= (uint64_t)1 << k;
+            rc = RW_OK;
         }
-        if (!busy)
-            break;
+    }
+    for (int i = 0; i < n && rc == RW_OK && busy; i++) {
+        int k = (start + i) % n;
+        if (k < 64 && (busy >> k & 1))
+            rc = decode_items(&st->shards[k], items, nitems, mint, maxt, last, 0, a, out,
+                              max_samples, total, err);
     }
     return rc;
 }
@@ -1204,8 +1204,8 @@ rw_rc rw_store_read_samples(rw_store *st, rw_series_data *sd, size_t n, int64_t 
             shards_some |= k < 64 ? (uint64_t)1 << k : 0;
     }
     if (rc == RW_OK)
-        rc = decode_shards(st, items, n, shards_some, mint, maxt, (flags & RW_SELECT_LAST) != 0, a, sd, max_samples, &total,
-                           err);
+        rc = decode_shards(st, items, n, shards_some, mint, maxt, (flags & RW_SELECT_LAST) != 0,
+                           a, sd, max_samples, &total, err);
     free(items);
     if (decoded)
         *decoded = total;
