@@ -19,6 +19,11 @@ static inline __attribute__((always_inline)) int rd_varint(pb *b, uint64_t *out)
         *out = *b->p++;
         return 0;
     }
+    if (b->end - b->p >= 2 && !(b->p[1] & 0x80)) { /* a message's length: often two */
+        *out = (uint64_t)(b->p[0] & 0x7f) | (uint64_t)b->p[1] << 7;
+        b->p += 2;
+        return 0;
+    }
     uint64_t v = 0;
     for (int shift = 0; shift < 64 && b->p < b->end; shift += 7) {
         uint8_t c = *b->p++;

@@ -93,6 +93,16 @@ static int count_series(pb body, rw_in_series *s)
        the series cache's key, and what the ASCII check reads */
     const uint8_t *lab_lo = NULL, *lab_hi = NULL;
     int other = 0, split = 0; /* a field after a label / a label after that */
+    /* the labels as every sender writes them, first and each shorter than
+       128 bytes: over them at once (the loop below checks the rest, and
+       decode_label each label's body) */
+    const uint8_t *p = body.p;
+    while (body.end - p >= 2 && p[0] == (1 << 3 | 2) && p[1] < 0x80 && p[1] <= body.end - p - 2)
+        p += 2 + p[1], nl++;
+    if (nl) {
+        lab_lo = body.p;
+        lab_hi = body.p = p;
+    }
     while (body.p < body.end) {
         uint32_t num;
         int wt;

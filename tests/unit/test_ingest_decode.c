@@ -306,6 +306,40 @@ static void test_decode_v1_wire(void)
     CHECK(rw_in_validate_series(ig, &b.series[0], &e) == RW_BADREQ && strstr(e.msg, "NUL"));
     free(body);
 
+    /* the Sample layout every sender writes (value, then the timestamp
+       ending the message) is read directly: a timestamp repeated after it
+       still wins (the last value, as protobuf), and one whose varint never
+       ends is malformed */
+    for (int repeat = 0; repeat < 2; repeat++) {
+        uint8_t one[64];
+        size_t n = 0, at;
+        one[n++] = 1 << 3 | 2;
+        at = n++;
+        one[n++] = 2 << 3 | 2;
+        one[n++] = repeat ? 13 : 11;
+        one[n++] = 1 << 3 | 1;
+        memcpy(one + n, &v, 8);
+        n += 8;
+        one[n++] = 2 << 3 | 0;
+        one[n++] = repeat ? 0x07 : 0x87; /* 7, or a varint cut short */
+        if (repeat) {
+            one[n++] = 2 << 3 | 0;
+            one[n++] = 0x09;
+        }
+        one[at] = (uint8_t)(n - at - 1);
+        body = compress(one, n, &clen);
+        rw_err_init(&e);
+        rw_rc rc = rw_in_decode(ig, RW_PROTO_V1, body, clen, a, &b, &e);
+        if (repeat) {
+            CHECK_MSG(rc == RW_OK, "%s", e.msg);
+            CHECK(b.nseries == 1 && b.series[0].nsamples == 1 && b.series[0].samples[0].t == 9 &&
+                  b.series[0].samples[0].v == 2.5);
+        } else {
+            CHECK(rc == RW_BADREQ && strstr(e.msg, "malformed time series 0"));
+        }
+        free(body);
+    }
+
     /* a label sent with the wrong wire type is malformed */
     uint8_t bad[] = {1 << 3 | 2, 4, 1 << 3 | 2, 2, 1 << 3 | 0, 5};
     body = compress(bad, sizeof bad, &clen);
