@@ -79,10 +79,30 @@ void chunk_enc_init(chunk_enc *e)
     e->leading = 0xff;
 }
 
+void chunk_enc_init_in(chunk_enc *e, uint8_t *buf, uint32_t cap)
+{
+    chunk_enc_init(e);
+    e->b = buf;
+    e->cap = cap;
+    e->lent = 1;
+}
+
 void chunk_enc_free(chunk_enc *e)
 {
-    free(e->b);
+    if (!e->lent)
+        free(e->b);
     chunk_enc_init(e);
+}
+
+void chunk_enc_reset_in(chunk_enc *e, uint8_t *buf, uint32_t cap)
+{
+    if (e->b != buf) {
+        chunk_enc_free(e);
+        memset(buf, 0, cap);
+        chunk_enc_init_in(e, buf, cap);
+        return;
+    }
+    chunk_enc_reset(e);
 }
 
 void chunk_enc_reset(chunk_enc *e)
@@ -91,9 +111,11 @@ void chunk_enc_reset(chunk_enc *e)
         memset(e->b, 0, e->cap);
     uint8_t *b = e->b;
     uint32_t cap = e->cap;
+    uint8_t lent = e->lent;
     chunk_enc_init(e);
     e->b = b;
     e->cap = cap;
+    e->lent = lent;
 }
 
 /* Makes room for `bits` more bits plus the 8 bytes of slack the word writer
@@ -108,12 +130,15 @@ static int reserve(chunk_enc *e, uint32_t bits)
     uint32_t n = e->cap ? e->cap : 32;
     while (n < need)
         n = (n + n / 2 + 15) & ~15u;
-    uint8_t *p = realloc(e->b, n);
+    uint8_t *p = e->lent ? malloc(n) : realloc(e->b, n);
     if (!p)
         return -1;
+    if (e->lent)
+        memcpy(p, e->b, e->cap);
     memset(p + e->cap, 0, n - e->cap);
     e->b = p;
     e->cap = n;
+    e->lent = 0;
     return 0;
 }
 
@@ -314,7 +339,7 @@ static int transcode_append(chunk_enc *e, int64_t t, uint64_t bits)
         free(x.b);
         return -1;
     }
-    free(e->b);
+    chunk_enc_free(e);
     *e = x;
     return 0;
 }

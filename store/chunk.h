@@ -21,13 +21,14 @@
 /* An open chunk being appended to. Owned by its series; guarded by the
  * shard lock. n == 0 means "no open chunk" (b may still hold capacity). */
 typedef struct chunk_enc {
-    uint8_t *b;        /* malloc'd bytes, zero past nbits */
+    uint8_t *b;        /* its bytes, zero past nbits: malloc'd, or lent */
     uint32_t cap;      /* bytes allocated */
     uint32_t nbits;    /* bits used from the start of b (header included) */
     uint16_t n;        /* samples */
     uint8_t leading;   /* XOR window of the last written window; 0xff = none */
     uint8_t trailing;
     uint8_t intmode;   /* RW_CHUNK_F_INT set in the header */
+    uint8_t lent;      /* b is the owner's bytes (chunk_enc_init_in), not malloc'd */
     uint16_t seek;     /* byte offset of the restart (RW_CHUNK_F_SEEK); 0 = none */
     int64_t t0;        /* first timestamp */
     int64_t t;         /* last timestamp */
@@ -37,9 +38,15 @@ typedef struct chunk_enc {
 } chunk_enc;
 
 void chunk_enc_init(chunk_enc *e);
+/* Starts in the caller's zeroed bytes buf[cap] (beside the owner's other
+ * fields, so an append touches one place in memory, not two); a chunk that
+ * outgrows them moves to malloc'd memory. */
+void chunk_enc_init_in(chunk_enc *e, uint8_t *buf, uint32_t cap);
 void chunk_enc_free(chunk_enc *e);
 /* Forgets the samples but keeps the buffer. */
 void chunk_enc_reset(chunk_enc *e);
+/* Forgets the samples and goes back to buf[cap] (chunk_enc_init_in). */
+void chunk_enc_reset_in(chunk_enc *e, uint8_t *buf, uint32_t cap);
 /* Appends one sample; the caller ensures t is newer than e->t (except for the
  * first sample). A chunk started with an integral value is in int mode; the
  * first non-integral value re-encodes it in XOR mode. Returns 0, or -1 when

@@ -525,15 +525,15 @@ series *shard_series_create(rw_shard *sh, uint32_t id, uint64_t hash, const rw_l
         return NULL; /* id taken: corrupt input */
     if ((sh->nseries + 1) * 2 > sh->nslots && slots_grow(sh) < 0)
         return NULL;
-    series *s = calloc(1, sizeof *s + n * sizeof(rw_label));
+    series *s = calloc(1, sizeof *s + n * sizeof(rw_label) + SERIES_HEAD_BYTES);
     if (!s)
         return NULL;
-    chunk_enc_init(&s->head);
     s->pmint = INT64_MAX;
     s->pmaxt = INT64_MIN;
     s->id = id;
     s->hash = hash;
     s->nlabels = (uint32_t)n;
+    chunk_enc_init_in(&s->head, series_head_home(s), SERIES_HEAD_BYTES);
     /* the labels are the interned strings (the postings keys, shared by
      * every series with that name or value) */
     for (size_t i = 0; i < n; i++) {

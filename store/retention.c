@@ -252,7 +252,7 @@ static rw_rc retention_pass(rw_shard *sh, int64_t ret, rw_err *err)
             if (s->head.n && s->head.t < cutoff) {
                 sh->nheads--;
                 sh->head_samples -= s->head.n;
-                chunk_enc_reset(&s->head);
+                series_head_reset(s);
             }
             if (s->ooo) {
                 uint32_t w = 0;

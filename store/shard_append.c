@@ -169,7 +169,7 @@ int series_cut_head(rw_shard *sh, series *s)
     c->seek = s->head.seek;
     sh->head_chunks++;
     sh->nheads--;
-    chunk_enc_reset(&s->head);
+    series_head_reset(s);
     return 0;
 }
 

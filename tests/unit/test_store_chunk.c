@@ -3,7 +3,7 @@
  * negative and irregular timestamps, single-sample and full chunks, and the
  * compressed size of typical scrape data; chunk_it_range() keeps exactly the
  * samples of its window, from the chunk's restart when the window starts
- * after it. */
+ * after it; an encoder in its owner's bytes moves out and back. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,6 +289,59 @@ static void test_corrupt(void)
     chunk_enc_free(&e);
 }
 
+/* An encoder started in its owner's bytes (chunk_enc_init_in): it writes
+ * there while the chunk fits, moves to malloc'd memory when it outgrows
+ * them or leaves int mode, and goes back on chunk_enc_reset_in; the owner's
+ * bytes are never freed (ASan: they are on the stack) and the samples come
+ * back exactly wherever they were written. */
+static void test_lent_bytes(void)
+{
+    uint8_t home[64];
+    for (int xor_at = 0; xor_at < 2; xor_at++) {
+        memset(home, 0, sizeof home);
+        chunk_enc e;
+        chunk_enc_init_in(&e, home, sizeof home);
+        int64_t t[200];
+        double v[200];
+        size_t n = 0, moved_at = 0;
+        for (; n < 200; n++) {
+            t[n] = 1700000000000 + (int64_t)n * 15000 + (int64_t)(n % 7);
+            /* integral, so int mode; with xor_at, a fraction at sample 5 */
+            v[n] = xor_at && n >= 5 ? (double)n / 3 : (double)(n * n);
+            CHECK(chunk_enc_append(&e, t[n], v[n]) == 0);
+            if (!moved_at && e.b != home)
+                moved_at = n + 1;
+        }
+        CHECK(moved_at > 1);
+        if (xor_at)
+            CHECK_INT(moved_at, 6); /* re-encoded in XOR mode: out of home */
+        CHECK(!e.lent && e.b != home);
+        size_t len = chunk_enc_len(&e);
+        chunk_it it;
+        CHECK_INT(chunk_it_init(&it, e.b, len), 200);
+        int64_t ts;
+        double vs;
+        size_t i = 0;
+        while (chunk_it_next(&it, &ts, &vs) == 1 && i < 200) {
+            CHECK(ts == t[i] && bits(vs) == bits(v[i]));
+            i++;
+        }
+        CHECK_INT(i, 200);
+        /* back home, zeroed, and the next chunk is written there */
+        chunk_enc_reset_in(&e, home, sizeof home);
+        CHECK(e.lent && e.b == home && e.n == 0);
+        for (size_t k = 0; k < 3; k++)
+            CHECK(chunk_enc_append(&e, t[k], v[k]) == 0);
+        CHECK(e.b == home);
+        CHECK_INT(chunk_it_init(&it, home, chunk_enc_len(&e)), 3);
+        for (size_t k = 0; k < 3; k++)
+            CHECK(chunk_it_next(&it, &ts, &vs) == 1 && ts == t[k] && bits(vs) == bits(v[k]));
+        chunk_enc_reset(&e); /* keeps the bytes it has: home */
+        CHECK(e.lent && e.b == home);
+        chunk_enc_free(&e);
+    }
+}
+
 int main(void)
 {
     RUN(test_specials);
@@ -297,5 +350,6 @@ int main(void)
     RUN(test_int_mode);
     RUN(test_ts_intervals);
     RUN(test_corrupt);
+    RUN(test_lent_bytes);
     TEST_DONE();
 }
