@@ -177,7 +177,12 @@ rw_ingest *rw_ingest_new(const rw_ingest_opts *o, rw_err *err)
     }
     if (cfg->series_cache_size > 0 &&
         !(ig->cache = rw_in_cache_new((size_t)cfg->series_cache_size))) {
-        rw_err_set(err, RW_NOMEM, "out of memory");
+        /* its tables' address space is reserved at the start (pages count
+           once written): a size the system cannot map fails here */
+        rw_err_set(err, RW_NOMEM, "ingest.series_cache_size = %lld: cannot reserve %lld MiB of "
+                   "address space for the series cache (32 bytes an entry)",
+                   (long long)cfg->series_cache_size,
+                   (long long)(cfg->series_cache_size / 32768));
         rw_ingest_free(ig);
         return NULL;
     }
