@@ -515,7 +515,7 @@ int rw_in_series_limit_admit(rw_in_ctx *c, rw_in_series *s, uint64_t hash)
     if (!c->lt || rw_limits_series_admit(c->lt, hash, c->tl->max_series))
         return 1;
     char lbl[200];
-    if (rw_in_decode_v1_labels(s) < 0) /* cached: decoded for the message */
+    if (rw_in_decode_v1_labels(s, c->a) < 0) /* cached: decoded for the message */
         snprintf(lbl, sizeof lbl, "(malformed labels)");
     else
         rw_labels_format(s->labels, s->nlabels < 16 ? s->nlabels : 16, lbl, sizeof lbl);

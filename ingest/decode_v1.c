@@ -213,7 +213,13 @@ static const char *copy_value(rw_arena *a, last_value *lv, const char *v, uint32
 
 static int decode_series_cached(pb body, rw_arena *a, rw_in_series *s, last_value lv[3])
 {
-    if (rw_in_series_alloc(a, s, s->nlabels, s->nsamples) < 0)
+    /* its samples only, side by side with the other series' (the store
+       reads them in a row); its label arrays when they are decoded
+       (rw_in_decode_v1_labels, in what was reserved for them) */
+    s->labels = NULL;
+    s->lens = NULL;
+    s->samples = NULL;
+    if (s->nsamples && !(s->samples = rw_arena_alloc(a, s->nsamples * sizeof *s->samples)))
         return -2;
     s->lazy_n = (uint32_t)s->nlabels;
     s->nlabels = 0;
@@ -323,10 +329,16 @@ void rw_in_cache_find_labels(rw_in_mem *m, rw_in_series *series, size_t n)
     }
 }
 
-int rw_in_decode_v1_labels(rw_in_series *s)
+int rw_in_decode_v1_labels(rw_in_series *s, rw_arena *a)
 {
     if (!s->lazy_n)
         return 0;
+    if (!s->labels) {
+        rw_sample *keep = s->samples;
+        if (rw_in_series_alloc(a, s, s->lazy_n, 0) < 0)
+            return -1;
+        s->samples = keep;
+    }
     char *at[2];
     pb body = {s->raw, s->raw + s->raw_len};
     size_t n = 0;

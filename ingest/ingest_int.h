@@ -334,10 +334,11 @@ rw_rc rw_in_decode_v1(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in
                       rw_in_batch *out, rw_err *err);
 rw_rc rw_in_decode_v2(uint8_t *raw, size_t len, const rw_ingest_config *c, rw_in_mem *m,
                       rw_in_batch *out, rw_err *err);
-/* A cached series' labels, decoded from its bytes as sent into the arrays
- * the decoder left for them (no allocation); 0 at once for a series whose
- * labels are decoded. -1 on a malformed span (cannot be: it was parsed). */
-int rw_in_decode_v1_labels(rw_in_series *s);
+/* A cached series' labels, decoded from its bytes as sent into arrays
+ * taken from the request arena a (within what the decoder reserved for
+ * them); 0 at once for a series whose labels are decoded. -1 on a
+ * malformed span (cannot be: it was parsed) or no memory. */
+int rw_in_decode_v1_labels(rw_in_series *s, rw_arena *a);
 /* 2.0's decoder, its labels decoded: keys each series by its label strings
  * and marks those the cache (rw_in_mem.cache) knows. */
 struct rw_in_mem;

@@ -41,9 +41,9 @@ void rw_in_reason(rw_in_ctx *c, const char *fmt, ...)
 }
 
 /* For a message: a cached series' labels are decoded first. */
-static void series_name(rw_in_series *s, char *out, size_t cap)
+static void series_name(rw_in_ctx *c, rw_in_series *s, char *out, size_t cap)
 {
-    if (rw_in_decode_v1_labels(s) < 0) {
+    if (rw_in_decode_v1_labels(s, c->a) < 0) {
         snprintf(out, cap, "(malformed labels)");
         return;
     }
@@ -76,7 +76,7 @@ static rw_rc stage_validate(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
         /* a cached series' labels passed before, byte for byte */
         if (!s->cached && rw_in_validate_series_lim(&lim, s, &verr) != RW_OK) {
             char lbl[200];
-            series_name(s, lbl, sizeof lbl);
+            series_name(c, s, lbl, sizeof lbl);
             rw_in_reason(c, "series %s: %s", lbl, verr.msg);
             c->st->series_rejected++;
             c->st->samples_rejected += s->nsamples;
@@ -90,7 +90,7 @@ static rw_rc stage_validate(rw_in_ctx *c, rw_in_batch *b, rw_err *err)
                 rw_in_src_note(c, s, RW_SRC_FUTURE, 1);
                 if (!future) {
                     char lbl[200];
-                    series_name(s, lbl, sizeof lbl);
+                    series_name(c, s, lbl, sizeof lbl);
                     rw_in_reason(c, "%s: sample at %lld: too far in the future", lbl,
                                  (long long)s->samples[k].t);
                 }
@@ -165,7 +165,7 @@ static void on_reject(void *ctx, const rw_append_series *s, size_t i, rw_reject_
     if (c->nreasons >= MAX_REASONS)
         return;
     char lbl[256];
-    series_name(from, lbl, sizeof lbl);
+    series_name(c, from, lbl, sizeof lbl);
     rw_in_reason(c, "%s: sample at %lld: %s", lbl, (long long)s->samples[i].t,
                  rw_reject_reason_str(r));
 }
@@ -318,7 +318,7 @@ static rw_rc retry_gone(rw_in_ctx *c, rw_in_batch *b, const uint8_t *gone, const
             continue;
         rw_in_series *s = &rb.series[rb.nseries++];
         *s = b->series[from[k]];
-        if (rw_in_decode_v1_labels(s) < 0)
+        if (rw_in_decode_v1_labels(s, c->a) < 0)
             return rw_err_set(err, RW_BADREQ, "malformed labels of series %zu", from[k]);
         s->cached = 0;
         s->nhistograms = s->nexemplars = 0; /* counted by the first pass */

@@ -129,7 +129,7 @@ static void compare_cached(const rw_ingest_config *cfg, rw_proto_version ver, co
             if (!pn || !pi || strcmp(pn, s->raw_node) || strcmp(pi, s->raw_inst))
                 abort();
         }
-        if (rw_in_decode_v1_labels(s) < 0 || s->nlabels != p->nlabels)
+        if (rw_in_decode_v1_labels(s, a) < 0 || s->nlabels != p->nlabels)
             abort();
         for (size_t k = 0; k < s->nlabels; k++)
             if (s->lens[2 * k] != p->lens[2 * k] || s->lens[2 * k + 1] != p->lens[2 * k + 1] ||
