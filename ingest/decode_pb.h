@@ -20,18 +20,12 @@ static inline __attribute__((always_inline)) int rw_in_pb_sample(pb body, rw_sam
 {
     double v = 0;
     int64_t ts = 0;
-    /* the encoding every sender writes: value (1) then timestamp (2), a
-       varint of at most 9 bytes that ends the body - read directly */
-    size_t len = (size_t)(body.end - body.p);
-    if (len >= 11 && len <= 19 && body.p[0] == (1 << 3 | 1) && body.p[9] == (2 << 3 | 0)) {
-        uint64_t x = 0;
-        const uint8_t *q = body.p + 10;
-        for (int shift = 0; q < body.end; shift += 7, q++) {
-            x |= (uint64_t)(*q & 0x7f) << shift;
-            if (!(*q & 0x80))
-                break;
-        }
-        if (q + 1 == body.end) {
+    /* the encoding every sender writes: value (1) then timestamp (2), whose
+       varint ends the body - read directly */
+    if (body.end - body.p >= 11 && body.p[0] == (1 << 3 | 1) && body.p[9] == (2 << 3 | 0)) {
+        pb ts_field = {body.p + 10, body.end};
+        uint64_t x;
+        if (rd_varint(&ts_field, &x) == 0 && ts_field.p == body.end) {
             memcpy(&v, body.p + 1, 8);
             s->t = (int64_t)x;
             s->v = v;

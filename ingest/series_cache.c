@@ -262,6 +262,18 @@ int rw_in_cache_get(rw_in_cache *c, rw_in_cache_key k, rw_in_cache_val *out)
     }
 }
 
+/* Copies entry from into to, field by field atomically (a reader may be
+ * reading to: it reads again, the sequence count has moved). */
+static void ent_copy(ent *to, const ent *from)
+{
+    ST(to->lo, LD(from->lo));
+    ST(to->hi, LD(from->hi));
+    ST(to->hash, LD(from->hash));
+    ST(to->ref, LD(from->ref));
+    ST(to->aux, LD(from->aux));
+    ST(to->flags, LD(from->flags));
+}
+
 /* A free way of the key's two buckets (the emptier first), or NULL. */
 static ent *free_way(ent *t, size_t nb, uint64_t lo, uint64_t hi)
 {
@@ -302,12 +314,7 @@ static ent *make_way(ent *t, size_t nb, uint64_t lo, uint64_t hi)
             for (int v = 0; v < WAYS; v++) {
                 if (LD(alt[v].flags) & VALID)
                     continue;
-                ST(alt[v].lo, LD(e->lo));
-                ST(alt[v].hi, LD(e->hi));
-                ST(alt[v].hash, LD(e->hash));
-                ST(alt[v].ref, LD(e->ref));
-                ST(alt[v].aux, LD(e->aux));
-                ST(alt[v].flags, LD(e->flags));
+                ent_copy(&alt[v], e);
                 ST(e->flags, 0);
                 return e;
             }
@@ -339,15 +346,10 @@ static int grow(stripe *s)
     s->n = 0;
     for (size_t i = 0; i < n; i++) {
         ent *x = make_way(s->t, nb, keep[i].lo, keep[i].hi);
-        if (!x)
-            continue;
-        ST(x->lo, keep[i].lo);
-        ST(x->hi, keep[i].hi);
-        ST(x->hash, keep[i].hash);
-        ST(x->ref, keep[i].ref);
-        ST(x->aux, keep[i].aux);
-        ST(x->flags, keep[i].flags);
-        s->n++;
+        if (x) {
+            ent_copy(x, &keep[i]);
+            s->n++;
+        }
     }
     free(keep);
     return 0;
